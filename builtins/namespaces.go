@@ -1,0 +1,458 @@
+package builtins
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"go.starlark.net/starlark"
+	"golang.org/x/sys/unix"
+
+	"nsh.dev/nsh/internal/doc"
+	"nsh.dev/nsh/internal/nsctx"
+	"nsh.dev/nsh/internal/nserr"
+	"nsh.dev/nsh/internal/nsthread"
+)
+
+func namespaceTable() doc.Table {
+	consts := map[string]starlark.Value{}
+	for _, k := range nsthread.Kinds {
+		consts[k.Const] = starlark.MakeInt(k.Flag)
+	}
+	return doc.Table{
+		Funcs: []doc.Func{
+			{Name: "namespaces", Sig: "namespaces(target=None)", Impl: namespacesBuiltin, Doc: `Returns the current context, or the namespaces of target, as nsh.namespaces.
+target is a pid, a process, a namespaces value, a namespace file path or an
+ip-netns name. Example: namespaces().net, namespaces(1).uts.`},
+			{Name: "unshare", Sig: `unshare(*kinds, propagation="private")`, Impl: unshareBuiltin, Doc: `Creates new namespaces and moves the current context into them.
+kinds are /proc/PID/ns names ("net", "uts", ...) or CLONE_NEW* constants,
+which may be OR-ed: unshare("net", "uts") == unshare(CLONE_NEWNET|CLONE_NEWUTS).
+Returns the new context as nsh.namespaces. As with unshare(1), a new mount
+namespace is made recursively private first so nothing propagates back to
+the host; propagation="slave", "shared" or "unchanged" chooses otherwise.
+The namespaces live as long as the run (they are held by descriptor) unless
+something else keeps them. Kinds that a multi-threaded process cannot
+unshare itself (user, pid, time) are created by a helper process.`},
+			{Name: "setns", Sig: "setns(target, *kinds)", Impl: setnsBuiltin, Doc: `Moves the current context into existing namespaces; returns the previous one.
+target is an nsh.namespaces or nsh.namespace value, a process, a pid, a path
+(/proc/PID/ns/net, or a file a namespace was bind-mounted on) or the name of
+an ip-netns namespace. kinds limits which kinds are joined (default: all the
+target has). prev = setns(x) ... setns(prev) returns to where you were.`},
+			{Name: "netns", Sig: "netns(name, persist=True)", Impl: netnsBuiltin, Doc: `Creates, or opens if it exists, a named network namespace, as "ip netns add NAME".
+It is bind-mounted on /run/netns/NAME so "ip netns exec NAME ..." and
+"ip -n NAME ..." see it. It persists after the script unless persist=False,
+in which case the run deletes it at its end (as "ip netns del" would). It
+does not move the current context: use setns(netns("blue")) or ns=.`},
+			{Name: "netns_delete", Sig: "netns_delete(name)", Impl: netnsDeleteBuiltin, Doc: `Deletes a named network namespace, as "ip netns del NAME".
+The namespace itself goes away once nothing else holds it.`},
+			{Name: "hostname", Sig: "hostname(name=None, ns=None)", Impl: utsBuiltin(true), Doc: `Returns, or sets when name is given, the hostname of a UTS namespace.
+ns is a target as for setns(); default the current context.`},
+			{Name: "domainname", Sig: "domainname(name=None, ns=None)", Impl: utsBuiltin(false), Doc: `Returns, or sets when name is given, the NIS domain name of a UTS namespace.
+ns is a target as for setns(); default the current context.`},
+		},
+		Types:  []doc.Type{namespaceType, namespacesType},
+		Consts: consts,
+		Topic: map[string]string{
+			"kinds": `Namespace kinds: mnt, uts, ipc, pid, net, user, cgroup, time (the names in
+/proc/PID/ns), or the constants CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC,
+CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWUSER, CLONE_NEWCGROUP, CLONE_NEWTIME,
+which may be OR-ed together as in C.`,
+		},
+	}
+}
+
+// parseKinds turns kind arguments (names or OR-ed CLONE_NEW* ints) into
+// flags. It fails on anything unknown before any syscall is made.
+func parseKinds(args starlark.Tuple) (int, error) {
+	flags := 0
+	for _, a := range args {
+		switch a := a.(type) {
+		case starlark.String:
+			k, ok := nsthread.KindByName(string(a))
+			if !ok {
+				if k2, ok2 := kindByConst(string(a)); ok2 {
+					k, ok = k2, true
+				}
+			}
+			if !ok {
+				return 0, fmt.Errorf("unknown namespace kind %q (kinds: mnt uts ipc pid net user cgroup time)", string(a))
+			}
+			flags |= k.Flag
+		case starlark.Int:
+			v, ok := a.Int64()
+			if !ok || v <= 0 || int(v)&^nsthread.AllFlags != 0 {
+				return 0, fmt.Errorf("unknown namespace flags %s (use CLONE_NEW* constants)", a)
+			}
+			flags |= int(v)
+		default:
+			return 0, fmt.Errorf("namespace kind must be a string or CLONE_NEW* int, not %s", a.Type())
+		}
+	}
+	return flags, nil
+}
+
+func kindByConst(s string) (nsthread.Kind, bool) {
+	for _, k := range nsthread.Kinds {
+		if k.Const == s {
+			return k, true
+		}
+	}
+	return nsthread.Kind{}, false
+}
+
+// contextTarget is implemented by values that name a whole context, such as
+// processes.
+type contextTarget interface {
+	targetContext(st *state) (nsctx.Context, error)
+}
+
+// resolveTarget turns a target argument into a context and the flags of
+// the kinds the target actually names (a single namespace names one kind).
+func resolveTarget(st *state, v starlark.Value) (nsctx.Context, int, error) {
+	cur := st.current()
+	switch v := v.(type) {
+	case *Namespaces:
+		return v.ctx, nsthread.AllFlags, nil
+	case *Namespace:
+		return cur.With(v.ns), v.ns.Kind.Flag, nil
+	case contextTarget:
+		c, err := v.targetContext(st)
+		return c, nsthread.AllFlags, err
+	case starlark.Int:
+		pid, ok := v.Int64()
+		if !ok || pid <= 0 {
+			return cur, 0, fmt.Errorf("invalid pid %s", v)
+		}
+		c, err := st.tab.OpenProc(int(pid))
+		return c, nsthread.AllFlags, err
+	case starlark.String:
+		s := string(v)
+		if s == "" {
+			return cur, 0, fmt.Errorf("empty namespace target")
+		}
+		if strings.HasPrefix(s, "/") || strings.HasPrefix(s, ".") {
+			n, err := st.tab.Open(s, "")
+			if err != nil {
+				return cur, 0, err
+			}
+			return cur.With(n), n.Kind.Flag, nil
+		}
+		if err := checkNetnsName(s); err != nil {
+			return cur, 0, err
+		}
+		path := filepath.Join(netnsDir, s)
+		if _, err := os.Stat(path); err != nil {
+			return cur, 0, fmt.Errorf("no network namespace named %q (%s does not exist)", s, path)
+		}
+		n, err := st.tab.Open(path, "net")
+		if err != nil {
+			return cur, 0, err
+		}
+		st.setName(n, s)
+		return cur.With(n), n.Kind.Flag, nil
+	}
+	return cur, 0, fmt.Errorf("cannot use %s as a namespace target (want namespaces, namespace, process, pid, path or netns name)", v.Type())
+}
+
+func namespacesBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var target starlark.Value = starlark.None
+	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "target?", &target); err != nil {
+		return nil, err
+	}
+	st, err := stateOf(th)
+	if err != nil {
+		return nil, err
+	}
+	if target == starlark.None {
+		return &Namespaces{ctx: st.current(), st: st}, nil
+	}
+	c, _, err := resolveTarget(st, target)
+	if err != nil {
+		return nil, err
+	}
+	return &Namespaces{ctx: c, st: st}, nil
+}
+
+// threadKinds are the kinds a pinned thread can unshare by itself.
+const threadKinds = unix.CLONE_NEWNET | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWNS | unix.CLONE_NEWCGROUP
+
+func unshareBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	opts := unshareOpts{propagation: "private"}
+	if err := opts.unpack(fn.Name(), kwargs); err != nil {
+		return nil, err
+	}
+	flags, err := parseKinds(args)
+	if err != nil {
+		return nil, err
+	}
+	if flags == 0 {
+		return nil, fmt.Errorf("no namespace kind given (e.g. unshare(\"net\"))")
+	}
+	if !validPropagation[opts.propagation] {
+		return nil, fmt.Errorf("unknown propagation %q (private, slave, shared, unbindable, unchanged)", opts.propagation)
+	}
+	st, err := stateOf(th)
+	if err != nil {
+		return nil, err
+	}
+	cur := st.current()
+	var created []*nsctx.NS
+	userForeign := !nsctx.Same(cur.Get("user"), st.tab.Initial.Get("user"))
+	if flags&^threadKinds == 0 && !userForeign && opts.processOnly() {
+		created, err = st.unshareOnThread(cur, flags, opts.propagation)
+	} else {
+		created, err = st.unshareViaProcess(th, cur, flags, &opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	next := cur.With(created...)
+	st.setCurrent(next)
+	return &Namespaces{ctx: next, st: st}, nil
+}
+
+// unshareOnThread creates namespaces on a pinned thread that has joined
+// cur, and keeps them by descriptor.
+func (st *state) unshareOnThread(cur nsctx.Context, flags int, propagation string) ([]*nsctx.NS, error) {
+	var created []*nsctx.NS
+	err := nsthread.Unshare(st.tab.Joins(cur), flags, func() error {
+		if flags&unix.CLONE_NEWNS != 0 {
+			if err := setPropagation("/", propagation); err != nil {
+				return err
+			}
+		}
+		var err error
+		created, err = st.tab.OpenThreadSelf(flags)
+		return err
+	})
+	return created, err
+}
+
+var validPropagation = map[string]bool{"private": true, "slave": true, "shared": true, "unbindable": true, "unchanged": true}
+
+// setPropagation applies a propagation to target and everything below it.
+func setPropagation(target, propagation string) error {
+	var pflag uintptr
+	switch propagation {
+	case "unchanged":
+		return nil
+	case "private":
+		pflag = unix.MS_PRIVATE
+	case "slave":
+		pflag = unix.MS_SLAVE
+	case "shared":
+		pflag = unix.MS_SHARED
+	case "unbindable":
+		pflag = unix.MS_UNBINDABLE
+	default:
+		return fmt.Errorf("unknown propagation %q (private, slave, shared, unbindable, unchanged)", propagation)
+	}
+	return nserr.New("mount", "--make-r"+propagation+" "+target, unix.Mount("none", target, "", pflag|unix.MS_REC, ""))
+}
+
+func setnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if len(kwargs) > 0 {
+		return nil, fmt.Errorf("unexpected keyword argument %s", kwargs[0][0])
+	}
+	if len(args) == 0 {
+		return nil, fmt.Errorf("missing argument for target")
+	}
+	want, err := parseKinds(args[1:])
+	if err != nil {
+		return nil, err
+	}
+	st, err := stateOf(th)
+	if err != nil {
+		return nil, err
+	}
+	target, has, err := resolveTarget(st, args[0])
+	if err != nil {
+		return nil, err
+	}
+	if want == 0 {
+		want = has
+	} else if want&^has != 0 {
+		return nil, fmt.Errorf("target %s has no %s namespace to join (it is %s)", args[0], nsthread.FlagNames(want&^has), nsthread.FlagNames(has))
+	}
+	prev := st.current()
+	next := prev
+	for i, k := range nsthread.Kinds {
+		if want&k.Flag != 0 {
+			next[i] = target[i]
+		}
+	}
+	// Try the join once on a throwaway thread, so a refused setns is
+	// reported here and not later by whatever acts in the context.
+	if err := nsthread.Do(st.tab.Joins(next), func() error { return nil }); err != nil {
+		return nil, err
+	}
+	st.setCurrent(next)
+	return &Namespaces{ctx: prev, st: st}, nil
+}
+
+const netnsDir = "/run/netns"
+
+func checkNetnsName(name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") || len(name) > 255 {
+		return fmt.Errorf("invalid network namespace name %q (no '/', not empty, at most 255 bytes)", name)
+	}
+	return nil
+}
+
+func netnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var name string
+	persist := true
+	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "name", &name, "persist?", &persist); err != nil {
+		return nil, err
+	}
+	if err := checkNetnsName(name); err != nil {
+		return nil, err
+	}
+	st, err := stateOf(th)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(netnsDir, name)
+	if n, err := st.tab.Open(path, "net"); err == nil {
+		st.setName(n, name)
+		return &Namespace{ns: n, st: st}, nil
+	} else if !errors.Is(err, unix.ENOENT) {
+		return nil, err
+	}
+	var created *nsctx.NS
+	cur := st.current()
+	err = nsthread.Do(st.tab.Joins(cur), func() error {
+		if err := prepareNetnsDir(); err != nil {
+			return err
+		}
+		f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nserr.New("create", strconv.Quote(path), unwrap(err))
+		}
+		f.Close()
+		fail := func(err error) error { os.Remove(path); return err }
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			return fail(nserr.New("unshare", "net", err))
+		}
+		if err := unix.Mount("/proc/thread-self/ns/net", path, "none", unix.MS_BIND, ""); err != nil {
+			return fail(nserr.New("mount", "--bind /proc/thread-self/ns/net "+path, err))
+		}
+		ns, err := st.tab.OpenThreadSelf(unix.CLONE_NEWNET)
+		if err != nil {
+			unix.Unmount(path, unix.MNT_DETACH)
+			return fail(err)
+		}
+		created = ns[0]
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	st.setName(created, name)
+	if !persist {
+		st.reg.Add(fmt.Sprintf("netns %q", name), func() error { return removeNetns(st, cur, name) })
+	}
+	return &Namespace{ns: created, st: st}, nil
+}
+
+// prepareNetnsDir makes /run/netns exist and be a shared mount of its own,
+// as iproute2 does, so namespaces bound there propagate to other mount
+// namespaces and can be unmounted everywhere.
+func prepareNetnsDir() error {
+	if err := os.MkdirAll(netnsDir, 0o755); err != nil {
+		return nserr.New("mkdir", netnsDir, unwrap(err))
+	}
+	for {
+		err := unix.Mount("", netnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+		if err == nil {
+			return nil
+		}
+		if err != unix.EINVAL {
+			return nserr.New("mount", "--make-rshared "+netnsDir, err)
+		}
+		// Not a mount point yet: bind it onto itself, then try again.
+		if err := unix.Mount(netnsDir, netnsDir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return nserr.New("mount", "--bind "+netnsDir+" "+netnsDir, err)
+		}
+	}
+}
+
+func removeNetns(st *state, ctx nsctx.Context, name string) error {
+	path := filepath.Join(netnsDir, name)
+	return nsthread.Do(st.tab.Joins(ctx), func() error {
+		if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
+			return nserr.New("umount", path, err)
+		}
+		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+			return nserr.New("remove", path, unwrap(err))
+		}
+		return nil
+	})
+}
+
+func netnsDeleteBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var name string
+	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "name", &name); err != nil {
+		return nil, err
+	}
+	if err := checkNetnsName(name); err != nil {
+		return nil, err
+	}
+	st, err := stateOf(th)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Lstat(filepath.Join(netnsDir, name)); err != nil {
+		return nil, fmt.Errorf("no network namespace named %q", name)
+	}
+	return starlark.None, removeNetns(st, st.current(), name)
+}
+
+func (n *Namespace) persist(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var path string
+	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "path", &path); err != nil {
+		return nil, err
+	}
+	if path == "" {
+		return nil, fmt.Errorf("empty path")
+	}
+	st := n.st
+	src := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), n.ns.Fd())
+	err := nsthread.Do(st.tab.Joins(st.current()), func() error {
+		created := false
+		if _, err := os.Lstat(path); os.IsNotExist(err) {
+			f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0o444)
+			if err != nil {
+				return nserr.New("create", strconv.Quote(path), unwrap(err))
+			}
+			f.Close()
+			created = true
+		}
+		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+			if created {
+				os.Remove(path)
+			}
+			if err == unix.EINVAL {
+				return nserr.Errorf("mount", "--bind "+n.ns.String()+" "+strconv.Quote(path), err,
+					"the parent mount of %s is probably shared; bind its directory onto itself and make it private first", path)
+			}
+			return nserr.New("mount", "--bind "+n.ns.String()+" "+strconv.Quote(path), err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return starlark.None, nil
+}
+
+func unwrap(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,195 @@
+package builtins
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
+
+	"nsh.dev/nsh/internal/doc"
+	"nsh.dev/nsh/internal/nsctx"
+	"nsh.dev/nsh/internal/nsthread"
+)
+
+// Namespace is the Starlark value of one namespace, held open by the run.
+type Namespace struct {
+	ns *nsctx.NS
+	st *state
+}
+
+var (
+	_ starlark.HasAttrs   = (*Namespace)(nil)
+	_ starlark.Comparable = (*Namespace)(nil)
+)
+
+// String renders the namespace as the kernel does: net:[4026531840].
+func (n *Namespace) String() string { return n.ns.String() }
+
+// Type returns "nsh.namespace".
+func (n *Namespace) Type() string { return "nsh.namespace" }
+
+// Freeze is a no-op: a Namespace is immutable.
+func (n *Namespace) Freeze() {}
+
+// Truth is always true.
+func (n *Namespace) Truth() starlark.Bool { return true }
+
+// Hash hashes the inode.
+func (n *Namespace) Hash() (uint32, error) { return uint32(n.ns.Ino ^ n.ns.Ino>>32), nil }
+
+// CompareSameType compares namespaces by device and inode.
+func (n *Namespace) CompareSameType(op syntax.Token, y starlark.Value, depth int) (bool, error) {
+	m := y.(*Namespace)
+	switch op {
+	case syntax.EQL:
+		return nsctx.Same(n.ns, m.ns), nil
+	case syntax.NEQ:
+		return !nsctx.Same(n.ns, m.ns), nil
+	}
+	return false, fmt.Errorf("%s %s %s not supported", n.Type(), op, y.Type())
+}
+
+var namespaceType = doc.Type{
+	Name: "nsh.namespace",
+	Doc: `One namespace, held open by the run (str() is the kernel's notation, net:[4026531840]).
+Two values of the same namespace compare equal. A namespace nsh created lives
+as long as the run holds it or something keeps it alive: a process inside
+it, or a bind mount made with persist().`,
+	Attrs: []doc.Attr{
+		{Name: "kind", Doc: `"mnt", "uts", "ipc", "pid", "net", "user", "cgroup" or "time"`},
+		{Name: "inode", Doc: "the namespace's inode number (as in /proc/PID/ns/KIND)"},
+		{Name: "dev", Doc: "device number of the nsfs the inode lives on"},
+		{Name: "name", Doc: "the ip-netns name of a net namespace opened or created by name, else None"},
+		{Name: "initial", Doc: "True if this is the namespace of its kind nsh was started in"},
+	},
+	Methods: []doc.Func{
+		{Name: "persist", Sig: "persist(path)", Doc: `Bind-mounts the namespace on path so it outlives the script, like
+unshare --net=FILE. The file is created if missing. The bind mount is made in
+the current context's mount namespace and is not undone at the end of the
+run; remove it with umount(path). The parent mount of path must not be
+shared (the kernel refuses with EINVAL); /run/netns-style directories that
+are their own mount work.`},
+	},
+}
+
+// AttrNames lists the attributes.
+func (n *Namespace) AttrNames() []string {
+	return []string{"dev", "initial", "inode", "kind", "name", "persist"}
+}
+
+// Attr returns an attribute.
+func (n *Namespace) Attr(name string) (starlark.Value, error) {
+	switch name {
+	case "kind":
+		return starlark.String(n.ns.Kind.Name), nil
+	case "inode":
+		return starlark.MakeUint64(n.ns.Ino), nil
+	case "dev":
+		return starlark.MakeUint64(n.ns.Dev), nil
+	case "name":
+		if s := n.st.nameOf(n.ns); s != "" {
+			return starlark.String(s), nil
+		}
+		return starlark.None, nil
+	case "initial":
+		return starlark.Bool(nsctx.Same(n.ns, n.st.tab.Initial.Get(n.ns.Kind.Name))), nil
+	case "persist":
+		return doc.NewBuiltin("persist", n.persist).BindReceiver(n), nil
+	}
+	return nil, nil
+}
+
+// Namespaces is the Starlark value of a context: one namespace per kind.
+type Namespaces struct {
+	ctx nsctx.Context
+	st  *state
+}
+
+var (
+	_ starlark.HasAttrs   = (*Namespaces)(nil)
+	_ starlark.Comparable = (*Namespaces)(nil)
+)
+
+// String lists the namespaces that differ from those nsh started in.
+func (n *Namespaces) String() string {
+	var parts []string
+	for i, k := range nsthread.Kinds {
+		if !nsctx.Same(n.ctx[i], n.st.tab.Initial[i]) {
+			parts = append(parts, n.ctx[i].String())
+		}
+		_ = k
+	}
+	sort.Strings(parts)
+	if len(parts) == 0 {
+		return "namespaces(initial)"
+	}
+	return "namespaces(" + strings.Join(parts, ", ") + ")"
+}
+
+// Type returns "nsh.namespaces".
+func (n *Namespaces) Type() string { return "nsh.namespaces" }
+
+// Freeze is a no-op: a Namespaces is immutable.
+func (n *Namespaces) Freeze() {}
+
+// Truth is always true.
+func (n *Namespaces) Truth() starlark.Bool { return true }
+
+// Hash combines the inodes.
+func (n *Namespaces) Hash() (uint32, error) {
+	var h uint32
+	for _, ns := range n.ctx {
+		h = h*31 + uint32(ns.Ino)
+	}
+	return h, nil
+}
+
+// CompareSameType compares contexts kind by kind.
+func (n *Namespaces) CompareSameType(op syntax.Token, y starlark.Value, depth int) (bool, error) {
+	m := y.(*Namespaces)
+	switch op {
+	case syntax.EQL:
+		return n.ctx.Equal(m.ctx), nil
+	case syntax.NEQ:
+		return !n.ctx.Equal(m.ctx), nil
+	}
+	return false, fmt.Errorf("%s %s %s not supported", n.Type(), op, y.Type())
+}
+
+var namespacesType = doc.Type{
+	Name: "nsh.namespaces",
+	Doc: `A context: one namespace of each kind, as returned by namespaces(), unshare()
+and setns(). Its attributes are the eight kinds. str() lists the kinds that
+differ from the namespaces nsh started in. For pid and time, the namespace is
+the one new processes are started in (pid_for_children, time_for_children).`,
+	Attrs: []doc.Attr{
+		{Name: "mnt", Doc: "mount namespace"}, {Name: "uts", Doc: "hostname/domainname"}, {Name: "ipc", Doc: "SysV IPC and POSIX message queues"},
+		{Name: "pid", Doc: "PID namespace of new processes"}, {Name: "net", Doc: "network namespace"}, {Name: "user", Doc: "user namespace"},
+		{Name: "cgroup", Doc: "cgroup namespace"}, {Name: "time", Doc: "time namespace of new processes"},
+		{Name: "changed", Doc: "list of the kinds that differ from the namespaces nsh started in"},
+	},
+}
+
+// AttrNames lists the kinds.
+func (n *Namespaces) AttrNames() []string {
+	return []string{"cgroup", "changed", "ipc", "mnt", "net", "pid", "time", "user", "uts"}
+}
+
+// Attr returns the namespace of a kind.
+func (n *Namespaces) Attr(name string) (starlark.Value, error) {
+	if name == "changed" {
+		var out []starlark.Value
+		for i, k := range nsthread.Kinds {
+			if !nsctx.Same(n.ctx[i], n.st.tab.Initial[i]) {
+				out = append(out, starlark.String(k.Name))
+			}
+		}
+		return starlark.NewList(out), nil
+	}
+	if ns := n.ctx.Get(name); ns != nil {
+		return &Namespace{ns: ns, st: n.st}, nil
+	}
+	return nil, nil
+}

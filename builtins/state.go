@@ -1,0 +1,79 @@
+package builtins
+
+import (
+	"fmt"
+	"sync"
+
+	"go.starlark.net/starlark"
+
+	"nsh.dev/nsh/internal/lifecycle"
+	"nsh.dev/nsh/internal/nsctx"
+)
+
+// state is the per-run state of the builtins: the namespace descriptors the
+// run holds and the shell's current context. It lives in the run's
+// lifecycle registry, shared by every thread of the run, and its
+// descriptors are closed when the run ends (after every object created in
+// those namespaces was torn down, since it is registered first).
+type state struct {
+	reg   *lifecycle.Registry
+	tab   *nsctx.Table
+	mu    sync.Mutex
+	cur   nsctx.Context
+	names map[uint64]string // net namespace inode -> ip-netns name
+}
+
+type stateOrErr struct {
+	st  *state
+	err error
+}
+
+func stateOf(th *starlark.Thread) (*state, error) {
+	reg := lifecycle.From(th)
+	v := reg.Shared("nsh.builtins.state", func() any {
+		tab, err := nsctx.NewTable()
+		if err != nil {
+			return stateOrErr{err: fmt.Errorf("cannot open nsh's own namespaces: %w", err)}
+		}
+		st := &state{reg: reg, tab: tab, cur: tab.Initial, names: map[uint64]string{}}
+		reg.Add("namespace descriptors", tab.Close)
+		return stateOrErr{st: st}
+	}).(stateOrErr)
+	return v.st, v.err
+}
+
+func (st *state) current() nsctx.Context {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.cur
+}
+
+func (st *state) setCurrent(c nsctx.Context) {
+	st.mu.Lock()
+	st.cur = c
+	st.mu.Unlock()
+}
+
+func (st *state) nameOf(n *nsctx.NS) string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.names[n.Ino]
+}
+
+func (st *state) setName(n *nsctx.NS, name string) {
+	st.mu.Lock()
+	st.names[n.Ino] = name
+	st.mu.Unlock()
+}
+
+// describe renders the kinds of c that differ from the initial context, with
+// the ip-netns name of the net namespace when it has one.
+func (st *state) describe(c nsctx.Context) string {
+	d := st.tab.Diff(c)
+	if n := c.Get("net"); n != nil {
+		if name := st.nameOf(n); name != "" {
+			d = "netns:" + name + " " + d
+		}
+	}
+	return d
+}

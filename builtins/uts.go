@@ -1,0 +1,71 @@
+package builtins
+
+import (
+	"fmt"
+
+	"go.starlark.net/starlark"
+	"golang.org/x/sys/unix"
+
+	"nsh.dev/nsh/internal/nserr"
+	"nsh.dev/nsh/internal/nsthread"
+)
+
+// utsBuiltin implements hostname() (host=true) and domainname().
+func utsBuiltin(host bool) func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
+	return func(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var name starlark.Value = starlark.None
+		var target starlark.Value = starlark.None
+		if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "name?", &name, "ns?", &target); err != nil {
+			return nil, err
+		}
+		var newName string
+		set := false
+		if name != starlark.None {
+			s, ok := starlark.AsString(name)
+			if !ok {
+				return nil, fmt.Errorf("name must be a string, not %s", name.Type())
+			}
+			if len(s) > 64 {
+				return nil, fmt.Errorf("name %q is longer than 64 bytes", s)
+			}
+			newName, set = s, true
+		}
+		st, err := stateOf(th)
+		if err != nil {
+			return nil, err
+		}
+		ctx := st.current()
+		if target != starlark.None {
+			if ctx, _, err = resolveTarget(st, target); err != nil {
+				return nil, err
+			}
+		}
+		uts := ctx.Get("uts")
+		var out string
+		err = nsthread.Do(st.tab.Joins(ctx.With(uts)), func() error {
+			if set {
+				if host {
+					return nserr.New("sethostname", fmt.Sprintf("%q in %s", newName, uts), unix.Sethostname([]byte(newName)))
+				}
+				return nserr.New("setdomainname", fmt.Sprintf("%q in %s", newName, uts), unix.Setdomainname([]byte(newName)))
+			}
+			var u unix.Utsname
+			if err := unix.Uname(&u); err != nil {
+				return nserr.New("uname", "", err)
+			}
+			if host {
+				out = unix.ByteSliceToString(u.Nodename[:])
+			} else {
+				out = unix.ByteSliceToString(u.Domainname[:])
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if set {
+			return starlark.None, nil
+		}
+		return starlark.String(out), nil
+	}
+}

@@ -1,0 +1,186 @@
+// Command nsh is a shell for Linux namespaces whose language is Starlark.
+//
+//	nsh [flags] FILE.star [ARG...]   run a script
+//	nsh [flags] -c CODE [ARG...]     run a one-liner
+//	nsh [flags] - [ARG...]           run a script read from stdin
+//	nsh [flags]                      REPL on a terminal, else script from stdin
+//	nsh doc [NAME]                   print the reference
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/term"
+
+	"nsh.dev/nsh/builtins"
+	"nsh.dev/nsh/interp"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `usage: nsh [flags] [FILE.star | -c CODE | -] [ARG...]
+       nsh doc [NAME]
+
+nsh runs Starlark scripts that create and enter Linux namespaces (mnt, uts,
+ipc, pid, net, user, cgroup, time), veth links, mounts and processes, and
+tears down everything a script created when it ends, fails or is
+interrupted, unless it was persisted.
+
+  nsh FILE.star ARG...   run FILE.star; argv is ["FILE.star", ARG...]
+  nsh -c CODE ARG...     run CODE; argv is ["-c", ARG...]
+  nsh - ARG...           run the script read from stdin; argv is ["-", ARG...]
+  nsh                    start the REPL when stdin is a terminal, else run stdin
+  nsh doc [NAME]         print the reference of NAME (a builtin, type, method
+                         such as link.up, or topic), or the index
+
+flags:
+  -c CODE        run CODE instead of a file
+  -i             after the script (or -c CODE) ends, stay in the REPL with
+                 everything it built still alive; leaving the REPL tears it down
+  -h, --help     print this help
+  --version      print the version
+
+exit status: 0 success; 1 script error or fail(); 2 bad usage; the code given
+to exit(code); 128+N when ended by signal N (130 for Ctrl-C).
+`
+
+type options struct {
+	code        *string
+	interactive bool
+	script      string
+	args        []string
+}
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	if len(args) > 0 && args[0] == "doc" {
+		return docCmd(args[1:])
+	}
+	opts, code, done := parseArgs(args)
+	if done {
+		return code
+	}
+	in := interp.New(interp.Config{Builtins: builtins.Table(), Prompt: builtins.Prompt})
+
+	var src any
+	var name string
+	argv := []string{}
+	switch {
+	case opts.code != nil:
+		name, src = "-c", *opts.code
+		argv = append(argv, "-c")
+	case opts.script == "-" || (opts.script == "" && !term.IsTerminal(int(os.Stdin.Fd())) && !opts.interactive):
+		b, err := io.ReadAll(os.Stdin)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "nsh: reading stdin: %v\n", err)
+			return 2
+		}
+		name, src = "<stdin>", b
+		argv = append(argv, "-")
+	case opts.script != "":
+		b, err := os.ReadFile(opts.script)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "nsh: %v\n", err)
+			return 2
+		}
+		name, src = opts.script, b
+		argv = append(argv, opts.script)
+	}
+	argv = append(argv, opts.args...)
+
+	root := "."
+	if opts.script != "" && opts.script != "-" {
+		root = filepath.Dir(opts.script)
+	}
+	r := in.NewRun(root, argv)
+	var err error
+	if src != nil {
+		gl, e := r.ExecFile(name, src)
+		err = e
+		if err != nil && !interp.IsExit(err) && r.Signal() == 0 {
+			fmt.Fprintln(os.Stderr, interp.FormatError(err))
+		}
+		if opts.interactive && r.Signal() == 0 && !interp.IsExit(err) {
+			err = r.REPL(gl, os.Stdin)
+		}
+	} else {
+		err = r.REPL(nil, os.Stdin)
+	}
+	if cerr := r.Close(); cerr != nil {
+		fmt.Fprintf(os.Stderr, "nsh: %v\n", cerr)
+		if err == nil {
+			err = cerr
+		}
+	}
+	return r.ExitCode(err)
+}
+
+// parseArgs reads nsh's own flags; everything after the script name (or
+// after -c CODE) belongs to the script.
+func parseArgs(args []string) (opts options, code int, done bool) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "-h" || a == "--help" || a == "-help":
+			fmt.Print(usage)
+			return opts, 0, true
+		case a == "--version" || a == "-version":
+			fmt.Println("nsh", version)
+			return opts, 0, true
+		case a == "-i":
+			opts.interactive = true
+		case a == "-c":
+			if i+1 >= len(args) {
+				fmt.Fprint(os.Stderr, "nsh: -c needs an argument\n"+usage)
+				return opts, 2, true
+			}
+			c := args[i+1]
+			opts.code = &c
+			opts.args = args[i+2:]
+			return opts, 0, false
+		case a == "--":
+			if i+1 < len(args) {
+				opts.script = args[i+1]
+				opts.args = args[i+2:]
+			}
+			return opts, 0, false
+		case a == "-":
+			opts.script = "-"
+			opts.args = args[i+1:]
+			return opts, 0, false
+		case strings.HasPrefix(a, "-"):
+			fmt.Fprintf(os.Stderr, "nsh: unknown flag %q\n%s", a, usage)
+			return opts, 2, true
+		default:
+			opts.script = a
+			opts.args = args[i+1:]
+			return opts, 0, false
+		}
+	}
+	return opts, 0, false
+}
+
+func docCmd(args []string) int {
+	in := interp.New(interp.Config{Builtins: builtins.Table()})
+	if len(args) == 0 {
+		fmt.Print(in.Index())
+		return 0
+	}
+	status := 0
+	for _, name := range args {
+		text, err := in.Doc(name)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "nsh doc: %v\n", err)
+			status = 2
+			continue
+		}
+		fmt.Print(text)
+	}
+	return status
+}

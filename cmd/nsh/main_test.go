@@ -1,0 +1,326 @@
+package main_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"nsh.dev/nsh/internal/leakcheck"
+)
+
+var nshBin string
+
+func TestMain(m *testing.M) {
+	if bin := os.Getenv("NSH_BIN"); bin != "" {
+		// Prebuilt (the rootless run cannot build).
+		nshBin = bin
+		os.Exit(m.Run())
+	}
+	dir, err := os.MkdirTemp("", "nsh-cmd-test")
+	if err != nil {
+		panic(err)
+	}
+	nshBin = filepath.Join(dir, "nsh")
+	if out, err := exec.Command("go", "build", "-o", nshBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building nsh: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func nsh(t *testing.T, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(nshBin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.Stdin = strings.NewReader(stdin)
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func TestArgv(t *testing.T) {
+	out, _, code := nsh(t, "", "-c", "print(argv)", "a", "b")
+	if code != 0 || out != "[\"-c\", \"a\", \"b\"]\n" {
+		t.Errorf("got %d %q", code, out)
+	}
+	script := filepath.Join(t.TempDir(), "s.star")
+	os.WriteFile(script, []byte("print(argv)\n"), 0o644)
+	out, _, _ = nsh(t, "", script, "x")
+	if out != fmt.Sprintf("[%q, \"x\"]\n", script) {
+		t.Errorf("script argv %q", out)
+	}
+	out, _, _ = nsh(t, "print(argv)\n", "-", "y")
+	if out != "[\"-\", \"y\"]\n" {
+		t.Errorf("stdin argv %q", out)
+	}
+	out, _, _ = nsh(t, "print('from stdin')\n")
+	if out != "from stdin\n" {
+		t.Errorf("non-terminal stdin: %q", out)
+	}
+}
+
+func TestExitStatus(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "bad.star")
+	os.WriteFile(script, []byte("x = 1\nunshare(\"bogus\")\n"), 0o644)
+	_, stderr, code := nsh(t, "", script)
+	if code != 1 || !strings.HasPrefix(stderr, script+":2:8: unshare: unknown namespace kind \"bogus\"") {
+		t.Errorf("got %d %q", code, stderr)
+	}
+	if _, _, code := nsh(t, "", "-c", "fail('no')"); code != 1 {
+		t.Errorf("fail(): %d", code)
+	}
+	if _, _, code := nsh(t, "", "-c", "exit(7)"); code != 7 {
+		t.Errorf("exit(7): %d", code)
+	}
+	if _, stderr, code := nsh(t, "", "--nope"); code != 2 || !strings.Contains(stderr, `unknown flag "--nope"`) {
+		t.Errorf("unknown flag: %d %q", code, stderr)
+	}
+	if _, _, code := nsh(t, "", "/no/such/file.star"); code != 2 {
+		t.Errorf("missing file: %d", code)
+	}
+	out, _, code := nsh(t, "", "--help")
+	for _, flag := range []string{"-c CODE", "-i", "--help", "--version", "nsh doc"} {
+		if code != 0 || !strings.Contains(out, flag) {
+			t.Errorf("--help does not document %s", flag)
+		}
+	}
+	if out, _, code := nsh(t, "", "doc", "hostname"); code != 0 || !strings.Contains(out, "hostname(name=None, ns=None)") {
+		t.Errorf("nsh doc hostname: %d %q", code, out)
+	}
+}
+
+// SIGINT and SIGTERM end a running script with 128+N after teardown: the
+// named netns it made with persist=False is gone.
+func TestSignalsTearDown(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		leakcheck.Check(t)
+		cmd := exec.Command(nshBin, "-c", `netns("nsh-sigtest", persist=False)
+unshare("net")
+print("ready")
+while True:
+    pass
+`)
+		stdout, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 6)
+		if _, err := stdout.Read(buf); err != nil || string(buf) != "ready\n" {
+			t.Fatalf("did not start: %q %v", buf, err)
+		}
+		cmd.Process.Signal(sig)
+		err := cmd.Wait()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 128+int(sig) {
+			t.Errorf("%v: exit %v, want %d", sig, err, 128+int(sig))
+		}
+		if _, err := os.Stat("/run/netns/nsh-sigtest"); err == nil {
+			t.Errorf("%v: /run/netns/nsh-sigtest left behind", sig)
+		}
+	}
+}
+
+// openPTY returns the controller and the terminal of a new pseudo-terminal.
+func openPTY(t *testing.T) (*os.File, *os.File) {
+	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no /dev/ptmx: %v", err)
+	}
+	var unlock int32
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, ptmx.Fd(), unix.TIOCSPTLCK, uintptr(unsafe.Pointer(&unlock))); e != 0 {
+		t.Fatal(e)
+	}
+	n, err := unix.IoctlGetInt(int(ptmx.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tty, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.IoctlSetWinsize(int(tty.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 40, Col: 120})
+	return ptmx, tty
+}
+
+// screen accumulates what the REPL writes to the terminal.
+type screen struct {
+	buf  bytes.Buffer
+	ch   chan []byte
+	ptmx *os.File
+}
+
+func (s *screen) waitFor(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for !strings.Contains(s.buf.String(), want) {
+		select {
+		case b, ok := <-s.ch:
+			if !ok {
+				t.Fatalf("terminal closed before %q appeared; screen:\n%s", want, s.buf.String())
+			}
+			s.buf.Write(b)
+		case <-deadline:
+			t.Fatalf("%q did not appear; screen:\n%s", want, s.buf.String())
+		}
+	}
+}
+
+func (s *screen) typeIn(text string) {
+	s.buf.Reset()
+	s.ptmx.Write([]byte(text))
+}
+
+// TestREPL types into the REPL over a real pseudo-terminal.
+func TestREPL(t *testing.T) {
+	if os.Geteuid() == 0 {
+		leakcheck.Check(t)
+	}
+	ptmx, tty := openPTY(t)
+	defer ptmx.Close()
+	state := t.TempDir()
+	cmd := exec.Command(nshBin)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+state, "TERM=xterm")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	tty.Close()
+	s := &screen{ch: make(chan []byte, 100), ptmx: ptmx}
+	go func() {
+		for {
+			b := make([]byte, 4096)
+			n, err := ptmx.Read(b)
+			if n > 0 {
+				s.ch <- b[:n]
+			}
+			if err != nil {
+				close(s.ch)
+				return
+			}
+		}
+	}()
+	s.waitFor(t, "nsh> ")
+	s.typeIn("x = 40 + 2\r")
+	s.waitFor(t, "nsh> ")
+	s.typeIn("x\r")
+	s.waitFor(t, "42")
+	// A multi-line block continues until a blank line.
+	s.typeIn("def f(a):\r")
+	s.waitFor(t, "... ")
+	s.typeIn("    return a * 2\r")
+	s.waitFor(t, "... ")
+	s.typeIn("\r")
+	s.waitFor(t, "nsh> ")
+	s.typeIn("f(21)\r")
+	s.waitFor(t, "42")
+	// Tab completes global names...
+	s.typeIn("hostn\t")
+	s.waitFor(t, "hostname")
+	s.typeIn("\x15") // Ctrl-U: clear the line
+	// ...and attributes of values.
+	s.typeIn("n = namespaces()\r")
+	s.waitFor(t, "nsh> ")
+	s.typeIn("n.ch\t")
+	s.waitFor(t, "n.changed")
+	s.typeIn("\r")
+	s.waitFor(t, "[]")
+	// help() prints a builtin's doc.
+	s.typeIn("help(setns)\r")
+	s.waitFor(t, "Moves the current context")
+	// Ctrl-C abandons the input line; the REPL goes on.
+	s.typeIn("this is not finished\x03")
+	s.waitFor(t, "nsh> ")
+	// Ctrl-C cancels a running statement; the REPL goes on.
+	s.typeIn("while True: pass\r\r")
+	time.Sleep(300 * time.Millisecond)
+	s.typeIn("\x03")
+	s.waitFor(t, "interrupted by SIGINT")
+	s.waitFor(t, "nsh> ")
+	s.typeIn("1 + 1\r")
+	s.waitFor(t, "2")
+	if os.Geteuid() == 0 {
+		// The prompt shows the context when it differs from the start.
+		s.typeIn("unshare(\"net\")\r")
+		s.waitFor(t, "nsh[net:")
+	}
+	// Ctrl-D leaves, with exit status 0.
+	s.typeIn("\x04")
+	done := make(chan error)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			for b := range s.ch {
+				s.buf.Write(b)
+			}
+			t.Errorf("REPL exit: %v\n%s", err, s.buf.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("REPL did not exit on Ctrl-D")
+	}
+	hist, err := os.ReadFile(filepath.Join(state, "nsh", "history"))
+	if err != nil || !strings.Contains(string(hist), "x = 40 + 2") {
+		t.Errorf("history not kept: %q %v", hist, err)
+	}
+}
+
+// nsh -i runs the script, then the REPL sees its globals.
+func TestInteractiveAfterScript(t *testing.T) {
+	ptmx, tty := openPTY(t)
+	defer ptmx.Close()
+	script := filepath.Join(t.TempDir(), "s.star")
+	os.WriteFile(script, []byte("built = 'still here'\n"), 0o644)
+	cmd := exec.Command(nshBin, "-i", script)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+t.TempDir())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	tty.Close()
+	s := &screen{ch: make(chan []byte, 100), ptmx: ptmx}
+	go func() {
+		for {
+			b := make([]byte, 4096)
+			n, err := ptmx.Read(b)
+			if n > 0 {
+				s.ch <- b[:n]
+			}
+			if err != nil {
+				close(s.ch)
+				return
+			}
+		}
+	}()
+	s.waitFor(t, "nsh> ")
+	s.typeIn("built\r")
+	s.waitFor(t, "still here")
+	s.typeIn("exit(5)\r")
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 5 {
+		t.Errorf("exit(5) in REPL: %v", err)
+	}
+}

@@ -1,0 +1,187 @@
+// Package lifecycle is the per-run registry of what a run has created. Each
+// builtin that makes a kernel object registers how to undo it in one line;
+// at the end of the run (normal end, error, exit(), signal) the registry
+// undoes everything in reverse order, except what was marked persistent.
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"go.starlark.net/starlark"
+)
+
+// Registry is the ordered record of one run's objects and their undo steps.
+// It also carries the run's shared values (see Shared) and a context that is
+// cancelled when the run is interrupted, for builtins that block.
+type Registry struct {
+	mu      sync.Mutex
+	entries []*Entry
+	shared  map[string]any
+	ctx     context.Context
+	cancel  context.CancelFunc
+	down    bool
+}
+
+// Entry is one registered object.
+type Entry struct {
+	What    string // human description, e.g. `veth "a"/"b"`
+	undo    func() error
+	persist bool
+	gone    bool
+	reg     *Registry
+}
+
+// New returns an empty registry.
+func New() *Registry {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Registry{shared: map[string]any{}, ctx: ctx, cancel: cancel}
+}
+
+const localKey = "nsh.registry"
+
+// Attach makes r the registry of thread; every thread of a run shares one.
+func Attach(thread *starlark.Thread, r *Registry) { thread.SetLocal(localKey, r) }
+
+// From returns the registry of the run thread belongs to. A thread created
+// outside nsh's runner gets a fresh registry that nobody tears down, so
+// builtins always have one; the runner always attaches its own.
+func From(thread *starlark.Thread) *Registry {
+	if r, ok := thread.Local(localKey).(*Registry); ok {
+		return r
+	}
+	r := New()
+	Attach(thread, r)
+	return r
+}
+
+// Add records an object and how to undo it, and returns its entry.
+func (r *Registry) Add(what string, undo func() error) *Entry {
+	e := &Entry{What: what, undo: undo, reg: r}
+	r.mu.Lock()
+	r.entries = append(r.entries, e)
+	r.mu.Unlock()
+	return e
+}
+
+// Persist keeps the object past the end of the run.
+func (e *Entry) Persist() {
+	e.reg.mu.Lock()
+	e.persist = true
+	e.reg.mu.Unlock()
+}
+
+// Persistent reports whether Persist was called.
+func (e *Entry) Persistent() bool {
+	e.reg.mu.Lock()
+	defer e.reg.mu.Unlock()
+	return e.persist
+}
+
+// Release undoes the object now (e.g. an explicit delete) and forgets it.
+// Releasing twice is a no-op.
+func (e *Entry) Release() error {
+	e.reg.mu.Lock()
+	if e.gone {
+		e.reg.mu.Unlock()
+		return nil
+	}
+	e.gone = true
+	e.reg.mu.Unlock()
+	return e.undo()
+}
+
+// Forget drops the entry without undoing it: the object went away by itself.
+func (e *Entry) Forget() {
+	e.reg.mu.Lock()
+	e.gone = true
+	e.reg.mu.Unlock()
+}
+
+// Live returns the descriptions of the objects still registered and not
+// persistent, oldest first.
+func (r *Registry) Live() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, e := range r.entries {
+		if !e.gone && !e.persist {
+			out = append(out, e.What)
+		}
+	}
+	return out
+}
+
+// Shared returns the run-wide value stored under key, creating it with make
+// on first use. Values that hold resources register their own undo.
+func (r *Registry) Shared(key string, make func() any) any {
+	r.mu.Lock()
+	v, ok := r.shared[key]
+	r.mu.Unlock()
+	if ok {
+		return v
+	}
+	v = make()
+	r.mu.Lock()
+	if old, ok := r.shared[key]; ok {
+		v = old
+	} else {
+		r.shared[key] = v
+	}
+	r.mu.Unlock()
+	return v
+}
+
+// Context is cancelled when the run is interrupted; blocking builtins
+// select on it.
+func (r *Registry) Context() context.Context {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ctx
+}
+
+// Interrupt cancels Context.
+func (r *Registry) Interrupt() {
+	r.mu.Lock()
+	cancel := r.cancel
+	r.mu.Unlock()
+	cancel()
+}
+
+// Teardown undoes every live, non-persistent entry in reverse order of
+// creation, and returns the undos that failed, each naming its object.
+// It is idempotent.
+func (r *Registry) Teardown() error {
+	r.mu.Lock()
+	if r.down {
+		r.mu.Unlock()
+		return nil
+	}
+	r.down = true
+	entries := r.entries
+	r.entries = nil
+	r.mu.Unlock()
+	var errs []error
+	for i := len(entries) - 1; i >= 0; i-- {
+		e := entries[i]
+		if e.gone || e.persist {
+			continue
+		}
+		e.gone = true
+		if err := e.undo(); err != nil {
+			errs = append(errs, fmt.Errorf("cleanup of %s: %w", e.What, err))
+		}
+	}
+	r.Interrupt()
+	return errors.Join(errs...)
+}
+
+// Resume gives the run a fresh Context after an interruption was handled
+// (the REPL goes on after Ctrl-C).
+func (r *Registry) Resume() {
+	r.mu.Lock()
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.mu.Unlock()
+}

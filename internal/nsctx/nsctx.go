@@ -1,0 +1,269 @@
+// Package nsctx holds namespaces by file descriptor and groups them into
+// contexts. A Context is the set of eight namespaces (one per kind) that a
+// shell's builtins and the processes it starts act in; it is an immutable
+// value, so saving and restoring one is plain assignment. A Table owns every
+// namespace file a run has opened and closes them all at the end: a
+// namespace nsh created lives exactly as long as its descriptor (or a
+// process inside it, or a bind mount made on purpose).
+package nsctx
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+	"nsh.dev/nsh/internal/nserr"
+	"nsh.dev/nsh/internal/nsthread"
+)
+
+// NS is one namespace, held open.
+type NS struct {
+	Kind nsthread.Kind
+	Dev  uint64
+	Ino  uint64
+	file *os.File
+}
+
+// String renders the namespace as the kernel does: "net:[4026531840]".
+func (n *NS) String() string { return fmt.Sprintf("%s:[%d]", n.Kind.Name, n.Ino) }
+
+// Fd returns the open descriptor that holds the namespace.
+func (n *NS) Fd() int { return int(n.file.Fd()) }
+
+// File returns the open file that holds the namespace.
+func (n *NS) File() *os.File { return n.file }
+
+// Same reports whether a and b are the same namespace.
+func Same(a, b *NS) bool {
+	return a != nil && b != nil && a.Dev == b.Dev && a.Ino == b.Ino
+}
+
+// Context is one namespace of each kind, indexed like nsthread.Kinds.
+type Context [8]*NS
+
+// Get returns the namespace of the named kind.
+func (c Context) Get(kind string) *NS {
+	for i, k := range nsthread.Kinds {
+		if k.Name == kind {
+			return c[i]
+		}
+	}
+	return nil
+}
+
+// With returns c with the given namespaces replacing those of their kinds.
+func (c Context) With(nss ...*NS) Context {
+	for _, n := range nss {
+		c[index(n.Kind.Name)] = n
+	}
+	return c
+}
+
+func index(kind string) int {
+	for i, k := range nsthread.Kinds {
+		if k.Name == kind {
+			return i
+		}
+	}
+	panic("nsctx: unknown kind " + kind)
+}
+
+// Equal reports whether two contexts hold the same namespaces.
+func (c Context) Equal(d Context) bool {
+	for i := range c {
+		if !Same(c[i], d[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// Table owns the namespace files of one run.
+type Table struct {
+	mu      sync.Mutex
+	files   []*os.File
+	byIno   map[[2]uint64]*NS
+	Initial Context // the namespaces nsh was started in
+}
+
+// NewTable opens the namespaces of the calling process as the initial
+// context. For pid and time it takes pid_for_children/time_for_children,
+// the namespaces new processes are started in.
+func NewTable() (*Table, error) {
+	t := &Table{byIno: map[[2]uint64]*NS{}}
+	for i, k := range nsthread.Kinds {
+		name := k.Name
+		if k.ForChildren != "" {
+			name = k.ForChildren
+		}
+		n, err := t.open("/proc/self/ns/"+name, k)
+		if err != nil {
+			t.Close()
+			return nil, err
+		}
+		t.Initial[i] = n
+	}
+	return t, nil
+}
+
+// Close closes every namespace file the table holds.
+func (t *Table) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, f := range t.files {
+		f.Close()
+	}
+	t.files = nil
+	t.byIno = map[[2]uint64]*NS{}
+	return nil
+}
+
+// Open opens a namespace file (a /proc/PID/ns/* entry, or any file a
+// namespace was bind-mounted on) and returns it, checking that it is a
+// namespace at all and, if want is not empty, of that kind.
+func (t *Table) Open(path string, want string) (*NS, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nserr.New("open", strconv.Quote(path), unwrapPath(err))
+	}
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(int(f.Fd()), &sfs); err != nil {
+		f.Close()
+		return nil, nserr.New("statfs", strconv.Quote(path), err)
+	}
+	if sfs.Type != unix.NSFS_MAGIC {
+		f.Close()
+		return nil, fmt.Errorf("%q is not a namespace file (expected /proc/PID/ns/KIND or a file a namespace was bind-mounted on)", path)
+	}
+	typ, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_NSTYPE)
+	if err != nil {
+		f.Close()
+		return nil, nserr.New("ioctl NS_GET_NSTYPE", strconv.Quote(path), err)
+	}
+	k, ok := nsthread.KindByFlag(typ)
+	if !ok {
+		f.Close()
+		return nil, fmt.Errorf("%q: unknown namespace type %#x", path, typ)
+	}
+	if want != "" && k.Name != want {
+		f.Close()
+		return nil, fmt.Errorf("%q is a %s namespace, not %s", path, k.Name, want)
+	}
+	return t.adopt(f, k)
+}
+
+func unwrapPath(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+func (t *Table) open(path string, k nsthread.Kind) (*NS, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nserr.New("open", strconv.Quote(path), unwrapPath(err))
+	}
+	return t.adopt(f, k)
+}
+
+// adopt takes ownership of f. If the table already holds the same
+// namespace, f is closed and the existing entry returned, so a run holds
+// one descriptor per namespace however often it is looked up.
+func (t *Table) adopt(f *os.File, k nsthread.Kind) (*NS, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return nil, nserr.New("fstat", f.Name(), err)
+	}
+	key := [2]uint64{st.Dev, st.Ino}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if n, ok := t.byIno[key]; ok {
+		f.Close()
+		return n, nil
+	}
+	n := &NS{Kind: k, Dev: st.Dev, Ino: st.Ino, file: f}
+	t.byIno[key] = n
+	t.files = append(t.files, f)
+	return n, nil
+}
+
+// OpenProc opens the namespaces of process pid as a context. For pid and
+// time it takes the namespace the process's children get.
+func (t *Table) OpenProc(pid int) (Context, error) {
+	var c Context
+	if err := unix.Kill(pid, 0); err == unix.ESRCH {
+		return c, fmt.Errorf("no process with pid %d", pid)
+	}
+	for i, k := range nsthread.Kinds {
+		name := k.Name
+		if k.ForChildren != "" {
+			name = k.ForChildren
+		}
+		n, err := t.open(fmt.Sprintf("/proc/%d/ns/%s", pid, name), k)
+		if err != nil && k.ForChildren != "" {
+			// A process whose pid namespace has no init yet, or that
+			// exited: fall back to the namespace it is in itself.
+			n, err = t.open(fmt.Sprintf("/proc/%d/ns/%s", pid, k.Name), k)
+		}
+		if err != nil {
+			return c, err
+		}
+		c[i] = n
+	}
+	return c, nil
+}
+
+// OpenThreadSelf opens the calling thread's namespaces of the given kinds
+// (flags) and returns them. Used right after unshare on a pinned thread.
+func (t *Table) OpenThreadSelf(flags int) ([]*NS, error) {
+	var out []*NS
+	for _, k := range nsthread.Kinds {
+		if flags&k.Flag == 0 {
+			continue
+		}
+		name := k.Name
+		if k.ForChildren != "" {
+			name = k.ForChildren
+		}
+		n, err := t.open("/proc/thread-self/ns/"+name, k)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// Joins returns the setns steps that move a thread of this process from the
+// initial context into c, in kernel-friendly order. User and time
+// namespaces cannot be joined by a thread of a multi-threaded process; they
+// are left out here and entered by the spawn helper for new processes.
+func (t *Table) Joins(c Context) []nsthread.Join {
+	var js []nsthread.Join
+	for i, k := range nsthread.Kinds {
+		if k.Name == "user" || k.Name == "time" || c[i] == nil || Same(c[i], t.Initial[i]) {
+			continue
+		}
+		js = append(js, nsthread.Join{Fd: c[i].Fd(), Type: k.Flag, Name: c[i].String()})
+	}
+	return js
+}
+
+// Diff describes the namespaces of c that differ from the initial context,
+// e.g. "net:4026532201 uts:4026532202"; empty when c is the initial one.
+func (t *Table) Diff(c Context) string {
+	var parts []string
+	for i, k := range nsthread.Kinds {
+		if c[i] != nil && !Same(c[i], t.Initial[i]) {
+			parts = append(parts, fmt.Sprintf("%s:%d", k.Name, c[i].Ino))
+		}
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, " ")
+}

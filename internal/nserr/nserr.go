@@ -1,0 +1,95 @@
+// Package nserr is nsh's error type for failed kernel operations: it keeps
+// the operation, the object it acted on and the errno (so errors.Is works),
+// and renders the errno in words with a hint on what to do about it.
+package nserr
+
+import (
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// Error is a failed operation on a kernel object.
+type Error struct {
+	Op   string // what was attempted, e.g. "setns", "mount"
+	Obj  string // the object it was attempted on, e.g. `"/proc/42/ns/net"`
+	Err  error  // the cause, usually a unix.Errno
+	Hint string // what a user can do about it; empty when nothing useful is known
+}
+
+// Error renders the error as "op obj: EINVAL: invalid argument (hint)".
+func (e *Error) Error() string {
+	s := e.Op
+	if e.Obj != "" {
+		s += " " + e.Obj
+	}
+	s += ": " + Words(e.Err)
+	if e.Hint != "" {
+		s += " (" + e.Hint + ")"
+	}
+	return s
+}
+
+// Unwrap returns the cause, so errors.Is(err, unix.EPERM) works.
+func (e *Error) Unwrap() error { return e.Err }
+
+// New returns nil when err is nil, and otherwise an *Error for op on obj with
+// the hint known for op and the errno, if any.
+func New(op, obj string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var errno unix.Errno
+	hint := ""
+	if errors.As(err, &errno) {
+		hint = hints[key{op, errno}]
+		if hint == "" {
+			hint = hints[key{"", errno}]
+		}
+	}
+	return &Error{Op: op, Obj: obj, Err: err, Hint: hint}
+}
+
+// Errorf is New with a hint given by the caller instead of the table's.
+func Errorf(op, obj string, err error, hint string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	return &Error{Op: op, Obj: obj, Err: err, Hint: fmt.Sprintf(hint, args...)}
+}
+
+// Words renders an errno as "ENOENT: no such file or directory"; other
+// errors as their own text.
+func Words(err error) string {
+	var errno unix.Errno
+	if errors.As(err, &errno) && errors.Is(err, errno) && err == error(errno) {
+		if name := unix.ErrnoName(errno); name != "" {
+			return name + ": " + errno.Error()
+		}
+	}
+	return err.Error()
+}
+
+type key struct {
+	op    string
+	errno unix.Errno
+}
+
+// hints maps an operation and errno to advice; op "" applies to any
+// operation without a more specific entry.
+var hints = map[key]string{
+	{"", unix.EPERM}:             "needs privilege: run as root, or rootless inside a user namespace",
+	{"setns", unix.EINVAL}:       "the file is not a namespace of the requested kind, or the kind cannot be joined by a multi-threaded process",
+	{"setns", unix.EPERM}:        "needs CAP_SYS_ADMIN in the namespace's owning user namespace",
+	{"unshare", unix.EINVAL}:     "this kind cannot be unshared by a multi-threaded process; nsh creates it in a helper process instead",
+	{"mount", unix.EINVAL}:       "the kernel refused the combination of source, target, type and options shown",
+	{"mount", unix.EBUSY}:        "the target is busy or already mounted",
+	{"umount", unix.EBUSY}:       "the mount is in use; pass detach=True for a lazy unmount",
+	{"umount", unix.EINVAL}:      "the target is not a mount point",
+	{"open", unix.ENOENT}:        "no such file: check the path",
+	{"", unix.ENOSPC}:            "a kernel limit was reached (e.g. user.max_*_namespaces)",
+	{"", unix.EUSERS}:            "user namespace nesting is too deep (32 levels at most)",
+	{"link add", unix.EEXIST}:    "a link of that name already exists in that namespace",
+	{"sethostname", unix.EINVAL}: "host names are at most 64 bytes",
+}

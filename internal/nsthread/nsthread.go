@@ -1,0 +1,149 @@
+// Package nsthread runs Go code on an OS thread that has joined a set of
+// namespaces. setns(2) and unshare(2) act on the calling thread only, and the
+// Go scheduler moves goroutines between threads, so every such operation is
+// done on a fresh goroutine pinned with runtime.LockOSThread. The goroutine
+// ends without unlocking, which makes the runtime destroy the thread: a
+// thread whose namespaces were changed never returns to the pool.
+package nsthread
+
+import (
+	"fmt"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+	"nsh.dev/nsh/internal/nserr"
+)
+
+// Join is one namespace to enter: an open namespace file and its
+// CLONE_NEW* type.
+type Join struct {
+	Fd   int
+	Type int
+	Name string // for error messages, e.g. "net:[4026532201]"
+}
+
+// Do runs fn on a new OS thread after it has joined the given namespaces,
+// in order, and returns fn's error. The thread is discarded afterwards, so fn
+// may also unshare or setns freely. Joining a mount namespace first
+// unshares the thread's filesystem attributes (CLONE_FS), as the kernel
+// requires of a multi-threaded process.
+func Do(joins []Join, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// No UnlockOSThread: the thread dies with this goroutine.
+		errc <- run(joins, fn)
+	}()
+	return <-errc
+}
+
+func run(joins []Join, fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic on namespace thread: %v", r)
+		}
+	}()
+	for _, j := range joins {
+		if j.Type == unix.CLONE_NEWNS {
+			if err := unix.Unshare(unix.CLONE_FS); err != nil {
+				return nserr.New("unshare", "CLONE_FS", err)
+			}
+			break
+		}
+	}
+	for _, j := range joins {
+		if err := unix.Setns(j.Fd, j.Type); err != nil {
+			return nserr.New("setns", j.Name, err)
+		}
+	}
+	return fn()
+}
+
+// Unshare runs on a new thread that has joined joins, unshares flags there,
+// and then calls fn (typically to open /proc/thread-self/ns/* and so keep
+// the new namespaces alive by file descriptor).
+func Unshare(joins []Join, flags int, fn func() error) error {
+	return Do(joins, func() error {
+		if flags&unix.CLONE_NEWNS != 0 {
+			// Unsharing a mount namespace needs private fs attributes too.
+			if err := unix.Unshare(unix.CLONE_FS); err != nil {
+				return nserr.New("unshare", "CLONE_FS", err)
+			}
+		}
+		if err := unix.Unshare(flags); err != nil {
+			return nserr.New("unshare", FlagNames(flags), err)
+		}
+		return fn()
+	})
+}
+
+// FlagNames renders CLONE_NEW* flags as "net|uts".
+func FlagNames(flags int) string {
+	s := ""
+	for _, k := range Kinds {
+		if flags&k.Flag != 0 {
+			if s != "" {
+				s += "|"
+			}
+			s += k.Name
+		}
+	}
+	if s == "" {
+		s = fmt.Sprintf("%#x", flags)
+	}
+	return s
+}
+
+// Kind describes one namespace kind.
+type Kind struct {
+	Name  string // name in /proc/PID/ns, e.g. "net"
+	Flag  int    // CLONE_NEW* flag
+	Const string // name of the flag constant, e.g. "CLONE_NEWNET"
+	// ForChildren names the /proc/PID/ns file that holds the namespace the
+	// process's future children get ("pid_for_children"), for the kinds
+	// whose unshare(2) applies to children only.
+	ForChildren string
+}
+
+// Kinds lists the eight namespace kinds, in the order setns(2) should
+// join them: user first (it grants the capabilities for the rest), mnt last
+// (after it, paths resolve in the new mount namespace).
+var Kinds = []Kind{
+	{"user", unix.CLONE_NEWUSER, "CLONE_NEWUSER", ""},
+	{"cgroup", unix.CLONE_NEWCGROUP, "CLONE_NEWCGROUP", ""},
+	{"ipc", unix.CLONE_NEWIPC, "CLONE_NEWIPC", ""},
+	{"uts", unix.CLONE_NEWUTS, "CLONE_NEWUTS", ""},
+	{"net", unix.CLONE_NEWNET, "CLONE_NEWNET", ""},
+	{"pid", unix.CLONE_NEWPID, "CLONE_NEWPID", "pid_for_children"},
+	{"time", unix.CLONE_NEWTIME, "CLONE_NEWTIME", "time_for_children"},
+	{"mnt", unix.CLONE_NEWNS, "CLONE_NEWNS", ""},
+}
+
+// KindByName returns the kind with the given /proc name.
+func KindByName(name string) (Kind, bool) {
+	for _, k := range Kinds {
+		if k.Name == name {
+			return k, true
+		}
+	}
+	return Kind{}, false
+}
+
+// KindByFlag returns the kind with the given CLONE_NEW* flag.
+func KindByFlag(flag int) (Kind, bool) {
+	for _, k := range Kinds {
+		if k.Flag == flag {
+			return k, true
+		}
+	}
+	return Kind{}, false
+}
+
+// AllFlags is the OR of every kind's flag.
+var AllFlags = func() int {
+	f := 0
+	for _, k := range Kinds {
+		f |= k.Flag
+	}
+	return f
+}()

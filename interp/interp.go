@@ -1,0 +1,288 @@
+// Package interp embeds go.starlark.net for nsh: the language options, the
+// predeclared names, load(), the script runner with its lifecycle registry,
+// signal handling, error rendering, help() and the REPL. It knows the
+// namespace builtins only as the doc.Table it is handed.
+package interp
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	"go.starlark.net/lib/json"
+	"go.starlark.net/lib/math"
+	"go.starlark.net/lib/time"
+	"go.starlark.net/starlark"
+	"go.starlark.net/starlarkstruct"
+	"go.starlark.net/syntax"
+
+	"nsh.dev/nsh/internal/doc"
+	"nsh.dev/nsh/internal/lifecycle"
+)
+
+// Options are the Starlark dialect nsh scripts are written in: beyond the
+// core language they may use set(), while loops, if/for/while at top level,
+// reassignment of globals, and recursion. See `nsh doc language`.
+var Options = &syntax.FileOptions{
+	Set:             true,
+	While:           true,
+	TopLevelControl: true,
+	GlobalReassign:  true,
+	Recursion:       true,
+}
+
+// Config is what the command line hands the interpreter.
+type Config struct {
+	// Builtins are the namespace builtins, types and constants.
+	Builtins doc.Table
+	// Prompt, if set, describes the thread's current namespace context for
+	// the REPL prompt; "" means the context nsh started in.
+	Prompt func(thread *starlark.Thread) string
+	// Extra predeclared names (the test harness adds assert).
+	Extra starlark.StringDict
+	// Stdout and Stderr default to os.Stdout and os.Stderr.
+	Stdout, Stderr io.Writer
+}
+
+// Interp is a configured interpreter; each script run is a Run.
+type Interp struct {
+	cfg         Config
+	table       doc.Table
+	predeclared starlark.StringDict
+}
+
+// New returns an interpreter with the builtins of cfg plus the language
+// builtins (help, exit) and the json, math, time and struct modules.
+func New(cfg Config) *Interp {
+	if cfg.Stdout == nil {
+		cfg.Stdout = os.Stdout
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = os.Stderr
+	}
+	in := &Interp{cfg: cfg}
+	in.table = doc.Join(cfg.Builtins, in.languageTable())
+	in.predeclared = in.table.Globals()
+	in.predeclared["json"] = json.Module
+	in.predeclared["math"] = math.Module
+	in.predeclared["time"] = time.Module
+	in.predeclared["struct"] = starlark.NewBuiltin("struct", starlarkstruct.Make)
+	for k, v := range cfg.Extra {
+		in.predeclared[k] = v
+	}
+	return in
+}
+
+// Table returns the complete builtin table (nsh's and the language's).
+func (in *Interp) Table() doc.Table { return in.table }
+
+// Run is one execution of nsh: a script, a -c one-liner or a REPL session.
+// It owns the lifecycle registry that tears down what the run created.
+type Run struct {
+	in       *Interp
+	Registry *lifecycle.Registry
+	root     string // directory loads may not escape (unless absolute)
+	argv     *starlark.List
+	modules  map[string]*module
+	mu       sync.Mutex
+	threads  map[*starlark.Thread]bool
+	signal   syscall.Signal // the signal that interrupted the run, if any
+	sigc     chan os.Signal
+	done     chan struct{}
+	onStop   func() // closes the REPL's input on SIGTERM/SIGHUP
+	exitReq  *int   // set by exit() in the REPL
+}
+
+type module struct {
+	globals starlark.StringDict
+	err     error
+	loading bool
+}
+
+// NewRun prepares a run whose scripts' loads are confined to root and whose
+// argv global holds argv. It starts handling SIGINT, SIGTERM and SIGHUP:
+// the first such signal cancels the running Starlark code and blocking
+// builtins, and the run then tears down and reports 128+N.
+func (in *Interp) NewRun(root string, argv []string) *Run {
+	vals := make([]starlark.Value, len(argv))
+	for i, a := range argv {
+		vals[i] = starlark.String(a)
+	}
+	abs, err := filepath.Abs(root)
+	if err == nil {
+		root = abs
+	}
+	r := &Run{
+		in:       in,
+		Registry: lifecycle.New(),
+		root:     root,
+		argv:     starlark.NewList(vals),
+		modules:  map[string]*module{},
+		threads:  map[*starlark.Thread]bool{},
+		sigc:     make(chan os.Signal, 4),
+		done:     make(chan struct{}),
+	}
+	signal.Notify(r.sigc, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	go r.watchSignals()
+	return r
+}
+
+func (r *Run) watchSignals() {
+	for {
+		select {
+		case <-r.done:
+			return
+		case s := <-r.sigc:
+			r.Interrupt(s.(syscall.Signal))
+		}
+	}
+}
+
+// Interrupt cancels every running thread of the run and its blocking
+// builtins, as a signal would, and remembers the signal for the exit code.
+func (r *Run) Interrupt(sig syscall.Signal) {
+	r.mu.Lock()
+	if r.signal == 0 {
+		r.signal = sig
+	}
+	for th := range r.threads {
+		th.Cancel("interrupted by " + signalName(sig))
+	}
+	stop := r.onStop
+	r.mu.Unlock()
+	r.Registry.Interrupt()
+	if stop != nil && sig != syscall.SIGINT {
+		stop()
+	}
+}
+
+// Signal returns the signal that interrupted the run, or 0.
+func (r *Run) Signal() syscall.Signal {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.signal
+}
+
+// clearSignal forgets an interruption, so the REPL can go on after Ctrl-C.
+func (r *Run) clearSignal() {
+	r.mu.Lock()
+	r.signal = 0
+	r.mu.Unlock()
+}
+
+func signalName(sig syscall.Signal) string {
+	switch sig {
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGHUP:
+		return "SIGHUP"
+	}
+	return sig.String()
+}
+
+// NewThread returns a thread of this run: it prints to the run's stdout,
+// loads through the run's loader and shares the run's registry.
+func (r *Run) NewThread(name string) *starlark.Thread {
+	th := &starlark.Thread{
+		Name:  name,
+		Print: func(_ *starlark.Thread, msg string) { fmt.Fprintln(r.in.cfg.Stdout, msg) },
+		Load:  r.load,
+	}
+	lifecycle.Attach(th, r.Registry)
+	th.SetLocal(fileKey, name)
+	return th
+}
+
+const fileKey = "nsh.file"
+
+// track registers th for cancellation while fn runs.
+func (r *Run) track(th *starlark.Thread, fn func() error) error {
+	r.mu.Lock()
+	r.threads[th] = true
+	if r.signal != 0 {
+		th.Cancel("interrupted by " + signalName(r.signal))
+	}
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.threads, th)
+		r.mu.Unlock()
+	}()
+	return fn()
+}
+
+// predeclared returns the names every module of this run sees.
+func (r *Run) predeclared() starlark.StringDict {
+	d := make(starlark.StringDict, len(r.in.predeclared)+1)
+	for k, v := range r.in.predeclared {
+		d[k] = v
+	}
+	d["argv"] = r.argv
+	return d
+}
+
+// ExecFile runs a script's source as the main module and returns its
+// globals. filename is used in positions and to resolve loads.
+func (r *Run) ExecFile(filename string, src any) (starlark.StringDict, error) {
+	th := r.NewThread(filename)
+	var globals starlark.StringDict
+	err := r.track(th, func() error {
+		var err error
+		globals, err = starlark.ExecFileOptions(Options, th, filename, src, r.predeclared())
+		return err
+	})
+	return globals, err
+}
+
+// Close tears down everything the run created and stops signal handling.
+// It returns the undo steps that failed.
+func (r *Run) Close() error {
+	err := r.Registry.Teardown()
+	select {
+	case <-r.done:
+	default:
+		close(r.done)
+	}
+	signal.Stop(r.sigc)
+	return err
+}
+
+// ExitError is returned by the exit() builtin to end a run early.
+type ExitError struct{ Code int }
+
+func (e *ExitError) Error() string { return fmt.Sprintf("exit(%d)", e.Code) }
+
+// ExitCode maps the outcome of a run to the process exit status: 0 for
+// success, the code given to exit(), 128+N after signal N, 1 otherwise.
+func (r *Run) ExitCode(err error) int {
+	r.mu.Lock()
+	req := r.exitReq
+	r.mu.Unlock()
+	if req != nil {
+		return *req
+	}
+	if sig := r.Signal(); sig != 0 {
+		return 128 + int(sig)
+	}
+	if err == nil {
+		return 0
+	}
+	var ex *ExitError
+	if errors.As(err, &ex) {
+		return ex.Code
+	}
+	return 1
+}
+
+// IsExit reports whether err is an exit() request rather than a failure.
+func IsExit(err error) bool {
+	var ex *ExitError
+	return errors.As(err, &ex)
+}

@@ -1,0 +1,157 @@
+package interp
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"go.starlark.net/starlark"
+
+	"nsh.dev/nsh/internal/doc"
+)
+
+// languageTable documents and implements the builtins that belong to the
+// shell itself rather than to a kernel object family.
+func (in *Interp) languageTable() doc.Table {
+	return doc.Table{
+		Funcs: []doc.Func{
+			{
+				Name: "help",
+				Sig:  "help(x=None)",
+				Doc: `Prints the reference of a builtin, type, method or topic.
+help() lists every builtin with its summary. help(veth) prints the doc of the
+veth builtin; help(link) or help("nsh.link") that of a type with its
+attributes and methods; help(l.up) that of a bound method; help("language")
+the Starlark dialect nsh accepts. The same text is printed by "nsh doc NAME".`,
+				Impl: in.help,
+			},
+			{
+				Name: "exit",
+				Sig:  "exit(code=0)",
+				Doc: `Ends the script now with the given exit status.
+Everything the script created is torn down first, exactly as at the normal
+end of the script; what was persisted stays.`,
+				Impl: exitBuiltin,
+			},
+		},
+		Topic: map[string]string{
+			"language": languageDoc,
+			"argv": `argv: the script's arguments as a list of strings; argv[0] is the script
+path ("-c" for a one-liner, "-" for stdin, "" in the REPL).`,
+			"json":   "json: go.starlark.net's json module: json.encode(x), json.decode(s), json.indent(s).",
+			"math":   "math: go.starlark.net's math module: math.sqrt, math.floor, math.pi, ...",
+			"time":   "time: go.starlark.net's time module: time.now(), time.parse_duration(\"1s\"), ...",
+			"struct": "struct(**kwargs): an immutable record with the given fields, e.g. struct(a=1).a",
+		},
+	}
+}
+
+const languageDoc = `nsh scripts are Starlark (https://github.com/bazelbuild/starlark) with these
+options enabled, as a scripting user expects:
+  set()           the set type: set([1, 2]) | set([3])
+  while loops     while cond: ...
+  top-level control   if/for/while statements outside functions
+  global reassignment   x = 1; x = 2 at top level
+  recursion       functions may call themselves
+load("lib.star", "f") loads a module relative to the loading file; each
+module runs once per run. Predeclared modules: json, math, time, struct.
+Use fail(msg) to stop a script with an error (exit status 1), exit(code) to
+stop it early with a status; both tear down what the script created.`
+
+func exitBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	code := 0
+	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "code?", &code); err != nil {
+		return nil, err
+	}
+	if code < 0 || code > 255 {
+		return nil, fmt.Errorf("exit code %d is out of range 0..255", code)
+	}
+	return nil, &ExitError{Code: code}
+}
+
+func (in *Interp) help(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var x starlark.Value = starlark.None
+	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "x?", &x); err != nil {
+		return nil, err
+	}
+	text, err := in.HelpOf(x)
+	if err != nil {
+		return nil, err
+	}
+	th.Print(th, strings.TrimRight(text, "\n"))
+	return starlark.None, nil
+}
+
+// HelpOf returns the help text of a value: a builtin, a method bound to an
+// nsh value, an nsh value (its type's doc), or a string naming any of those
+// or a topic. None gives the index of everything.
+func (in *Interp) HelpOf(x starlark.Value) (string, error) {
+	switch x := x.(type) {
+	case starlark.NoneType:
+		return in.Index(), nil
+	case starlark.String:
+		return in.Doc(string(x))
+	case *starlark.Builtin:
+		if recv := x.Receiver(); recv != nil {
+			if m, ok := in.table.Method(recv.Type(), x.Name()); ok {
+				return doc.FormatFunc(m), nil
+			}
+			return "", fmt.Errorf("no help for method %s of %s", x.Name(), recv.Type())
+		}
+		return in.Doc(x.Name())
+	case *starlark.Function:
+		s := x.Doc()
+		if s == "" {
+			s = "(no docstring)"
+		}
+		return fmt.Sprintf("%s (function defined at %s)\n\n%s\n", x.Name(), x.Position(), s), nil
+	}
+	if ty, ok := in.table.Type(x.Type()); ok {
+		return doc.FormatType(ty), nil
+	}
+	return "", fmt.Errorf("no help for a value of type %s", x.Type())
+}
+
+// Doc returns the reference text for a name: a builtin, a type ("link",
+// "nsh.link"), a method ("link.up"), a constant or a topic.
+func (in *Interp) Doc(name string) (string, error) {
+	if f, ok := in.table.Func(name); ok {
+		return doc.FormatFunc(f), nil
+	}
+	if ty, ok := in.table.Type(name); ok {
+		return doc.FormatType(ty), nil
+	}
+	if i := strings.LastIndexByte(name, '.'); i > 0 {
+		if m, ok := in.table.Method(name[:i], name[i+1:]); ok {
+			return doc.FormatFunc(m), nil
+		}
+	}
+	if t, ok := in.table.Topic[name]; ok {
+		return t + "\n", nil
+	}
+	return "", fmt.Errorf("no help for %q (help() lists what there is)", name)
+}
+
+// Index lists every builtin, type and topic with its summary.
+func (in *Interp) Index() string {
+	var b strings.Builder
+	b.WriteString("Builtins (help(NAME) for details):\n")
+	for _, f := range in.table.Funcs {
+		fmt.Fprintf(&b, "  %-44s %s\n", f.Sig, doc.Summary(f.Doc))
+	}
+	if len(in.table.Types) > 0 {
+		b.WriteString("\nTypes:\n")
+		types := append([]doc.Type(nil), in.table.Types...)
+		sort.Slice(types, func(i, j int) bool { return types[i].Name < types[j].Name })
+		for _, t := range types {
+			fmt.Fprintf(&b, "  %-44s %s\n", t.Name, doc.Summary(t.Doc))
+		}
+	}
+	var topics []string
+	for k := range in.table.Topic {
+		topics = append(topics, k)
+	}
+	sort.Strings(topics)
+	fmt.Fprintf(&b, "\nTopics: %s\n", strings.Join(topics, ", "))
+	return b.String()
+}
