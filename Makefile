@@ -21,7 +21,7 @@ demo: build
 test: lint test-root test-rootless
 
 test-root:
-	$(GO) test -count=1 ./...
+	$(GO) test -p 1 -count=1 ./...   # packages one at a time: their leak checks watch the same host
 
 # Test binaries are built as the current user and run as ROOTLESS_USER, each
 # in its package directory (where its testdata lives). Tests that need the
@@ -29,7 +29,7 @@ test-root:
 test-rootless: build
 	rm -rf $(TESTBIN) && mkdir -p $(TESTBIN) && chmod 755 $(TESTBIN)
 	cp $(BIN) $(TESTBIN)/nsh
-	set -e; for pkg in $$($(GO) list -f '{{if .TestGoFiles}}{{.Dir}}{{end}}' ./...); do \
+	set -e; for pkg in $$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.Dir}}{{end}}' ./...); do \
 		name=$$(basename $$pkg); \
 		$(GO) test -c -o $(TESTBIN)/$$name.test $$pkg; \
 		chmod -R a+rX $(TESTBIN) $$pkg; \
