@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"nsh.dev/nsh/builtins"
+	"nsh.dev/nsh/internal/rootless"
 	"nsh.dev/nsh/interp"
 )
 
@@ -29,7 +30,11 @@ const usage = `usage: nsh [flags] [FILE.star | -c CODE | -] [ARG...]
 nsh runs Starlark scripts that create and enter Linux namespaces (mnt, uts,
 ipc, pid, net, user, cgroup, time), veth links, mounts and processes, and
 tears down everything a script created when it ends, fails or is
-interrupted, unless it was persisted.
+interrupted, unless it was persisted. Started by a user other than root, nsh
+first re-enters itself in a new user namespace where that user is root
+(rootless mode), so namespaces, veth pairs and tmpfs/proc mounts work
+unprivileged; what touches the host's own objects fails with an error
+that says so.
 
   nsh FILE.star ARG...   run FILE.star; argv is ["FILE.star", ARG...]
   nsh -c CODE ARG...     run CODE; argv is ["-c", ARG...]
@@ -42,6 +47,9 @@ flags:
   -c CODE        run CODE instead of a file
   -i             after the script (or -c CODE) ends, stay in the REPL with
                  everything it built still alive; leaving the REPL tears it down
+  --rootless     enter a new user namespace first (mapped to root inside),
+                 even when started as root; the default for non-root users
+  --no-rootless  never do that (also NSH_ROOTLESS=0; NSH_ROOTLESS=1 = --rootless)
   -h, --help     print this help
   --version      print the version
 
@@ -50,6 +58,7 @@ to exit(code); 128+N when ended by signal N (130 for Ctrl-C).
 `
 
 type options struct {
+	rootless    rootless.Mode
 	code        *string
 	interactive bool
 	script      string
@@ -64,6 +73,9 @@ func run(args []string) int {
 	}
 	opts, code, done := parseArgs(args)
 	if done {
+		return code
+	}
+	if outer, code := rootless.Enter(opts.rootless); outer {
 		return code
 	}
 	in := interp.New(interp.Config{Builtins: builtins.Table(), Prompt: builtins.Prompt})
@@ -124,6 +136,7 @@ func run(args []string) int {
 // parseArgs reads nsh's own flags; everything after the script name (or
 // after -c CODE) belongs to the script.
 func parseArgs(args []string) (opts options, code int, done bool) {
+	opts.rootless = rootless.ModeFromEnv()
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
@@ -135,6 +148,10 @@ func parseArgs(args []string) (opts options, code int, done bool) {
 			return opts, 0, true
 		case a == "-i":
 			opts.interactive = true
+		case a == "--rootless":
+			opts.rootless = rootless.On
+		case a == "--no-rootless":
+			opts.rootless = rootless.Off
 		case a == "-c":
 			if i+1 >= len(args) {
 				fmt.Fprint(os.Stderr, "nsh: -c needs an argument\n"+usage)

@@ -324,3 +324,45 @@ func TestInteractiveAfterScript(t *testing.T) {
 		t.Errorf("exit(5) in REPL: %v", err)
 	}
 }
+
+// Started by a user other than root, nsh re-enters itself in a user
+// namespace where that user is root; --no-rootless turns that off.
+func TestRootlessMode(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch to an unprivileged user with setpriv")
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("setpriv not installed")
+	}
+	leakcheck.Check(t)
+	os.Chmod(filepath.Dir(nshBin), 0o755)
+	asNobody := func(args ...string) (string, string, int) {
+		cmd := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", nshBin}, args...)...)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return out.String(), errb.String(), code
+	}
+	out, stderr, code := asNobody("-c", `
+unshare("net", "uts")
+hostname("rootless-box")
+print(hostname())
+`)
+	if code != 0 || out != "rootless-box\n" {
+		t.Errorf("rootless unshare: code %d out %q err %q", code, out, stderr)
+	}
+	_, stderr, code = asNobody("-c", `netns("rootless-nope")`)
+	if code != 1 || !strings.Contains(stderr, "nsh runs rootless") {
+		t.Errorf("host object rootless: code %d err %q", code, stderr)
+	}
+	_, stderr, code = asNobody("--no-rootless", "-c", `unshare("net")`)
+	if code != 1 || !strings.Contains(stderr, "EPERM") {
+		t.Errorf("--no-rootless: code %d err %q", code, stderr)
+	}
+}

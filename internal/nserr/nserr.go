@@ -6,6 +6,8 @@ package nserr
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -43,6 +45,9 @@ func New(op, obj string, err error) error {
 	var errno unix.Errno
 	hint := ""
 	if errors.As(err, &errno) {
+		if (errno == unix.EPERM || errno == unix.EACCES) && inUserNS() {
+			return &Error{Op: op, Obj: obj, Err: err, Hint: rootlessHint}
+		}
 		hint = hints[key{op, errno}]
 		if hint == "" {
 			hint = hints[key{"", errno}]
@@ -92,4 +97,17 @@ var hints = map[key]string{
 	{"", unix.EUSERS}:            "user namespace nesting is too deep (32 levels at most)",
 	{"link add", unix.EEXIST}:    "a link of that name already exists in that namespace",
 	{"sethostname", unix.EINVAL}: "host names are at most 64 bytes",
+}
+
+const rootlessHint = "nsh runs rootless, inside a user namespace: this touches an object the host owns (its network, /run/netns, its mounts) and needs real root"
+
+// inUserNS reports whether this process is in a user namespace other than
+// the initial one.
+func inUserNS() bool {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
 }

@@ -18,6 +18,7 @@ import (
 
 	"nsh.dev/nsh/internal/doc"
 	"nsh.dev/nsh/internal/leakcheck"
+	"nsh.dev/nsh/internal/rootless"
 	"nsh.dev/nsh/interp"
 )
 
@@ -48,8 +49,8 @@ func RunFile(t *testing.T, path string, table doc.Table) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(firstLines(string(src)), "# rootless: no") && os.Geteuid() != 0 {
-		t.Skip("needs root (the host's namespaces)")
+	if strings.Contains(firstLines(string(src)), "# rootless: no") && (os.Geteuid() != 0 || rootless.Active()) {
+		t.Skip("needs real root (the host's namespaces); this run is rootless")
 	}
 	leakcheck.Check(t)
 	in := interp.New(interp.Config{

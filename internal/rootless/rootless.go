@@ -1,0 +1,240 @@
+// Package rootless lets nsh run for users who are not root: before the
+// interpreter starts, nsh re-executes itself in a new user namespace in
+// which the caller is mapped to root (plus the caller's subordinate ranges
+// from /etc/subuid and /etc/subgid through newuidmap/newgidmap when those
+// exist), so it can create net/uts/ipc/pid/mnt namespaces, veth pairs
+// between them, and tmpfs and proc mounts unprivileged. The outer process
+// stays as a small supervisor that forwards signals and returns the inner
+// exit status; the inner one dies with it (Pdeathsig).
+package rootless
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"os/user"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Mode says whether to enter a user namespace at start.
+type Mode int
+
+// The modes: Auto enters one when not root; On always; Off never.
+const (
+	Auto Mode = iota
+	On
+	Off
+)
+
+// syncEnv names the descriptor the inner process reads "maps written" from
+// (when the maps are written by newuidmap after the inner process started);
+// innerEnv marks the inner process, so it does not re-execute again.
+const (
+	syncEnv  = "_NSH_ROOTLESS_SYNC"
+	innerEnv = "_NSH_ROOTLESS_INNER"
+)
+
+// ModeFromEnv reads NSH_ROOTLESS (1/on, 0/off, empty/auto).
+func ModeFromEnv() Mode {
+	switch strings.ToLower(os.Getenv("NSH_ROOTLESS")) {
+	case "1", "on", "yes", "true":
+		return On
+	case "0", "off", "no", "false":
+		return Off
+	}
+	return Auto
+}
+
+// Enter must be called first thing in main (or TestMain). In the inner
+// process it waits until the parent has written the maps and returns
+// (false, 0). In a process that should go rootless it re-executes itself
+// in a new user namespace, waits for it, and returns (true, exit status);
+// the caller then exits with that status. Otherwise it returns (false, 0).
+func Enter(mode Mode) (bool, int) {
+	if fdStr := os.Getenv(syncEnv); fdStr != "" {
+		os.Unsetenv(syncEnv)
+		fd, err := strconv.Atoi(fdStr)
+		if err == nil {
+			f := os.NewFile(uintptr(fd), "rootless-sync")
+			var b [1]byte
+			f.Read(b[:]) // EOF or one byte: either way the maps are done
+			f.Close()
+		}
+		// This process was executed before it was mapped, so execve left it
+		// without capabilities; executing again as the mapped root
+		// restores them.
+		exe, err := os.Executable()
+		if err == nil {
+			err = syscall.Exec(exe, os.Args, os.Environ())
+		}
+		fmt.Fprintf(os.Stderr, "nsh: rootless re-exec: %v\n", err)
+		os.Exit(1)
+	}
+	if os.Getenv(innerEnv) != "" {
+		os.Unsetenv(innerEnv)
+		return false, 0
+	}
+	if mode == Off || (mode == Auto && os.Geteuid() == 0) {
+		return false, 0
+	}
+	code, err := reexec()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "nsh: cannot enter a user namespace for rootless mode: %v\n"+
+			"(is kernel.unprivileged_userns_clone or user.max_user_namespaces 0? NSH_ROOTLESS=0 runs without it)\n", err)
+		return true, 1
+	}
+	return true, code
+}
+
+// Active reports whether this process runs in a user namespace other than
+// the initial one (its uid_map is not the identity over all ids), i.e.
+// whether it is rootless nsh (or any process in a container).
+func Active() bool {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
+}
+
+func reexec() (int, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, err
+	}
+	// Pdeathsig belongs to the thread that forks: keep this one.
+	runtime.LockOSThread()
+	cmd := exec.Command(exe, os.Args[1:]...)
+	cmd.Args[0] = os.Args[0]
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), innerEnv+"=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWUSER,
+		Pdeathsig:  syscall.SIGKILL,
+	}
+	sub := subordinate()
+	var r, w *os.File
+	if sub != nil {
+		// newuidmap writes the maps once the child exists; the child waits.
+		if r, w, err = os.Pipe(); err != nil {
+			return 0, err
+		}
+		cmd.ExtraFiles = []*os.File{r}
+		cmd.Env = append(cmd.Env, syncEnv+"=3")
+	} else {
+		// The caller alone, mapped to root: Go writes the maps before the
+		// child executes, so it starts with its capabilities.
+		cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}}
+		cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = false
+	}
+	// Signals for the inner nsh: a terminal's Ctrl-C reaches both of us, so
+	// the supervisor ignores SIGINT; SIGTERM/SIGHUP sent to it are passed on.
+	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT)
+	sigc := make(chan os.Signal, 4)
+	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGHUP)
+	if err := cmd.Start(); err != nil {
+		if sub != nil {
+			r.Close()
+			w.Close()
+		}
+		return 0, err
+	}
+	if sub != nil {
+		r.Close()
+		if err := sub.write(cmd.Process.Pid); err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			w.Close()
+			return 0, err
+		}
+		w.Write([]byte{1})
+		w.Close()
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for {
+		select {
+		case s := <-sigc:
+			cmd.Process.Signal(s)
+		case err := <-done:
+			if err == nil {
+				return 0, nil
+			}
+			if ee, ok := err.(*exec.ExitError); ok {
+				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+					return 128 + int(ws.Signal()), nil
+				}
+				return ee.ExitCode(), nil
+			}
+			return 0, err
+		}
+	}
+}
+
+// subIDs are the caller's subordinate ranges and the setuid helpers that
+// map them.
+type subIDs struct {
+	newuidmap, newgidmap string
+	uid, gid             [2]int // start, count
+}
+
+// subordinate returns the caller's subordinate ranges when /etc/subuid,
+// /etc/subgid and newuidmap/newgidmap (Debian's uidmap) provide them.
+func subordinate() *subIDs {
+	uid := os.Geteuid()
+	name := strconv.Itoa(uid)
+	if u, err := user.LookupId(name); err == nil {
+		name = u.Username
+	}
+	su := subRange("/etc/subuid", name, uid)
+	sg := subRange("/etc/subgid", name, uid)
+	nu, errU := exec.LookPath("newuidmap")
+	ng, errG := exec.LookPath("newgidmap")
+	if su == nil || sg == nil || errU != nil || errG != nil {
+		return nil
+	}
+	return &subIDs{newuidmap: nu, newgidmap: ng, uid: [2]int{su[0], su[1]}, gid: [2]int{sg[0], sg[1]}}
+}
+
+// write maps the caller to root and the subordinate ranges from 1 up.
+func (s *subIDs) write(pid int) error {
+	p := strconv.Itoa(pid)
+	uargs := []string{p, "0", strconv.Itoa(os.Geteuid()), "1", "1", strconv.Itoa(s.uid[0]), strconv.Itoa(s.uid[1])}
+	gargs := []string{p, "0", strconv.Itoa(os.Getegid()), "1", "1", strconv.Itoa(s.gid[0]), strconv.Itoa(s.gid[1])}
+	if out, err := exec.Command(s.newuidmap, uargs...).CombinedOutput(); err != nil {
+		return fmt.Errorf("newuidmap %s: %v: %s", strings.Join(uargs, " "), err, out)
+	}
+	if out, err := exec.Command(s.newgidmap, gargs...).CombinedOutput(); err != nil {
+		return fmt.Errorf("newgidmap %s: %v: %s", strings.Join(gargs, " "), err, out)
+	}
+	return nil
+}
+
+// subRange returns [start, count] of the first range in file for the user
+// (by name or uid), or nil.
+func subRange(file, name string, uid int) []int {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil
+	}
+	sc := bufio.NewScanner(strings.NewReader(string(b)))
+	for sc.Scan() {
+		f := strings.Split(strings.TrimSpace(sc.Text()), ":")
+		if len(f) != 3 || (f[0] != name && f[0] != strconv.Itoa(uid)) {
+			continue
+		}
+		start, err1 := strconv.Atoi(f[1])
+		count, err2 := strconv.Atoi(f[2])
+		if err1 == nil && err2 == nil && count > 0 {
+			return []int{start, count}
+		}
+	}
+	return nil
+}
