@@ -1,0 +1,470 @@
+package builtins
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"go.starlark.net/starlark"
+	"go.starlark.net/starlarkstruct"
+	"go.starlark.net/syntax"
+
+	"nsh.dev/nsh/internal/doc"
+	"nsh.dev/nsh/internal/nserr"
+)
+
+func idmapTable() doc.Table {
+	return doc.Table{
+		Funcs: []doc.Func{
+			{Name: "uidmap", Sig: "uidmap(inside, outside, count=1)", Impl: idmapBuiltin("uid"), Doc: `Returns one line of a user-ID map: ids inside..inside+count-1 of a user
+namespace are ids outside..outside+count-1 of its parent. A list of them is
+a full map, e.g. clone(..., "user", uidmap=[uidmap(0, 1000), uidmap(1, 100000, 65536)]).`},
+			{Name: "gidmap", Sig: "gidmap(inside, outside, count=1)", Impl: idmapBuiltin("gid"), Doc: `Returns one line of a group-ID map; see uidmap().`},
+			{Name: "set_idmaps", Sig: `set_idmaps(target, uidmap=None, gidmap=None, setgroups=None)`, Impl: setIDMapsBuiltin, Doc: `Writes the uid_map and gid_map of the user namespace of a process.
+This is the parent's half of the user-namespace handshake, done by hand:
+start a child that waits in a new user namespace, call set_idmaps on it,
+then let it go on. target is a process or a pid; uidmap and gidmap are lists
+of uidmap()/gidmap() values (or (inside, outside, count) tuples).
+The kernel's rules are checked first, with a clear error: a map is written
+once; ranges do not overlap inside or outside; at most 340 lines; outside
+ids must be mapped in nsh's own user namespace. setgroups="deny" is written
+before gid_map when asked, and always when nsh is not root in the initial
+user namespace (the kernel requires it of unprivileged writers).`},
+			{Name: "ids", Sig: "ids(target=None)", Impl: idsBuiltin, Doc: `Returns the identity of a process as seen from nsh, and its maps.
+A struct with uid, gid (the effective ids, as /proc/PID/status shows them in
+nsh's user namespace; 65534 for an unmapped id), uid_map and gid_map (lists
+of nsh.idmap, empty when not written yet), setgroups ("allow" or "deny") and
+user (its user namespace). target is a process or pid; default nsh itself.`},
+		},
+		Types: []doc.Type{{
+			Name: "nsh.idmap",
+			Doc:  "One line of a uid_map or gid_map: inside, outside, count (str() as the kernel file shows it).",
+			Attrs: []doc.Attr{
+				{Name: "kind", Doc: `"uid" or "gid"`},
+				{Name: "inside", Doc: "first id inside the user namespace"},
+				{Name: "outside", Doc: "first id in the parent user namespace"},
+				{Name: "count", Doc: "number of ids in the range"},
+			},
+		}},
+	}
+}
+
+// IDMap is one line of a uid_map or gid_map.
+type IDMap struct {
+	Kind                   string // "uid" or "gid"
+	Inside, Outside, Count uint32
+}
+
+var (
+	_ starlark.HasAttrs   = IDMap{}
+	_ starlark.Comparable = IDMap{}
+)
+
+// String renders the map line as the kernel file shows it.
+func (m IDMap) String() string {
+	return fmt.Sprintf("%smap(%d, %d, %d)", m.Kind, m.Inside, m.Outside, m.Count)
+}
+
+// Type returns "nsh.idmap".
+func (m IDMap) Type() string { return "nsh.idmap" }
+
+// Freeze is a no-op: IDMap is immutable.
+func (m IDMap) Freeze() {}
+
+// Truth is always true.
+func (m IDMap) Truth() starlark.Bool { return true }
+
+// Hash combines the fields.
+func (m IDMap) Hash() (uint32, error) { return m.Inside*31 ^ m.Outside*17 ^ m.Count, nil }
+
+// CompareSameType compares all fields.
+func (m IDMap) CompareSameType(op syntax.Token, y starlark.Value, depth int) (bool, error) {
+	n := y.(IDMap)
+	switch op {
+	case syntax.EQL:
+		return m == n, nil
+	case syntax.NEQ:
+		return m != n, nil
+	}
+	return false, fmt.Errorf("%s %s %s not supported", m.Type(), op, y.Type())
+}
+
+// AttrNames lists the attributes.
+func (m IDMap) AttrNames() []string { return []string{"count", "inside", "kind", "outside"} }
+
+// Attr returns an attribute.
+func (m IDMap) Attr(name string) (starlark.Value, error) {
+	switch name {
+	case "kind":
+		return starlark.String(m.Kind), nil
+	case "inside":
+		return starlark.MakeUint64(uint64(m.Inside)), nil
+	case "outside":
+		return starlark.MakeUint64(uint64(m.Outside)), nil
+	case "count":
+		return starlark.MakeUint64(uint64(m.Count)), nil
+	}
+	return nil, nil
+}
+
+// line renders the map as one line of /proc/PID/uid_map.
+func (m IDMap) line() string { return fmt.Sprintf("%d %d %d\n", m.Inside, m.Outside, m.Count) }
+
+func idmapBuiltin(kind string) func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
+	return func(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var inside, outside int64
+		count := int64(1)
+		if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "inside", &inside, "outside", &outside, "count?", &count); err != nil {
+			return nil, err
+		}
+		return makeIDMap(kind, inside, outside, count)
+	}
+}
+
+const maxID = 1<<32 - 1 // (uid_t)-1 is not a valid id
+
+func makeIDMap(kind string, inside, outside, count int64) (IDMap, error) {
+	switch {
+	case inside < 0 || outside < 0:
+		return IDMap{}, fmt.Errorf("%smap(%d, %d, %d): ids cannot be negative", kind, inside, outside, count)
+	case count < 1:
+		return IDMap{}, fmt.Errorf("%smap(%d, %d, %d): count must be at least 1", kind, inside, outside, count)
+	case inside+count > maxID || outside+count > maxID:
+		return IDMap{}, fmt.Errorf("%smap(%d, %d, %d): range goes past the largest id %d", kind, inside, outside, count, maxID-1)
+	}
+	return IDMap{Kind: kind, Inside: uint32(inside), Outside: uint32(outside), Count: uint32(count)}, nil
+}
+
+// parseIDMaps accepts a list of IDMap values or (inside, outside[, count])
+// tuples for the given kind.
+func parseIDMaps(kind string, v starlark.Value) ([]IDMap, error) {
+	if v == nil || v == starlark.None {
+		return nil, nil
+	}
+	if m, ok := v.(IDMap); ok {
+		v = starlark.NewList([]starlark.Value{m})
+	}
+	it, ok := v.(starlark.Iterable)
+	if !ok {
+		return nil, fmt.Errorf("%smap must be a list of %smap() values, not %s", kind, kind, v.Type())
+	}
+	var out []IDMap
+	iter := it.Iterate()
+	defer iter.Done()
+	var x starlark.Value
+	for iter.Next(&x) {
+		switch x := x.(type) {
+		case IDMap:
+			if x.Kind != kind {
+				return nil, fmt.Errorf("%s given where a %smap is expected", x, kind)
+			}
+			out = append(out, x)
+		case starlark.Tuple:
+			if len(x) < 2 || len(x) > 3 {
+				return nil, fmt.Errorf("%smap tuple %s must be (inside, outside) or (inside, outside, count)", kind, x)
+			}
+			nums := []int64{0, 0, 1}
+			for i, e := range x {
+				if err := starlark.AsInt(e, &nums[i]); err != nil {
+					return nil, fmt.Errorf("%smap tuple %s: %v", kind, x, err)
+				}
+			}
+			m, err := makeIDMap(kind, nums[0], nums[1], nums[2])
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, m)
+		default:
+			return nil, fmt.Errorf("%smap entries must be %smap() values or tuples, not %s", kind, kind, x.Type())
+		}
+	}
+	return out, nil
+}
+
+// maxMapLines is the kernel's limit on lines in a uid_map or gid_map.
+const maxMapLines = 340
+
+// checkIDMaps applies the kernel's rules to a map before it is written:
+// at most 340 lines, no overlap inside, no overlap outside, and every
+// outside id mapped in the writer's own user namespace (own lists the
+// ranges of ids that exist there, as [start, count] pairs).
+func checkIDMaps(kind string, maps []IDMap, own [][2]uint64) error {
+	if len(maps) == 0 {
+		return fmt.Errorf("empty %s map", kind)
+	}
+	if len(maps) > maxMapLines {
+		return fmt.Errorf("%s map has %d lines; the kernel allows at most %d", kind, len(maps), maxMapLines)
+	}
+	overlap := func(a0, an, b0, bn uint32) bool {
+		return uint64(a0) < uint64(b0)+uint64(bn) && uint64(b0) < uint64(a0)+uint64(an)
+	}
+	for i, a := range maps {
+		for _, b := range maps[i+1:] {
+			if overlap(a.Inside, a.Count, b.Inside, b.Count) {
+				return fmt.Errorf("%s and %s overlap inside the namespace", a, b)
+			}
+			if overlap(a.Outside, a.Count, b.Outside, b.Count) {
+				return fmt.Errorf("%s and %s overlap outside the namespace", a, b)
+			}
+		}
+		if own != nil && !covered(uint64(a.Outside), uint64(a.Count), own) {
+			return fmt.Errorf("%s maps outside %ss %d..%d, which do not exist in nsh's user namespace (its %s_map: %s); a rootless nsh can map only the ids it was given",
+				a, kind, a.Outside, uint64(a.Outside)+uint64(a.Count)-1, kind, fmtRanges(own))
+		}
+	}
+	return nil
+}
+
+func covered(start, count uint64, own [][2]uint64) bool {
+	for start < start+count && count > 0 {
+		found := false
+		for _, r := range own {
+			if start >= r[0] && start < r[0]+r[1] {
+				n := r[0] + r[1] - start
+				if n >= count {
+					return true
+				}
+				start, count, found = start+n, count-n, true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return count == 0
+}
+
+func fmtRanges(rs [][2]uint64) string {
+	var parts []string
+	for _, r := range rs {
+		parts = append(parts, fmt.Sprintf("%d..%d", r[0], r[0]+r[1]-1))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// readMap parses /proc/PID/{uid,gid}_map.
+func readMap(kind, path string) ([]IDMap, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nserr.New("read", path, unwrap(err))
+	}
+	var out []IDMap
+	sc := bufio.NewScanner(strings.NewReader(string(b)))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 3 {
+			continue
+		}
+		var n [3]uint64
+		for i := range f {
+			if n[i], err = strconv.ParseUint(f[i], 10, 32); err != nil {
+				return nil, fmt.Errorf("%s: bad line %q", path, sc.Text())
+			}
+		}
+		out = append(out, IDMap{Kind: kind, Inside: uint32(n[0]), Outside: uint32(n[1]), Count: uint32(n[2])})
+	}
+	return out, nil
+}
+
+// ownRanges returns the ids that exist in nsh's own user namespace: the
+// inside column of its own map.
+func ownRanges(kind string) ([][2]uint64, error) {
+	maps, err := readMap(kind, "/proc/self/"+kind+"_map")
+	if err != nil {
+		return nil, err
+	}
+	var out [][2]uint64
+	for _, m := range maps {
+		out = append(out, [2]uint64{uint64(m.Inside), uint64(m.Count)})
+	}
+	return out, nil
+}
+
+// writeIDMaps writes the maps of process pid's user namespace after
+// checking the kernel's rules; setgroups is "", "deny" or "allow".
+func writeIDMaps(pid int, uids, gids []IDMap, setgroups string) error {
+	base := fmt.Sprintf("/proc/%d/", pid)
+	for _, w := range []struct {
+		kind string
+		maps []IDMap
+	}{{"uid", uids}, {"gid", gids}} {
+		if w.maps == nil {
+			continue
+		}
+		own, err := ownRanges(w.kind)
+		if err != nil {
+			return err
+		}
+		if err := checkIDMaps(w.kind, w.maps, own); err != nil {
+			return err
+		}
+		cur, err := readMap(w.kind, base+w.kind+"_map")
+		if err != nil {
+			return err
+		}
+		if len(cur) > 0 {
+			return fmt.Errorf("the %s_map of process %d is already written (%s); the kernel allows one write", w.kind, pid, cur[0])
+		}
+	}
+	if gids != nil && setgroups == "" && !privileged() {
+		setgroups = "deny"
+	}
+	if setgroups != "" {
+		if err := os.WriteFile(base+"setgroups", []byte(setgroups), 0); err != nil {
+			return nserr.New("write", base+"setgroups", unwrap(err))
+		}
+	}
+	for _, w := range []struct {
+		kind string
+		maps []IDMap
+	}{{"uid", uids}, {"gid", gids}} {
+		if w.maps == nil {
+			continue
+		}
+		var b strings.Builder
+		for _, m := range w.maps {
+			b.WriteString(m.line())
+		}
+		path := base + w.kind + "_map"
+		if err := os.WriteFile(path, []byte(b.String()), 0); err != nil {
+			err = unwrap(err)
+			if errors.Is(err, os.ErrPermission) && w.kind == "gid" && setgroups != "deny" {
+				return nserr.Errorf("write", path, err, `an unprivileged writer must deny setgroups first: pass setgroups="deny"`)
+			}
+			return nserr.New("write", fmt.Sprintf("%s %q", path, strings.TrimSpace(b.String())), err)
+		}
+	}
+	return nil
+}
+
+// privileged reports whether nsh is root in the initial user namespace,
+// which may write any map without denying setgroups.
+func privileged() bool {
+	own, err := readMap("uid", "/proc/self/uid_map")
+	return err == nil && os.Geteuid() == 0 && len(own) == 1 && own[0].Inside == 0 && own[0].Outside == 0 && own[0].Count == maxID
+}
+
+// pidOf accepts a pid or any value with an int pid attribute (a process).
+func pidOf(v starlark.Value) (int, error) {
+	if ha, ok := v.(starlark.HasAttrs); ok {
+		if p, err := ha.Attr("pid"); err == nil && p != nil {
+			v = p
+		}
+	}
+	var pid int
+	if err := starlark.AsInt(v, &pid); err != nil || pid <= 0 {
+		return 0, fmt.Errorf("want a process or pid, not %s", v.String())
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
+		return 0, fmt.Errorf("no process with pid %d", pid)
+	}
+	return pid, nil
+}
+
+func setIDMapsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var target, uv, gv starlark.Value
+	setgroups := ""
+	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "target", &target, "uidmap?", &uv, "gidmap?", &gv, "setgroups?", &setgroups); err != nil {
+		return nil, err
+	}
+	if setgroups != "" && setgroups != "allow" && setgroups != "deny" {
+		return nil, fmt.Errorf(`setgroups must be "allow" or "deny", not %q`, setgroups)
+	}
+	uids, err := parseIDMaps("uid", uv)
+	if err != nil {
+		return nil, err
+	}
+	gids, err := parseIDMaps("gid", gv)
+	if err != nil {
+		return nil, err
+	}
+	if uids == nil && gids == nil {
+		return nil, fmt.Errorf("nothing to write: give uidmap= and/or gidmap=")
+	}
+	pid, err := pidOf(target)
+	if err != nil {
+		return nil, err
+	}
+	return starlark.None, writeIDMaps(pid, uids, gids, setgroups)
+}
+
+func idsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var target starlark.Value = starlark.None
+	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "target?", &target); err != nil {
+		return nil, err
+	}
+	pid := os.Getpid()
+	if target != starlark.None {
+		var err error
+		if pid, err = pidOf(target); err != nil {
+			return nil, err
+		}
+	}
+	st, err := stateOf(th)
+	if err != nil {
+		return nil, err
+	}
+	base := fmt.Sprintf("/proc/%d/", pid)
+	uid, gid, err := statusIDs(base + "status")
+	if err != nil {
+		return nil, err
+	}
+	um, err := readMap("uid", base+"uid_map")
+	if err != nil {
+		return nil, err
+	}
+	gm, err := readMap("gid", base+"gid_map")
+	if err != nil {
+		return nil, err
+	}
+	sg, err := os.ReadFile(base + "setgroups")
+	if err != nil {
+		return nil, nserr.New("read", base+"setgroups", unwrap(err))
+	}
+	userNS, err := st.tab.Open(base+"ns/user", "user")
+	if err != nil {
+		return nil, err
+	}
+	toList := func(ms []IDMap) *starlark.List {
+		vs := make([]starlark.Value, len(ms))
+		for i, m := range ms {
+			vs[i] = m
+		}
+		return starlark.NewList(vs)
+	}
+	return starlarkstruct.FromStringDict(starlarkstruct.Default, starlark.StringDict{
+		"pid":       starlark.MakeInt(pid),
+		"uid":       starlark.MakeInt(uid),
+		"gid":       starlark.MakeInt(gid),
+		"uid_map":   toList(um),
+		"gid_map":   toList(gm),
+		"setgroups": starlark.String(strings.TrimSpace(string(sg))),
+		"user":      &Namespace{ns: userNS, st: st},
+	}), nil
+}
+
+// statusIDs returns the effective uid and gid from /proc/PID/status.
+func statusIDs(path string) (int, int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0, nserr.New("read", path, unwrap(err))
+	}
+	uid, gid := -1, -1
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && f[0] == "Uid:" {
+			uid, _ = strconv.Atoi(f[2])
+		}
+		if len(f) >= 3 && f[0] == "Gid:" {
+			gid, _ = strconv.Atoi(f[2])
+		}
+	}
+	if uid < 0 || gid < 0 {
+		return 0, 0, fmt.Errorf("%s: no Uid/Gid lines", path)
+	}
+	return uid, gid, nil
+}
