@@ -1,0 +1,66 @@
+package nsthread
+
+import (
+	"os"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func netInode(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+// Unsharing on a hop thread never changes the namespaces of the threads
+// the scheduler hands out afterwards.
+func TestHopThreadsAreDiscarded(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	host := netInode(t, "/proc/self/ns/net")
+	var inside uint64
+	for i := 0; i < 200; i++ {
+		err := Unshare(nil, unix.CLONE_NEWNET, func() error {
+			inside = netInode(t, "/proc/thread-self/ns/net")
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inside == host {
+			t.Fatal("unshare did not create a namespace")
+		}
+		// Any thread this goroutine runs on is still in the host's netns.
+		if got := netInode(t, "/proc/thread-self/ns/net"); got != host {
+			t.Fatalf("iteration %d: a changed thread went back to the pool (net %d, host %d)", i, got, host)
+		}
+	}
+}
+
+func TestJoinAndErrors(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	f, err := os.Open("/proc/self/ns/uts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// Joining a uts namespace file as a net namespace is refused by the
+	// kernel; the error names the operation and the namespace.
+	err = Do([]Join{{Fd: int(f.Fd()), Type: unix.CLONE_NEWNET, Name: "uts:[x]"}}, func() error { return nil })
+	if err == nil || err.Error() != "setns uts:[x]: EINVAL: invalid argument (the file is not a namespace of the requested kind, or the kind cannot be joined by a multi-threaded process)" {
+		t.Errorf("got %v", err)
+	}
+	if FlagNames(unix.CLONE_NEWNET|unix.CLONE_NEWUTS) != "uts|net" {
+		t.Errorf("FlagNames: %s", FlagNames(unix.CLONE_NEWNET|unix.CLONE_NEWUTS))
+	}
+	if err := Do(nil, func() error { panic("boom") }); err == nil {
+		t.Error("panic on a hop thread not turned into an error")
+	}
+}
