@@ -33,16 +33,31 @@ func Open(root int, path string) (int, error) {
 // Create is Open that first creates what is missing, as mkdir -p does:
 // the missing directories, and the last component as an empty file when
 // file is true. Components are created one at a time below the deepest
-// existing one, and none of the new ones may be a symlink (a symlink that
-// appears in a created component's place is refused with ELOOP). It
+// existing one; a symlink met on the way is followed inside root (its
+// text is resolved against root, never against "/"), up to 40 of them. It
 // returns the descriptor and the created paths, relative to root, in the
 // order they were made.
 func Create(root int, path string, file bool) (fd int, created []string, err error) {
-	fd, err = Open(root, path)
-	if err == nil || !errors.Is(err, unix.ENOENT) {
-		return fd, nil, err
+	for hops := 0; hops <= 40; hops++ {
+		var link string
+		fd, created, link, err = create(root, Rel(path), file)
+		if link == "" {
+			return fd, created, err
+		}
+		path = link
 	}
-	rel := Rel(path)
+	return -1, nil, unix.ELOOP
+}
+
+// create does one pass of Create over rel. When it meets a symlink among
+// the missing components, it undoes its work and returns the path to try
+// instead: the symlink's text resolved against its directory, then the
+// components after it.
+func create(root int, rel string, file bool) (fd int, created []string, link string, err error) {
+	fd, err = Open(root, rel)
+	if err == nil || !errors.Is(err, unix.ENOENT) {
+		return fd, nil, "", err
+	}
 	comps := strings.Split(rel, "/")
 	// The deepest existing ancestor.
 	base := -1
@@ -58,50 +73,89 @@ func Create(root int, path string, file bool) (fd int, created []string, err err
 			break
 		}
 		if !errors.Is(err, unix.ENOENT) {
-			return -1, nil, err
+			return -1, nil, "", err
 		}
 	}
 	if dir < 0 {
-		return -1, nil, unix.ENOENT
+		return -1, nil, "", unix.ENOENT
 	}
 	undo := func() {
 		for i := len(created) - 1; i >= 0; i-- {
-			flags := 0
-			if !(file && i == len(comps)-1-base) {
-				flags = unix.AT_REMOVEDIR
+			flags := unix.AT_REMOVEDIR
+			if file && created[i] == rel {
+				flags = 0
 			}
 			unix.Unlinkat(root, created[i], flags)
 		}
 	}
+	// The existing ancestor may itself have been reached through
+	// symlinks: name it by where it really is, relative to root.
+	at := strings.Join(comps[:base], "/")
 	for i := base; i < len(comps); i++ {
 		name := comps[i]
+		here := strings.TrimPrefix(at+"/"+name, "/")
 		last := i == len(comps)-1
 		if last && file {
 			f, err := unix.Openat(dir, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
-			if err != nil {
+			if err == nil {
+				unix.Close(f)
+				created = append(created, here)
+			} else if !errors.Is(err, unix.EEXIST) {
 				unix.Close(dir)
 				undo()
-				return -1, nil, err
+				return -1, nil, "", err
 			}
-			unix.Close(f)
-		} else if err := unix.Mkdirat(dir, name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+		} else if err := unix.Mkdirat(dir, name, 0o755); err == nil {
+			created = append(created, here)
+		} else if !errors.Is(err, unix.EEXIST) {
 			unix.Close(dir)
 			undo()
-			return -1, nil, err
-		} else if err == nil {
-			created = append(created, strings.Join(comps[:i+1], "/"))
-		}
-		if last && file {
-			created = append(created, strings.Join(comps[:i+1], "/"))
+			return -1, nil, "", err
 		}
 		next, err := unix.Openat2(dir, name, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC,
 			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS})
+		if errors.Is(err, unix.ELOOP) {
+			// A symlink (dangling, since Open failed): follow its text
+			// inside root and start over from there.
+			target, rerr := readlinkat(dir, name)
+			unix.Close(dir)
+			undo()
+			if rerr != nil {
+				return -1, nil, "", rerr
+			}
+			if !strings.HasPrefix(target, "/") {
+				// Relative text is resolved against the link's directory,
+				// whose name must then be its real one: refuse when the
+				// existing ancestor was itself reached through symlinks.
+				if base > 0 {
+					d, err := unix.Openat2(root, strings.Join(comps[:base], "/"), &unix.OpenHow{
+						Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS})
+					if err != nil {
+						return -1, nil, "", err
+					}
+					unix.Close(d)
+				}
+				target = at + "/" + target
+			}
+			rest := strings.Join(comps[i+1:], "/")
+			return -1, nil, Rel(target + "/" + rest), nil
+		}
 		unix.Close(dir)
 		if err != nil {
 			undo()
-			return -1, nil, err
+			return -1, nil, "", err
 		}
 		dir = next
+		at = here
 	}
-	return dir, created, nil
+	return dir, created, "", nil
+}
+
+func readlinkat(dir int, name string) (string, error) {
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(dir, name, buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
 }

@@ -85,14 +85,34 @@ func TestCreate(t *testing.T) {
 	if st, err := os.Stat(filepath.Join(root, "a/b/c/file")); err != nil || !st.Mode().IsRegular() {
 		t.Errorf("file not created: %v", err)
 	}
-	// A dangling symlink in the way is not followed out of root.
+	// A dangling symlink in the way is followed inside root only.
 	os.Symlink("/mt-nonexistent-outside", filepath.Join(root, "evil"))
-	if _, _, err := Create(rfd, "evil/x", false); err == nil {
-		t.Errorf("created through a dangling symlink")
-	} else if !errors.Is(err, unix.ELOOP) && !errors.Is(err, unix.ENOENT) {
-		t.Logf("err %v", err)
+	os.Symlink("../../../mt-rel", filepath.Join(root, "a", "rel"))
+	fd, created, err = Create(rfd, "evil/x", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd)
+	if len(created) != 2 || created[0] != "mt-nonexistent-outside" || created[1] != "mt-nonexistent-outside/x" {
+		t.Errorf("created %q", created)
 	}
 	if _, err := os.Stat("/mt-nonexistent-outside"); err == nil {
 		t.Errorf("created outside root")
+	}
+	fd, created, err = Create(rfd, "a/rel/y", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd)
+	if len(created) != 2 || created[0] != "mt-rel" || created[1] != "mt-rel/y" {
+		t.Errorf("created %q", created)
+	}
+	if st, err := os.Stat(filepath.Join(root, "mt-rel/y")); err != nil || !st.Mode().IsRegular() {
+		t.Errorf("file not created in root: %v", err)
+	}
+	// A symlink loop ends.
+	os.Symlink("loop", filepath.Join(root, "loop"))
+	if _, _, err := Create(rfd, "loop/z", false); !errors.Is(err, unix.ELOOP) {
+		t.Errorf("loop: %v", err)
 	}
 }

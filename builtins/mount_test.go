@@ -1,0 +1,100 @@
+package builtins_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"go.starlark.net/starlark"
+
+	"nsh.dev/nsh/builtins"
+	"nsh.dev/nsh/internal/leakcheck"
+	"nsh.dev/nsh/internal/startest"
+	"nsh.dev/nsh/interp"
+)
+
+// TestMountSymlinkEscape plants symlinks that point out of a container's
+// root (an absolute one and one that climbs with ..) and checks that
+// mount(..., root=R) keeps the mount inside R, while the same path without
+// root= follows the link as mount(8) does. Starlark has no symlink builtin,
+// so the tree is made here and the script gets its paths as globals.
+func TestMountSymlinkEscape(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (mount)")
+	}
+	top, err := os.MkdirTemp("", "mt-symlink-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(top)
+	root := filepath.Join(top, "root")
+	outside := filepath.Join(top, "outside")
+	for _, d := range []string{root, outside} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, to := range map[string]string{
+		"abs":      outside,                   // absolute: out of root
+		"up":       "../../../../../../..",    // climbs above root
+		"dangling": filepath.Join(top, "new"), // does not exist yet
+	} {
+		if err := os.Symlink(to, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leakcheck.Check(t)
+	src := `
+unshare("mnt")
+def at(target):
+    return [m for m in mounts() if m.target == target]
+
+# Inside root, the absolute link resolves to R + OUT: created there, not at OUT.
+m = mount("tmpfs", "abs/mt-in", "tmpfs", root=R, mkdir=True)
+assert.eq(m.target, R + OUT + "/mt-in")
+assert.eq(at(OUT + "/mt-in"), [])
+
+# .. cannot climb above root either.
+m = mount("tmpfs", "/up/mt-up", "tmpfs", root=R, mkdir=True)
+assert.eq(m.target, R + "/mt-up")
+
+# A dangling link is followed inside root to create what it names.
+m = mount("tmpfs", "dangling/x", "tmpfs", root=R, mkdir=True)
+assert.eq(m.target, R + NEW + "/x")
+
+# Magic links (/proc/self/...) are refused outright.
+assert.fails(lambda: mount("tmpfs", "/proc/self/cwd", "tmpfs"), "ELOOP")
+
+# Without root=, the link is followed, as by mount(8).
+m = mount("tmpfs", R + "/abs", "tmpfs")
+assert.eq(m.target, OUT)
+`
+	in := interp.New(interp.Config{
+		Builtins: builtins.Table(),
+		Extra: starlark.StringDict{
+			"assert": startest.Assert(t),
+			"R":      starlark.String(root),
+			"OUT":    starlark.String(outside),
+			"NEW":    starlark.String(filepath.Join(top, "new")),
+		},
+	})
+	r := in.NewRun(top, []string{"symlink.star"})
+	if _, err := r.ExecFile("symlink.star", []byte(src)); err != nil {
+		t.Errorf("%s", interp.FormatError(err))
+	}
+	if err := r.Close(); err != nil {
+		t.Errorf("teardown: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(outside, "mt-in")); err == nil {
+		t.Errorf("a directory was created outside the root")
+	}
+	if _, err := os.Stat(filepath.Join(top, "new")); err == nil {
+		t.Errorf("the dangling link's target was created")
+	}
+	// The directories mkdir=True made inside the root went with the run.
+	for _, d := range []string{"tmp", "mt-up"} {
+		if _, err := os.Lstat(filepath.Join(root, d)); err == nil {
+			t.Errorf("%s/%s left behind", root, d)
+		}
+	}
+}
