@@ -32,123 +32,111 @@ func Open(root int, path string) (int, error) {
 
 // Create is Open that first creates what is missing, as mkdir -p does:
 // the missing directories, and the last component as an empty file when
-// file is true. Components are created one at a time below the deepest
-// existing one; a symlink met on the way is followed inside root (its
-// text is resolved against root, never against "/"), up to 40 of them. It
-// returns the descriptor and the created paths, relative to root, in the
-// order they were made.
+// file is true. It walks the path one component at a time, never letting
+// the kernel follow a symlink: a symlink's text is read and walked in its
+// place, absolute ones from root, ".." never above root (up to 40 links).
+// So it always knows the real name, under root, of what it creates, and
+// returns those names in the order they were made.
 func Create(root int, path string, file bool) (fd int, created []string, err error) {
-	for hops := 0; hops <= 40; hops++ {
-		var link string
-		fd, created, link, err = create(root, Rel(path), file)
-		if link == "" {
-			return fd, created, err
-		}
-		path = link
-	}
-	return -1, nil, unix.ELOOP
-}
-
-// create does one pass of Create over rel. When it meets a symlink among
-// the missing components, it undoes its work and returns the path to try
-// instead: the symlink's text resolved against its directory, then the
-// components after it.
-func create(root int, rel string, file bool) (fd int, created []string, link string, err error) {
-	fd, err = Open(root, rel)
-	if err == nil || !errors.Is(err, unix.ENOENT) {
-		return fd, nil, "", err
-	}
-	comps := strings.Split(rel, "/")
-	// The deepest existing ancestor.
-	base := -1
-	dir := -1
-	for i := len(comps) - 1; i >= 0; i-- {
-		prefix := "."
-		if i > 0 {
-			prefix = strings.Join(comps[:i], "/")
-		}
-		d, err := Open(root, prefix)
-		if err == nil {
-			base, dir = i, d
-			break
-		}
-		if !errors.Is(err, unix.ENOENT) {
-			return -1, nil, "", err
-		}
-	}
-	if dir < 0 {
-		return -1, nil, "", unix.ENOENT
+	const beneath = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS
+	open := func(dir int, name string) (int, error) {
+		return unix.Openat2(dir, name, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: beneath})
 	}
 	undo := func() {
 		for i := len(created) - 1; i >= 0; i-- {
-			flags := unix.AT_REMOVEDIR
-			if file && created[i] == rel {
-				flags = 0
+			if unix.Unlinkat(root, created[i], unix.AT_REMOVEDIR) != nil {
+				unix.Unlinkat(root, created[i], 0)
 			}
-			unix.Unlinkat(root, created[i], flags)
 		}
 	}
-	// The existing ancestor may itself have been reached through
-	// symlinks: name it by where it really is, relative to root.
-	at := strings.Join(comps[:base], "/")
-	for i := base; i < len(comps); i++ {
-		name := comps[i]
+	dir, err := open(root, ".")
+	if err != nil {
+		return -1, nil, err
+	}
+	at := "" // the real path of dir, relative to root
+	pending := strings.Split(Rel(path), "/")
+	links := 0
+	for len(pending) > 0 {
+		name := pending[0]
+		pending = pending[1:]
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			at = parent(at)
+			next, err := open(root, dotIfEmpty(at))
+			unix.Close(dir)
+			if err != nil {
+				undo()
+				return -1, nil, err
+			}
+			dir = next
+			continue
+		}
 		here := strings.TrimPrefix(at+"/"+name, "/")
-		last := i == len(comps)-1
-		if last && file {
-			f, err := unix.Openat(dir, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+		next, err := open(dir, name)
+		if errors.Is(err, unix.ENOENT) {
+			if len(pending) == 0 && file {
+				f, cerr := unix.Openat(dir, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+				if cerr == nil {
+					unix.Close(f)
+				}
+				err = cerr
+			} else {
+				err = unix.Mkdirat(dir, name, 0o755)
+			}
 			if err == nil {
-				unix.Close(f)
 				created = append(created, here)
-			} else if !errors.Is(err, unix.EEXIST) {
+				next, err = open(dir, name)
+			}
+		}
+		if errors.Is(err, unix.ELOOP) {
+			// A symlink: walk its text instead.
+			links++
+			target, rerr := readlinkat(dir, name)
+			if rerr != nil || links > 40 {
 				unix.Close(dir)
 				undo()
-				return -1, nil, "", err
-			}
-		} else if err := unix.Mkdirat(dir, name, 0o755); err == nil {
-			created = append(created, here)
-		} else if !errors.Is(err, unix.EEXIST) {
-			unix.Close(dir)
-			undo()
-			return -1, nil, "", err
-		}
-		next, err := unix.Openat2(dir, name, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC,
-			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS})
-		if errors.Is(err, unix.ELOOP) {
-			// A symlink (dangling, since Open failed): follow its text
-			// inside root and start over from there.
-			target, rerr := readlinkat(dir, name)
-			unix.Close(dir)
-			undo()
-			if rerr != nil {
-				return -1, nil, "", rerr
-			}
-			if !strings.HasPrefix(target, "/") {
-				// Relative text is resolved against the link's directory,
-				// whose name must then be its real one: refuse when the
-				// existing ancestor was itself reached through symlinks.
-				if base > 0 {
-					d, err := unix.Openat2(root, strings.Join(comps[:base], "/"), &unix.OpenHow{
-						Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS})
-					if err != nil {
-						return -1, nil, "", err
-					}
-					unix.Close(d)
+				if rerr == nil {
+					rerr = unix.ELOOP
 				}
-				target = at + "/" + target
+				return -1, nil, rerr
 			}
-			rest := strings.Join(comps[i+1:], "/")
-			return -1, nil, Rel(target + "/" + rest), nil
+			if strings.HasPrefix(target, "/") {
+				at = ""
+				next, err := open(root, ".")
+				unix.Close(dir)
+				if err != nil {
+					undo()
+					return -1, nil, err
+				}
+				dir = next
+			}
+			pending = append(strings.Split(target, "/"), pending...)
+			continue
 		}
 		unix.Close(dir)
 		if err != nil {
 			undo()
-			return -1, nil, "", err
+			return -1, nil, err
 		}
-		dir = next
-		at = here
+		dir, at = next, here
 	}
-	return dir, created, "", nil
+	return dir, created, nil
+}
+
+func parent(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i]
+	}
+	return ""
+}
+
+func dotIfEmpty(p string) string {
+	if p == "" {
+		return "."
+	}
+	return p
 }
 
 func readlinkat(dir int, name string) (string, error) {
