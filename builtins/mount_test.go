@@ -3,9 +3,11 @@ package builtins_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"go.starlark.net/starlark"
+	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/builtins"
 	"nsh.dev/nsh/internal/leakcheck"
@@ -96,5 +98,48 @@ assert.eq(m.target, OUT)
 		if _, err := os.Lstat(filepath.Join(root, d)); err == nil {
 			t.Errorf("%s/%s left behind", root, d)
 		}
+	}
+}
+
+// TestHostMountPersists checks the other half of the host rule: a mount
+// made with persist=True outlives the run, one without it does not.
+func TestHostMountPersists(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (the host's mount namespace)")
+	}
+	top, err := os.MkdirTemp("", "mt-persist-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(top)
+	leakcheck.Check(t)
+	kept, gone := filepath.Join(top, "kept"), filepath.Join(top, "gone")
+	in := interp.New(interp.Config{Builtins: builtins.Table(),
+		Extra: starlark.StringDict{"KEPT": starlark.String(kept), "GONE": starlark.String(gone)}})
+	r := in.NewRun(top, []string{"persist.star"})
+	src := `mount("tmpfs", KEPT, "tmpfs", mkdir=True, persist=True)
+mount("tmpfs", GONE, "tmpfs", mkdir=True)
+`
+	if _, err := r.ExecFile("persist.star", []byte(src)); err != nil {
+		t.Fatalf("%s", interp.FormatError(err))
+	}
+	if err := r.Close(); err != nil {
+		t.Errorf("teardown: %v", err)
+	}
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(mi), " "+kept+" ") {
+		t.Errorf("persisted mount %s is gone", kept)
+	}
+	if strings.Contains(string(mi), " "+gone+" ") {
+		t.Errorf("mount %s outlived the run", gone)
+	}
+	if _, err := os.Stat(gone); err == nil {
+		t.Errorf("directory %s made by mkdir=True outlived the run", gone)
+	}
+	if err := unix.Unmount(kept, 0); err != nil {
+		t.Errorf("unmounting %s: %v", kept, err)
 	}
 }
