@@ -474,7 +474,24 @@ func mountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	m := &Mount{e: res.entry, ns: mnt, st: st, made: r.newMount()}
 	id, target, created := res.entry.ID, res.entry.Target, res.created
 	undo := func() error {
-		return nsthread.Do(st.tab.Joins(st.tab.Initial.With(mnt)), func() error { return undoMount(proc0, id, target, created) })
+		proc, err := openProc()
+		if err != nil {
+			return err
+		}
+		defer unix.Close(proc)
+		var left []madeDir
+		err = nsthread.Do(st.tab.Joins(st.tab.Initial.With(mnt)), func() error {
+			var err error
+			left, err = undoMount(proc, id, target, created)
+			return err
+		})
+		if len(left) > 0 && !host {
+			// After pivot_root the directories are out of the
+			// namespace's reach; where nsh started, the same path
+			// usually names them (checked by inode).
+			nsthread.Do(nil, func() error { removeDirs(left); return nil })
+		}
+		return err
 	}
 	switch {
 	case host && r.newMount() && !r.persist:
@@ -489,10 +506,6 @@ func mountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	}
 	return m, nil
 }
-
-// proc0 marks "open /proc afresh" for undo steps, which run after the
-// call's descriptor is closed.
-const proc0 = -1
 
 // openProc opens nsh's own /proc, which stays usable on a thread that moved
 // into a mount namespace without one (after pivot_root, say): thread-self
@@ -540,7 +553,30 @@ func findMount(es []mountinfo.Entry, id int) (mountinfo.Entry, bool) {
 
 type mountResult struct {
 	entry   mountinfo.Entry
-	created []string // paths mkdir=True created, absolute in the namespace
+	created []madeDir // what mkdir=True created
+}
+
+// madeDir is a directory (or file) mkdir=True created: its absolute path
+// in the namespace, and its inode, so that cleanup removes that very one.
+type madeDir struct {
+	path     string
+	dev, ino uint64
+}
+
+// removeDirs removes what mkdir=True made, newest first, skipping paths
+// that now name something else, and returns what it could not reach.
+func removeDirs(ds []madeDir) (left []madeDir) {
+	for i := len(ds) - 1; i >= 0; i-- {
+		var st unix.Stat_t
+		if err := unix.Lstat(ds[i].path, &st); err != nil || st.Dev != ds[i].dev || st.Ino != ds[i].ino {
+			left = append([]madeDir{ds[i]}, left...)
+			continue
+		}
+		if unix.Rmdir(ds[i].path) != nil {
+			unix.Unlink(ds[i].path)
+		}
+	}
+	return left
 }
 
 // doMount runs on a thread that joined the context. It resolves the
@@ -589,7 +625,10 @@ func doMount(proc int, r *mountReq) (res mountResult, err error) {
 		var created []string
 		tfd, created, err = inroot.Create(rootfd, r.target, r.bindNew() && !srcIsDir)
 		for _, c := range created {
-			res.created = append(res.created, filepath.Join(r.root, c))
+			var st unix.Stat_t
+			if err := unix.Fstatat(rootfd, c, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
+				res.created = append(res.created, madeDir{path: filepath.Join(r.root, c), dev: st.Dev, ino: st.Ino})
+			}
 		}
 	} else {
 		tfd, err = inroot.Open(rootfd, r.target)
@@ -605,9 +644,7 @@ func doMount(proc int, r *mountReq) (res mountResult, err error) {
 	}
 	defer unix.Close(tfd)
 	fail := func(err error) (mountResult, error) {
-		for i := len(res.created) - 1; i >= 0; i-- {
-			os.Remove(res.created[i])
-		}
+		removeDirs(res.created)
 		return mountResult{}, err
 	}
 	underID, isRoot, err := mountID(tfd)
@@ -830,31 +867,20 @@ func fsLog(fd int, err error) string {
 	return strings.Join(msgs, "; ")
 }
 
-// undoMount unmounts a mount this run made in the initial namespace, if
-// it is still there and still at target, and removes the directories
-// mkdir=True made for it.
-func undoMount(proc, id int, target string, created []string) error {
-	if proc == proc0 {
-		fd, err := openProc()
-		if err != nil {
-			return err
-		}
-		defer unix.Close(fd)
-		proc = fd
-	}
+// undoMount unmounts a mount this run made, if it is still there and
+// still at target, and removes the directories mkdir=True made for it. It
+// returns the directories it could not find.
+func undoMount(proc, id int, target string, created []madeDir) ([]madeDir, error) {
 	es, err := readMounts(proc)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if e, ok := findMount(es, id); ok && e.Target == target {
 		if err := unix.Unmount(target, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil && err != unix.EINVAL && err != unix.ENOENT {
-			return nserr.New("umount", strconv.Quote(target), err)
+			return nil, nserr.New("umount", strconv.Quote(target), err)
 		}
 	}
-	for i := len(created) - 1; i >= 0; i-- {
-		os.Remove(created[i])
-	}
-	return nil
+	return removeDirs(created), nil
 }
 
 func umountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
