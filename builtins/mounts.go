@@ -25,7 +25,7 @@ import (
 func mountTable() doc.Table {
 	return doc.Table{
 		Funcs: []doc.Func{
-			{Name: "mount", Sig: `mount(source=None, target, fstype="", options="", bind=False, recursive=False, readonly=False, propagation=None, mkdir=False, root=None, persist=False)`,
+			{Name: "mount", Sig: `mount(source, target, fstype="", options="", bind=False, recursive=False, readonly=False, propagation=None, mkdir=False, root=None, persist=False)`,
 				Impl: mountBuiltin, Doc: `Mounts in the current context's mount namespace; returns the new nsh.mount.
 A filesystem:       mount("tmpfs", "/mnt/x", "tmpfs", "size=10m,mode=755")
                     (proc, sysfs, tmpfs, devpts, mqueue, cgroup2, overlay with
@@ -35,6 +35,7 @@ A bind:             mount("/src", "/dst", bind=True, recursive=True, readonly=Tr
                     (a read-only bind is a bind plus a read-only remount, as
                     the kernel needs; recursive read-only uses mount_setattr)
 Propagation only:   mount(target="/", propagation="private", recursive=True)
+                    (source may be omitted or None)
                     == mount --make-rprivate /
 A remount:          mount(target="/mnt/x", options="remount,ro")
 options is a mount(8) option string: flags (ro, nosuid, nodev, noexec,
