@@ -433,11 +433,12 @@ func absOverlayDirs(o *mountopt.Options) error {
 // mount namespace to their lifecycle entries, so umount() can drop them.
 type mountRegistry struct {
 	entries map[int]*lifecycle.Entry
+	dirs    map[int][]madeDir // what mkdir=True made for them
 }
 
 func mountsOf(st *state) *mountRegistry {
 	return st.reg.Shared("nsh.builtins.mounts", func() any {
-		return &mountRegistry{entries: map[int]*lifecycle.Entry{}}
+		return &mountRegistry{entries: map[int]*lifecycle.Entry{}, dirs: map[int][]madeDir{}}
 	}).(*mountRegistry)
 }
 
@@ -499,6 +500,7 @@ func mountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		m.entry = st.reg.Add(fmt.Sprintf("mount %s on %s", res.entry.FSType, target), undo)
 		reg, unlock := st.mntRegistry()
 		reg.entries[id] = m.entry
+		reg.dirs[id] = created
 		unlock()
 	case !host && len(created) > 0:
 		// The mount dies with its namespace, but the directories made
@@ -907,16 +909,28 @@ func umountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 	}
 	defer unix.Close(proc)
 	var gone []int
-	err = nsthread.Do(st.tab.Joins(st.current()), func() error {
+	cur := st.current()
+	err = nsthread.Do(st.tab.Joins(cur), func() error {
 		var err error
 		gone, err = doUmount(proc, target, detach, recursive)
 		return err
 	})
+	if !nsctx.Same(cur.Get("mnt"), st.tab.Initial.Get("mnt")) {
+		gone = nil // only mounts in the initial namespace are registered
+	}
 	reg, unlock := st.mntRegistry()
 	for _, id := range gone {
 		if e := reg.entries[id]; e != nil {
+			// Unmounted by hand: nothing to unmount at the end (the id
+			// may be reused), but the directories made for it still go.
 			e.Forget()
+			if dirs := reg.dirs[id]; len(dirs) > 0 {
+				st.reg.Add("directories made for mount on "+target, func() error {
+					return nsthread.Do(nil, func() error { removeDirs(dirs); return nil })
+				})
+			}
 			delete(reg.entries, id)
+			delete(reg.dirs, id)
 		}
 	}
 	unlock()
