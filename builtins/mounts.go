@@ -870,17 +870,30 @@ func fsLog(fd int, err error) string {
 	return strings.Join(msgs, "; ")
 }
 
-// undoMount unmounts a mount this run made, if it is still there and
-// still at target, and removes the directories mkdir=True made for it. It
-// returns the directories it could not find.
+// undoMount unmounts a mount this run made, if the path it was made on
+// still leads to it (same mount id, resolved without leaving the root),
+// and removes the directories mkdir=True made for it. It returns the
+// directories it could not find.
 func undoMount(proc, id int, target string, created []madeDir) ([]madeDir, error) {
-	es, err := readMounts(proc)
-	if err != nil {
-		return nil, err
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return nil, nserr.New("unshare", "CLONE_FS", err)
 	}
-	if e, ok := findMount(es, id); ok && e.Target == target {
-		if err := unix.Unmount(target, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil && err != unix.EINVAL && err != unix.ENOENT {
-			return nil, nserr.New("umount", strconv.Quote(target), err)
+	rootfd, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nserr.New("open", "/", err)
+	}
+	defer unix.Close(rootfd)
+	if fd, err := inroot.Open(rootfd, target); err == nil {
+		defer unix.Close(fd)
+		got, isRoot, err := mountID(fd)
+		if err == nil && got == id && isRoot {
+			if err := unix.Fchdir(proc); err != nil {
+				return nil, nserr.New("chdir", "/proc", err)
+			}
+			// Lazily: the descriptor itself holds the mount.
+			if err := unix.Unmount(fdPath(fd), unix.MNT_DETACH); err != nil {
+				return nil, nserr.New("umount", strconv.Quote(target), err)
+			}
 		}
 	}
 	return removeDirs(created), nil
