@@ -687,9 +687,17 @@ func doMount(proc int, r *mountReq) (res mountResult, err error) {
 		}
 	}
 	// The new mount: its root is now what the target path leads to.
+	// If the path changed under us, the mount is taken off again by the
+	// name the kernel gives the directory it is on.
+	dropByName := func(err error) (mountResult, error) {
+		if p, rerr := os.Readlink(tpath); rerr == nil {
+			unix.Unmount(p, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+		}
+		return fail(err)
+	}
 	nfd, err := inroot.Open(rootfd, r.target)
 	if err != nil {
-		return fail(nserr.New("open", "new mount "+r.target, err))
+		return dropByName(nserr.New("open", "new mount "+r.target, err))
 	}
 	defer unix.Close(nfd)
 	npath := fdPath(nfd)
@@ -702,7 +710,7 @@ func doMount(proc int, r *mountReq) (res mountResult, err error) {
 		return undo(err)
 	}
 	if newID == underID {
-		return fail(fmt.Errorf("mount %s: the target moved while mounting", obj))
+		return dropByName(fmt.Errorf("mount %s: the target moved while mounting", obj))
 	}
 	if r.bind {
 		if err := bindFlags(nfd, npath, r); err != nil {
