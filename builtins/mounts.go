@@ -27,26 +27,30 @@ func mountTable() doc.Table {
 		Funcs: []doc.Func{
 			{Name: "mount", Sig: `mount(source, target, fstype="", options="", bind=False, recursive=False, readonly=False, propagation=None, mkdir=False, root=None, persist=False)`,
 				Impl: mountBuiltin, Doc: `Mounts in the current context's mount namespace; returns the new nsh.mount.
-A filesystem:       mount("tmpfs", "/mnt/x", "tmpfs", "size=10m,mode=755")
-                    (proc, sysfs, tmpfs, devpts, mqueue, cgroup2, overlay with
-                    "lowerdir=/l,upperdir=/u,workdir=/w", ...; source defaults
-                    to fstype)
-A bind:             mount("/src", "/dst", bind=True, recursive=True, readonly=True)
-                    (a read-only bind is a bind plus a read-only remount, as
-                    the kernel needs; recursive read-only uses mount_setattr)
-Propagation only:   mount(target="/", propagation="private", recursive=True)
-                    (source may be omitted or None)
-                    == mount --make-rprivate /
-A remount:          mount(target="/mnt/x", options="remount,ro")
+A filesystem:      mount("tmpfs", "/mnt/x", "tmpfs", "size=10m,mode=755")
+                   proc, sysfs, tmpfs, devpts, mqueue, cgroup2, overlay
+                   ("lowerdir=/l1:/l2,upperdir=/u,workdir=/w"), ...; source
+                   defaults to fstype.
+A bind:            mount("/src", "/dst", bind=True, recursive=True, readonly=True)
+                   read-only is a bind then a read-only bind remount, as the
+                   kernel needs; recursive read-only uses mount_setattr(2).
+Propagation only:  mount(target="/", propagation="private", recursive=True)
+                   == mount --make-rprivate / (no source).
+A remount:         mount(target="/mnt/x", options="remount,ro")
+                   the superblock; with bind=True only that mount's flags.
 options is a mount(8) option string: flags (ro, nosuid, nodev, noexec,
-relatime, ...) become mount flags, the rest goes to the filesystem; fstab-only
-options (defaults, noauto, x-*) are dropped. propagation is "shared",
-"slave", "private" or "unbindable", applied to the new mount (or, with no
-source, to target), to its submounts too when recursive. mkdir=True creates
-a missing target (an empty file when binding a file). The target is
-resolved inside root (default "/") with openat2(RESOLVE_IN_ROOT): a symlink
-under root cannot lead the mount out of it. Relative paths are relative to
-nsh's working directory.
+relatime, ...) become mount flags, the rest goes to the filesystem;
+fstab-only options (defaults, noauto, x-*) are dropped. A refusal shows the
+options and, when the filesystem says, which one and why. propagation
+("shared", "slave", "private", "unbindable") applies to the new mount, or
+to target when there is no source, and to the mounts below when recursive.
+mkdir=True creates a missing target (an empty file when binding a file);
+what it creates is removed at the end of the run.
+The target is resolved inside root (default "/"; with root=, a relative
+target is relative to it) with openat2(RESOLVE_IN_ROOT): a symlink under
+root cannot lead the mount out of it. Other relative paths are relative to
+nsh's working directory. A proc mount shows the pid namespace nsh itself
+is in; a new pid namespace gets its /proc from the process started in it.
 Mounts made in a mount namespace the run created vanish with it. Mounts
 made in the mount namespace nsh started in are unmounted at the end of the
 run, unless persist=True or .persist() is called on the result.`},
