@@ -604,8 +604,10 @@ func doMount(proc int, r *mountReq) (res mountResult, err error) {
 	srcPath, srcIsDir := r.source, true
 	if r.bindNew() {
 		sfd, err := unix.Open(r.source, unix.O_PATH|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return res, nserr.Errorf("mount", obj, err, "the bind source %s cannot be opened (does it exist?)", r.source)
+		if errors.Is(err, unix.ENOENT) {
+			return res, nserr.Errorf("mount", obj, err, "the bind source %s does not exist", r.source)
+		} else if err != nil {
+			return res, nserr.New("mount", obj, err)
 		}
 		defer unix.Close(sfd)
 		var sst unix.Stat_t

@@ -27,7 +27,20 @@ func Rel(path string) string {
 
 // Open returns an O_PATH descriptor of path inside the directory root.
 func Open(root int, path string) (int, error) {
-	return unix.Openat2(root, Rel(path), &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: resolve})
+	return openat2(root, Rel(path), resolve)
+}
+
+// openat2 retries on EAGAIN: with RESOLVE_IN_ROOT or RESOLVE_BENEATH the
+// kernel gives up on ".." when any mount or rename happened anywhere
+// meanwhile, and asks the caller to try again.
+func openat2(dir int, path string, res uint64) (int, error) {
+	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: res}
+	for i := 0; ; i++ {
+		fd, err := unix.Openat2(dir, path, how)
+		if err != unix.EAGAIN || i == 1000 {
+			return fd, err
+		}
+	}
 }
 
 // Create is Open that first creates what is missing, as mkdir -p does:
@@ -39,9 +52,7 @@ func Open(root int, path string) (int, error) {
 // returns those names in the order they were made.
 func Create(root int, path string, file bool) (fd int, created []string, err error) {
 	const beneath = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS
-	open := func(dir int, name string) (int, error) {
-		return unix.Openat2(dir, name, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: beneath})
-	}
+	open := func(dir int, name string) (int, error) { return openat2(dir, name, beneath) }
 	undo := func() {
 		for i := len(created) - 1; i >= 0; i-- {
 			if unix.Unlinkat(root, created[i], unix.AT_REMOVEDIR) != nil {
