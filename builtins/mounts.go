@@ -696,8 +696,12 @@ func doMount(proc int, r *mountReq) (res mountResult, err error) {
 	// If the path changed under us, the mount is taken off again by the
 	// name the kernel gives the directory it is on.
 	dropByName := func(err error) (mountResult, error) {
-		if p, rerr := os.Readlink(tpath); rerr == nil {
-			unix.Unmount(p, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+		p, rerr := os.Readlink(tpath)
+		if rerr == nil {
+			rerr = unix.Unmount(p, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+		}
+		if rerr != nil {
+			err = errors.Join(err, nserr.New("umount", "the mount just made on "+strconv.Quote(r.target), rerr))
 		}
 		return fail(err)
 	}
@@ -708,7 +712,9 @@ func doMount(proc int, r *mountReq) (res mountResult, err error) {
 	defer unix.Close(nfd)
 	npath := fdPath(nfd)
 	undo := func(err error) (mountResult, error) {
-		unix.Unmount(npath, unix.MNT_DETACH)
+		if uerr := unix.Unmount(npath, unix.MNT_DETACH); uerr != nil {
+			err = errors.Join(err, nserr.New("umount", "the mount just made on "+strconv.Quote(r.target), uerr))
+		}
 		return fail(err)
 	}
 	newID, _, err := mountID(nfd)
