@@ -53,7 +53,8 @@ nsh's working directory. A proc mount shows the pid namespace nsh itself
 is in; a new pid namespace gets its /proc from the process started in it.
 Mounts made in a mount namespace the run created vanish with it. Mounts
 made in the mount namespace nsh started in are unmounted at the end of the
-run, unless persist=True or .persist() is called on the result.`},
+run, unless persist=True or .persist() is called on the result. Changes of
+propagation and remounts of existing mounts are not undone.`},
 			{Name: "umount", Sig: "umount(target, detach=False, recursive=False)", Impl: umountBuiltin, Doc: `Unmounts target in the current context's mount namespace.
 recursive=True unmounts the mounts below target first; detach=True is a
 lazy unmount (MNT_DETACH) that also takes everything below. A busy mount or
