@@ -1120,11 +1120,70 @@ func pivotRootBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.T
 	if nsctx.Same(cur.Get("mnt"), st.tab.Initial.Get("mnt")) {
 		return nil, fmt.Errorf("pivot_root needs a mount namespace of its own: call unshare(\"mnt\") first (this would change the root of the mount namespace nsh started in)")
 	}
+	if pid := strangerIn(cur.Get("mnt")); pid != 0 {
+		return nil, fmt.Errorf("pivot_root: process %d, not started by nsh, lives in %s; pivot_root would change its root too (use a mount namespace of the run's own: unshare(\"mnt\"))", pid, cur.Get("mnt"))
+	}
 	err = nsthread.Do(st.tab.Joins(cur), func() error { return doPivotRoot(newRoot, old) })
 	if err != nil {
 		return nil, err
 	}
 	return starlark.None, nil
+}
+
+// strangerIn returns the pid of a process in mount namespace ns that is
+// neither nsh nor one of its descendants, or 0. pivot_root(2) moves every
+// process whose root is the namespace's old root, so nsh pivots only
+// namespaces nobody else lives in. Processes it may not inspect are
+// skipped.
+func strangerIn(ns *nsctx.NS) int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	want := ns.String()
+	self := os.Getpid()
+	parent := map[int]int{}
+	var in []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		link, err := os.Readlink("/proc/" + e.Name() + "/ns/mnt")
+		if err != nil || link != want {
+			continue
+		}
+		in = append(in, pid)
+	}
+	ppid := func(pid int) int {
+		if p, ok := parent[pid]; ok {
+			return p
+		}
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		p := 0
+		if err == nil {
+			if i := strings.LastIndexByte(string(b), ')'); i >= 0 {
+				if f := strings.Fields(string(b[i+1:])); len(f) > 1 {
+					p, _ = strconv.Atoi(f[1])
+				}
+			}
+		}
+		parent[pid] = p
+		return p
+	}
+	for _, pid := range in {
+		ours := false
+		for q := ppid(pid); q > 1; q = ppid(q) {
+			if q == self {
+				ours = true
+				break
+			}
+		}
+		if !ours {
+			return pid
+		}
+	}
+	return 0
 }
 
 func doPivotRoot(newRoot, putOld string) error {
