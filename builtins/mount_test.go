@@ -1,10 +1,14 @@
 package builtins_test
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.starlark.net/starlark"
 	"golang.org/x/sys/unix"
@@ -141,5 +145,56 @@ mount("tmpfs", GONE, "tmpfs", mkdir=True)
 	}
 	if err := unix.Unmount(kept, 0); err != nil {
 		t.Errorf("unmounting %s: %v", kept, err)
+	}
+}
+
+// TestPivotRootRefusesStrangers: pivot_root in a mount namespace where a
+// process nsh did not start lives would change that process's root too.
+func TestPivotRootRefusesStrangers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (a mount namespace of another process)")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("no unshare(1)")
+	}
+	// setsid -f forks again: the sleeper is not a descendant of this test.
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	cmd := exec.Command("setsid", "-f", "sh", "-c", "echo $$ > "+pidfile+"; exec unshare -m --propagation private sleep 30")
+	if err := cmd.Run(); err != nil {
+		t.Skipf("setsid: %v", err)
+	}
+	var pid int
+	for i := 0; i < 200 && pid == 0; i++ {
+		b, _ := os.ReadFile(pidfile)
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		time.Sleep(10 * time.Millisecond)
+	}
+	if pid == 0 {
+		t.Fatal("sleeper did not start")
+	}
+	defer unix.Kill(pid, unix.SIGKILL)
+	// Wait until it is inside its own mount namespace.
+	self, _ := os.Readlink("/proc/self/ns/mnt")
+	for i := 0; i < 200; i++ {
+		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid)); err == nil && l != self {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	leakcheck.Check(t)
+	in := interp.New(interp.Config{Builtins: builtins.Table(),
+		Extra: starlark.StringDict{"assert": startest.Assert(t), "PID": starlark.MakeInt(pid)}})
+	r := in.NewRun(".", []string{"stranger.star"})
+	src := `
+start = namespaces()
+setns(PID, "mnt")
+assert.fails(lambda: pivot_root("/tmp"), "process %d, not started by nsh, lives in mnt:" % PID)
+setns(start)
+`
+	if _, err := r.ExecFile("stranger.star", []byte(src)); err != nil {
+		t.Errorf("%s", interp.FormatError(err))
+	}
+	if err := r.Close(); err != nil {
+		t.Errorf("teardown: %v", err)
 	}
 }
