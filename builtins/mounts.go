@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
 	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/internal/doc"
@@ -80,7 +81,9 @@ builtins that read it.`},
 var mountType = doc.Type{
 	Name: "nsh.mount",
 	Doc: `One mount, from /proc/PID/mountinfo (str() reads like mount(8)'s listing:
-"tmpfs on /mnt/x type tmpfs (rw,relatime) shared:12").`,
+"tmpfs on /mnt/x type tmpfs (rw,relatime) shared:12"). A snapshot: call
+mounts() again to see changes. Two values of the same mount (namespace and
+id) compare equal, so m in mounts() tells whether m is still mounted.`,
 	Attrs: []doc.Attr{
 		{Name: "id", Doc: "mount id"},
 		{Name: "parent", Doc: "mount id of the parent mount"},
@@ -111,7 +114,24 @@ type Mount struct {
 	entry *lifecycle.Entry // its undo, for mounts made in the initial namespace
 }
 
-var _ starlark.HasAttrs = (*Mount)(nil)
+var (
+	_ starlark.HasAttrs   = (*Mount)(nil)
+	_ starlark.Comparable = (*Mount)(nil)
+)
+
+// CompareSameType compares mounts by namespace and mount id, so a value
+// from mount() is found in mounts().
+func (m *Mount) CompareSameType(op syntax.Token, y starlark.Value, depth int) (bool, error) {
+	o := y.(*Mount)
+	same := nsctx.Same(m.ns, o.ns) && m.e.ID == o.e.ID
+	switch op {
+	case syntax.EQL:
+		return same, nil
+	case syntax.NEQ:
+		return !same, nil
+	}
+	return false, fmt.Errorf("%s %s %s not supported", m.Type(), op, y.Type())
+}
 
 // String renders the mount as mount(8) lists it.
 func (m *Mount) String() string {
