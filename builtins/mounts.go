@@ -70,9 +70,9 @@ The namespace must be one the run moved into (unshare("mnt")), never the
 one nsh started in. new_root is bind-mounted on itself first if it is not
 a mount point. The old root is detached (umount -l) unless put_old, a path
 under new_root, is given to keep it there. Afterwards every builtin and
-every process started in the context sees new_root as "/"; mount /proc
-there again (mount("proc", "/proc", "proc", mkdir=True)) before using
-builtins that read it.`},
+every process started in the context sees new_root as "/". nsh's builtins
+reach /proc through nsh's own; processes started there need one mounted
+(mount("proc", "/proc", "proc", mkdir=True)).`},
 		},
 		Types: []doc.Type{mountType},
 	}
