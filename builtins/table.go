@@ -15,6 +15,7 @@ func Table() doc.Table {
 	return doc.Join(
 		namespaceTable(),
 		idmapTable(),
+		mountTable(),
 	)
 }
 

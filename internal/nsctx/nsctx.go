@@ -85,6 +85,7 @@ func (c Context) Equal(d Context) bool {
 // Table owns the namespace files of one run.
 type Table struct {
 	mu      sync.Mutex
+	proc    *os.File // nsh's own /proc, reachable from any mount namespace
 	files   []*os.File
 	byIno   map[[2]uint64]*NS
 	Initial Context // the namespaces nsh was started in
@@ -95,6 +96,11 @@ type Table struct {
 // the namespaces new processes are started in.
 func NewTable() (*Table, error) {
 	t := &Table{byIno: map[[2]uint64]*NS{}}
+	proc, err := os.OpenFile("/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nserr.New("open", "/proc", unwrapPath(err))
+	}
+	t.proc = proc
 	for i, k := range nsthread.Kinds {
 		name := k.Name
 		if k.ForChildren != "" {
@@ -118,6 +124,10 @@ func (t *Table) Close() error {
 		f.Close()
 	}
 	t.files = nil
+	if t.proc != nil {
+		t.proc.Close()
+		t.proc = nil
+	}
 	t.byIno = map[[2]uint64]*NS{}
 	return nil
 }
@@ -231,7 +241,19 @@ func (t *Table) OpenThreadSelf(flags int) ([]*NS, error) {
 		if k.ForChildren != "" {
 			name = k.ForChildren
 		}
-		n, err := t.open("/proc/thread-self/ns/"+name, k)
+		// Through nsh's own /proc: the thread may be in a mount
+		// namespace without one (after pivot_root).
+		t.mu.Lock()
+		proc := t.proc
+		t.mu.Unlock()
+		if proc == nil {
+			return nil, fmt.Errorf("namespace table is closed")
+		}
+		fd, err := unix.Openat(int(proc.Fd()), "thread-self/ns/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, nserr.New("open", "/proc/thread-self/ns/"+name, err)
+		}
+		n, err := t.adopt(os.NewFile(uintptr(fd), "/proc/thread-self/ns/"+name), k)
 		if err != nil {
 			return nil, err
 		}

@@ -31,6 +31,16 @@ func Do(joins []Join, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			// The main thread: the runtime cannot end it, so a locked
+			// goroutine that exits there leaves it parked in whatever
+			// namespaces fn chose, and /proc/self (which follows the
+			// main thread) would then describe those. Hand it back
+			// untouched and go again on another thread.
+			runtime.UnlockOSThread()
+			errc <- Do(joins, fn)
+			return
+		}
 		// No UnlockOSThread: the thread dies with this goroutine.
 		errc <- run(joins, fn)
 	}()

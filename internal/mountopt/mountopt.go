@@ -1,0 +1,137 @@
+// Package mountopt turns a mount(8)-style option string ("ro,nosuid,size=10m")
+// into what mount(2) takes: MS_* flags and the filesystem's data string.
+// Options mount(8) keeps for itself (defaults, noauto, user, _netdev, x-*)
+// are dropped, as mount(8) drops them.
+package mountopt
+
+import (
+	"fmt"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Options is a parsed option string.
+type Options struct {
+	Flags uintptr  // MS_* flags to set
+	Clear uintptr  // MS_* flags an option turned off explicitly (rw, suid, ...)
+	Data  []string // filesystem options, in order: "size=10m", "mode=755"
+	Names []string // the flag options as written, for messages
+}
+
+// DataString joins the filesystem options for mount(2).
+func (o Options) DataString() string { return strings.Join(o.Data, ",") }
+
+type flagOpt struct {
+	set   uintptr
+	clear uintptr
+}
+
+// flags are the options that are mount flags, not filesystem data.
+var flags = map[string]flagOpt{
+	"ro":          {set: unix.MS_RDONLY},
+	"rw":          {clear: unix.MS_RDONLY},
+	"nosuid":      {set: unix.MS_NOSUID},
+	"suid":        {clear: unix.MS_NOSUID},
+	"nodev":       {set: unix.MS_NODEV},
+	"dev":         {clear: unix.MS_NODEV},
+	"noexec":      {set: unix.MS_NOEXEC},
+	"exec":        {clear: unix.MS_NOEXEC},
+	"sync":        {set: unix.MS_SYNCHRONOUS},
+	"async":       {clear: unix.MS_SYNCHRONOUS},
+	"dirsync":     {set: unix.MS_DIRSYNC},
+	"mand":        {set: unix.MS_MANDLOCK},
+	"nomand":      {clear: unix.MS_MANDLOCK},
+	"noatime":     {set: unix.MS_NOATIME},
+	"atime":       {clear: unix.MS_NOATIME},
+	"nodiratime":  {set: unix.MS_NODIRATIME},
+	"diratime":    {clear: unix.MS_NODIRATIME},
+	"relatime":    {set: unix.MS_RELATIME},
+	"norelatime":  {clear: unix.MS_RELATIME},
+	"strictatime": {set: unix.MS_STRICTATIME},
+	"lazytime":    {set: unix.MS_LAZYTIME},
+	"nolazytime":  {clear: unix.MS_LAZYTIME},
+	"nosymfollow": {set: unix.MS_NOSYMFOLLOW},
+	"silent":      {set: unix.MS_SILENT},
+	"loud":        {clear: unix.MS_SILENT},
+	"remount":     {set: unix.MS_REMOUNT},
+}
+
+// userspace are options mount(8) interprets itself and never passes on.
+var userspace = map[string]bool{
+	"defaults": true, "auto": true, "noauto": true, "user": true, "nouser": true,
+	"users": true, "owner": true, "group": true, "_netdev": true, "nofail": true,
+}
+
+// propagation options are refused with a pointer to the keyword.
+var propagation = map[string]bool{
+	"shared": true, "slave": true, "private": true, "unbindable": true,
+	"rshared": true, "rslave": true, "rprivate": true, "runbindable": true,
+}
+
+// Parse parses an option string. Options are separated by commas; a comma
+// inside a value can be escaped with a backslash or the value quoted
+// ("lowerdir=\"a,b\""), as mount(8) allows. "bind" and "rbind" are refused
+// (use bind=/recursive=), as are the propagation names (use propagation=).
+func Parse(s string) (Options, error) {
+	var o Options
+	for _, opt := range split(s) {
+		if opt == "" {
+			continue
+		}
+		if f, ok := flags[opt]; ok {
+			o.Flags = o.Flags&^f.clear | f.set
+			o.Clear = o.Clear&^f.set | f.clear
+			o.Names = append(o.Names, opt)
+			continue
+		}
+		switch {
+		case userspace[opt] || strings.HasPrefix(opt, "x-") || strings.HasPrefix(opt, "comment="):
+			continue
+		case opt == "bind" || opt == "rbind":
+			return o, fmt.Errorf("option %q: use bind=True (and recursive=True) instead", opt)
+		case propagation[opt]:
+			return o, fmt.Errorf("option %q: use propagation=%q (and recursive=True) instead", opt, strings.TrimPrefix(opt, "r"))
+		case strings.HasPrefix(opt, "="):
+			return o, fmt.Errorf("option %q has no name", opt)
+		}
+		o.Data = append(o.Data, opt)
+	}
+	return o, nil
+}
+
+// split cuts s at commas that are neither escaped nor inside double
+// quotes. Quotes are removed; backslash escapes of commas are kept for the
+// kernel, which understands them in overlay's paths.
+func split(s string) []string {
+	var out []string
+	var cur strings.Builder
+	quoted := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"':
+			quoted = !quoted
+		case c == '\\' && i+1 < len(s):
+			cur.WriteByte(c)
+			cur.WriteByte(s[i+1])
+			i++
+		case c == ',' && !quoted:
+			out = append(out, cur.String())
+			cur.Reset()
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	return append(out, cur.String())
+}
+
+// Value returns the value of key=value among the data options.
+func (o Options) Value(key string) (string, bool) {
+	for _, d := range o.Data {
+		if k, v, ok := strings.Cut(d, "="); ok && k == key {
+			return v, true
+		}
+	}
+	return "", false
+}
