@@ -265,7 +265,10 @@ func TestREPL(t *testing.T) {
 		s.typeIn("unshare(\"net\")\r")
 		s.waitFor(t, "nsh[net:")
 	}
-	// Ctrl-D leaves, with exit status 0.
+	// Ctrl-D leaves, with exit status 0. The prompt is drawn just before
+	// readline puts the terminal in raw mode; a ^D that arrives in between
+	// is read in cooked mode as end of file, so give it a moment.
+	time.Sleep(200 * time.Millisecond)
 	s.typeIn("\x04")
 	done := make(chan error)
 	go func() { done <- cmd.Wait() }()
