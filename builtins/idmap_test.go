@@ -1,6 +1,7 @@
 package builtins
 
 import (
+	"nsh.dev/nsh/internal/startest"
 	"os"
 	"os/exec"
 	"strings"
@@ -65,9 +66,7 @@ func TestParseIDMaps(t *testing.T) {
 // The parent's half of the handshake on a real child in a new user
 // namespace: maps written once, a second write refused before the syscall.
 func TestWriteIDMaps(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	startest.NeedsRealRoot(t)
 	cmd := exec.Command("sleep", "30")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER}
 	if err := cmd.Start(); err != nil {

@@ -108,9 +108,7 @@ assert.eq(m.target, OUT)
 // TestHostMountPersists checks the other half of the host rule: a mount
 // made with persist=True outlives the run, one without it does not.
 func TestHostMountPersists(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (the host's mount namespace)")
-	}
+	startest.NeedsRealRoot(t)
 	top, err := os.MkdirTemp("", "mt-persist-")
 	if err != nil {
 		t.Fatal(err)

@@ -184,3 +184,12 @@ func errMsg(err error) string {
 	}
 	return err.Error()
 }
+
+// NeedsRealRoot skips t unless the process is root in the initial user
+// namespace (not rootless).
+func NeedsRealRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 || rootless.Active() {
+		t.Skip("needs real root (the host's namespaces); this run is rootless")
+	}
+}
