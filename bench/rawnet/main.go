@@ -7,6 +7,10 @@
 //	rawnet teardown N   delete them again, as "ip netns del" does
 //	rawnet scale N      hold N namespaces, each with a veth to a bridge in a
 //	                    hub namespace, in one process; print phase marks
+//	rawnet scale N noipv6   the same with IPv6 disabled in every namespace:
+//	                    IPv6 DAD, router and MLD multicast from each new
+//	                    port is flooded by the bridge to every other port,
+//	                    which makes the default case quadratic in N
 //	rawnet ping NAME ADDR  send one ICMP echo from netns NAME to ADDR and wait
 //	                    a second for the reply (the connectivity check; this
 //	                    machine has no ping binary)
@@ -42,8 +46,9 @@ func main() {
 		}
 		return
 	}
-	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: rawnet setup|teardown|scale N | ping NAME ADDR")
+	noIPv6 := len(os.Args) == 4 && os.Args[1] == "scale" && os.Args[3] == "noipv6"
+	if len(os.Args) != 3 && !noIPv6 {
+		fmt.Fprintln(os.Stderr, "usage: rawnet setup|teardown N | scale N [noipv6] | ping NAME ADDR")
 		os.Exit(2)
 	}
 	n, err := strconv.Atoi(os.Args[2])
@@ -57,7 +62,7 @@ func main() {
 	case "teardown":
 		err = teardown(n)
 	case "scale":
-		err = scale(n)
+		err = scale(n, noIPv6)
 	default:
 		err = fmt.Errorf("unknown mode %q", os.Args[1])
 	}
@@ -76,7 +81,8 @@ func chainAddr(i, end int) *netlink.Addr {
 
 // newNetns makes count network namespaces from the calling (locked) thread
 // and returns their descriptors; the thread is back in its own netns after.
-func newNetns(count int) ([]netns.NsHandle, error) {
+// With noIPv6, links made later in them get no IPv6 (default.disable_ipv6).
+func newNetns(count int, noIPv6 bool) ([]netns.NsHandle, error) {
 	origin, err := netns.Get()
 	if err != nil {
 		return nil, err
@@ -86,6 +92,12 @@ func newNetns(count int) ([]netns.NsHandle, error) {
 	for range count {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			return hs, fmt.Errorf("unshare net: %w", err)
+		}
+		if noIPv6 {
+			// /proc/sys/net is the netns of the thread that opens it.
+			if err := os.WriteFile("/proc/sys/net/ipv6/conf/default/disable_ipv6", []byte("1"), 0); err != nil {
+				return hs, err
+			}
 		}
 		fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -171,7 +183,7 @@ func setup(n int) error {
 	if err := sharedRunNetns(); err != nil {
 		return err
 	}
-	nss, err := newNetns(n)
+	nss, err := newNetns(n, false)
 	if err != nil {
 		return err
 	}
@@ -233,12 +245,15 @@ func teardown(n int) error {
 // namespace, prints "mark setup" when built, holds them for a moment so the
 // harness can count descriptors and RSS, prints "mark hold", and tears down
 // by closing everything (the namespaces are never persisted).
-func scale(n int) error {
+func scale(n int, noIPv6 bool) error {
 	runtime.LockOSThread()
-	nss, err := newNetns(n + 1)
+	t0 := time.Now()
+	nss, err := newNetns(n+1, noIPv6)
 	if err != nil {
 		return err
 	}
+	// Phase marks on stderr show where the time goes.
+	fmt.Fprintf(os.Stderr, "phase netns %d %v\n", n+1, time.Since(t0))
 	hub, err := netlink.NewHandleAt(nss[0], unix.NETLINK_ROUTE)
 	if err != nil {
 		return err
@@ -275,6 +290,9 @@ func scale(n int) error {
 			return err
 		}
 		h.Close() // the limit keeps one descriptor per namespace
+		if i%(n/4) == 0 {
+			fmt.Fprintf(os.Stderr, "phase veths %d %v\n", i, time.Since(t0))
+		}
 	}
 	fmt.Printf("mark setup %d\n", time.Now().UnixNano())
 	time.Sleep(500 * time.Millisecond)
