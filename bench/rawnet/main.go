@@ -183,19 +183,26 @@ func setup(n int) error {
 	if err := sharedRunNetns(); err != nil {
 		return err
 	}
+	// Phase marks on stderr show where the time goes.
+	t0 := time.Now()
+	phase := func(what string) { fmt.Fprintf(os.Stderr, "phase %s %v\n", what, time.Since(t0)) }
 	nss, err := newNetns(n, false)
 	if err != nil {
 		return err
 	}
+	phase("unshare")
 	for i, ns := range nss {
 		if err := persist(ns, fmt.Sprintf("bn-c%d", i)); err != nil {
 			return err
 		}
 	}
+	phase("persist")
 	hs, err := handles(nss)
 	if err != nil {
 		return err
 	}
+	phase("handles")
+	defer phase("links")
 	for i, h := range hs {
 		if err := loUp(h); err != nil {
 			return err
