@@ -47,8 +47,9 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+# One table of medians and ratios against our raw programs (bench/run says how).
 bench: build
-	bench/run
+	NSH=$(BIN) bench/run
 
 clean:
 	rm -rf $(BIN) $(TESTBIN)

@@ -1,0 +1,56 @@
+package builtins_test
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"testing"
+
+	"nsh.dev/nsh/builtins"
+	"nsh.dev/nsh/interp"
+)
+
+// benchScript runs src as a whole nsh run per iteration: a new Run, the
+// script, and the run's teardown of what it made.
+func benchScript(b *testing.B, src string) {
+	b.Helper()
+	if os.Geteuid() != 0 {
+		b.Skip("needs root (the host's namespaces)")
+	}
+	in := interp.New(interp.Config{Builtins: builtins.Table(), Stdout: io.Discard, Stderr: io.Discard})
+	dir := b.TempDir()
+	for b.Loop() {
+		r := in.NewRun(dir, []string{"bench.star"})
+		_, err := r.ExecFile("bench.star", src)
+		if cerr := r.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			b.Fatal(interp.FormatError(err))
+		}
+	}
+}
+
+// BenchmarkRunPass is the floor under the others: a run of "pass".
+func BenchmarkRunPass(b *testing.B) { benchScript(b, "pass") }
+
+// BenchmarkUnshareNet is unshare("net") through the builtin, with the
+// run's teardown of the namespace.
+func BenchmarkUnshareNet(b *testing.B) { benchScript(b, `unshare("net")`) }
+
+// BenchmarkSetnsRoundTrip enters a new netns and comes back ten times.
+func BenchmarkSetnsRoundTrip(b *testing.B) {
+	benchScript(b, `
+start = namespaces()
+n = unshare("net")
+for _ in range(10):
+    setns(start)
+    setns(n)
+`)
+}
+
+// BenchmarkNetnsNamed is netns(name, persist=False): "ip netns add" and,
+// at the run's end, "ip netns del".
+func BenchmarkNetnsNamed(b *testing.B) {
+	benchScript(b, fmt.Sprintf(`netns("bn-bench-%d", persist = False)`, os.Getpid()))
+}
