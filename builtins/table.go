@@ -14,6 +14,12 @@ import (
 func Table() doc.Table {
 	return doc.Join(
 		namespaceTable(),
+		linkTable(),
+		bridgeTable(),
+		routeTable(),
+		sysctlTable(),
+		pingTable(),
+		transferTable(),
 	)
 }
 

@@ -1,0 +1,192 @@
+package builtins
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"unicode"
+
+	"github.com/vishvananda/netlink"
+	"go.starlark.net/starlark"
+	"golang.org/x/sys/unix"
+
+	"nsh.dev/nsh/internal/nlhandle"
+	"nsh.dev/nsh/internal/nsctx"
+	"nsh.dev/nsh/internal/nserr"
+)
+
+// netlinkOf returns the run's netlink handle cache. It is created on first
+// use and closed at the end of the run, after every link, address and
+// route registered later was undone through it.
+func netlinkOf(st *state) *nlhandle.Cache {
+	return st.reg.Shared("nsh.builtins.netlink", func() any {
+		c := nlhandle.New(st.tab.Initial.Get("net"))
+		st.reg.Add("netlink handles", c.Close)
+		return c
+	}).(*nlhandle.Cache)
+}
+
+// handle returns the netlink handle bound to ns.
+func (st *state) handle(ns *nsctx.NS) (*netlink.Handle, error) {
+	return netlinkOf(st).Get(ns)
+}
+
+// netTarget resolves an ns= argument to a network namespace: None is the
+// current context's; anything else is a target as for setns().
+func netTarget(st *state, v starlark.Value) (*nsctx.NS, error) {
+	if v == nil || v == starlark.None {
+		return st.current().Get("net"), nil
+	}
+	if l, ok := v.(*Link); ok {
+		return l.netns(), nil
+	}
+	c, has, err := resolveTarget(st, v)
+	if err != nil {
+		return nil, err
+	}
+	if has&unix.CLONE_NEWNET == 0 {
+		return nil, fmt.Errorf("%s is not a network namespace", v)
+	}
+	return c.Get("net"), nil
+}
+
+// setupNetns is called on the thread that has just created the network
+// namespace ns: it opens the namespace's netlink handle there (saving a
+// thread hop later) and brings the loopback up unless lo is false.
+func (st *state) setupNetns(ns *nsctx.NS, lo bool) error {
+	h, err := nlhandle.Open()
+	if err != nil {
+		return err
+	}
+	if h = netlinkOf(st).Put(ns, h); h == nil {
+		return fmt.Errorf("the run is over")
+	}
+	if !lo {
+		return nil
+	}
+	return loUp(h, ns)
+}
+
+// ensureNetns does what setupNetns does for a network namespace created
+// elsewhere (by a helper process): a no-op when it was already set up.
+func (st *state) ensureNetns(ns *nsctx.NS, lo bool) error {
+	if !lo {
+		return nil
+	}
+	h, err := st.handle(ns)
+	if err != nil {
+		return err
+	}
+	return loUp(h, ns)
+}
+
+// loUp brings up the loopback of a fresh network namespace (always
+// ifindex 1) without looking it up.
+func loUp(h *netlink.Handle, ns *nsctx.NS) error {
+	lo := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: 1, Name: "lo"}}
+	return nserr.New("link set up", "lo in "+ns.String(), h.LinkSetUp(lo))
+}
+
+// checkLinkName refuses what the kernel's dev_valid_name refuses, before
+// any syscall: empty, longer than 15 bytes, ".", "..", '/', ':' or space.
+func checkLinkName(what, name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%s name is empty", what)
+	case len(name) > unix.IFNAMSIZ-1:
+		return fmt.Errorf("%s name %q is longer than 15 bytes", what, name)
+	case name == "." || name == "..":
+		return fmt.Errorf("%s name %q is not allowed", what, name)
+	case strings.ContainsAny(name, "/:"):
+		return fmt.Errorf("%s name %q contains '/' or ':'", what, name)
+	case strings.IndexFunc(name, unicode.IsSpace) >= 0 || strings.ContainsRune(name, 0):
+		return fmt.Errorf("%s name %q contains whitespace", what, name)
+	}
+	return nil
+}
+
+// parseAddr parses an interface address: "10.0.0.1/24", "fd00::1/64", or a
+// bare address (a host prefix: /32 or /128).
+func parseAddr(s string) (*netlink.Addr, error) {
+	ipnet, err := parsePrefix(s)
+	if err != nil {
+		return nil, err
+	}
+	a := &netlink.Addr{IPNet: ipnet}
+	if ipnet.IP.To4() == nil {
+		// No duplicate address detection: the address is usable at once,
+		// as "ip addr add ... nodad".
+		a.Flags = unix.IFA_F_NODAD
+	}
+	return a, nil
+}
+
+// parsePrefix parses "ADDR/LEN" keeping the host bits, or a bare address.
+func parsePrefix(s string) (*net.IPNet, error) {
+	if !strings.Contains(s, "/") {
+		ip := net.ParseIP(s)
+		if ip == nil {
+			return nil, fmt.Errorf("malformed address %q (want e.g. 10.0.0.1/24 or fd00::1/64)", s)
+		}
+		if v4 := ip.To4(); v4 != nil {
+			return &net.IPNet{IP: v4, Mask: net.CIDRMask(32, 32)}, nil
+		}
+		return &net.IPNet{IP: ip, Mask: net.CIDRMask(128, 128)}, nil
+	}
+	ip, n, err := net.ParseCIDR(s)
+	if err != nil {
+		return nil, fmt.Errorf("malformed CIDR %q (want e.g. 10.0.0.1/24 or fd00::1/64)", s)
+	}
+	if v4 := ip.To4(); v4 != nil {
+		ip = v4
+	}
+	return &net.IPNet{IP: ip, Mask: n.Mask}, nil
+}
+
+// parseAddrs accepts None, one address string or a list/tuple of them.
+func parseAddrs(what string, v starlark.Value) ([]*netlink.Addr, error) {
+	if v == nil || v == starlark.None {
+		return nil, nil
+	}
+	var items []starlark.Value
+	switch v := v.(type) {
+	case starlark.String:
+		items = []starlark.Value{v}
+	case starlark.Indexable:
+		for i := 0; i < v.Len(); i++ {
+			items = append(items, v.Index(i))
+		}
+	default:
+		return nil, fmt.Errorf("%s must be a CIDR string or a list of them, not %s", what, v.Type())
+	}
+	var out []*netlink.Addr
+	for _, it := range items {
+		s, ok := starlark.AsString(it)
+		if !ok {
+			return nil, fmt.Errorf("%s must be a CIDR string, not %s", what, it.Type())
+		}
+		a, err := parseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// family names an address family for messages.
+func family(ip net.IP) string {
+	if ip.To4() != nil {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+// isNotFound reports whether err means the link (or route, or address) is
+// not there.
+func isNotFound(err error) bool {
+	if _, ok := err.(netlink.LinkNotFoundError); ok {
+		return true
+	}
+	return err == unix.ENODEV || err == unix.ENOENT || err == unix.ESRCH || err == unix.EADDRNOTAVAIL
+}
