@@ -402,10 +402,11 @@ func (st *state) makeVeth(a *vethArgs) (*Link, *Link, error) {
 	y := &Link{st: st, ns: a.peerNS, name: a.peer}
 	x.peer, y.peer = y, x
 	// Registered before the lookups, so even a failure there cleans up.
-	entry := st.reg.Add(what, func() error { return deleteVeth(x, y) })
+	entry := st.reg.Add(what, func() error { return deleteVeth(true, x, y) })
 	x.entry, y.entry = entry, entry
 	fail := func(err error) (*Link, *Link, error) {
-		if uerr := entry.Release(); uerr != nil {
+		entry.Forget()
+		if uerr := deleteVeth(false, x, y); uerr != nil {
 			err = errors.Join(err, uerr)
 		}
 		return nil, nil, err
@@ -452,8 +453,19 @@ func (st *state) whichExists(h, ph *netlink.Handle, a *vethArgs) error {
 
 // deleteVeth deletes a pair through whichever end is still where its value
 // says (deleting one end deletes both). Gone already is fine: it was
-// deleted, or died with its namespace.
-func deleteVeth(ends ...*Link) error {
+// deleted, or died with its namespace. At the end of the run (atEnd), a
+// link whose ends all sit in namespaces that die with the run is left to
+// the kernel, which removes it with them.
+func deleteVeth(atEnd bool, ends ...*Link) error {
+	if atEnd {
+		dies := true
+		for _, l := range ends {
+			dies = dies && l.st.diesWithRun(l.netns())
+		}
+		if dies {
+			return nil
+		}
+	}
 	for _, l := range ends {
 		h, nl, err := l.fetch()
 		if err != nil {
@@ -468,7 +480,7 @@ func deleteVeth(ends ...*Link) error {
 }
 
 // deleteLink is the undo of a single link nsh created (a bridge).
-func deleteLink(l *Link) error { return deleteVeth(l) }
+func deleteLink(l *Link) error { return deleteVeth(true, l) }
 
 func (l *Link) upMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
 	if err := starlark.UnpackArgs(fn.Name(), args, kw); err != nil {

@@ -234,7 +234,7 @@ func (st *state) unshareOnThread(cur nsctx.Context, flags int, propagation strin
 			return err
 		}
 		if flags&unix.CLONE_NEWNET != 0 {
-			return st.setupNetns(nsctx.Context{}.With(created...).Get("net"), lo)
+			return st.setupNetns(nsctx.Context{}.With(created...).Get("net"), lo, true)
 		}
 		return nil
 	})
@@ -356,7 +356,7 @@ func netnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 			return fail(err)
 		}
 		created = ns[0]
-		if err := st.setupNetns(created, lo); err != nil {
+		if err := st.setupNetns(created, lo, !persist); err != nil {
 			unix.Unmount(path, unix.MNT_DETACH)
 			return fail(err)
 		}

@@ -12,8 +12,22 @@ import (
 	"go.starlark.net/starlark"
 	"golang.org/x/sys/unix"
 
+	"nsh.dev/nsh/internal/doc"
+	"nsh.dev/nsh/internal/nlhandle"
 	"nsh.dev/nsh/internal/nserr"
+	"nsh.dev/nsh/internal/nsthread"
 )
+
+func netemTable() doc.Table {
+	return doc.Table{
+		Funcs: []doc.Func{
+			{Name: "has_qdisc", Sig: "has_qdisc(kind)", Impl: hasQdiscBuiltin, Doc: `Reports whether the kernel has a tc qdisc kind ("netem", "tbf", "htb").
+Scripts use it to skip what the kernel cannot do, e.g.
+if not has_qdisc("netem"): print("no sch_netem: skipping the delay demo").
+It probes in a scratch network namespace, so nothing is changed.`},
+		},
+	}
+}
 
 const netemDoc = `Emulates a slower or lossier link on what this link sends (egress), as
 Mininet's TCLink does with tc. delay and jitter are durations ("10ms",
@@ -206,6 +220,9 @@ func (l *Link) netemMethod(th *starlark.Thread, fn *starlark.Builtin, args starl
 	}
 	if l.qdisc == nil {
 		l.qdisc = l.st.reg.Add(fmt.Sprintf("qdisc on %q", name), func() error {
+			if l.st.diesWithRun(l.netns()) {
+				return nil
+			}
 			h, nl, err := l.fetch()
 			if err != nil {
 				return nil // the link is gone, and its qdisc with it
@@ -252,4 +269,39 @@ func clearQdisc(h *netlink.Handle, nl netlink.Link) error {
 		}
 	}
 	return nil
+}
+
+func hasQdiscBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var kind string
+	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "kind", &kind); err != nil {
+		return nil, err
+	}
+	if kind == "" || len(kind) > 15 || strings.ContainsAny(kind, " /\t\n") {
+		return nil, fmt.Errorf("malformed qdisc kind %q", kind)
+	}
+	ok, err := probeQdisc(kind)
+	if err != nil {
+		return nil, err
+	}
+	return starlark.Bool(ok), nil
+}
+
+// probeQdisc asks the kernel whether it knows a qdisc kind, by adding one
+// without options to the loopback of a scratch network namespace that dies
+// with the probing thread. An unknown kind is ENOENT; a known one is
+// created or refused for its missing options.
+func probeQdisc(kind string) (bool, error) {
+	var ok bool
+	err := nsthread.Unshare(nil, unix.CLONE_NEWNET, func() error {
+		h, err := nlhandle.Open()
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		q := &netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: 1, Handle: netlink.MakeHandle(1, 0), Parent: netlink.HANDLE_ROOT}, QdiscType: kind}
+		err = h.QdiscAdd(q)
+		ok = !errors.Is(err, unix.ENOENT)
+		return nil
+	})
+	return ok, err
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"unicode"
 
 	"github.com/vishvananda/netlink"
@@ -15,15 +16,56 @@ import (
 	"nsh.dev/nsh/internal/nserr"
 )
 
-// netlinkOf returns the run's netlink handle cache. It is created on first
-// use and closed at the end of the run, after every link, address and
-// route registered later was undone through it.
-func netlinkOf(st *state) *nlhandle.Cache {
-	return st.reg.Shared("nsh.builtins.netlink", func() any {
+// netState is the networking part of a run's state: the netlink handle
+// cache and the network namespaces the run created itself.
+type netState struct {
+	nl      *nlhandle.Cache
+	mu      sync.Mutex
+	created map[[2]uint64]bool // value: the namespace dies with the run
+}
+
+// netOf returns the run's netState. It is created on first use; its
+// handles are closed at the end of the run, after every link, address and
+// route registered later was undone through them.
+func netOf(st *state) *netState {
+	return st.reg.Shared("nsh.builtins.net", func() any {
 		c := nlhandle.New(st.tab.Initial.Get("net"))
 		st.reg.Add("netlink handles", c.Close)
-		return c
-	}).(*nlhandle.Cache)
+		return &netState{nl: c, created: map[[2]uint64]bool{}}
+	}).(*netState)
+}
+
+func netlinkOf(st *state) *nlhandle.Cache { return netOf(st).nl }
+
+// markCreated records that this run created ns, and whether ns dies with
+// the run (unshare(), netns(persist=False)) or is kept (netns()).
+func (st *state) markCreated(ns *nsctx.NS, ephemeral bool) {
+	n := netOf(st)
+	n.mu.Lock()
+	n.created[[2]uint64{ns.Dev, ns.Ino}] = ephemeral
+	n.mu.Unlock()
+}
+
+// createdHere reports whether this run created ns (with unshare or netns).
+// Settings made inside such a namespace go away with it and need no undo.
+func (st *state) createdHere(ns *nsctx.NS) bool {
+	n := netOf(st)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, ok := n.created[[2]uint64{ns.Dev, ns.Ino}]
+	return ok
+}
+
+// diesWithRun reports whether ns is a namespace this run created and does
+// not keep: the kernel destroys it, with every link, address and route in
+// it, when the run closes its descriptors. Undoing those one by one first
+// would only be slower (each link deletion waits for an RCU grace period;
+// a dying namespace's links are unregistered in one batch).
+func (st *state) diesWithRun(ns *nsctx.NS) bool {
+	n := netOf(st)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.created[[2]uint64{ns.Dev, ns.Ino}]
 }
 
 // handle returns the netlink handle bound to ns.
@@ -53,7 +95,7 @@ func netTarget(st *state, v starlark.Value) (*nsctx.NS, error) {
 // setupNetns is called on the thread that has just created the network
 // namespace ns: it opens the namespace's netlink handle there (saving a
 // thread hop later) and brings the loopback up unless lo is false.
-func (st *state) setupNetns(ns *nsctx.NS, lo bool) error {
+func (st *state) setupNetns(ns *nsctx.NS, lo, ephemeral bool) error {
 	h, err := nlhandle.Open()
 	if err != nil {
 		return err
@@ -61,6 +103,7 @@ func (st *state) setupNetns(ns *nsctx.NS, lo bool) error {
 	if h = netlinkOf(st).Put(ns, h); h == nil {
 		return fmt.Errorf("the run is over")
 	}
+	st.markCreated(ns, ephemeral)
 	if !lo {
 		return nil
 	}
@@ -70,6 +113,7 @@ func (st *state) setupNetns(ns *nsctx.NS, lo bool) error {
 // ensureNetns does what setupNetns does for a network namespace created
 // elsewhere (by a helper process): a no-op when it was already set up.
 func (st *state) ensureNetns(ns *nsctx.NS, lo bool) error {
+	st.markCreated(ns, true)
 	if !lo {
 		return nil
 	}

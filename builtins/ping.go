@@ -55,7 +55,7 @@ func pingBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple,
 	var addr string
 	var nsv starlark.Value = starlark.None
 	count := 1
-	timeout, interval := starlark.Float(1.0), starlark.Float(0.2)
+	timeout, interval := number(1.0), number(0.2)
 	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "addr", &addr, "ns?", &nsv, "count?", &count,
 		"timeout?", &timeout, "interval?", &interval); err != nil {
 		return nil, err

@@ -33,3 +33,16 @@ func (r *record) AttrNames() []string {
 	sort.Strings(names)
 	return names
 }
+
+// number is a float argument that also accepts an int (UnpackArgs's
+// *starlark.Float does not).
+type number float64
+
+func (n *number) Unpack(v starlark.Value) error {
+	f, ok := starlark.AsFloat(v)
+	if !ok {
+		return fmt.Errorf("got %s, want a number", v.Type())
+	}
+	*n = number(f)
+	return nil
+}

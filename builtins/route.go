@@ -265,6 +265,9 @@ func routeBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		return nil, nserr.New("route add", fmt.Sprintf("%s in %s", out, st.nsLabel(ns)), err)
 	}
 	out.entry = st.reg.Add("route "+out.String(), func() error {
+		if st.diesWithRun(ns) {
+			return nil
+		}
 		h, err := st.handle(ns)
 		if err != nil {
 			return err

@@ -26,7 +26,8 @@ from a thread inside ns's namespaces (a target as for setns(); default the
 current context): net.* parameters belong to a network namespace, and
 /proc/sys/net shows the namespace of the thread that opens it. A write is
 undone at the end of the run (the old value is written back) unless
-persist=True.
+persist=True or ns is a network namespace this run created (what is set
+there lives and dies with it).
 Example: sysctl("net.ipv4.ip_forward", 1, ns=router)`},
 		},
 	}
@@ -108,7 +109,7 @@ func sysctlBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 	if err != nil {
 		return nil, err
 	}
-	if set && !persist && old != now {
+	if set && !persist && old != now && !st.createdHere(ctx.Get("net")) {
 		st.reg.Add(fmt.Sprintf("sysctl %s=%s", key, newVal), func() error {
 			return nsthread.Do(joins, func() error { return writeSysctl(key, path, old) })
 		})

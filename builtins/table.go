@@ -20,6 +20,7 @@ func Table() doc.Table {
 		sysctlTable(),
 		pingTable(),
 		transferTable(),
+		netemTable(),
 	)
 }
 

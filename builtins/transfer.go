@@ -43,7 +43,7 @@ func transferBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tu
 	var addr string
 	var toNsv, nsv starlark.Value = nil, starlark.None
 	size := 4 << 20
-	timeout := starlark.Float(30)
+	timeout := number(30)
 	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "addr", &addr, "to_ns", &toNsv, "ns?", &nsv, "size?", &size, "timeout?", &timeout); err != nil {
 		return nil, err
 	}
