@@ -8,12 +8,13 @@ import (
 	"go.starlark.net/starlark"
 	"golang.org/x/sys/unix"
 
+	"nsh.dev/nsh/internal/nlhandle"
 	"nsh.dev/nsh/internal/nserr"
 )
 
 // addAddrs adds addresses to a link; if one is refused, the ones added
 // before it are removed again.
-func addAddrs(h *netlink.Handle, nl netlink.Link, addrs []*netlink.Addr, where string) error {
+func addAddrs(h *nlhandle.Handle, nl netlink.Link, addrs []*netlink.Addr, where string) error {
 	for i, a := range addrs {
 		if err := h.AddrAdd(nl, a); err != nil {
 			for _, done := range addrs[:i] {

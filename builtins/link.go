@@ -14,6 +14,7 @@ import (
 
 	"nsh.dev/nsh/internal/doc"
 	"nsh.dev/nsh/internal/lifecycle"
+	"nsh.dev/nsh/internal/nlhandle"
 	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nserr"
 )
@@ -249,7 +250,7 @@ func (l *Link) Attr(name string) (starlark.Value, error) {
 // fetch reads the link from the kernel by index, checking it is still the
 // link this value stands for (same name), so a stale value never acts on
 // an unrelated link that reused the index.
-func (l *Link) fetch() (*netlink.Handle, netlink.Link, error) {
+func (l *Link) fetch() (*nlhandle.Handle, netlink.Link, error) {
 	ns, idx, name := l.where()
 	h, err := l.st.handle(ns)
 	if err != nil {
@@ -266,7 +267,7 @@ func (l *Link) fetch() (*netlink.Handle, netlink.Link, error) {
 }
 
 // lookupLink finds a link by name in ns.
-func (st *state) lookupLink(ns *nsctx.NS, name string) (*netlink.Handle, netlink.Link, error) {
+func (st *state) lookupLink(ns *nsctx.NS, name string) (*nlhandle.Handle, netlink.Link, error) {
 	h, err := st.handle(ns)
 	if err != nil {
 		return nil, nil, err
@@ -434,6 +435,13 @@ func (st *state) makeVeth(a *vethArgs) (*Link, *Link, error) {
 		if err := ph.LinkSetUp(yl); err != nil {
 			return fail(nserr.New("link set up", quote(a.peer), err))
 		}
+		// Apply the new carrier at once, so IPv6 works on the pair now.
+		if err := h.SyncLink(a.name); err != nil {
+			return fail(err)
+		}
+		if err := ph.SyncLink(a.peer); err != nil {
+			return fail(err)
+		}
 	}
 	return x, y, nil
 }
@@ -441,7 +449,7 @@ func (st *state) makeVeth(a *vethArgs) (*Link, *Link, error) {
 func quote(s string) string { return fmt.Sprintf("%q", s) }
 
 // whichExists explains an EEXIST from creating a veth pair.
-func (st *state) whichExists(h, ph *netlink.Handle, a *vethArgs) error {
+func (st *state) whichExists(h, ph *nlhandle.Handle, a *vethArgs) error {
 	if _, err := h.LinkByName(a.name); err == nil {
 		return fmt.Errorf("a link named %q already exists in %s", a.name, st.nsLabel(a.ns))
 	}
@@ -490,7 +498,10 @@ func (l *Link) upMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark
 	if err != nil {
 		return nil, err
 	}
-	return starlark.None, nserr.New("link set up", quote(nl.Attrs().Name), h.LinkSetUp(nl))
+	if err := h.LinkSetUp(nl); err != nil {
+		return nil, nserr.New("link set up", quote(nl.Attrs().Name), err)
+	}
+	return starlark.None, h.SyncLink(nl.Attrs().Name)
 }
 
 func (l *Link) downMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {

@@ -43,8 +43,8 @@ jitter and loss fail with an error saying so and nothing is changed.`
 // Limits beyond which a netem value is taken for a mistake.
 const (
 	maxDelay = time.Minute
-	minRate  = 8             // bits/s
-	maxRate  = 1000 * 1000e9 // 1 Tbit/s
+	minRate  = 8    // bits/s
+	maxRate  = 1e12 // 1 Tbit/s
 	tbfLat   = 50 * time.Millisecond
 )
 
@@ -254,7 +254,7 @@ func tbf(attrs netlink.QdiscAttrs, rate uint64, mtu int) *netlink.Tbf {
 }
 
 // clearQdisc removes the root qdisc, giving the link its default back.
-func clearQdisc(h *netlink.Handle, nl netlink.Link) error {
+func clearQdisc(h *nlhandle.Handle, nl netlink.Link) error {
 	qs, err := h.QdiscList(nl)
 	if err != nil {
 		return nserr.New("qdisc show", quote(nl.Attrs().Name), err)

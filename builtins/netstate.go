@@ -69,7 +69,7 @@ func (st *state) diesWithRun(ns *nsctx.NS) bool {
 }
 
 // handle returns the netlink handle bound to ns.
-func (st *state) handle(ns *nsctx.NS) (*netlink.Handle, error) {
+func (st *state) handle(ns *nsctx.NS) (*nlhandle.Handle, error) {
 	return netlinkOf(st).Get(ns)
 }
 
@@ -126,7 +126,7 @@ func (st *state) ensureNetns(ns *nsctx.NS, lo bool) error {
 
 // loUp brings up the loopback of a fresh network namespace (always
 // ifindex 1) without looking it up.
-func loUp(h *netlink.Handle, ns *nsctx.NS) error {
+func loUp(h *nlhandle.Handle, ns *nsctx.NS) error {
 	lo := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: 1, Name: "lo"}}
 	return nserr.New("link set up", "lo in "+ns.String(), h.LinkSetUp(lo))
 }

@@ -8,7 +8,9 @@ package nlhandle
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
+	"unsafe"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -20,10 +22,46 @@ import (
 
 type key struct{ dev, ino uint64 }
 
+// Handle is a netlink handle bound to one network namespace, with a plain
+// socket born in the same namespace for the few requests netlink lacks
+// (the ethtool link query).
+type Handle struct {
+	*netlink.Handle
+	sock int
+}
+
+// Close closes the handle's sockets.
+func (h *Handle) Close() {
+	h.Handle.Close()
+	unix.Close(h.sock)
+}
+
+// SyncLink asks the kernel for the link state of the named link
+// (ETHTOOL_GLINK), which makes it apply the link's pending carrier change
+// now instead of when its link-watch work next runs (up to a second later;
+// veth pairs whose ends share an ifindex wait that long). IPv6 does not
+// start on a link before that, so a ping sent at once would be lost.
+func (h *Handle) SyncLink(name string) error {
+	var ifr struct {
+		name [unix.IFNAMSIZ]byte
+		data uintptr
+		_    [16]byte
+	}
+	ev := struct{ cmd, data uint32 }{cmd: unix.ETHTOOL_GLINK}
+	copy(ifr.name[:], name)
+	ifr.data = uintptr(unsafe.Pointer(&ev))
+	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(h.sock), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr)))
+	runtime.KeepAlive(&ev)
+	if errno != 0 && errno != unix.EOPNOTSUPP {
+		return nserr.New("ioctl ETHTOOL_GLINK", fmt.Sprintf("%q", name), errno)
+	}
+	return nil
+}
+
 // Cache holds the run's handles, one per network namespace.
 type Cache struct {
 	mu      sync.Mutex
-	handles map[key]*netlink.Handle
+	handles map[key]*Handle
 	closed  bool
 	// initial is the network namespace every unpinned thread of the
 	// process is in; its handle is opened without a thread hop.
@@ -32,13 +70,13 @@ type Cache struct {
 
 // New returns an empty cache. initial is the network namespace nsh runs in.
 func New(initial *nsctx.NS) *Cache {
-	return &Cache{handles: map[key]*netlink.Handle{}, initial: initial}
+	return &Cache{handles: map[key]*Handle{}, initial: initial}
 }
 
 func keyOf(ns *nsctx.NS) key { return key{ns.Dev, ns.Ino} }
 
 // Get returns the handle of ns, opening it inside ns on first use.
-func (c *Cache) Get(ns *nsctx.NS) (*netlink.Handle, error) {
+func (c *Cache) Get(ns *nsctx.NS) (*Handle, error) {
 	if ns == nil || ns.Kind.Name != "net" {
 		return nil, fmt.Errorf("nlhandle: %v is not a network namespace", ns)
 	}
@@ -80,15 +118,23 @@ func Join(ns *nsctx.NS) nsthread.Join {
 // Open opens a route-netlink handle in the calling thread's network
 // namespace. Callers that are already on a thread inside a namespace (the
 // one that just created it) use it with Put to save a thread hop.
-func Open() (*netlink.Handle, error) {
-	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
-	return h, nserr.New("socket", "netlink route", err)
+func Open() (*Handle, error) {
+	nh, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, nserr.New("socket", "netlink route", err)
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		nh.Close()
+		return nil, nserr.New("socket", "unix dgram", err)
+	}
+	return &Handle{Handle: nh, sock: fd}, nil
 }
 
 // Put stores h as the handle of ns and returns the handle the cache keeps:
 // h, or the one another caller stored first (h is then closed); nil once
 // the cache is closed.
-func (c *Cache) Put(ns *nsctx.NS, h *netlink.Handle) *netlink.Handle {
+func (c *Cache) Put(ns *nsctx.NS, h *Handle) *Handle {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.handles[keyOf(ns)]; ok || c.closed {
