@@ -31,7 +31,7 @@ func bridgeBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "name", &name, "ns?", &nsv, "up?", &up); err != nil {
 		return nil, err
 	}
-	if err := checkLinkName("bridge", name); err != nil {
+	if err := checkLinkName("", name); err != nil {
 		return nil, err
 	}
 	st, err := stateOf(th)

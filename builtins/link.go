@@ -135,8 +135,7 @@ link compare equal.`,
 		{Name: "kind", Doc: `"veth", "bridge", "device", ...`},
 		{Name: "mac", Doc: `hardware address, "aa:bb:cc:dd:ee:ff"`},
 		{Name: "mtu", Doc: "MTU in bytes"},
-		{Name: "state", Doc: `operational state: "up", "down", "unknown", "lowerlayerdown", ...
-(a new veth may read "down" for up to a second while traffic flows)`},
+		{Name: "state", Doc: `operational state: "up", "down", "lowerlayerdown", "unknown", ...`},
 		{Name: "is_up", Doc: "True if administratively up (IFF_UP)"},
 		{Name: "addrs", Doc: `list of its addresses as CIDR strings (IPv6 link-local ones included)`},
 		{Name: "master", Doc: "name of the bridge it is attached to, or None"},
@@ -145,20 +144,22 @@ link compare equal.`,
 	Methods: []doc.Func{
 		{Name: "up", Sig: "up()", Doc: "Brings the link up."},
 		{Name: "down", Sig: "down()", Doc: "Brings the link down."},
-		{Name: "add_addr", Sig: "add_addr(*cidrs)", Doc: `Adds addresses ("10.0.0.1/24", "fd00::1/64").
-All are parsed before the first is added; if one is refused, those added
+		{Name: "add_addr", Sig: "add_addr(*cidrs)", Doc: `Adds addresses.
+cidrs are strings such as "10.0.0.1/24" or "fd00::1/64". All are parsed before the first is added; if one is refused, those added
 by this call are removed again.`},
 		{Name: "del_addr", Sig: "del_addr(*cidrs)", Doc: "Removes addresses."},
-		{Name: "move", Sig: "move(ns)", Doc: `Moves the link into another network namespace (a target as for setns()).
-Its addresses are lost, as with "ip link set dev X netns Y".`},
+		{Name: "move", Sig: "move(ns)", Doc: `Moves the link into another network namespace.
+ns is a target as for setns(). The link arrives down and without its
+addresses, as with "ip link set dev X netns Y".`},
 		{Name: "rename", Sig: "rename(name)", Doc: "Renames the link (it is brought down and back up if it was up)."},
 		{Name: "set_mtu", Sig: "set_mtu(mtu)", Doc: "Sets the MTU."},
 		{Name: "set_mac", Sig: "set_mac(mac)", Doc: `Sets the hardware address ("02:00:00:00:00:01").`},
-		{Name: "set_master", Sig: "set_master(bridge)", Doc: `Attaches the link to a bridge (an nsh.link or a name in the same
-namespace); set_master(None) detaches it.`},
+		{Name: "set_master", Sig: "set_master(bridge)", Doc: `Attaches the link to a bridge, or detaches it with None.
+bridge is an nsh.link or the name of a bridge in the link's namespace.`},
 		{Name: "delete", Sig: "delete()", Doc: "Deletes the link now (both ends, for a veth)."},
-		{Name: "persist", Sig: "persist()", Doc: `Keeps the link (both ends, for a veth) after the run instead of
-deleting it. It still goes away with its namespace if that namespace dies.`},
+		{Name: "persist", Sig: "persist()", Doc: `Keeps the link after the run (both ends, for a veth).
+It still goes away with its namespace if that namespace dies. Links nsh
+did not create (found with link()) are never deleted by nsh anyway.`},
 		{Name: "netem", Sig: "netem(delay=None, jitter=None, loss=None, rate=None)", Doc: netemDoc},
 	},
 }
@@ -288,7 +289,7 @@ func linkBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple,
 	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "name", &name, "ns?", &nsv); err != nil {
 		return nil, err
 	}
-	if err := checkLinkName("link", name); err != nil {
+	if err := checkLinkName("", name); err != nil {
 		return nil, err
 	}
 	st, err := stateOf(th)
@@ -323,7 +324,7 @@ func vethBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple,
 		"addr?", &addr, "peer_addr?", &peerAddr, "up?", &a.up, "mtu?", &mtu); err != nil {
 		return nil, err
 	}
-	if err := checkLinkName("veth", a.name); err != nil {
+	if err := checkLinkName("", a.name); err != nil {
 		return nil, err
 	}
 	if err := checkLinkName("peer", a.peer); err != nil {

@@ -133,18 +133,23 @@ func loUp(h *nlhandle.Handle, ns *nsctx.NS) error {
 
 // checkLinkName refuses what the kernel's dev_valid_name refuses, before
 // any syscall: empty, longer than 15 bytes, ".", "..", '/', ':' or space.
+// what qualifies the name in messages ("peer" gives `peer name "x" ...`).
 func checkLinkName(what, name string) error {
+	label := "name"
+	if what != "" {
+		label = what + " name"
+	}
 	switch {
 	case name == "":
-		return fmt.Errorf("%s name is empty", what)
+		return fmt.Errorf("%s is empty", label)
 	case len(name) > unix.IFNAMSIZ-1:
-		return fmt.Errorf("%s name %q is longer than 15 bytes", what, name)
+		return fmt.Errorf("%s %q is longer than 15 bytes", label, name)
 	case name == "." || name == "..":
-		return fmt.Errorf("%s name %q is not allowed", what, name)
+		return fmt.Errorf("%s %q is not allowed", label, name)
 	case strings.ContainsAny(name, "/:"):
-		return fmt.Errorf("%s name %q contains '/' or ':'", what, name)
+		return fmt.Errorf("%s %q contains '/' or ':'", label, name)
 	case strings.IndexFunc(name, unicode.IsSpace) >= 0 || strings.ContainsRune(name, 0):
-		return fmt.Errorf("%s name %q contains whitespace", what, name)
+		return fmt.Errorf("%s %q contains whitespace", label, name)
 	}
 	return nil
 }
