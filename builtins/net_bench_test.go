@@ -1,12 +1,17 @@
 package builtins_test
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"testing"
 
+	"github.com/vishvananda/netlink"
 	"go.starlark.net/starlark"
+	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/builtins"
+	"nsh.dev/nsh/internal/nsthread"
 	"nsh.dev/nsh/interp"
 )
 
@@ -82,4 +87,59 @@ def one(i):
 `)
 	defer r.Close()
 	benchLoop(b, th, g["one"])
+}
+
+// BenchmarkVethRawNetlink is BenchmarkVeth without nsh: the same netlink
+// requests from Go, for the overhead ratio (issue 7).
+func BenchmarkVethRawNetlink(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root (CAP_NET_ADMIN)")
+	}
+	var fds [2]*os.File
+	var hs [2]*netlink.Handle
+	for i := range fds {
+		err := nsthread.Unshare(nil, unix.CLONE_NEWNET, func() error {
+			f, err := os.Open("/proc/thread-self/ns/net")
+			if err != nil {
+				return err
+			}
+			h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+			if err != nil {
+				f.Close()
+				return err
+			}
+			fds[i], hs[i] = f, h
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer fds[i].Close()
+		defer hs[i].Close()
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		x, y := fmt.Sprintf("nt-b%d", i), fmt.Sprintf("nt-c%d", i)
+		v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: x, Flags: net.FlagUp}, PeerName: y, PeerNamespace: netlink.NsFd(fds[1].Fd())}
+		if err := hs[0].LinkAdd(v); err != nil {
+			b.Fatal(err)
+		}
+		pfx := fmt.Sprintf("10.%d.%d.", 100+i/16384, (i/64)%256)
+		for j, name := range []string{x, y} {
+			l, err := hs[j].LinkByName(name)
+			if err != nil {
+				b.Fatal(err)
+			}
+			a, _ := netlink.ParseAddr(fmt.Sprintf("%s%d/30", pfx, j+1))
+			if err := hs[j].AddrAdd(l, a); err != nil {
+				b.Fatal(err)
+			}
+			if j == 1 {
+				if err := hs[j].LinkSetUp(l); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	b.StopTimer()
 }
