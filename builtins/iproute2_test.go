@@ -137,3 +137,39 @@ assert.true(ping("10.92.0.2", ns = "nt-ipr-b").ok)
 	}
 	ipOut(t, ip, "link", "show", "nt-ipbbr")
 }
+
+// A sysctl written in a namespace nsh did not create is written back at the
+// end of the run; persist=True keeps it.
+func TestSysctlRestored(t *testing.T) {
+	ip := needIP(t)
+	leakcheck.Check(t)
+	ipOut(t, ip, "link", "add", "nt-sx0", "type", "veth", "peer", "name", "nt-sx1")
+	defer exec.Command(ip, "link", "del", "nt-sx0").Run()
+	read := func(dev string) string {
+		b, err := os.ReadFile("/proc/sys/net/ipv4/conf/" + dev + "/forwarding")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	if read("nt-sx0") != "0" || read("nt-sx1") != "0" {
+		t.Fatalf("forwarding already on for a fresh veth")
+	}
+	r := newRun(t)
+	exec1(t, r, `
+assert.eq(sysctl("net.ipv4.conf.nt-sx0.forwarding", 1), "1")
+assert.eq(sysctl("net/ipv4/conf/nt-sx1/forwarding", True, persist = True), "1")
+`)
+	if read("nt-sx0") != "1" {
+		t.Errorf("the write did not happen")
+	}
+	if err := r.Close(); err != nil {
+		t.Errorf("teardown: %v", err)
+	}
+	if got := read("nt-sx0"); got != "0" {
+		t.Errorf("nt-sx0 forwarding is %s after the run, want 0 (restored)", got)
+	}
+	if got := read("nt-sx1"); got != "1" {
+		t.Errorf("nt-sx1 forwarding is %s after the run, want 1 (persisted)", got)
+	}
+}

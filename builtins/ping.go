@@ -19,7 +19,6 @@ import (
 	"nsh.dev/nsh/internal/nlhandle"
 	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nserr"
-	"nsh.dev/nsh/internal/nsthread"
 )
 
 func pingTable() doc.Table {
@@ -82,7 +81,7 @@ func pingBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple,
 		return nil, err
 	}
 	p := pinger{ip: ip, count: count, timeout: secs(float64(timeout)), interval: secs(float64(interval))}
-	rtts, err := p.run(st.reg.Context(), ns)
+	rtts, err := p.run(st.reg.Context(), netlinkOf(st), ns)
 	if err != nil {
 		return nil, err
 	}
@@ -100,13 +99,13 @@ type pinger struct {
 
 // icmpSocket opens a raw ICMP (or ICMPv6) socket inside ns and returns it
 // as a net.PacketConn usable from any goroutine.
-func icmpSocket(ns *nsctx.NS, v6 bool) (net.PacketConn, error) {
+func icmpSocket(nl *nlhandle.Cache, ns *nsctx.NS, v6 bool) (net.PacketConn, error) {
 	af, proto, what := unix.AF_INET, unix.IPPROTO_ICMP, "icmp"
 	if v6 {
 		af, proto, what = unix.AF_INET6, unix.IPPROTO_ICMPV6, "icmpv6"
 	}
 	var fd int
-	err := nsthread.Do([]nsthread.Join{nlhandle.Join(ns)}, func() error {
+	err := nl.In(ns, func() error {
 		var err error
 		fd, err = unix.Socket(af, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
 		if errors.Is(err, unix.EPERM) {
@@ -126,9 +125,9 @@ func icmpSocket(ns *nsctx.NS, v6 bool) (net.PacketConn, error) {
 	return c, nil
 }
 
-func (p pinger) run(ctx context.Context, ns *nsctx.NS) ([]time.Duration, error) {
+func (p pinger) run(ctx context.Context, nl *nlhandle.Cache, ns *nsctx.NS) ([]time.Duration, error) {
 	v6 := p.ip.To4() == nil
-	c, err := icmpSocket(ns, v6)
+	c, err := icmpSocket(nl, ns, v6)
 	if err != nil {
 		return nil, err
 	}

@@ -13,7 +13,6 @@ import (
 	"nsh.dev/nsh/internal/doc"
 	"nsh.dev/nsh/internal/nlhandle"
 	"nsh.dev/nsh/internal/nsctx"
-	"nsh.dev/nsh/internal/nsthread"
 )
 
 func transferTable() doc.Table {
@@ -69,7 +68,7 @@ func transferBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tu
 	if err != nil {
 		return nil, err
 	}
-	n, d, err := tcpTransfer(st.reg.Context(), ip, from, to, int64(size), secs(float64(timeout)))
+	n, d, err := tcpTransfer(st.reg.Context(), netlinkOf(st), ip, from, to, int64(size), secs(float64(timeout)))
 	if err != nil {
 		return nil, err
 	}
@@ -84,16 +83,11 @@ func transferBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tu
 		}}, nil
 }
 
-// inNetns runs fn on a thread inside ns; sockets fn opens stay there.
-func inNetns(ns *nsctx.NS, fn func() error) error {
-	return nsthread.Do([]nsthread.Join{nlhandle.Join(ns)}, fn)
-}
-
-func tcpTransfer(ctx context.Context, ip net.IP, from, to *nsctx.NS, size int64, timeout time.Duration) (int64, time.Duration, error) {
+func tcpTransfer(ctx context.Context, nl *nlhandle.Cache, ip net.IP, from, to *nsctx.NS, size int64, timeout time.Duration) (int64, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var ln net.Listener
-	err := inNetns(to, func() error {
+	err := nl.In(to, func() error {
 		var err error
 		ln, err = net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
 		return err
@@ -121,7 +115,7 @@ func tcpTransfer(ctx context.Context, ip net.IP, from, to *nsctx.NS, size int64,
 		done <- got{n: n, end: time.Now(), err: err}
 	}()
 	var conn net.Conn
-	err = inNetns(from, func() error {
+	err = nl.In(from, func() error {
 		var err error
 		conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", ln.Addr().String())
 		return err

@@ -109,6 +109,17 @@ func (c *Cache) Get(ns *nsctx.NS) (*Handle, error) {
 	return h, nil
 }
 
+// In runs fn inside the network namespace ns, so that sockets fn opens are
+// born there (and then work from any goroutine). For the namespace nsh runs
+// in, fn runs on the calling goroutine: every unpinned thread is already
+// there, and the thread hop is saved.
+func (c *Cache) In(ns *nsctx.NS, fn func() error) error {
+	if nsctx.Same(ns, c.initial) {
+		return fn()
+	}
+	return nsthread.Do([]nsthread.Join{Join(ns)}, fn)
+}
+
 // Join is the setns step that enters ns, for code that must open other
 // sockets (ICMP, TCP) inside a network namespace.
 func Join(ns *nsctx.NS) nsthread.Join {
