@@ -24,9 +24,8 @@ import (
 func pingTable() doc.Table {
 	return doc.Table{
 		Funcs: []doc.Func{
-			{Name: "ping", Sig: "ping(addr, ns=None, count=1, timeout=1.0, interval=0.2)", Impl: pingBuiltin, Doc: `Sends ICMP echo requests (IPv4 or IPv6) to addr from inside a network
-namespace and returns nsh.ping with sent, received, rtts, ok.
-The socket is opened inside ns (a target as for setns(); default the current
+			{Name: "ping", Sig: "ping(addr, ns=None, count=1, timeout=1.0, interval=0.2)", Impl: pingBuiltin, Doc: `Pings addr (ICMP echo, IPv4 or IPv6) from inside a network namespace.
+Returns nsh.ping with sent, received, rtts and ok. The socket is opened inside ns (a target as for setns(); default the current
 context), so no external ping binary is involved. count requests are sent
 interval seconds apart; each waits up to timeout seconds for its reply. A
 lost reply is not an error: check .ok (True when every request was
@@ -35,7 +34,9 @@ Example: r = ping("10.0.0.2", ns=red, count=3); print(r)`},
 		},
 		Types: []doc.Type{{
 			Name: "nsh.ping",
-			Doc:  `The result of ping(). str() reads like ping's summary: "10.0.0.2: 3/3 replies, rtt min/avg/max 0.031/0.045/0.067 ms".`,
+			Doc: `The result of ping().
+str() reads like ping's summary: "10.0.0.2: 3/3 replies, rtt min/avg/max
+0.031/0.045/0.067 ms".`,
 			Attrs: []doc.Attr{
 				{Name: "addr", Doc: "the address pinged"},
 				{Name: "sent", Doc: "requests sent"},

@@ -27,8 +27,8 @@ needed. ns defaults to dev's namespace when dev is an nsh.link, else to the
 current context. Gateway and destination must be of the same family. The
 route is removed at the end of the run (if it is still there).
 Example: route("default", via="10.0.1.1", ns=h1)`},
-			{Name: "routes", Sig: "routes(ns=None)", Impl: routesBuiltin, Doc: `Lists the routes of the main table of a network namespace (IPv4 and
-IPv6) as nsh.route values, like "ip route; ip -6 route".`},
+			{Name: "routes", Sig: "routes(ns=None)", Impl: routesBuiltin, Doc: `Lists the routes of a network namespace's main table (IPv4 and IPv6).
+Returns nsh.route values, like "ip route; ip -6 route".`},
 		},
 		Types: []doc.Type{routeType},
 	}
@@ -45,7 +45,8 @@ type Route struct {
 
 var routeType = doc.Type{
 	Name: "nsh.route",
-	Doc:  `A route of a main routing table. str() reads like "ip route": "10.0.2.0/24 via 10.0.1.1 dev h1-eth0".`,
+	Doc: `A route of a main routing table.
+str() reads like "ip route": "10.0.2.0/24 via 10.0.1.1 dev h1-eth0".`,
 	Attrs: []doc.Attr{
 		{Name: "dst", Doc: `destination CIDR, or "default"`},
 		{Name: "via", Doc: "gateway address, or None"},

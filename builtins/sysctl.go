@@ -18,9 +18,9 @@ import (
 func sysctlTable() doc.Table {
 	return doc.Table{
 		Funcs: []doc.Func{
-			{Name: "sysctl", Sig: "sysctl(key, value=None, ns=None, persist=False)", Impl: sysctlBuiltin, Doc: `Reads, or writes when value is given, a kernel parameter; returns its value
-as a string (after the write, the value read back).
-key is "net.ipv4.ip_forward" or "net/ipv4/conf/h1-eth0/forwarding" (use the
+			{Name: "sysctl", Sig: "sysctl(key, value=None, ns=None, persist=False)", Impl: sysctlBuiltin, Doc: `Reads, or writes when value is given, a kernel parameter such as ip_forward.
+Returns its value as a string (after a write, the value read back). key
+is "net.ipv4.ip_forward" or "net/ipv4/conf/h1-eth0/forwarding" (use the
 slash form when a part contains a dot). The parameter is read and written
 from a thread inside ns's namespaces (a target as for setns(); default the
 current context): net.* parameters belong to a network namespace, and
