@@ -25,8 +25,9 @@ func pingTable() doc.Table {
 	return doc.Table{
 		Funcs: []doc.Func{
 			{Name: "ping", Sig: "ping(addr, ns=None, count=1, timeout=1.0, interval=0.2)", Impl: pingBuiltin, Doc: `Pings addr (ICMP echo, IPv4 or IPv6) from inside a network namespace.
-Returns nsh.ping with sent, received, rtts and ok. The socket is opened inside ns (a target as for setns(); default the current
-context), so no external ping binary is involved. count requests are sent
+Returns nsh.ping with sent, received, rtts and ok. The socket is opened
+inside ns (a target as for setns(); default the current context), so no
+external ping binary is involved. count requests are sent
 interval seconds apart; each waits up to timeout seconds for its reply. A
 lost reply is not an error: check .ok (True when every request was
 answered). Needs CAP_NET_RAW in the namespace.

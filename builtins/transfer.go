@@ -20,9 +20,9 @@ func transferTable() doc.Table {
 		Funcs: []doc.Func{
 			{Name: "transfer", Sig: "transfer(addr, to_ns, ns=None, size=4194304, timeout=30.0)", Impl: transferBuiltin, Doc: `Measures TCP throughput from one network namespace to another.
 Sends size bytes from ns to addr, where a listener is opened on addr inside
-to_ns; returns nsh.transfer. Both sockets are opened inside their namespaces (targets as for setns();
-ns defaults to the current context), so no external tool is involved. The
-time runs from the connection to the last byte read by the receiver.
+to_ns; returns nsh.transfer. Both sockets are opened inside their
+namespaces (targets as for setns(); ns defaults to the current context),
+so no external tool is involved. The time runs from the connection to the last byte read by the receiver.
 Example: r = transfer("10.0.0.2", blue, ns=red, size=2 << 20); print(r.mbit)`},
 		},
 		Types: []doc.Type{{
