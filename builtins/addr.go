@@ -21,7 +21,7 @@ func addAddrs(h *nlhandle.Handle, nl netlink.Link, addrs []*netlink.Addr, where 
 				h.AddrDel(nl, done)
 			}
 			if errors.Is(err, unix.EEXIST) {
-				return fmt.Errorf("address %s is already on %q in %s", a.IPNet, nl.Attrs().Name, where)
+				return explain(unix.EEXIST, "address %s is already on %q in %s", a.IPNet, nl.Attrs().Name, where)
 			}
 			return nserr.New("addr add", fmt.Sprintf("%s dev %q in %s", a.IPNet, nl.Attrs().Name, where), err)
 		}
@@ -64,7 +64,7 @@ func (l *Link) delAddrMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 	for _, a := range addrs {
 		if err := h.AddrDel(nl, a); err != nil {
 			if errors.Is(err, unix.EADDRNOTAVAIL) {
-				return nil, fmt.Errorf("address %s is not on %q", a.IPNet, nl.Attrs().Name)
+				return nil, explain(unix.EADDRNOTAVAIL, "address %s is not on %q", a.IPNet, nl.Attrs().Name)
 			}
 			return nil, nserr.New("addr del", fmt.Sprintf("%s dev %q", a.IPNet, nl.Attrs().Name), err)
 		}

@@ -173,3 +173,30 @@ assert.eq(sysctl("net/ipv4/conf/nt-sx1/forwarding", True, persist = True), "1")
 		t.Errorf("nt-sx1 forwarding is %s after the run, want 1 (persisted)", got)
 	}
 }
+
+// persist() keeps a pair past the end of the run; without it the pair goes.
+func TestLinkPersist(t *testing.T) {
+	ip := needIP(t)
+	leakcheck.Check(t)
+	defer exec.Command(ip, "link", "del", "nt-kp0").Run()
+	r := newRun(t)
+	exec1(t, r, `
+a, b = veth("nt-kp0", "nt-kp1", addr = "10.93.0.1/24")
+b.persist()
+veth("nt-kq0", "nt-kq1")
+br = bridge("nt-kqbr")
+`)
+	if err := r.Close(); err != nil {
+		t.Errorf("teardown: %v", err)
+	}
+	if out := ipOut(t, ip, "-o", "addr", "show", "dev", "nt-kp0"); !strings.Contains(out, "10.93.0.1/24") {
+		t.Errorf("the persisted pair lost its address:\n%s", out)
+	}
+	ipOut(t, ip, "link", "show", "nt-kp1")
+	for _, gone := range []string{"nt-kq0", "nt-kq1", "nt-kqbr"} {
+		if err := exec.Command(ip, "link", "show", gone).Run(); err == nil {
+			t.Errorf("%s outlived the run without persist()", gone)
+		}
+	}
+	ipOut(t, ip, "link", "del", "nt-kp0")
+}

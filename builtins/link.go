@@ -262,7 +262,7 @@ func (l *Link) fetch() (*nlhandle.Handle, netlink.Link, error) {
 		if err != nil && !isNotFound(err) {
 			return nil, nil, nserr.New("link show", fmt.Sprintf("%q in %s", name, l.st.nsLabel(ns)), err)
 		}
-		return nil, nil, fmt.Errorf("link %q no longer exists in %s", name, l.st.nsLabel(ns))
+		return nil, nil, explain(unix.ENODEV, "link %q no longer exists in %s", name, l.st.nsLabel(ns))
 	}
 	return h, nl, nil
 }
@@ -276,7 +276,7 @@ func (st *state) lookupLink(ns *nsctx.NS, name string) (*nlhandle.Handle, netlin
 	nl, err := h.LinkByName(name)
 	if err != nil {
 		if isNotFound(err) {
-			return nil, nil, fmt.Errorf("no link named %q in %s", name, st.nsLabel(ns))
+			return nil, nil, explain(unix.ENODEV, "no link named %q in %s", name, st.nsLabel(ns))
 		}
 		return nil, nil, nserr.New("link show", fmt.Sprintf("%q in %s", name, st.nsLabel(ns)), err)
 	}
@@ -452,10 +452,10 @@ func quote(s string) string { return fmt.Sprintf("%q", s) }
 // whichExists explains an EEXIST from creating a veth pair.
 func (st *state) whichExists(h, ph *nlhandle.Handle, a *vethArgs) error {
 	if _, err := h.LinkByName(a.name); err == nil {
-		return fmt.Errorf("a link named %q already exists in %s", a.name, st.nsLabel(a.ns))
+		return explain(unix.EEXIST, "a link named %q already exists in %s", a.name, st.nsLabel(a.ns))
 	}
 	if _, err := ph.LinkByName(a.peer); err == nil {
-		return fmt.Errorf("a link named %q already exists in %s", a.peer, st.nsLabel(a.peerNS))
+		return explain(unix.EEXIST, "a link named %q already exists in %s", a.peer, st.nsLabel(a.peerNS))
 	}
 	return nserr.New("link add", fmt.Sprintf("veth %q/%q", a.name, a.peer), unix.EEXIST)
 }
@@ -539,7 +539,7 @@ func (l *Link) moveMethod(th *starlark.Thread, fn *starlark.Builtin, args starla
 		return nil, err
 	}
 	if _, err := dh.LinkByName(name); err == nil {
-		return nil, fmt.Errorf("a link named %q already exists in %s", name, l.st.nsLabel(dst))
+		return nil, explain(unix.EEXIST, "a link named %q already exists in %s", name, l.st.nsLabel(dst))
 	}
 	if err := h.LinkSetNsFd(nl, dst.Fd()); err != nil {
 		return nil, nserr.New("link set netns", fmt.Sprintf("%q to %s", name, l.st.nsLabel(dst)), err)
@@ -566,7 +566,7 @@ func (l *Link) renameMethod(th *starlark.Thread, fn *starlark.Builtin, args star
 	}
 	old := nl.Attrs().Name
 	if _, err := h.LinkByName(name); err == nil {
-		return nil, fmt.Errorf("a link named %q already exists in %s", name, l.st.nsLabel(l.netns()))
+		return nil, explain(unix.EEXIST, "a link named %q already exists in %s", name, l.st.nsLabel(l.netns()))
 	}
 	wasUp := nl.Attrs().Flags&net.FlagUp != 0
 	if wasUp {
