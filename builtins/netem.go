@@ -32,10 +32,11 @@ It probes in a scratch network namespace, so nothing is changed.`},
 const netemDoc = `Shapes what the link sends: delay, jitter, loss and rate.
 This is the link's egress, as Mininet's TCLink shapes with tc. delay and
 jitter are durations ("10ms", "1.5s", "250us", or a number of
-milliseconds); loss is a percentage (0..100); rate is "10mbit", "512kbit", "1gbit", "100kbps" (bytes), or a number of
-bits per second. rate alone uses a tbf qdisc; delay, jitter or loss need
-tc netem (the kernel's sch_netem), which also carries the rate. netem() with
-no arguments removes the emulation. Shape both directions by calling it on
+milliseconds); loss is a percentage (0..100); rate is "10mbit",
+"512kbit", "1gbit", "100kbps" (bytes), or a number of bits per second.
+rate alone uses a tbf qdisc; delay, jitter or loss need tc netem (the
+kernel's sch_netem), which also carries the rate. netem() with no
+arguments removes the emulation. Shape both directions by calling it on
 both ends. The original qdisc is restored at the end of the run.
 Where the kernel lacks sch_netem (CONFIG_NET_SCH_NETEM unset), delay,
 jitter and loss fail with an error saying so and nothing is changed.`
