@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"go.starlark.net/starlark"
+	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/builtins"
 	"nsh.dev/nsh/internal/leakcheck"
@@ -199,4 +200,32 @@ br = bridge("nt-kqbr")
 		}
 	}
 	ipOut(t, ip, "link", "del", "nt-kp0")
+}
+
+// A namespace nsh created and then persisted outlives the run, emptied of
+// the links nsh built in it (as a named one would be).
+func TestPersistedNamespaceEmptied(t *testing.T) {
+	ip := needIP(t)
+	leakcheck.Check(t)
+	path := "/run/netns/nt-kept"
+	defer func() {
+		unix.Unmount(path, unix.MNT_DETACH)
+		os.Remove(path)
+	}()
+	r := newRun(t)
+	exec1(t, r, `
+netns("nt-kept-prep", persist = False)   # makes /run/netns a mount of its own
+start = namespaces()
+kept = unshare("net").net
+setns(start)
+kept.persist("/run/netns/nt-kept")
+veth("nt-k0", "nt-k1", ns = kept, peer_ns = kept)
+`)
+	if err := r.Close(); err != nil {
+		t.Errorf("teardown: %v", err)
+	}
+	out := ipOut(t, ip, "-n", "nt-kept", "-o", "link")
+	if strings.Contains(out, "nt-k0") || !strings.Contains(out, "lo:") {
+		t.Errorf("persisted namespace after the run:\n%s", out)
+	}
 }

@@ -460,6 +460,7 @@ func (n *Namespace) persist(th *starlark.Thread, fn *starlark.Builtin, args star
 	if err != nil {
 		return nil, err
 	}
+	st.keepNetns(n.ns)
 	return starlark.None, nil
 }
 

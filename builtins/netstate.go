@@ -46,6 +46,14 @@ func (st *state) markCreated(ns *nsctx.NS, ephemeral bool) {
 	n.mu.Unlock()
 }
 
+// keepNetns records that ns, if this run created it, now outlives the run
+// (it was bind-mounted): what nsh made in it is undone one by one again.
+func (st *state) keepNetns(ns *nsctx.NS) {
+	if ns.Kind.Name == "net" && st.createdHere(ns) {
+		st.markCreated(ns, false)
+	}
+}
+
 // createdHere reports whether this run created ns (with unshare or netns).
 // Settings made inside such a namespace go away with it and need no undo.
 func (st *state) createdHere(ns *nsctx.NS) bool {
