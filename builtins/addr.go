@@ -3,6 +3,8 @@ package builtins
 import (
 	"errors"
 	"fmt"
+	"net"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"go.starlark.net/starlark"
@@ -29,6 +31,44 @@ func addAddrs(h *nlhandle.Handle, nl netlink.Link, addrs []*netlink.Addr, where 
 	return nil
 }
 
+// settle waits, briefly, until a link that is up has joined the
+// solicited-node multicast groups of its IPv6 addresses among addrs. The
+// kernel joins them from a work queue after the address is added (or the
+// link becomes ready), even without duplicate address detection; a
+// neighbour solicitation arriving before is dropped and only retried a
+// second later, so a ping sent at once would be lost. It usually takes well
+// under a millisecond; after maxSettle nsh goes on regardless.
+func settle(h *nlhandle.Handle, nl netlink.Link, addrs []*netlink.Addr) error {
+	var groups []net.IP
+	for _, a := range addrs {
+		if a.IP.To4() == nil {
+			groups = append(groups, solicitedNode(a.IP))
+		}
+	}
+	if len(groups) == 0 {
+		return nil
+	}
+	deadline := time.Now().Add(maxSettle)
+	for {
+		ok, err := h.Joined(nl.Attrs().Name, groups)
+		if err != nil || ok || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+const maxSettle = 2 * time.Second
+
+// solicitedNode returns the solicited-node multicast address of an IPv6
+// address: ff02::1:ff00:0/104 plus its last 24 bits (RFC 4291).
+func solicitedNode(ip net.IP) net.IP {
+	ip = ip.To16()
+	g := net.ParseIP("ff02::1:ff00:0")
+	copy(g[13:], ip[13:])
+	return g
+}
+
 // cidrArgs parses the positional CIDR arguments of add_addr/del_addr.
 func cidrArgs(fname string, args starlark.Tuple, kw []starlark.Tuple) ([]*netlink.Addr, error) {
 	if len(kw) > 0 {
@@ -49,7 +89,13 @@ func (l *Link) addAddrMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 	if err != nil {
 		return nil, err
 	}
-	return starlark.None, addAddrs(h, nl, addrs, l.st.nsLabel(l.netns()))
+	if err := addAddrs(h, nl, addrs, l.st.nsLabel(l.netns())); err != nil {
+		return nil, err
+	}
+	if nl.Attrs().Flags&net.FlagUp != 0 {
+		return starlark.None, settle(h, nl, addrs)
+	}
+	return starlark.None, nil
 }
 
 func (l *Link) delAddrMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {

@@ -443,6 +443,12 @@ func (st *state) makeVeth(a *vethArgs) (*Link, *Link, error) {
 		if err := ph.SyncLink(a.peer); err != nil {
 			return fail(err)
 		}
+		if err := settle(h, xl, a.addrs); err != nil {
+			return fail(err)
+		}
+		if err := settle(ph, yl, a.peerAddr); err != nil {
+			return fail(err)
+		}
 	}
 	return x, y, nil
 }
@@ -502,7 +508,18 @@ func (l *Link) upMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark
 	if err := h.LinkSetUp(nl); err != nil {
 		return nil, nserr.New("link set up", quote(nl.Attrs().Name), err)
 	}
-	return starlark.None, h.SyncLink(nl.Attrs().Name)
+	if err := h.SyncLink(nl.Attrs().Name); err != nil {
+		return nil, err
+	}
+	addrs, err := h.AddrList(nl, netlink.FAMILY_V6)
+	if err != nil {
+		return nil, nserr.New("addr show", quote(nl.Attrs().Name), err)
+	}
+	v6 := make([]*netlink.Addr, len(addrs))
+	for i := range addrs {
+		v6[i] = &addrs[i]
+	}
+	return starlark.None, settle(h, nl, v6)
 }
 
 func (l *Link) downMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {

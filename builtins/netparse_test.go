@@ -2,6 +2,7 @@ package builtins
 
 import (
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -199,5 +200,11 @@ func TestExplainedKeepsErrno(t *testing.T) {
 	err := explain(unix.EEXIST, "a link named %q already exists", "x")
 	if err.Error() != `a link named "x" already exists` || !errors.Is(err, unix.EEXIST) {
 		t.Errorf("explain: %q, errors.Is EEXIST = %v", err, errors.Is(err, unix.EEXIST))
+	}
+}
+
+func TestSolicitedNode(t *testing.T) {
+	if got := solicitedNode(net.ParseIP("fd88::1:2:3")).String(); got != "ff02::1:ff02:3" {
+		t.Errorf("solicited-node group of fd88::1:2:3 = %s", got)
 	}
 }

@@ -7,8 +7,13 @@
 package nlhandle
 
 import (
+	"encoding/hex"
 	"fmt"
+	"io"
+	"net"
+	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -27,13 +32,52 @@ type key struct{ dev, ino uint64 }
 // (the ethtool link query).
 type Handle struct {
 	*netlink.Handle
-	sock int
+	sock    int
+	mu      sync.Mutex
+	igmp6   *os.File // /proc/net/igmp6 of the namespace; nil without IPv6
+	igmpBuf []byte
 }
 
-// Close closes the handle's sockets.
+// Close closes the handle's sockets and files.
 func (h *Handle) Close() {
 	h.Handle.Close()
 	unix.Close(h.sock)
+	if h.igmp6 != nil {
+		h.igmp6.Close()
+	}
+}
+
+// Joined reports whether the link named ifname has joined every IPv6
+// multicast group in groups, as /proc/net/igmp6 of the handle's namespace
+// lists them. Without IPv6 in the namespace it reports true.
+func (h *Handle) Joined(ifname string, groups []net.IP) (bool, error) {
+	if h.igmp6 == nil || len(groups) == 0 {
+		return true, nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.igmpBuf == nil {
+		h.igmpBuf = make([]byte, 64<<10)
+	}
+	// A seq_file regenerates its text on a read from offset 0.
+	n, err := h.igmp6.ReadAt(h.igmpBuf, 0)
+	if err != nil && err != io.EOF {
+		return false, nserr.New("read", "/proc/net/igmp6", err)
+	}
+	have := map[string]bool{}
+	for _, line := range strings.Split(string(h.igmpBuf[:n]), "\n") {
+		// idx ifname group users flags timer
+		f := strings.Fields(line)
+		if len(f) >= 3 && f[1] == ifname {
+			have[f[2]] = true
+		}
+	}
+	for _, g := range groups {
+		if !have[hex.EncodeToString(g.To16())] {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // SyncLink asks the kernel for the link state of the named link
@@ -139,7 +183,17 @@ func Open() (*Handle, error) {
 		nh.Close()
 		return nil, nserr.New("socket", "unix dgram", err)
 	}
-	return &Handle{Handle: nh, sock: fd}, nil
+	h := &Handle{Handle: nh, sock: fd}
+	// /proc/thread-self/net is the calling thread's namespace, and an open
+	// file keeps showing that namespace whoever reads it later.
+	if h.igmp6, err = os.Open("/proc/thread-self/net/igmp6"); err != nil {
+		if !os.IsNotExist(err) {
+			h.Close()
+			return nil, nserr.New("open", "/proc/thread-self/net/igmp6", unwrapPath(err))
+		}
+		h.igmp6 = nil // no IPv6 here
+	}
+	return h, nil
 }
 
 // Put stores h as the handle of ns and returns the handle the cache keeps:
@@ -166,4 +220,11 @@ func (c *Cache) Close() error {
 	}
 	c.closed = true
 	return nil
+}
+
+func unwrapPath(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
 }
