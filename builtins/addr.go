@@ -31,7 +31,7 @@ func addAddrs(h *nlhandle.Handle, nl netlink.Link, addrs []*netlink.Addr, where 
 	return nil
 }
 
-// settle waits, briefly, until a link that is up has joined the
+// settle waits, briefly, until a link that is up (with carrier) has joined the
 // solicited-node multicast groups of its IPv6 addresses among addrs. The
 // kernel joins them from a work queue after the address is added (or the
 // link becomes ready), even without duplicate address detection; a
@@ -46,6 +46,15 @@ func settle(h *nlhandle.Handle, nl netlink.Link, addrs []*netlink.Addr) error {
 		}
 	}
 	if len(groups) == 0 {
+		return nil
+	}
+	// Only a link with carrier gets there; a veth whose peer is down waits
+	// for the peer's up().
+	cur, err := h.LinkByIndex(nl.Attrs().Index)
+	if err != nil {
+		return nserr.New("link show", quote(nl.Attrs().Name), err)
+	}
+	if cur.Attrs().OperState != netlink.OperUp || cur.Attrs().Flags&net.FlagLoopback != 0 {
 		return nil
 	}
 	deadline := time.Now().Add(maxSettle)

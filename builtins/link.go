@@ -508,18 +508,33 @@ func (l *Link) upMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark
 	if err := h.LinkSetUp(nl); err != nil {
 		return nil, nserr.New("link set up", quote(nl.Attrs().Name), err)
 	}
-	if err := h.SyncLink(nl.Attrs().Name); err != nil {
+	if err := ready(h, nl); err != nil {
 		return nil, err
+	}
+	// Bringing up the second end of a veth gives both ends carrier.
+	if l.peer != nil {
+		if ph, pl, err := l.peer.fetch(); err == nil && pl.Attrs().Flags&net.FlagUp != 0 {
+			return starlark.None, ready(ph, pl)
+		}
+	}
+	return starlark.None, nil
+}
+
+// ready makes the kernel apply a link's new carrier now and waits for
+// IPv6 on it to be usable (see SyncLink and settle).
+func ready(h *nlhandle.Handle, nl netlink.Link) error {
+	if err := h.SyncLink(nl.Attrs().Name); err != nil {
+		return err
 	}
 	addrs, err := h.AddrList(nl, netlink.FAMILY_V6)
 	if err != nil {
-		return nil, nserr.New("addr show", quote(nl.Attrs().Name), err)
+		return nserr.New("addr show", quote(nl.Attrs().Name), err)
 	}
 	v6 := make([]*netlink.Addr, len(addrs))
 	for i := range addrs {
 		v6[i] = &addrs[i]
 	}
-	return starlark.None, settle(h, nl, v6)
+	return settle(h, nl, v6)
 }
 
 func (l *Link) downMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
