@@ -19,13 +19,17 @@ import (
 func addAddrs(h *nlhandle.Handle, nl netlink.Link, addrs []*netlink.Addr, where string) error {
 	for i, a := range addrs {
 		if err := h.AddrAdd(nl, a); err != nil {
-			for _, done := range addrs[:i] {
-				h.AddrDel(nl, done)
-			}
 			if errors.Is(err, unix.EEXIST) {
-				return explain(unix.EEXIST, "address %s is already on %q in %s", a.IPNet, nl.Attrs().Name, where)
+				err = explain(unix.EEXIST, "address %s is already on %q in %s", a.IPNet, nl.Attrs().Name, where)
+			} else {
+				err = nserr.New("addr add", fmt.Sprintf("%s dev %q in %s", a.IPNet, nl.Attrs().Name, where), err)
 			}
-			return nserr.New("addr add", fmt.Sprintf("%s dev %q in %s", a.IPNet, nl.Attrs().Name, where), err)
+			for _, done := range addrs[:i] {
+				if derr := h.AddrDel(nl, done); derr != nil {
+					err = errors.Join(err, nserr.New("addr del", fmt.Sprintf("%s dev %q", done.IPNet, nl.Attrs().Name), derr))
+				}
+			}
+			return err
 		}
 	}
 	return nil

@@ -59,8 +59,11 @@ func bridgeBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 	l := &Link{st: st, ns: ns, name: name}
 	nl, err := h.LinkByName(name)
 	if err != nil {
-		h.LinkDel(br)
-		return nil, nserr.New("link show", quote(name), err)
+		err = nserr.New("link show", quote(name), err)
+		if derr := h.LinkDel(br); derr != nil {
+			err = errors.Join(err, nserr.New("link del", quote(name), derr))
+		}
+		return nil, err
 	}
 	l.index = nl.Attrs().Index
 	l.entry = st.reg.Add(fmt.Sprintf("bridge %q", name), func() error { return deleteLink(l) })

@@ -415,10 +415,13 @@ func (st *state) makeVeth(a *vethArgs) (*Link, *Link, error) {
 	}
 	xl, err := h.LinkByName(a.name)
 	if err != nil {
-		// Cannot find it by index to delete it: delete by name.
+		// Without its index, delete it by name.
 		entry.Forget()
-		h.LinkDel(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a.name}})
-		return nil, nil, nserr.New("link show", quote(a.name), err)
+		err = nserr.New("link show", quote(a.name), err)
+		if derr := h.LinkDel(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a.name}}); derr != nil {
+			err = errors.Join(err, nserr.New("link del", quote(a.name), derr))
+		}
+		return nil, nil, err
 	}
 	x.index = xl.Attrs().Index
 	yl, err := ph.LinkByName(a.peer)
@@ -607,10 +610,13 @@ func (l *Link) renameMethod(th *starlark.Thread, fn *starlark.Builtin, args star
 		}
 	}
 	if err := h.LinkSetName(nl, name); err != nil {
+		err = nserr.New("link set name", fmt.Sprintf("%q to %q", old, name), err)
 		if wasUp {
-			h.LinkSetUp(nl)
+			if uerr := h.LinkSetUp(nl); uerr != nil {
+				err = errors.Join(err, nserr.New("link set up", quote(old), uerr))
+			}
 		}
-		return nil, nserr.New("link set name", fmt.Sprintf("%q to %q", old, name), err)
+		return nil, err
 	}
 	ns, idx, _ := l.where()
 	l.set(ns, idx, name)

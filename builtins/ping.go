@@ -167,7 +167,9 @@ func (p pinger) run(ctx context.Context, nl *nlhandle.Cache, ns *nsctx.NS) ([]ti
 				return nil, fmt.Errorf("ping interrupted")
 			}
 			// Wake up at least every 100 ms to notice an interruption.
-			c.SetReadDeadline(minTime(deadline, time.Now().Add(100*time.Millisecond)))
+			if err := c.SetReadDeadline(minTime(deadline, time.Now().Add(100*time.Millisecond))); err != nil {
+				return nil, fmt.Errorf("ping %s: %w", p.ip, err)
+			}
 			n, _, err := c.ReadFrom(buf)
 			if err != nil {
 				if errors.Is(err, os.ErrDeadlineExceeded) {
