@@ -32,7 +32,7 @@ brings both ends up; mtu sets both MTUs. The pair is deleted at the end of
 the run unless persist() is called on an end. Names are at most 15 bytes,
 without '/', ':' or whitespace; an existing name is refused and nothing is
 left half-built.
-Example: a, b = veth("nt-a", "nt-b", ns=red, peer_ns=blue,
+Example: a, b = veth("veth0", "veth1", ns=red, peer_ns=blue,
                      addr="10.0.0.1/24", peer_addr="10.0.0.2/24")`},
 			{Name: "link", Sig: "link(name, ns=None)", Impl: linkBuiltin, Doc: `Returns the existing link called name in a network namespace as nsh.link.
 ns is a target as for setns(); default the current context. Links made by
