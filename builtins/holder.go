@@ -12,10 +12,11 @@ import (
 // unshareOpts are unshare()'s keyword options.
 type unshareOpts struct {
 	propagation string
+	lo          bool // bring up the loopback of a new network namespace
 }
 
 func (o *unshareOpts) unpack(fname string, kwargs []starlark.Tuple) error {
-	return starlark.UnpackArgs(fname, nil, kwargs, "propagation?", &o.propagation)
+	return starlark.UnpackArgs(fname, nil, kwargs, "propagation?", &o.propagation, "lo?", &o.lo)
 }
 
 // processOnly reports whether the options need nothing a helper process

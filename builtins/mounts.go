@@ -701,16 +701,16 @@ func doMount(proc int, r *mountReq) (res mountResult, err error) {
 			flags |= unix.MS_BIND
 		}
 		if err := unix.Mount(r.source, tpath, r.fstype, flags, r.opts.DataString()); err != nil {
-			return fail(explain(obj, r, err))
+			return fail(explainMount(obj, r, err))
 		}
 		return finish(proc, res, underID, tfd)
 	case r.bind:
 		if err := unix.Mount(srcPath, tpath, "", unix.MS_BIND|recFlag(r.recursive), ""); err != nil {
-			return fail(explain(obj, r, err))
+			return fail(explainMount(obj, r, err))
 		}
 	default:
 		if err := unix.Mount(r.source, tpath, r.fstype, r.opts.Flags, r.opts.DataString()); err != nil {
-			return fail(explain(obj, r, err))
+			return fail(explainMount(obj, r, err))
 		}
 	}
 	// The new mount: its root is now what the target path leads to.
@@ -837,7 +837,7 @@ func bindFlags(nfd int, npath string, r *mountReq) error {
 
 // explain turns a refused mount into an error that shows the call and,
 // for EINVAL on a filesystem, asks the kernel which option it objects to.
-func explain(obj string, r *mountReq, err error) error {
+func explainMount(obj string, r *mountReq, err error) error {
 	switch {
 	case errors.Is(err, unix.EINVAL) && r.fstype != "":
 		if why := diagnose(r.fstype, r.source, r.opts.Data); why != "" {

@@ -27,12 +27,13 @@ func namespaceTable() doc.Table {
 			{Name: "namespaces", Sig: "namespaces(target=None)", Impl: namespacesBuiltin, Doc: `Returns the current context, or the namespaces of target, as nsh.namespaces.
 target is a pid, a process, a namespaces value, a namespace file path or an
 ip-netns name. Example: namespaces().net, namespaces(1).uts.`},
-			{Name: "unshare", Sig: `unshare(*kinds, propagation="private")`, Impl: unshareBuiltin, Doc: `Creates new namespaces and moves the current context into them.
+			{Name: "unshare", Sig: `unshare(*kinds, propagation="private", lo=True)`, Impl: unshareBuiltin, Doc: `Creates new namespaces and moves the current context into them.
 kinds are /proc/PID/ns names ("net", "uts", ...) or CLONE_NEW* constants,
 which may be OR-ed: unshare("net", "uts") == unshare(CLONE_NEWNET|CLONE_NEWUTS).
 Returns the new context as nsh.namespaces. As with unshare(1), a new mount
 namespace is made recursively private first so nothing propagates back to
 the host; propagation="slave", "shared" or "unchanged" chooses otherwise.
+A new network namespace gets its loopback brought up unless lo=False.
 The namespaces live as long as the run (they are held by descriptor) unless
 something else keeps them. Kinds that a multi-threaded process cannot
 unshare itself (user, pid, time) are created by a helper process.`},
@@ -41,11 +42,12 @@ target is an nsh.namespaces or nsh.namespace value, a process, a pid, a path
 (/proc/PID/ns/net, or a file a namespace was bind-mounted on) or the name of
 an ip-netns namespace. kinds limits which kinds are joined (default: all the
 target has). prev = setns(x) ... setns(prev) returns to where you were.`},
-			{Name: "netns", Sig: "netns(name, persist=True)", Impl: netnsBuiltin, Doc: `Creates, or opens if it exists, a named network namespace, as "ip netns add NAME".
+			{Name: "netns", Sig: "netns(name, persist=True, lo=True)", Impl: netnsBuiltin, Doc: `Creates, or opens if it exists, a named network namespace, as "ip netns add NAME".
 It is bind-mounted on /run/netns/NAME so "ip netns exec NAME ..." and
 "ip -n NAME ..." see it. It persists after the script unless persist=False,
 in which case the run deletes it at its end (as "ip netns del" would). It
-does not move the current context: use setns(netns("blue")) or ns=.`},
+does not move the current context: use setns(netns("blue")) or ns=. A
+namespace it creates has its loopback up unless lo=False.`},
 			{Name: "netns_delete", Sig: "netns_delete(name)", Impl: netnsDeleteBuiltin, Doc: `Deletes a named network namespace, as "ip netns del NAME".
 The namespace itself goes away once nothing else holds it.`},
 			{Name: "hostname", Sig: "hostname(name=None, ns=None)", Impl: utsBuiltin(true), Doc: `Returns, or sets when name is given, the hostname of a UTS namespace.
@@ -180,7 +182,7 @@ func namespacesBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.
 const threadKinds = unix.CLONE_NEWNET | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWNS | unix.CLONE_NEWCGROUP
 
 func unshareBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	opts := unshareOpts{propagation: "private"}
+	opts := unshareOpts{propagation: "private", lo: true}
 	if err := opts.unpack(fn.Name(), kwargs); err != nil {
 		return nil, err
 	}
@@ -202,9 +204,12 @@ func unshareBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tup
 	var created []*nsctx.NS
 	userForeign := !nsctx.Same(cur.Get("user"), st.tab.Initial.Get("user"))
 	if flags&^threadKinds == 0 && !userForeign && opts.processOnly() {
-		created, err = st.unshareOnThread(cur, flags, opts.propagation)
+		created, err = st.unshareOnThread(cur, flags, opts.propagation, opts.lo)
 	} else {
 		created, err = st.unshareViaProcess(th, cur, flags, &opts)
+		if err == nil && flags&unix.CLONE_NEWNET != 0 {
+			err = st.ensureNetns(nsctx.Context{}.With(created...).Get("net"), opts.lo)
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -216,7 +221,7 @@ func unshareBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tup
 
 // unshareOnThread creates namespaces on a pinned thread that has joined
 // cur, and keeps them by descriptor.
-func (st *state) unshareOnThread(cur nsctx.Context, flags int, propagation string) ([]*nsctx.NS, error) {
+func (st *state) unshareOnThread(cur nsctx.Context, flags int, propagation string, lo bool) ([]*nsctx.NS, error) {
 	var created []*nsctx.NS
 	err := nsthread.Unshare(st.tab.Joins(cur), flags, func() error {
 		if flags&unix.CLONE_NEWNS != 0 {
@@ -225,8 +230,13 @@ func (st *state) unshareOnThread(cur nsctx.Context, flags int, propagation strin
 			}
 		}
 		var err error
-		created, err = st.tab.OpenThreadSelf(flags)
-		return err
+		if created, err = st.tab.OpenThreadSelf(flags); err != nil {
+			return err
+		}
+		if flags&unix.CLONE_NEWNET != 0 {
+			return st.setupNetns(nsctx.Context{}.With(created...).Get("net"), lo, true)
+		}
+		return nil
 	})
 	return created, err
 }
@@ -304,8 +314,8 @@ func checkNetnsName(name string) error {
 
 func netnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var name string
-	persist := true
-	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "name", &name, "persist?", &persist); err != nil {
+	persist, lo := true, true
+	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "name", &name, "persist?", &persist, "lo?", &lo); err != nil {
 		return nil, err
 	}
 	if err := checkNetnsName(name); err != nil {
@@ -346,6 +356,10 @@ func netnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 			return fail(err)
 		}
 		created = ns[0]
+		if err := st.setupNetns(created, lo, !persist); err != nil {
+			unix.Unmount(path, unix.MNT_DETACH)
+			return fail(err)
+		}
 		return nil
 	})
 	if err != nil {
@@ -446,6 +460,7 @@ func (n *Namespace) persist(th *starlark.Thread, fn *starlark.Builtin, args star
 	if err != nil {
 		return nil, err
 	}
+	st.keepNetns(n.ns)
 	return starlark.None, nil
 }
 

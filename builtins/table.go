@@ -16,6 +16,13 @@ func Table() doc.Table {
 		namespaceTable(),
 		idmapTable(),
 		mountTable(),
+		linkTable(),
+		bridgeTable(),
+		routeTable(),
+		sysctlTable(),
+		pingTable(),
+		transferTable(),
+		netemTable(),
 	)
 }
 

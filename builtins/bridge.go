@@ -1,0 +1,71 @@
+package builtins
+
+import (
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/vishvananda/netlink"
+	"go.starlark.net/starlark"
+	"golang.org/x/sys/unix"
+
+	"nsh.dev/nsh/internal/doc"
+	"nsh.dev/nsh/internal/nserr"
+)
+
+func bridgeTable() doc.Table {
+	return doc.Table{
+		Funcs: []doc.Func{
+			{Name: "bridge", Sig: "bridge(name, ns=None, up=True)", Impl: bridgeBuiltin, Doc: `Creates a Linux bridge in a network namespace and returns it as nsh.link.
+ns is a target as for setns(); default the current context. Attach links
+with link.set_master(br). The bridge is deleted at the end of the run
+unless persist() is called on it.`},
+		},
+	}
+}
+
+func bridgeBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var name string
+	var nsv starlark.Value = starlark.None
+	up := true
+	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "name", &name, "ns?", &nsv, "up?", &up); err != nil {
+		return nil, err
+	}
+	if err := checkLinkName("", name); err != nil {
+		return nil, err
+	}
+	st, err := stateOf(th)
+	if err != nil {
+		return nil, err
+	}
+	ns, err := netTarget(st, nsv)
+	if err != nil {
+		return nil, err
+	}
+	h, err := st.handle(ns)
+	if err != nil {
+		return nil, err
+	}
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}
+	if up {
+		br.Flags = net.FlagUp
+	}
+	if err := h.LinkAdd(br); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return nil, explain(unix.EEXIST, "a link named %q already exists in %s", name, st.nsLabel(ns))
+		}
+		return nil, nserr.New("link add", fmt.Sprintf("bridge %q in %s", name, st.nsLabel(ns)), err)
+	}
+	l := &Link{st: st, ns: ns, name: name}
+	nl, err := h.LinkByName(name)
+	if err != nil {
+		err = nserr.New("link show", quote(name), err)
+		if derr := h.LinkDel(br); derr != nil {
+			err = errors.Join(err, nserr.New("link del", quote(name), derr))
+		}
+		return nil, err
+	}
+	l.index = nl.Attrs().Index
+	l.entry = st.reg.Add(fmt.Sprintf("bridge %q", name), func() error { return deleteLink(l) })
+	return l, nil
+}

@@ -1,0 +1,735 @@
+package builtins
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
+	"golang.org/x/sys/unix"
+
+	"nsh.dev/nsh/internal/doc"
+	"nsh.dev/nsh/internal/lifecycle"
+	"nsh.dev/nsh/internal/nlhandle"
+	"nsh.dev/nsh/internal/nsctx"
+	"nsh.dev/nsh/internal/nserr"
+)
+
+func linkTable() doc.Table {
+	return doc.Table{
+		Funcs: []doc.Func{
+			{Name: "veth", Sig: "veth(name, peer, ns=None, peer_ns=None, addr=None, peer_addr=None, up=True, mtu=None)", Impl: vethBuiltin, Doc: `Creates a veth pair and returns its two ends as (nsh.link, nsh.link).
+The end called name is created in ns, the end called peer directly in
+peer_ns (both default to the current context; ns and peer_ns are targets as
+for setns()), so no end is ever left behind in another namespace. addr and
+peer_addr are CIDR strings ("10.0.0.1/24", "fd00::1/64") or lists of them;
+IPv6 addresses skip duplicate address detection so they work at once. up
+brings both ends up; mtu sets both MTUs. The pair is deleted at the end of
+the run unless persist() is called on an end. Names are at most 15 bytes,
+without '/', ':' or whitespace; an existing name is refused and nothing is
+left half-built.
+Example: a, b = veth("veth0", "veth1", ns=red, peer_ns=blue,
+                     addr="10.0.0.1/24", peer_addr="10.0.0.2/24")`},
+			{Name: "link", Sig: "link(name, ns=None)", Impl: linkBuiltin, Doc: `Returns the existing link called name in a network namespace as nsh.link.
+ns is a target as for setns(); default the current context. Links made by
+other tools (ip link add ...) are found too; nsh does not delete them at the
+end of the run.`},
+		},
+		Types: []doc.Type{linkType},
+		Topic: map[string]string{
+			"loopback": `Every network namespace nsh creates (unshare("net"), netns()) has its
+loopback "lo" brought up at once, so 127.0.0.1 and ::1 work as in a normal
+host. Pass lo=False to unshare() or netns() to leave it down.`,
+		},
+	}
+}
+
+// Link is the Starlark value of one network interface. It follows its link
+// by namespace and index; move() and rename() update it.
+type Link struct {
+	st    *state
+	mu    sync.Mutex
+	ns    *nsctx.NS
+	index int
+	name  string
+	peer  *Link            // the other end of a veth nsh created
+	entry *lifecycle.Entry // deletes the link at the end of the run; nil if nsh did not create it
+	qdisc *lifecycle.Entry // restores the default qdisc after netem()
+}
+
+var (
+	_ starlark.HasAttrs   = (*Link)(nil)
+	_ starlark.Comparable = (*Link)(nil)
+)
+
+func (l *Link) where() (*nsctx.NS, int, string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ns, l.index, l.name
+}
+
+func (l *Link) netns() *nsctx.NS { ns, _, _ := l.where(); return ns }
+
+func (l *Link) set(ns *nsctx.NS, index int, name string) {
+	l.mu.Lock()
+	l.ns, l.index, l.name = ns, index, name
+	l.mu.Unlock()
+}
+
+// String renders the link as "link(nt-a, net:[4026532201])".
+func (l *Link) String() string {
+	ns, _, name := l.where()
+	return fmt.Sprintf("link(%s, %s)", name, l.st.nsLabel(ns))
+}
+
+// nsLabel renders a network namespace by its ip-netns name if it has one.
+func (st *state) nsLabel(ns *nsctx.NS) string {
+	if n := st.nameOf(ns); n != "" {
+		return "netns " + n
+	}
+	return ns.String()
+}
+
+// Type returns "nsh.link".
+func (l *Link) Type() string { return "nsh.link" }
+
+// Freeze is a no-op: a Link stands for a kernel object.
+func (l *Link) Freeze() {}
+
+// Truth is always true.
+func (l *Link) Truth() starlark.Bool { return true }
+
+// Hash hashes namespace and index.
+func (l *Link) Hash() (uint32, error) {
+	ns, idx, _ := l.where()
+	return uint32(ns.Ino)*31 + uint32(idx), nil
+}
+
+// CompareSameType compares links by namespace and index.
+func (l *Link) CompareSameType(op syntax.Token, y starlark.Value, depth int) (bool, error) {
+	ns1, i1, _ := l.where()
+	ns2, i2, _ := y.(*Link).where()
+	eq := nsctx.Same(ns1, ns2) && i1 == i2
+	switch op {
+	case syntax.EQL:
+		return eq, nil
+	case syntax.NEQ:
+		return !eq, nil
+	}
+	return false, fmt.Errorf("%s %s %s not supported", l.Type(), op, y.Type())
+}
+
+var linkType = doc.Type{
+	Name: "nsh.link",
+	Doc: `A network interface in a network namespace (veth(), bridge(), link()).
+Its attributes are read from the kernel each time. Two values of the same
+link compare equal.`,
+	Attrs: []doc.Attr{
+		{Name: "name", Doc: "interface name"},
+		{Name: "index", Doc: "ifindex in its namespace"},
+		{Name: "ns", Doc: "its network namespace (nsh.namespace)"},
+		{Name: "kind", Doc: `"veth", "bridge", "device", ...`},
+		{Name: "mac", Doc: `hardware address, "aa:bb:cc:dd:ee:ff"`},
+		{Name: "mtu", Doc: "MTU in bytes"},
+		{Name: "state", Doc: `operational state: "up", "down", "lowerlayerdown", "unknown", ...`},
+		{Name: "is_up", Doc: "True if administratively up (IFF_UP)"},
+		{Name: "addrs", Doc: `list of its addresses as CIDR strings (IPv6 link-local ones included)`},
+		{Name: "master", Doc: "name of the bridge it is attached to, or None"},
+		{Name: "peer", Doc: "the other end of a veth pair nsh created, else None"},
+	},
+	Methods: []doc.Func{
+		{Name: "up", Sig: "up()", Doc: "Brings the link up."},
+		{Name: "down", Sig: "down()", Doc: "Brings the link down."},
+		{Name: "add_addr", Sig: "add_addr(*cidrs)", Doc: `Adds addresses.
+cidrs are strings such as "10.0.0.1/24" or "fd00::1/64". All are parsed before the first is added; if one is refused, those added
+by this call are removed again.`},
+		{Name: "del_addr", Sig: "del_addr(*cidrs)", Doc: "Removes addresses."},
+		{Name: "move", Sig: "move(ns)", Doc: `Moves the link into another network namespace.
+ns is a target as for setns(). The link arrives down and without its
+addresses, as with "ip link set dev X netns Y".`},
+		{Name: "rename", Sig: "rename(name)", Doc: "Renames the link (it is brought down and back up if it was up)."},
+		{Name: "set_mtu", Sig: "set_mtu(mtu)", Doc: "Sets the MTU."},
+		{Name: "set_mac", Sig: "set_mac(mac)", Doc: `Sets the hardware address ("02:00:00:00:00:01").`},
+		{Name: "set_master", Sig: "set_master(bridge)", Doc: `Attaches the link to a bridge, or detaches it with None.
+bridge is an nsh.link or the name of a bridge in the link's namespace.`},
+		{Name: "delete", Sig: "delete()", Doc: "Deletes the link now (both ends, for a veth)."},
+		{Name: "persist", Sig: "persist()", Doc: `Keeps the link after the run (both ends, for a veth).
+It still goes away with its namespace if that namespace dies. Links nsh
+did not create (found with link()) are never deleted by nsh anyway.`},
+		{Name: "netem", Sig: "netem(delay=None, jitter=None, loss=None, rate=None)", Doc: netemDoc},
+	},
+}
+
+// AttrNames lists attributes and methods.
+func (l *Link) AttrNames() []string {
+	return []string{"add_addr", "addrs", "del_addr", "delete", "down", "index", "is_up", "kind", "mac", "master",
+		"move", "mtu", "name", "netem", "ns", "peer", "persist", "rename", "set_mac", "set_master", "set_mtu", "state", "up"}
+}
+
+type linkMethod = func(l *Link, th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error)
+
+var linkMethods = map[string]linkMethod{
+	"up":         (*Link).upMethod,
+	"down":       (*Link).downMethod,
+	"add_addr":   (*Link).addAddrMethod,
+	"del_addr":   (*Link).delAddrMethod,
+	"move":       (*Link).moveMethod,
+	"rename":     (*Link).renameMethod,
+	"set_mtu":    (*Link).setMTUMethod,
+	"set_mac":    (*Link).setMACMethod,
+	"set_master": (*Link).setMasterMethod,
+	"delete":     (*Link).deleteMethod,
+	"persist":    (*Link).persistMethod,
+	"netem":      (*Link).netemMethod,
+}
+
+// Attr returns an attribute or a bound method.
+func (l *Link) Attr(name string) (starlark.Value, error) {
+	if m, ok := linkMethods[name]; ok {
+		impl := m
+		return doc.NewBuiltin(name, func(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
+			return impl(l, th, fn, args, kw)
+		}).BindReceiver(l), nil
+	}
+	ns, idx, nm := l.where()
+	switch name {
+	case "name":
+		return starlark.String(nm), nil
+	case "index":
+		return starlark.MakeInt(idx), nil
+	case "ns":
+		return &Namespace{ns: ns, st: l.st}, nil
+	case "peer":
+		if l.peer == nil {
+			return starlark.None, nil
+		}
+		return l.peer, nil
+	}
+	h, nl, err := l.fetch()
+	if err != nil {
+		return nil, err
+	}
+	a := nl.Attrs()
+	switch name {
+	case "kind":
+		return starlark.String(nl.Type()), nil
+	case "mac":
+		return starlark.String(a.HardwareAddr.String()), nil
+	case "mtu":
+		return starlark.MakeInt(a.MTU), nil
+	case "state":
+		return starlark.String(strings.ToLower(a.OperState.String())), nil
+	case "is_up":
+		return starlark.Bool(a.Flags&net.FlagUp != 0), nil
+	case "master":
+		if a.MasterIndex == 0 {
+			return starlark.None, nil
+		}
+		m, err := h.LinkByIndex(a.MasterIndex)
+		if err != nil {
+			return nil, nserr.New("link show", fmt.Sprintf("master %d of %q", a.MasterIndex, a.Name), err)
+		}
+		return starlark.String(m.Attrs().Name), nil
+	case "addrs":
+		addrs, err := h.AddrList(nl, netlink.FAMILY_ALL)
+		if err != nil {
+			return nil, nserr.New("addr show", fmt.Sprintf("dev %q", a.Name), err)
+		}
+		out := make([]starlark.Value, len(addrs))
+		for i, ad := range addrs {
+			out[i] = starlark.String(ad.IPNet.String())
+		}
+		return starlark.NewList(out), nil
+	}
+	return nil, nil
+}
+
+// fetch reads the link from the kernel by index, checking it is still the
+// link this value stands for (same name), so a stale value never acts on
+// an unrelated link that reused the index.
+func (l *Link) fetch() (*nlhandle.Handle, netlink.Link, error) {
+	ns, idx, name := l.where()
+	h, err := l.st.handle(ns)
+	if err != nil {
+		return nil, nil, err
+	}
+	nl, err := h.LinkByIndex(idx)
+	if err != nil || nl.Attrs().Name != name {
+		if err != nil && !isNotFound(err) {
+			return nil, nil, nserr.New("link show", fmt.Sprintf("%q in %s", name, l.st.nsLabel(ns)), err)
+		}
+		return nil, nil, explain(unix.ENODEV, "link %q no longer exists in %s", name, l.st.nsLabel(ns))
+	}
+	return h, nl, nil
+}
+
+// lookupLink finds a link by name in ns.
+func (st *state) lookupLink(ns *nsctx.NS, name string) (*nlhandle.Handle, netlink.Link, error) {
+	h, err := st.handle(ns)
+	if err != nil {
+		return nil, nil, err
+	}
+	nl, err := h.LinkByName(name)
+	if err != nil {
+		if isNotFound(err) {
+			return nil, nil, explain(unix.ENODEV, "no link named %q in %s", name, st.nsLabel(ns))
+		}
+		return nil, nil, nserr.New("link show", fmt.Sprintf("%q in %s", name, st.nsLabel(ns)), err)
+	}
+	return h, nl, nil
+}
+
+func linkBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var name string
+	var nsv starlark.Value = starlark.None
+	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "name", &name, "ns?", &nsv); err != nil {
+		return nil, err
+	}
+	if err := checkLinkName("", name); err != nil {
+		return nil, err
+	}
+	st, err := stateOf(th)
+	if err != nil {
+		return nil, err
+	}
+	ns, err := netTarget(st, nsv)
+	if err != nil {
+		return nil, err
+	}
+	_, nl, err := st.lookupLink(ns, name)
+	if err != nil {
+		return nil, err
+	}
+	return &Link{st: st, ns: ns, index: nl.Attrs().Index, name: name}, nil
+}
+
+// vethArgs are veth()'s arguments, validated before anything is created.
+type vethArgs struct {
+	name, peer      string
+	ns, peerNS      *nsctx.NS
+	addrs, peerAddr []*netlink.Addr
+	up              bool
+	mtu             int
+}
+
+func vethBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var a vethArgs
+	var nsv, peerNsv, addr, peerAddr, mtu starlark.Value = starlark.None, starlark.None, starlark.None, starlark.None, starlark.None
+	a.up = true
+	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "name", &a.name, "peer", &a.peer, "ns?", &nsv, "peer_ns?", &peerNsv,
+		"addr?", &addr, "peer_addr?", &peerAddr, "up?", &a.up, "mtu?", &mtu); err != nil {
+		return nil, err
+	}
+	if err := checkLinkName("", a.name); err != nil {
+		return nil, err
+	}
+	if err := checkLinkName("peer", a.peer); err != nil {
+		return nil, err
+	}
+	var err error
+	if a.addrs, err = parseAddrs("addr", addr); err != nil {
+		return nil, err
+	}
+	if a.peerAddr, err = parseAddrs("peer_addr", peerAddr); err != nil {
+		return nil, err
+	}
+	if a.mtu, err = parseMTU(mtu); err != nil {
+		return nil, err
+	}
+	st, err := stateOf(th)
+	if err != nil {
+		return nil, err
+	}
+	if a.ns, err = netTarget(st, nsv); err != nil {
+		return nil, err
+	}
+	if a.peerNS, err = netTarget(st, peerNsv); err != nil {
+		return nil, err
+	}
+	if a.name == a.peer && nsctx.Same(a.ns, a.peerNS) {
+		return nil, fmt.Errorf("both ends are named %q in the same namespace", a.name)
+	}
+	x, y, err := st.makeVeth(&a)
+	if err != nil {
+		return nil, err
+	}
+	return starlark.Tuple{x, y}, nil
+}
+
+// parseMTU accepts None or an int between 68 and 65535.
+func parseMTU(v starlark.Value) (int, error) {
+	if v == nil || v == starlark.None {
+		return 0, nil
+	}
+	i, err := starlark.AsInt32(v)
+	if err != nil || i < 68 || i > 65535 {
+		return 0, fmt.Errorf("mtu %s is out of range (68..65535)", v)
+	}
+	return i, nil
+}
+
+// makeVeth creates the pair with the peer born in its namespace, then
+// addresses and raises both ends. Any failure after creation deletes the
+// pair again.
+func (st *state) makeVeth(a *vethArgs) (*Link, *Link, error) {
+	h, err := st.handle(a.ns)
+	if err != nil {
+		return nil, nil, err
+	}
+	ph := h
+	if !nsctx.Same(a.ns, a.peerNS) {
+		if ph, err = st.handle(a.peerNS); err != nil {
+			return nil, nil, err
+		}
+	}
+	v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a.name, MTU: a.mtu}, PeerName: a.peer}
+	if a.up {
+		v.Flags = net.FlagUp
+	}
+	if !nsctx.Same(a.ns, a.peerNS) {
+		v.PeerNamespace = netlink.NsFd(a.peerNS.Fd())
+	}
+	what := fmt.Sprintf("veth %q/%q", a.name, a.peer)
+	if err := h.LinkAdd(v); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return nil, nil, st.whichExists(h, ph, a)
+		}
+		return nil, nil, nserr.New("link add", what, err)
+	}
+	x := &Link{st: st, ns: a.ns, name: a.name}
+	y := &Link{st: st, ns: a.peerNS, name: a.peer}
+	x.peer, y.peer = y, x
+	// Registered before the lookups, so even a failure there cleans up.
+	entry := st.reg.Add(what, func() error { return deleteVeth(true, x, y) })
+	x.entry, y.entry = entry, entry
+	fail := func(err error) (*Link, *Link, error) {
+		entry.Forget()
+		if uerr := deleteVeth(false, x, y); uerr != nil {
+			err = errors.Join(err, uerr)
+		}
+		return nil, nil, err
+	}
+	xl, err := h.LinkByName(a.name)
+	if err != nil {
+		// Without its index, delete it by name.
+		entry.Forget()
+		err = nserr.New("link show", quote(a.name), err)
+		if derr := h.LinkDel(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a.name}}); derr != nil {
+			err = errors.Join(err, nserr.New("link del", quote(a.name), derr))
+		}
+		return nil, nil, err
+	}
+	x.index = xl.Attrs().Index
+	yl, err := ph.LinkByName(a.peer)
+	if err != nil {
+		return fail(nserr.New("link show", quote(a.peer), err))
+	}
+	y.index = yl.Attrs().Index
+	if err := addAddrs(h, xl, a.addrs, st.nsLabel(a.ns)); err != nil {
+		return fail(err)
+	}
+	if err := addAddrs(ph, yl, a.peerAddr, st.nsLabel(a.peerNS)); err != nil {
+		return fail(err)
+	}
+	if a.up {
+		if err := ph.LinkSetUp(yl); err != nil {
+			return fail(nserr.New("link set up", quote(a.peer), err))
+		}
+		// Apply the new carrier at once, so IPv6 works on the pair now.
+		if err := h.SyncLink(a.name); err != nil {
+			return fail(err)
+		}
+		if err := ph.SyncLink(a.peer); err != nil {
+			return fail(err)
+		}
+		if err := settle(h, xl, a.addrs); err != nil {
+			return fail(err)
+		}
+		if err := settle(ph, yl, a.peerAddr); err != nil {
+			return fail(err)
+		}
+	}
+	return x, y, nil
+}
+
+func quote(s string) string { return fmt.Sprintf("%q", s) }
+
+// whichExists explains an EEXIST from creating a veth pair.
+func (st *state) whichExists(h, ph *nlhandle.Handle, a *vethArgs) error {
+	if _, err := h.LinkByName(a.name); err == nil {
+		return explain(unix.EEXIST, "a link named %q already exists in %s", a.name, st.nsLabel(a.ns))
+	}
+	if _, err := ph.LinkByName(a.peer); err == nil {
+		return explain(unix.EEXIST, "a link named %q already exists in %s", a.peer, st.nsLabel(a.peerNS))
+	}
+	return nserr.New("link add", fmt.Sprintf("veth %q/%q", a.name, a.peer), unix.EEXIST)
+}
+
+// deleteVeth deletes a pair through whichever end is still where its value
+// says (deleting one end deletes both). Gone already is fine: it was
+// deleted, or died with its namespace. At the end of the run (atEnd), a
+// link whose ends all sit in namespaces that die with the run is left to
+// the kernel, which removes it with them.
+func deleteVeth(atEnd bool, ends ...*Link) error {
+	if atEnd {
+		dies := true
+		for _, l := range ends {
+			dies = dies && l.st.diesWithRun(l.netns())
+		}
+		if dies {
+			return nil
+		}
+	}
+	for _, l := range ends {
+		h, nl, err := l.fetch()
+		if err != nil {
+			continue
+		}
+		if err := h.LinkDel(nl); err != nil && !isNotFound(err) {
+			return nserr.New("link del", quote(nl.Attrs().Name), err)
+		}
+		return nil
+	}
+	return nil
+}
+
+// deleteLink is the undo of a single link nsh created (a bridge).
+func deleteLink(l *Link) error { return deleteVeth(true, l) }
+
+func (l *Link) upMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
+	if err := starlark.UnpackArgs(fn.Name(), args, kw); err != nil {
+		return nil, err
+	}
+	h, nl, err := l.fetch()
+	if err != nil {
+		return nil, err
+	}
+	if err := h.LinkSetUp(nl); err != nil {
+		return nil, nserr.New("link set up", quote(nl.Attrs().Name), err)
+	}
+	if err := ready(h, nl); err != nil {
+		return nil, err
+	}
+	// Bringing up the second end of a veth gives both ends carrier.
+	if l.peer != nil {
+		if ph, pl, err := l.peer.fetch(); err == nil && pl.Attrs().Flags&net.FlagUp != 0 {
+			return starlark.None, ready(ph, pl)
+		}
+	}
+	return starlark.None, nil
+}
+
+// ready makes the kernel apply a link's new carrier now and waits for
+// IPv6 on it to be usable (see SyncLink and settle).
+func ready(h *nlhandle.Handle, nl netlink.Link) error {
+	if err := h.SyncLink(nl.Attrs().Name); err != nil {
+		return err
+	}
+	addrs, err := h.AddrList(nl, netlink.FAMILY_V6)
+	if err != nil {
+		return nserr.New("addr show", quote(nl.Attrs().Name), err)
+	}
+	v6 := make([]*netlink.Addr, len(addrs))
+	for i := range addrs {
+		v6[i] = &addrs[i]
+	}
+	return settle(h, nl, v6)
+}
+
+func (l *Link) downMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
+	if err := starlark.UnpackArgs(fn.Name(), args, kw); err != nil {
+		return nil, err
+	}
+	h, nl, err := l.fetch()
+	if err != nil {
+		return nil, err
+	}
+	return starlark.None, nserr.New("link set down", quote(nl.Attrs().Name), h.LinkSetDown(nl))
+}
+
+func (l *Link) moveMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
+	var target starlark.Value
+	if err := starlark.UnpackArgs(fn.Name(), args, kw, "ns", &target); err != nil {
+		return nil, err
+	}
+	dst, err := netTarget(l.st, target)
+	if err != nil {
+		return nil, err
+	}
+	h, nl, err := l.fetch()
+	if err != nil {
+		return nil, err
+	}
+	name := nl.Attrs().Name
+	src := l.netns()
+	if nsctx.Same(src, dst) {
+		return starlark.None, nil
+	}
+	dh, err := l.st.handle(dst)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := dh.LinkByName(name); err == nil {
+		return nil, explain(unix.EEXIST, "a link named %q already exists in %s", name, l.st.nsLabel(dst))
+	}
+	if err := h.LinkSetNsFd(nl, dst.Fd()); err != nil {
+		return nil, nserr.New("link set netns", fmt.Sprintf("%q to %s", name, l.st.nsLabel(dst)), err)
+	}
+	moved, err := dh.LinkByName(name)
+	if err != nil {
+		return nil, nserr.New("link show", fmt.Sprintf("%q in %s", name, l.st.nsLabel(dst)), err)
+	}
+	l.set(dst, moved.Attrs().Index, name)
+	return starlark.None, nil
+}
+
+func (l *Link) renameMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
+	var name string
+	if err := starlark.UnpackArgs(fn.Name(), args, kw, "name", &name); err != nil {
+		return nil, err
+	}
+	if err := checkLinkName("new", name); err != nil {
+		return nil, err
+	}
+	h, nl, err := l.fetch()
+	if err != nil {
+		return nil, err
+	}
+	old := nl.Attrs().Name
+	if _, err := h.LinkByName(name); err == nil {
+		return nil, explain(unix.EEXIST, "a link named %q already exists in %s", name, l.st.nsLabel(l.netns()))
+	}
+	wasUp := nl.Attrs().Flags&net.FlagUp != 0
+	if wasUp {
+		if err := h.LinkSetDown(nl); err != nil {
+			return nil, nserr.New("link set down", quote(old), err)
+		}
+	}
+	if err := h.LinkSetName(nl, name); err != nil {
+		err = nserr.New("link set name", fmt.Sprintf("%q to %q", old, name), err)
+		if wasUp {
+			if uerr := h.LinkSetUp(nl); uerr != nil {
+				err = errors.Join(err, nserr.New("link set up", quote(old), uerr))
+			}
+		}
+		return nil, err
+	}
+	ns, idx, _ := l.where()
+	l.set(ns, idx, name)
+	if wasUp {
+		if err := h.LinkSetUp(nl); err != nil {
+			return nil, nserr.New("link set up", quote(name), err)
+		}
+	}
+	return starlark.None, nil
+}
+
+func (l *Link) setMTUMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
+	var v starlark.Value
+	if err := starlark.UnpackArgs(fn.Name(), args, kw, "mtu", &v); err != nil {
+		return nil, err
+	}
+	mtu, err := parseMTU(v)
+	if err != nil {
+		return nil, err
+	}
+	h, nl, err := l.fetch()
+	if err != nil {
+		return nil, err
+	}
+	return starlark.None, nserr.New("link set mtu", fmt.Sprintf("%d on %q", mtu, nl.Attrs().Name), h.LinkSetMTU(nl, mtu))
+}
+
+func (l *Link) setMACMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
+	var s string
+	if err := starlark.UnpackArgs(fn.Name(), args, kw, "mac", &s); err != nil {
+		return nil, err
+	}
+	mac, err := net.ParseMAC(s)
+	if err != nil || len(mac) != 6 {
+		return nil, fmt.Errorf("malformed MAC address %q (want e.g. 02:00:00:00:00:01)", s)
+	}
+	h, nl, err := l.fetch()
+	if err != nil {
+		return nil, err
+	}
+	return starlark.None, nserr.New("link set address", fmt.Sprintf("%s on %q", mac, nl.Attrs().Name), h.LinkSetHardwareAddr(nl, mac))
+}
+
+func (l *Link) setMasterMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
+	var br starlark.Value
+	if err := starlark.UnpackArgs(fn.Name(), args, kw, "bridge", &br); err != nil {
+		return nil, err
+	}
+	ns := l.netns()
+	var master netlink.Link
+	switch b := br.(type) {
+	case starlark.NoneType:
+	case *Link:
+		if !nsctx.Same(b.netns(), ns) {
+			return nil, fmt.Errorf("bridge %s is not in the namespace of %s", b, l)
+		}
+		_, m, err := b.fetch()
+		if err != nil {
+			return nil, err
+		}
+		master = m
+	case starlark.String:
+		if err := checkLinkName("bridge", string(b)); err != nil {
+			return nil, err
+		}
+		_, m, err := l.st.lookupLink(ns, string(b))
+		if err != nil {
+			return nil, err
+		}
+		master = m
+	default:
+		return nil, fmt.Errorf("bridge must be an nsh.link, a name or None, not %s", br.Type())
+	}
+	h, nl, err := l.fetch()
+	if err != nil {
+		return nil, err
+	}
+	if master == nil {
+		return starlark.None, nserr.New("link set nomaster", quote(nl.Attrs().Name), h.LinkSetNoMaster(nl))
+	}
+	if master.Type() != "bridge" {
+		return nil, fmt.Errorf("%q is a %s link, not a bridge", master.Attrs().Name, master.Type())
+	}
+	return starlark.None, nserr.New("link set master", fmt.Sprintf("%q to %q", nl.Attrs().Name, master.Attrs().Name),
+		h.LinkSetMasterByIndex(nl, master.Attrs().Index))
+}
+
+func (l *Link) deleteMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
+	if err := starlark.UnpackArgs(fn.Name(), args, kw); err != nil {
+		return nil, err
+	}
+	h, nl, err := l.fetch()
+	if err != nil {
+		return nil, err
+	}
+	if err := h.LinkDel(nl); err != nil {
+		return nil, nserr.New("link del", quote(nl.Attrs().Name), err)
+	}
+	if l.entry != nil {
+		l.entry.Forget()
+	}
+	if l.qdisc != nil {
+		l.qdisc.Forget()
+	}
+	return starlark.None, nil
+}
+
+func (l *Link) persistMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
+	if err := starlark.UnpackArgs(fn.Name(), args, kw); err != nil {
+		return nil, err
+	}
+	if l.entry != nil {
+		l.entry.Persist()
+	}
+	return starlark.None, nil
+}

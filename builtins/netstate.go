@@ -1,0 +1,264 @@
+package builtins
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"unicode"
+
+	"github.com/vishvananda/netlink"
+	"go.starlark.net/starlark"
+	"golang.org/x/sys/unix"
+
+	"nsh.dev/nsh/internal/nlhandle"
+	"nsh.dev/nsh/internal/nsctx"
+	"nsh.dev/nsh/internal/nserr"
+)
+
+// netState is the networking part of a run's state: the netlink handle
+// cache and the network namespaces the run created itself.
+type netState struct {
+	nl      *nlhandle.Cache
+	mu      sync.Mutex
+	created map[[2]uint64]bool // value: the namespace dies with the run
+}
+
+// netOf returns the run's netState. It is created on first use; its
+// handles are closed at the end of the run, after every link, address and
+// route registered later was undone through them.
+func netOf(st *state) *netState {
+	return st.reg.Shared("nsh.builtins.net", func() any {
+		c := nlhandle.New(st.tab.Initial.Get("net"))
+		st.reg.Add("netlink handles", c.Close)
+		return &netState{nl: c, created: map[[2]uint64]bool{}}
+	}).(*netState)
+}
+
+func netlinkOf(st *state) *nlhandle.Cache { return netOf(st).nl }
+
+// markCreated records that this run created ns, and whether ns dies with
+// the run (unshare(), netns(persist=False)) or is kept (netns()).
+func (st *state) markCreated(ns *nsctx.NS, ephemeral bool) {
+	n := netOf(st)
+	n.mu.Lock()
+	n.created[[2]uint64{ns.Dev, ns.Ino}] = ephemeral
+	n.mu.Unlock()
+}
+
+// keepNetns records that ns, if this run created it, now outlives the run
+// (it was bind-mounted): what nsh made in it is undone one by one again.
+func (st *state) keepNetns(ns *nsctx.NS) {
+	if ns.Kind.Name == "net" && st.createdHere(ns) {
+		st.markCreated(ns, false)
+	}
+}
+
+// createdHere reports whether this run created ns (with unshare or netns).
+// Settings made inside such a namespace go away with it and need no undo.
+func (st *state) createdHere(ns *nsctx.NS) bool {
+	n := netOf(st)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, ok := n.created[[2]uint64{ns.Dev, ns.Ino}]
+	return ok
+}
+
+// diesWithRun reports whether ns is a namespace this run created and does
+// not keep: the kernel destroys it, with every link, address and route in
+// it, when the run closes its descriptors. Undoing those one by one first
+// would only be slower (each link deletion waits for an RCU grace period;
+// a dying namespace's links are unregistered in one batch).
+func (st *state) diesWithRun(ns *nsctx.NS) bool {
+	n := netOf(st)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.created[[2]uint64{ns.Dev, ns.Ino}]
+}
+
+// handle returns the netlink handle bound to ns.
+func (st *state) handle(ns *nsctx.NS) (*nlhandle.Handle, error) {
+	return netlinkOf(st).Get(ns)
+}
+
+// netTarget resolves an ns= argument to a network namespace: None is the
+// current context's; anything else is a target as for setns().
+func netTarget(st *state, v starlark.Value) (*nsctx.NS, error) {
+	if v == nil || v == starlark.None {
+		return st.current().Get("net"), nil
+	}
+	if l, ok := v.(*Link); ok {
+		return l.netns(), nil
+	}
+	c, has, err := resolveTarget(st, v)
+	if err != nil {
+		return nil, err
+	}
+	if has&unix.CLONE_NEWNET == 0 {
+		return nil, fmt.Errorf("%s is not a network namespace", v)
+	}
+	return c.Get("net"), nil
+}
+
+// setupNetns is called on the thread that has just created the network
+// namespace ns: it opens the namespace's netlink handle there (saving a
+// thread hop later) and brings the loopback up unless lo is false.
+func (st *state) setupNetns(ns *nsctx.NS, lo, ephemeral bool) error {
+	h, err := nlhandle.Open()
+	if err != nil {
+		return err
+	}
+	if h = netlinkOf(st).Put(ns, h); h == nil {
+		return fmt.Errorf("the run is over")
+	}
+	st.markCreated(ns, ephemeral)
+	if !lo {
+		return nil
+	}
+	return loUp(h, ns)
+}
+
+// ensureNetns does what setupNetns does for a network namespace created
+// elsewhere (by a helper process): a no-op when it was already set up.
+func (st *state) ensureNetns(ns *nsctx.NS, lo bool) error {
+	st.markCreated(ns, true)
+	if !lo {
+		return nil
+	}
+	h, err := st.handle(ns)
+	if err != nil {
+		return err
+	}
+	return loUp(h, ns)
+}
+
+// loUp brings up the loopback of a fresh network namespace (always
+// ifindex 1) without looking it up.
+func loUp(h *nlhandle.Handle, ns *nsctx.NS) error {
+	lo := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: 1, Name: "lo"}}
+	return nserr.New("link set up", "lo in "+ns.String(), h.LinkSetUp(lo))
+}
+
+// checkLinkName refuses what the kernel's dev_valid_name refuses, before
+// any syscall: empty, longer than 15 bytes, ".", "..", '/', ':' or space.
+// what qualifies the name in messages ("peer" gives `peer name "x" ...`).
+func checkLinkName(what, name string) error {
+	label := "name"
+	if what != "" {
+		label = what + " name"
+	}
+	switch {
+	case name == "":
+		return fmt.Errorf("%s is empty", label)
+	case len(name) > unix.IFNAMSIZ-1:
+		return fmt.Errorf("%s %q is longer than 15 bytes", label, name)
+	case name == "." || name == "..":
+		return fmt.Errorf("%s %q is not allowed", label, name)
+	case strings.ContainsAny(name, "/:"):
+		return fmt.Errorf("%s %q contains '/' or ':'", label, name)
+	case strings.IndexFunc(name, unicode.IsSpace) >= 0 || strings.ContainsRune(name, 0):
+		return fmt.Errorf("%s %q contains whitespace", label, name)
+	}
+	return nil
+}
+
+// parseAddr parses an interface address: "10.0.0.1/24", "fd00::1/64", or a
+// bare address (a host prefix: /32 or /128).
+func parseAddr(s string) (*netlink.Addr, error) {
+	ipnet, err := parsePrefix(s)
+	if err != nil {
+		return nil, err
+	}
+	a := &netlink.Addr{IPNet: ipnet}
+	if ipnet.IP.To4() == nil {
+		// No duplicate address detection: the address is usable at once,
+		// as "ip addr add ... nodad".
+		a.Flags = unix.IFA_F_NODAD
+	}
+	return a, nil
+}
+
+// parsePrefix parses "ADDR/LEN" keeping the host bits, or a bare address.
+func parsePrefix(s string) (*net.IPNet, error) {
+	if !strings.Contains(s, "/") {
+		ip := net.ParseIP(s)
+		if ip == nil {
+			return nil, fmt.Errorf("malformed address %q (want e.g. 10.0.0.1/24 or fd00::1/64)", s)
+		}
+		if v4 := ip.To4(); v4 != nil {
+			return &net.IPNet{IP: v4, Mask: net.CIDRMask(32, 32)}, nil
+		}
+		return &net.IPNet{IP: ip, Mask: net.CIDRMask(128, 128)}, nil
+	}
+	ip, n, err := net.ParseCIDR(s)
+	if err != nil {
+		return nil, fmt.Errorf("malformed CIDR %q (want e.g. 10.0.0.1/24 or fd00::1/64)", s)
+	}
+	if v4 := ip.To4(); v4 != nil {
+		ip = v4
+	}
+	return &net.IPNet{IP: ip, Mask: n.Mask}, nil
+}
+
+// parseAddrs accepts None, one address string or a list/tuple of them.
+func parseAddrs(what string, v starlark.Value) ([]*netlink.Addr, error) {
+	if v == nil || v == starlark.None {
+		return nil, nil
+	}
+	var items []starlark.Value
+	switch v := v.(type) {
+	case starlark.String:
+		items = []starlark.Value{v}
+	case starlark.Indexable:
+		for i := 0; i < v.Len(); i++ {
+			items = append(items, v.Index(i))
+		}
+	default:
+		return nil, fmt.Errorf("%s must be a CIDR string or a list of them, not %s", what, v.Type())
+	}
+	var out []*netlink.Addr
+	for _, it := range items {
+		s, ok := starlark.AsString(it)
+		if !ok {
+			return nil, fmt.Errorf("%s must be a CIDR string, not %s", what, it.Type())
+		}
+		a, err := parseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// family names an address family for messages.
+func family(ip net.IP) string {
+	if ip.To4() != nil {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+// isNotFound reports whether err means the link (or route, or address) is
+// not there.
+func isNotFound(err error) bool {
+	if _, ok := err.(netlink.LinkNotFoundError); ok {
+		return true
+	}
+	return err == unix.ENODEV || err == unix.ENOENT || err == unix.ESRCH || err == unix.EADDRNOTAVAIL
+}
+
+// explained is an error whose message already says in words what its
+// errno means; it reads as the message and unwraps to the errno, so
+// errors.Is(err, unix.EEXIST) still holds.
+type explained struct {
+	msg   string
+	errno unix.Errno
+}
+
+func (e *explained) Error() string { return e.msg }
+func (e *explained) Unwrap() error { return e.errno }
+
+func explain(errno unix.Errno, format string, args ...any) error {
+	return &explained{msg: fmt.Sprintf(format, args...), errno: errno}
+}

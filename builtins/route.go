@@ -1,0 +1,318 @@
+package builtins
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"go.starlark.net/starlark"
+	"golang.org/x/sys/unix"
+
+	"nsh.dev/nsh/internal/doc"
+	"nsh.dev/nsh/internal/lifecycle"
+	"nsh.dev/nsh/internal/nsctx"
+	"nsh.dev/nsh/internal/nserr"
+)
+
+func routeTable() doc.Table {
+	return doc.Table{
+		Funcs: []doc.Func{
+			{Name: "route", Sig: "route(dst, via=None, dev=None, ns=None)", Impl: routeBuiltin, Doc: `Adds a route to the main table of a network namespace; returns nsh.route.
+dst is a CIDR ("10.0.2.0/24", "fd00:2::/64"), a single address, or
+"default" (IPv4, or IPv6 when via is an IPv6 address). via is the gateway
+address, dev the outgoing link (an nsh.link or a name); one of them is
+needed. ns defaults to dev's namespace when dev is an nsh.link, else to the
+current context. Gateway and destination must be of the same family. The
+route is removed at the end of the run (if it is still there).
+Example: route("default", via="10.0.1.1", ns=h1)`},
+			{Name: "routes", Sig: "routes(ns=None)", Impl: routesBuiltin, Doc: `Lists the routes of a network namespace's main table (IPv4 and IPv6).
+Returns nsh.route values, like "ip route; ip -6 route".`},
+		},
+		Types: []doc.Type{routeType},
+	}
+}
+
+// Route is the Starlark value of one route.
+type Route struct {
+	st    *state
+	ns    *nsctx.NS
+	r     netlink.Route
+	dev   string
+	entry *lifecycle.Entry
+}
+
+var routeType = doc.Type{
+	Name: "nsh.route",
+	Doc: `A route of a main routing table.
+str() reads like "ip route": "10.0.2.0/24 via 10.0.1.1 dev h1-eth0".`,
+	Attrs: []doc.Attr{
+		{Name: "dst", Doc: `destination CIDR, or "default"`},
+		{Name: "via", Doc: "gateway address, or None"},
+		{Name: "dev", Doc: "name of the outgoing link, or None"},
+		{Name: "ns", Doc: "its network namespace"},
+		{Name: "family", Doc: `"ipv4" or "ipv6"`},
+	},
+	Methods: []doc.Func{
+		{Name: "delete", Sig: "delete()", Doc: "Removes the route now."},
+	},
+}
+
+// String renders the route as ip route does.
+func (r *Route) String() string {
+	s := r.dst()
+	if r.r.Gw != nil {
+		s += " via " + r.r.Gw.String()
+	}
+	if r.dev != "" {
+		s += " dev " + r.dev
+	}
+	return s
+}
+
+func (r *Route) dst() string {
+	if r.r.Dst == nil {
+		return "default"
+	}
+	if ones, _ := r.r.Dst.Mask.Size(); ones == 0 {
+		return "default"
+	}
+	return r.r.Dst.String()
+}
+
+// Type returns "nsh.route".
+func (r *Route) Type() string { return "nsh.route" }
+
+// Freeze is a no-op.
+func (r *Route) Freeze() {}
+
+// Truth is always true.
+func (r *Route) Truth() starlark.Bool { return true }
+
+// Hash is not supported: routes are not map keys.
+func (r *Route) Hash() (uint32, error) { return 0, fmt.Errorf("unhashable: nsh.route") }
+
+// AttrNames lists attributes and methods.
+func (r *Route) AttrNames() []string { return []string{"delete", "dev", "dst", "family", "ns", "via"} }
+
+// Attr returns an attribute.
+func (r *Route) Attr(name string) (starlark.Value, error) {
+	switch name {
+	case "dst":
+		return starlark.String(r.dst()), nil
+	case "via":
+		if r.r.Gw == nil {
+			return starlark.None, nil
+		}
+		return starlark.String(r.r.Gw.String()), nil
+	case "dev":
+		if r.dev == "" {
+			return starlark.None, nil
+		}
+		return starlark.String(r.dev), nil
+	case "ns":
+		return &Namespace{ns: r.ns, st: r.st}, nil
+	case "family":
+		if r.r.Family == netlink.FAMILY_V6 {
+			return starlark.String("ipv6"), nil
+		}
+		return starlark.String("ipv4"), nil
+	case "delete":
+		return doc.NewBuiltin("delete", r.deleteMethod).BindReceiver(r), nil
+	}
+	return nil, nil
+}
+
+func (r *Route) deleteMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
+	if err := starlark.UnpackArgs(fn.Name(), args, kw); err != nil {
+		return nil, err
+	}
+	h, err := r.st.handle(r.ns)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.RouteDel(&r.r); err != nil {
+		if isNotFound(err) {
+			return nil, explain(unix.ESRCH, "route %s is not in %s", r, r.st.nsLabel(r.ns))
+		}
+		return nil, nserr.New("route del", r.String(), err)
+	}
+	if r.entry != nil {
+		r.entry.Forget()
+	}
+	return starlark.None, nil
+}
+
+// routeSpec is a parsed route() request.
+type routeSpec struct {
+	dst *net.IPNet // nil: default
+	via net.IP
+	v6  bool
+}
+
+// parseRoute validates dst and via, and their families, before any syscall.
+func parseRoute(dst, via string) (routeSpec, error) {
+	var r routeSpec
+	if via != "" {
+		r.via = net.ParseIP(via)
+		if r.via == nil {
+			return r, fmt.Errorf("malformed gateway address %q", via)
+		}
+		if v4 := r.via.To4(); v4 != nil {
+			r.via = v4
+		}
+	}
+	switch strings.TrimSpace(dst) {
+	case "default":
+		r.v6 = r.via != nil && r.via.To4() == nil
+		if r.v6 {
+			r.dst = &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
+		} else {
+			r.dst = &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}
+		}
+		return r, nil
+	case "default6", "::/0":
+		if r.via != nil && r.via.To4() != nil {
+			return r, fmt.Errorf("gateway %s is IPv4 but destination %q is IPv6", via, dst)
+		}
+		r.v6 = true
+		r.dst = &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
+		return r, nil
+	}
+	p, err := parsePrefix(dst)
+	if err != nil {
+		return r, err
+	}
+	// The kernel wants the network address: 10.0.2.7/24 means 10.0.2.0/24.
+	r.dst = &net.IPNet{IP: p.IP.Mask(p.Mask), Mask: p.Mask}
+	r.v6 = p.IP.To4() == nil
+	if r.via != nil && (r.via.To4() == nil) != r.v6 {
+		return r, fmt.Errorf("gateway %s is %s but destination %s is %s", via, family(r.via), dst, family(p.IP))
+	}
+	return r, nil
+}
+
+func routeBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var dst, via string
+	var dev, nsv starlark.Value = starlark.None, starlark.None
+	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "dst", &dst, "via?", &via, "dev?", &dev, "ns?", &nsv); err != nil {
+		return nil, err
+	}
+	spec, err := parseRoute(dst, via)
+	if err != nil {
+		return nil, err
+	}
+	var devLink *Link
+	devName := ""
+	switch d := dev.(type) {
+	case starlark.NoneType:
+		if spec.via == nil {
+			return nil, fmt.Errorf("route to %s needs via= or dev=", dst)
+		}
+	case *Link:
+		devLink = d
+	case starlark.String:
+		if err := checkLinkName("dev", string(d)); err != nil {
+			return nil, err
+		}
+		devName = string(d)
+	default:
+		return nil, fmt.Errorf("dev must be an nsh.link or a link name, not %s", dev.Type())
+	}
+	st, err := stateOf(th)
+	if err != nil {
+		return nil, err
+	}
+	var ns *nsctx.NS
+	if nsv == starlark.None && devLink != nil {
+		ns = devLink.netns()
+	} else if ns, err = netTarget(st, nsv); err != nil {
+		return nil, err
+	}
+	h, err := st.handle(ns)
+	if err != nil {
+		return nil, err
+	}
+	r := netlink.Route{Dst: spec.dst, Gw: spec.via, Family: netlink.FAMILY_V4}
+	if spec.v6 {
+		r.Family = netlink.FAMILY_V6
+	}
+	switch {
+	case devLink != nil:
+		if !nsctx.Same(devLink.netns(), ns) {
+			return nil, fmt.Errorf("dev %s is not in %s", devLink, st.nsLabel(ns))
+		}
+		_, nl, err := devLink.fetch()
+		if err != nil {
+			return nil, err
+		}
+		r.LinkIndex, devName = nl.Attrs().Index, nl.Attrs().Name
+	case devName != "":
+		_, nl, err := st.lookupLink(ns, devName)
+		if err != nil {
+			return nil, err
+		}
+		r.LinkIndex = nl.Attrs().Index
+	}
+	out := &Route{st: st, ns: ns, r: r, dev: devName}
+	if err := h.RouteAdd(&r); err != nil {
+		switch {
+		case errors.Is(err, unix.EEXIST):
+			return nil, explain(unix.EEXIST, "a route to %s already exists in %s", out.dst(), st.nsLabel(ns))
+		case errors.Is(err, unix.ENETUNREACH):
+			return nil, nserr.Errorf("route add", out.String(), err, "the gateway is not on a directly connected subnet of %s", st.nsLabel(ns))
+		}
+		return nil, nserr.New("route add", fmt.Sprintf("%s in %s", out, st.nsLabel(ns)), err)
+	}
+	out.entry = st.reg.Add("route "+out.String(), func() error {
+		if st.diesWithRun(ns) {
+			return nil
+		}
+		h, err := st.handle(ns)
+		if err != nil {
+			return err
+		}
+		if err := h.RouteDel(&r); err != nil && !isNotFound(err) {
+			return nserr.New("route del", out.String(), err)
+		}
+		return nil
+	})
+	return out, nil
+}
+
+func routesBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var nsv starlark.Value = starlark.None
+	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "ns?", &nsv); err != nil {
+		return nil, err
+	}
+	st, err := stateOf(th)
+	if err != nil {
+		return nil, err
+	}
+	ns, err := netTarget(st, nsv)
+	if err != nil {
+		return nil, err
+	}
+	h, err := st.handle(ns)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := h.RouteList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, nserr.New("route show", st.nsLabel(ns), err)
+	}
+	links, err := h.LinkList()
+	if err != nil {
+		return nil, nserr.New("link show", st.nsLabel(ns), err)
+	}
+	names := make(map[int]string, len(links))
+	for _, l := range links {
+		names[l.Attrs().Index] = l.Attrs().Name
+	}
+	out := make([]starlark.Value, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, &Route{st: st, ns: ns, r: r, dev: names[r.LinkIndex]})
+	}
+	return starlark.NewList(out), nil
+}

@@ -1,0 +1,169 @@
+package builtins
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+
+	"go.starlark.net/starlark"
+	"golang.org/x/sys/unix"
+
+	"nsh.dev/nsh/internal/doc"
+	"nsh.dev/nsh/internal/nsctx"
+	"nsh.dev/nsh/internal/nserr"
+	"nsh.dev/nsh/internal/nsthread"
+)
+
+func sysctlTable() doc.Table {
+	return doc.Table{
+		Funcs: []doc.Func{
+			{Name: "sysctl", Sig: "sysctl(key, value=None, ns=None, persist=False)", Impl: sysctlBuiltin, Doc: `Reads, or writes when value is given, a kernel parameter such as ip_forward.
+Returns its value as a string (after a write, the value read back). key
+is "net.ipv4.ip_forward" or "net/ipv4/conf/h1-eth0/forwarding" (use the
+slash form when a part contains a dot). The parameter is read and written
+from a thread inside ns's namespaces (a target as for setns(); default the
+current context): net.* parameters belong to a network namespace, and
+/proc/sys/net shows the namespace of the thread that opens it. A write is
+undone at the end of the run (the old value is written back) unless
+persist=True or ns is a network namespace this run created (what is set
+there lives and dies with it).
+Example: sysctl("net.ipv4.ip_forward", 1, ns=router)`},
+		},
+	}
+}
+
+var sysctlKey = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:@+-]*(/[A-Za-z0-9_.:@+-]+)*$`)
+
+// sysctlPath maps a key to its file under /proc/sys.
+func sysctlPath(key string) (string, error) {
+	if !sysctlKey.MatchString(key) {
+		return "", fmt.Errorf("malformed sysctl key %q (want e.g. net.ipv4.ip_forward)", key)
+	}
+	rel := key
+	if !strings.Contains(key, "/") {
+		rel = strings.ReplaceAll(key, ".", "/")
+	}
+	for _, part := range strings.Split(rel, "/") {
+		if part == "" || part == "." || part == ".." {
+			return "", fmt.Errorf("malformed sysctl key %q", key)
+		}
+	}
+	return "/proc/sys/" + rel, nil
+}
+
+func sysctlBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var key string
+	var value, nsv starlark.Value = starlark.None, starlark.None
+	persist := false
+	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "key", &key, "value?", &value, "ns?", &nsv, "persist?", &persist); err != nil {
+		return nil, err
+	}
+	path, err := sysctlPath(key)
+	if err != nil {
+		return nil, err
+	}
+	var newVal string
+	set := value != starlark.None
+	if set {
+		switch v := value.(type) {
+		case starlark.String:
+			newVal = string(v)
+		case starlark.Int:
+			newVal = v.String()
+		case starlark.Bool:
+			newVal = "0"
+			if v {
+				newVal = "1"
+			}
+		default:
+			return nil, fmt.Errorf("sysctl value must be a string, int or bool, not %s", value.Type())
+		}
+	}
+	st, err := stateOf(th)
+	if err != nil {
+		return nil, err
+	}
+	ctx := st.current()
+	if nsv != starlark.None {
+		if l, ok := nsv.(*Link); ok {
+			ctx = ctx.With(l.netns())
+		} else if ctx, _, err = resolveTarget(st, nsv); err != nil {
+			return nil, err
+		}
+	}
+	joins := sysctlJoins(st, ctx)
+	var old, now string
+	err = doIn(joins, func() error {
+		var err error
+		if old, err = readSysctl(key, path); err != nil || !set {
+			now = old
+			return err
+		}
+		if err := writeSysctl(key, path, newVal); err != nil {
+			return err
+		}
+		now, err = readSysctl(key, path)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if set && !persist && old != now && !st.createdHere(ctx.Get("net")) {
+		st.reg.Add(fmt.Sprintf("sysctl %s=%s", key, newVal), func() error {
+			return doIn(joins, func() error { return writeSysctl(key, path, old) })
+		})
+	}
+	return starlark.String(now), nil
+}
+
+// sysctlJoins enters the namespaces whose parameters /proc/sys shows per
+// namespace (net, uts, ipc), not the mount namespace: /proc/sys is read
+// through nsh's own /proc.
+func sysctlJoins(st *state, ctx nsctx.Context) []nsthread.Join {
+	var out []nsthread.Join
+	for _, j := range st.tab.Joins(ctx) {
+		if j.Type == unix.CLONE_NEWNET || j.Type == unix.CLONE_NEWUTS || j.Type == unix.CLONE_NEWIPC {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// doIn runs fn after joins on a pinned thread, or right here when there is
+// nothing to join (every unpinned thread is in nsh's own namespaces).
+func doIn(joins []nsthread.Join, fn func() error) error {
+	if len(joins) == 0 {
+		return fn()
+	}
+	return nsthread.Do(joins, fn)
+}
+
+func readSysctl(key, path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return "", fmt.Errorf("no sysctl %q (%s does not exist)", key, path)
+		}
+		return "", nserr.New("read", path, unwrap(err))
+	}
+	return strings.TrimRight(string(b), "\n"), nil
+}
+
+func writeSysctl(key, path, val string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return fmt.Errorf("no sysctl %q (%s does not exist)", key, path)
+		}
+		return nserr.New("open", path, unwrap(err))
+	}
+	_, err = f.WriteString(val)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nserr.New("write", fmt.Sprintf("%q to %s", val, path), unwrap(err))
+	}
+	return nil
+}
