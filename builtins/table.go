@@ -14,6 +14,7 @@ import (
 func Table() doc.Table {
 	return doc.Join(
 		namespaceTable(),
+		processTable(),
 	)
 }
 

@@ -115,10 +115,11 @@ static void arm_pdeathsig(const struct nsh_cfg *c, int in_new_pidns) {
 		return;
 	if (prctl(PR_SET_PDEATHSIG, c->pdeathsig) < 0)
 		fail(c, NSH_STEP_PDEATHSIG, 0, errno);
-	// The parent may have died before the signal was armed. In a new PID
-	// namespace the parent is outside it and getppid() is 0.
+	// The parent may have died before the signal was armed. In another
+	// PID namespace than nsh's the parent is outside it and getppid() is 0.
+	(void)in_new_pidns;
 	pid_t pp = getppid();
-	if (pp != c->parent_pid && !(in_new_pidns && pp == 0))
+	if (pp != c->parent_pid && pp != 0)
 		_exit(1);
 }
 
