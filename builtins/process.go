@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -415,6 +416,9 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		if !fi.IsDir() {
 			return nil, fmt.Errorf("root %q is not a directory", *r)
 		}
+		if filepath.Clean(*r) == "/" {
+			return nil, fmt.Errorf("root %q is already the root", *r)
+		}
 		p.cfg.Root = *r
 		flags |= unix.CLONE_NEWNS
 	}
@@ -459,10 +463,10 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		}
 		p.cfg.TimeOffsets = true
 	}
+	if !validPropagation[propagation] {
+		return nil, fmt.Errorf("unknown propagation %q (private, slave, shared, unbindable, unchanged)", propagation)
+	}
 	if flags&unix.CLONE_NEWNS != 0 {
-		if !validPropagation[propagation] {
-			return nil, fmt.Errorf("unknown propagation %q (private, slave, shared, unbindable, unchanged)", propagation)
-		}
 		p.cfg.Propagation = propagationFlag(propagation)
 	}
 	p.cfg.New = flags
