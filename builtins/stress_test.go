@@ -45,7 +45,9 @@ func TestStressNamespaces(t *testing.T) {
 			defer reg.Teardown()
 			th := &starlark.Thread{Name: fmt.Sprintf("stress-%d", g)}
 			lifecycle.Attach(th, reg)
-			fail := func(format string, args ...any) { errs <- fmt.Errorf("worker %d: "+format, append([]any{g}, args...)...) }
+			fail := func(format string, args ...any) {
+				errs <- fmt.Errorf("worker %d: "+format, append([]any{g}, args...)...)
+			}
 			if _, err := call(th, "unshare", starlark.String("net"), starlark.String("uts")); err != nil {
 				fail("unshare: %v", err)
 				return
