@@ -170,8 +170,11 @@ static int exec_path(const struct nsh_cfg *c) {
 			execve(buf, c->argv, c->envp);
 			switch (errno) {
 			case EACCES:
-				seen_eacces = 1;
-				/* fallthrough */
+				// A file that is there but may not be run, not a
+				// directory of PATH we may not search.
+				if (access(buf, F_OK) == 0)
+					seen_eacces = 1;
+				break;
 			case ENOENT:
 			case ENOTDIR:
 			case ESTALE:

@@ -124,6 +124,17 @@ func NewSpawner() (*Spawner, error) {
 			errc <- nserr.New("unshare", "CLONE_FS", err)
 			return
 		}
+		// Note where the thread is, so joining a namespace it is already
+		// in is skipped (it would need CAP_SYS_ADMIN for nothing).
+		for _, k := range nsthread.Kinds {
+			name := k.Name
+			if k.ForChildren != "" {
+				name = k.ForChildren
+			}
+			if l, err := os.Readlink("/proc/thread-self/ns/" + name); err == nil {
+				s.in[k.Flag] = l
+			}
+		}
 		errc <- nil
 		for {
 			select {
