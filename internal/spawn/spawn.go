@@ -109,6 +109,7 @@ type Spawner struct {
 	reqs chan func()
 	quit chan struct{}
 	in   map[int]string // namespace type -> name of the one the thread is in
+	pid  string         // the thread's own PID namespace
 }
 
 // NewSpawner starts a spawner thread. Close it after every child it started
@@ -135,6 +136,7 @@ func NewSpawner() (*Spawner, error) {
 				s.in[k.Flag] = l
 			}
 		}
+		s.pid = s.in[unix.CLONE_NEWPID]
 		errc <- nil
 		for {
 			select {
@@ -233,7 +235,16 @@ func (s *Spawner) Start(cfg *Config) (*Child, error) {
 	// first (they are then owned by the right user namespace); a time
 	// namespace is always unshared in the child, so its offsets can be
 	// written before anything enters it (execve does).
-	if len(cfg.Setns) == 0 {
+	// The kernel refuses clone(CLONE_NEWPID or CLONE_NEWUSER) from a
+	// thread whose pid_for_children is not its own PID namespace, so in
+	// a joined PID namespace the child unshares too.
+	foreignPID := false
+	for _, j := range cfg.Joins {
+		if j.Type == unix.CLONE_NEWPID && j.Name != s.pid {
+			foreignPID = true
+		}
+	}
+	if len(cfg.Setns) == 0 && !foreignPID {
 		c.clone_flags = C.int(cfg.New &^ unix.CLONE_NEWTIME)
 		c.unshare_flags = C.int(cfg.New & unix.CLONE_NEWTIME)
 	} else {
