@@ -27,7 +27,7 @@ import (
 func processTable() doc.Table {
 	return doc.Table{
 		Funcs: []doc.Func{
-			{Name: "clone", Sig: `clone(argv, *kinds, hostname=None, domainname=None, mount_proc=False, root=None, cwd=None, env=None, stdin=None, stdout=None, stderr=None, wait=True, uidmap=None, gidmap=None, monotonic=0, boottime=0, propagation="private", detach=False)`,
+			{Name: "clone", Sig: `clone(argv, *kinds, hostname=None, domainname=None, mount_proc=False, root=None, cwd=None, env=None, stdin=None, stdout=None, stderr=None, wait=True, uidmap=None, gidmap=None, monotonic=None, boottime=None, propagation="private", detach=False)`,
 				Impl: cloneBuiltin, Doc: `Starts a process in new namespaces of the given kinds, relative to the current context.
 argv is a list of strings or a string split as a shell would (quotes and
 backslashes; no shell is run); argv[0] is searched in the PATH of env.
@@ -729,9 +729,11 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 		}
 	}
 	if err != nil {
-		if p.timeout > 0 && err == errTimeout {
-			proc.kill(unix.SIGKILL)
-			<-proc.done
+		// Timed out or interrupted: the command does not outlive the call.
+		if kerr := proc.kill(unix.SIGKILL); kerr == nil && proc.entry != nil {
+			proc.entry.Release()
+		}
+		if err == errTimeout {
 			return nil, fmt.Errorf("command %s timed out after %s", quoteArgv(p.argv), p.timeout)
 		}
 		return nil, err
