@@ -338,15 +338,44 @@ static void __attribute__((noreturn)) child(const struct nsh_cfg *c) {
 	fail(c, NSH_STEP_EXEC, 0, err);
 }
 
+static int child_vm(void *arg) {
+	child((const struct nsh_cfg *)arg);
+}
+
+// The parent of a vfork-style child is suspended until the child execs or
+// exits, so it cannot write id maps or follow a relay meanwhile.
+static int can_vfork(const struct nsh_cfg *c) {
+	return c->mode == NSH_EXEC && !((c->clone_flags | c->unshare_flags) & CLONE_NEWUSER) &&
+	       !(c->unshare_flags & CLONE_NEWPID);
+}
+
+#define NSH_STACK (256 * 1024)
+
 int nsh_spawn(const struct nsh_cfg *c, int *pidfd) {
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	int fd = -1;
-	long pid = syscall(SYS_clone, (unsigned long)(c->clone_flags | CLONE_PIDFD | SIGCHLD), 0, &fd, 0, 0);
-	if (pid == 0)
-		child(c);
-	int err = errno;
+	long pid;
+	int err = 0;
+	if (can_vfork(c)) {
+		// Share the address space until the exec, as posix_spawn does:
+		// no copy of the Go heap's page tables.
+		char *stack = malloc(NSH_STACK);
+		if (!stack) {
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+			return -ENOMEM;
+		}
+		pid = clone(child_vm, stack + NSH_STACK, c->clone_flags | CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD,
+		            (void *)c, &fd, NULL, NULL);
+		err = errno;
+		free(stack);
+	} else {
+		pid = syscall(SYS_clone, (unsigned long)(c->clone_flags | CLONE_PIDFD | SIGCHLD), 0, &fd, 0, 0);
+		if (pid == 0)
+			child(c);
+		err = errno;
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (pid < 0)
 		return -err;
