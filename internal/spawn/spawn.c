@@ -343,9 +343,11 @@ static int child_vm(void *arg) {
 }
 
 // The parent of a vfork-style child is suspended until the child execs or
-// exits, so it cannot write id maps or follow a relay meanwhile.
+// exits, so it cannot write id maps or follow a relay meanwhile; and a
+// child sharing its address space is not single-threaded in the kernel's
+// eyes, so it cannot join user or time namespaces.
 static int can_vfork(const struct nsh_cfg *c) {
-	return c->mode == NSH_EXEC && !((c->clone_flags | c->unshare_flags) & CLONE_NEWUSER) &&
+	return c->mode == NSH_EXEC && c->nsetns == 0 && !((c->clone_flags | c->unshare_flags) & CLONE_NEWUSER) &&
 	       !(c->unshare_flags & CLONE_NEWPID);
 }
 
