@@ -52,7 +52,11 @@ func TestStressNamespaces(t *testing.T) {
 				fail("unshare: %v", err)
 				return
 			}
-			st, _ := stateOf(th)
+			st, err := stateOf(th)
+			if err != nil {
+				fail("state: %v", err)
+				return
+			}
 			h, err := netlink.NewHandleAt(netns.NsHandle(st.current().Get("net").Fd()))
 			if err != nil {
 				fail("netlink handle: %v", err)
