@@ -2,11 +2,14 @@ package spawn
 
 import (
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"nsh.dev/nsh/internal/nsthread"
 )
 
 func needRoot(t *testing.T) {
@@ -128,16 +131,40 @@ func TestHoldAndInit(t *testing.T) {
 	}
 }
 
-func itoa(i int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + fmtInt(i)) }
+func itoa(i int) string { return strconv.Itoa(i) }
 
-func fmtInt(i int) string {
-	if i == 0 {
-		return "0"
+// A child that joins a user namespace and then needs a new PID namespace is
+// forked by a relay; nsh still sees the real child's pid and exit code.
+func TestRelay(t *testing.T) {
+	s, err := NewSpawner()
+	if err != nil {
+		t.Fatal(err)
 	}
-	s := ""
-	for i > 0 {
-		s = string(rune('0'+i%10)) + s
-		i /= 10
+	defer s.Close()
+	holder, err := s.Start(&Config{Mode: Hold, New: unix.CLONE_NEWUSER})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return s
+	f, err := os.Open("/proc/" + itoa(holder.Pid) + "/ns/user")
+	holder.Release()
+	holder.Wait()
+	holder.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	user := []nsthread.Join{{Fd: int(f.Fd()), Type: unix.CLONE_NEWUSER, Name: "user"}}
+	out, code, err := run(t, s, &Config{Argv: []string{"sh", "-c", "echo $$; exit 5"}, Setns: user, New: unix.CLONE_NEWPID, Pdeathsig: unix.SIGKILL})
+	if err != nil || out != "1\n" || code != 5 {
+		t.Fatalf("got %q %d %v", out, code, err)
+	}
+	_, _, err = run(t, s, &Config{Argv: []string{"true"}, Setns: user, New: unix.CLONE_NEWUTS, Hostname: new(string)})
+	if err != nil {
+		t.Fatalf("empty hostname in a joined user namespace: %v", err)
+	}
+	bad := strings.Repeat("y", 80)
+	_, _, err = run(t, s, &Config{Argv: []string{"true"}, Setns: user, New: unix.CLONE_NEWPID | unix.CLONE_NEWUTS, Hostname: &bad})
+	if err == nil || !strings.Contains(err.Error(), `sethostname "yyy`) {
+		t.Fatalf("got %v", err)
+	}
 }
