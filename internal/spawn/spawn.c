@@ -326,11 +326,20 @@ static void __attribute__((noreturn)) child(const struct nsh_cfg *c) {
 	arm_pdeathsig(c, newpid);
 
 	if (c->mode == NSH_INIT) {
-		if (dup2(c->sock, 3) < 0)
+		// The status socket becomes fd 3 of nsh-init, inherited across
+		// the exec; the binary's descriptor must not be in its way.
+		int exe = c->exe_fd;
+		if (exe == 3 && (exe = fcntl(exe, F_DUPFD_CLOEXEC, 10)) < 0)
 			fail(c, NSH_STEP_EXEC, 0, errno);
+		if (c->sock == 3) {
+			if (fcntl(3, F_SETFD, 0) < 0)
+				fail(c, NSH_STEP_EXEC, 0, errno);
+		} else if (dup2(c->sock, 3) < 0) {
+			fail(c, NSH_STEP_EXEC, 0, errno);
+		}
 		char *const argv[] = {"nsh-init", NULL};
 		char *const envp[] = {"_NSH_INIT_FD=3", NULL};
-		syscall(SYS_execveat, c->exe_fd, "", argv, envp, AT_EMPTY_PATH);
+		syscall(SYS_execveat, exe, "", argv, envp, AT_EMPTY_PATH);
 		fail(c, NSH_STEP_EXEC, 0, errno);
 	}
 	unblock_signals();
