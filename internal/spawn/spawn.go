@@ -102,6 +102,8 @@ type Child struct {
 	pidfd  int
 	waitOn int // the process nsh reaps: Pid, or the relay that mirrors it
 	sock   *os.File
+	// foreground children stopped by the terminal are resumed at once
+	foreground bool
 }
 
 // Spawner owns the locked OS thread children are cloned from.
@@ -324,7 +326,7 @@ func (s *Spawner) Start(cfg *Config) (*Child, error) {
 	}
 	unix.Close(fds[1])
 	fds[1] = -1
-	ch := &Child{Pid: pid, pidfd: pidfd, waitOn: pid, sock: sock}
+	ch := &Child{Pid: pid, pidfd: pidfd, waitOn: pid, sock: sock, foreground: cfg.Foreground}
 	if err := ch.handshake(cfg); err != nil {
 		ch.abandon()
 		return nil, err
@@ -516,13 +518,23 @@ func (ch *Child) Release() {
 // Wait reaps the child (or its relay) and returns its wait status.
 func (ch *Child) Wait() (unix.WaitStatus, error) {
 	var ws unix.WaitStatus
+	opts := 0
+	if ch.foreground {
+		opts = unix.WUNTRACED
+	}
 	for {
-		_, err := unix.Wait4(ch.waitOn, &ws, 0, nil)
+		_, err := unix.Wait4(ch.waitOn, &ws, opts, nil)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
 			return ws, nserr.New("wait4", strconv.Itoa(ch.waitOn), err)
+		}
+		if ws.Stopped() {
+			// nsh does no job control: a foreground child stopped by
+			// Ctrl-Z would hold the terminal with nobody to resume it.
+			ch.Kill(unix.SIGCONT)
+			continue
 		}
 		return ws, nil
 	}
