@@ -52,6 +52,7 @@ owned by the user namespace the process ends up in.
 With stdin on a terminal and wait=True the process gets the terminal's
 foreground (its own process group), so clone("/bin/bash", "uts",
 hostname="box") is an interactive shell; Ctrl-C goes to it, not to nsh.
+nsh does no job control: a foreground process stopped by Ctrl-Z is resumed.
 A process that is not detached is killed (SIGKILL) and reaped at the end
 of the run, and dies with nsh even if nsh is killed (parent-death signal).
 Failures before the exec are reported with the step and errno, e.g.
