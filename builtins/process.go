@@ -612,6 +612,14 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 	cfg.Mode = spawn.Exec
 	cfg.Argv, cfg.Env = p.argv, p.env
 	cfg.Joins, cfg.Setns = st.spawnJoins(p.ctx)
+	// The spawner thread has a working directory of its own (it unshared
+	// CLONE_FS, and joining a mount namespace moves it to that root): in
+	// nsh's own mount namespace, start in nsh's directory.
+	if cfg.Cwd == "" && cfg.Root == "" && nsctx.Same(p.ctx.Get("mnt"), st.tab.Initial.Get("mnt")) {
+		if wd, err := os.Getwd(); err == nil {
+			cfg.Cwd = wd
+		}
+	}
 	var closeAfter []*os.File
 	var readers [3]*os.File
 	var inputW *os.File
