@@ -5,14 +5,17 @@ PREFIX  ?= /usr/local
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # Static link: nsh starts faster without the dynamic loader, and the spawn
 # helper's C code runs before anything else in the child.
-LDFLAGS ?= -s -w -X main.version=$(VERSION)
+# internal/spawn is cgo: link externally and statically (netgo/osusergo keep
+# the Go resolver and user lookup, so no glibc NSS is needed at run time).
+LDFLAGS ?= -s -w -X main.version=$(VERSION) -linkmode external -extldflags '-static'
+TAGS    ?= netgo,osusergo
 ROOTLESS_USER ?= 65534
 TESTBIN := $(CURDIR)/.testbin
 
 .PHONY: build demo test test-root test-rootless install lint bench clean
 
 build:
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/nsh
+	$(GO) build -tags '$(TAGS)' -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/nsh
 
 demo: build
 	$(BIN) scripts/two-netns-ping.star

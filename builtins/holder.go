@@ -2,29 +2,124 @@ package builtins
 
 import (
 	"fmt"
+	"time"
 
 	"go.starlark.net/starlark"
+	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nsthread"
+	"nsh.dev/nsh/internal/spawn"
 )
 
 // unshareOpts are unshare()'s keyword options.
 type unshareOpts struct {
-	propagation string
-	lo          bool // bring up the loopback of a new network namespace
+	propagation         string
+	lo                  bool // bring up the loopback of a new network namespace
+	uidmap, gidmap      []spawn.IDMap
+	monotonic, boottime time.Duration
+	timeOffsets         bool
 }
 
 func (o *unshareOpts) unpack(fname string, kwargs []starlark.Tuple) error {
-	return starlark.UnpackArgs(fname, nil, kwargs, "propagation?", &o.propagation, "lo?", &o.lo)
+	var uidmap, gidmap, mono, boot starlark.Value = starlark.None, starlark.None, starlark.None, starlark.None
+	if err := starlark.UnpackArgs(fname, nil, kwargs, "propagation?", &o.propagation, "lo?", &o.lo,
+		"uidmap?", &uidmap, "gidmap?", &gidmap, "monotonic?", &mono, "boottime?", &boot); err != nil {
+		return err
+	}
+	var err error
+	if o.uidmap, err = parseIDMap("uidmap", uidmap); err != nil {
+		return err
+	}
+	if o.gidmap, err = parseIDMap("gidmap", gidmap); err != nil {
+		return err
+	}
+	if o.monotonic, err = parseSeconds("monotonic", mono); err != nil {
+		return err
+	}
+	if o.boottime, err = parseSeconds("boottime", boot); err != nil {
+		return err
+	}
+	o.timeOffsets = mono != starlark.None || boot != starlark.None
+	return nil
+}
+
+// check refuses options that do not go with the kinds asked for.
+func (o *unshareOpts) check(flags int) error {
+	if (o.uidmap != nil || o.gidmap != nil) && flags&unix.CLONE_NEWUSER == 0 {
+		return fmt.Errorf("uidmap/gidmap need a new user namespace: add \"user\" to the kinds")
+	}
+	if o.timeOffsets && flags&unix.CLONE_NEWTIME == 0 {
+		return fmt.Errorf("monotonic/boottime need a new time namespace: add \"time\" to the kinds")
+	}
+	return nil
 }
 
 // processOnly reports whether the options need nothing a helper process
 // must do (maps, time offsets).
-func (o *unshareOpts) processOnly() bool { return true }
+func (o *unshareOpts) processOnly() bool {
+	return o.uidmap == nil && o.gidmap == nil && !o.timeOffsets
+}
 
 // unshareViaProcess creates the kinds a multi-threaded process cannot
-// unshare on a thread (user, pid, time) through a helper process.
+// unshare on a thread (user, pid, time), and any kind that must be owned by
+// a user namespace the context joined, in a helper child cloned from the
+// current context. The run then holds the new namespaces by descriptor:
+//   - without pid, the child (mode Hold) exits as soon as they are open;
+//   - with pid, the child is nsh-init, PID 1 of the new PID namespace,
+//     which reaps orphans there and lives until the end of the run (or
+//     nsh's death). Processes started later in that namespace get pids 2, 3...
 func (st *state) unshareViaProcess(th *starlark.Thread, cur nsctx.Context, flags int, o *unshareOpts) ([]*nsctx.NS, error) {
-	return nil, fmt.Errorf("unshare of %s needs the spawn helper, which this build does not have yet", nsthread.FlagNames(flags))
+	sp, err := st.spawner()
+	if err != nil {
+		return nil, err
+	}
+	cfg := &spawn.Config{Mode: spawn.Hold, New: flags, UIDMap: o.uidmap, GIDMap: o.gidmap, Pdeathsig: unix.SIGKILL}
+	if flags&unix.CLONE_NEWPID != 0 {
+		cfg.Mode = spawn.Init
+	}
+	cfg.Joins, cfg.Setns = st.spawnJoins(cur)
+	if o.timeOffsets {
+		cfg.TimeOffsets, cfg.Monotonic, cfg.Boottime = true, o.monotonic, o.boottime
+	}
+	if flags&unix.CLONE_NEWNS != 0 {
+		cfg.Propagation = propagationFlag(o.propagation)
+	}
+	ch, err := sp.Start(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var created []*nsctx.NS
+	for _, k := range nsthread.Kinds {
+		if flags&k.Flag == 0 {
+			continue
+		}
+		name := k.Name
+		if k.Name == "time" {
+			name = k.ForChildren // the holder itself has not entered it
+		}
+		n, err := st.tab.Open(fmt.Sprintf("/proc/%d/ns/%s", ch.Pid, name), k.Name)
+		if err != nil {
+			ch.Kill(unix.SIGKILL)
+			ch.Release()
+			ch.Wait()
+			ch.Close()
+			return nil, err
+		}
+		created = append(created, n)
+	}
+	if cfg.Mode == spawn.Hold {
+		ch.Release()
+		_, err := ch.Wait()
+		ch.Close()
+		return created, err
+	}
+	st.reg.Add(fmt.Sprintf("pid namespace init %d", ch.Pid), func() error {
+		ch.Release()
+		ch.Kill(unix.SIGKILL)
+		_, err := ch.Wait()
+		ch.Close()
+		return err
+	})
+	return created, nil
 }

@@ -27,7 +27,7 @@ func namespaceTable() doc.Table {
 			{Name: "namespaces", Sig: "namespaces(target=None)", Impl: namespacesBuiltin, Doc: `Returns the current context, or the namespaces of target, as nsh.namespaces.
 target is a pid, a process, a namespaces value, a namespace file path or an
 ip-netns name. Example: namespaces().net, namespaces(1).uts.`},
-			{Name: "unshare", Sig: `unshare(*kinds, propagation="private", lo=True)`, Impl: unshareBuiltin, Doc: `Creates new namespaces and moves the current context into them.
+			{Name: "unshare", Sig: `unshare(*kinds, propagation="private", lo=True, uidmap=None, gidmap=None, monotonic=None, boottime=None)`, Impl: unshareBuiltin, Doc: `Creates new namespaces and moves the current context into them.
 kinds are /proc/PID/ns names ("net", "uts", ...) or CLONE_NEW* constants,
 which may be OR-ed: unshare("net", "uts") == unshare(CLONE_NEWNET|CLONE_NEWUTS).
 Returns the new context as nsh.namespaces. As with unshare(1), a new mount
@@ -36,7 +36,17 @@ the host; propagation="slave", "shared" or "unchanged" chooses otherwise.
 A new network namespace gets its loopback brought up unless lo=False.
 The namespaces live as long as the run (they are held by descriptor) unless
 something else keeps them. Kinds that a multi-threaded process cannot
-unshare itself (user, pid, time) are created by a helper process.`},
+unshare itself (user, pid, time) are created by a helper process.
+  user   the caller is mapped to root (as unshare --map-root-user) unless
+         uidmap=/gidmap= give lists of (inside, outside, count) tuples;
+         kinds created with it, or later in its context, are owned by it.
+  pid    nsh starts nsh-init as PID 1 of the new namespace: it reaps
+         orphans and lives until the end of the run (or nsh's death), and
+         the whole namespace dies with it. Processes started afterwards in
+         the context get pids 2, 3, ... (clone(argv, "pid") instead makes
+         argv itself PID 1 of a namespace of its own).
+  time   monotonic= and boottime= set the clock offsets in seconds; they
+         apply to processes started afterwards in the context.`},
 			{Name: "setns", Sig: "setns(target, *kinds)", Impl: setnsBuiltin, Doc: `Moves the current context into existing namespaces; returns the previous one.
 target is an nsh.namespaces or nsh.namespace value, a process, a pid, a path
 (/proc/PID/ns/net, or a file a namespace was bind-mounted on) or the name of
@@ -192,6 +202,9 @@ func unshareBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tup
 	}
 	if flags == 0 {
 		return nil, fmt.Errorf("no namespace kind given (e.g. unshare(\"net\"))")
+	}
+	if err := opts.check(flags); err != nil {
+		return nil, err
 	}
 	if !validPropagation[opts.propagation] {
 		return nil, fmt.Errorf("unknown propagation %q (private, slave, shared, unbindable, unchanged)", opts.propagation)

@@ -23,6 +23,7 @@ func Table() doc.Table {
 		pingTable(),
 		transferTable(),
 		netemTable(),
+		processTable(),
 	)
 }
 

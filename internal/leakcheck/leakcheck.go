@@ -6,6 +6,7 @@ package leakcheck
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -34,6 +35,12 @@ func Take() (Snapshot, error) {
 		}
 	}
 	links, err := netlink.LinkList()
+	// A dump interrupted by links changing meanwhile (other tests on the
+	// host) is retried: it says nothing about this test.
+	for i := 0; i < 20 && errors.Is(err, netlink.ErrDumpInterrupted); i++ {
+		time.Sleep(10 * time.Millisecond)
+		links, err = netlink.LinkList()
+	}
 	if err != nil {
 		return s, fmt.Errorf("listing links: %w", err)
 	}

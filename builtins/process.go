@@ -1,0 +1,995 @@
+package builtins
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.starlark.net/starlark"
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+
+	"nsh.dev/nsh/internal/doc"
+	"nsh.dev/nsh/internal/lifecycle"
+	"nsh.dev/nsh/internal/nsctx"
+	"nsh.dev/nsh/internal/nserr"
+	"nsh.dev/nsh/internal/nsthread"
+	"nsh.dev/nsh/internal/spawn"
+)
+
+func processTable() doc.Table {
+	return doc.Table{
+		Funcs: []doc.Func{
+			{Name: "clone", Sig: `clone(argv, *kinds, hostname=None, domainname=None, mount_proc=False, root=None, cwd=None, env=None, stdin=None, stdout=None, stderr=None, wait=True, uidmap=None, gidmap=None, monotonic=None, boottime=None, propagation="private", detach=False)`,
+				Impl: cloneBuiltin, Doc: `Starts a process in new namespaces of the given kinds, relative to the current context.
+argv is a list of strings or a string split as a shell would (quotes and
+backslashes; no shell is run); argv[0] is searched in the PATH of env.
+kinds are as for unshare(). Namespaces are created the way clone(2) would:
+a new user namespace first (mapping the caller to root unless uidmap= and
+gidmap= give lists of (inside, outside, count)), and every other new kind is
+owned by the user namespace the process ends up in.
+  hostname, domainname  set in the new UTS namespace (needs "uts")
+  mount_proc   mount a fresh /proc (implies "mnt"), as unshare --mount-proc
+  root         pivot_root into this directory (implies "mnt"); the old root
+               is detached, as unshare --root / bubblewrap
+  cwd          working directory (inside root, if given)
+  env          dict of the environment; default nsh's
+  stdin        None: inherit; False: /dev/null; a string: read that file
+  stdout, stderr  None: inherit; True: capture into .stdout/.stderr;
+               False: /dev/null; a string: write (truncate) that file
+  monotonic, boottime  clock offsets in seconds of a new time namespace
+  propagation  of / in a new mount namespace, as for unshare()
+  wait         True: wait for the exit and return the finished process
+  detach       True: the process survives the run (no parent-death signal,
+               not killed at the end, in its own session)
+With stdin on a terminal and wait=True the process gets the terminal's
+foreground (its own process group), so clone("/bin/bash", "uts",
+hostname="box") is an interactive shell; Ctrl-C goes to it, not to nsh.
+nsh does no job control: a foreground process stopped by Ctrl-Z is resumed.
+A process that is not detached is killed (SIGKILL) and reaped at the end
+of the run, and dies with nsh even if nsh is killed (parent-death signal).
+Failures before the exec are reported with the step and errno, e.g.
+clone: sethostname "x": EINVAL, and leave nothing behind.`},
+			{Name: "run", Sig: "run(cmd, ns=None, input=None, check=True, timeout=None, env=None, cwd=None)", Impl: runBuiltin,
+				Doc: `Runs a command in the current context (or in ns) and returns the finished process.
+cmd is a list of strings or a string split as a shell would (no shell is
+run). ns is a target as for setns(). stdout and stderr are captured
+(.stdout, .stderr, strings); input (a string) is written to its stdin,
+otherwise stdin is inherited. With check=True a non-zero exit is an error
+showing the command, its code and the tail of its stderr; with
+check=False look at .code and .ok. timeout (seconds) kills the command with
+SIGKILL when it runs longer, which is an error.`},
+			{Name: "spawn", Sig: "spawn(cmd, ns=None, env=None, cwd=None, stdin=None, stdout=None, stderr=None, detach=False)", Impl: spawnBuiltin,
+				Doc: `Starts a command in the background in the current context (or in ns) and returns the process.
+cmd, ns and env as for run(); stdin, stdout, stderr and detach as for
+clone() (stdout=True captures). Use .wait() for its exit code and .kill()
+to signal it. It is killed at the end of the run unless detach=True.`},
+			{Name: "lsns", Sig: "lsns(kind=None)", Impl: lsnsBuiltin,
+				Doc: `Lists the namespaces of the system like lsns(8), as a list of structs.
+Each has ns (inode), type (kind), nprocs, pid (the lowest pid in it),
+uid (of that process) and command. kind limits the list to one kind. Only
+namespaces that some process is in are found.`},
+		},
+		Types: []doc.Type{processType},
+		Topic: map[string]string{
+			"processes": `Processes: clone() starts one in new namespaces, run() runs one to its end
+in the current context, spawn() starts one in the background. All start in
+the shell's current context (see setns()). Every process a run starts is
+killed and reaped when the run ends unless detach=True; nsh's own death
+(even SIGKILL) takes them along through the parent-death signal.`,
+		},
+	}
+}
+
+var processType = doc.Type{
+	Name: "nsh.process",
+	Doc: `A process started by clone(), run() or spawn(). str() shows its pid and argv.
+It can be a target of setns() and namespaces() while it runs.`,
+	Attrs: []doc.Attr{
+		{Name: "pid", Doc: "its pid (in nsh's PID namespace)"},
+		{Name: "argv", Doc: "the command as a list"},
+		{Name: "ns", Doc: "its namespaces (nsh.namespaces); only while it runs"},
+		{Name: "code", Doc: "exit code, 128+N if killed by signal N, None while it runs"},
+		{Name: "ok", Doc: "True if it exited with code 0"},
+		{Name: "running", Doc: "True until it has exited"},
+		{Name: "stdout", Doc: "captured standard output (a string), or None if not captured"},
+		{Name: "stderr", Doc: "captured standard error (a string), or None if not captured"},
+	},
+	Methods: []doc.Func{
+		{Name: "wait", Sig: "wait(timeout=None)", Doc: `Waits for the process to exit and returns its code.
+Interrupted by Ctrl-C/SIGTERM; with timeout (seconds) fails when it runs
+longer (the process keeps running).`},
+		{Name: "kill", Sig: `kill(signal="SIGTERM")`, Doc: `Sends a signal (a name like "SIGKILL" or "KILL", or a number).
+Signalling a process that has exited does nothing.`},
+	},
+}
+
+// spawner returns the run's spawner thread, started on first use. It is
+// registered before any process it starts, so the end of the run kills and
+// reaps those first and only then ends the thread.
+func (st *state) spawner() (*spawn.Spawner, error) {
+	type result struct {
+		sp  *spawn.Spawner
+		err error
+	}
+	r := st.reg.Shared("nsh.builtins.spawner", func() any {
+		sp, err := spawn.NewSpawner()
+		if err == nil {
+			st.reg.Add("spawner thread", sp.Close)
+		}
+		return result{sp, err}
+	}).(result)
+	return r.sp, r.err
+}
+
+// spawnJoins splits a context into the namespaces the spawner thread joins
+// and those (user, time) the child must join itself.
+func (st *state) spawnJoins(ctx nsctx.Context) (joins, self []nsthread.Join) {
+	for i, k := range nsthread.Kinds {
+		j := nsthread.Join{Fd: ctx[i].Fd(), Type: k.Flag, Name: ctx[i].String()}
+		if k.Name == "user" || k.Name == "time" {
+			if !nsctx.Same(ctx[i], st.tab.Initial[i]) {
+				self = append(self, j)
+			}
+			continue
+		}
+		joins = append(joins, j)
+	}
+	return joins, self
+}
+
+// procSpec is what every process builtin collects before the first syscall.
+type procSpec struct {
+	argv      []string
+	env       []string
+	ctx       nsctx.Context
+	cfg       spawn.Config
+	capture   [3]bool
+	input     *string
+	files     [3]string // paths for stdin/stdout/stderr
+	null      [3]bool
+	wait      bool
+	detach    bool
+	timeout   time.Duration
+	check     bool
+	isRun     bool
+	propagate string
+}
+
+func parseArgv(v starlark.Value) ([]string, error) {
+	switch v := v.(type) {
+	case starlark.String:
+		argv, err := splitCommand(string(v))
+		if err != nil {
+			return nil, err
+		}
+		if len(argv) == 0 {
+			return nil, fmt.Errorf("empty command %q", string(v))
+		}
+		return argv, nil
+	case *starlark.List, starlark.Tuple:
+		var argv []string
+		it := starlark.Iterate(v)
+		defer it.Done()
+		var x starlark.Value
+		for it.Next(&x) {
+			s, ok := starlark.AsString(x)
+			if !ok {
+				return nil, fmt.Errorf("argv element %s is a %s, not a string", x, x.Type())
+			}
+			argv = append(argv, s)
+		}
+		if len(argv) == 0 {
+			return nil, fmt.Errorf("empty argv")
+		}
+		if argv[0] == "" {
+			return nil, fmt.Errorf("empty command name in argv %s", v)
+		}
+		return argv, nil
+	}
+	return nil, fmt.Errorf("command must be a string or a list of strings, not %s", v.Type())
+}
+
+// splitCommand splits s into words as a POSIX shell would for a simple
+// command: whitespace separates words, single quotes keep everything, double
+// quotes keep everything but backslash escapes of $ ` " \ and newline, and a
+// backslash outside quotes escapes the next character. No expansion is done.
+func splitCommand(s string) ([]string, error) {
+	var words []string
+	var cur strings.Builder
+	inWord := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		case c == '\\':
+			inWord = true
+			if i+1 < len(s) {
+				i++
+				if s[i] != '\n' {
+					cur.WriteByte(s[i])
+				}
+			}
+		case c == '\'':
+			inWord = true
+			j := strings.IndexByte(s[i+1:], '\'')
+			if j < 0 {
+				return nil, fmt.Errorf("unterminated single quote in %q", s)
+			}
+			cur.WriteString(s[i+1 : i+1+j])
+			i += j + 1
+		case c == '"':
+			inWord = true
+			i++
+			for ; i < len(s) && s[i] != '"'; i++ {
+				if s[i] == '\\' && i+1 < len(s) && strings.IndexByte("$`\"\\\n", s[i+1]) >= 0 {
+					i++
+					if s[i] == '\n' {
+						continue
+					}
+				}
+				cur.WriteByte(s[i])
+			}
+			if i >= len(s) {
+				return nil, fmt.Errorf("unterminated double quote in %q", s)
+			}
+		default:
+			inWord = true
+			cur.WriteByte(c)
+		}
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words, nil
+}
+
+func parseEnv(v starlark.Value) ([]string, error) {
+	if v == starlark.None {
+		return os.Environ(), nil
+	}
+	d, ok := v.(*starlark.Dict)
+	if !ok {
+		return nil, fmt.Errorf("env must be a dict of strings, not %s", v.Type())
+	}
+	var env []string
+	for _, kv := range d.Items() {
+		k, ok1 := starlark.AsString(kv[0])
+		val, ok2 := starlark.AsString(kv[1])
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("env must map strings to strings, not %s to %s", kv[0].Type(), kv[1].Type())
+		}
+		if k == "" || strings.ContainsAny(k, "=\x00") || strings.Contains(val, "\x00") {
+			return nil, fmt.Errorf("invalid environment variable %q", k)
+		}
+		env = append(env, k+"="+val)
+	}
+	sort.Strings(env)
+	return env, nil
+}
+
+// parseStdio reads a stdin/stdout/stderr argument into spec slot i.
+func (p *procSpec) parseStdio(i int, name string, v starlark.Value) error {
+	switch v := v.(type) {
+	case starlark.NoneType:
+	case starlark.Bool:
+		if v {
+			if i == 0 {
+				return fmt.Errorf("stdin=True is not supported: use input= with run(), or a file path")
+			}
+			p.capture[i] = true
+		} else {
+			p.null[i] = true
+		}
+	case starlark.String:
+		if v == "" {
+			return fmt.Errorf("%s: empty path", name)
+		}
+		p.files[i] = string(v)
+	default:
+		return fmt.Errorf("%s must be None, a bool or a path, not %s", name, v.Type())
+	}
+	return nil
+}
+
+func parseSeconds(name string, v starlark.Value) (time.Duration, error) {
+	if v == starlark.None {
+		return 0, nil
+	}
+	f, ok := starlark.AsFloat(v)
+	if !ok {
+		return 0, fmt.Errorf("%s must be a number of seconds, not %s", name, v.Type())
+	}
+	return time.Duration(f * float64(time.Second)), nil
+}
+
+// parseIDMap reads a uidmap=/gidmap= argument (uidmap()/gidmap() values or
+// (inside, outside[, count]) tuples) and applies the kernel's rules to it
+// before anything is created: no overlaps, at most 340 lines, outside ids
+// that exist in nsh's own user namespace.
+func parseIDMap(name string, v starlark.Value) ([]spawn.IDMap, error) {
+	kind := strings.TrimSuffix(name, "map")
+	maps, err := parseIDMaps(kind, v)
+	if err != nil || v == nil || v == starlark.None {
+		return nil, err
+	}
+	own, err := ownRanges(kind)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkIDMaps(kind, maps, own); err != nil {
+		return nil, err
+	}
+	out := make([]spawn.IDMap, len(maps))
+	for i, m := range maps {
+		out[i] = spawn.IDMap{Inside: int(m.Inside), Outside: int(m.Outside), Count: int(m.Count)}
+	}
+	return out, nil
+}
+
+func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if len(args) == 0 {
+		return nil, fmt.Errorf("missing argument for argv")
+	}
+	var hostname, domainname, root, cwd, env, stdin, stdout, stderr, uidmap, gidmap starlark.Value = starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None
+	var monotonic, boottime starlark.Value = starlark.None, starlark.None
+	mountProc, wait, detach := false, true, false
+	propagation := "private"
+	if err := starlark.UnpackArgs(fn.Name(), nil, kwargs,
+		"hostname?", &hostname, "domainname?", &domainname, "mount_proc?", &mountProc, "root?", &root,
+		"cwd?", &cwd, "env?", &env, "stdin?", &stdin, "stdout?", &stdout, "stderr?", &stderr, "wait?", &wait,
+		"uidmap?", &uidmap, "gidmap?", &gidmap, "monotonic?", &monotonic, "boottime?", &boottime,
+		"propagation?", &propagation, "detach?", &detach); err != nil {
+		return nil, err
+	}
+	p := &procSpec{wait: wait, detach: detach}
+	var err error
+	if p.argv, err = parseArgv(args[0]); err != nil {
+		return nil, err
+	}
+	flags, err := parseKinds(args[1:])
+	if err != nil {
+		return nil, err
+	}
+	optStr := func(name string, v starlark.Value) (*string, error) {
+		if v == starlark.None {
+			return nil, nil
+		}
+		s, ok := starlark.AsString(v)
+		if !ok {
+			return nil, fmt.Errorf("%s must be a string, not %s", name, v.Type())
+		}
+		return &s, nil
+	}
+	if p.cfg.Hostname, err = optStr("hostname", hostname); err != nil {
+		return nil, err
+	}
+	if p.cfg.Domainname, err = optStr("domainname", domainname); err != nil {
+		return nil, err
+	}
+	for _, n := range []struct {
+		name string
+		v    *string
+	}{{"hostname", p.cfg.Hostname}, {"domainname", p.cfg.Domainname}} {
+		if n.v == nil {
+			continue
+		}
+		if flags&unix.CLONE_NEWUTS == 0 {
+			return nil, fmt.Errorf("%s=%q needs a new uts namespace: add \"uts\" to the kinds", n.name, *n.v)
+		}
+		if len(*n.v) > 64 {
+			return nil, fmt.Errorf("%s %q is longer than 64 bytes", n.name, *n.v)
+		}
+	}
+	if r, err := optStr("root", root); err != nil {
+		return nil, err
+	} else if r != nil {
+		if *r == "" {
+			return nil, fmt.Errorf("root: empty path")
+		}
+		fi, err := os.Stat(*r)
+		if err != nil {
+			return nil, nserr.New("stat", strconv.Quote(*r), unwrap(err))
+		}
+		if !fi.IsDir() {
+			return nil, fmt.Errorf("root %q is not a directory", *r)
+		}
+		if filepath.Clean(*r) == "/" {
+			return nil, fmt.Errorf("root %q is already the root", *r)
+		}
+		p.cfg.Root = *r
+		flags |= unix.CLONE_NEWNS
+	}
+	if mountProc {
+		p.cfg.MountProc = true
+		flags |= unix.CLONE_NEWNS
+	}
+	if c, err := optStr("cwd", cwd); err != nil {
+		return nil, err
+	} else if c != nil {
+		p.cfg.Cwd = *c
+	}
+	if p.env, err = parseEnv(env); err != nil {
+		return nil, err
+	}
+	for i, s := range []struct {
+		name string
+		v    starlark.Value
+	}{{"stdin", stdin}, {"stdout", stdout}, {"stderr", stderr}} {
+		if err := p.parseStdio(i, s.name, s.v); err != nil {
+			return nil, err
+		}
+	}
+	if p.cfg.UIDMap, err = parseIDMap("uidmap", uidmap); err != nil {
+		return nil, err
+	}
+	if p.cfg.GIDMap, err = parseIDMap("gidmap", gidmap); err != nil {
+		return nil, err
+	}
+	if (p.cfg.UIDMap != nil || p.cfg.GIDMap != nil) && flags&unix.CLONE_NEWUSER == 0 {
+		return nil, fmt.Errorf("uidmap/gidmap need a new user namespace: add \"user\" to the kinds")
+	}
+	if p.cfg.Monotonic, err = parseSeconds("monotonic", monotonic); err != nil {
+		return nil, err
+	}
+	if p.cfg.Boottime, err = parseSeconds("boottime", boottime); err != nil {
+		return nil, err
+	}
+	if monotonic != starlark.None || boottime != starlark.None {
+		if flags&unix.CLONE_NEWTIME == 0 {
+			return nil, fmt.Errorf("monotonic/boottime need a new time namespace: add \"time\" to the kinds")
+		}
+		p.cfg.TimeOffsets = true
+	}
+	if !validPropagation[propagation] {
+		return nil, fmt.Errorf("unknown propagation %q (private, slave, shared, unbindable, unchanged)", propagation)
+	}
+	if flags&unix.CLONE_NEWNS != 0 {
+		p.cfg.Propagation = propagationFlag(propagation)
+	}
+	p.cfg.New = flags
+	st, err := stateOf(th)
+	if err != nil {
+		return nil, err
+	}
+	p.ctx = st.current()
+	return st.start(th, p)
+}
+
+func propagationFlag(p string) uintptr {
+	switch p {
+	case "private":
+		return unix.MS_PRIVATE
+	case "slave":
+		return unix.MS_SLAVE
+	case "shared":
+		return unix.MS_SHARED
+	case "unbindable":
+		return unix.MS_UNBINDABLE
+	}
+	return 0
+}
+
+// commonArgs parses what run() and spawn() share.
+func (p *procSpec) commonArgs(th *starlark.Thread, cmd, ns, env, cwd starlark.Value) (*state, error) {
+	var err error
+	if p.argv, err = parseArgv(cmd); err != nil {
+		return nil, err
+	}
+	if p.env, err = parseEnv(env); err != nil {
+		return nil, err
+	}
+	if cwd != starlark.None {
+		s, ok := starlark.AsString(cwd)
+		if !ok {
+			return nil, fmt.Errorf("cwd must be a string, not %s", cwd.Type())
+		}
+		p.cfg.Cwd = s
+	}
+	st, err := stateOf(th)
+	if err != nil {
+		return nil, err
+	}
+	p.ctx = st.current()
+	if ns != starlark.None {
+		c, has, err := resolveTarget(st, ns)
+		if err != nil {
+			return nil, err
+		}
+		for i, k := range nsthread.Kinds {
+			if has&k.Flag != 0 {
+				p.ctx[i] = c[i]
+			}
+		}
+	}
+	return st, nil
+}
+
+func runBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var cmd starlark.Value
+	var ns, input, timeout, env, cwd starlark.Value = starlark.None, starlark.None, starlark.None, starlark.None, starlark.None
+	check := true
+	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "cmd", &cmd, "ns?", &ns, "input?", &input,
+		"check?", &check, "timeout?", &timeout, "env?", &env, "cwd?", &cwd); err != nil {
+		return nil, err
+	}
+	p := &procSpec{wait: true, check: check, isRun: true}
+	p.capture[1], p.capture[2] = true, true
+	if input != starlark.None {
+		s, ok := starlark.AsString(input)
+		if !ok {
+			return nil, fmt.Errorf("input must be a string, not %s", input.Type())
+		}
+		p.input = &s
+	}
+	var err error
+	if p.timeout, err = parseSeconds("timeout", timeout); err != nil {
+		return nil, err
+	}
+	if timeout != starlark.None && p.timeout <= 0 {
+		return nil, fmt.Errorf("timeout must be positive, not %s", timeout)
+	}
+	st, err := p.commonArgs(th, cmd, ns, env, cwd)
+	if err != nil {
+		return nil, err
+	}
+	return st.start(th, p)
+}
+
+func spawnBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var cmd starlark.Value
+	var ns, env, cwd, stdin, stdout, stderr starlark.Value = starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None
+	detach := false
+	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "cmd", &cmd, "ns?", &ns, "env?", &env, "cwd?", &cwd,
+		"stdin?", &stdin, "stdout?", &stdout, "stderr?", &stderr, "detach?", &detach); err != nil {
+		return nil, err
+	}
+	p := &procSpec{detach: detach}
+	for i, s := range []struct {
+		name string
+		v    starlark.Value
+	}{{"stdin", stdin}, {"stdout", stdout}, {"stderr", stderr}} {
+		if err := p.parseStdio(i, s.name, s.v); err != nil {
+			return nil, err
+		}
+	}
+	st, err := p.commonArgs(th, cmd, ns, env, cwd)
+	if err != nil {
+		return nil, err
+	}
+	return st.start(th, p)
+}
+
+// Process is a process a run started.
+type Process struct {
+	st    *state
+	argv  []string
+	pid   int
+	child *spawn.Child
+	entry *lifecycle.Entry
+
+	done chan struct{} // closed once reaped
+	ws   unix.WaitStatus
+	werr error
+
+	outs   sync.WaitGroup // capture readers
+	mu     sync.Mutex
+	exited bool
+	bufs   [3]*bytes.Buffer
+}
+
+// start opens the stdio files, starts the process and, for wait=True,
+// waits for it. Files nsh opened for the child are closed once it runs.
+func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error) {
+	sp, err := st.spawner()
+	if err != nil {
+		return nil, err
+	}
+	cfg := &p.cfg
+	cfg.Mode = spawn.Exec
+	cfg.Argv, cfg.Env = p.argv, p.env
+	cfg.Joins, cfg.Setns = st.spawnJoins(p.ctx)
+	// The spawner thread has a working directory of its own (it unshared
+	// CLONE_FS, and joining a mount namespace moves it to that root): in
+	// nsh's own mount namespace, start in nsh's directory.
+	if cfg.Cwd == "" && cfg.Root == "" && nsctx.Same(p.ctx.Get("mnt"), st.tab.Initial.Get("mnt")) {
+		if wd, err := os.Getwd(); err == nil {
+			cfg.Cwd = wd
+		}
+	}
+	var closeAfter []*os.File
+	var readers [3]*os.File
+	var inputW *os.File
+	cleanup := func() {
+		for _, f := range closeAfter {
+			f.Close()
+		}
+	}
+	fail := func(err error) (starlark.Value, error) {
+		cleanup()
+		for _, r := range readers {
+			if r != nil {
+				r.Close()
+			}
+		}
+		if inputW != nil {
+			inputW.Close()
+		}
+		return nil, err
+	}
+	for i := 0; i < 3; i++ {
+		switch {
+		case p.capture[i]:
+			r, w, err := os.Pipe()
+			if err != nil {
+				return fail(nserr.New("pipe", "", unwrap(err)))
+			}
+			readers[i], cfg.Stdio[i] = r, w
+			closeAfter = append(closeAfter, w)
+		case p.null[i]:
+			f, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+			if err != nil {
+				return fail(nserr.New("open", os.DevNull, unwrap(err)))
+			}
+			cfg.Stdio[i] = f
+			closeAfter = append(closeAfter, f)
+		case p.files[i] != "":
+			var f *os.File
+			var err error
+			if i == 0 {
+				f, err = os.Open(p.files[i])
+			} else {
+				f, err = os.OpenFile(p.files[i], os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+			}
+			if err != nil {
+				return fail(nserr.New("open", strconv.Quote(p.files[i]), unwrap(err)))
+			}
+			cfg.Stdio[i] = f
+			closeAfter = append(closeAfter, f)
+		case i == 0 && p.input != nil:
+			r, w, err := os.Pipe()
+			if err != nil {
+				return fail(nserr.New("pipe", "", unwrap(err)))
+			}
+			cfg.Stdio[0], inputW = r, w
+			closeAfter = append(closeAfter, r)
+		}
+	}
+	if p.detach {
+		cfg.Setsid = true
+	} else {
+		cfg.Pdeathsig = unix.SIGKILL
+	}
+	foreground := false
+	if p.wait && !p.isRun && !p.detach && cfg.Stdio[0] == nil && term.IsTerminal(0) {
+		if fg, err := unix.IoctlGetInt(0, unix.TIOCGPGRP); err == nil && fg == unix.Getpgrp() {
+			cfg.Foreground, cfg.TTY, foreground = true, 0, true
+		}
+	}
+	child, err := sp.Start(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	cleanup()
+	proc := &Process{st: st, argv: p.argv, pid: child.Pid, child: child, done: make(chan struct{})}
+	for i, r := range readers {
+		if r == nil {
+			continue
+		}
+		proc.bufs[i] = &bytes.Buffer{}
+		proc.outs.Add(1)
+		go func(r *os.File, b *bytes.Buffer) {
+			defer proc.outs.Done()
+			defer r.Close()
+			var tmp bytes.Buffer
+			io.Copy(&tmp, r)
+			proc.mu.Lock()
+			b.Write(tmp.Bytes())
+			proc.mu.Unlock()
+		}(r, proc.bufs[i])
+	}
+	if inputW != nil {
+		go func(s string) {
+			io.WriteString(inputW, s)
+			inputW.Close()
+		}(*p.input)
+	}
+	go func() {
+		ws, err := child.Wait()
+		proc.mu.Lock()
+		proc.ws, proc.werr, proc.exited = ws, err, true
+		child.Close()
+		proc.mu.Unlock()
+		close(proc.done)
+	}()
+	if !p.detach {
+		proc.entry = st.reg.Add(fmt.Sprintf("process %d (%s)", proc.pid, p.argv[0]), proc.reap)
+	}
+	if !p.wait {
+		return proc, nil
+	}
+	code, err := proc.waitFor(st.reg, p.timeout)
+	if foreground {
+		if ferr := sp.Foreground(0, unix.Getpgrp()); ferr != nil && err == nil {
+			err = ferr
+		}
+	}
+	if err != nil {
+		// Timed out or interrupted: the command does not outlive the call.
+		if kerr := proc.kill(unix.SIGKILL); kerr == nil && proc.entry != nil {
+			proc.entry.Release()
+		}
+		if err == errTimeout {
+			return nil, fmt.Errorf("command %s timed out after %s", quoteArgv(p.argv), p.timeout)
+		}
+		return nil, err
+	}
+	if proc.entry != nil {
+		proc.entry.Release()
+	}
+	if p.check && code != 0 {
+		return nil, fmt.Errorf("command %s exited with code %d%s", quoteArgv(p.argv), code, stderrTail(proc.bufs[2]))
+	}
+	return proc, nil
+}
+
+var errTimeout = fmt.Errorf("timed out")
+
+func quoteArgv(argv []string) string {
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		if a != "" && !strings.ContainsAny(a, " \t\n'\"\\$`;&|<>()*?[]#~") {
+			q[i] = a
+		} else {
+			q[i] = strconv.Quote(a)
+		}
+	}
+	return "[" + strings.Join(q, " ") + "]"
+}
+
+func stderrTail(b *bytes.Buffer) string {
+	if b == nil {
+		return ""
+	}
+	s := strings.TrimRight(b.String(), "\n")
+	if s == "" {
+		return ""
+	}
+	lines := strings.Split(s, "\n")
+	if len(lines) > 5 {
+		lines = lines[len(lines)-5:]
+	}
+	if t := strings.Join(lines, "\n"); len(t) > 1000 {
+		s = t[len(t)-1000:]
+	} else {
+		s = t
+	}
+	return "; stderr:\n" + s
+}
+
+// waitFor waits for the exit and for the captured output, honouring the
+// run's cancellation and an optional timeout.
+func (p *Process) waitFor(reg *lifecycle.Registry, timeout time.Duration) (int, error) {
+	var tc <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		tc = t.C
+	}
+	ctx := reg.Context()
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("wait for process %d: interrupted", p.pid)
+	case <-tc:
+		return 0, errTimeout
+	}
+	outs := make(chan struct{})
+	go func() { p.outs.Wait(); close(outs) }()
+	select {
+	case <-outs:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("wait for output of process %d: interrupted", p.pid)
+	case <-tc:
+		return 0, errTimeout
+	}
+	if p.werr != nil {
+		return 0, p.werr
+	}
+	return exitCode(p.ws), nil
+}
+
+func exitCode(ws unix.WaitStatus) int {
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}
+
+func (p *Process) kill(sig unix.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.exited {
+		return nil
+	}
+	err := p.child.Kill(sig)
+	if err == unix.ESRCH {
+		return nil
+	}
+	return nserr.New("kill", fmt.Sprintf("-%s %d", unix.SignalName(sig), p.pid), err)
+}
+
+// reap is the process's undo at the end of the run: SIGKILL, reap, and
+// wait (briefly) for its output pipes to close.
+func (p *Process) reap() error {
+	if err := p.kill(unix.SIGKILL); err != nil {
+		return err
+	}
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("process %d did not die after SIGKILL", p.pid)
+	}
+	outs := make(chan struct{})
+	go func() { p.outs.Wait(); close(outs) }()
+	select {
+	case <-outs:
+	case <-time.After(2 * time.Second):
+		// A descendant outside its PID namespace keeps the pipe open;
+		// the reader ends when it does.
+	}
+	return nil
+}
+
+var (
+	_ starlark.HasAttrs = (*Process)(nil)
+	_ contextTarget     = (*Process)(nil)
+)
+
+// String renders the process as <process 42 ["sleep", "1"]>.
+func (p *Process) String() string {
+	return fmt.Sprintf("<process %d %s>", p.pid, quoteArgv(p.argv))
+}
+
+// Type returns "nsh.process".
+func (p *Process) Type() string { return "nsh.process" }
+
+// Freeze is a no-op.
+func (p *Process) Freeze() {}
+
+// Truth is always true.
+func (p *Process) Truth() starlark.Bool { return true }
+
+// Hash hashes the pid.
+func (p *Process) Hash() (uint32, error) { return uint32(p.pid), nil }
+
+// AttrNames lists the attributes.
+func (p *Process) AttrNames() []string {
+	return []string{"argv", "code", "kill", "ns", "ok", "pid", "running", "stderr", "stdout", "wait"}
+}
+
+func (p *Process) isDone() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Attr returns an attribute.
+func (p *Process) Attr(name string) (starlark.Value, error) {
+	switch name {
+	case "pid":
+		return starlark.MakeInt(p.pid), nil
+	case "argv":
+		l := make([]starlark.Value, len(p.argv))
+		for i, a := range p.argv {
+			l[i] = starlark.String(a)
+		}
+		return starlark.NewList(l), nil
+	case "running":
+		return starlark.Bool(!p.isDone()), nil
+	case "code", "ok":
+		if !p.isDone() {
+			return starlark.None, nil
+		}
+		if name == "ok" {
+			return starlark.Bool(p.werr == nil && exitCode(p.ws) == 0), nil
+		}
+		return starlark.MakeInt(exitCode(p.ws)), nil
+	case "stdout", "stderr":
+		b := p.bufs[1]
+		if name == "stderr" {
+			b = p.bufs[2]
+		}
+		if b == nil {
+			return starlark.None, nil
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return starlark.String(b.String()), nil
+	case "ns":
+		c, err := p.targetContext(p.st)
+		if err != nil {
+			return nil, err
+		}
+		return &Namespaces{ctx: c, st: p.st}, nil
+	case "wait":
+		return doc.NewBuiltin("wait", p.waitMethod).BindReceiver(p), nil
+	case "kill":
+		return doc.NewBuiltin("kill", p.killMethod).BindReceiver(p), nil
+	}
+	return nil, nil
+}
+
+func (p *Process) targetContext(st *state) (nsctx.Context, error) {
+	if p.isDone() {
+		return nsctx.Context{}, fmt.Errorf("process %d has exited; its namespaces are gone", p.pid)
+	}
+	return st.tab.OpenProc(p.pid)
+}
+
+func (p *Process) waitMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var timeout starlark.Value = starlark.None
+	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "timeout?", &timeout); err != nil {
+		return nil, err
+	}
+	d, err := parseSeconds("timeout", timeout)
+	if err != nil {
+		return nil, err
+	}
+	code, err := p.waitFor(lifecycle.From(th), d)
+	if err == errTimeout {
+		return nil, fmt.Errorf("process %d still running after %s", p.pid, d)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return starlark.MakeInt(code), nil
+}
+
+func parseSignal(v starlark.Value) (unix.Signal, error) {
+	switch v := v.(type) {
+	case starlark.Int:
+		n, ok := v.Int64()
+		if !ok || n <= 0 || n >= 65 {
+			return 0, fmt.Errorf("invalid signal number %s", v)
+		}
+		return unix.Signal(n), nil
+	case starlark.String:
+		name := strings.ToUpper(string(v))
+		if !strings.HasPrefix(name, "SIG") {
+			name = "SIG" + name
+		}
+		if s := unix.SignalNum(name); s != 0 {
+			return s, nil
+		}
+		return 0, fmt.Errorf("unknown signal %q", string(v))
+	}
+	return 0, fmt.Errorf("signal must be a name or number, not %s", v.Type())
+}
+
+func (p *Process) killMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var sigv starlark.Value = starlark.String("SIGTERM")
+	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "signal?", &sigv); err != nil {
+		return nil, err
+	}
+	sig, err := parseSignal(sigv)
+	if err != nil {
+		return nil, err
+	}
+	return starlark.None, p.kill(sig)
+}

@@ -1,0 +1,436 @@
+// The child side of nsh's spawn helper. nsh_spawn is called by Go on its
+// spawner thread; the child it clones is a single-threaded copy of that
+// thread, so it may do what a Go thread cannot (setns into user and time
+// namespaces, unshare a user namespace, write time offsets before any
+// process entered the time namespace) and then execve. It uses raw system
+// calls only: no malloc, no locks, nothing of the Go runtime.
+//
+// The constructor at the end is the other half: nsh re-executed as the init
+// of a new PID namespace (marker _NSH_INIT_FD) never starts the Go runtime;
+// it reaps orphans until nsh closes its end of the status socket.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+#include <pthread.h>
+#include <linux/limits.h>
+
+#include "spawn.h"
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+#ifndef AT_EMPTY_PATH
+#define AT_EMPTY_PATH 0x1000
+#endif
+
+static void send_msg(int sock, int type, int step, int arg, int err) {
+	struct nsh_msg m = {type, step, arg, err};
+	while (write(sock, &m, sizeof m) < 0 && errno == EINTR)
+		;
+}
+
+static void __attribute__((noreturn)) fail(const struct nsh_cfg *c, int step, int arg, int err) {
+	send_msg(c->sock, NSH_MSG_ERROR, step, arg, err);
+	_exit(127);
+}
+
+// wait_go blocks until the parent says 'G' (maps written, or pid noted).
+static void wait_go(const struct nsh_cfg *c, int step) {
+	struct nsh_msg m;
+	for (;;) {
+		ssize_t n = read(c->sock, &m, sizeof m);
+		if (n == (ssize_t)sizeof m && m.type == NSH_MSG_GO)
+			return;
+		if (n < 0 && errno == EINTR)
+			continue;
+		// The parent gave up (closed the socket) or wrote garbage.
+		fail(c, step, 0, n < 0 ? errno : ECANCELED);
+	}
+}
+
+static int write_file(const char *path, const char *buf, size_t len) {
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	ssize_t n = write(fd, buf, len);
+	int err = n < 0 ? errno : (size_t)n != len ? EIO : 0;
+	close(fd);
+	return err;
+}
+
+// fmt_ll appends the decimal form of v to p and returns the new end.
+static char *fmt_ll(char *p, long long v) {
+	char tmp[24];
+	int i = 0;
+	unsigned long long u = v < 0 ? -(unsigned long long)v : (unsigned long long)v;
+	if (v < 0)
+		*p++ = '-';
+	do {
+		tmp[i++] = '0' + u % 10;
+		u /= 10;
+	} while (u);
+	while (i)
+		*p++ = tmp[--i];
+	return p;
+}
+
+static char *fmt_str(char *p, const char *s) {
+	while (*s)
+		*p++ = *s++;
+	return p;
+}
+
+static int write_time_offsets(const struct nsh_cfg *c) {
+	char buf[160], *p = buf;
+	p = fmt_str(p, "monotonic ");
+	p = fmt_ll(p, c->mono_sec);
+	*p++ = ' ';
+	p = fmt_ll(p, c->mono_nsec);
+	p = fmt_str(p, "\nboottime ");
+	p = fmt_ll(p, c->boot_sec);
+	*p++ = ' ';
+	p = fmt_ll(p, c->boot_nsec);
+	*p++ = '\n';
+	return write_file("/proc/self/timens_offsets", buf, p - buf);
+}
+
+static void arm_pdeathsig(const struct nsh_cfg *c, int in_new_pidns) {
+	if (!c->pdeathsig)
+		return;
+	if (prctl(PR_SET_PDEATHSIG, c->pdeathsig) < 0)
+		fail(c, NSH_STEP_PDEATHSIG, 0, errno);
+	// The parent may have died before the signal was armed. In another
+	// PID namespace than nsh's the parent is outside it and getppid() is 0.
+	(void)in_new_pidns;
+	pid_t pp = getppid();
+	if (pp != c->parent_pid && pp != 0)
+		_exit(1);
+}
+
+static void reset_signals(void) {
+	for (int s = 1; s < 65; s++) {
+		struct sigaction sa;
+		if (s == SIGKILL || s == SIGSTOP)
+			continue;
+		if (sigaction(s, NULL, &sa) < 0)
+			continue;
+		if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)
+			continue;
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = SIG_DFL;
+		sigaction(s, &sa, NULL);
+	}
+}
+
+static void unblock_signals(void) {
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+// exec_path runs argv[0], searching PATH when it has no '/', as execvpe
+// does, and returns the errno of the most telling failure.
+static int exec_path(const struct nsh_cfg *c) {
+	const char *file = c->argv[0];
+	if (strchr(file, '/')) {
+		execve(file, c->argv, c->envp);
+		return errno;
+	}
+	const char *path = c->path && *c->path ? c->path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	size_t flen = strlen(file);
+	int err = ENOENT, seen_eacces = 0;
+	char buf[PATH_MAX];
+	for (const char *p = path;; p++) {
+		const char *end = strchr(p, ':');
+		size_t dlen = end ? (size_t)(end - p) : strlen(p);
+		if (dlen + flen + 2 <= sizeof buf) {
+			char *q = buf;
+			if (dlen == 0)
+				*q++ = '.';
+			memcpy(q, p, dlen);
+			q += dlen;
+			*q++ = '/';
+			memcpy(q, file, flen + 1);
+			execve(buf, c->argv, c->envp);
+			switch (errno) {
+			case EACCES:
+				// A file that is there but may not be run, not a
+				// directory of PATH we may not search.
+				if (access(buf, F_OK) == 0)
+					seen_eacces = 1;
+				break;
+			case ENOENT:
+			case ENOTDIR:
+			case ESTALE:
+			case ELOOP:
+			case ENAMETOOLONG:
+				break;
+			default:
+				return errno;
+			}
+		}
+		if (!end)
+			break;
+		p = end;
+	}
+	return seen_eacces ? EACCES : err;
+}
+
+// relay is the middle process between nsh and a child that had to be
+// forked after unshare(CLONE_NEWPID): it reports the child's pid, then
+// mirrors its exit (exec mode) or leaves it to its own life (init mode).
+static void __attribute__((noreturn)) relay(const struct nsh_cfg *c, pid_t child) {
+	send_msg(c->sock, NSH_MSG_FORKED, 0, child, 0);
+	wait_go(c, NSH_STEP_FORK);
+	close(c->sock);
+	if (c->mode != NSH_EXEC)
+		_exit(0);
+	int status;
+	while (waitpid(child, &status, 0) < 0) {
+		if (errno != EINTR)
+			_exit(127);
+	}
+	if (WIFEXITED(status))
+		_exit(WEXITSTATUS(status));
+	int sig = WTERMSIG(status);
+	signal(sig, SIG_DFL);
+	unblock_signals();
+	kill(getpid(), sig);
+	_exit(128 + sig);
+}
+
+static void __attribute__((noreturn)) child(const struct nsh_cfg *c) {
+	int newpid = (c->clone_flags & CLONE_NEWPID) != 0;
+	close(c->psock);
+	reset_signals();
+	arm_pdeathsig(c, newpid);
+
+	for (int i = 0; i < c->nsetns; i++) {
+		if (setns(c->setns_fd[i], c->setns_type[i]) < 0)
+			fail(c, NSH_STEP_SETNS, i, errno);
+	}
+	if (c->unshare_flags & CLONE_NEWUSER) {
+		if (unshare(CLONE_NEWUSER) < 0)
+			fail(c, NSH_STEP_UNSHARE_USER, 0, errno);
+	}
+	if ((c->unshare_flags | c->clone_flags) & CLONE_NEWUSER) {
+		send_msg(c->sock, NSH_MSG_MAPS, 0, 0, 0);
+		wait_go(c, NSH_STEP_MAPS);
+	}
+	int rest = c->unshare_flags & ~CLONE_NEWUSER;
+	if (rest && unshare(rest) < 0)
+		fail(c, NSH_STEP_UNSHARE, rest, errno);
+	if (c->time_offsets) {
+		int err = write_time_offsets(c);
+		if (err)
+			fail(c, NSH_STEP_TIMENS, 0, err);
+	}
+	if (rest & CLONE_NEWPID) {
+		// A PID namespace applies to children only: fork its first process.
+		long pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+		if (pid < 0)
+			fail(c, NSH_STEP_FORK, 0, errno);
+		if (pid > 0)
+			relay(c, pid);
+		newpid = 1;
+	}
+	int newmnt = ((c->unshare_flags | c->clone_flags) & CLONE_NEWNS) != 0;
+	if (newmnt && c->propagation) {
+		if (mount("none", "/", NULL, MS_REC | c->propagation, NULL) < 0)
+			fail(c, NSH_STEP_PROPAGATION, 0, errno);
+	}
+	if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) < 0)
+		fail(c, NSH_STEP_HOSTNAME, 0, errno);
+	if (c->domainname && setdomainname(c->domainname, strlen(c->domainname)) < 0)
+		fail(c, NSH_STEP_DOMAINNAME, 0, errno);
+	if (c->mount_proc) {
+		const char *target = c->root ? "proc" : "/proc";
+		if (c->root && chdir(c->root) < 0)
+			fail(c, NSH_STEP_CHDIR, 0, errno);
+		if (mount("none", target, NULL, MS_PRIVATE | MS_REC, NULL) < 0 && errno != EINVAL)
+			fail(c, NSH_STEP_PROC_PRIVATE, 0, errno);
+		if (mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+			fail(c, NSH_STEP_MOUNT_PROC, 0, errno);
+	}
+	if (c->root) {
+		if (mount(c->root, c->root, NULL, MS_BIND | MS_REC, NULL) < 0)
+			fail(c, NSH_STEP_ROOT_BIND, 0, errno);
+		if (chdir(c->root) < 0)
+			fail(c, NSH_STEP_CHDIR, 0, errno);
+		// pivot_root(".", "."): the old root ends up stacked under the new
+		// one at "/", and is detached at once.
+		if (syscall(SYS_pivot_root, ".", ".") < 0)
+			fail(c, NSH_STEP_PIVOT, 0, errno);
+		if (umount2(".", MNT_DETACH) < 0)
+			fail(c, NSH_STEP_PIVOT, 1, errno);
+		if (chdir("/") < 0)
+			fail(c, NSH_STEP_CHDIR, 0, errno);
+	}
+	if (c->cwd && chdir(c->cwd) < 0)
+		fail(c, NSH_STEP_CHDIR, 1, errno);
+
+	if (c->mode == NSH_HOLD) {
+		// Hold nothing of nsh's but the status socket, so no pipe of
+		// another child stays open because of us.
+		if (c->sock > 3)
+			syscall(SYS_close_range, 3, c->sock - 1, 0);
+		syscall(SYS_close_range, c->sock + 1, ~0U, 0);
+		send_msg(c->sock, NSH_MSG_READY, 0, 0, 0);
+		char b[sizeof(struct nsh_msg)];
+		for (;;) {
+			ssize_t n = read(c->sock, b, sizeof b);
+			if (n == 0 || (n < 0 && errno != EINTR))
+				_exit(0);
+		}
+	}
+
+	// Standard descriptors: dup to high numbers first so that a source
+	// that is itself 0, 1 or 2 is not overwritten before it is used.
+	int tmp[3];
+	for (int i = 0; i < 3; i++) {
+		tmp[i] = -1;
+		if (c->fd[i] >= 0 && (tmp[i] = fcntl(c->fd[i], F_DUPFD_CLOEXEC, 10)) < 0)
+			fail(c, NSH_STEP_STDIO, i, errno);
+	}
+	for (int i = 0; i < 3; i++) {
+		if (tmp[i] >= 0 && dup2(tmp[i], i) < 0)
+			fail(c, NSH_STEP_STDIO, i, errno);
+	}
+	if (c->setsid && setsid() < 0)
+		fail(c, NSH_STEP_SETSID, 0, errno);
+	if (c->foreground) {
+		// SIGTTOU is still blocked here, so a background child may do it.
+		if (setpgid(0, 0) < 0)
+			fail(c, NSH_STEP_FOREGROUND, 0, errno);
+		if (tcsetpgrp(c->tty, getpid()) < 0)
+			fail(c, NSH_STEP_FOREGROUND, 1, errno);
+	}
+	// Credential changes (setns or unshare of a user namespace) cleared
+	// the parent-death signal: arm it again.
+	arm_pdeathsig(c, newpid);
+
+	if (c->mode == NSH_INIT) {
+		// The status socket becomes fd 3 of nsh-init, inherited across
+		// the exec; the binary's descriptor must not be in its way.
+		int exe = c->exe_fd;
+		if (exe == 3 && (exe = fcntl(exe, F_DUPFD_CLOEXEC, 10)) < 0)
+			fail(c, NSH_STEP_EXEC, 0, errno);
+		if (c->sock == 3) {
+			if (fcntl(3, F_SETFD, 0) < 0)
+				fail(c, NSH_STEP_EXEC, 0, errno);
+		} else if (dup2(c->sock, 3) < 0) {
+			fail(c, NSH_STEP_EXEC, 0, errno);
+		}
+		char *const argv[] = {"nsh-init", NULL};
+		char *const envp[] = {"_NSH_INIT_FD=3", NULL};
+		syscall(SYS_execveat, exe, "", argv, envp, AT_EMPTY_PATH);
+		fail(c, NSH_STEP_EXEC, 0, errno);
+	}
+	unblock_signals();
+	int err = exec_path(c);
+	fail(c, NSH_STEP_EXEC, 0, err);
+}
+
+static int child_vm(void *arg) {
+	child((const struct nsh_cfg *)arg);
+}
+
+// The parent of a vfork-style child is suspended until the child execs or
+// exits, so it cannot write id maps or follow a relay meanwhile; and a
+// child sharing its address space is not single-threaded in the kernel's
+// eyes, so it cannot join user or time namespaces.
+static int can_vfork(const struct nsh_cfg *c) {
+	return c->mode == NSH_EXEC && c->nsetns == 0 && !((c->clone_flags | c->unshare_flags) & CLONE_NEWUSER) &&
+	       !(c->unshare_flags & CLONE_NEWPID);
+}
+
+#define NSH_STACK (256 * 1024)
+
+int nsh_spawn(const struct nsh_cfg *c, int *pidfd) {
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int fd = -1;
+	long pid;
+	int err = 0;
+	if (can_vfork(c)) {
+		// Share the address space until the exec, as posix_spawn does:
+		// no copy of the Go heap's page tables.
+		char *stack = malloc(NSH_STACK);
+		if (!stack) {
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+			return -ENOMEM;
+		}
+		pid = clone(child_vm, stack + NSH_STACK, c->clone_flags | CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD,
+		            (void *)c, &fd, NULL, NULL);
+		err = errno;
+		free(stack);
+	} else {
+		pid = syscall(SYS_clone, (unsigned long)(c->clone_flags | CLONE_PIDFD | SIGCHLD), 0, &fd, 0, 0);
+		if (pid == 0)
+			child(c);
+		err = errno;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (pid < 0)
+		return -err;
+	*pidfd = fd;
+	return (int)pid;
+}
+
+int nsh_tcsetpgrp(int tty, int pgrp) {
+	sigset_t ttou, old;
+	sigemptyset(&ttou);
+	sigaddset(&ttou, SIGTTOU);
+	pthread_sigmask(SIG_BLOCK, &ttou, &old);
+	int r = tcsetpgrp(tty, pgrp);
+	int err = errno;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return r < 0 ? -err : 0;
+}
+
+// nsh_init_main runs when nsh is executed as the init of a PID namespace:
+// it reaps every orphan (SIGCHLD ignored with SA_NOCLDWAIT) and exits when
+// nsh's end of the status socket closes, which kills the whole namespace.
+__attribute__((constructor)) static void nsh_init_main(void) {
+	const char *s = getenv("_NSH_INIT_FD");
+	if (!s)
+		return;
+	int fd = atoi(s);
+	unsetenv("_NSH_INIT_FD");
+	prctl(PR_SET_NAME, "nsh-init");
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = SIG_IGN;
+	sa.sa_flags = SA_NOCLDWAIT;
+	sigaction(SIGCHLD, &sa, NULL);
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		for (int i = 0; i < 3; i++)
+			dup2(null, i);
+		close(null);
+	}
+	send_msg(fd, NSH_MSG_READY, 0, 0, 0);
+	char b[64];
+	for (;;) {
+		ssize_t n = read(fd, b, sizeof b);
+		if (n == 0 || (n < 0 && errno != EINTR))
+			_exit(0);
+	}
+}

@@ -1,0 +1,605 @@
+// Package spawn starts processes in namespaces. A Go process is
+// multi-threaded, so it cannot join a user or time namespace, unshare a user
+// namespace, or set time offsets before a process enters its time namespace;
+// and SysProcAttr cannot setns, mount or pivot_root in the child. spawn
+// therefore clones the child from C (spawn.c) on a dedicated, locked spawner
+// thread: the child is a single-threaded copy of that thread which runs a
+// short list of raw system calls and execs the target directly, so there is
+// no re-exec and no second Go runtime. The spawner thread joins the
+// thread-joinable namespaces of the context (net, uts, ipc, pid, cgroup,
+// mnt) before cloning, never exits while its children live (the
+// parent-death signal is per thread), and the child joins user and time
+// itself.
+//
+// Failures in the child come back over a CLOEXEC status socket as step and
+// errno; end of file on it means the exec succeeded. In Init mode the child
+// re-executes nsh as "nsh-init" (a C constructor that runs before the Go
+// runtime), PID 1 of a new PID namespace that reaps orphans and exits when
+// nsh closes the socket.
+package spawn
+
+/*
+#include <stdlib.h>
+#include "spawn.h"
+*/
+import "C"
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"nsh.dev/nsh/internal/nserr"
+	"nsh.dev/nsh/internal/nsthread"
+)
+
+// Mode says what the child does once its namespaces are in place.
+type Mode int
+
+const (
+	// Exec runs Argv.
+	Exec Mode = C.NSH_EXEC
+	// Hold keeps the child alive, doing nothing, until Child.Release, so
+	// its namespaces can be opened through /proc/PID/ns.
+	Hold Mode = C.NSH_HOLD
+	// Init makes the child nsh-init, the reaper of a new PID namespace,
+	// alive until Child.Release (or nsh's death).
+	Init Mode = C.NSH_INIT
+)
+
+// IDMap is one line of a uid_map or gid_map: Count ids from Inside in the
+// new user namespace map to Outside in its parent.
+type IDMap struct{ Inside, Outside, Count int }
+
+// Config describes a child.
+type Config struct {
+	Mode Mode
+	Argv []string
+	Env  []string
+	// Joins are the thread-joinable namespaces (every kind but user and
+	// time) the spawner thread is in when it clones.
+	Joins []nsthread.Join
+	// Setns are joined by the child itself (user, then time).
+	Setns []nsthread.Join
+	// New are the CLONE_NEW* kinds created for the child, owned by its
+	// user namespace (a new one among them, or the one it joined).
+	New int
+	// UIDMap and GIDMap are written for a new user namespace; nil maps the
+	// caller's effective uid/gid to root, as unshare --map-root-user.
+	UIDMap, GIDMap []IDMap
+	// TimeOffsets, with CLONE_NEWTIME in New, are written to the new time
+	// namespace before the child execs.
+	TimeOffsets         bool
+	Monotonic, Boottime time.Duration
+	Hostname            *string
+	Domainname          *string
+	// Propagation (MS_PRIVATE, MS_SLAVE, ...) is applied recursively to /
+	// of a new mount namespace; 0 leaves it.
+	Propagation uintptr
+	MountProc   bool
+	Root        string // pivot_root into this directory (needs a new mount namespace)
+	Cwd         string
+	Stdio       [3]*os.File // nil: inherit nsh's
+	Setsid      bool
+	Foreground  bool // make the child's new process group the foreground one of TTY
+	TTY         int
+	Pdeathsig   syscall.Signal
+}
+
+// Child is a started process.
+type Child struct {
+	Pid    int // the process (in nsh's PID namespace)
+	pidfd  int
+	waitOn int // the process nsh reaps: Pid, or the relay that mirrors it
+	sock   *os.File
+	// foreground children stopped by the terminal are resumed at once
+	foreground bool
+}
+
+// Spawner owns the locked OS thread children are cloned from.
+type Spawner struct {
+	reqs chan func()
+	quit chan struct{}
+	in   map[int]string // namespace type -> name of the one the thread is in
+	pid  string         // the thread's own PID namespace
+}
+
+// NewSpawner starts a spawner thread. Close it after every child it started
+// without a parent-death signal can be left alone: its exit sends the
+// parent-death signal to the others.
+func NewSpawner() (*Spawner, error) {
+	s := &Spawner{reqs: make(chan func()), quit: make(chan struct{}), in: map[int]string{}}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// Never unlocked: the thread dies with this goroutine.
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			errc <- nserr.New("unshare", "CLONE_FS", err)
+			return
+		}
+		// Note where the thread is, so joining a namespace it is already
+		// in is skipped (it would need CAP_SYS_ADMIN for nothing).
+		for _, k := range nsthread.Kinds {
+			name := k.Name
+			if k.ForChildren != "" {
+				name = k.ForChildren
+			}
+			if l, err := os.Readlink("/proc/thread-self/ns/" + name); err == nil {
+				s.in[k.Flag] = l
+			}
+		}
+		s.pid = s.in[unix.CLONE_NEWPID]
+		errc <- nil
+		for {
+			select {
+			case f := <-s.reqs:
+				f()
+			case <-s.quit:
+				return
+			}
+		}
+	}()
+	if err := <-errc; err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close ends the spawner thread.
+func (s *Spawner) Close() error {
+	close(s.quit)
+	return nil
+}
+
+// do runs f on the spawner thread.
+func (s *Spawner) do(f func()) {
+	done := make(chan struct{})
+	s.reqs <- func() { f(); close(done) }
+	<-done
+}
+
+func (s *Spawner) join(joins []nsthread.Join) error {
+	for _, j := range joins {
+		if s.in[j.Type] == j.Name {
+			continue
+		}
+		if err := unix.Setns(j.Fd, j.Type); err != nil {
+			delete(s.in, j.Type)
+			return nserr.New("setns", j.Name, err)
+		}
+		s.in[j.Type] = j.Name
+	}
+	return nil
+}
+
+// Start starts a child. On error nothing is left: a child that failed was
+// reaped.
+func (s *Spawner) Start(cfg *Config) (*Child, error) {
+	if cfg.Mode == Exec && len(cfg.Argv) == 0 {
+		return nil, errors.New("empty argv")
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nserr.New("socketpair", "", err)
+	}
+	sock := os.NewFile(uintptr(fds[0]), "spawn-status")
+	defer func() {
+		if fds[1] >= 0 {
+			unix.Close(fds[1])
+		}
+	}()
+
+	c := (*C.struct_nsh_cfg)(C.calloc(1, C.sizeof_struct_nsh_cfg))
+	defer C.free(unsafe.Pointer(c))
+	var frees []unsafe.Pointer
+	defer func() {
+		for _, p := range frees {
+			C.free(p)
+		}
+	}()
+	cstr := func(s string) *C.char {
+		p := C.CString(s)
+		frees = append(frees, unsafe.Pointer(p))
+		return p
+	}
+	cvec := func(v []string) **C.char {
+		arr := (**C.char)(C.calloc(C.size_t(len(v)+1), C.size_t(unsafe.Sizeof((*C.char)(nil)))))
+		frees = append(frees, unsafe.Pointer(arr))
+		sl := unsafe.Slice(arr, len(v)+1)
+		for i, x := range v {
+			sl[i] = cstr(x)
+		}
+		return arr
+	}
+
+	c.mode = C.int(cfg.Mode)
+	c.sock = C.int(fds[1])
+	c.psock = C.int(fds[0])
+	if len(cfg.Setns) > C.NSH_MAX_SETNS {
+		return nil, errors.New("too many namespaces to join")
+	}
+	c.nsetns = C.int(len(cfg.Setns))
+	for i, j := range cfg.Setns {
+		c.setns_fd[i] = C.int(j.Fd)
+		c.setns_type[i] = C.int(j.Type)
+	}
+	// Kinds are created by clone() itself when the child joins nothing
+	// first (they are then owned by the right user namespace); a time
+	// namespace is always unshared in the child, so its offsets can be
+	// written before anything enters it (execve does).
+	// The kernel refuses clone(CLONE_NEWPID or CLONE_NEWUSER) from a
+	// thread whose pid_for_children is not its own PID namespace, so in
+	// a joined PID namespace the child unshares too.
+	foreignPID := false
+	for _, j := range cfg.Joins {
+		if j.Type == unix.CLONE_NEWPID && j.Name != s.pid {
+			foreignPID = true
+		}
+	}
+	if len(cfg.Setns) == 0 && !foreignPID {
+		c.clone_flags = C.int(cfg.New &^ unix.CLONE_NEWTIME)
+		c.unshare_flags = C.int(cfg.New & unix.CLONE_NEWTIME)
+	} else {
+		c.unshare_flags = C.int(cfg.New)
+	}
+	if cfg.TimeOffsets && cfg.New&unix.CLONE_NEWTIME != 0 {
+		c.time_offsets = 1
+		c.mono_sec, c.mono_nsec = C.longlong(cfg.Monotonic/time.Second), C.longlong(cfg.Monotonic%time.Second)
+		c.boot_sec, c.boot_nsec = C.longlong(cfg.Boottime/time.Second), C.longlong(cfg.Boottime%time.Second)
+	}
+	if cfg.Hostname != nil {
+		c.hostname = cstr(*cfg.Hostname)
+	}
+	if cfg.Domainname != nil {
+		c.domainname = cstr(*cfg.Domainname)
+	}
+	c.propagation = C.ulong(cfg.Propagation)
+	if cfg.MountProc {
+		c.mount_proc = 1
+	}
+	if cfg.Root != "" {
+		c.root = cstr(cfg.Root)
+	}
+	if cfg.Cwd != "" {
+		c.cwd = cstr(cfg.Cwd)
+	}
+	for i, f := range cfg.Stdio {
+		c.fd[i] = -1
+		if f != nil {
+			c.fd[i] = C.int(f.Fd())
+		}
+	}
+	if cfg.Setsid {
+		c.setsid = 1
+	}
+	if cfg.Foreground {
+		c.foreground = 1
+		c.tty = C.int(cfg.TTY)
+	}
+	c.pdeathsig = C.int(cfg.Pdeathsig)
+	c.parent_pid = C.int(os.Getpid())
+	c.exe_fd = -1
+	if cfg.Mode == Init {
+		exe, err := unix.Open("/proc/self/exe", unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, nserr.New("open", "/proc/self/exe", err)
+		}
+		defer unix.Close(exe)
+		c.exe_fd = C.int(exe)
+	}
+	if cfg.Mode == Exec {
+		c.argv = cvec(cfg.Argv)
+		c.envp = cvec(cfg.Env)
+		c.path = cstr(pathOf(cfg.Env))
+	}
+
+	var pid, pidfd int
+	var jerr error
+	s.do(func() {
+		if jerr = s.join(cfg.Joins); jerr != nil {
+			return
+		}
+		var fd C.int
+		pid = int(C.nsh_spawn(c, &fd))
+		pidfd = int(fd)
+		for _, f := range cfg.Stdio {
+			runtime.KeepAlive(f)
+		}
+	})
+	if jerr != nil {
+		sock.Close()
+		return nil, jerr
+	}
+	if pid < 0 {
+		sock.Close()
+		return nil, nserr.New("clone", nsthread.FlagNames(cfg.New), syscall.Errno(-pid))
+	}
+	unix.Close(fds[1])
+	fds[1] = -1
+	ch := &Child{Pid: pid, pidfd: pidfd, waitOn: pid, sock: sock, foreground: cfg.Foreground}
+	if err := ch.handshake(cfg); err != nil {
+		ch.abandon()
+		return nil, err
+	}
+	return ch, nil
+}
+
+func pathOf(env []string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if strings.HasPrefix(env[i], "PATH=") {
+			return env[i][5:]
+		}
+	}
+	return ""
+}
+
+type msg struct{ Type, Step, Arg, Err int32 }
+
+func (ch *Child) send(m msg) error {
+	b := make([]byte, 16)
+	binary.NativeEndian.PutUint32(b[0:], uint32(m.Type))
+	_, err := ch.sock.Write(b)
+	return err
+}
+
+// handshake follows the child until it execs (EOF), is ready (hold/init)
+// or reports a failure.
+func (ch *Child) handshake(cfg *Config) error {
+	b := make([]byte, 16)
+	for {
+		n, err := ch.sock.Read(b)
+		if n == 0 || err != nil {
+			if cfg.Mode != Exec {
+				return fmt.Errorf("spawn helper ended without reporting (%v)", err)
+			}
+			ch.sock.Close()
+			ch.sock = nil
+			return nil
+		}
+		m := msg{
+			Type: int32(binary.NativeEndian.Uint32(b[0:])), Step: int32(binary.NativeEndian.Uint32(b[4:])),
+			Arg: int32(binary.NativeEndian.Uint32(b[8:])), Err: int32(binary.NativeEndian.Uint32(b[12:])),
+		}
+		switch m.Type {
+		case C.NSH_MSG_MAPS:
+			if err := WriteIDMaps(ch.Pid, cfg.UIDMap, cfg.GIDMap); err != nil {
+				return err
+			}
+			if err := ch.send(msg{Type: C.NSH_MSG_GO}); err != nil {
+				return nserr.New("write", "spawn status socket", err)
+			}
+		case C.NSH_MSG_FORKED:
+			real, err := childOf(ch.Pid)
+			if err != nil {
+				return err
+			}
+			fd, err := unix.PidfdOpen(real, 0)
+			if err != nil {
+				return nserr.New("pidfd_open", strconv.Itoa(real), err)
+			}
+			unix.Close(ch.pidfd)
+			ch.pidfd, ch.Pid = fd, real
+			if err := ch.send(msg{Type: C.NSH_MSG_GO}); err != nil {
+				return nserr.New("write", "spawn status socket", err)
+			}
+		case C.NSH_MSG_READY:
+			return nil
+		case C.NSH_MSG_ERROR:
+			return stepError(cfg, int(m.Step), int(m.Arg), syscall.Errno(m.Err))
+		default:
+			return fmt.Errorf("spawn helper: unexpected message %q", rune(m.Type))
+		}
+	}
+}
+
+// childOf returns the only child of pid, read from /proc.
+func childOf(pid int) (int, error) {
+	p := fmt.Sprintf("/proc/%d/task/%d/children", pid, pid)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return 0, nserr.New("read", p, unwrap(err))
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 1 {
+		return 0, fmt.Errorf("spawn relay %d has %d children, want 1", pid, len(f))
+	}
+	return strconv.Atoi(f[0])
+}
+
+func unwrap(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// stepError renders a failure reported by the child with what it was
+// doing, e.g. `sethostname "x": EINVAL: invalid argument`.
+func stepError(cfg *Config, step, arg int, errno syscall.Errno) error {
+	switch step {
+	case C.NSH_STEP_PDEATHSIG:
+		return nserr.New("prctl", "PR_SET_PDEATHSIG", errno)
+	case C.NSH_STEP_SETNS:
+		name := "?"
+		if arg < len(cfg.Setns) {
+			name = cfg.Setns[arg].Name
+		}
+		return nserr.New("setns", name, errno)
+	case C.NSH_STEP_UNSHARE_USER:
+		return nserr.New("unshare", "user", errno)
+	case C.NSH_STEP_MAPS:
+		return nserr.New("wait for id maps", "", errno)
+	case C.NSH_STEP_UNSHARE:
+		return nserr.New("unshare", nsthread.FlagNames(arg), errno)
+	case C.NSH_STEP_TIMENS:
+		return nserr.New("write", "/proc/self/timens_offsets", errno)
+	case C.NSH_STEP_FORK:
+		return nserr.New("fork", "first process of the new pid namespace", errno)
+	case C.NSH_STEP_PROPAGATION:
+		return nserr.New("mount", "--make-rprivate /", errno)
+	case C.NSH_STEP_HOSTNAME:
+		return nserr.New("sethostname", strconv.Quote(deref(cfg.Hostname)), errno)
+	case C.NSH_STEP_DOMAINNAME:
+		return nserr.New("setdomainname", strconv.Quote(deref(cfg.Domainname)), errno)
+	case C.NSH_STEP_PROC_PRIVATE:
+		return nserr.New("mount", "--make-rprivate /proc", errno)
+	case C.NSH_STEP_MOUNT_PROC:
+		return nserr.New("mount", "-t proc proc /proc", errno)
+	case C.NSH_STEP_ROOT_BIND:
+		return nserr.New("mount", "--rbind "+strconv.Quote(cfg.Root), errno)
+	case C.NSH_STEP_PIVOT:
+		if arg == 1 {
+			return nserr.New("umount", "old root", errno)
+		}
+		return nserr.Errorf("pivot_root", strconv.Quote(cfg.Root), errno, "the new root must be a directory on a private mount")
+	case C.NSH_STEP_CHDIR:
+		if arg == 1 {
+			return nserr.New("chdir", strconv.Quote(cfg.Cwd), errno)
+		}
+		return nserr.New("chdir", strconv.Quote(cfg.Root), errno)
+	case C.NSH_STEP_STDIO:
+		return nserr.New("dup2", "fd "+strconv.Itoa(arg), errno)
+	case C.NSH_STEP_SETSID:
+		return nserr.New("setsid", "", errno)
+	case C.NSH_STEP_FOREGROUND:
+		return nserr.New("tcsetpgrp", "", errno)
+	case C.NSH_STEP_EXEC:
+		if cfg.Mode == Init {
+			return nserr.New("exec", "nsh-init", errno)
+		}
+		if errno == unix.ENOENT {
+			return fmt.Errorf("command not found: %q", cfg.Argv[0])
+		}
+		return nserr.New("exec", strconv.Quote(cfg.Argv[0]), errno)
+	}
+	return nserr.New(fmt.Sprintf("spawn step %d", step), "", errno)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// abandon kills and reaps a child whose start failed.
+func (ch *Child) abandon() {
+	ch.Kill(unix.SIGKILL)
+	ch.Release()
+	ch.Wait()
+	ch.Close()
+}
+
+// Kill sends sig to the child. A child already reaped gives ESRCH.
+func (ch *Child) Kill(sig syscall.Signal) error {
+	return unix.PidfdSendSignal(ch.pidfd, sig, nil, 0)
+}
+
+// Release closes nsh's end of the status socket: a Hold child exits, an
+// Init child exits and takes its PID namespace with it.
+func (ch *Child) Release() {
+	if ch.sock != nil {
+		ch.sock.Close()
+		ch.sock = nil
+	}
+}
+
+// Wait reaps the child (or its relay) and returns its wait status.
+func (ch *Child) Wait() (unix.WaitStatus, error) {
+	var ws unix.WaitStatus
+	opts := 0
+	if ch.foreground {
+		opts = unix.WUNTRACED
+	}
+	for {
+		_, err := unix.Wait4(ch.waitOn, &ws, opts, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return ws, nserr.New("wait4", strconv.Itoa(ch.waitOn), err)
+		}
+		if ws.Stopped() {
+			// nsh does no job control: a foreground child stopped by
+			// Ctrl-Z would hold the terminal with nobody to resume it.
+			ch.Kill(unix.SIGCONT)
+			continue
+		}
+		return ws, nil
+	}
+}
+
+// Close releases the pidfd. Call it after Wait.
+func (ch *Child) Close() {
+	ch.Release()
+	if ch.pidfd >= 0 {
+		unix.Close(ch.pidfd)
+		ch.pidfd = -1
+	}
+}
+
+// WriteIDMaps writes the uid and gid maps of a new user namespace whose
+// process is pid; nil maps map the caller's effective ids to root. An
+// unprivileged caller must deny setgroups first, as the kernel requires.
+func WriteIDMaps(pid int, uid, gid []IDMap) error {
+	if uid == nil {
+		uid = []IDMap{{0, os.Geteuid(), 1}}
+	}
+	if gid == nil {
+		gid = []IDMap{{0, os.Getegid(), 1}}
+	}
+	if os.Geteuid() != 0 {
+		if err := writeProc(pid, "setgroups", "deny"); err != nil {
+			return err
+		}
+	}
+	if err := writeProc(pid, "uid_map", formatMap(uid)); err != nil {
+		return err
+	}
+	return writeProc(pid, "gid_map", formatMap(gid))
+}
+
+func formatMap(m []IDMap) string {
+	var b strings.Builder
+	for _, l := range m {
+		fmt.Fprintf(&b, "%d %d %d\n", l.Inside, l.Outside, l.Count)
+	}
+	return b.String()
+}
+
+func writeProc(pid int, file, data string) error {
+	p := fmt.Sprintf("/proc/%d/%s", pid, file)
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		return nserr.New("open", p, unwrap(err))
+	}
+	defer f.Close()
+	w := bufio.NewWriter(f)
+	w.WriteString(data)
+	if err := w.Flush(); err != nil {
+		return nserr.New("write", fmt.Sprintf("%q to %s", strings.TrimSpace(data), p), unwrap(err))
+	}
+	return nil
+}
+
+// Foreground gives the terminal tty to process group pgrp, even when nsh is
+// in the background (SIGTTOU is blocked for the call).
+func (s *Spawner) Foreground(tty, pgrp int) error {
+	var r C.int
+	s.do(func() { r = C.nsh_tcsetpgrp(C.int(tty), C.int(pgrp)) })
+	if r < 0 {
+		return nserr.New("tcsetpgrp", strconv.Itoa(pgrp), syscall.Errno(-r))
+	}
+	return nil
+}

@@ -1,0 +1,90 @@
+// The C half of nsh's spawn helper: the code that runs in a new child
+// between clone() and execve(), where the process is single-threaded and may
+// join user and time namespaces, unshare, mount and pivot_root. See spawn.go.
+#ifndef NSH_SPAWN_H
+#define NSH_SPAWN_H
+
+#define NSH_MAX_SETNS 8
+
+// Modes of the child.
+enum { NSH_EXEC = 0, NSH_HOLD = 1, NSH_INIT = 2 };
+
+// Steps of the child, reported with the errno when one fails.
+enum {
+	NSH_STEP_CLONE = 1,
+	NSH_STEP_PDEATHSIG,
+	NSH_STEP_SETNS,
+	NSH_STEP_UNSHARE_USER,
+	NSH_STEP_MAPS,
+	NSH_STEP_UNSHARE,
+	NSH_STEP_TIMENS,
+	NSH_STEP_FORK,
+	NSH_STEP_PROPAGATION,
+	NSH_STEP_HOSTNAME,
+	NSH_STEP_DOMAINNAME,
+	NSH_STEP_PROC_PRIVATE,
+	NSH_STEP_MOUNT_PROC,
+	NSH_STEP_ROOT_BIND,
+	NSH_STEP_PIVOT,
+	NSH_STEP_CHDIR,
+	NSH_STEP_STDIO,
+	NSH_STEP_SETSID,
+	NSH_STEP_FOREGROUND,
+	NSH_STEP_EXEC,
+};
+
+// Messages on the status socket: child -> parent.
+enum {
+	NSH_MSG_ERROR = 'E', // step failed: step, arg (index), err (errno)
+	NSH_MSG_MAPS = 'M',  // a new user namespace waits for its id maps
+	NSH_MSG_READY = 'R', // hold/init mode: namespaces are in place
+	NSH_MSG_FORKED = 'F', // a middle process forked the real child (arg = its pid)
+	NSH_MSG_GO = 'G',     // parent -> child: maps written, go on
+};
+
+struct nsh_msg {
+	int type;
+	int step;
+	int arg;
+	int err;
+};
+
+struct nsh_cfg {
+	int mode;
+	int sock;             // child's end of the status socket (CLOEXEC)
+	int psock;            // parent's end, closed in the child
+	int clone_flags;      // CLONE_NEW* created by clone() itself
+	int unshare_flags;    // CLONE_NEW* created by unshare() in the child
+	int nsetns;
+	int setns_fd[NSH_MAX_SETNS];
+	int setns_type[NSH_MAX_SETNS];
+	int time_offsets;     // write /proc/self/timens_offsets after unshare(CLONE_NEWTIME)
+	long long mono_sec, mono_nsec, boot_sec, boot_nsec;
+	const char *hostname;   // NULL: unchanged
+	const char *domainname; // NULL: unchanged
+	unsigned long propagation; // MS_PRIVATE etc. for / in a new mount namespace; 0: unchanged
+	int mount_proc;
+	const char *root;     // pivot_root into this directory; NULL: none
+	const char *cwd;      // NULL: unchanged (or / after root)
+	int fd[3];            // stdin, stdout, stderr; -1: inherit
+	int setsid;
+	int foreground;       // new process group, made the foreground one of tty
+	int tty;
+	int pdeathsig;
+	int parent_pid;
+	const char *path;     // PATH used to find argv[0] if it has no '/'
+	char *const *argv;
+	char *const *envp;
+	int exe_fd;           // init mode: O_PATH descriptor of nsh's own binary
+};
+
+// nsh_spawn starts a child as described by cfg. It returns its pid, or
+// -errno; *pidfd receives a pidfd for it.
+int nsh_spawn(const struct nsh_cfg *cfg, int *pidfd);
+
+// nsh_tcsetpgrp makes pgrp the foreground process group of tty with SIGTTOU
+// blocked on the calling thread, so a background nsh may take the terminal
+// back. Returns 0 or -errno.
+int nsh_tcsetpgrp(int tty, int pgrp);
+
+#endif

@@ -1,0 +1,170 @@
+package spawn
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"nsh.dev/nsh/internal/nsthread"
+)
+
+func needRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+}
+
+func run(t *testing.T, s *Spawner, cfg *Config) (string, int, error) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Stdio[1] = w
+	if cfg.Env == nil {
+		cfg.Env = os.Environ()
+	}
+	ch, err := s.Start(cfg)
+	w.Close()
+	if err != nil {
+		r.Close()
+		return "", 0, err
+	}
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		n, err := r.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	r.Close()
+	ws, err := ch.Wait()
+	ch.Close()
+	return b.String(), ws.ExitStatus(), err
+}
+
+func TestExec(t *testing.T) {
+	s, err := NewSpawner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	out, code, err := run(t, s, &Config{Argv: []string{"sh", "-c", "echo hi; exit 3"}})
+	if err != nil || out != "hi\n" || code != 3 {
+		t.Fatalf("got %q %d %v", out, code, err)
+	}
+	_, _, err = run(t, s, &Config{Argv: []string{"pr-no-such-command"}})
+	if err == nil || !strings.Contains(err.Error(), `command not found: "pr-no-such-command"`) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestNamespaces(t *testing.T) {
+	needRoot(t)
+	s, err := NewSpawner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	h := "pr-box"
+	out, _, err := run(t, s, &Config{Argv: []string{"hostname"}, New: unix.CLONE_NEWUTS, Hostname: &h, Pdeathsig: unix.SIGKILL})
+	if err != nil || out != "pr-box\n" {
+		t.Fatalf("got %q %v", out, err)
+	}
+	bad := strings.Repeat("x", 70)
+	_, _, err = run(t, s, &Config{Argv: []string{"hostname"}, New: unix.CLONE_NEWUTS, Hostname: &bad})
+	if err == nil || !strings.Contains(err.Error(), "sethostname") || !strings.Contains(err.Error(), "EINVAL") {
+		t.Fatalf("got %v", err)
+	}
+	out, _, err = run(t, s, &Config{Argv: []string{"sh", "-c", "echo $$; ps -e | wc -l"}, New: unix.CLONE_NEWPID | unix.CLONE_NEWNS,
+		Propagation: unix.MS_PRIVATE, MountProc: true})
+	if err != nil || !strings.HasPrefix(out, "1\n") {
+		t.Fatalf("got %q %v", out, err)
+	}
+	out, _, err = run(t, s, &Config{Argv: []string{"cat", "/proc/uptime"}, New: unix.CLONE_NEWTIME, TimeOffsets: true, Boottime: 1000 * time.Hour})
+	if err != nil || len(out) < 8 {
+		t.Fatalf("got %q %v", out, err)
+	}
+	t.Logf("uptime in time ns: %s", out)
+	out, _, err = run(t, s, &Config{Argv: []string{"id", "-u"}, New: unix.CLONE_NEWUSER | unix.CLONE_NEWUTS})
+	if err != nil || out != "0\n" {
+		t.Fatalf("got %q %v", out, err)
+	}
+}
+
+func TestHoldAndInit(t *testing.T) {
+	s, err := NewSpawner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ch, err := s.Start(&Config{Mode: Hold, New: unix.CLONE_NEWUSER})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("/proc/" + itoa(ch.Pid) + "/uid_map")
+	if err != nil || !strings.HasPrefix(strings.TrimSpace(string(b)), "0") {
+		t.Fatalf("uid_map %q %v", b, err)
+	}
+	ch.Release()
+	ch.Wait()
+	ch.Close()
+	ch, err = s.Start(&Config{Mode: Init, New: unix.CLONE_NEWUSER | unix.CLONE_NEWPID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	comm, _ := os.ReadFile("/proc/" + itoa(ch.Pid) + "/comm")
+	if string(comm) != "nsh-init\n" {
+		t.Fatalf("comm %q", comm)
+	}
+	ch.Release()
+	ws, err := ch.Wait()
+	ch.Close()
+	if err != nil || ws.ExitStatus() != 0 {
+		t.Fatalf("init: %v %v", ws, err)
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+// A child that joins a user namespace and then needs a new PID namespace is
+// forked by a relay; nsh still sees the real child's pid and exit code.
+func TestRelay(t *testing.T) {
+	s, err := NewSpawner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	holder, err := s.Start(&Config{Mode: Hold, New: unix.CLONE_NEWUSER})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open("/proc/" + itoa(holder.Pid) + "/ns/user")
+	holder.Release()
+	holder.Wait()
+	holder.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	user := []nsthread.Join{{Fd: int(f.Fd()), Type: unix.CLONE_NEWUSER, Name: "user"}}
+	out, code, err := run(t, s, &Config{Argv: []string{"sh", "-c", "echo $$; exit 5"}, Setns: user, New: unix.CLONE_NEWPID, Pdeathsig: unix.SIGKILL})
+	if err != nil || out != "1\n" || code != 5 {
+		t.Fatalf("got %q %d %v", out, code, err)
+	}
+	_, _, err = run(t, s, &Config{Argv: []string{"true"}, Setns: user, New: unix.CLONE_NEWUTS, Hostname: new(string)})
+	if err != nil {
+		t.Fatalf("empty hostname in a joined user namespace: %v", err)
+	}
+	bad := strings.Repeat("y", 80)
+	_, _, err = run(t, s, &Config{Argv: []string{"true"}, Setns: user, New: unix.CLONE_NEWPID | unix.CLONE_NEWUTS, Hostname: &bad})
+	if err == nil || !strings.Contains(err.Error(), `sethostname "yyy`) {
+		t.Fatalf("got %v", err)
+	}
+}
