@@ -24,7 +24,7 @@ func TestHopThreadsAreDiscarded(t *testing.T) {
 	}
 	host := netInode(t, "/proc/self/ns/net")
 	var inside uint64
-	for i := 0; i < 50; i++ {
+	for i := 0; i < 20; i++ {
 		err := Unshare(nil, unix.CLONE_NEWNET, func() error {
 			inside = netInode(t, "/proc/thread-self/ns/net")
 			return nil
