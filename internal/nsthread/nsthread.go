@@ -29,22 +29,27 @@ type Join struct {
 // requires of a multi-threaded process.
 func Do(joins []Join, fn func() error) error {
 	errc := make(chan error, 1)
+	Go(func() { errc <- run(joins, fn) })
+	return <-errc
+}
+
+// Go runs fn on a new goroutine locked to an OS thread that is not the
+// process's main thread, and never unlocks it: when fn returns, the thread
+// is destroyed, whatever fn did to its namespaces. The main thread is
+// avoided because the runtime cannot end it: a locked goroutine exiting
+// there leaves it parked in whatever namespaces fn chose, and /proc/self
+// (which follows the main thread) would then describe those.
+func Go(fn func()) {
 	go func() {
 		runtime.LockOSThread()
 		if unix.Gettid() == unix.Getpid() {
-			// The main thread: the runtime cannot end it, so a locked
-			// goroutine that exits there leaves it parked in whatever
-			// namespaces fn chose, and /proc/self (which follows the
-			// main thread) would then describe those. Hand it back
-			// untouched and go again on another thread.
+			// Hand the main thread back untouched and go again.
 			runtime.UnlockOSThread()
-			errc <- Do(joins, fn)
+			Go(fn)
 			return
 		}
-		// No UnlockOSThread: the thread dies with this goroutine.
-		errc <- run(joins, fn)
+		fn()
 	}()
-	return <-errc
 }
 
 func run(joins []Join, fn func() error) (err error) {

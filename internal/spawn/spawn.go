@@ -120,9 +120,8 @@ type Spawner struct {
 func NewSpawner() (*Spawner, error) {
 	s := &Spawner{reqs: make(chan func()), quit: make(chan struct{}), in: map[int]string{}}
 	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// Never unlocked: the thread dies with this goroutine.
+	// A thread of its own, never the main one, destroyed when it ends.
+	nsthread.Go(func() {
 		if err := unix.Unshare(unix.CLONE_FS); err != nil {
 			errc <- nserr.New("unshare", "CLONE_FS", err)
 			return
@@ -148,7 +147,7 @@ func NewSpawner() (*Spawner, error) {
 				return
 			}
 		}
-	}()
+	})
 	if err := <-errc; err != nil {
 		return nil, err
 	}
