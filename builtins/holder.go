@@ -70,15 +70,15 @@ func (o *unshareOpts) processOnly() bool {
 //     which reaps orphans there and lives until the end of the run (or
 //     nsh's death). Processes started later in that namespace get pids 2, 3...
 func (st *state) unshareViaProcess(th *starlark.Thread, cur nsctx.Context, flags int, o *unshareOpts) ([]*nsctx.NS, error) {
-	sp, err := st.spawner()
-	if err != nil {
-		return nil, err
-	}
 	cfg := &spawn.Config{Mode: spawn.Hold, New: flags, UIDMap: o.uidmap, GIDMap: o.gidmap, Pdeathsig: unix.SIGKILL}
 	if flags&unix.CLONE_NEWPID != 0 {
 		cfg.Mode = spawn.Init
 	}
 	cfg.Joins, cfg.Setns = st.spawnJoins(cur)
+	sp, err := st.spawner(cfg.Joins)
+	if err != nil {
+		return nil, err
+	}
 	if o.timeOffsets {
 		cfg.TimeOffsets, cfg.Monotonic, cfg.Boottime = true, o.monotonic, o.boottime
 	}

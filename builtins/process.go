@@ -111,22 +111,41 @@ Signalling a process that has exited does nothing.`},
 	},
 }
 
-// spawner returns the run's spawner thread, started on first use. It is
-// registered before any process it starts, so the end of the run kills and
-// reaps those first and only then ends the thread.
-func (st *state) spawner() (*spawn.Spawner, error) {
-	type result struct {
-		sp  *spawn.Spawner
-		err error
+// spawner returns the spawner thread for a set of joins (one per distinct
+// set of net/uts/ipc/pid/cgroup/mnt namespaces), started on first use and
+// kept until the end of the run. A thread never leaves the namespaces it
+// joined: going back to an ancestor PID namespace is refused by the kernel,
+// and rootless nsh may not re-enter the namespaces it started in (they
+// belong to the initial user namespace). Each spawner is registered before
+// any process it starts, so the end of the run kills and reaps those first
+// and only then ends the thread (whose exit is their parent-death signal).
+func (st *state) spawner(joins []nsthread.Join) (*spawn.Spawner, error) {
+	sps := st.reg.Shared("nsh.builtins.spawners", func() any {
+		return &spawners{m: map[string]*spawn.Spawner{}}
+	}).(*spawners)
+	var key strings.Builder
+	for _, j := range joins {
+		key.WriteString(j.Name)
+		key.WriteByte(' ')
 	}
-	r := st.reg.Shared("nsh.builtins.spawner", func() any {
-		sp, err := spawn.NewSpawner()
-		if err == nil {
-			st.reg.Add("spawner thread", sp.Close)
-		}
-		return result{sp, err}
-	}).(result)
-	return r.sp, r.err
+	sps.mu.Lock()
+	defer sps.mu.Unlock()
+	if sp, ok := sps.m[key.String()]; ok {
+		return sp, nil
+	}
+	sp, err := spawn.NewSpawner()
+	if err != nil {
+		return nil, err
+	}
+	st.reg.Add("spawner thread", sp.Close)
+	sps.m[key.String()] = sp
+	return sp, nil
+}
+
+// spawners are the run's spawner threads by the namespaces they joined.
+type spawners struct {
+	mu sync.Mutex
+	m  map[string]*spawn.Spawner
 }
 
 // spawnJoins splits a context into the namespaces the spawner thread joins
@@ -593,14 +612,14 @@ type Process struct {
 // start opens the stdio files, starts the process and, for wait=True,
 // waits for it. Files nsh opened for the child are closed once it runs.
 func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error) {
-	sp, err := st.spawner()
-	if err != nil {
-		return nil, err
-	}
 	cfg := &p.cfg
 	cfg.Mode = spawn.Exec
 	cfg.Argv, cfg.Env = p.argv, p.env
 	cfg.Joins, cfg.Setns = st.spawnJoins(p.ctx)
+	sp, err := st.spawner(cfg.Joins)
+	if err != nil {
+		return nil, err
+	}
 	// The spawner thread has a working directory of its own (it unshared
 	// CLONE_FS, and joining a mount namespace moves it to that root): in
 	// nsh's own mount namespace, start in nsh's directory.
