@@ -34,6 +34,13 @@ func Take() (Snapshot, error) {
 			s.Netns = append(s.Netns, e.Name())
 		}
 	}
+	// The test's goroutine runs on some thread of the scheduler's pool; if
+	// that thread is not in the process's network namespace, a namespace
+	// change escaped into the pool: the bug nsh's thread discipline exists
+	// to prevent.
+	if self, thread := nsLink("/proc/self/ns/net"), nsLink("/proc/thread-self/ns/net"); self != thread {
+		return s, fmt.Errorf("a pool thread is in %s, not the process's %s: a namespace change leaked into the Go scheduler's threads", thread, self)
+	}
 	links, err := netlink.LinkList()
 	// A dump interrupted by links changing meanwhile (other tests on the
 	// host) is retried: it says nothing about this test.
@@ -55,6 +62,14 @@ func Take() (Snapshot, error) {
 	sort.Strings(s.Links)
 	sort.Strings(s.Mounts)
 	return s, nil
+}
+
+func nsLink(path string) string {
+	l, err := os.Readlink(path)
+	if err != nil {
+		return path + ": " + err.Error()
+	}
+	return l
 }
 
 func mounts() ([]string, error) {
