@@ -137,6 +137,11 @@ func (in *Interp) Index() string {
 	var b strings.Builder
 	b.WriteString("Builtins (help(NAME) for details):\n")
 	for _, f := range in.table.Funcs {
+		if len(f.Sig) > 44 {
+			// A long signature gets a line of its own.
+			fmt.Fprintf(&b, "  %s\n  %-44s %s\n", f.Sig, "", doc.Summary(f.Doc))
+			continue
+		}
 		fmt.Fprintf(&b, "  %-44s %s\n", f.Sig, doc.Summary(f.Doc))
 	}
 	if len(in.table.Types) > 0 {

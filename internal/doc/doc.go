@@ -165,11 +165,11 @@ func FormatType(ty Type) string {
 	return b.String()
 }
 
-// Summary returns the first line of a doc text.
+// Summary returns the first sentence of a doc text, on one line.
 func Summary(text string) string {
-	text = strings.TrimSpace(text)
-	if i := strings.IndexByte(text, '\n'); i >= 0 {
-		return text[:i]
+	text = strings.Join(strings.Fields(text), " ")
+	if i := strings.Index(text+" ", ". "); i >= 0 {
+		return text[:i+1]
 	}
 	return text
 }
