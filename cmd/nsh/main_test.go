@@ -190,17 +190,16 @@ func (s *screen) typeIn(text string) {
 	s.ptmx.Write([]byte(text))
 }
 
-// TestREPL types into the REPL over a real pseudo-terminal.
-func TestREPL(t *testing.T) {
-	if os.Geteuid() == 0 {
-		leakcheck.Check(t)
-	}
+// startOnPTY starts nsh with args on a new pseudo-terminal, as the session
+// leader with it as controlling terminal, and returns the command and the
+// screen its output accumulates on.
+func startOnPTY(t *testing.T, env []string, args ...string) (*exec.Cmd, *screen) {
+	t.Helper()
 	ptmx, tty := openPTY(t)
-	defer ptmx.Close()
-	state := t.TempDir()
-	cmd := exec.Command(nshBin)
+	t.Cleanup(func() { ptmx.Close() })
+	cmd := exec.Command(nshBin, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
-	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+state, "TERM=xterm")
+	cmd.Env = append(append(os.Environ(), "TERM=xterm"), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -221,6 +220,16 @@ func TestREPL(t *testing.T) {
 			}
 		}
 	}()
+	return cmd, s
+}
+
+// TestREPL types into the REPL over a real pseudo-terminal.
+func TestREPL(t *testing.T) {
+	if os.Geteuid() == 0 {
+		leakcheck.Check(t)
+	}
+	state := t.TempDir()
+	cmd, s := startOnPTY(t, []string{"XDG_STATE_HOME=" + state})
 	s.waitFor(t, "nsh> ")
 	s.typeIn("x = 40 + 2\r")
 	s.waitFor(t, "nsh> ")
@@ -291,33 +300,9 @@ func TestREPL(t *testing.T) {
 
 // nsh -i runs the script, then the REPL sees its globals.
 func TestInteractiveAfterScript(t *testing.T) {
-	ptmx, tty := openPTY(t)
-	defer ptmx.Close()
 	script := filepath.Join(t.TempDir(), "s.star")
 	os.WriteFile(script, []byte("built = 'still here'\n"), 0o644)
-	cmd := exec.Command(nshBin, "-i", script)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
-	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+t.TempDir())
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	tty.Close()
-	s := &screen{ch: make(chan []byte, 100), ptmx: ptmx}
-	go func() {
-		for {
-			b := make([]byte, 4096)
-			n, err := ptmx.Read(b)
-			if n > 0 {
-				s.ch <- b[:n]
-			}
-			if err != nil {
-				close(s.ch)
-				return
-			}
-		}
-	}()
+	cmd, s := startOnPTY(t, []string{"XDG_STATE_HOME=" + t.TempDir()}, "-i", script)
 	s.waitFor(t, "nsh> ")
 	s.typeIn("built\r")
 	s.waitFor(t, "still here")

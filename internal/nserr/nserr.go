@@ -6,10 +6,10 @@ package nserr
 import (
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"nsh.dev/nsh/internal/rootless"
 )
 
 // Error is a failed operation on a kernel object.
@@ -45,7 +45,7 @@ func New(op, obj string, err error) error {
 	var errno unix.Errno
 	hint := ""
 	if errors.As(err, &errno) {
-		if (errno == unix.EPERM || errno == unix.EACCES) && inUserNS() {
+		if (errno == unix.EPERM || errno == unix.EACCES) && rootless.Active() {
 			return &Error{Op: op, Obj: obj, Err: err, Hint: rootlessHint}
 		}
 		hint = hints[key{op, errno}]
@@ -100,14 +100,3 @@ var hints = map[key]string{
 }
 
 const rootlessHint = "nsh runs rootless, inside a user namespace: this touches an object the host owns (its network, /run/netns, its mounts) and needs real root"
-
-// inUserNS reports whether this process is in a user namespace other than
-// the initial one.
-func inUserNS() bool {
-	b, err := os.ReadFile("/proc/self/uid_map")
-	if err != nil {
-		return false
-	}
-	f := strings.Fields(string(b))
-	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
-}
