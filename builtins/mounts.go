@@ -1074,11 +1074,9 @@ func mountsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 	if err != nil {
 		return nil, err
 	}
-	ctx := st.current()
-	if target != starlark.None {
-		if ctx, _, err = resolveTarget(st, target); err != nil {
-			return nil, err
-		}
+	ctx, err := st.contextOf(target)
+	if err != nil {
+		return nil, err
 	}
 	mnt := ctx.Get("mnt")
 	proc, err := openProc()

@@ -169,6 +169,16 @@ func resolveTarget(st *state, v starlark.Value) (nsctx.Context, int, error) {
 	return cur, 0, fmt.Errorf("cannot use %s as a namespace target (want namespaces, namespace, process, pid, path or netns name)", v.Type())
 }
 
+// contextOf resolves an optional ns= argument: None is the current
+// context, anything else a target as for setns().
+func (st *state) contextOf(target starlark.Value) (nsctx.Context, error) {
+	if target == nil || target == starlark.None {
+		return st.current(), nil
+	}
+	ctx, _, err := resolveTarget(st, target)
+	return ctx, err
+}
+
 func namespacesBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var target starlark.Value = starlark.None
 	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "target?", &target); err != nil {

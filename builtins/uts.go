@@ -34,11 +34,9 @@ func utsBuiltin(host bool) func(*starlark.Thread, *starlark.Builtin, starlark.Tu
 		if err != nil {
 			return nil, err
 		}
-		ctx := st.current()
-		if target != starlark.None {
-			if ctx, _, err = resolveTarget(st, target); err != nil {
-				return nil, err
-			}
+		ctx, err := st.contextOf(target)
+		if err != nil {
+			return nil, err
 		}
 		uts := ctx.Get("uts")
 		var out string
