@@ -7,6 +7,7 @@ package startest
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -23,9 +24,9 @@ import (
 )
 
 // RunDir runs every *.star file in dir as a subtest with the given builtins.
-// A script whose first line is "# skip-unless: CMD" is skipped (saying so)
-// when the shell command CMD fails; "# rootless: no" marks scripts that need
-// the host's namespaces and are skipped when not running as root.
+// In a script's first lines, "# needs: CMD..." skips it (saying so) when a
+// command is not installed, and "# rootless: no" marks scripts that need
+// the host's namespaces, skipped when the run is rootless.
 func RunDir(t *testing.T, dir string, table doc.Table) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.star"))
 	if err != nil {
@@ -51,6 +52,15 @@ func RunFile(t *testing.T, path string, table doc.Table) {
 	}
 	if strings.Contains(firstLines(string(src)), "# rootless: no") && (os.Geteuid() != 0 || rootless.Active()) {
 		t.Skip("needs real root (the host's namespaces); this run is rootless")
+	}
+	for _, line := range strings.Split(firstLines(string(src)), "\n") {
+		if cmds, ok := strings.CutPrefix(line, "# needs:"); ok {
+			for _, c := range strings.Fields(cmds) {
+				if _, err := exec.LookPath(c); err != nil {
+					t.Skipf("%s is not installed", c)
+				}
+			}
+		}
 	}
 	leakcheck.Check(t)
 	in := interp.New(interp.Config{
