@@ -16,7 +16,7 @@ import (
 type unshareOpts struct {
 	propagation         string
 	lo                  bool // bring up the loopback of a new network namespace
-	uidmap, gidmap      []spawn.IDMap
+	uidmap, gidmap      []IDMap
 	monotonic, boottime time.Duration
 	timeOffsets         bool
 }
@@ -74,7 +74,7 @@ func (st *state) unshareViaProcess(th *starlark.Thread, cur nsctx.Context, flags
 	if err != nil {
 		return nil, err
 	}
-	cfg := &spawn.Config{Mode: spawn.Hold, New: flags, UIDMap: o.uidmap, GIDMap: o.gidmap, Pdeathsig: unix.SIGKILL}
+	cfg := &spawn.Config{Mode: spawn.Hold, New: flags, WriteMaps: mapWriter(o.uidmap, o.gidmap), Pdeathsig: unix.SIGKILL}
 	if flags&unix.CLONE_NEWPID != 0 {
 		cfg.Mode = spawn.Init
 	}

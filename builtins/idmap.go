@@ -2,7 +2,6 @@ package builtins
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -12,8 +11,12 @@ import (
 	"go.starlark.net/starlarkstruct"
 	"go.starlark.net/syntax"
 
+	"golang.org/x/sys/unix"
+
 	"nsh.dev/nsh/internal/doc"
 	"nsh.dev/nsh/internal/nserr"
+	"nsh.dev/nsh/internal/rootless"
+	"nsh.dev/nsh/internal/spawn"
 )
 
 func idmapTable() doc.Table {
@@ -285,7 +288,13 @@ func ownRanges(kind string) ([][2]uint64, error) {
 }
 
 // writeIDMaps writes the maps of process pid's user namespace after
-// checking the kernel's rules; setgroups is "", "deny" or "allow".
+// checking the kernel's rules; setgroups is "", "deny" or "allow". A
+// writer with CAP_SETUID/CAP_SETGID (root, or rootless nsh in its own user
+// namespace) writes any ids that exist in nsh's user namespace itself
+// (spawn.WriteIDMaps, the one place maps are written). One without may
+// write only its own id in one line, gid_map only after "deny" to
+// setgroups; other ranges go through newuidmap/newgidmap and the caller's
+// /etc/subuid and /etc/subgid ranges.
 func writeIDMaps(pid int, uids, gids []IDMap, setgroups string) error {
 	base := fmt.Sprintf("/proc/%d/", pid)
 	for _, w := range []struct {
@@ -310,42 +319,80 @@ func writeIDMaps(pid int, uids, gids []IDMap, setgroups string) error {
 			return fmt.Errorf("the %s_map of process %d is already written (%s); the kernel allows one write", w.kind, pid, cur[0])
 		}
 	}
-	if gids != nil && setgroups == "" && !privileged() {
+	capUID, capGID := spawn.Capable(unix.CAP_SETUID), spawn.Capable(unix.CAP_SETGID)
+	if (uids != nil && !capUID && !ownIDOnly(uids, os.Geteuid())) || (gids != nil && !capGID && !ownIDOnly(gids, os.Getegid())) {
+		return writeWithHelpers(pid, uids, gids, setgroups)
+	}
+	if gids != nil && !capGID {
+		if setgroups == "allow" {
+			return fmt.Errorf(`setgroups="allow" cannot go with a gid_map written without CAP_SETGID: the kernel wants "deny" in /proc/%d/setgroups first (leave setgroups unset and nsh writes it)`, pid)
+		}
 		setgroups = "deny"
 	}
-	if setgroups != "" {
-		if err := os.WriteFile(base+"setgroups", []byte(setgroups), 0); err != nil {
-			return nserr.New("write", base+"setgroups", unwrap(err))
-		}
-	}
-	for _, w := range []struct {
-		kind string
-		maps []IDMap
-	}{{"uid", uids}, {"gid", gids}} {
-		if w.maps == nil {
-			continue
-		}
-		var b strings.Builder
-		for _, m := range w.maps {
-			b.WriteString(m.line())
-		}
-		path := base + w.kind + "_map"
-		if err := os.WriteFile(path, []byte(b.String()), 0); err != nil {
-			err = unwrap(err)
-			if errors.Is(err, os.ErrPermission) && w.kind == "gid" && setgroups != "deny" {
-				return nserr.Errorf("write", path, err, `an unprivileged writer must deny setgroups first: pass setgroups="deny"`)
-			}
-			return nserr.New("write", fmt.Sprintf("%s %q", path, strings.TrimSpace(b.String())), err)
-		}
-	}
-	return nil
+	return spawn.WriteIDMaps(pid, toSpawn(uids), toSpawn(gids), setgroups)
 }
 
-// privileged reports whether nsh is root in the initial user namespace,
-// which may write any map without denying setgroups.
-func privileged() bool {
-	own, err := readMap("uid", "/proc/self/uid_map")
-	return err == nil && os.Geteuid() == 0 && len(own) == 1 && own[0].Inside == 0 && own[0].Outside == 0 && own[0].Count == maxID
+// ownIDOnly reports whether maps is the one line an unprivileged writer
+// may write itself: its own id, once.
+func ownIDOnly(maps []IDMap, id int) bool {
+	return len(maps) == 1 && maps[0].Count == 1 && int(maps[0].Outside) == id
+}
+
+func toSpawn(maps []IDMap) []spawn.IDMap {
+	if maps == nil {
+		return nil
+	}
+	out := make([]spawn.IDMap, len(maps))
+	for i, m := range maps {
+		out[i] = spawn.IDMap{Inside: int(m.Inside), Outside: int(m.Outside), Count: int(m.Count)}
+	}
+	return out
+}
+
+// writeWithHelpers writes maps beyond the caller's own id through
+// newuidmap/newgidmap, after checking that each outside range is the
+// caller's own id or inside its subordinate range.
+func writeWithHelpers(pid int, uids, gids []IDMap, setgroups string) error {
+	sub := rootless.Subordinate()
+	if sub == nil {
+		m, who := uids, os.Geteuid()
+		if uids == nil || ownIDOnly(uids, os.Geteuid()) {
+			m, who = gids, os.Getegid()
+		}
+		return fmt.Errorf("%s maps ids other than nsh's own %s %d, which needs CAP_SET%sID; without it, ranges come from newuidmap/newgidmap (Debian's uidmap) and the caller's entries in /etc/subuid and /etc/subgid, which this user lacks",
+			fmtMaps(m), m[0].Kind, who, strings.ToUpper(m[0].Kind[:1]))
+	}
+	var lines [2][][3]int
+	for i, w := range []struct {
+		maps []IDMap
+		self int
+		rng  [2]int
+		file string
+	}{{uids, os.Geteuid(), sub.UID, "/etc/subuid"}, {gids, os.Getegid(), sub.GID, "/etc/subgid"}} {
+		for _, m := range w.maps {
+			inSub := int(m.Outside) >= w.rng[0] && int(m.Outside)+int(m.Count) <= w.rng[0]+w.rng[1]
+			if !inSub && !(m.Count == 1 && int(m.Outside) == w.self) {
+				return fmt.Errorf("%s is neither nsh's own %s %d nor inside %s's range %d..%d in %s",
+					m, m.Kind, w.self, sub.User, w.rng[0], w.rng[0]+w.rng[1]-1, w.file)
+			}
+			lines[i] = append(lines[i], [3]int{int(m.Inside), int(m.Outside), int(m.Count)})
+		}
+	}
+	if setgroups == "deny" {
+		// Anyone may deny; newgidmap leaves setgroups as it finds it.
+		if err := spawn.WriteIDMaps(pid, nil, nil, setgroups); err != nil {
+			return err
+		}
+	}
+	return sub.Map(pid, lines[0], lines[1])
+}
+
+func fmtMaps(ms []IDMap) string {
+	parts := make([]string, len(ms))
+	for i, m := range ms {
+		parts[i] = m.String()
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
 }
 
 // pidOf accepts a pid or any value with an int pid attribute (a process).

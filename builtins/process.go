@@ -27,7 +27,7 @@ import (
 func processTable() doc.Table {
 	return doc.Table{
 		Funcs: []doc.Func{
-			{Name: "clone", Sig: `clone(argv, *kinds, hostname=None, domainname=None, mount_proc=False, root=None, cwd=None, env=None, stdin=None, stdout=None, stderr=None, wait=True, uidmap=None, gidmap=None, monotonic=None, boottime=None, propagation="private", detach=False)`,
+			{Name: "clone", Sig: `clone(argv, *kinds, hostname=None, domainname=None, mount_proc=False, root=None, cwd=None, env=None, stdin=None, stdout=None, stderr=None, wait=True, uidmap=None, gidmap=None, monotonic=None, boottime=None, propagation="private", detach=False, paused=False)`,
 				Impl: cloneBuiltin, Doc: `Starts a process in new namespaces of the given kinds, relative to the current context.
 argv is a list of strings or a string split as a shell would (quotes and
 backslashes; no shell is run); argv[0] is searched in the PATH of env.
@@ -49,6 +49,15 @@ owned by the user namespace the process ends up in.
   wait         True: wait for the exit and return the finished process
   detach       True: the process survives the run (no parent-death signal,
                not killed at the end, in its own session)
+  paused       with "user": the user-namespace handshake step by step.
+               clone() returns at once; the child waits in its new user
+               namespace, unmapped, before anything else (other kinds,
+               hostname, exec). Write its maps with set_idmaps(p, ...),
+               then p.resume() lets it go on. Resumed without maps it runs
+               as nobody (65534), as the tutorials' first output shows:
+                 p = clone("id", "user", paused=True, stdout=True)
+                 set_idmaps(p, uidmap=[uidmap(0, ids().uid)], gidmap=[gidmap(0, ids().gid)])
+                 p.resume(); p.wait()       # p.stdout: uid=0(root) gid=0(root) ...
 With stdin on a terminal and wait=True the process gets the terminal's
 foreground (its own process group), so clone("/bin/bash", "uts",
 hostname="box") is an interactive shell; Ctrl-C goes to it, not to nsh.
@@ -99,6 +108,7 @@ It can be a target of setns() and namespaces() while it runs.`,
 		{Name: "code", Doc: "exit code, 128+N if killed by signal N, None while it runs"},
 		{Name: "ok", Doc: "True if it exited with code 0"},
 		{Name: "running", Doc: "True until it has exited"},
+		{Name: "paused", Doc: "True while a clone(..., paused=True) waits for resume()"},
 		{Name: "stdout", Doc: "captured standard output (a string), or None if not captured"},
 		{Name: "stderr", Doc: "captured standard error (a string), or None if not captured"},
 	},
@@ -108,6 +118,10 @@ Interrupted by Ctrl-C/SIGTERM; with timeout (seconds) fails when it runs
 longer (the process keeps running).`},
 		{Name: "kill", Sig: `kill(signal="SIGTERM")`, Doc: `Sends a signal (a name like "SIGKILL" or "KILL", or a number).
 Signalling a process that has exited does nothing.`},
+		{Name: "resume", Sig: "resume()", Doc: `Lets a process started with clone(..., "user", paused=True) go on:
+the last step of the user-namespace handshake, after set_idmaps(). It
+returns once the process has exec'd (or fails with the step that failed,
+e.g. an unmapped process refused a mount). Without maps it runs as nobody.`},
 	},
 }
 
@@ -319,7 +333,7 @@ func parseSeconds(name string, v starlark.Value) (time.Duration, error) {
 // (inside, outside[, count]) tuples) and applies the kernel's rules to it
 // before anything is created: no overlaps, at most 340 lines, outside ids
 // that exist in nsh's own user namespace.
-func parseIDMap(name string, v starlark.Value) ([]spawn.IDMap, error) {
+func parseIDMap(name string, v starlark.Value) ([]IDMap, error) {
 	kind := strings.TrimSuffix(name, "map")
 	maps, err := parseIDMaps(kind, v)
 	if err != nil || v == nil || v == starlark.None {
@@ -332,11 +346,23 @@ func parseIDMap(name string, v starlark.Value) ([]spawn.IDMap, error) {
 	if err := checkIDMaps(kind, maps, own); err != nil {
 		return nil, err
 	}
-	out := make([]spawn.IDMap, len(maps))
-	for i, m := range maps {
-		out[i] = spawn.IDMap{Inside: int(m.Inside), Outside: int(m.Outside), Count: int(m.Count)}
+	return maps, nil
+}
+
+// mapWriter returns the parent's half of the handshake for explicit maps
+// (nil when there are none, so spawn maps the caller to root): a map not
+// given maps nsh's own id to root.
+func mapWriter(uids, gids []IDMap) func(pid int) error {
+	if uids == nil && gids == nil {
+		return nil
 	}
-	return out, nil
+	if uids == nil {
+		uids = []IDMap{{Kind: "uid", Inside: 0, Outside: uint32(os.Geteuid()), Count: 1}}
+	}
+	if gids == nil {
+		gids = []IDMap{{Kind: "gid", Inside: 0, Outside: uint32(os.Getegid()), Count: 1}}
+	}
+	return func(pid int) error { return writeIDMaps(pid, uids, gids, "") }
 }
 
 func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -345,13 +371,13 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	}
 	var hostname, domainname, root, cwd, env, stdin, stdout, stderr, uidmap, gidmap starlark.Value = starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None
 	var monotonic, boottime starlark.Value = starlark.None, starlark.None
-	mountProc, wait, detach := false, true, false
+	mountProc, wait, detach, paused := false, true, false, false
 	propagation := "private"
 	if err := starlark.UnpackArgs(fn.Name(), nil, kwargs,
 		"hostname?", &hostname, "domainname?", &domainname, "mount_proc?", &mountProc, "root?", &root,
 		"cwd?", &cwd, "env?", &env, "stdin?", &stdin, "stdout?", &stdout, "stderr?", &stderr, "wait?", &wait,
 		"uidmap?", &uidmap, "gidmap?", &gidmap, "monotonic?", &monotonic, "boottime?", &boottime,
-		"propagation?", &propagation, "detach?", &detach); err != nil {
+		"propagation?", &propagation, "detach?", &detach, "paused?", &paused); err != nil {
 		return nil, err
 	}
 	p := &procSpec{wait: wait, detach: detach}
@@ -432,14 +458,24 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 			return nil, err
 		}
 	}
-	if p.cfg.UIDMap, err = parseIDMap("uidmap", uidmap); err != nil {
+	uids, err := parseIDMap("uidmap", uidmap)
+	if err != nil {
 		return nil, err
 	}
-	if p.cfg.GIDMap, err = parseIDMap("gidmap", gidmap); err != nil {
+	gids, err := parseIDMap("gidmap", gidmap)
+	if err != nil {
 		return nil, err
 	}
-	if (p.cfg.UIDMap != nil || p.cfg.GIDMap != nil) && flags&unix.CLONE_NEWUSER == 0 {
-		return nil, fmt.Errorf("uidmap/gidmap need a new user namespace: add \"user\" to the kinds")
+	if (uids != nil || gids != nil || paused) && flags&unix.CLONE_NEWUSER == 0 {
+		return nil, fmt.Errorf("uidmap/gidmap/paused need a new user namespace: add \"user\" to the kinds")
+	}
+	if paused && (uids != nil || gids != nil) {
+		return nil, fmt.Errorf("paused=True writes no maps: leave out uidmap/gidmap and call set_idmaps(process, ...) before .resume()")
+	}
+	p.cfg.WriteMaps = mapWriter(uids, gids)
+	p.cfg.Paused = paused
+	if paused {
+		p.wait = false
 	}
 	if p.cfg.Monotonic, err = parseSeconds("monotonic", monotonic); err != nil {
 		return nil, err
@@ -877,7 +913,7 @@ func (p *Process) Hash() (uint32, error) { return uint32(p.pid), nil }
 
 // AttrNames lists the attributes.
 func (p *Process) AttrNames() []string {
-	return []string{"argv", "code", "kill", "ns", "ok", "pid", "running", "stderr", "stdout", "wait"}
+	return []string{"argv", "code", "kill", "ns", "ok", "paused", "pid", "resume", "running", "stderr", "stdout", "wait"}
 }
 
 func (p *Process) isDone() bool {
@@ -902,6 +938,12 @@ func (p *Process) Attr(name string) (starlark.Value, error) {
 		return starlark.NewList(l), nil
 	case "running":
 		return starlark.Bool(!p.isDone()), nil
+	case "paused":
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return starlark.Bool(!p.exited && p.child.Paused()), nil
+	case "resume":
+		return doc.NewBuiltin("resume", p.resumeMethod).BindReceiver(p), nil
 	case "code", "ok":
 		if !p.isDone() {
 			return starlark.None, nil
@@ -980,6 +1022,25 @@ func parseSignal(v starlark.Value) (unix.Signal, error) {
 		return 0, fmt.Errorf("unknown signal %q", string(v))
 	}
 	return 0, fmt.Errorf("signal must be a name or number, not %s", v.Type())
+}
+
+func (p *Process) resumeMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if err := starlark.UnpackArgs(fn.Name(), args, kwargs); err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.exited {
+		return nil, fmt.Errorf("process %d has exited", p.pid)
+	}
+	if !p.child.Paused() {
+		return nil, fmt.Errorf("process %d is not paused (resume() follows clone(..., \"user\", paused=True))", p.pid)
+	}
+	if err := p.child.Resume(); err != nil {
+		return nil, err
+	}
+	p.pid = p.child.Pid // a new PID namespace's first process, past its relay
+	return starlark.None, nil
 }
 
 func (p *Process) killMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {

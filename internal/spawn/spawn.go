@@ -25,7 +25,6 @@ package spawn
 import "C"
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -77,6 +76,15 @@ type Config struct {
 	// UIDMap and GIDMap are written for a new user namespace; nil maps the
 	// caller's effective uid/gid to root, as unshare --map-root-user.
 	UIDMap, GIDMap []IDMap
+	// Paused, with a new user namespace, writes no maps: Start returns
+	// while the child waits in its new user namespace, before anything
+	// else; the caller may write its maps (WriteIDMaps) and then calls
+	// Child.Resume. A child resumed without maps runs unmapped (as the
+	// overflow ids, 65534).
+	Paused bool
+	// WriteMaps, when set, writes the maps of the new user namespace
+	// instead of WriteIDMaps(UIDMap, GIDMap) (e.g. through newuidmap).
+	WriteMaps func(pid int) error
 	// TimeOffsets, with CLONE_NEWTIME in New, are written to the new time
 	// namespace before the child execs.
 	TimeOffsets         bool
@@ -104,6 +112,8 @@ type Child struct {
 	sock   *os.File
 	// foreground children stopped by the terminal are resumed at once
 	foreground bool
+	cfg        *Config
+	paused     bool // waits for Resume in its new user namespace
 }
 
 // Spawner owns the locked OS thread children are cloned from.
@@ -325,8 +335,8 @@ func (s *Spawner) Start(cfg *Config) (*Child, error) {
 	}
 	unix.Close(fds[1])
 	fds[1] = -1
-	ch := &Child{Pid: pid, pidfd: pidfd, waitOn: pid, sock: sock, foreground: cfg.Foreground}
-	if err := ch.handshake(cfg); err != nil {
+	ch := &Child{Pid: pid, pidfd: pidfd, waitOn: pid, sock: sock, foreground: cfg.Foreground, cfg: cfg}
+	if err := ch.handshake(); err != nil {
 		ch.abandon()
 		return nil, err
 	}
@@ -351,9 +361,33 @@ func (ch *Child) send(m msg) error {
 	return err
 }
 
-// handshake follows the child until it execs (EOF), is ready (hold/init)
-// or reports a failure.
-func (ch *Child) handshake(cfg *Config) error {
+// Paused reports whether the child waits for Resume.
+func (ch *Child) Paused() bool { return ch.paused }
+
+// Resume lets a paused child go on (with whatever maps were written
+// meanwhile) and follows it as Start does. On error the child was killed;
+// the caller still reaps it with Wait.
+func (ch *Child) Resume() error {
+	if !ch.paused {
+		return errors.New("the process is not paused")
+	}
+	ch.paused = false
+	if err := ch.send(msg{Type: C.NSH_MSG_GO}); err != nil {
+		ch.Kill(unix.SIGKILL)
+		return nserr.New("write", "spawn status socket", err)
+	}
+	if err := ch.handshake(); err != nil {
+		ch.Kill(unix.SIGKILL)
+		ch.Release()
+		return err
+	}
+	return nil
+}
+
+// handshake follows the child until it execs (EOF), is ready (hold/init),
+// waits paused for its maps, or reports a failure.
+func (ch *Child) handshake() error {
+	cfg := ch.cfg
 	b := make([]byte, 16)
 	for {
 		n, err := ch.sock.Read(b)
@@ -371,7 +405,31 @@ func (ch *Child) handshake(cfg *Config) error {
 		}
 		switch m.Type {
 		case C.NSH_MSG_MAPS:
-			if err := WriteIDMaps(ch.Pid, cfg.UIDMap, cfg.GIDMap); err != nil {
+			if cfg.Paused {
+				ch.paused = true
+				return nil
+			}
+			if cfg.WriteMaps != nil {
+				if err := cfg.WriteMaps(ch.Pid); err != nil {
+					return err
+				}
+				if err := ch.send(msg{Type: C.NSH_MSG_GO}); err != nil {
+					return nserr.New("write", "spawn status socket", err)
+				}
+				continue
+			}
+			uid, gid := cfg.UIDMap, cfg.GIDMap
+			if uid == nil {
+				uid = []IDMap{{0, os.Geteuid(), 1}}
+			}
+			if gid == nil {
+				gid = []IDMap{{0, os.Getegid(), 1}}
+			}
+			setgroups := ""
+			if !Capable(unix.CAP_SETGID) {
+				setgroups = "deny"
+			}
+			if err := WriteIDMaps(ch.Pid, uid, gid, setgroups); err != nil {
 				return err
 			}
 			if err := ch.send(msg{Type: C.NSH_MSG_GO}); err != nil {
@@ -548,28 +606,36 @@ func (ch *Child) Close() {
 	}
 }
 
-// WriteIDMaps writes the uid and gid maps of a new user namespace whose
-// process is pid; nil maps map the caller's effective ids to root. An
-// unprivileged caller must deny setgroups first, as the kernel requires.
-func WriteIDMaps(pid int, uid, gid []IDMap) error {
-	if uid == nil {
-		uid = []IDMap{{0, os.Geteuid(), 1}}
-	}
-	if gid == nil {
-		gid = []IDMap{{0, os.Getegid(), 1}}
-	}
-	if os.Geteuid() != 0 {
-		if err := writeProc(pid, "setgroups", "deny"); err != nil {
+// WriteIDMaps is where nsh writes the maps of a user namespace whose
+// process is pid, as the parent's half of the handshake: "deny" or
+// "allow" to setgroups first when setgroups is not "", then uid_map and
+// gid_map when not nil. The kernel's rules are the caller's to check first
+// (builtins' set_idmaps does); each map is written with one write(2), as
+// the kernel requires.
+func WriteIDMaps(pid int, uid, gid []IDMap, setgroups string) error {
+	if setgroups != "" {
+		if err := writeProc(pid, "setgroups", setgroups); err != nil {
 			return err
 		}
 	}
-	if err := writeProc(pid, "uid_map", formatMap(uid)); err != nil {
+	if uid != nil {
+		if err := writeProc(pid, "uid_map", FormatMap(uid)); err != nil {
+			return err
+		}
+	}
+	if gid != nil {
+		err := writeProc(pid, "gid_map", FormatMap(gid))
+		if errors.Is(err, unix.EPERM) && setgroups != "deny" && !Capable(unix.CAP_SETGID) {
+			return nserr.Errorf("write", fmt.Sprintf("/proc/%d/gid_map", pid), unix.EPERM,
+				`a writer without CAP_SETGID must write "deny" to setgroups first: pass setgroups="deny"`)
+		}
 		return err
 	}
-	return writeProc(pid, "gid_map", formatMap(gid))
+	return nil
 }
 
-func formatMap(m []IDMap) string {
+// FormatMap renders a map as the kernel's uid_map/gid_map lines.
+func FormatMap(m []IDMap) string {
 	var b strings.Builder
 	for _, l := range m {
 		fmt.Fprintf(&b, "%d %d %d\n", l.Inside, l.Outside, l.Count)
@@ -577,6 +643,7 @@ func formatMap(m []IDMap) string {
 	return b.String()
 }
 
+// writeProc writes data to /proc/PID/file in one write(2).
 func writeProc(pid int, file, data string) error {
 	p := fmt.Sprintf("/proc/%d/%s", pid, file)
 	f, err := os.OpenFile(p, os.O_WRONLY, 0)
@@ -584,12 +651,28 @@ func writeProc(pid int, file, data string) error {
 		return nserr.New("open", p, unwrap(err))
 	}
 	defer f.Close()
-	w := bufio.NewWriter(f)
-	w.WriteString(data)
-	if err := w.Flush(); err != nil {
+	if _, err := f.Write([]byte(data)); err != nil {
 		return nserr.New("write", fmt.Sprintf("%q to %s", strings.TrimSpace(data), p), unwrap(err))
 	}
 	return nil
+}
+
+// Capable reports whether this process has capability c (e.g.
+// unix.CAP_SETUID) in its effective set, that is, in its own user
+// namespace and the namespaces it owns: what the kernel asks of a writer
+// of maps beyond its own id.
+func Capable(c int) bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && n&(1<<uint(c)) != 0
+		}
+	}
+	return false
 }
 
 // Foreground gives the terminal tty to process group pgrp, even when nsh is
