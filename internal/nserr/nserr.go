@@ -102,12 +102,19 @@ var hints = map[key]string{
 const rootlessHint = "nsh runs rootless, inside a user namespace: this touches an object the host owns (its network, /run/netns, its mounts) and needs real root"
 
 // inUserNS reports whether this process is in a user namespace other than
-// the initial one.
-func inUserNS() bool {
+// the initial one. It is read once at start: a thread that moved into a
+// mount namespace without /proc (after pivot_root) could not read it.
+func inUserNS() bool { return startedInUserNS }
+
+var startedInUserNS = func() bool {
 	b, err := os.ReadFile("/proc/self/uid_map")
 	if err != nil {
 		return false
 	}
 	f := strings.Fields(string(b))
 	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
-}
+}()
+
+// InUserNS reports whether nsh runs in a user namespace other than the
+// initial one (rootless, or in a container).
+func InUserNS() bool { return startedInUserNS }

@@ -32,6 +32,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -116,19 +117,44 @@ type Child struct {
 	paused     bool // waits for Resume in its new user namespace
 }
 
-// Spawner owns the locked OS thread children are cloned from.
+// Spawner owns the locked OS threads children are cloned from. Usually
+// one: it joins the context's namespaces before each clone. A thread that
+// left a namespace owned by an ancestor user namespace cannot go back
+// (rootless nsh, or after joining a user namespace's kinds): a fresh
+// thread, born in nsh's own namespaces, then takes over for that context.
+// Every thread lives until Close, as its children's parent-death signal
+// is tied to it.
 type Spawner struct {
+	mu      sync.Mutex
+	threads []*spawnThread
+	quit    chan struct{}
+	pid     string // nsh's own PID namespace, where every thread is born
+}
+
+// maxThreads bounds the spawner threads of one run.
+const maxThreads = 16
+
+type spawnThread struct {
 	reqs chan func()
-	quit chan struct{}
 	in   map[int]string // namespace type -> name of the one the thread is in
-	pid  string         // the thread's own PID namespace
 }
 
 // NewSpawner starts a spawner thread. Close it after every child it started
 // without a parent-death signal can be left alone: its exit sends the
 // parent-death signal to the others.
 func NewSpawner() (*Spawner, error) {
-	s := &Spawner{reqs: make(chan func()), quit: make(chan struct{}), in: map[int]string{}}
+	s := &Spawner{quit: make(chan struct{})}
+	t, err := s.newThread()
+	if err != nil {
+		return nil, err
+	}
+	s.threads = []*spawnThread{t}
+	s.pid = t.in[unix.CLONE_NEWPID]
+	return s, nil
+}
+
+func (s *Spawner) newThread() (*spawnThread, error) {
+	t := &spawnThread{reqs: make(chan func()), in: map[int]string{}}
 	errc := make(chan error, 1)
 	// A thread of its own, never the main one, destroyed when it ends.
 	nsthread.Go(func() {
@@ -144,14 +170,13 @@ func NewSpawner() (*Spawner, error) {
 				name = k.ForChildren
 			}
 			if l, err := os.Readlink("/proc/thread-self/ns/" + name); err == nil {
-				s.in[k.Flag] = l
+				t.in[k.Flag] = l
 			}
 		}
-		s.pid = s.in[unix.CLONE_NEWPID]
 		errc <- nil
 		for {
 			select {
-			case f := <-s.reqs:
+			case f := <-t.reqs:
 				f()
 			case <-s.quit:
 				return
@@ -161,34 +186,70 @@ func NewSpawner() (*Spawner, error) {
 	if err := <-errc; err != nil {
 		return nil, err
 	}
-	return s, nil
+	return t, nil
 }
 
-// Close ends the spawner thread.
+// Close ends the spawner threads.
 func (s *Spawner) Close() error {
 	close(s.quit)
 	return nil
 }
 
-// do runs f on the spawner thread.
-func (s *Spawner) do(f func()) {
+// do runs f on the first spawner thread.
+func (s *Spawner) do(f func()) { s.threads[0].do(f) }
+
+// do runs f on the thread.
+func (t *spawnThread) do(f func()) {
 	done := make(chan struct{})
-	s.reqs <- func() { f(); close(done) }
+	t.reqs <- func() { f(); close(done) }
 	<-done
 }
 
-func (s *Spawner) join(joins []nsthread.Join) error {
+func (t *spawnThread) join(joins []nsthread.Join) error {
 	for _, j := range joins {
-		if s.in[j.Type] == j.Name {
+		if t.in[j.Type] == j.Name {
 			continue
 		}
 		if err := unix.Setns(j.Fd, j.Type); err != nil {
-			delete(s.in, j.Type)
+			delete(t.in, j.Type)
 			return nserr.New("setns", j.Name, err)
 		}
-		s.in[j.Type] = j.Name
+		t.in[j.Type] = j.Name
 	}
 	return nil
+}
+
+// onThread joins the context on a spawner thread that can, and runs f
+// there: the first thread whose join succeeds, else a fresh one.
+func (s *Spawner) onThread(joins []nsthread.Join, f func()) error {
+	for i := 0; ; i++ {
+		s.mu.Lock()
+		fresh := false
+		if i == len(s.threads) {
+			if i == maxThreads {
+				s.mu.Unlock()
+				return fmt.Errorf("spawn: %d spawner threads, none can join the context", maxThreads)
+			}
+			t, err := s.newThread()
+			if err != nil {
+				s.mu.Unlock()
+				return err
+			}
+			s.threads = append(s.threads, t)
+			fresh = true
+		}
+		t := s.threads[i]
+		s.mu.Unlock()
+		var jerr error
+		t.do(func() {
+			if jerr = t.join(joins); jerr == nil {
+				f()
+			}
+		})
+		if jerr == nil || fresh || !errors.Is(jerr, unix.EPERM) {
+			return jerr
+		}
+	}
 }
 
 // Start starts a child. On error nothing is left: a child that failed was
@@ -313,11 +374,7 @@ func (s *Spawner) Start(cfg *Config) (*Child, error) {
 	}
 
 	var pid, pidfd int
-	var jerr error
-	s.do(func() {
-		if jerr = s.join(cfg.Joins); jerr != nil {
-			return
-		}
+	jerr := s.onThread(cfg.Joins, func() {
 		var fd C.int
 		pid = int(C.nsh_spawn(c, &fd))
 		pidfd = int(fd)
