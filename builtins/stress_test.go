@@ -9,11 +9,12 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"go.starlark.net/starlark"
+	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/internal/leakcheck"
 	"nsh.dev/nsh/internal/lifecycle"
+	"nsh.dev/nsh/internal/nsthread"
 )
 
 // TestStressNamespaces runs many goroutines at once, each in a run of its
@@ -57,7 +58,15 @@ func TestStressNamespaces(t *testing.T) {
 				fail("state: %v", err)
 				return
 			}
-			h, err := netlink.NewHandleAt(netns.NsHandle(st.current().Get("net").Fd()))
+			// Not netlink.NewHandleAt: it moves the calling thread and
+			// back, and rootless the way back (to the host's netns) is
+			// refused, leaving an unpinned thread in the new one.
+			var h *netlink.Handle
+			err = nsthread.Do([]nsthread.Join{{Fd: st.current().Get("net").Fd(), Type: unix.CLONE_NEWNET, Name: "net"}}, func() error {
+				var err error
+				h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
+				return err
+			})
 			if err != nil {
 				fail("netlink handle: %v", err)
 				return
