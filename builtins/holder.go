@@ -21,17 +21,17 @@ type unshareOpts struct {
 	timeOffsets         bool
 }
 
-func (o *unshareOpts) unpack(fname string, kwargs []starlark.Tuple) error {
+func (o *unshareOpts) unpack(st *state, fname string, kwargs []starlark.Tuple) error {
 	var uidmap, gidmap, mono, boot starlark.Value = starlark.None, starlark.None, starlark.None, starlark.None
 	if err := starlark.UnpackArgs(fname, nil, kwargs, "propagation?", &o.propagation, "lo?", &o.lo,
 		"uidmap?", &uidmap, "gidmap?", &gidmap, "monotonic?", &mono, "boottime?", &boot); err != nil {
 		return err
 	}
 	var err error
-	if o.uidmap, err = parseIDMap("uidmap", uidmap); err != nil {
+	if o.uidmap, err = st.parseIDMap("uidmap", uidmap); err != nil {
 		return err
 	}
-	if o.gidmap, err = parseIDMap("gidmap", gidmap); err != nil {
+	if o.gidmap, err = st.parseIDMap("gidmap", gidmap); err != nil {
 		return err
 	}
 	if o.monotonic, err = parseSeconds("monotonic", mono); err != nil {
@@ -74,7 +74,7 @@ func (st *state) unshareViaProcess(th *starlark.Thread, cur nsctx.Context, flags
 	if err != nil {
 		return nil, err
 	}
-	cfg := &spawn.Config{Mode: spawn.Hold, New: flags, WriteMaps: mapWriter(o.uidmap, o.gidmap), Pdeathsig: unix.SIGKILL}
+	cfg := &spawn.Config{Mode: spawn.Hold, New: flags, WriteMaps: st.mapWriter(o.uidmap, o.gidmap), Pdeathsig: unix.SIGKILL}
 	if flags&unix.CLONE_NEWPID != 0 {
 		cfg.Mode = spawn.Init
 	}

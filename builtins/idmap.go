@@ -15,6 +15,7 @@ import (
 
 	"nsh.dev/nsh/internal/doc"
 	"nsh.dev/nsh/internal/nserr"
+	"nsh.dev/nsh/internal/nsthread"
 	"nsh.dev/nsh/internal/rootless"
 	"nsh.dev/nsh/internal/spawn"
 )
@@ -295,8 +296,20 @@ func ownRanges(kind string) ([][2]uint64, error) {
 // write only its own id in one line, gid_map only after "deny" to
 // setgroups; other ranges go through newuidmap/newgidmap and the caller's
 // /etc/subuid and /etc/subgid ranges.
-func writeIDMaps(pid int, uids, gids []IDMap, setgroups string) error {
+//
+// When the parent of pid's user namespace is not nsh's own (a user
+// namespace the context moved into), the kernel wants the writer there: a
+// helper process joins it and writes (spawn.WriteIDMapsAs). rootByDefault
+// maps the writer's own id to root for a map not given.
+func (st *state) writeIDMaps(pid int, uids, gids []IDMap, setgroups string, rootByDefault bool) error {
 	base := fmt.Sprintf("/proc/%d/", pid)
+	parent, err := parentUserNS(pid)
+	if err != nil {
+		return err
+	}
+	if parent != nil {
+		defer parent.Close()
+	}
 	for _, w := range []struct {
 		kind string
 		maps []IDMap
@@ -304,9 +317,11 @@ func writeIDMaps(pid int, uids, gids []IDMap, setgroups string) error {
 		if w.maps == nil {
 			continue
 		}
-		own, err := ownRanges(w.kind)
-		if err != nil {
-			return err
+		var own [][2]uint64 // the ids of the parent: nsh's own, or unknown
+		if parent == nil {
+			if own, err = ownRanges(w.kind); err != nil {
+				return err
+			}
 		}
 		if err := checkIDMaps(w.kind, w.maps, own); err != nil {
 			return err
@@ -319,6 +334,30 @@ func writeIDMaps(pid int, uids, gids []IDMap, setgroups string) error {
 			return fmt.Errorf("the %s_map of process %d is already written (%s); the kernel allows one write", w.kind, pid, cur[0])
 		}
 	}
+	if parent != nil {
+		if st == nil {
+			return fmt.Errorf("process %d's user namespace is not a child of nsh's", pid)
+		}
+		sp, err := st.spawner()
+		if err != nil {
+			return err
+		}
+		u, g := toSpawn(uids), toSpawn(gids)
+		if rootByDefault && u == nil {
+			u = []spawn.IDMap{}
+		}
+		if rootByDefault && g == nil {
+			g = []spawn.IDMap{}
+		}
+		join := nsthread.Join{Fd: int(parent.Fd()), Type: unix.CLONE_NEWUSER, Name: fmt.Sprintf("the parent user namespace of process %d", pid)}
+		return sp.WriteIDMapsAs(join, pid, u, g, setgroups)
+	}
+	if rootByDefault && uids == nil {
+		uids = []IDMap{{Kind: "uid", Inside: 0, Outside: uint32(os.Geteuid()), Count: 1}}
+	}
+	if rootByDefault && gids == nil {
+		gids = []IDMap{{Kind: "gid", Inside: 0, Outside: uint32(os.Getegid()), Count: 1}}
+	}
 	capUID, capGID := spawn.Capable(unix.CAP_SETUID), spawn.Capable(unix.CAP_SETGID)
 	if (uids != nil && !capUID && !ownIDOnly(uids, os.Geteuid())) || (gids != nil && !capGID && !ownIDOnly(gids, os.Getegid())) {
 		return writeWithHelpers(pid, uids, gids, setgroups)
@@ -330,6 +369,41 @@ func writeIDMaps(pid int, uids, gids []IDMap, setgroups string) error {
 		setgroups = "deny"
 	}
 	return spawn.WriteIDMaps(pid, toSpawn(uids), toSpawn(gids), setgroups)
+}
+
+// parentUserNS opens the parent of pid's user namespace when it is not
+// nsh's own user namespace; nil when it is (or when pid's user namespace is
+// nsh's own or an ancestor's, whose maps are written anyway).
+func parentUserNS(pid int) (*os.File, error) {
+	path := fmt.Sprintf("/proc/%d/ns/user", pid)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nserr.New("open", path, unwrap(err))
+	}
+	defer f.Close()
+	fd, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_PARENT)
+	if err == unix.EPERM {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, nserr.New("ioctl NS_GET_PARENT", path, err)
+	}
+	p := os.NewFile(uintptr(fd), "user namespace parent")
+	var a, b unix.Stat_t
+	if err := unix.Fstat(fd, &a); err != nil {
+		p.Close()
+		return nil, nserr.New("fstat", "user namespace parent", err)
+	}
+	if err := unix.Stat("/proc/self/ns/user", &b); err != nil {
+		p.Close()
+		return nil, nserr.New("stat", "/proc/self/ns/user", err)
+	}
+	if a.Dev == b.Dev && a.Ino == b.Ino {
+		p.Close()
+		return nil, nil
+	}
+	unix.CloseOnExec(fd)
+	return p, nil
 }
 
 // ownIDOnly reports whether maps is the one line an unprivileged writer
@@ -436,7 +510,11 @@ func setIDMapsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.T
 	if err != nil {
 		return nil, err
 	}
-	return starlark.None, writeIDMaps(pid, uids, gids, setgroups)
+	st, err := stateOf(th)
+	if err != nil {
+		return nil, err
+	}
+	return starlark.None, st.writeIDMaps(pid, uids, gids, setgroups, false)
 }
 
 func idsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {

@@ -331,17 +331,21 @@ func parseSeconds(name string, v starlark.Value) (time.Duration, error) {
 
 // parseIDMap reads a uidmap=/gidmap= argument (uidmap()/gidmap() values or
 // (inside, outside[, count]) tuples) and applies the kernel's rules to it
-// before anything is created: no overlaps, at most 340 lines, outside ids
-// that exist in nsh's own user namespace.
-func parseIDMap(name string, v starlark.Value) ([]IDMap, error) {
+// before anything is created: no overlaps, at most 340 lines, and, in a
+// context in nsh's own user namespace, outside ids that exist there (in a
+// user namespace the context moved into, the helper that writes the maps
+// finds out).
+func (st *state) parseIDMap(name string, v starlark.Value) ([]IDMap, error) {
 	kind := strings.TrimSuffix(name, "map")
 	maps, err := parseIDMaps(kind, v)
 	if err != nil || v == nil || v == starlark.None {
 		return nil, err
 	}
-	own, err := ownRanges(kind)
-	if err != nil {
-		return nil, err
+	var own [][2]uint64
+	if nsctx.Same(st.current().Get("user"), st.tab.Initial.Get("user")) {
+		if own, err = ownRanges(kind); err != nil {
+			return nil, err
+		}
 	}
 	if err := checkIDMaps(kind, maps, own); err != nil {
 		return nil, err
@@ -349,20 +353,11 @@ func parseIDMap(name string, v starlark.Value) ([]IDMap, error) {
 	return maps, nil
 }
 
-// mapWriter returns the parent's half of the handshake for explicit maps
-// (nil when there are none, so spawn maps the caller to root): a map not
-// given maps nsh's own id to root.
-func mapWriter(uids, gids []IDMap) func(pid int) error {
-	if uids == nil && gids == nil {
-		return nil
-	}
-	if uids == nil {
-		uids = []IDMap{{Kind: "uid", Inside: 0, Outside: uint32(os.Geteuid()), Count: 1}}
-	}
-	if gids == nil {
-		gids = []IDMap{{Kind: "gid", Inside: 0, Outside: uint32(os.Getegid()), Count: 1}}
-	}
-	return func(pid int) error { return writeIDMaps(pid, uids, gids, "") }
+// mapWriter returns the parent's half of the handshake of a new user
+// namespace: the maps given, and for a map not given the caller's own id
+// as root (unshare --map-root-user).
+func (st *state) mapWriter(uids, gids []IDMap) func(pid int) error {
+	return func(pid int) error { return st.writeIDMaps(pid, uids, gids, "", true) }
 }
 
 func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -458,11 +453,15 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 			return nil, err
 		}
 	}
-	uids, err := parseIDMap("uidmap", uidmap)
+	st, err := stateOf(th)
 	if err != nil {
 		return nil, err
 	}
-	gids, err := parseIDMap("gidmap", gidmap)
+	uids, err := st.parseIDMap("uidmap", uidmap)
+	if err != nil {
+		return nil, err
+	}
+	gids, err := st.parseIDMap("gidmap", gidmap)
 	if err != nil {
 		return nil, err
 	}
@@ -472,7 +471,7 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	if paused && (uids != nil || gids != nil) {
 		return nil, fmt.Errorf("paused=True writes no maps: leave out uidmap/gidmap and call set_idmaps(process, ...) before .resume()")
 	}
-	p.cfg.WriteMaps = mapWriter(uids, gids)
+	p.cfg.WriteMaps = st.mapWriter(uids, gids)
 	p.cfg.Paused = paused
 	if paused {
 		p.wait = false
@@ -496,10 +495,6 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		p.cfg.Propagation = propagationFlag(propagation)
 	}
 	p.cfg.New = flags
-	st, err := stateOf(th)
-	if err != nil {
-		return nil, err
-	}
 	p.ctx = st.current()
 	return st.start(th, p)
 }

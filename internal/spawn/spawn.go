@@ -55,6 +55,9 @@ const (
 	// Init makes the child nsh-init, the reaper of a new PID namespace,
 	// alive until Child.Release (or nsh's death).
 	Init Mode = C.NSH_INIT
+	// maps makes the child write another process's id maps from the user
+	// namespace it joined (Setns), then exit: see WriteIDMapsAs.
+	maps Mode = C.NSH_MAPS
 )
 
 // IDMap is one line of a uid_map or gid_map: Count ids from Inside in the
@@ -86,6 +89,10 @@ type Config struct {
 	// WriteMaps, when set, writes the maps of the new user namespace
 	// instead of WriteIDMaps(UIDMap, GIDMap) (e.g. through newuidmap).
 	WriteMaps func(pid int) error
+	// maps mode: the /proc/PID directory of the target and what to write
+	// (nil: nothing; "": the helper's own id as root).
+	mapsDir                   int
+	setgroups, uidMap, gidMap *string
 	// TimeOffsets, with CLONE_NEWTIME in New, are written to the new time
 	// namespace before the child execs.
 	TimeOffsets         bool
@@ -367,6 +374,17 @@ func (s *Spawner) Start(cfg *Config) (*Child, error) {
 		defer unix.Close(exe)
 		c.exe_fd = C.int(exe)
 	}
+	if cfg.Mode == maps {
+		c.maps_dir = C.int(cfg.mapsDir)
+		for _, x := range []struct {
+			v   *string
+			dst **C.char
+		}{{cfg.setgroups, &c.setgroups}, {cfg.uidMap, &c.uid_map}, {cfg.gidMap, &c.gid_map}} {
+			if x.v != nil {
+				*x.dst = cstr(*x.v)
+			}
+		}
+	}
 	if cfg.Mode == Exec {
 		c.argv = cvec(cfg.Argv)
 		c.envp = cvec(cfg.Env)
@@ -449,7 +467,7 @@ func (ch *Child) handshake() error {
 	for {
 		n, err := ch.sock.Read(b)
 		if n == 0 || err != nil {
-			if cfg.Mode != Exec {
+			if cfg.Mode != Exec && cfg.Mode != maps {
 				return fmt.Errorf("spawn helper ended without reporting (%v)", err)
 			}
 			ch.sock.Close()
@@ -588,6 +606,13 @@ func stepError(cfg *Config, step, arg int, errno syscall.Errno) error {
 		return nserr.New("setsid", "", errno)
 	case C.NSH_STEP_FOREGROUND:
 		return nserr.New("tcsetpgrp", "", errno)
+	case C.NSH_STEP_WRITE_MAPS:
+		file := [3]string{"setgroups", "uid_map", "gid_map"}[arg%3]
+		if errno == unix.EPERM && arg != 0 {
+			return nserr.Errorf("write", file+" from the parent user namespace", errno,
+				"the outside ids must exist in the parent user namespace (the context's, whose own map says which)")
+		}
+		return nserr.New("write", file+" from the parent user namespace", errno)
 	case C.NSH_STEP_EXEC:
 		if cfg.Mode == Init {
 			return nserr.New("exec", "nsh-init", errno)
@@ -689,6 +714,44 @@ func WriteIDMaps(pid int, uid, gid []IDMap, setgroups string) error {
 		return err
 	}
 	return nil
+}
+
+// WriteIDMapsAs writes the maps of pid's user namespace from a helper
+// process that joins user namespace as, the parent of pid's: the kernel
+// wants the writer in the parent (or the namespace itself) with
+// CAP_SETUID/CAP_SETGID there, so when the parent is not nsh's own user
+// namespace nsh cannot write them itself. nil uid or gid skips that map;
+// an empty one maps the helper's own id (as the parent sees it) to root.
+// setgroups "" leaves the file as it is.
+func (s *Spawner) WriteIDMapsAs(as nsthread.Join, pid int, uid, gid []IDMap, setgroups string) error {
+	dir := fmt.Sprintf("/proc/%d", pid)
+	dfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nserr.New("open", dir, err)
+	}
+	defer unix.Close(dfd)
+	cfg := &Config{Mode: maps, Setns: []nsthread.Join{as}, Pdeathsig: unix.SIGKILL, mapsDir: dfd}
+	text := func(m []IDMap) *string {
+		if m == nil {
+			return nil
+		}
+		t := FormatMap(m)
+		return &t
+	}
+	cfg.uidMap, cfg.gidMap = text(uid), text(gid)
+	if setgroups != "" {
+		cfg.setgroups = &setgroups
+	}
+	ch, err := s.Start(cfg)
+	if err != nil {
+		return err
+	}
+	ws, err := ch.Wait()
+	ch.Close()
+	if err == nil && (!ws.Exited() || ws.ExitStatus() != 0) {
+		err = fmt.Errorf("id map writer for process %d ended with status %v", pid, ws)
+	}
+	return err
 }
 
 // FormatMap renders a map as the kernel's uid_map/gid_map lines.
