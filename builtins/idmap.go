@@ -29,14 +29,26 @@ a full map, e.g. clone(..., "user", uidmap=[uidmap(0, 1000), uidmap(1, 100000, 6
 			{Name: "gidmap", Sig: "gidmap(inside, outside, count=1)", Impl: idmapBuiltin("gid"), Doc: `Returns one line of a group-ID map; see uidmap().`},
 			{Name: "set_idmaps", Sig: `set_idmaps(target, uidmap=None, gidmap=None, setgroups=None)`, Impl: setIDMapsBuiltin, Doc: `Writes the uid_map and gid_map of the user namespace of a process.
 This is the parent's half of the user-namespace handshake, done by hand:
-start a child that waits in a new user namespace, call set_idmaps on it,
-then let it go on. target is a process or a pid; uidmap and gidmap are lists
-of uidmap()/gidmap() values (or (inside, outside, count) tuples).
-The kernel's rules are checked first, with a clear error: a map is written
-once; ranges do not overlap inside or outside; at most 340 lines; outside
-ids must be mapped in nsh's own user namespace. setgroups="deny" is written
-before gid_map when asked, and always when nsh is not root in the initial
-user namespace (the kernel requires it of unprivileged writers).`},
+  p = clone("id", "user", paused=True, stdout=True)   # waits, unmapped
+  set_idmaps(p, uidmap=[uidmap(0, ids().uid)], gidmap=[gidmap(0, ids().gid)])
+  p.resume()                                          # id: uid=0(root) ...
+target is a process or a pid; uidmap and gidmap are lists of
+uidmap()/gidmap() values (or (inside, outside, count) tuples); either may be
+left out (a map never written leaves its ids unmapped: 65534 inside).
+The kernel's rules are checked first, and a refused call writes nothing:
+  - each map is written once ("already written");
+  - ranges do not overlap, inside or outside; at most 340 lines;
+  - outside ids must exist in nsh's user namespace (rootless nsh has only
+    the ids it was given);
+  - without CAP_SETUID/CAP_SETGID (nsh run by a user with --no-rootless)
+    nsh may map only its own uid/gid, one line each, and gid_map only after
+    "deny" is written to setgroups (nsh writes it; setgroups="allow" is
+    refused). Other ranges go through newuidmap/newgidmap (Debian's uidmap)
+    within the user's /etc/subuid and /etc/subgid ranges, as podman does.
+setgroups ("allow" or "deny") is written before gid_map when given. When
+the process's user namespace was created inside one the context moved
+into, a helper process joins that parent to write the maps, as the kernel
+requires.`},
 			{Name: "ids", Sig: "ids(target=None)", Impl: idsBuiltin, Doc: `Returns the identity of a process as seen from nsh, and its maps.
 A struct with uid, gid (the effective ids, as /proc/PID/status shows them in
 nsh's user namespace; 65534 for an unmapped id), uid_map and gid_map (lists

@@ -50,8 +50,12 @@ what it creates is removed at the end of the run.
 The target is resolved inside root (default "/"; with root=, a relative
 target is relative to it) with openat2(RESOLVE_IN_ROOT): a symlink under
 root cannot lead the mount out of it. Other relative paths are relative to
-nsh's working directory. A proc mount shows the pid namespace nsh itself
-is in; a new pid namespace gets its /proc from the process started in it.
+nsh's working directory. A proc mount shows the current context's PID
+namespace (after unshare("pid"), the new one: proc's pidns= option, Linux
+6.17+). In a user namespace (rootless nsh) the kernel mounts proc, sysfs,
+mqueue and cgroup2 only for a pid/net/ipc/cgroup namespace that user
+namespace owns (unshare() it first) and only where a full instance is still
+visible: mount proc under the new root before pivot_root.
 Mounts made in a mount namespace the run created vanish with it. Mounts
 made in the mount namespace nsh started in are unmounted at the end of the
 run, unless persist=True or .persist() is called on the result. Changes of
