@@ -118,7 +118,7 @@ func reexec() (int, error) {
 		Cloneflags: syscall.CLONE_NEWUSER,
 		Pdeathsig:  syscall.SIGKILL,
 	}
-	sub := subordinate()
+	sub := Subordinate()
 	var r, w *os.File
 	if sub != nil {
 		// newuidmap writes the maps once the child exists; the child waits.
@@ -185,9 +185,6 @@ type SubIDs struct {
 	NewUIDMap, NewGIDMap string
 	UID, GID             [2]int // start, count
 }
-
-// subordinate is Subordinate, for the re-exec.
-func subordinate() *SubIDs { return Subordinate() }
 
 // Subordinate returns the caller's subordinate ranges when /etc/subuid,
 // /etc/subgid and newuidmap/newgidmap provide them, else nil.
