@@ -134,6 +134,7 @@ type Child struct {
 type Spawner struct {
 	mu      sync.Mutex
 	threads []*spawnThread
+	first   *spawnThread // threads[0], read without the lock
 	quit    chan struct{}
 	pid     string // nsh's own PID namespace, where every thread is born
 }
@@ -155,7 +156,7 @@ func NewSpawner() (*Spawner, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.threads = []*spawnThread{t}
+	s.threads, s.first = []*spawnThread{t}, t
 	s.pid = t.in[unix.CLONE_NEWPID]
 	return s, nil
 }
@@ -203,7 +204,7 @@ func (s *Spawner) Close() error {
 }
 
 // do runs f on the first spawner thread.
-func (s *Spawner) do(f func()) { s.threads[0].do(f) }
+func (s *Spawner) do(f func()) { s.first.do(f) }
 
 // do runs f on the thread.
 func (t *spawnThread) do(f func()) {
