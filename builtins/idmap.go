@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/internal/doc"
+	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nserr"
 	"nsh.dev/nsh/internal/nsthread"
 	"nsh.dev/nsh/internal/rootless"
@@ -51,9 +52,14 @@ into, a helper process joins that parent to write the maps, as the kernel
 requires.`},
 			{Name: "ids", Sig: "ids(target=None)", Impl: idsBuiltin, Doc: `Returns the identity of a process as seen from nsh, and its maps.
 A struct with uid, gid (the effective ids, as /proc/PID/status shows them in
-nsh's user namespace; 65534 for an unmapped id), uid_map and gid_map (lists
-of nsh.idmap, empty when not written yet), setgroups ("allow" or "deny") and
-user (its user namespace). target is a process or pid; default nsh itself.`},
+nsh's user namespace: the real user outside), inside_uid, inside_gid (the
+same ids as the process sees them in its own user namespace, through its
+maps; 65534, nobody, when unmapped), uid_map and gid_map (lists of
+nsh.idmap, empty when not written yet; outside ids as nsh sees them),
+setgroups ("allow" or "deny") and user (its user namespace). target is a
+process or pid; default nsh itself. After set_idmaps(p, uidmap=[uidmap(0,
+ids().uid)]) alone, ids(p) shows inside_uid 0 and inside_gid 65534, the
+tutorial's "uid=0(root) gid=65534" inside.`},
 		},
 		Types: []doc.Type{{
 			Name: "nsh.idmap",
@@ -566,6 +572,7 @@ func idsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, 
 	if err != nil {
 		return nil, err
 	}
+	sameNS := nsctx.Same(userNS, st.tab.Initial.Get("user"))
 	toList := func(ms []IDMap) *starlark.List {
 		vs := make([]starlark.Value, len(ms))
 		for i, m := range ms {
@@ -574,14 +581,31 @@ func idsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, 
 		return starlark.NewList(vs)
 	}
 	return starlarkstruct.FromStringDict(starlarkstruct.Default, starlark.StringDict{
-		"pid":       starlark.MakeInt(pid),
-		"uid":       starlark.MakeInt(uid),
-		"gid":       starlark.MakeInt(gid),
-		"uid_map":   toList(um),
-		"gid_map":   toList(gm),
-		"setgroups": starlark.String(strings.TrimSpace(string(sg))),
-		"user":      &Namespace{ns: userNS, st: st},
+		"pid":        starlark.MakeInt(pid),
+		"uid":        starlark.MakeInt(uid),
+		"gid":        starlark.MakeInt(gid),
+		"inside_uid": starlark.MakeInt(inside(uid, um, sameNS)),
+		"inside_gid": starlark.MakeInt(inside(gid, gm, sameNS)),
+		"uid_map":    toList(um),
+		"gid_map":    toList(gm),
+		"setgroups":  starlark.String(strings.TrimSpace(string(sg))),
+		"user":       &Namespace{ns: userNS, st: st},
 	}), nil
+}
+
+// inside maps an id as nsh sees it to the id a process sees in its own
+// user namespace, through that namespace's map (whose outside column the
+// kernel shows in nsh's terms); 65534 (the overflow id) when unmapped.
+func inside(id int, m []IDMap, sameNS bool) int {
+	if sameNS {
+		return id
+	}
+	for _, l := range m {
+		if uint64(id) >= uint64(l.Outside) && uint64(id) < uint64(l.Outside)+uint64(l.Count) {
+			return int(l.Inside) + id - int(l.Outside)
+		}
+	}
+	return 65534
 }
 
 // statusIDs returns the effective uid and gid from /proc/PID/status.
