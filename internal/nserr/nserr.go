@@ -48,6 +48,9 @@ func New(op, obj string, err error) error {
 		if (errno == unix.EPERM || errno == unix.EACCES) && inUserNS() {
 			return &Error{Op: op, Obj: obj, Err: err, Hint: rootlessHint}
 		}
+		if errno == unix.EPERM && unprivileged && op != "write" {
+			return &Error{Op: op, Obj: obj, Err: err, Hint: unprivilegedHint}
+		}
 		hint = hints[key{op, errno}]
 		if hint == "" {
 			hint = hints[key{"", errno}]
@@ -98,6 +101,11 @@ var hints = map[key]string{
 	{"link add", unix.EEXIST}:    "a link of that name already exists in that namespace",
 	{"sethostname", unix.EINVAL}: "host names are at most 64 bytes",
 }
+
+const unprivilegedHint = "nsh runs as an ordinary user without rootless mode (--no-rootless or NSH_ROOTLESS=0): it may create user namespaces and start processes in them, but not act in namespaces itself; run it without --no-rootless"
+
+// unprivileged: not root and not in a user namespace of its own.
+var unprivileged = os.Geteuid() != 0 && !startedInUserNS
 
 const rootlessHint = "nsh runs rootless, inside a user namespace: this touches an object the host owns (its network, /run/netns, its mounts) and needs real root"
 
