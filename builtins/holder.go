@@ -16,22 +16,22 @@ import (
 type unshareOpts struct {
 	propagation         string
 	lo                  bool // bring up the loopback of a new network namespace
-	uidmap, gidmap      []spawn.IDMap
+	uidmap, gidmap      []IDMap
 	monotonic, boottime time.Duration
 	timeOffsets         bool
 }
 
-func (o *unshareOpts) unpack(fname string, kwargs []starlark.Tuple) error {
+func (o *unshareOpts) unpack(st *state, fname string, kwargs []starlark.Tuple) error {
 	var uidmap, gidmap, mono, boot starlark.Value = starlark.None, starlark.None, starlark.None, starlark.None
 	if err := starlark.UnpackArgs(fname, nil, kwargs, "propagation?", &o.propagation, "lo?", &o.lo,
 		"uidmap?", &uidmap, "gidmap?", &gidmap, "monotonic?", &mono, "boottime?", &boot); err != nil {
 		return err
 	}
 	var err error
-	if o.uidmap, err = parseIDMap("uidmap", uidmap); err != nil {
+	if o.uidmap, err = st.parseIDMap("uidmap", uidmap); err != nil {
 		return err
 	}
-	if o.gidmap, err = parseIDMap("gidmap", gidmap); err != nil {
+	if o.gidmap, err = st.parseIDMap("gidmap", gidmap); err != nil {
 		return err
 	}
 	if o.monotonic, err = parseSeconds("monotonic", mono); err != nil {
@@ -70,12 +70,12 @@ func (o *unshareOpts) processOnly() bool {
 //     which reaps orphans there and lives until the end of the run (or
 //     nsh's death). Processes started later in that namespace get pids 2, 3...
 func (st *state) unshareViaProcess(th *starlark.Thread, cur nsctx.Context, flags int, o *unshareOpts) ([]*nsctx.NS, error) {
-	cfg := &spawn.Config{Mode: spawn.Hold, New: flags, UIDMap: o.uidmap, GIDMap: o.gidmap, Pdeathsig: unix.SIGKILL}
+	cfg := &spawn.Config{Mode: spawn.Hold, New: flags, WriteMaps: st.mapWriter(o.uidmap, o.gidmap), Pdeathsig: unix.SIGKILL}
 	if flags&unix.CLONE_NEWPID != 0 {
 		cfg.Mode = spawn.Init
 	}
 	cfg.Joins, cfg.Setns = st.spawnJoins(cur)
-	sp, err := st.spawner(cfg.Joins)
+	sp, err := st.spawner()
 	if err != nil {
 		return nil, err
 	}

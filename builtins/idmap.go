@@ -2,7 +2,6 @@ package builtins
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -12,8 +11,14 @@ import (
 	"go.starlark.net/starlarkstruct"
 	"go.starlark.net/syntax"
 
+	"golang.org/x/sys/unix"
+
 	"nsh.dev/nsh/internal/doc"
+	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nserr"
+	"nsh.dev/nsh/internal/nsthread"
+	"nsh.dev/nsh/internal/rootless"
+	"nsh.dev/nsh/internal/spawn"
 )
 
 func idmapTable() doc.Table {
@@ -25,19 +30,36 @@ a full map, e.g. clone(..., "user", uidmap=[uidmap(0, 1000), uidmap(1, 100000, 6
 			{Name: "gidmap", Sig: "gidmap(inside, outside, count=1)", Impl: idmapBuiltin("gid"), Doc: `Returns one line of a group-ID map; see uidmap().`},
 			{Name: "set_idmaps", Sig: `set_idmaps(target, uidmap=None, gidmap=None, setgroups=None)`, Impl: setIDMapsBuiltin, Doc: `Writes the uid_map and gid_map of the user namespace of a process.
 This is the parent's half of the user-namespace handshake, done by hand:
-start a child that waits in a new user namespace, call set_idmaps on it,
-then let it go on. target is a process or a pid; uidmap and gidmap are lists
-of uidmap()/gidmap() values (or (inside, outside, count) tuples).
-The kernel's rules are checked first, with a clear error: a map is written
-once; ranges do not overlap inside or outside; at most 340 lines; outside
-ids must be mapped in nsh's own user namespace. setgroups="deny" is written
-before gid_map when asked, and always when nsh is not root in the initial
-user namespace (the kernel requires it of unprivileged writers).`},
+  p = clone("id", "user", paused=True, stdout=True)   # waits, unmapped
+  set_idmaps(p, uidmap=[uidmap(0, ids().uid)], gidmap=[gidmap(0, ids().gid)])
+  p.resume()                                          # id: uid=0(root) ...
+target is a process or a pid; uidmap and gidmap are lists of
+uidmap()/gidmap() values (or (inside, outside, count) tuples); either may be
+left out (a map never written leaves its ids unmapped: 65534 inside).
+The kernel's rules are checked first, and a refused call writes nothing:
+  - each map is written once ("already written");
+  - ranges do not overlap, inside or outside; at most 340 lines;
+  - outside ids must exist in nsh's user namespace (rootless nsh has only
+    the ids it was given);
+  - without CAP_SETUID/CAP_SETGID (nsh run by a user with --no-rootless)
+    nsh may map only its own uid/gid, one line each, and gid_map only after
+    "deny" is written to setgroups (nsh writes it; setgroups="allow" is
+    refused). Other ranges go through newuidmap/newgidmap (Debian's uidmap)
+    within the user's /etc/subuid and /etc/subgid ranges, as podman does.
+setgroups ("allow" or "deny") is written before gid_map when given. When
+the process's user namespace was created inside one the context moved
+into, a helper process joins that parent to write the maps, as the kernel
+requires.`},
 			{Name: "ids", Sig: "ids(target=None)", Impl: idsBuiltin, Doc: `Returns the identity of a process as seen from nsh, and its maps.
 A struct with uid, gid (the effective ids, as /proc/PID/status shows them in
-nsh's user namespace; 65534 for an unmapped id), uid_map and gid_map (lists
-of nsh.idmap, empty when not written yet), setgroups ("allow" or "deny") and
-user (its user namespace). target is a process or pid; default nsh itself.`},
+nsh's user namespace: the real user outside), inside_uid, inside_gid (the
+same ids as the process sees them in its own user namespace, through its
+maps; 65534, nobody, when unmapped), uid_map and gid_map (lists of
+nsh.idmap, empty when not written yet; outside ids as nsh sees them),
+setgroups ("allow" or "deny") and user (its user namespace). target is a
+process or pid; default nsh itself. After set_idmaps(p, uidmap=[uidmap(0,
+ids().uid)]) alone, ids(p) shows inside_uid 0 and inside_gid 65534, the
+tutorial's "uid=0(root) gid=65534" inside.`},
 		},
 		Types: []doc.Type{{
 			Name: "nsh.idmap",
@@ -285,9 +307,27 @@ func ownRanges(kind string) ([][2]uint64, error) {
 }
 
 // writeIDMaps writes the maps of process pid's user namespace after
-// checking the kernel's rules; setgroups is "", "deny" or "allow".
-func writeIDMaps(pid int, uids, gids []IDMap, setgroups string) error {
+// checking the kernel's rules; setgroups is "", "deny" or "allow". A
+// writer with CAP_SETUID/CAP_SETGID (root, or rootless nsh in its own user
+// namespace) writes any ids that exist in nsh's user namespace itself
+// (spawn.WriteIDMaps, the one place maps are written). One without may
+// write only its own id in one line, gid_map only after "deny" to
+// setgroups; other ranges go through newuidmap/newgidmap and the caller's
+// /etc/subuid and /etc/subgid ranges.
+//
+// When the parent of pid's user namespace is not nsh's own (a user
+// namespace the context moved into), the kernel wants the writer there: a
+// helper process joins it and writes (spawn.WriteIDMapsAs). rootByDefault
+// maps the writer's own id to root for a map not given.
+func (st *state) writeIDMaps(pid int, uids, gids []IDMap, setgroups string, rootByDefault bool) error {
 	base := fmt.Sprintf("/proc/%d/", pid)
+	parent, err := parentUserNS(pid)
+	if err != nil {
+		return err
+	}
+	if parent != nil {
+		defer parent.Close()
+	}
 	for _, w := range []struct {
 		kind string
 		maps []IDMap
@@ -295,9 +335,11 @@ func writeIDMaps(pid int, uids, gids []IDMap, setgroups string) error {
 		if w.maps == nil {
 			continue
 		}
-		own, err := ownRanges(w.kind)
-		if err != nil {
-			return err
+		var own [][2]uint64 // the ids of the parent: nsh's own, or unknown
+		if parent == nil {
+			if own, err = ownRanges(w.kind); err != nil {
+				return err
+			}
 		}
 		if err := checkIDMaps(w.kind, w.maps, own); err != nil {
 			return err
@@ -310,42 +352,139 @@ func writeIDMaps(pid int, uids, gids []IDMap, setgroups string) error {
 			return fmt.Errorf("the %s_map of process %d is already written (%s); the kernel allows one write", w.kind, pid, cur[0])
 		}
 	}
-	if gids != nil && setgroups == "" && !privileged() {
+	if parent != nil {
+		if st == nil {
+			return fmt.Errorf("process %d's user namespace is not a child of nsh's", pid)
+		}
+		sp, err := st.spawner()
+		if err != nil {
+			return err
+		}
+		u, g := toSpawn(uids), toSpawn(gids)
+		if rootByDefault && u == nil {
+			u = []spawn.IDMap{}
+		}
+		if rootByDefault && g == nil {
+			g = []spawn.IDMap{}
+		}
+		join := nsthread.Join{Fd: int(parent.Fd()), Type: unix.CLONE_NEWUSER, Name: fmt.Sprintf("the parent user namespace of process %d", pid)}
+		return sp.WriteIDMapsAs(join, pid, u, g, setgroups)
+	}
+	if rootByDefault && uids == nil {
+		uids = []IDMap{{Kind: "uid", Inside: 0, Outside: uint32(os.Geteuid()), Count: 1}}
+	}
+	if rootByDefault && gids == nil {
+		gids = []IDMap{{Kind: "gid", Inside: 0, Outside: uint32(os.Getegid()), Count: 1}}
+	}
+	capUID, capGID := spawn.Capable(unix.CAP_SETUID), spawn.Capable(unix.CAP_SETGID)
+	if (uids != nil && !capUID && !ownIDOnly(uids, os.Geteuid())) || (gids != nil && !capGID && !ownIDOnly(gids, os.Getegid())) {
+		return writeWithHelpers(pid, uids, gids, setgroups)
+	}
+	if gids != nil && !capGID {
+		if setgroups == "allow" {
+			return fmt.Errorf(`setgroups="allow" cannot go with a gid_map written without CAP_SETGID: the kernel wants "deny" in /proc/%d/setgroups first (leave setgroups unset and nsh writes it)`, pid)
+		}
 		setgroups = "deny"
 	}
-	if setgroups != "" {
-		if err := os.WriteFile(base+"setgroups", []byte(setgroups), 0); err != nil {
-			return nserr.New("write", base+"setgroups", unwrap(err))
-		}
-	}
-	for _, w := range []struct {
-		kind string
-		maps []IDMap
-	}{{"uid", uids}, {"gid", gids}} {
-		if w.maps == nil {
-			continue
-		}
-		var b strings.Builder
-		for _, m := range w.maps {
-			b.WriteString(m.line())
-		}
-		path := base + w.kind + "_map"
-		if err := os.WriteFile(path, []byte(b.String()), 0); err != nil {
-			err = unwrap(err)
-			if errors.Is(err, os.ErrPermission) && w.kind == "gid" && setgroups != "deny" {
-				return nserr.Errorf("write", path, err, `an unprivileged writer must deny setgroups first: pass setgroups="deny"`)
-			}
-			return nserr.New("write", fmt.Sprintf("%s %q", path, strings.TrimSpace(b.String())), err)
-		}
-	}
-	return nil
+	return spawn.WriteIDMaps(pid, toSpawn(uids), toSpawn(gids), setgroups)
 }
 
-// privileged reports whether nsh is root in the initial user namespace,
-// which may write any map without denying setgroups.
-func privileged() bool {
-	own, err := readMap("uid", "/proc/self/uid_map")
-	return err == nil && os.Geteuid() == 0 && len(own) == 1 && own[0].Inside == 0 && own[0].Outside == 0 && own[0].Count == maxID
+// parentUserNS opens the parent of pid's user namespace when it is not
+// nsh's own user namespace; nil when it is (or when pid's user namespace is
+// nsh's own or an ancestor's, whose maps are written anyway).
+func parentUserNS(pid int) (*os.File, error) {
+	path := fmt.Sprintf("/proc/%d/ns/user", pid)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nserr.New("open", path, unwrap(err))
+	}
+	defer f.Close()
+	fd, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_PARENT)
+	if err == unix.EPERM {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, nserr.New("ioctl NS_GET_PARENT", path, err)
+	}
+	p := os.NewFile(uintptr(fd), "user namespace parent")
+	var a, b unix.Stat_t
+	if err := unix.Fstat(fd, &a); err != nil {
+		p.Close()
+		return nil, nserr.New("fstat", "user namespace parent", err)
+	}
+	if err := unix.Stat("/proc/self/ns/user", &b); err != nil {
+		p.Close()
+		return nil, nserr.New("stat", "/proc/self/ns/user", err)
+	}
+	if a.Dev == b.Dev && a.Ino == b.Ino {
+		p.Close()
+		return nil, nil
+	}
+	unix.CloseOnExec(fd)
+	return p, nil
+}
+
+// ownIDOnly reports whether maps is the one line an unprivileged writer
+// may write itself: its own id, once.
+func ownIDOnly(maps []IDMap, id int) bool {
+	return len(maps) == 1 && maps[0].Count == 1 && int(maps[0].Outside) == id
+}
+
+func toSpawn(maps []IDMap) []spawn.IDMap {
+	if maps == nil {
+		return nil
+	}
+	out := make([]spawn.IDMap, len(maps))
+	for i, m := range maps {
+		out[i] = spawn.IDMap{Inside: int(m.Inside), Outside: int(m.Outside), Count: int(m.Count)}
+	}
+	return out
+}
+
+// writeWithHelpers writes maps beyond the caller's own id through
+// newuidmap/newgidmap, after checking that each outside range is the
+// caller's own id or inside its subordinate range.
+func writeWithHelpers(pid int, uids, gids []IDMap, setgroups string) error {
+	sub := rootless.Subordinate()
+	if sub == nil {
+		m, who := uids, os.Geteuid()
+		if uids == nil || ownIDOnly(uids, os.Geteuid()) {
+			m, who = gids, os.Getegid()
+		}
+		return fmt.Errorf("%s maps ids other than nsh's own %s %d, which needs CAP_SET%sID; without it, ranges come from newuidmap/newgidmap (Debian's uidmap) and the caller's entries in /etc/subuid and /etc/subgid, which this user lacks",
+			fmtMaps(m), m[0].Kind, who, strings.ToUpper(m[0].Kind[:1]))
+	}
+	var lines [2][][3]int
+	for i, w := range []struct {
+		maps []IDMap
+		self int
+		rng  [2]int
+		file string
+	}{{uids, os.Geteuid(), sub.UID, "/etc/subuid"}, {gids, os.Getegid(), sub.GID, "/etc/subgid"}} {
+		for _, m := range w.maps {
+			inSub := int(m.Outside) >= w.rng[0] && int(m.Outside)+int(m.Count) <= w.rng[0]+w.rng[1]
+			if !inSub && !(m.Count == 1 && int(m.Outside) == w.self) {
+				return fmt.Errorf("%s is neither nsh's own %s %d nor inside %s's range %d..%d in %s",
+					m, m.Kind, w.self, sub.User, w.rng[0], w.rng[0]+w.rng[1]-1, w.file)
+			}
+			lines[i] = append(lines[i], [3]int{int(m.Inside), int(m.Outside), int(m.Count)})
+		}
+	}
+	if setgroups == "deny" {
+		// Anyone may deny; newgidmap leaves setgroups as it finds it.
+		if err := spawn.WriteIDMaps(pid, nil, nil, setgroups); err != nil {
+			return err
+		}
+	}
+	return sub.Map(pid, lines[0], lines[1])
+}
+
+func fmtMaps(ms []IDMap) string {
+	parts := make([]string, len(ms))
+	for i, m := range ms {
+		parts[i] = m.String()
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
 }
 
 // pidOf accepts a pid or any value with an int pid attribute (a process).
@@ -389,7 +528,11 @@ func setIDMapsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.T
 	if err != nil {
 		return nil, err
 	}
-	return starlark.None, writeIDMaps(pid, uids, gids, setgroups)
+	st, err := stateOf(th)
+	if err != nil {
+		return nil, err
+	}
+	return starlark.None, st.writeIDMaps(pid, uids, gids, setgroups, false)
 }
 
 func idsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -429,6 +572,7 @@ func idsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, 
 	if err != nil {
 		return nil, err
 	}
+	sameNS := nsctx.Same(userNS, st.tab.Initial.Get("user"))
 	toList := func(ms []IDMap) *starlark.List {
 		vs := make([]starlark.Value, len(ms))
 		for i, m := range ms {
@@ -437,14 +581,31 @@ func idsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, 
 		return starlark.NewList(vs)
 	}
 	return starlarkstruct.FromStringDict(starlarkstruct.Default, starlark.StringDict{
-		"pid":       starlark.MakeInt(pid),
-		"uid":       starlark.MakeInt(uid),
-		"gid":       starlark.MakeInt(gid),
-		"uid_map":   toList(um),
-		"gid_map":   toList(gm),
-		"setgroups": starlark.String(strings.TrimSpace(string(sg))),
-		"user":      &Namespace{ns: userNS, st: st},
+		"pid":        starlark.MakeInt(pid),
+		"uid":        starlark.MakeInt(uid),
+		"gid":        starlark.MakeInt(gid),
+		"inside_uid": starlark.MakeInt(inside(uid, um, sameNS)),
+		"inside_gid": starlark.MakeInt(inside(gid, gm, sameNS)),
+		"uid_map":    toList(um),
+		"gid_map":    toList(gm),
+		"setgroups":  starlark.String(strings.TrimSpace(string(sg))),
+		"user":       &Namespace{ns: userNS, st: st},
 	}), nil
+}
+
+// inside maps an id as nsh sees it to the id a process sees in its own
+// user namespace, through that namespace's map (whose outside column the
+// kernel shows in nsh's terms); 65534 (the overflow id) when unmapped.
+func inside(id int, m []IDMap, sameNS bool) int {
+	if sameNS {
+		return id
+	}
+	for _, l := range m {
+		if uint64(id) >= uint64(l.Outside) && uint64(id) < uint64(l.Outside)+uint64(l.Count) {
+			return int(l.Inside) + id - int(l.Outside)
+		}
+	}
+	return 65534
 }
 
 // statusIDs returns the effective uid and gid from /proc/PID/status.

@@ -76,7 +76,7 @@ func TestWriteIDMaps(t *testing.T) {
 	pid := cmd.Process.Pid
 	uids := []IDMap{{Kind: "uid", Inside: 0, Outside: 1000, Count: 1}, {Kind: "uid", Inside: 1, Outside: 100000, Count: 1000}}
 	gids := []IDMap{{Kind: "gid", Inside: 0, Outside: 1000, Count: 1}}
-	if err := writeIDMaps(pid, uids, gids, "deny"); err != nil {
+	if err := (*state)(nil).writeIDMaps(pid, uids, gids, "deny", false); err != nil {
 		t.Fatal(err)
 	}
 	got, err := readMap("uid", "/proc/"+itoa(pid)+"/uid_map")
@@ -86,7 +86,7 @@ func TestWriteIDMaps(t *testing.T) {
 	if sg, _ := os.ReadFile("/proc/" + itoa(pid) + "/setgroups"); strings.TrimSpace(string(sg)) != "deny" {
 		t.Errorf("setgroups %q", sg)
 	}
-	err = writeIDMaps(pid, uids, nil, "")
+	err = (*state)(nil).writeIDMaps(pid, uids, nil, "", false)
 	if err == nil || !strings.Contains(err.Error(), "already written") {
 		t.Errorf("second write: %v", err)
 	}

@@ -18,7 +18,7 @@ import (
 // needIP skips tests that need root and the ip command.
 func needIP(t *testing.T) string {
 	t.Helper()
-	startest.NeedsRealRoot(t) // named network namespaces
+	startest.NeedsRealRoot(t) // named network namespaces, host links
 	ip, err := exec.LookPath("ip")
 	if err != nil {
 		t.Skip("no ip command (iproute2) on this machine")

@@ -50,8 +50,12 @@ what it creates is removed at the end of the run.
 The target is resolved inside root (default "/"; with root=, a relative
 target is relative to it) with openat2(RESOLVE_IN_ROOT): a symlink under
 root cannot lead the mount out of it. Other relative paths are relative to
-nsh's working directory. A proc mount shows the pid namespace nsh itself
-is in; a new pid namespace gets its /proc from the process started in it.
+nsh's working directory. A proc mount shows the current context's PID
+namespace (after unshare("pid"), the new one: proc's pidns= option, Linux
+6.17+). In a user namespace (rootless nsh) the kernel mounts proc, sysfs,
+mqueue and cgroup2 only for a pid/net/ipc/cgroup namespace that user
+namespace owns (unshare() it first) and only where a full instance is still
+visible: mount proc under the new root before pivot_root.
 Mounts made in a mount namespace the run created vanish with it. Mounts
 made in the mount namespace nsh started in are unmounted at the end of the
 run, unless persist=True or .persist() is called on the result. Changes of
@@ -232,6 +236,7 @@ type mountReq struct {
 	propName    string
 	mkdir       bool
 	persist     bool
+	pidns       int // proc: descriptor of the PID namespace to show (pidns=), 0 for the thread's own
 }
 
 func (r *mountReq) remount() bool   { return r.opts.Flags&unix.MS_REMOUNT != 0 }
@@ -484,6 +489,9 @@ func mountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	cur := st.current()
 	mnt := cur.Get("mnt")
 	host := nsctx.Same(mnt, st.tab.Initial.Get("mnt"))
+	if r.fstype == "proc" && r.newMount() && !r.bind && !hasPidnsOpt(r.opts.Data) && !nsctx.Same(cur.Get("pid"), st.tab.Initial.Get("pid")) {
+		r.pidns = cur.Get("pid").Fd()
+	}
 	proc, err := openProc()
 	if err != nil {
 		return nil, err
@@ -533,6 +541,15 @@ func mountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		st.reg.Add(fmt.Sprintf("directories made for mount on %s", target), undo)
 	}
 	return m, nil
+}
+
+func hasPidnsOpt(data []string) bool {
+	for _, d := range data {
+		if strings.HasPrefix(d, "pidns=") {
+			return true
+		}
+	}
+	return false
 }
 
 // openProc opens nsh's own /proc, which stays usable on a thread that moved
@@ -709,7 +726,17 @@ func doMount(proc int, r *mountReq) (res mountResult, err error) {
 			return fail(explainMount(obj, r, err))
 		}
 	default:
-		if err := unix.Mount(r.source, tpath, r.fstype, r.opts.Flags, r.opts.DataString()); err != nil {
+		data := r.opts.DataString()
+		if r.pidns > 0 {
+			// The proc of the context's PID namespace, not of the
+			// thread's (which stays nsh's): the path is resolved from
+			// the working directory, nsh's /proc.
+			data = strings.TrimPrefix(data+",pidns="+fdPath(r.pidns), ",")
+		}
+		if err := unix.Mount(r.source, tpath, r.fstype, r.opts.Flags, data); err != nil {
+			if r.pidns > 0 && errors.Is(err, unix.EINVAL) {
+				return fail(nserr.Errorf("mount", obj, err, `this kernel cannot mount the proc of another PID namespace (proc's pidns= option needs Linux 6.17 or later); clone(..., "pid", mount_proc=True) mounts one from inside`))
+			}
 			return fail(explainMount(obj, r, err))
 		}
 	}
@@ -839,6 +866,9 @@ func bindFlags(nfd int, npath string, r *mountReq) error {
 // for EINVAL on a filesystem, asks the kernel which option it objects to.
 func explainMount(obj string, r *mountReq, err error) error {
 	switch {
+	case errors.Is(err, unix.EPERM) && nserr.InUserNS() && (r.fstype == "proc" || r.fstype == "sysfs" || r.fstype == "mqueue" || r.fstype == "cgroup2"):
+		return nserr.Errorf("mount", obj, err, `in a user namespace (rootless) %s shows the context's %s namespace, which must be one nsh created (unshare(%q) first), and the kernel mounts it only where a full %s is already visible (before pivot_root)`,
+			r.fstype, pseudoNS[r.fstype], pseudoNS[r.fstype], r.fstype)
 	case errors.Is(err, unix.EINVAL) && r.fstype != "":
 		if why := diagnose(r.fstype, r.source, r.opts.Data); why != "" {
 			return nserr.Errorf("mount", obj, err, "%s", why)
@@ -857,6 +887,9 @@ func explainMount(obj string, r *mountReq, err error) error {
 	}
 	return nserr.New("mount", obj, err)
 }
+
+// pseudoNS names the namespace kind each pseudo filesystem shows.
+var pseudoNS = map[string]string{"proc": "pid", "sysfs": "net", "mqueue": "ipc", "cgroup2": "cgroup"}
 
 // diagnose replays a refused mount through the new mount API (fsopen,
 // fsconfig), which names the offending option and lets the filesystem say

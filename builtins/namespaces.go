@@ -203,7 +203,11 @@ const threadKinds = unix.CLONE_NEWNET | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | 
 
 func unshareBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	opts := unshareOpts{propagation: "private", lo: true}
-	if err := opts.unpack(fn.Name(), kwargs); err != nil {
+	st, err := stateOf(th)
+	if err != nil {
+		return nil, err
+	}
+	if err := opts.unpack(st, fn.Name(), kwargs); err != nil {
 		return nil, err
 	}
 	flags, err := parseKinds(args)
@@ -218,10 +222,6 @@ func unshareBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tup
 	}
 	if !validPropagation[opts.propagation] {
 		return nil, fmt.Errorf("unknown propagation %q (private, slave, shared, unbindable, unchanged)", opts.propagation)
-	}
-	st, err := stateOf(th)
-	if err != nil {
-		return nil, err
 	}
 	cur := st.current()
 	var created []*nsctx.NS

@@ -7,9 +7,11 @@ import (
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
+	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/internal/doc"
 	"nsh.dev/nsh/internal/nsctx"
+	"nsh.dev/nsh/internal/nserr"
 	"nsh.dev/nsh/internal/nsthread"
 )
 
@@ -63,6 +65,8 @@ it, or a bind mount made with persist().`,
 		{Name: "dev", Doc: "device number of the nsfs the inode lives on"},
 		{Name: "name", Doc: "the ip-netns name of a net namespace opened or created by name, else None"},
 		{Name: "initial", Doc: "True if this is the namespace of its kind nsh was started in"},
+		{Name: "owner", Doc: `the user namespace that owns it (for a user namespace, its parent);
+None when that is outside nsh's reach (e.g. the host's, seen from rootless nsh)`},
 	},
 	Methods: []doc.Func{
 		{Name: "persist", Sig: "persist(path)", Doc: `Bind-mounts the namespace on path so it outlives the script, like
@@ -76,7 +80,7 @@ are their own mount work.`},
 
 // AttrNames lists the attributes.
 func (n *Namespace) AttrNames() []string {
-	return []string{"dev", "initial", "inode", "kind", "name", "persist"}
+	return []string{"dev", "initial", "inode", "kind", "name", "owner", "persist"}
 }
 
 // Attr returns an attribute.
@@ -97,8 +101,27 @@ func (n *Namespace) Attr(name string) (starlark.Value, error) {
 		return starlark.Bool(nsctx.Same(n.ns, n.st.tab.Initial.Get(n.ns.Kind.Name))), nil
 	case "persist":
 		return doc.NewBuiltin("persist", n.persist).BindReceiver(n), nil
+	case "owner":
+		return n.owner()
 	}
 	return nil, nil
+}
+
+// owner opens the owning user namespace (NS_GET_USERNS).
+func (n *Namespace) owner() (starlark.Value, error) {
+	fd, err := unix.IoctlRetInt(n.ns.Fd(), unix.NS_GET_USERNS)
+	if err == unix.EPERM {
+		return starlark.None, nil // owned by an ancestor of nsh's user namespace
+	}
+	if err != nil {
+		return nil, nserr.New("ioctl NS_GET_USERNS", n.ns.String(), err)
+	}
+	defer unix.Close(fd)
+	o, err := n.st.tab.Open(fmt.Sprintf("/proc/self/fd/%d", fd), "user")
+	if err != nil {
+		return nil, err
+	}
+	return &Namespace{ns: o, st: n.st}, nil
 }
 
 // Namespaces is the Starlark value of a context: one namespace per kind.

@@ -27,7 +27,7 @@ import (
 func processTable() doc.Table {
 	return doc.Table{
 		Funcs: []doc.Func{
-			{Name: "clone", Sig: `clone(argv, *kinds, hostname=None, domainname=None, mount_proc=False, root=None, cwd=None, env=None, stdin=None, stdout=None, stderr=None, wait=True, uidmap=None, gidmap=None, monotonic=None, boottime=None, propagation="private", detach=False)`,
+			{Name: "clone", Sig: `clone(argv, *kinds, hostname=None, domainname=None, mount_proc=False, root=None, cwd=None, env=None, stdin=None, stdout=None, stderr=None, wait=True, uidmap=None, gidmap=None, monotonic=None, boottime=None, propagation="private", detach=False, paused=False)`,
 				Impl: cloneBuiltin, Doc: `Starts a process in new namespaces of the given kinds, relative to the current context.
 argv is a list of strings or a string split as a shell would (quotes and
 backslashes; no shell is run); argv[0] is searched in the PATH of env.
@@ -49,6 +49,15 @@ owned by the user namespace the process ends up in.
   wait         True: wait for the exit and return the finished process
   detach       True: the process survives the run (no parent-death signal,
                not killed at the end, in its own session)
+  paused       with "user": the user-namespace handshake step by step.
+               clone() returns at once; the child waits in its new user
+               namespace, unmapped, before anything else (other kinds,
+               hostname, exec). Write its maps with set_idmaps(p, ...),
+               then p.resume() lets it go on. Resumed without maps it runs
+               as nobody (65534), as the tutorials' first output shows:
+                 p = clone("id", "user", paused=True, stdout=True)
+                 set_idmaps(p, uidmap=[uidmap(0, ids().uid)], gidmap=[gidmap(0, ids().gid)])
+                 p.resume(); p.wait()       # p.stdout: uid=0(root) gid=0(root) ...
 With stdin on a terminal and wait=True the process gets the terminal's
 foreground (its own process group), so clone("/bin/bash", "uts",
 hostname="box") is an interactive shell; Ctrl-C goes to it, not to nsh.
@@ -99,6 +108,7 @@ It can be a target of setns() and namespaces() while it runs.`,
 		{Name: "code", Doc: "exit code, 128+N if killed by signal N, None while it runs"},
 		{Name: "ok", Doc: "True if it exited with code 0"},
 		{Name: "running", Doc: "True until it has exited"},
+		{Name: "paused", Doc: "True while a clone(..., paused=True) waits for resume()"},
 		{Name: "stdout", Doc: "captured standard output (a string), or None if not captured"},
 		{Name: "stderr", Doc: "captured standard error (a string), or None if not captured"},
 	},
@@ -108,44 +118,30 @@ Interrupted by Ctrl-C/SIGTERM; with timeout (seconds) fails when it runs
 longer (the process keeps running).`},
 		{Name: "kill", Sig: `kill(signal="SIGTERM")`, Doc: `Sends a signal (a name like "SIGKILL" or "KILL", or a number).
 Signalling a process that has exited does nothing.`},
+		{Name: "resume", Sig: "resume()", Doc: `Lets a process started with clone(..., "user", paused=True) go on:
+the last step of the user-namespace handshake, after set_idmaps(). It
+returns once the process has exec'd (or fails with the step that failed,
+e.g. an unmapped process refused a mount). Without maps it runs as nobody.`},
 	},
 }
 
-// spawner returns the spawner thread for a set of joins (one per distinct
-// set of net/uts/ipc/pid/cgroup/mnt namespaces), started on first use and
-// kept until the end of the run. A thread never leaves the namespaces it
-// joined: going back to an ancestor PID namespace is refused by the kernel,
-// and rootless nsh may not re-enter the namespaces it started in (they
-// belong to the initial user namespace). Each spawner is registered before
-// any process it starts, so the end of the run kills and reaps those first
-// and only then ends the thread (whose exit is their parent-death signal).
-func (st *state) spawner(joins []nsthread.Join) (*spawn.Spawner, error) {
-	sps := st.reg.Shared("nsh.builtins.spawners", func() any {
-		return &spawners{m: map[string]*spawn.Spawner{}}
-	}).(*spawners)
-	var key strings.Builder
-	for _, j := range joins {
-		key.WriteString(j.Name)
-		key.WriteByte(' ')
+// spawner returns the run's spawner (its locked threads children are
+// cloned from), started on first use. It is registered before any process
+// it starts, so the end of the run kills and reaps those first and only
+// then ends the threads (whose exit is their parent-death signal).
+func (st *state) spawner() (*spawn.Spawner, error) {
+	type result struct {
+		sp  *spawn.Spawner
+		err error
 	}
-	sps.mu.Lock()
-	defer sps.mu.Unlock()
-	if sp, ok := sps.m[key.String()]; ok {
-		return sp, nil
-	}
-	sp, err := spawn.NewSpawner()
-	if err != nil {
-		return nil, err
-	}
-	st.reg.Add("spawner thread", sp.Close)
-	sps.m[key.String()] = sp
-	return sp, nil
-}
-
-// spawners are the run's spawner threads by the namespaces they joined.
-type spawners struct {
-	mu sync.Mutex
-	m  map[string]*spawn.Spawner
+	r := st.reg.Shared("nsh.builtins.spawner", func() any {
+		sp, err := spawn.NewSpawner()
+		if err == nil {
+			st.reg.Add("spawner threads", sp.Close)
+		}
+		return result{sp, err}
+	}).(result)
+	return r.sp, r.err
 }
 
 // spawnJoins splits a context into the namespaces the spawner thread joins
@@ -336,26 +332,33 @@ func parseSeconds(name string, v starlark.Value) (time.Duration, error) {
 
 // parseIDMap reads a uidmap=/gidmap= argument (uidmap()/gidmap() values or
 // (inside, outside[, count]) tuples) and applies the kernel's rules to it
-// before anything is created: no overlaps, at most 340 lines, outside ids
-// that exist in nsh's own user namespace.
-func parseIDMap(name string, v starlark.Value) ([]spawn.IDMap, error) {
+// before anything is created: no overlaps, at most 340 lines, and, in a
+// context in nsh's own user namespace, outside ids that exist there (in a
+// user namespace the context moved into, the helper that writes the maps
+// finds out).
+func (st *state) parseIDMap(name string, v starlark.Value) ([]IDMap, error) {
 	kind := strings.TrimSuffix(name, "map")
 	maps, err := parseIDMaps(kind, v)
 	if err != nil || v == nil || v == starlark.None {
 		return nil, err
 	}
-	own, err := ownRanges(kind)
-	if err != nil {
-		return nil, err
+	var own [][2]uint64
+	if nsctx.Same(st.current().Get("user"), st.tab.Initial.Get("user")) {
+		if own, err = ownRanges(kind); err != nil {
+			return nil, err
+		}
 	}
 	if err := checkIDMaps(kind, maps, own); err != nil {
 		return nil, err
 	}
-	out := make([]spawn.IDMap, len(maps))
-	for i, m := range maps {
-		out[i] = spawn.IDMap{Inside: int(m.Inside), Outside: int(m.Outside), Count: int(m.Count)}
-	}
-	return out, nil
+	return maps, nil
+}
+
+// mapWriter returns the parent's half of the handshake of a new user
+// namespace: the maps given, and for a map not given the caller's own id
+// as root (unshare --map-root-user).
+func (st *state) mapWriter(uids, gids []IDMap) func(pid int) error {
+	return func(pid int) error { return st.writeIDMaps(pid, uids, gids, "", true) }
 }
 
 func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -364,13 +367,13 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	}
 	var hostname, domainname, root, cwd, env, stdin, stdout, stderr, uidmap, gidmap starlark.Value = starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None
 	var monotonic, boottime starlark.Value = starlark.None, starlark.None
-	mountProc, wait, detach := false, true, false
+	mountProc, wait, detach, paused := false, true, false, false
 	propagation := "private"
 	if err := starlark.UnpackArgs(fn.Name(), nil, kwargs,
 		"hostname?", &hostname, "domainname?", &domainname, "mount_proc?", &mountProc, "root?", &root,
 		"cwd?", &cwd, "env?", &env, "stdin?", &stdin, "stdout?", &stdout, "stderr?", &stderr, "wait?", &wait,
 		"uidmap?", &uidmap, "gidmap?", &gidmap, "monotonic?", &monotonic, "boottime?", &boottime,
-		"propagation?", &propagation, "detach?", &detach); err != nil {
+		"propagation?", &propagation, "detach?", &detach, "paused?", &paused); err != nil {
 		return nil, err
 	}
 	p := &procSpec{wait: wait, detach: detach}
@@ -451,14 +454,28 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 			return nil, err
 		}
 	}
-	if p.cfg.UIDMap, err = parseIDMap("uidmap", uidmap); err != nil {
+	st, err := stateOf(th)
+	if err != nil {
 		return nil, err
 	}
-	if p.cfg.GIDMap, err = parseIDMap("gidmap", gidmap); err != nil {
+	uids, err := st.parseIDMap("uidmap", uidmap)
+	if err != nil {
 		return nil, err
 	}
-	if (p.cfg.UIDMap != nil || p.cfg.GIDMap != nil) && flags&unix.CLONE_NEWUSER == 0 {
-		return nil, fmt.Errorf("uidmap/gidmap need a new user namespace: add \"user\" to the kinds")
+	gids, err := st.parseIDMap("gidmap", gidmap)
+	if err != nil {
+		return nil, err
+	}
+	if (uids != nil || gids != nil || paused) && flags&unix.CLONE_NEWUSER == 0 {
+		return nil, fmt.Errorf("uidmap/gidmap/paused need a new user namespace: add \"user\" to the kinds")
+	}
+	if paused && (uids != nil || gids != nil) {
+		return nil, fmt.Errorf("paused=True writes no maps: leave out uidmap/gidmap and call set_idmaps(process, ...) before .resume()")
+	}
+	p.cfg.WriteMaps = st.mapWriter(uids, gids)
+	p.cfg.Paused = paused
+	if paused {
+		p.wait = false
 	}
 	if p.cfg.Monotonic, err = parseSeconds("monotonic", monotonic); err != nil {
 		return nil, err
@@ -479,10 +496,6 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		p.cfg.Propagation = propagationFlag(propagation)
 	}
 	p.cfg.New = flags
-	st, err := stateOf(th)
-	if err != nil {
-		return nil, err
-	}
 	p.ctx = st.current()
 	return st.start(th, p)
 }
@@ -616,7 +629,7 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 	cfg.Mode = spawn.Exec
 	cfg.Argv, cfg.Env = p.argv, p.env
 	cfg.Joins, cfg.Setns = st.spawnJoins(p.ctx)
-	sp, err := st.spawner(cfg.Joins)
+	sp, err := st.spawner()
 	if err != nil {
 		return nil, err
 	}
@@ -896,7 +909,7 @@ func (p *Process) Hash() (uint32, error) { return uint32(p.pid), nil }
 
 // AttrNames lists the attributes.
 func (p *Process) AttrNames() []string {
-	return []string{"argv", "code", "kill", "ns", "ok", "pid", "running", "stderr", "stdout", "wait"}
+	return []string{"argv", "code", "kill", "ns", "ok", "paused", "pid", "resume", "running", "stderr", "stdout", "wait"}
 }
 
 func (p *Process) isDone() bool {
@@ -921,6 +934,12 @@ func (p *Process) Attr(name string) (starlark.Value, error) {
 		return starlark.NewList(l), nil
 	case "running":
 		return starlark.Bool(!p.isDone()), nil
+	case "paused":
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return starlark.Bool(!p.exited && p.child.Paused()), nil
+	case "resume":
+		return doc.NewBuiltin("resume", p.resumeMethod).BindReceiver(p), nil
 	case "code", "ok":
 		if !p.isDone() {
 			return starlark.None, nil
@@ -999,6 +1018,25 @@ func parseSignal(v starlark.Value) (unix.Signal, error) {
 		return 0, fmt.Errorf("unknown signal %q", string(v))
 	}
 	return 0, fmt.Errorf("signal must be a name or number, not %s", v.Type())
+}
+
+func (p *Process) resumeMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if err := starlark.UnpackArgs(fn.Name(), args, kwargs); err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.exited {
+		return nil, fmt.Errorf("process %d has exited", p.pid)
+	}
+	if !p.child.Paused() {
+		return nil, fmt.Errorf("process %d is not paused (resume() follows clone(..., \"user\", paused=True))", p.pid)
+	}
+	if err := p.child.Resume(); err != nil {
+		return nil, err
+	}
+	p.pid = p.child.Pid // a new PID namespace's first process, past its relay
+	return starlark.None, nil
 }
 
 func (p *Process) killMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -402,5 +403,114 @@ while True:
 			t.Fatalf("processes survived SIGKILL of nsh: %s", out)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// asUser runs nsh as another user (a setpriv spec such as "65534" or a
+// name) without rootless mode, so nsh writes maps as an unprivileged
+// process would.
+func asUser(t *testing.T, who string, args ...string) (string, string, int) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch to an unprivileged user with setpriv")
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("setpriv not installed")
+	}
+	os.Chmod(filepath.Dir(nshBin), 0o755)
+	cmd := exec.Command("setpriv", append([]string{"--reuid=" + who, "--regid=" + who, "--clear-groups", nshBin, "--no-rootless"}, args...)...)
+	cmd.Env = append(os.Environ(), "HOME=/tmp")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// An unprivileged writer (no CAP_SETUID/CAP_SETGID) may map only its own
+// ids, one line each, and gid_map only after "deny" to setgroups: nsh
+// refuses anything else before writing, and denies setgroups itself.
+func TestUnprivilegedIDMaps(t *testing.T) {
+	leakcheck.Check(t)
+	const start = `p = clone("id", "user", paused=True, stdout=True)
+`
+	for _, c := range []struct{ script, want string }{
+		{`set_idmaps(p, gidmap=[gidmap(0, 65534)], setgroups="allow")`, `setgroups="allow" cannot go with a gid_map written without CAP_SETGID`},
+		{`set_idmaps(p, uidmap=[uidmap(0, 65534), uidmap(1, 100000, 10)])`, "needs CAP_SETUID"},
+		{`set_idmaps(p, uidmap=[uidmap(0, 0)])`, "maps ids other than nsh's own uid 65534"},
+	} {
+		_, stderr, code := asUser(t, "65534", "-c", start+c.script)
+		if code != 1 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%s: code %d, stderr %q, want %q", c.script, code, stderr, c.want)
+		}
+	}
+	out, stderr, code := asUser(t, "65534", "-c", start+`
+set_idmaps(p, uidmap=[uidmap(0, 65534)], gidmap=[gidmap(0, 65534)])
+print(ids(p).setgroups)
+p.resume(); p.wait()
+print(p.stdout.split()[0])
+`)
+	if code != 0 || out != "deny\nuid=0(root)\n" {
+		t.Errorf("own ids: code %d out %q err %q", code, out, stderr)
+	}
+}
+
+// Ranges beyond the caller's own id go through newuidmap/newgidmap and
+// /etc/subuid, /etc/subgid, both in set_idmaps and in rootless mode. Needs
+// a user with subordinate ranges: NSH_SUBID_USER (default nshrl), e.g.
+// useradd nshrl && usermod --add-subuids 100000-165535 --add-subgids 100000-165535 nshrl.
+func TestSubordinateRanges(t *testing.T) {
+	who := os.Getenv("NSH_SUBID_USER")
+	if who == "" {
+		who = "nshrl"
+	}
+	u, err := user.Lookup(who)
+	if err != nil {
+		t.Skipf("no user %s with subordinate ranges on this machine", who)
+	}
+	sub, err := os.ReadFile("/etc/subuid")
+	if err != nil || !strings.Contains(string(sub), who+":") {
+		t.Skipf("%s has no range in /etc/subuid", who)
+	}
+	if _, err := exec.LookPath("newuidmap"); err != nil {
+		t.Skip("newuidmap not installed (Debian's uidmap)")
+	}
+	var start, count int
+	for _, l := range strings.Split(string(sub), "\n") {
+		if f := strings.Split(l, ":"); len(f) == 3 && f[0] == who {
+			fmt.Sscan(f[1], &start)
+			fmt.Sscan(f[2], &count)
+			break
+		}
+	}
+	leakcheck.Check(t)
+	script := fmt.Sprintf(`
+p = clone("cat /proc/self/uid_map", "user", paused=True, stdout=True)
+set_idmaps(p, uidmap=[uidmap(0, %[1]s), uidmap(1, %[2]d, %[3]d)], gidmap=[gidmap(0, %[4]s), gidmap(1, %[2]d, %[3]d)])
+p.resume(); p.wait()
+print(" ".join(p.stdout.split()))
+`, u.Uid, start, count, u.Gid)
+	want := fmt.Sprintf("0 %s 1 1 %d %d\n", u.Uid, start, count)
+	out, stderr, code := asUser(t, who, "-c", script)
+	if code != 0 || out != want {
+		t.Errorf("set_idmaps with subordinate ranges: code %d out %q (want %q) err %q", code, out, want, stderr)
+	}
+	_, stderr, code = asUser(t, who, "-c", fmt.Sprintf(`clone("true", "user", uidmap=[uidmap(0, %s), uidmap(1, %d, 10)])`, u.Uid, start+count))
+	if code != 1 || !strings.Contains(stderr, "/etc/subuid") {
+		t.Errorf("range outside /etc/subuid: code %d err %q", code, stderr)
+	}
+	// Rootless mode maps the caller to root and its range from 1 up.
+	cmd := exec.Command("setpriv", "--reuid="+who, "--regid="+who, "--clear-groups", nshBin, "-c",
+		`print(" ".join(run("cat /proc/self/uid_map").stdout.split()))`)
+	cmd.Env = append(os.Environ(), "HOME=/tmp")
+	b, err := cmd.CombinedOutput()
+	want = fmt.Sprintf("0 %s 1 1 %d %d\n", u.Uid, start, count)
+	if err != nil || string(b) != want {
+		t.Errorf("rootless with subordinate ranges: %v, %q, want %q", err, b, want)
 	}
 }

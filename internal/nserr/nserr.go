@@ -6,6 +6,7 @@ package nserr
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"golang.org/x/sys/unix"
 
@@ -45,8 +46,11 @@ func New(op, obj string, err error) error {
 	var errno unix.Errno
 	hint := ""
 	if errors.As(err, &errno) {
-		if (errno == unix.EPERM || errno == unix.EACCES) && rootless.Active() {
+		if (errno == unix.EPERM || errno == unix.EACCES) && inUserNS() {
 			return &Error{Op: op, Obj: obj, Err: err, Hint: rootlessHint}
+		}
+		if errno == unix.EPERM && unprivileged && op != "write" {
+			return &Error{Op: op, Obj: obj, Err: err, Hint: unprivilegedHint}
 		}
 		hint = hints[key{op, errno}]
 		if hint == "" {
@@ -99,4 +103,20 @@ var hints = map[key]string{
 	{"sethostname", unix.EINVAL}: "host names are at most 64 bytes",
 }
 
+const unprivilegedHint = "nsh runs as an ordinary user without rootless mode (--no-rootless or NSH_ROOTLESS=0): it may create user namespaces and start processes in them, but not act in namespaces itself; run it without --no-rootless"
+
+// unprivileged: not root and not in a user namespace of its own.
+var unprivileged = os.Geteuid() != 0 && !startedInUserNS
+
 const rootlessHint = "nsh runs rootless, inside a user namespace: this touches an object the host owns (its network, /run/netns, its mounts) and needs real root"
+
+// inUserNS reports whether this process is in a user namespace other than
+// the initial one. It is read once at start: a thread that moved into a
+// mount namespace without /proc (after pivot_root) could not read it.
+func inUserNS() bool { return startedInUserNS }
+
+var startedInUserNS = rootless.Active()
+
+// InUserNS reports whether nsh runs in a user namespace other than the
+// initial one (rootless, or in a container).
+func InUserNS() bool { return startedInUserNS }

@@ -118,7 +118,7 @@ func reexec() (int, error) {
 		Cloneflags: syscall.CLONE_NEWUSER,
 		Pdeathsig:  syscall.SIGKILL,
 	}
-	sub := subordinate()
+	sub := Subordinate()
 	var r, w *os.File
 	if sub != nil {
 		// newuidmap writes the maps once the child exists; the child waits.
@@ -178,16 +178,17 @@ func reexec() (int, error) {
 	}
 }
 
-// subIDs are the caller's subordinate ranges and the setuid helpers that
-// map them.
-type subIDs struct {
-	newuidmap, newgidmap string
-	uid, gid             [2]int // start, count
+// SubIDs are the caller's subordinate ranges (/etc/subuid, /etc/subgid)
+// and the setuid helpers that map them (Debian's uidmap package).
+type SubIDs struct {
+	User                 string
+	NewUIDMap, NewGIDMap string
+	UID, GID             [2]int // start, count
 }
 
-// subordinate returns the caller's subordinate ranges when /etc/subuid,
-// /etc/subgid and newuidmap/newgidmap (Debian's uidmap) provide them.
-func subordinate() *subIDs {
+// Subordinate returns the caller's subordinate ranges when /etc/subuid,
+// /etc/subgid and newuidmap/newgidmap provide them, else nil.
+func Subordinate() *SubIDs {
 	uid := os.Geteuid()
 	name := strconv.Itoa(uid)
 	if u, err := user.LookupId(name); err == nil {
@@ -200,19 +201,34 @@ func subordinate() *subIDs {
 	if su == nil || sg == nil || errU != nil || errG != nil {
 		return nil
 	}
-	return &subIDs{newuidmap: nu, newgidmap: ng, uid: [2]int{su[0], su[1]}, gid: [2]int{sg[0], sg[1]}}
+	return &SubIDs{User: name, NewUIDMap: nu, NewGIDMap: ng, UID: [2]int{su[0], su[1]}, GID: [2]int{sg[0], sg[1]}}
 }
 
 // write maps the caller to root and the subordinate ranges from 1 up.
-func (s *subIDs) write(pid int) error {
-	p := strconv.Itoa(pid)
-	uargs := []string{p, "0", strconv.Itoa(os.Geteuid()), "1", "1", strconv.Itoa(s.uid[0]), strconv.Itoa(s.uid[1])}
-	gargs := []string{p, "0", strconv.Itoa(os.Getegid()), "1", "1", strconv.Itoa(s.gid[0]), strconv.Itoa(s.gid[1])}
-	if out, err := exec.Command(s.newuidmap, uargs...).CombinedOutput(); err != nil {
-		return fmt.Errorf("newuidmap %s: %v: %s", strings.Join(uargs, " "), err, out)
-	}
-	if out, err := exec.Command(s.newgidmap, gargs...).CombinedOutput(); err != nil {
-		return fmt.Errorf("newgidmap %s: %v: %s", strings.Join(gargs, " "), err, out)
+func (s *SubIDs) write(pid int) error {
+	uids := [][3]int{{0, os.Geteuid(), 1}, {1, s.UID[0], s.UID[1]}}
+	gids := [][3]int{{0, os.Getegid(), 1}, {1, s.GID[0], s.GID[1]}}
+	return s.Map(pid, uids, gids)
+}
+
+// Map writes the maps of pid's user namespace through newuidmap and
+// newgidmap (lines are inside, outside, count; nil skips that map). The
+// helpers check the lines against /etc/subuid and /etc/subgid themselves.
+func (s *SubIDs) Map(pid int, uids, gids [][3]int) error {
+	for _, w := range []struct {
+		helper string
+		lines  [][3]int
+	}{{s.NewUIDMap, uids}, {s.NewGIDMap, gids}} {
+		if w.lines == nil {
+			continue
+		}
+		args := []string{strconv.Itoa(pid)}
+		for _, l := range w.lines {
+			args = append(args, strconv.Itoa(l[0]), strconv.Itoa(l[1]), strconv.Itoa(l[2]))
+		}
+		if out, err := exec.Command(w.helper, args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("%s %s: %v: %s", w.helper, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
 	}
 	return nil
 }

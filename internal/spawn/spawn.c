@@ -215,6 +215,41 @@ static void __attribute__((noreturn)) relay(const struct nsh_cfg *c, pid_t child
 	_exit(128 + sig);
 }
 
+// write_at writes buf to file under dir in one write(2).
+static int write_at(int dir, const char *file, const char *buf, size_t len) {
+	int fd = openat(dir, file, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	ssize_t n = write(fd, buf, len);
+	int err = n < 0 ? errno : (size_t)n != len ? EIO : 0;
+	close(fd);
+	return err;
+}
+
+// write_maps is the maps mode: a helper in the parent user namespace of a
+// new one writes its maps, as the kernel wants the writer there.
+static void __attribute__((noreturn)) write_maps(const struct nsh_cfg *c) {
+	const char *files[3] = {"setgroups", "uid_map", "gid_map"};
+	const char *data[3] = {c->setgroups, c->uid_map, c->gid_map};
+	for (int i = 0; i < 3; i++) {
+		if (!data[i])
+			continue;
+		char buf[32], *p = buf;
+		const char *d = data[i];
+		if (!*d) {
+			p = fmt_str(p, "0 ");
+			p = fmt_ll(p, i == 1 ? (long long)geteuid() : (long long)getegid());
+			p = fmt_str(p, " 1\n");
+			*p = 0;
+			d = buf;
+		}
+		int err = write_at(c->maps_dir, files[i], d, strlen(d));
+		if (err)
+			fail(c, NSH_STEP_WRITE_MAPS, i, err);
+	}
+	_exit(0);
+}
+
 static void __attribute__((noreturn)) child(const struct nsh_cfg *c) {
 	int newpid = (c->clone_flags & CLONE_NEWPID) != 0;
 	close(c->psock);
@@ -225,6 +260,8 @@ static void __attribute__((noreturn)) child(const struct nsh_cfg *c) {
 		if (setns(c->setns_fd[i], c->setns_type[i]) < 0)
 			fail(c, NSH_STEP_SETNS, i, errno);
 	}
+	if (c->mode == NSH_MAPS)
+		write_maps(c);
 	if (c->unshare_flags & CLONE_NEWUSER) {
 		if (unshare(CLONE_NEWUSER) < 0)
 			fail(c, NSH_STEP_UNSHARE_USER, 0, errno);

@@ -25,7 +25,6 @@ package spawn
 import "C"
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -33,6 +32,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -55,6 +55,9 @@ const (
 	// Init makes the child nsh-init, the reaper of a new PID namespace,
 	// alive until Child.Release (or nsh's death).
 	Init Mode = C.NSH_INIT
+	// maps makes the child write another process's id maps from the user
+	// namespace it joined (Setns), then exit: see WriteIDMapsAs.
+	maps Mode = C.NSH_MAPS
 )
 
 // IDMap is one line of a uid_map or gid_map: Count ids from Inside in the
@@ -77,6 +80,19 @@ type Config struct {
 	// UIDMap and GIDMap are written for a new user namespace; nil maps the
 	// caller's effective uid/gid to root, as unshare --map-root-user.
 	UIDMap, GIDMap []IDMap
+	// Paused, with a new user namespace, writes no maps: Start returns
+	// while the child waits in its new user namespace, before anything
+	// else; the caller may write its maps (WriteIDMaps) and then calls
+	// Child.Resume. A child resumed without maps runs unmapped (as the
+	// overflow ids, 65534).
+	Paused bool
+	// WriteMaps, when set, writes the maps of the new user namespace
+	// instead of WriteIDMaps(UIDMap, GIDMap) (e.g. through newuidmap).
+	WriteMaps func(pid int) error
+	// maps mode: the /proc/PID directory of the target and what to write
+	// (nil: nothing; "": the helper's own id as root).
+	mapsDir                   int
+	setgroups, uidMap, gidMap *string
 	// TimeOffsets, with CLONE_NEWTIME in New, are written to the new time
 	// namespace before the child execs.
 	TimeOffsets         bool
@@ -104,21 +120,49 @@ type Child struct {
 	sock   *os.File
 	// foreground children stopped by the terminal are resumed at once
 	foreground bool
+	cfg        *Config
+	paused     bool // waits for Resume in its new user namespace
 }
 
-// Spawner owns the locked OS thread children are cloned from.
+// Spawner owns the locked OS threads children are cloned from. Usually
+// one: it joins the context's namespaces before each clone. A thread that
+// left a namespace owned by an ancestor user namespace cannot go back
+// (rootless nsh, or after joining a user namespace's kinds): a fresh
+// thread, born in nsh's own namespaces, then takes over for that context.
+// Every thread lives until Close, as its children's parent-death signal
+// is tied to it.
 type Spawner struct {
+	mu      sync.Mutex
+	threads []*spawnThread
+	first   *spawnThread // threads[0], read without the lock
+	quit    chan struct{}
+	pid     string // nsh's own PID namespace, where every thread is born
+}
+
+// maxThreads bounds the spawner threads of one run.
+const maxThreads = 16
+
+type spawnThread struct {
 	reqs chan func()
-	quit chan struct{}
 	in   map[int]string // namespace type -> name of the one the thread is in
-	pid  string         // the thread's own PID namespace
 }
 
 // NewSpawner starts a spawner thread. Close it after every child it started
 // without a parent-death signal can be left alone: its exit sends the
 // parent-death signal to the others.
 func NewSpawner() (*Spawner, error) {
-	s := &Spawner{reqs: make(chan func()), quit: make(chan struct{}), in: map[int]string{}}
+	s := &Spawner{quit: make(chan struct{})}
+	t, err := s.newThread()
+	if err != nil {
+		return nil, err
+	}
+	s.threads, s.first = []*spawnThread{t}, t
+	s.pid = t.in[unix.CLONE_NEWPID]
+	return s, nil
+}
+
+func (s *Spawner) newThread() (*spawnThread, error) {
+	t := &spawnThread{reqs: make(chan func()), in: map[int]string{}}
 	errc := make(chan error, 1)
 	// A thread of its own, never the main one, destroyed when it ends.
 	nsthread.Go(func() {
@@ -134,14 +178,13 @@ func NewSpawner() (*Spawner, error) {
 				name = k.ForChildren
 			}
 			if l, err := os.Readlink("/proc/thread-self/ns/" + name); err == nil {
-				s.in[k.Flag] = l
+				t.in[k.Flag] = l
 			}
 		}
-		s.pid = s.in[unix.CLONE_NEWPID]
 		errc <- nil
 		for {
 			select {
-			case f := <-s.reqs:
+			case f := <-t.reqs:
 				f()
 			case <-s.quit:
 				return
@@ -151,34 +194,70 @@ func NewSpawner() (*Spawner, error) {
 	if err := <-errc; err != nil {
 		return nil, err
 	}
-	return s, nil
+	return t, nil
 }
 
-// Close ends the spawner thread.
+// Close ends the spawner threads.
 func (s *Spawner) Close() error {
 	close(s.quit)
 	return nil
 }
 
-// do runs f on the spawner thread.
-func (s *Spawner) do(f func()) {
+// do runs f on the first spawner thread.
+func (s *Spawner) do(f func()) { s.first.do(f) }
+
+// do runs f on the thread.
+func (t *spawnThread) do(f func()) {
 	done := make(chan struct{})
-	s.reqs <- func() { f(); close(done) }
+	t.reqs <- func() { f(); close(done) }
 	<-done
 }
 
-func (s *Spawner) join(joins []nsthread.Join) error {
+func (t *spawnThread) join(joins []nsthread.Join) error {
 	for _, j := range joins {
-		if s.in[j.Type] == j.Name {
+		if t.in[j.Type] == j.Name {
 			continue
 		}
 		if err := unix.Setns(j.Fd, j.Type); err != nil {
-			delete(s.in, j.Type)
+			delete(t.in, j.Type)
 			return nserr.New("setns", j.Name, err)
 		}
-		s.in[j.Type] = j.Name
+		t.in[j.Type] = j.Name
 	}
 	return nil
+}
+
+// onThread joins the context on a spawner thread that can, and runs f
+// there: the first thread whose join succeeds, else a fresh one.
+func (s *Spawner) onThread(joins []nsthread.Join, f func()) error {
+	for i := 0; ; i++ {
+		s.mu.Lock()
+		fresh := false
+		if i == len(s.threads) {
+			if i == maxThreads {
+				s.mu.Unlock()
+				return fmt.Errorf("spawn: %d spawner threads, none can join the context", maxThreads)
+			}
+			t, err := s.newThread()
+			if err != nil {
+				s.mu.Unlock()
+				return err
+			}
+			s.threads = append(s.threads, t)
+			fresh = true
+		}
+		t := s.threads[i]
+		s.mu.Unlock()
+		var jerr error
+		t.do(func() {
+			if jerr = t.join(joins); jerr == nil {
+				f()
+			}
+		})
+		if jerr == nil || fresh || !errors.Is(jerr, unix.EPERM) {
+			return jerr
+		}
+	}
 }
 
 // Start starts a child. On error nothing is left: a child that failed was
@@ -296,6 +375,17 @@ func (s *Spawner) Start(cfg *Config) (*Child, error) {
 		defer unix.Close(exe)
 		c.exe_fd = C.int(exe)
 	}
+	if cfg.Mode == maps {
+		c.maps_dir = C.int(cfg.mapsDir)
+		for _, x := range []struct {
+			v   *string
+			dst **C.char
+		}{{cfg.setgroups, &c.setgroups}, {cfg.uidMap, &c.uid_map}, {cfg.gidMap, &c.gid_map}} {
+			if x.v != nil {
+				*x.dst = cstr(*x.v)
+			}
+		}
+	}
 	if cfg.Mode == Exec {
 		c.argv = cvec(cfg.Argv)
 		c.envp = cvec(cfg.Env)
@@ -303,11 +393,7 @@ func (s *Spawner) Start(cfg *Config) (*Child, error) {
 	}
 
 	var pid, pidfd int
-	var jerr error
-	s.do(func() {
-		if jerr = s.join(cfg.Joins); jerr != nil {
-			return
-		}
+	jerr := s.onThread(cfg.Joins, func() {
 		var fd C.int
 		pid = int(C.nsh_spawn(c, &fd))
 		pidfd = int(fd)
@@ -325,8 +411,8 @@ func (s *Spawner) Start(cfg *Config) (*Child, error) {
 	}
 	unix.Close(fds[1])
 	fds[1] = -1
-	ch := &Child{Pid: pid, pidfd: pidfd, waitOn: pid, sock: sock, foreground: cfg.Foreground}
-	if err := ch.handshake(cfg); err != nil {
+	ch := &Child{Pid: pid, pidfd: pidfd, waitOn: pid, sock: sock, foreground: cfg.Foreground, cfg: cfg}
+	if err := ch.handshake(); err != nil {
 		ch.abandon()
 		return nil, err
 	}
@@ -351,14 +437,38 @@ func (ch *Child) send(m msg) error {
 	return err
 }
 
-// handshake follows the child until it execs (EOF), is ready (hold/init)
-// or reports a failure.
-func (ch *Child) handshake(cfg *Config) error {
+// Paused reports whether the child waits for Resume.
+func (ch *Child) Paused() bool { return ch.paused }
+
+// Resume lets a paused child go on (with whatever maps were written
+// meanwhile) and follows it as Start does. On error the child was killed;
+// the caller still reaps it with Wait.
+func (ch *Child) Resume() error {
+	if !ch.paused {
+		return errors.New("the process is not paused")
+	}
+	ch.paused = false
+	if err := ch.send(msg{Type: C.NSH_MSG_GO}); err != nil {
+		ch.Kill(unix.SIGKILL)
+		return nserr.New("write", "spawn status socket", err)
+	}
+	if err := ch.handshake(); err != nil {
+		ch.Kill(unix.SIGKILL)
+		ch.Release()
+		return err
+	}
+	return nil
+}
+
+// handshake follows the child until it execs (EOF), is ready (hold/init),
+// waits paused for its maps, or reports a failure.
+func (ch *Child) handshake() error {
+	cfg := ch.cfg
 	b := make([]byte, 16)
 	for {
 		n, err := ch.sock.Read(b)
 		if n == 0 || err != nil {
-			if cfg.Mode != Exec {
+			if cfg.Mode != Exec && cfg.Mode != maps {
 				return fmt.Errorf("spawn helper ended without reporting (%v)", err)
 			}
 			ch.sock.Close()
@@ -371,7 +481,31 @@ func (ch *Child) handshake(cfg *Config) error {
 		}
 		switch m.Type {
 		case C.NSH_MSG_MAPS:
-			if err := WriteIDMaps(ch.Pid, cfg.UIDMap, cfg.GIDMap); err != nil {
+			if cfg.Paused {
+				ch.paused = true
+				return nil
+			}
+			if cfg.WriteMaps != nil {
+				if err := cfg.WriteMaps(ch.Pid); err != nil {
+					return err
+				}
+				if err := ch.send(msg{Type: C.NSH_MSG_GO}); err != nil {
+					return nserr.New("write", "spawn status socket", err)
+				}
+				continue
+			}
+			uid, gid := cfg.UIDMap, cfg.GIDMap
+			if uid == nil {
+				uid = []IDMap{{0, os.Geteuid(), 1}}
+			}
+			if gid == nil {
+				gid = []IDMap{{0, os.Getegid(), 1}}
+			}
+			setgroups := ""
+			if !Capable(unix.CAP_SETGID) {
+				setgroups = "deny"
+			}
+			if err := WriteIDMaps(ch.Pid, uid, gid, setgroups); err != nil {
 				return err
 			}
 			if err := ch.send(msg{Type: C.NSH_MSG_GO}); err != nil {
@@ -473,6 +607,13 @@ func stepError(cfg *Config, step, arg int, errno syscall.Errno) error {
 		return nserr.New("setsid", "", errno)
 	case C.NSH_STEP_FOREGROUND:
 		return nserr.New("tcsetpgrp", "", errno)
+	case C.NSH_STEP_WRITE_MAPS:
+		file := [3]string{"setgroups", "uid_map", "gid_map"}[arg%3]
+		if errno == unix.EPERM && arg != 0 {
+			return nserr.Errorf("write", file+" from the parent user namespace", errno,
+				"the outside ids must exist in the parent user namespace (the context's, whose own map says which)")
+		}
+		return nserr.New("write", file+" from the parent user namespace", errno)
 	case C.NSH_STEP_EXEC:
 		if cfg.Mode == Init {
 			return nserr.New("exec", "nsh-init", errno)
@@ -548,28 +689,74 @@ func (ch *Child) Close() {
 	}
 }
 
-// WriteIDMaps writes the uid and gid maps of a new user namespace whose
-// process is pid; nil maps map the caller's effective ids to root. An
-// unprivileged caller must deny setgroups first, as the kernel requires.
-func WriteIDMaps(pid int, uid, gid []IDMap) error {
-	if uid == nil {
-		uid = []IDMap{{0, os.Geteuid(), 1}}
-	}
-	if gid == nil {
-		gid = []IDMap{{0, os.Getegid(), 1}}
-	}
-	if os.Geteuid() != 0 {
-		if err := writeProc(pid, "setgroups", "deny"); err != nil {
+// WriteIDMaps is where nsh writes the maps of a user namespace whose
+// process is pid, as the parent's half of the handshake: "deny" or
+// "allow" to setgroups first when setgroups is not "", then uid_map and
+// gid_map when not nil. The kernel's rules are the caller's to check first
+// (builtins' set_idmaps does); each map is written with one write(2), as
+// the kernel requires.
+func WriteIDMaps(pid int, uid, gid []IDMap, setgroups string) error {
+	if setgroups != "" {
+		if err := writeProc(pid, "setgroups", setgroups); err != nil {
 			return err
 		}
 	}
-	if err := writeProc(pid, "uid_map", formatMap(uid)); err != nil {
+	if uid != nil {
+		if err := writeProc(pid, "uid_map", FormatMap(uid)); err != nil {
+			return err
+		}
+	}
+	if gid != nil {
+		err := writeProc(pid, "gid_map", FormatMap(gid))
+		if errors.Is(err, unix.EPERM) && setgroups != "deny" && !Capable(unix.CAP_SETGID) {
+			return nserr.Errorf("write", fmt.Sprintf("/proc/%d/gid_map", pid), unix.EPERM,
+				`a writer without CAP_SETGID must write "deny" to setgroups first: pass setgroups="deny"`)
+		}
 		return err
 	}
-	return writeProc(pid, "gid_map", formatMap(gid))
+	return nil
 }
 
-func formatMap(m []IDMap) string {
+// WriteIDMapsAs writes the maps of pid's user namespace from a helper
+// process that joins user namespace as, the parent of pid's: the kernel
+// wants the writer in the parent (or the namespace itself) with
+// CAP_SETUID/CAP_SETGID there, so when the parent is not nsh's own user
+// namespace nsh cannot write them itself. nil uid or gid skips that map;
+// an empty one maps the helper's own id (as the parent sees it) to root.
+// setgroups "" leaves the file as it is.
+func (s *Spawner) WriteIDMapsAs(as nsthread.Join, pid int, uid, gid []IDMap, setgroups string) error {
+	dir := fmt.Sprintf("/proc/%d", pid)
+	dfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nserr.New("open", dir, err)
+	}
+	defer unix.Close(dfd)
+	cfg := &Config{Mode: maps, Setns: []nsthread.Join{as}, Pdeathsig: unix.SIGKILL, mapsDir: dfd}
+	text := func(m []IDMap) *string {
+		if m == nil {
+			return nil
+		}
+		t := FormatMap(m)
+		return &t
+	}
+	cfg.uidMap, cfg.gidMap = text(uid), text(gid)
+	if setgroups != "" {
+		cfg.setgroups = &setgroups
+	}
+	ch, err := s.Start(cfg)
+	if err != nil {
+		return err
+	}
+	ws, err := ch.Wait()
+	ch.Close()
+	if err == nil && (!ws.Exited() || ws.ExitStatus() != 0) {
+		err = fmt.Errorf("id map writer for process %d ended with status %v", pid, ws)
+	}
+	return err
+}
+
+// FormatMap renders a map as the kernel's uid_map/gid_map lines.
+func FormatMap(m []IDMap) string {
 	var b strings.Builder
 	for _, l := range m {
 		fmt.Fprintf(&b, "%d %d %d\n", l.Inside, l.Outside, l.Count)
@@ -577,6 +764,7 @@ func formatMap(m []IDMap) string {
 	return b.String()
 }
 
+// writeProc writes data to /proc/PID/file in one write(2).
 func writeProc(pid int, file, data string) error {
 	p := fmt.Sprintf("/proc/%d/%s", pid, file)
 	f, err := os.OpenFile(p, os.O_WRONLY, 0)
@@ -584,12 +772,28 @@ func writeProc(pid int, file, data string) error {
 		return nserr.New("open", p, unwrap(err))
 	}
 	defer f.Close()
-	w := bufio.NewWriter(f)
-	w.WriteString(data)
-	if err := w.Flush(); err != nil {
+	if _, err := f.Write([]byte(data)); err != nil {
 		return nserr.New("write", fmt.Sprintf("%q to %s", strings.TrimSpace(data), p), unwrap(err))
 	}
 	return nil
+}
+
+// Capable reports whether this process has capability c (e.g.
+// unix.CAP_SETUID) in its effective set, that is, in its own user
+// namespace and the namespaces it owns: what the kernel asks of a writer
+// of maps beyond its own id.
+func Capable(c int) bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && n&(1<<uint(c)) != 0
+		}
+	}
+	return false
 }
 
 // Foreground gives the terminal tty to process group pgrp, even when nsh is

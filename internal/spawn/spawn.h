@@ -7,7 +7,7 @@
 #define NSH_MAX_SETNS 8
 
 // Modes of the child.
-enum { NSH_EXEC = 0, NSH_HOLD = 1, NSH_INIT = 2 };
+enum { NSH_EXEC = 0, NSH_HOLD = 1, NSH_INIT = 2, NSH_MAPS = 3 };
 
 // Steps of the child, reported with the errno when one fails.
 enum {
@@ -31,6 +31,7 @@ enum {
 	NSH_STEP_SETSID,
 	NSH_STEP_FOREGROUND,
 	NSH_STEP_EXEC,
+	NSH_STEP_WRITE_MAPS, // maps mode: arg 0 setgroups, 1 uid_map, 2 gid_map
 };
 
 // Messages on the status socket: child -> parent.
@@ -76,6 +77,12 @@ struct nsh_cfg {
 	char *const *argv;
 	char *const *envp;
 	int exe_fd;           // init mode: O_PATH descriptor of nsh's own binary
+	// maps mode: after joining setns_fd (a user namespace), write the maps
+	// of the process whose /proc/PID directory maps_dir is, and exit.
+	int maps_dir;
+	const char *setgroups;  // NULL: leave it
+	const char *uid_map;    // NULL: leave it; "": this process's euid as root
+	const char *gid_map;    // NULL: leave it; "": this process's egid as root
 };
 
 // nsh_spawn starts a child as described by cfg. It returns its pid, or

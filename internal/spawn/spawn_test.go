@@ -168,3 +168,66 @@ func TestRelay(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// A paused child waits unmapped in its new user namespace until Resume;
+// maps written meanwhile are in force when it goes on, and a child resumed
+// without maps runs as the overflow id.
+func TestPausedUserNamespace(t *testing.T) {
+	needRoot(t)
+	s, err := NewSpawner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, mapped := range []bool{false, true} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := &Config{Argv: []string{"sh", "-c", "id -u; cat /proc/self/uid_map"}, Env: os.Environ(), New: unix.CLONE_NEWUSER, Paused: true}
+		cfg.Stdio[1] = w
+		ch, err := s.Start(cfg)
+		w.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ch.Paused() {
+			t.Fatal("child not paused")
+		}
+		if b, _ := os.ReadFile("/proc/" + strconv.Itoa(ch.Pid) + "/uid_map"); len(b) != 0 {
+			t.Errorf("paused child has a uid_map: %q", b)
+		}
+		if mapped {
+			own := []IDMap{{0, os.Geteuid(), 1}}
+			if err := WriteIDMaps(ch.Pid, own, []IDMap{{0, os.Getegid(), 1}}, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := ch.Resume(); err != nil {
+			t.Fatal(err)
+		}
+		if err := ch.Resume(); err == nil {
+			t.Error("second Resume accepted")
+		}
+		var b strings.Builder
+		buf := make([]byte, 512)
+		for {
+			n, err := r.Read(buf)
+			b.Write(buf[:n])
+			if err != nil {
+				break
+			}
+		}
+		r.Close()
+		ch.Wait()
+		ch.Close()
+		f := strings.Fields(b.String())
+		want := []string{"65534"}
+		if mapped {
+			want = []string{"0", "0", strconv.Itoa(os.Geteuid()), "1"}
+		}
+		if strings.Join(f, " ") != strings.Join(want, " ") {
+			t.Errorf("mapped=%v: child printed %q, want %q", mapped, f, want)
+		}
+	}
+}
