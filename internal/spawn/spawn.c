@@ -351,36 +351,38 @@ static int child_vm(void *arg) {
 	child((const struct nsh_cfg *)arg);
 }
 
-// The parent of a vfork-style child is suspended until the child execs or
-// exits, so it cannot write id maps or follow a relay meanwhile; and a
-// child sharing its address space is not single-threaded in the kernel's
-// eyes, so it cannot join user or time namespaces.
-static int can_vfork(const struct nsh_cfg *c) {
-	return c->mode == NSH_EXEC && c->nsetns == 0 && !((c->clone_flags | c->unshare_flags) & CLONE_NEWUSER) &&
-	       !(c->unshare_flags & CLONE_NEWPID);
+// A child may share nsh's address space until its exec (CLONE_VM, as
+// posix_spawn does), which saves copying the page tables of the Go heap
+// and the copy-on-write faults after, when it does not need to be
+// single-threaded in the kernel's eyes: it must not join a user or time
+// namespace or unshare a user namespace (a user namespace created by
+// clone() itself is fine), and it must not fork (a relay after
+// unshare(CLONE_NEWPID) would copy nsh's address space anyway).
+int nsh_can_share_vm(const struct nsh_cfg *c) {
+	return c->mode == NSH_EXEC && c->nsetns == 0 && !(c->unshare_flags & (CLONE_NEWUSER | CLONE_NEWPID));
 }
 
-#define NSH_STACK (256 * 1024)
+// The parent of a vfork-style child is suspended until the child execs or
+// exits, so it cannot write id maps: a child that waits for them shares the
+// address space without CLONE_VFORK, on a stack the caller frees once the
+// child has execed (end of file on the status socket) or been reaped.
+static int needs_parent(const struct nsh_cfg *c) {
+	return (c->clone_flags & CLONE_NEWUSER) != 0;
+}
 
-int nsh_spawn(const struct nsh_cfg *c, int *pidfd) {
+int nsh_spawn(const struct nsh_cfg *c, void *stack, int *pidfd) {
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	int fd = -1;
 	long pid;
 	int err = 0;
-	if (can_vfork(c)) {
-		// Share the address space until the exec, as posix_spawn does:
-		// no copy of the Go heap's page tables.
-		char *stack = malloc(NSH_STACK);
-		if (!stack) {
-			pthread_sigmask(SIG_SETMASK, &old, NULL);
-			return -ENOMEM;
-		}
-		pid = clone(child_vm, stack + NSH_STACK, c->clone_flags | CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD,
-		            (void *)c, &fd, NULL, NULL);
+	if (stack) {
+		unsigned long flags = c->clone_flags | CLONE_VM | CLONE_PIDFD | SIGCHLD;
+		if (!needs_parent(c))
+			flags |= CLONE_VFORK;
+		pid = clone(child_vm, (char *)stack + NSH_STACK, flags, (void *)c, &fd, NULL, NULL);
 		err = errno;
-		free(stack);
 	} else {
 		pid = syscall(SYS_clone, (unsigned long)(c->clone_flags | CLONE_PIDFD | SIGCHLD), 0, &fd, 0, 0);
 		if (pid == 0)
