@@ -25,7 +25,7 @@
 #include <termios.h>
 #include <unistd.h>
 #include <pthread.h>
-#include <linux/limits.h>
+#include <limits.h>
 
 #include "spawn.h"
 
@@ -123,26 +123,38 @@ static void arm_pdeathsig(const struct nsh_cfg *c, int in_new_pidns) {
 		_exit(1);
 }
 
+// The signal calls below are raw system calls on the kernel's own
+// structures: a C library may refuse the signals it keeps for itself
+// (musl: 32-34) or keep them unblocked, and nsh's handlers must not run in
+// a child that may share nsh's address space.
+struct k_sigaction {
+	void *handler;
+	unsigned long flags;
+	void *restorer;
+	unsigned long mask;
+};
+
 static void reset_signals(void) {
 	for (int s = 1; s < 65; s++) {
-		struct sigaction sa;
+		struct k_sigaction sa;
 		if (s == SIGKILL || s == SIGSTOP)
 			continue;
-		if (sigaction(s, NULL, &sa) < 0)
+		if (syscall(SYS_rt_sigaction, s, NULL, &sa, sizeof sa.mask) < 0)
 			continue;
-		if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)
+		if (sa.handler == (void *)SIG_DFL || sa.handler == (void *)SIG_IGN)
 			continue;
-		memset(&sa, 0, sizeof sa);
-		sa.sa_handler = SIG_DFL;
-		sigaction(s, &sa, NULL);
+		memset(&sa, 0, sizeof sa); // SIG_DFL
+		syscall(SYS_rt_sigaction, s, &sa, NULL, sizeof sa.mask);
 	}
 }
 
-static void unblock_signals(void) {
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+// set_sigmask sets the calling thread's blocked signals to mask and
+// stores the previous mask in old (if not NULL).
+static void set_sigmask(unsigned long mask, unsigned long *old) {
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &mask, old, sizeof mask);
 }
+
+static void unblock_signals(void) { set_sigmask(0, NULL); }
 
 // exec_path runs argv[0], searching PATH when it has no '/', as execvpe
 // does, and returns the errno of the most telling failure.
@@ -371,9 +383,8 @@ static int needs_parent(const struct nsh_cfg *c) {
 }
 
 int nsh_spawn(const struct nsh_cfg *c, void *stack, int *pidfd) {
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
+	unsigned long old;
+	set_sigmask(~0UL, &old);
 	int fd = -1;
 	long pid;
 	int err = 0;
@@ -389,7 +400,7 @@ int nsh_spawn(const struct nsh_cfg *c, void *stack, int *pidfd) {
 			child(c);
 		err = errno;
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	set_sigmask(old, NULL);
 	if (pid < 0)
 		return -err;
 	*pidfd = fd;
