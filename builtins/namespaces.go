@@ -308,9 +308,12 @@ func setnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		}
 	}
 	// Try the join once on a throwaway thread, so a refused setns is
-	// reported here and not later by whatever acts in the context.
-	if err := nsthread.Do(st.tab.Joins(next), func() error { return nil }); err != nil {
-		return nil, err
+	// reported here and not later by whatever acts in the context. Back in
+	// nsh's own namespaces there is nothing to try.
+	if joins := st.tab.Joins(next); len(joins) > 0 {
+		if err := nsthread.Do(joins, func() error { return nil }); err != nil {
+			return nil, err
+		}
 	}
 	st.setCurrent(next)
 	return &Namespaces{ctx: prev, st: st}, nil
@@ -351,11 +354,13 @@ func netnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		if err := prepareNetnsDir(); err != nil {
 			return err
 		}
-		f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0)
+		// The mount point: a plain descriptor, closed at once (an
+		// os.File would register it with the poller first).
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return nserr.New("create", strconv.Quote(path), unwrap(err))
+			return nserr.New("create", strconv.Quote(path), err)
 		}
-		f.Close()
+		unix.Close(fd)
 		fail := func(err error) error { os.Remove(path); return err }
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			return fail(nserr.New("unshare", "net", err))
@@ -409,7 +414,8 @@ func prepareNetnsDir() error {
 
 func removeNetns(st *state, ctx nsctx.Context, name string) error {
 	path := filepath.Join(netnsDir, name)
-	return nsthread.Do(st.tab.Joins(ctx), func() error {
+	// In nsh's own mount namespace (the usual case) no thread hop is needed.
+	return doIn(st.tab.Joins(ctx), func() error {
 		if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
 			return nserr.New("umount", path, err)
 		}
