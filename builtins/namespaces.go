@@ -236,7 +236,19 @@ func unshareBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tup
 // cur, and keeps them by descriptor.
 func (st *state) unshareOnThread(cur nsctx.Context, flags int, propagation string, lo bool) ([]*nsctx.NS, error) {
 	var created []*nsctx.NS
-	err := nsthread.Unshare(st.tab.Joins(cur), flags, func() error {
+	unshare := nsthread.Unshare
+	if flags == unix.CLONE_NEWNET {
+		// Network namespaces alone are made on the run's thread for them.
+		unshare = func(joins []nsthread.Join, flags int, fn func() error) error {
+			return netOf(st).maker.Do(joins, func() error {
+				if err := unix.Unshare(flags); err != nil {
+					return nserr.New("unshare", nsthread.FlagNames(flags), err)
+				}
+				return fn()
+			})
+		}
+	}
+	err := unshare(st.tab.Joins(cur), flags, func() error {
 		if flags&unix.CLONE_NEWNS != 0 {
 			if err := setPropagation("/", propagation); err != nil {
 				return err
@@ -350,7 +362,9 @@ func netnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	}
 	var created *nsctx.NS
 	cur := st.current()
-	err = nsthread.Do(st.tab.Joins(cur), func() error {
+	// On the run's network-namespace thread when the context differs from
+	// nsh's own in net at most; otherwise on a thread of its own.
+	err = netOf(st).maker.Do(st.tab.Joins(cur), func() error {
 		if err := prepareNetnsDir(); err != nil {
 			return err
 		}
