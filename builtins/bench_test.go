@@ -54,3 +54,21 @@ for _ in range(10):
 func BenchmarkNetnsNamed(b *testing.B) {
 	benchScript(b, fmt.Sprintf(`netns("bn-bench-%d", persist = False)`, os.Getpid()))
 }
+
+// BenchmarkClone is one sandbox spawn as bench/spawn.star times it:
+// /bin/true in new pid+mnt+uts+ipc+net namespaces with a fresh /proc,
+// waited for (the spawner thread is started once, by the first iteration's
+// run).
+func BenchmarkClone(b *testing.B) {
+	benchScript(b, `clone(["/bin/true"], "pid", "mnt", "uts", "ipc", "net", mount_proc = True)`)
+}
+
+// BenchmarkCloneUser is BenchmarkClone with a new user namespace too (the
+// child waits for nsh to write its id maps).
+func BenchmarkCloneUser(b *testing.B) {
+	benchScript(b, `clone(["/bin/true"], "user", "pid", "mnt", "uts", "ipc", "net", mount_proc = True)`)
+}
+
+// BenchmarkSpawnWait is spawn() of /bin/true in the current context and
+// its wait(): the plain process path, no new namespaces.
+func BenchmarkSpawnWait(b *testing.B) { benchScript(b, `spawn("/bin/true").wait()`) }

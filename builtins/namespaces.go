@@ -246,7 +246,19 @@ func unshareBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tup
 // cur, and keeps them by descriptor.
 func (st *state) unshareOnThread(cur nsctx.Context, flags int, propagation string, lo bool) ([]*nsctx.NS, error) {
 	var created []*nsctx.NS
-	err := nsthread.Unshare(st.tab.Joins(cur), flags, func() error {
+	unshare := nsthread.Unshare
+	if flags == unix.CLONE_NEWNET {
+		// Network namespaces alone are made on the run's thread for them.
+		unshare = func(joins []nsthread.Join, flags int, fn func() error) error {
+			return netOf(st).maker.Do(joins, func() error {
+				if err := unix.Unshare(flags); err != nil {
+					return nserr.New("unshare", nsthread.FlagNames(flags), err)
+				}
+				return fn()
+			})
+		}
+	}
+	err := unshare(st.tab.Joins(cur), flags, func() error {
 		if flags&unix.CLONE_NEWNS != 0 {
 			if err := setPropagation("/", propagation); err != nil {
 				return err
@@ -318,9 +330,12 @@ func setnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		}
 	}
 	// Try the join once on a throwaway thread, so a refused setns is
-	// reported here and not later by whatever acts in the context.
-	if err := nsthread.Do(st.tab.Joins(next), func() error { return nil }); err != nil {
-		return nil, err
+	// reported here and not later by whatever acts in the context. Back in
+	// nsh's own namespaces there is nothing to try.
+	if joins := st.tab.Joins(next); len(joins) > 0 {
+		if err := nsthread.Do(joins, func() error { return nil }); err != nil {
+			return nil, err
+		}
 	}
 	st.setCurrent(next)
 	return &Namespaces{ctx: prev, st: st}, nil
@@ -357,15 +372,19 @@ func netnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	}
 	var created *nsctx.NS
 	cur := st.current()
-	err = nsthread.Do(st.tab.Joins(cur), func() error {
+	// On the run's network-namespace thread when the context differs from
+	// nsh's own in net at most; otherwise on a thread of its own.
+	err = netOf(st).maker.Do(st.tab.Joins(cur), func() error {
 		if err := prepareNetnsDir(); err != nil {
 			return err
 		}
-		f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0)
+		// The mount point: a plain descriptor, closed at once (an
+		// os.File would register it with the poller first).
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return nserr.New("create", strconv.Quote(path), unwrap(err))
+			return nserr.New("create", strconv.Quote(path), err)
 		}
-		f.Close()
+		unix.Close(fd)
 		fail := func(err error) error { os.Remove(path); return err }
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			return fail(nserr.New("unshare", "net", err))
@@ -419,7 +438,8 @@ func prepareNetnsDir() error {
 
 func removeNetns(st *state, ctx nsctx.Context, name string) error {
 	path := filepath.Join(netnsDir, name)
-	return nsthread.Do(st.tab.Joins(ctx), func() error {
+	// In nsh's own mount namespace (the usual case) no thread hop is needed.
+	return doIn(st.tab.Joins(ctx), func() error {
 		if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
 			return nserr.New("umount", path, err)
 		}

@@ -14,12 +14,16 @@ import (
 	"nsh.dev/nsh/internal/nlhandle"
 	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nserr"
+	"nsh.dev/nsh/internal/nsthread"
 )
 
 // netState is the networking part of a run's state: the netlink handle
 // cache and the network namespaces the run created itself.
 type netState struct {
-	nl      *nlhandle.Cache
+	nl *nlhandle.Cache
+	// maker is the thread network namespaces are created on, one after
+	// the other, instead of a new thread for each.
+	maker   *nsthread.NetWorker
 	mu      sync.Mutex
 	created map[[2]uint64]bool // value: the namespace dies with the run
 }
@@ -31,7 +35,9 @@ func netOf(st *state) *netState {
 	return st.reg.Shared("nsh.builtins.net", func() any {
 		c := nlhandle.New(st.tab.Initial.Get("net"))
 		st.reg.Add("netlink handles", c.Close)
-		return &netState{nl: c, created: map[[2]uint64]bool{}}
+		w := nsthread.NewNetWorker()
+		st.reg.Add("network namespace thread", w.Close)
+		return &netState{nl: c, maker: w, created: map[[2]uint64]bool{}}
 	}).(*netState)
 }
 

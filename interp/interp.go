@@ -92,6 +92,7 @@ type Run struct {
 	mu       sync.Mutex
 	threads  map[*starlark.Thread]bool
 	signal   syscall.Signal // the signal that interrupted the run, if any
+	sigOnce  sync.Once      // starts signal handling
 	sigc     chan os.Signal
 	done     chan struct{}
 	onStop   func() // closes the REPL's input on SIGTERM/SIGHUP
@@ -105,9 +106,13 @@ type module struct {
 }
 
 // NewRun prepares a run whose scripts' loads are confined to root and whose
-// argv global holds argv. It starts handling SIGINT, SIGTERM and SIGHUP:
-// the first such signal cancels the running Starlark code and blocking
-// builtins, and the run then tears down and reports 128+N.
+// argv global holds argv. It handles SIGINT, SIGTERM and SIGHUP from the
+// moment a builtin first uses the run's registry (before it creates
+// anything) or the REPL starts: the first such signal cancels the running
+// Starlark code and blocking builtins, and the run then tears down and
+// reports 128+N. Until then there is nothing to tear down, and the
+// signal's default action ends nsh (a shell reports 128+N as well); a run
+// of plain Starlark saves the start of os/signal's threads.
 func (in *Interp) NewRun(root string, argv []string) *Run {
 	vals := make([]starlark.Value, len(argv))
 	for i, a := range argv {
@@ -127,9 +132,16 @@ func (in *Interp) NewRun(root string, argv []string) *Run {
 		sigc:     make(chan os.Signal, 4),
 		done:     make(chan struct{}),
 	}
-	signal.Notify(r.sigc, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	go r.watchSignals()
+	r.Registry.OnFirstUse(r.handleSignals)
 	return r
+}
+
+// handleSignals starts the run's signal handling, once.
+func (r *Run) handleSignals() {
+	r.sigOnce.Do(func() {
+		signal.Notify(r.sigc, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+		go r.watchSignals()
+	})
 }
 
 func (r *Run) watchSignals() {

@@ -23,6 +23,7 @@ type Registry struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	down    bool
+	onUse   func() // called once, before the first Add, Shared or Context
 }
 
 // Entry is one registered object.
@@ -38,6 +39,27 @@ type Entry struct {
 func New() *Registry {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Registry{shared: map[string]any{}, ctx: ctx, cancel: cancel}
+}
+
+// OnFirstUse registers f to be called once, before the registry is first
+// used (Add, Shared, Context): that is, before a builtin acts. The runner
+// starts its signal handling there, so a run that never touches the
+// kernel does not pay for it.
+func (r *Registry) OnFirstUse(f func()) {
+	r.mu.Lock()
+	r.onUse = f
+	r.mu.Unlock()
+}
+
+// use calls the OnFirstUse function if it has not run yet.
+func (r *Registry) use() {
+	r.mu.Lock()
+	f := r.onUse
+	r.onUse = nil
+	r.mu.Unlock()
+	if f != nil {
+		f()
+	}
 }
 
 const localKey = "nsh.registry"
@@ -59,6 +81,7 @@ func From(thread *starlark.Thread) *Registry {
 
 // Add records an object and how to undo it, and returns its entry.
 func (r *Registry) Add(what string, undo func() error) *Entry {
+	r.use()
 	e := &Entry{What: what, undo: undo, reg: r}
 	r.mu.Lock()
 	r.entries = append(r.entries, e)
@@ -117,6 +140,7 @@ func (r *Registry) Live() []string {
 // Shared returns the run-wide value stored under key, creating it with make
 // on first use. Values that hold resources register their own undo.
 func (r *Registry) Shared(key string, make func() any) any {
+	r.use()
 	r.mu.Lock()
 	v, ok := r.shared[key]
 	r.mu.Unlock()
@@ -137,6 +161,7 @@ func (r *Registry) Shared(key string, make func() any) any {
 // Context is cancelled when the run is interrupted; blocking builtins
 // select on it.
 func (r *Registry) Context() context.Context {
+	r.use()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.ctx

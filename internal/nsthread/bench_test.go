@@ -89,3 +89,31 @@ func BenchmarkUnshareNet(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkNetWorkerUnshareNet is BenchmarkUnshareNet on the long-lived
+// network worker thread (what netns() and unshare("net") use): no thread
+// is created or destroyed per namespace.
+func BenchmarkNetWorkerUnshareNet(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root (unshare net)")
+	}
+	w := nsthread.NewNetWorker()
+	defer w.Close()
+	for b.Loop() {
+		var fd int
+		err := w.Do(nil, func() error {
+			if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+				return err
+			}
+			var err error
+			fd, err = unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := unix.Close(fd); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -64,3 +64,38 @@ func TestJoinAndErrors(t *testing.T) {
 		t.Error("panic on a hop thread not turned into an error")
 	}
 }
+
+// The network worker goes back to its own network namespace after each
+// job, so every job starts there, and it refuses jobs once closed.
+func TestNetWorkerReturnsHome(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	host := netInode(t, "/proc/self/ns/net")
+	w := NewNetWorker()
+	seen := map[uint64]bool{}
+	for i := 0; i < 5; i++ {
+		err := w.Do(nil, func() error {
+			if got := netInode(t, "/proc/thread-self/ns/net"); got != host {
+				t.Errorf("job %d starts in net:[%d], want the host's net:[%d]", i, got, host)
+			}
+			if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+				return err
+			}
+			seen[netInode(t, "/proc/thread-self/ns/net")] = true
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(seen) != 5 {
+		t.Errorf("5 unshares made %d namespaces", len(seen))
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Do(nil, func() error { return nil }); err == nil {
+		t.Error("a closed worker ran a job")
+	}
+}

@@ -25,7 +25,7 @@
 #include <termios.h>
 #include <unistd.h>
 #include <pthread.h>
-#include <linux/limits.h>
+#include <limits.h>
 
 #include "spawn.h"
 
@@ -123,26 +123,38 @@ static void arm_pdeathsig(const struct nsh_cfg *c, int in_new_pidns) {
 		_exit(1);
 }
 
+// The signal calls below are raw system calls on the kernel's own
+// structures: a C library may refuse the signals it keeps for itself
+// (musl: 32-34) or keep them unblocked, and nsh's handlers must not run in
+// a child that may share nsh's address space.
+struct k_sigaction {
+	void *handler;
+	unsigned long flags;
+	void *restorer;
+	unsigned long mask;
+};
+
 static void reset_signals(void) {
 	for (int s = 1; s < 65; s++) {
-		struct sigaction sa;
+		struct k_sigaction sa;
 		if (s == SIGKILL || s == SIGSTOP)
 			continue;
-		if (sigaction(s, NULL, &sa) < 0)
+		if (syscall(SYS_rt_sigaction, s, NULL, &sa, sizeof sa.mask) < 0)
 			continue;
-		if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)
+		if (sa.handler == (void *)SIG_DFL || sa.handler == (void *)SIG_IGN)
 			continue;
-		memset(&sa, 0, sizeof sa);
-		sa.sa_handler = SIG_DFL;
-		sigaction(s, &sa, NULL);
+		memset(&sa, 0, sizeof sa); // SIG_DFL
+		syscall(SYS_rt_sigaction, s, &sa, NULL, sizeof sa.mask);
 	}
 }
 
-static void unblock_signals(void) {
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+// set_sigmask sets the calling thread's blocked signals to mask and
+// stores the previous mask in old (if not NULL).
+static void set_sigmask(unsigned long mask, unsigned long *old) {
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &mask, old, sizeof mask);
 }
+
+static void unblock_signals(void) { set_sigmask(0, NULL); }
 
 // exec_path runs argv[0], searching PATH when it has no '/', as execvpe
 // does, and returns the errno of the most telling failure.
@@ -388,43 +400,44 @@ static int child_vm(void *arg) {
 	child((const struct nsh_cfg *)arg);
 }
 
-// The parent of a vfork-style child is suspended until the child execs or
-// exits, so it cannot write id maps or follow a relay meanwhile; and a
-// child sharing its address space is not single-threaded in the kernel's
-// eyes, so it cannot join user or time namespaces.
-static int can_vfork(const struct nsh_cfg *c) {
-	return c->mode == NSH_EXEC && c->nsetns == 0 && !((c->clone_flags | c->unshare_flags) & CLONE_NEWUSER) &&
-	       !(c->unshare_flags & CLONE_NEWPID);
+// A child may share nsh's address space until its exec (CLONE_VM, as
+// posix_spawn does), which saves copying the page tables of the Go heap
+// and the copy-on-write faults after, when it does not need to be
+// single-threaded in the kernel's eyes: it must not join a user or time
+// namespace or unshare a user namespace (a user namespace created by
+// clone() itself is fine), and it must not fork (a relay after
+// unshare(CLONE_NEWPID) would copy nsh's address space anyway).
+int nsh_can_share_vm(const struct nsh_cfg *c) {
+	return c->mode == NSH_EXEC && c->nsetns == 0 && !(c->unshare_flags & (CLONE_NEWUSER | CLONE_NEWPID));
 }
 
-#define NSH_STACK (256 * 1024)
+// The parent of a vfork-style child is suspended until the child execs or
+// exits, so it cannot write id maps: a child that waits for them shares the
+// address space without CLONE_VFORK, on a stack the caller frees once the
+// child has execed (end of file on the status socket) or been reaped.
+static int needs_parent(const struct nsh_cfg *c) {
+	return (c->clone_flags & CLONE_NEWUSER) != 0;
+}
 
-int nsh_spawn(const struct nsh_cfg *c, int *pidfd) {
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
+int nsh_spawn(const struct nsh_cfg *c, void *stack, int *pidfd) {
+	unsigned long old;
+	set_sigmask(~0UL, &old);
 	int fd = -1;
 	long pid;
 	int err = 0;
-	if (can_vfork(c)) {
-		// Share the address space until the exec, as posix_spawn does:
-		// no copy of the Go heap's page tables.
-		char *stack = malloc(NSH_STACK);
-		if (!stack) {
-			pthread_sigmask(SIG_SETMASK, &old, NULL);
-			return -ENOMEM;
-		}
-		pid = clone(child_vm, stack + NSH_STACK, c->clone_flags | CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD,
-		            (void *)c, &fd, NULL, NULL);
+	if (stack) {
+		unsigned long flags = c->clone_flags | CLONE_VM | CLONE_PIDFD | SIGCHLD;
+		if (!needs_parent(c))
+			flags |= CLONE_VFORK;
+		pid = clone(child_vm, (char *)stack + NSH_STACK, flags, (void *)c, &fd, NULL, NULL);
 		err = errno;
-		free(stack);
 	} else {
 		pid = syscall(SYS_clone, (unsigned long)(c->clone_flags | CLONE_PIDFD | SIGCHLD), 0, &fd, 0, 0);
 		if (pid == 0)
 			child(c);
 		err = errno;
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	set_sigmask(old, NULL);
 	if (pid < 0)
 		return -err;
 	*pidfd = fd;

@@ -392,10 +392,20 @@ func (s *Spawner) Start(cfg *Config) (*Child, error) {
 		c.path = cstr(pathOf(cfg.Env))
 	}
 
+	// A child that shares nsh's address space runs on a stack of its own
+	// until its exec; it is freed after the handshake has seen the exec
+	// (or the child was reaped), so it outlives the child's use of it.
+	var stack unsafe.Pointer
+	if C.nsh_can_share_vm(c) != 0 {
+		if stack = C.malloc(C.NSH_STACK); stack == nil {
+			return nil, nserr.New("malloc", "spawn stack", syscall.ENOMEM)
+		}
+		defer C.free(stack)
+	}
 	var pid, pidfd int
 	jerr := s.onThread(cfg.Joins, func() {
 		var fd C.int
-		pid = int(C.nsh_spawn(c, &fd))
+		pid = int(C.nsh_spawn(c, stack, &fd))
 		pidfd = int(fd)
 		for _, f := range cfg.Stdio {
 			runtime.KeepAlive(f)

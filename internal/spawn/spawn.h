@@ -85,9 +85,19 @@ struct nsh_cfg {
 	const char *gid_map;    // NULL: leave it; "": this process's egid as root
 };
 
-// nsh_spawn starts a child as described by cfg. It returns its pid, or
-// -errno; *pidfd receives a pidfd for it.
-int nsh_spawn(const struct nsh_cfg *cfg, int *pidfd);
+// NSH_STACK is the size of the stack a child that shares nsh's address
+// space runs on.
+#define NSH_STACK (256 * 1024)
+
+// nsh_can_share_vm reports whether the child described by cfg may share
+// nsh's address space until its exec (see spawn.c).
+int nsh_can_share_vm(const struct nsh_cfg *cfg);
+
+// nsh_spawn starts a child as described by cfg. With stack (NSH_STACK bytes,
+// only when nsh_can_share_vm) the child shares nsh's address space and runs
+// on it: the caller frees it once the child has execed or been reaped.
+// It returns the child's pid, or -errno; *pidfd receives a pidfd for it.
+int nsh_spawn(const struct nsh_cfg *cfg, void *stack, int *pidfd);
 
 // nsh_tcsetpgrp makes pgrp the foreground process group of tty with SIGTTOU
 // blocked on the calling thread, so a background nsh may take the terminal
