@@ -394,9 +394,11 @@ func (s *Spawner) Start(cfg *Config) (*Child, error) {
 
 	// A child that shares nsh's address space runs on a stack of its own
 	// until its exec; it is freed after the handshake has seen the exec
-	// (or the child was reaped), so it outlives the child's use of it.
+	// (or the child was reaped), so it outlives the child's use of it. A
+	// paused child is still running when Start returns (and frees the
+	// stack and the C copy of cfg), so it gets an address space of its own.
 	var stack unsafe.Pointer
-	if C.nsh_can_share_vm(c) != 0 {
+	if !cfg.Paused && C.nsh_can_share_vm(c) != 0 {
 		if stack = C.malloc(C.NSH_STACK); stack == nil {
 			return nil, nserr.New("malloc", "spawn stack", syscall.ENOMEM)
 		}
