@@ -43,9 +43,15 @@ func TestMain(m *testing.M) {
 func nsh(t *testing.T, stdin string, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(nshBin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	return runCmd(t, cmd)
+}
+
+// runCmd runs cmd and returns its stdout, stderr and exit code.
+func runCmd(t *testing.T, cmd *exec.Cmd) (string, string, int) {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	cmd.Stdin = strings.NewReader(stdin)
 	err := cmd.Run()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
@@ -326,17 +332,7 @@ func TestRootlessMode(t *testing.T) {
 	leakcheck.Check(t)
 	os.Chmod(filepath.Dir(nshBin), 0o755)
 	asNobody := func(args ...string) (string, string, int) {
-		cmd := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", nshBin}, args...)...)
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return out.String(), errb.String(), code
+		return runCmd(t, exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", nshBin}, args...)...))
 	}
 	out, stderr, code := asNobody("-c", `
 unshare("net", "uts")
@@ -420,16 +416,7 @@ func asUser(t *testing.T, who string, args ...string) (string, string, int) {
 	os.Chmod(filepath.Dir(nshBin), 0o755)
 	cmd := exec.Command("setpriv", append([]string{"--reuid=" + who, "--regid=" + who, "--clear-groups", nshBin, "--no-rootless"}, args...)...)
 	cmd.Env = append(os.Environ(), "HOME=/tmp")
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return out.String(), errb.String(), code
+	return runCmd(t, cmd)
 }
 
 // An unprivileged writer (no CAP_SETUID/CAP_SETGID) may map only its own

@@ -203,3 +203,12 @@ func NeedsRealRoot(t testing.TB) {
 		t.Skip("needs real root (the host's namespaces); this run is rootless")
 	}
 }
+
+// Main is a TestMain that runs the tests rootless (in a new user namespace)
+// when started by a user other than root, as the nsh binary does.
+func Main(m *testing.M) {
+	if outer, code := rootless.Enter(rootless.Auto); outer {
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
