@@ -3,6 +3,7 @@ package main_test
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/user"
@@ -113,6 +114,24 @@ func TestExitStatus(t *testing.T) {
 	}
 }
 
+// startUntilReady starts `nsh -c setup` followed by a busy loop, and returns
+// once the setup has run (the script printed "ready").
+func startUntilReady(t *testing.T, setup string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(nshBin, "-c", setup+"\nprint(\"ready\")\nwhile True:\n    pass\n")
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(stdout, buf); err != nil || string(buf) != "ready\n" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("did not start: %q %v", buf, err)
+	}
+	return cmd
+}
+
 // SIGINT and SIGTERM end a running script with 128+N after teardown: the
 // named netns it made with persist=False is gone.
 func TestSignalsTearDown(t *testing.T) {
@@ -121,20 +140,9 @@ func TestSignalsTearDown(t *testing.T) {
 	}
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		leakcheck.Check(t)
-		cmd := exec.Command(nshBin, "-c", `netns("nsh-sigtest", persist=False)
+		cmd := startUntilReady(t, `netns("nsh-sigtest", persist=False)
 unshare("net")
-print("ready")
-while True:
-    pass
 `)
-		stdout, _ := cmd.StdoutPipe()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		buf := make([]byte, 6)
-		if _, err := stdout.Read(buf); err != nil || string(buf) != "ready\n" {
-			t.Fatalf("did not start: %q %v", buf, err)
-		}
 		cmd.Process.Signal(sig)
 		err := cmd.Wait()
 		ee, ok := err.(*exec.ExitError)
@@ -361,7 +369,7 @@ func TestSIGKILLLeavesNothing(t *testing.T) {
 		t.Skip("needs root (a veth end in the host)")
 	}
 	leakcheck.Check(t)
-	cmd := exec.Command(nshBin, "-c", `
+	cmd := startUntilReady(t, `
 host = namespaces()
 red = unshare("net", "uts", "mnt").net
 mount("tmpfs", "/mnt", "tmpfs")
@@ -371,20 +379,7 @@ unshare("pid")
 spawn("sleep 6001")
 setns(host)
 spawn("sleep 6002")
-print("ready")
-while True:
-    pass
 `)
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 6)
-	if _, err := stdout.Read(buf); err != nil || string(buf) != "ready\n" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("did not start: %q %v", buf, err)
-	}
 	cmd.Process.Kill()
 	cmd.Wait()
 	// The sleeps are nsh's children, not the test's: once nsh is gone they
