@@ -34,11 +34,7 @@ func bridgeBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 	if err := checkLinkName("", name); err != nil {
 		return nil, err
 	}
-	st, err := stateOf(th)
-	if err != nil {
-		return nil, err
-	}
-	ns, err := netTarget(st, nsv)
+	st, ns, err := netArg(th, nsv)
 	if err != nil {
 		return nil, err
 	}

@@ -292,11 +292,7 @@ func linkBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple,
 	if err := checkLinkName("", name); err != nil {
 		return nil, err
 	}
-	st, err := stateOf(th)
-	if err != nil {
-		return nil, err
-	}
-	ns, err := netTarget(st, nsv)
+	st, ns, err := netArg(th, nsv)
 	if err != nil {
 		return nil, err
 	}

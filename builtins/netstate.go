@@ -87,6 +87,17 @@ func (st *state) handle(ns *nsctx.NS) (*nlhandle.Handle, error) {
 	return netlinkOf(st).Get(ns)
 }
 
+// netArg returns the run's state and the network namespace an ns= argument
+// names (see netTarget): the preamble of every builtin acting in one netns.
+func netArg(th *starlark.Thread, nsv starlark.Value) (*state, *nsctx.NS, error) {
+	st, err := stateOf(th)
+	if err != nil {
+		return nil, nil, err
+	}
+	ns, err := netTarget(st, nsv)
+	return st, ns, err
+}
+
 // netTarget resolves an ns= argument to a network namespace: None is the
 // current context's; anything else is a target as for setns().
 func netTarget(st *state, v starlark.Value) (*nsctx.NS, error) {

@@ -74,11 +74,7 @@ func pingBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple,
 	if !(interval >= 0 && interval <= 3600) {
 		return nil, fmt.Errorf("interval %v is out of range (0..3600 seconds)", interval)
 	}
-	st, err := stateOf(th)
-	if err != nil {
-		return nil, err
-	}
-	ns, err := netTarget(st, nsv)
+	st, ns, err := netArg(th, nsv)
 	if err != nil {
 		return nil, err
 	}

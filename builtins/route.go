@@ -286,11 +286,7 @@ func routesBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "ns?", &nsv); err != nil {
 		return nil, err
 	}
-	st, err := stateOf(th)
-	if err != nil {
-		return nil, err
-	}
-	ns, err := netTarget(st, nsv)
+	st, ns, err := netArg(th, nsv)
 	if err != nil {
 		return nil, err
 	}
