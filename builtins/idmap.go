@@ -132,9 +132,6 @@ func (m IDMap) Attr(name string) (starlark.Value, error) {
 	return nil, nil
 }
 
-// line renders the map as one line of /proc/PID/uid_map.
-func (m IDMap) line() string { return fmt.Sprintf("%d %d %d\n", m.Inside, m.Outside, m.Count) }
-
 func idmapBuiltin(kind string) func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
 	return func(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 		var inside, outside int64

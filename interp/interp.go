@@ -78,9 +78,6 @@ func New(cfg Config) *Interp {
 	return in
 }
 
-// Table returns the complete builtin table (nsh's and the language's).
-func (in *Interp) Table() doc.Table { return in.table }
-
 // Run is one execution of nsh: a script, a -c one-liner or a REPL session.
 // It owns the lifecycle registry that tears down what the run created.
 type Run struct {
