@@ -110,11 +110,14 @@ type Cache struct {
 	// initial is the network namespace every unpinned thread of the
 	// process is in; its handle is opened without a thread hop.
 	initial *nsctx.NS
+	// hops enters the other namespaces, on the calling thread.
+	hops *nsthread.NetRunner
 }
 
-// New returns an empty cache. initial is the network namespace nsh runs in.
-func New(initial *nsctx.NS) *Cache {
-	return &Cache{handles: map[key]*Handle{}, initial: initial}
+// New returns an empty cache. initial is the network namespace nsh runs in;
+// hops is the run's runner for jobs in other network namespaces.
+func New(initial *nsctx.NS, hops *nsthread.NetRunner) *Cache {
+	return &Cache{handles: map[key]*Handle{}, initial: initial, hops: hops}
 }
 
 func keyOf(ns *nsctx.NS) key { return key{ns.Dev, ns.Ino} }
@@ -138,7 +141,7 @@ func (c *Cache) Get(ns *nsctx.NS) (*Handle, error) {
 	if nsctx.Same(ns, c.initial) {
 		h, err = Open()
 	} else {
-		err = nsthread.Do([]nsthread.Join{Join(ns)}, func() error {
+		err = c.hops.Do([]nsthread.Join{Join(ns)}, func() error {
 			var err error
 			h, err = Open()
 			return err
@@ -156,12 +159,13 @@ func (c *Cache) Get(ns *nsctx.NS) (*Handle, error) {
 // In runs fn inside the network namespace ns, so that sockets fn opens are
 // born there (and then work from any goroutine). For the namespace nsh runs
 // in, fn runs on the calling goroutine: every unpinned thread is already
-// there, and the thread hop is saved.
+// there. Otherwise fn runs on the calling thread, locked, after it has
+// joined ns (see nsthread.NetRunner): fn must not change other namespaces.
 func (c *Cache) In(ns *nsctx.NS, fn func() error) error {
 	if nsctx.Same(ns, c.initial) {
 		return fn()
 	}
-	return nsthread.Do([]nsthread.Join{Join(ns)}, fn)
+	return c.hops.Do([]nsthread.Join{Join(ns)}, fn)
 }
 
 // Join is the setns step that enters ns, for code that must open other

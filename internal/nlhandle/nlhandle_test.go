@@ -31,7 +31,9 @@ func TestHandlePerNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := nlhandle.New(tab.Initial.Get("net"))
+	hops := nsthread.NewNetRunner()
+	defer hops.Close()
+	c := nlhandle.New(tab.Initial.Get("net"), hops)
 	h, err := c.Get(fresh)
 	if err != nil {
 		t.Fatal(err)

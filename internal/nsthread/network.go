@@ -1,117 +1,103 @@
 package nsthread
 
 import (
-	"fmt"
+	"errors"
+	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/internal/nserr"
 )
 
-// NetWorker runs functions on one long-lived locked thread that changes
-// nothing but its network namespace: each job may join or create network
-// namespaces (setns, unshare CLONE_NEWNET), and the thread goes back to the
-// network namespace it started in afterwards. It saves the thread that Do
-// creates and destroys for every job, where many network namespaces are
-// made in a row. If the thread cannot go back, it is discarded (as Do
-// discards every thread) and the next job starts a new one.
-type NetWorker struct {
-	mu   sync.Mutex
-	cur  *worker // the running thread, or nil
-	done bool
+// NetRunner runs jobs that change nothing but the network namespace of the
+// thread they run on (setns or unshare CLONE_NEWNET) on the calling
+// goroutine's own thread, locked for the job, and returns that thread to
+// nsh's network namespace afterwards. It saves both the thread Do creates
+// and destroys for every job and a hand-off to another thread, which are
+// most of the cost when many network namespaces are made in a row.
+//
+// Every unlocked thread of the process is in nsh's network namespace
+// (hops that change namespaces otherwise run on threads that are
+// discarded), so the first job records that namespace as home. While a job
+// runs on the main thread, /proc/self/ns/net and /proc/self/net describe the
+// job's namespace; nothing in nsh reads them for the network namespace.
+//
+// If a thread cannot go back home, it stays locked to its goroutine for
+// good, so it never serves another goroutine, and the runner refuses every
+// later job: the caller's thread is no longer where its code expects. After
+// Close, jobs run as Do runs them, on a thread of their own.
+type NetRunner struct {
+	mu     sync.RWMutex // held for reading while a job runs, so Close waits for it
+	home   int          // nsh's network namespace, opened by the first job; -1 before
+	closed bool
+	stuck  atomic.Pointer[error] // why a thread could not go home
 }
 
-// worker is one thread of a NetWorker.
-type worker struct {
-	reqs chan func()
-	quit chan struct{}
-	dead chan struct{} // closed when the thread has ended
-}
+// NewNetRunner returns a runner.
+func NewNetRunner() *NetRunner { return &NetRunner{home: -1} }
 
-// NewNetWorker returns a worker; its thread is started on first use.
-func NewNetWorker() *NetWorker { return &NetWorker{} }
-
-// Do runs fn on the worker after it has joined joins, which must all be
-// network namespaces (anything else is run by the package-level Do on a
-// thread of its own). fn may unshare or join network namespaces, and
-// nothing else.
-func (w *NetWorker) Do(joins []Join, fn func() error) error {
+// Do runs fn on the calling goroutine's thread after it has joined joins,
+// which must all be network namespaces (anything else is run by the
+// package-level Do on a thread of its own). fn may unshare or join network
+// namespaces, and nothing else.
+func (r *NetRunner) Do(joins []Join, fn func() error) error {
 	for _, j := range joins {
 		if j.Type != unix.CLONE_NEWNET {
 			return Do(joins, fn)
 		}
 	}
-	errc := make(chan error, 1)
-	job := func() { errc <- run(joins, fn) }
-	for {
-		t, err := w.thread()
-		if err != nil {
-			return err
-		}
-		select {
-		case t.reqs <- job:
-			return <-errc
-		case <-t.dead: // discarded meanwhile: take the next one
-		}
+	runtime.LockOSThread()
+	if err := r.openHome(); err != nil {
+		runtime.UnlockOSThread()
+		return err
 	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if p := r.stuck.Load(); p != nil {
+		runtime.UnlockOSThread()
+		return *p
+	}
+	if r.closed {
+		runtime.UnlockOSThread()
+		return Do(joins, fn)
+	}
+	err := run(joins, fn)
+	if serr := unix.Setns(r.home, unix.CLONE_NEWNET); serr != nil {
+		// Stranded: the thread stays locked to this goroutine for good.
+		stuck := nserr.New("setns", "back to nsh's network namespace", serr)
+		r.stuck.CompareAndSwap(nil, &stuck)
+		return errors.Join(err, stuck)
+	}
+	runtime.UnlockOSThread()
+	return err
 }
 
-// thread returns the worker's running thread, starting one if there is
-// none.
-func (w *NetWorker) thread() (*worker, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.done {
-		return nil, fmt.Errorf("nsthread: the network worker is closed")
+// openHome opens nsh's network namespace on first use, from the calling
+// thread (locked, and not yet changed).
+func (r *NetRunner) openHome() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.home >= 0 || r.closed {
+		return nil
 	}
-	if w.cur != nil {
-		return w.cur, nil
+	fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nserr.New("open", "/proc/thread-self/ns/net", err)
 	}
-	t := &worker{reqs: make(chan func()), quit: make(chan struct{}), dead: make(chan struct{})}
-	errc := make(chan error, 1)
-	Go(func() {
-		defer close(t.dead)
-		home, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- nserr.New("open", "/proc/thread-self/ns/net", err)
-			return
-		}
-		defer unix.Close(home)
-		errc <- nil
-		for {
-			select {
-			case f := <-t.reqs:
-				f()
-				if err := unix.Setns(home, unix.CLONE_NEWNET); err != nil {
-					// Stranded in another namespace: end the thread (it
-					// is locked, so the runtime destroys it).
-					w.mu.Lock()
-					if w.cur == t {
-						w.cur = nil
-					}
-					w.mu.Unlock()
-					return
-				}
-			case <-t.quit:
-				return
-			}
-		}
-	})
-	if err := <-errc; err != nil {
-		return nil, err
-	}
-	w.cur = t
-	return t, nil
+	r.home = fd
+	return nil
 }
 
-// Close ends the worker's thread. Later jobs fail.
-func (w *NetWorker) Close() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.cur != nil {
-		close(w.cur.quit)
+// Close waits for running jobs and releases the runner's descriptor.
+func (r *NetRunner) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.home >= 0 {
+		unix.Close(r.home)
+		r.home = -1
 	}
-	w.cur, w.done = nil, true
+	r.closed = true
 	return nil
 }
