@@ -28,7 +28,8 @@ peer_ns (both default to the current context; ns and peer_ns are targets as
 for setns()), so no end is ever left behind in another namespace. addr and
 peer_addr are CIDR strings ("10.0.0.1/24", "fd00::1/64") or lists of them;
 IPv6 addresses skip duplicate address detection so they work at once. up
-brings both ends up; mtu sets both MTUs. The pair is deleted at the end of
+brings both ends up (made ready for traffic, carrier and IPv6, before the
+run's next ping(), transfer() or process); mtu sets both MTUs. The pair is deleted at the end of
 the run unless persist() is called on an end. Names are at most 15 bytes,
 without '/', ':' or whitespace; an existing name is refused and nothing is
 left half-built.
