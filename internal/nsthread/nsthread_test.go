@@ -90,7 +90,21 @@ func TestNetRunnerReturnsHome(t *testing.T) {
 			if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 				return err
 			}
-			seen[netInode(t, "/proc/thread-self/ns/net")] = true
+			mine := netInode(t, "/proc/thread-self/ns/net")
+			seen[mine] = true
+			// A job started inside a job starts at home too, elsewhere,
+			// and leaves this thread where it is.
+			if err := w.Do(nil, func() error {
+				if got := netInode(t, "/proc/thread-self/ns/net"); got != host {
+					t.Errorf("nested job %d starts in net:[%d], want net:[%d]", i, got, host)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+			if got := netInode(t, "/proc/thread-self/ns/net"); got != mine {
+				t.Errorf("job %d is in net:[%d] after a nested job, want its own net:[%d]", i, got, mine)
+			}
 			return nil
 		})
 		if got := netInode(t, "/proc/thread-self/ns/net"); got != host {
