@@ -28,7 +28,8 @@ peer_ns (both default to the current context; ns and peer_ns are targets as
 for setns()), so no end is ever left behind in another namespace. addr and
 peer_addr are CIDR strings ("10.0.0.1/24", "fd00::1/64") or lists of them;
 IPv6 addresses skip duplicate address detection so they work at once. up
-brings both ends up; mtu sets both MTUs. The pair is deleted at the end of
+brings both ends up (made ready for traffic, carrier and IPv6, before the
+run's next ping(), transfer() or process); mtu sets both MTUs. The pair is deleted at the end of
 the run unless persist() is called on an end. Names are at most 15 bytes,
 without '/', ':' or whitespace; an existing name is refused and nothing is
 left half-built.
@@ -208,6 +209,12 @@ func (l *Link) Attr(name string) (starlark.Value, error) {
 			return starlark.None, nil
 		}
 		return l.peer, nil
+	}
+	if name == "state" || name == "addrs" {
+		// As they are once the carrier of links brought up has applied.
+		if err := l.st.makeReady(); err != nil {
+			return nil, err
+		}
 	}
 	h, nl, err := l.fetch()
 	if err != nil {
@@ -435,19 +442,9 @@ func (st *state) makeVeth(a *vethArgs) (*Link, *Link, error) {
 		if err := ph.LinkSetUp(yl); err != nil {
 			return fail(nserr.New("link set up", quote(a.peer), err))
 		}
-		// Apply the new carrier at once, so IPv6 works on the pair now.
-		if err := h.SyncLink(a.name); err != nil {
-			return fail(err)
-		}
-		if err := ph.SyncLink(a.peer); err != nil {
-			return fail(err)
-		}
-		if err := settle(h, xl, a.addrs); err != nil {
-			return fail(err)
-		}
-		if err := settle(ph, yl, a.peerAddr); err != nil {
-			return fail(err)
-		}
+		// Carrier and IPv6 are made ready before the run's first
+		// traffic (see carrier.go).
+		st.readyLater(x, y)
 	}
 	return x, y, nil
 }
@@ -507,33 +504,15 @@ func (l *Link) upMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark
 	if err := h.LinkSetUp(nl); err != nil {
 		return nil, nserr.New("link set up", quote(nl.Attrs().Name), err)
 	}
-	if err := ready(h, nl); err != nil {
-		return nil, err
-	}
-	// Bringing up the second end of a veth gives both ends carrier.
+	// Ready before the run's first traffic (see carrier.go); bringing
+	// up the second end of a veth gives both ends carrier.
+	l.st.readyLater(l)
 	if l.peer != nil {
-		if ph, pl, err := l.peer.fetch(); err == nil && pl.Attrs().Flags&net.FlagUp != 0 {
-			return starlark.None, ready(ph, pl)
+		if _, pl, err := l.peer.fetch(); err == nil && pl.Attrs().Flags&net.FlagUp != 0 {
+			l.st.readyLater(l.peer)
 		}
 	}
 	return starlark.None, nil
-}
-
-// ready makes the kernel apply a link's new carrier now and waits for
-// IPv6 on it to be usable (see SyncLink and settle).
-func ready(h *nlhandle.Handle, nl netlink.Link) error {
-	if err := h.SyncLink(nl.Attrs().Name); err != nil {
-		return err
-	}
-	addrs, err := h.AddrList(nl, netlink.FAMILY_V6)
-	if err != nil {
-		return nserr.New("addr show", quote(nl.Attrs().Name), err)
-	}
-	v6 := make([]*netlink.Addr, len(addrs))
-	for i := range addrs {
-		v6[i] = &addrs[i]
-	}
-	return settle(h, nl, v6)
 }
 
 func (l *Link) downMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {

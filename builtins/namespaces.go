@@ -375,7 +375,7 @@ func netnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	// On the run's network-namespace thread when the context differs from
 	// nsh's own in net at most; otherwise on a thread of its own.
 	err = netOf(st).maker.Do(st.tab.Joins(cur), func() error {
-		if err := prepareNetnsDir(); err != nil {
+		if err := st.prepareNetnsDir(cur.Get("mnt")); err != nil {
 			return err
 		}
 		// The mount point: a plain descriptor, closed at once (an
@@ -416,7 +416,29 @@ func netnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 
 // prepareNetnsDir makes /run/netns exist and be a shared mount of its own,
 // as iproute2 does, so namespaces bound there propagate to other mount
-// namespaces and can be unmounted everywhere.
+// namespaces and can be unmounted everywhere. It does so once per run in each
+// mount namespace (mnt, the one the calling thread is in): making a mount
+// shared walks every mount below it, so doing it for each of N namespaces
+// would cost O(N²).
+func (st *state) prepareNetnsDir(mnt *nsctx.NS) error {
+	n := netOf(st)
+	key := [2]uint64{mnt.Dev, mnt.Ino}
+	n.mu.Lock()
+	done := n.netnsDirs[key]
+	n.mu.Unlock()
+	if done {
+		return nil
+	}
+	if err := prepareNetnsDir(); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.netnsDirs[key] = true
+	n.mu.Unlock()
+	return nil
+}
+
+// prepareNetnsDir is the work of state.prepareNetnsDir.
 func prepareNetnsDir() error {
 	if err := os.MkdirAll(netnsDir, 0o755); err != nil {
 		return nserr.New("mkdir", netnsDir, unwrap(err))
@@ -439,7 +461,7 @@ func prepareNetnsDir() error {
 func removeNetns(st *state, ctx nsctx.Context, name string) error {
 	path := filepath.Join(netnsDir, name)
 	// In nsh's own mount namespace (the usual case) no thread hop is needed.
-	return doIn(st.tab.Joins(ctx), func() error {
+	return st.doIn(st.tab.Joins(ctx), func() error {
 		if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
 			return nserr.New("umount", path, err)
 		}

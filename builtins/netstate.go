@@ -21,11 +21,14 @@ import (
 // cache and the network namespaces the run created itself.
 type netState struct {
 	nl *nlhandle.Cache
-	// maker is the thread network namespaces are created on, one after
-	// the other, instead of a new thread for each.
-	maker   *nsthread.NetWorker
+	// maker creates network namespaces on the calling thread, one after
+	// the other, instead of on a new thread for each.
+	maker   *nsthread.NetRunner
 	mu      sync.Mutex
 	created map[[2]uint64]bool // value: the namespace dies with the run
+	// netnsDirs holds the mount namespaces whose /run/netns this run has
+	// made a shared mount.
+	netnsDirs map[[2]uint64]bool
 }
 
 // netOf returns the run's netState. It is created on first use; its
@@ -33,11 +36,11 @@ type netState struct {
 // route registered later was undone through them.
 func netOf(st *state) *netState {
 	return st.reg.Shared("nsh.builtins.net", func() any {
-		c := nlhandle.New(st.tab.Initial.Get("net"))
+		w := nsthread.NewNetRunner()
+		st.reg.Add("network namespace runner", w.Close)
+		c := nlhandle.New(st.tab.Initial.Get("net"), w)
 		st.reg.Add("netlink handles", c.Close)
-		w := nsthread.NewNetWorker()
-		st.reg.Add("network namespace thread", w.Close)
-		return &netState{nl: c, maker: w, created: map[[2]uint64]bool{}}
+		return &netState{nl: c, maker: w, created: map[[2]uint64]bool{}, netnsDirs: map[[2]uint64]bool{}}
 	}).(*netState)
 }
 

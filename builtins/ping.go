@@ -78,6 +78,9 @@ func pingBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple,
 	if err != nil {
 		return nil, err
 	}
+	if err := st.makeReady(); err != nil {
+		return nil, err
+	}
 	p := pinger{ip: ip, count: count, timeout: secs(float64(timeout)), interval: secs(float64(interval))}
 	rtts, err := p.run(st.reg.Context(), netlinkOf(st), ns)
 	if err != nil {

@@ -629,6 +629,10 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 	cfg.Mode = spawn.Exec
 	cfg.Argv, cfg.Env = p.argv, p.env
 	cfg.Joins, cfg.Setns = st.spawnJoins(p.ctx)
+	// What it sends must not be lost on links just brought up.
+	if err := st.makeReady(); err != nil {
+		return nil, err
+	}
 	sp, err := st.spawner()
 	if err != nil {
 		return nil, err

@@ -21,6 +21,10 @@ type state struct {
 	mu    sync.Mutex
 	cur   nsctx.Context
 	names map[uint64]string // net namespace inode -> ip-netns name
+	// unready holds the links brought up whose carrier and IPv6 are made
+	// ready before the run's next traffic (carrier.go), in order.
+	unready     map[*Link]bool
+	unreadyList []*Link
 }
 
 type stateOrErr struct {

@@ -94,7 +94,7 @@ func sysctlBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 	}
 	joins := sysctlJoins(st, ctx)
 	var old, now string
-	err = doIn(joins, func() error {
+	err = st.doIn(joins, func() error {
 		var err error
 		if old, err = readSysctl(key, path); err != nil || !set {
 			now = old
@@ -111,7 +111,7 @@ func sysctlBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 	}
 	if set && !persist && old != now && !st.createdHere(ctx.Get("net")) {
 		st.reg.Add(fmt.Sprintf("sysctl %s=%s", key, newVal), func() error {
-			return doIn(joins, func() error { return writeSysctl(key, path, old) })
+			return st.doIn(joins, func() error { return writeSysctl(key, path, old) })
 		})
 	}
 	return starlark.String(now), nil
@@ -131,12 +131,14 @@ func sysctlJoins(st *state, ctx nsctx.Context) []nsthread.Join {
 }
 
 // doIn runs fn after joins on a pinned thread, or right here when there is
-// nothing to join (every unpinned thread is in nsh's own namespaces).
-func doIn(joins []nsthread.Join, fn func() error) error {
+// nothing to join (every unpinned thread is in nsh's own namespaces). When
+// joins are network namespaces only, the pinned thread is the caller's (see
+// nsthread.NetRunner).
+func (st *state) doIn(joins []nsthread.Join, fn func() error) error {
 	if len(joins) == 0 {
 		return fn()
 	}
-	return nsthread.Do(joins, fn)
+	return netOf(st).maker.Do(joins, fn)
 }
 
 func readSysctl(key, path string) (string, error) {

@@ -69,6 +69,9 @@ func transferBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tu
 	if err != nil {
 		return nil, err
 	}
+	if err := st.makeReady(); err != nil {
+		return nil, err
+	}
 	n, d, err := tcpTransfer(st.reg.Context(), netlinkOf(st), ip, from, to, int64(size), secs(float64(timeout)))
 	if err != nil {
 		return nil, err

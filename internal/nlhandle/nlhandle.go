@@ -27,65 +27,90 @@ import (
 
 type key struct{ dev, ino uint64 }
 
-// Handle is a netlink handle bound to one network namespace, with a plain
-// socket born in the same namespace for the few requests netlink lacks
-// (the ethtool link query).
+// Handle is a netlink handle bound to one network namespace: one socket
+// (a descriptor) per namespace, whatever else is done there.
 type Handle struct {
 	*netlink.Handle
-	sock    int
-	mu      sync.Mutex
-	igmp6   *os.File // /proc/net/igmp6 of the namespace; nil without IPv6
-	igmpBuf []byte
 }
 
-// Close closes the handle's sockets and files.
-func (h *Handle) Close() {
-	h.Handle.Close()
-	unix.Close(h.sock)
-	if h.igmp6 != nil {
-		h.igmp6.Close()
-	}
+// IGMP6 is /proc/net/igmp6 of one network namespace, open for reading the
+// IPv6 multicast groups its links have joined.
+type IGMP6 struct {
+	f   *os.File
+	buf []byte
 }
+
+// OpenIGMP6 opens /proc/net/igmp6 of ns; nil (and no error) when ns has no
+// IPv6. Close it after use.
+func (c *Cache) OpenIGMP6(ns *nsctx.NS) (*IGMP6, error) {
+	var f *os.File
+	err := c.In(ns, func() error {
+		// /proc/thread-self/net is the calling thread's namespace, and an
+		// open file keeps showing that namespace whoever reads it later.
+		var err error
+		f, err = os.Open("/proc/thread-self/net/igmp6")
+		if os.IsNotExist(err) {
+			f, err = nil, nil // no IPv6 here
+		}
+		return nserr.New("open", "/proc/thread-self/net/igmp6", unwrapPath(err))
+	})
+	if err != nil || f == nil {
+		return nil, err
+	}
+	return &IGMP6{f: f, buf: make([]byte, 64<<10)}, nil
+}
+
+// Close closes the file.
+func (g *IGMP6) Close() error { return g.f.Close() }
 
 // Joined reports whether the link named ifname has joined every IPv6
-// multicast group in groups, as /proc/net/igmp6 of the handle's namespace
-// lists them. Without IPv6 in the namespace it reports true.
-func (h *Handle) Joined(ifname string, groups []net.IP) (bool, error) {
-	if h.igmp6 == nil || len(groups) == 0 {
-		return true, nil
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.igmpBuf == nil {
-		h.igmpBuf = make([]byte, 64<<10)
-	}
+// multicast group in groups.
+func (g *IGMP6) Joined(ifname string, groups []net.IP) (bool, error) {
 	// A seq_file regenerates its text on a read from offset 0.
-	n, err := h.igmp6.ReadAt(h.igmpBuf, 0)
+	n, err := g.f.ReadAt(g.buf, 0)
 	if err != nil && err != io.EOF {
 		return false, nserr.New("read", "/proc/net/igmp6", err)
 	}
 	have := map[string]bool{}
-	for _, line := range strings.Split(string(h.igmpBuf[:n]), "\n") {
+	for _, line := range strings.Split(string(g.buf[:n]), "\n") {
 		// idx ifname group users flags timer
 		f := strings.Fields(line)
 		if len(f) >= 3 && f[1] == ifname {
 			have[f[2]] = true
 		}
 	}
-	for _, g := range groups {
-		if !have[hex.EncodeToString(g.To16())] {
+	for _, gr := range groups {
+		if !have[hex.EncodeToString(gr.To16())] {
 			return false, nil
 		}
 	}
 	return true, nil
 }
 
-// SyncLink asks the kernel for the link state of the named link
-// (ETHTOOL_GLINK), which makes it apply the link's pending carrier change
+// SyncLinks asks the kernel for the link state of the named links of ns
+// (ETHTOOL_GLINK), which makes it apply each link's pending carrier change
 // now instead of when its link-watch work next runs (up to a second later;
 // veth pairs whose ends share an ifindex wait that long). IPv6 does not
-// start on a link before that, so a ping sent at once would be lost.
-func (h *Handle) SyncLink(name string) error {
+// start on a link before that, so a ping sent at once would be lost. The
+// ioctl goes through a socket opened in ns for the purpose and closed
+// after. A link that is gone is skipped.
+func (c *Cache) SyncLinks(ns *nsctx.NS, names ...string) error {
+	return c.In(ns, func() error {
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return nserr.New("socket", "unix dgram", err)
+		}
+		defer unix.Close(fd)
+		for _, name := range names {
+			if err := syncLink(fd, name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func syncLink(fd int, name string) error {
 	var ifr struct {
 		name [unix.IFNAMSIZ]byte
 		data uintptr
@@ -94,9 +119,9 @@ func (h *Handle) SyncLink(name string) error {
 	ev := struct{ cmd, data uint32 }{cmd: unix.ETHTOOL_GLINK}
 	copy(ifr.name[:], name)
 	ifr.data = uintptr(unsafe.Pointer(&ev))
-	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(h.sock), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr)))
+	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr)))
 	runtime.KeepAlive(&ev)
-	if errno != 0 && errno != unix.EOPNOTSUPP {
+	if errno != 0 && errno != unix.EOPNOTSUPP && errno != unix.ENODEV {
 		return nserr.New("ioctl ETHTOOL_GLINK", fmt.Sprintf("%q", name), errno)
 	}
 	return nil
@@ -110,11 +135,14 @@ type Cache struct {
 	// initial is the network namespace every unpinned thread of the
 	// process is in; its handle is opened without a thread hop.
 	initial *nsctx.NS
+	// hops enters the other namespaces, on the calling thread.
+	hops *nsthread.NetRunner
 }
 
-// New returns an empty cache. initial is the network namespace nsh runs in.
-func New(initial *nsctx.NS) *Cache {
-	return &Cache{handles: map[key]*Handle{}, initial: initial}
+// New returns an empty cache. initial is the network namespace nsh runs in;
+// hops is the run's runner for jobs in other network namespaces.
+func New(initial *nsctx.NS, hops *nsthread.NetRunner) *Cache {
+	return &Cache{handles: map[key]*Handle{}, initial: initial, hops: hops}
 }
 
 func keyOf(ns *nsctx.NS) key { return key{ns.Dev, ns.Ino} }
@@ -138,7 +166,7 @@ func (c *Cache) Get(ns *nsctx.NS) (*Handle, error) {
 	if nsctx.Same(ns, c.initial) {
 		h, err = Open()
 	} else {
-		err = nsthread.Do([]nsthread.Join{Join(ns)}, func() error {
+		err = c.hops.Do([]nsthread.Join{Join(ns)}, func() error {
 			var err error
 			h, err = Open()
 			return err
@@ -156,12 +184,13 @@ func (c *Cache) Get(ns *nsctx.NS) (*Handle, error) {
 // In runs fn inside the network namespace ns, so that sockets fn opens are
 // born there (and then work from any goroutine). For the namespace nsh runs
 // in, fn runs on the calling goroutine: every unpinned thread is already
-// there, and the thread hop is saved.
+// there. Otherwise fn runs on the calling thread, locked, after it has
+// joined ns (see nsthread.NetRunner): fn must not change other namespaces.
 func (c *Cache) In(ns *nsctx.NS, fn func() error) error {
 	if nsctx.Same(ns, c.initial) {
 		return fn()
 	}
-	return nsthread.Do([]nsthread.Join{Join(ns)}, fn)
+	return c.hops.Do([]nsthread.Join{Join(ns)}, fn)
 }
 
 // Join is the setns step that enters ns, for code that must open other
@@ -178,22 +207,7 @@ func Open() (*Handle, error) {
 	if err != nil {
 		return nil, nserr.New("socket", "netlink route", err)
 	}
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		nh.Close()
-		return nil, nserr.New("socket", "unix dgram", err)
-	}
-	h := &Handle{Handle: nh, sock: fd}
-	// /proc/thread-self/net is the calling thread's namespace, and an open
-	// file keeps showing that namespace whoever reads it later.
-	if h.igmp6, err = os.Open("/proc/thread-self/net/igmp6"); err != nil {
-		if !os.IsNotExist(err) {
-			h.Close()
-			return nil, nserr.New("open", "/proc/thread-self/net/igmp6", unwrapPath(err))
-		}
-		h.igmp6 = nil // no IPv6 here
-	}
-	return h, nil
+	return &Handle{Handle: nh}, nil
 }
 
 // Put stores h as the handle of ns and returns the handle the cache keeps:

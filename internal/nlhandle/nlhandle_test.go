@@ -1,6 +1,7 @@
 package nlhandle_test
 
 import (
+	"net"
 	"os"
 	"testing"
 
@@ -31,7 +32,9 @@ func TestHandlePerNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := nlhandle.New(tab.Initial.Get("net"))
+	hops := nsthread.NewNetRunner()
+	defer hops.Close()
+	c := nlhandle.New(tab.Initial.Get("net"), hops)
 	h, err := c.Get(fresh)
 	if err != nil {
 		t.Fatal(err)
@@ -63,9 +66,21 @@ func TestHandlePerNamespace(t *testing.T) {
 	if err != nil || ino != fresh.Ino {
 		t.Errorf("In ran in net inode %d (%v), want %d", ino, err, fresh.Ino)
 	}
-	if err := h.SyncLink("lo"); err != nil {
-		t.Errorf("SyncLink(lo): %v", err)
+	if err := c.SyncLinks(fresh, "lo", "no-such-link"); err != nil {
+		t.Errorf("SyncLinks(lo, no-such-link): %v", err)
 	}
+	// No link has joined a made-up group.
+	g, err := c.OpenIGMP6(fresh)
+	if err != nil || g == nil {
+		t.Fatalf("OpenIGMP6: %v, %v", g, err)
+	}
+	if ok, err := g.Joined("lo", []net.IP{net.ParseIP("ff02::1:ff12:3456")}); ok || err != nil {
+		t.Errorf("Joined(lo, ff02::1:ff12:3456) = %v, %v; want false", ok, err)
+	}
+	if ok, err := g.Joined("lo", nil); !ok || err != nil {
+		t.Errorf("Joined(lo, no groups) = %v, %v; want true", ok, err)
+	}
+	g.Close()
 	c.Close()
 	if _, err := c.Get(fresh); err == nil {
 		t.Errorf("Get after Close succeeded")

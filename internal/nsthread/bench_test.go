@@ -90,14 +90,14 @@ func BenchmarkUnshareNet(b *testing.B) {
 	}
 }
 
-// BenchmarkNetWorkerUnshareNet is BenchmarkUnshareNet on the long-lived
-// network worker thread (what netns() and unshare("net") use): no thread
+// BenchmarkNetRunnerUnshareNet is BenchmarkUnshareNet through NetRunner
+// (what netns() and unshare("net") use): the calling thread, no thread
 // is created or destroyed per namespace.
-func BenchmarkNetWorkerUnshareNet(b *testing.B) {
+func BenchmarkNetRunnerUnshareNet(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("needs root (unshare net)")
 	}
-	w := nsthread.NewNetWorker()
+	w := nsthread.NewNetRunner()
 	defer w.Close()
 	for b.Loop() {
 		var fd int

@@ -2,6 +2,7 @@ package nsthread
 
 import (
 	"os"
+	"runtime"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -65,26 +66,51 @@ func TestJoinAndErrors(t *testing.T) {
 	}
 }
 
-// The network worker goes back to its own network namespace after each
-// job, so every job starts there, and it refuses jobs once closed.
-func TestNetWorkerReturnsHome(t *testing.T) {
+// The network runner runs each job on the calling thread and brings that
+// thread back to nsh's network namespace after it, so every job starts
+// there; once closed, it runs them as Do does.
+func TestNetRunnerReturnsHome(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
 	host := netInode(t, "/proc/self/ns/net")
-	w := NewNetWorker()
+	w := NewNetRunner()
 	seen := map[uint64]bool{}
 	for i := 0; i < 5; i++ {
+		// Locked here too, to see the thread the job ran on afterwards.
+		runtime.LockOSThread()
+		tid := unix.Gettid()
 		err := w.Do(nil, func() error {
+			if unix.Gettid() != tid {
+				t.Errorf("job %d ran on thread %d, not the caller's %d", i, unix.Gettid(), tid)
+			}
 			if got := netInode(t, "/proc/thread-self/ns/net"); got != host {
 				t.Errorf("job %d starts in net:[%d], want the host's net:[%d]", i, got, host)
 			}
 			if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 				return err
 			}
-			seen[netInode(t, "/proc/thread-self/ns/net")] = true
+			mine := netInode(t, "/proc/thread-self/ns/net")
+			seen[mine] = true
+			// A job started inside a job starts at home too, elsewhere,
+			// and leaves this thread where it is.
+			if err := w.Do(nil, func() error {
+				if got := netInode(t, "/proc/thread-self/ns/net"); got != host {
+					t.Errorf("nested job %d starts in net:[%d], want net:[%d]", i, got, host)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+			if got := netInode(t, "/proc/thread-self/ns/net"); got != mine {
+				t.Errorf("job %d is in net:[%d] after a nested job, want its own net:[%d]", i, got, mine)
+			}
 			return nil
 		})
+		if got := netInode(t, "/proc/thread-self/ns/net"); got != host {
+			t.Errorf("after job %d the caller's thread is in net:[%d], want net:[%d]", i, got, host)
+		}
+		runtime.UnlockOSThread()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -95,7 +121,16 @@ func TestNetWorkerReturnsHome(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Do(nil, func() error { return nil }); err == nil {
-		t.Error("a closed worker ran a job")
+	// Closed, it runs jobs on a thread of their own.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	tid := unix.Gettid()
+	if err := w.Do(nil, func() error {
+		if unix.Gettid() == tid {
+			t.Error("a closed runner ran a job on the caller's thread")
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
 	}
 }
