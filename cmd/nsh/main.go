@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"golang.org/x/term"
@@ -64,6 +65,11 @@ type options struct {
 	script      string
 	args        []string
 }
+
+// init keeps the main goroutine, and so the interpreter, on the main
+// thread: children started in nsh's own namespaces are cloned from there,
+// with no spawner thread to start (see internal/spawn).
+func init() { runtime.LockOSThread() }
 
 func main() { os.Exit(run(os.Args[1:])) }
 
