@@ -1,3 +1,8 @@
+// GOMAXPROCS is not updated while nsh runs: the runtime then starts no
+// goroutine for that at every start.
+
+//go:debug updatemaxprocs=0
+
 // Command nsh is a shell for Linux namespaces whose language is Starlark.
 //
 //	nsh [flags] FILE.star [ARG...]   run a script
