@@ -454,7 +454,7 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 			return nil, err
 		}
 	}
-	st, err := stateOf(th)
+	st, err := procStateOf(th)
 	if err != nil {
 		return nil, err
 	}
@@ -530,7 +530,7 @@ func (p *procSpec) commonArgs(th *starlark.Thread, cmd, ns, env, cwd starlark.Va
 		}
 		p.cfg.Cwd = s
 	}
-	st, err := stateOf(th)
+	st, err := procStateOf(th)
 	if err != nil {
 		return nil, err
 	}
