@@ -859,14 +859,18 @@ func FormatMap(m []IDMap) string {
 
 // writeProc writes data to /proc/PID/file in one write(2).
 func writeProc(pid int, file, data string) error {
-	p := fmt.Sprintf("/proc/%d/%s", pid, file)
-	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	p := "/proc/" + strconv.Itoa(pid) + "/" + file
+	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nserr.New("open", p, unwrap(err))
+		return nserr.New("open", p, err)
 	}
-	defer f.Close()
-	if _, err := f.Write([]byte(data)); err != nil {
-		return nserr.New("write", fmt.Sprintf("%q to %s", strings.TrimSpace(data), p), unwrap(err))
+	defer unix.Close(fd)
+	n, err := unix.Write(fd, []byte(data))
+	if err == nil && n != len(data) {
+		err = unix.EIO
+	}
+	if err != nil {
+		return nserr.New("write", fmt.Sprintf("%q to %s", strings.TrimSpace(data), p), err)
 	}
 	return nil
 }
@@ -876,17 +880,12 @@ func writeProc(pid int, file, data string) error {
 // namespace and the namespaces it owns: what the kernel asks of a writer
 // of maps beyond its own id.
 func Capable(c int) bool {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil || c < 0 || c >= 64 {
 		return false
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
-			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			return err == nil && n&(1<<uint(c)) != 0
-		}
-	}
-	return false
+	return data[c/32].Effective&(1<<uint(c%32)) != 0
 }
 
 // Foreground gives the terminal tty to process group pgrp, even when nsh is
