@@ -738,19 +738,29 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 			inputW.Close()
 		}(*p.input)
 	}
-	go func() {
-		ws, err := child.Wait()
+	reaped := func(ws unix.WaitStatus, err error) {
 		proc.mu.Lock()
 		proc.ws, proc.werr, proc.exited = ws, err, true
 		child.Close()
 		proc.mu.Unlock()
 		close(proc.done)
-	}()
+	}
+	// Nothing can interrupt a wait without a timeout before the run
+	// handles signals (a signal ends nsh, and the child with it), and
+	// there may be no output to collect: then this thread blocks in the
+	// wait itself, and no goroutine has to hand the exit over.
+	here := p.wait && p.timeout == 0 && readers == [3]*os.File{} && !st.reg.Guarded()
+	if !here {
+		go func() { reaped(child.Wait()) }()
+	}
 	if !p.detach {
 		proc.entry = st.reg.Add(fmt.Sprintf("process %d (%s)", proc.pid, p.argv[0]), proc.reap)
 	}
 	if !p.wait {
 		return proc, nil
+	}
+	if here {
+		reaped(child.WaitBlocking())
 	}
 	code, err := proc.waitFor(st.reg, p.timeout)
 	if foreground {

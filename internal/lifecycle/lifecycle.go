@@ -24,6 +24,7 @@ type Registry struct {
 	cancel  context.CancelFunc
 	down    bool
 	onGuard func() // called once, by the first Guard
+	guarded bool
 }
 
 // Entry is one registered object.
@@ -60,7 +61,7 @@ func (r *Registry) OnGuard(f func()) {
 func (r *Registry) Guard() {
 	r.mu.Lock()
 	f := r.onGuard
-	r.onGuard = nil
+	r.onGuard, r.guarded = nil, true
 	r.mu.Unlock()
 	if f != nil {
 		f()
@@ -82,6 +83,13 @@ func From(thread *starlark.Thread) *Registry {
 	r := New()
 	Attach(thread, r)
 	return r
+}
+
+// Guarded reports whether Guard was called.
+func (r *Registry) Guarded() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.guarded
 }
 
 // Add records an object and how to undo it, and returns its entry. It

@@ -707,14 +707,25 @@ func (ch *Child) Release() {
 }
 
 // Wait reaps the child (or its relay) and returns its wait status. Call
-// it once.
+// it, or WaitBlocking, once.
 func (ch *Child) Wait() (unix.WaitStatus, error) {
 	if !ch.foreground {
 		return ch.pollWait()
 	}
+	return ch.WaitBlocking()
+}
+
+// WaitBlocking is Wait in a wait4 that blocks the calling thread, for a
+// caller that has nothing else to do meanwhile: the exit then wakes that
+// thread directly.
+func (ch *Child) WaitBlocking() (unix.WaitStatus, error) {
 	var ws unix.WaitStatus
+	opts := 0
+	if ch.foreground {
+		opts = unix.WUNTRACED
+	}
 	for {
-		_, err := unix.Wait4(ch.waitOn, &ws, unix.WUNTRACED, nil)
+		_, err := unix.Wait4(ch.waitOn, &ws, opts, nil)
 		if err == unix.EINTR {
 			continue
 		}
