@@ -709,10 +709,10 @@ func (ch *Child) Release() {
 // Wait reaps the child (or its relay) and returns its wait status. Call
 // it, or WaitBlocking, once.
 func (ch *Child) Wait() (unix.WaitStatus, error) {
-	if !ch.foreground {
-		return ch.pollWait()
+	if ch.foreground || ch.waitfd < 0 {
+		return ch.WaitBlocking()
 	}
-	return ch.WaitBlocking()
+	return ch.pollWait()
 }
 
 // WaitBlocking is Wait in a wait4 that blocks the calling thread, for a
