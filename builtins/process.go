@@ -779,7 +779,8 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 		return nil, err
 	}
 	if proc.entry != nil {
-		proc.entry.Release()
+		// Reaped and its output read: nothing is left to undo.
+		proc.entry.Forget()
 	}
 	if p.check && code != 0 {
 		return nil, fmt.Errorf("command %s exited with code %d%s", quoteArgv(p.argv), code, stderrTail(proc.bufs[2]))
