@@ -391,12 +391,13 @@ func (st *state) writeIDMaps(pid int, uids, gids []IDMap, setgroups string, root
 // nsh's own or an ancestor's, whose maps are written anyway).
 func parentUserNS(pid int) (*os.File, error) {
 	path := fmt.Sprintf("/proc/%d/ns/user", pid)
-	f, err := os.Open(path)
+	// A plain descriptor: os.Open would try to register it with the poller.
+	nsfd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, nserr.New("open", path, unwrap(err))
+		return nil, nserr.New("open", path, err)
 	}
-	defer f.Close()
-	fd, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_PARENT)
+	defer unix.Close(nsfd)
+	fd, err := unix.IoctlRetInt(nsfd, unix.NS_GET_PARENT)
 	if err == unix.EPERM {
 		return nil, nil
 	}

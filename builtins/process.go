@@ -454,7 +454,7 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 			return nil, err
 		}
 	}
-	st, err := stateOf(th)
+	st, err := procStateOf(th)
 	if err != nil {
 		return nil, err
 	}
@@ -530,7 +530,7 @@ func (p *procSpec) commonArgs(th *starlark.Thread, cmd, ns, env, cwd starlark.Va
 		}
 		p.cfg.Cwd = s
 	}
-	st, err := stateOf(th)
+	st, err := procStateOf(th)
 	if err != nil {
 		return nil, err
 	}
@@ -742,19 +742,29 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 			inputW.Close()
 		}(*p.input)
 	}
-	go func() {
-		ws, err := child.Wait()
+	reaped := func(ws unix.WaitStatus, err error) {
 		proc.mu.Lock()
 		proc.ws, proc.werr, proc.exited = ws, err, true
 		child.Close()
 		proc.mu.Unlock()
 		close(proc.done)
-	}()
+	}
+	// Nothing can interrupt a wait without a timeout before the run
+	// handles signals (a signal ends nsh, and the child with it), and
+	// there may be no output to collect: then this thread blocks in the
+	// wait itself, and no goroutine has to hand the exit over.
+	here := p.wait && p.timeout == 0 && readers == [3]*os.File{} && !st.reg.Guarded()
+	if !here {
+		go func() { reaped(child.Wait()) }()
+	}
 	if !p.detach {
 		proc.entry = st.reg.Add(fmt.Sprintf("process %d (%s)", proc.pid, p.argv[0]), proc.reap)
 	}
 	if !p.wait {
 		return proc, nil
+	}
+	if here {
+		reaped(child.WaitBlocking())
 	}
 	code, err := proc.waitFor(st.reg, p.timeout)
 	if foreground {
@@ -773,7 +783,8 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 		return nil, err
 	}
 	if proc.entry != nil {
-		proc.entry.Release()
+		// Reaped and its output read: nothing is left to undo.
+		proc.entry.Forget()
 	}
 	if p.check && code != 0 {
 		return nil, fmt.Errorf("command %s exited with code %d%s", quoteArgv(p.argv), code, stderrTail(proc.bufs[2]))
@@ -832,14 +843,16 @@ func (p *Process) waitFor(reg *lifecycle.Registry, timeout time.Duration) (int, 
 	case <-tc:
 		return 0, errTimeout
 	}
-	outs := make(chan struct{})
-	go func() { p.outs.Wait(); close(outs) }()
-	select {
-	case <-outs:
-	case <-ctx.Done():
-		return 0, fmt.Errorf("wait for output of process %d: interrupted", p.pid)
-	case <-tc:
-		return 0, errTimeout
+	if p.bufs != [3]*bytes.Buffer{} {
+		outs := make(chan struct{})
+		go func() { p.outs.Wait(); close(outs) }()
+		select {
+		case <-outs:
+		case <-ctx.Done():
+			return 0, fmt.Errorf("wait for output of process %d: interrupted", p.pid)
+		case <-tc:
+			return 0, errTimeout
+		}
 	}
 	if p.werr != nil {
 		return 0, p.werr

@@ -8,6 +8,7 @@ import (
 
 	"nsh.dev/nsh/internal/lifecycle"
 	"nsh.dev/nsh/internal/nsctx"
+	"nsh.dev/nsh/internal/nserr"
 )
 
 // state is the per-run state of the builtins: the namespace descriptors the
@@ -32,9 +33,28 @@ type stateOrErr struct {
 	err error
 }
 
+// stateOf returns the run's state, and guards the run's registry (starts
+// its signal handling) since the caller may create objects that nsh's
+// death would leave behind.
 func stateOf(th *starlark.Thread) (*state, error) {
+	st, err := sharedState(th)
+	if err == nil {
+		st.reg.Guard()
+	}
+	return st, err
+}
+
+// procStateOf is stateOf for the builtins that start processes, which
+// create nothing that outlives nsh unless asked to (detach=True): a child
+// has a parent-death signal and the namespaces it is given die with it, so
+// they need no signal handling.
+func procStateOf(th *starlark.Thread) (*state, error) { return sharedState(th) }
+
+// sharedState returns the run's state, made on first use.
+func sharedState(th *starlark.Thread) (*state, error) {
 	reg := lifecycle.From(th)
 	v := reg.Shared("nsh.builtins.state", func() any {
+		nserr.InUserNS() // read it here, in nsh's own namespaces
 		tab, err := nsctx.NewTable()
 		if err != nil {
 			return stateOrErr{err: fmt.Errorf("cannot open nsh's own namespaces: %w", err)}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 
 	"go.starlark.net/starlark"
 	"golang.org/x/sys/unix"
@@ -33,11 +34,14 @@ Example: sysctl("net.ipv4.ip_forward", 1, ns=router)`},
 	}
 }
 
-var sysctlKey = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:@+-]*(/[A-Za-z0-9_.:@+-]+)*$`)
+// sysctlKey is compiled on first use, not at every start of nsh.
+var sysctlKey = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:@+-]*(/[A-Za-z0-9_.:@+-]+)*$`)
+})
 
 // sysctlPath maps a key to its file under /proc/sys.
 func sysctlPath(key string) (string, error) {
-	if !sysctlKey.MatchString(key) {
+	if !sysctlKey().MatchString(key) {
 		return "", fmt.Errorf("malformed sysctl key %q (want e.g. net.ipv4.ip_forward)", key)
 	}
 	rel := key

@@ -104,12 +104,15 @@ type module struct {
 
 // NewRun prepares a run whose scripts' loads are confined to root and whose
 // argv global holds argv. It handles SIGINT, SIGTERM and SIGHUP from the
-// moment a builtin first uses the run's registry (before it creates
-// anything) or the REPL starts: the first such signal cancels the running
-// Starlark code and blocking builtins, and the run then tears down and
-// reports 128+N. Until then there is nothing to tear down, and the
-// signal's default action ends nsh (a shell reports 128+N as well); a run
-// of plain Starlark saves the start of os/signal's threads.
+// moment a builtin first guards the run's registry (before it creates
+// anything nsh's death would leave behind: see lifecycle.Registry.Guard)
+// or the REPL starts: the first such signal cancels the running Starlark
+// code and blocking builtins, and the run then tears down and reports
+// 128+N. Until then a signal's default action ends nsh (a shell reports
+// 128+N as well) and the kernel reclaims what the run holds, as it would
+// after SIGKILL: a run of plain Starlark, or one that only starts
+// processes (which have a parent-death signal), saves the start of
+// os/signal's threads.
 func (in *Interp) NewRun(root string, argv []string) *Run {
 	vals := make([]starlark.Value, len(argv))
 	for i, a := range argv {
@@ -129,7 +132,7 @@ func (in *Interp) NewRun(root string, argv []string) *Run {
 		sigc:     make(chan os.Signal, 4),
 		done:     make(chan struct{}),
 	}
-	r.Registry.OnFirstUse(r.handleSignals)
+	r.Registry.OnGuard(r.handleSignals)
 	return r
 }
 

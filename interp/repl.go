@@ -35,7 +35,7 @@ func HistoryPath() string {
 // `nsh -i`); it is updated in place. Ctrl-C while typing abandons the
 // input; Ctrl-C while a statement runs cancels it; the session goes on.
 func (r *Run) REPL(globals starlark.StringDict, stdin io.ReadCloser) error {
-	r.handleSignals() // Ctrl-C cancels a statement even of plain Starlark
+	r.Registry.Guard() // Ctrl-C cancels a statement even of plain Starlark
 	env := r.predeclared()
 	for k, v := range globals {
 		env[k] = v

@@ -1,3 +1,8 @@
+// GOMAXPROCS is not updated while nsh runs: the runtime then starts no
+// goroutine for that at every start.
+
+//go:debug updatemaxprocs=0
+
 // Command nsh is a shell for Linux namespaces whose language is Starlark.
 //
 //	nsh [flags] FILE.star [ARG...]   run a script
@@ -12,6 +17,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"golang.org/x/term"
@@ -64,6 +70,11 @@ type options struct {
 	script      string
 	args        []string
 }
+
+// init keeps the main goroutine, and so the interpreter, on the main
+// thread: children started in nsh's own namespaces are cloned from there,
+// with no spawner thread to start (see internal/spawn).
+func init() { runtime.LockOSThread() }
 
 func main() { os.Exit(run(os.Args[1:])) }
 

@@ -397,6 +397,36 @@ spawn("sleep 6002")
 	}
 }
 
+// A run that has only started processes handles no signals yet: SIGTERM
+// has its default action, and the child (cloned from nsh's main thread)
+// dies with nsh through its parent-death signal.
+func TestSignalBeforeGuard(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (rootless mode puts a supervisor in between)")
+	}
+	cmd := startUntilReady(t, `spawn("sleep 6003")`)
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	ee, ok := err.(*exec.ExitError)
+	if !ok {
+		t.Fatalf("exit %v, want death by SIGTERM", err)
+	}
+	if ws := ee.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+		t.Errorf("exit %v, want death by SIGTERM", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, _ := exec.Command("pgrep", "-f", "sleep 6003").Output()
+		if len(out) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the child survived nsh: %s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // asUser runs nsh as another user (a setpriv spec such as "65534" or a
 // name) without rootless mode, so nsh writes maps as an unprivileged
 // process would.

@@ -23,7 +23,8 @@ type Registry struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	down    bool
-	onUse   func() // called once, before the first Add, Shared or Context
+	onGuard func() // called once, by the first Guard
+	guarded bool
 }
 
 // Entry is one registered object.
@@ -41,21 +42,26 @@ func New() *Registry {
 	return &Registry{shared: map[string]any{}, ctx: ctx, cancel: cancel}
 }
 
-// OnFirstUse registers f to be called once, before the registry is first
-// used (Add, Shared, Context): that is, before a builtin acts. The runner
-// starts its signal handling there, so a run that never touches the
-// kernel does not pay for it.
-func (r *Registry) OnFirstUse(f func()) {
+// OnGuard registers f to be called once, by the first Guard. The runner
+// starts its signal handling there, so a run that creates nothing a
+// killed nsh would leave behind does not pay for it.
+func (r *Registry) OnGuard(f func()) {
 	r.mu.Lock()
-	r.onUse = f
+	r.onGuard = f
 	r.mu.Unlock()
 }
 
-// use calls the OnFirstUse function if it has not run yet.
-func (r *Registry) use() {
+// Guard must be called before creating anything that nsh's death would
+// leave behind without a teardown (a link in a namespace that outlives
+// nsh, a mount, a named netns, a sysctl value): it calls the OnGuard
+// function if it has not run yet, so an interrupted run tears such
+// objects down. What the kernel reclaims when nsh dies, even by SIGKILL,
+// needs no Guard: descriptors (and the namespaces only they hold),
+// threads, and children with a parent-death signal.
+func (r *Registry) Guard() {
 	r.mu.Lock()
-	f := r.onUse
-	r.onUse = nil
+	f := r.onGuard
+	r.onGuard, r.guarded = nil, true
 	r.mu.Unlock()
 	if f != nil {
 		f()
@@ -79,9 +85,16 @@ func From(thread *starlark.Thread) *Registry {
 	return r
 }
 
-// Add records an object and how to undo it, and returns its entry.
+// Guarded reports whether Guard was called.
+func (r *Registry) Guarded() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.guarded
+}
+
+// Add records an object and how to undo it, and returns its entry. It
+// does not call Guard: that is done before the object is created.
 func (r *Registry) Add(what string, undo func() error) *Entry {
-	r.use()
 	e := &Entry{What: what, undo: undo, reg: r}
 	r.mu.Lock()
 	r.entries = append(r.entries, e)
@@ -140,7 +153,6 @@ func (r *Registry) Live() []string {
 // Shared returns the run-wide value stored under key, creating it with make
 // on first use. Values that hold resources register their own undo.
 func (r *Registry) Shared(key string, make func() any) any {
-	r.use()
 	r.mu.Lock()
 	v, ok := r.shared[key]
 	r.mu.Unlock()
@@ -159,9 +171,9 @@ func (r *Registry) Shared(key string, make func() any) any {
 }
 
 // Context is cancelled when the run is interrupted; blocking builtins
-// select on it.
+// select on it. Before the first Guard no signal interrupts a run (a
+// signal then has its default action).
 func (r *Registry) Context() context.Context {
-	r.use()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.ctx

@@ -96,9 +96,9 @@ type Table struct {
 // the namespaces new processes are started in.
 func NewTable() (*Table, error) {
 	t := &Table{byIno: map[[2]uint64]*NS{}}
-	proc, err := os.OpenFile("/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	proc, err := openFile("/proc", unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
-		return nil, nserr.New("open", "/proc", unwrapPath(err))
+		return nil, err
 	}
 	t.proc = proc
 	for i, k := range nsthread.Kinds {
@@ -136,9 +136,9 @@ func (t *Table) Close() error {
 // namespace was bind-mounted on) and returns it, checking that it is a
 // namespace at all and, if want is not empty, of that kind.
 func (t *Table) Open(path string, want string) (*NS, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_CLOEXEC, 0)
+	f, err := openFile(path, unix.O_RDONLY)
 	if err != nil {
-		return nil, nserr.New("open", strconv.Quote(path), unwrapPath(err))
+		return nil, err
 	}
 	var sfs unix.Statfs_t
 	if err := unix.Fstatfs(int(f.Fd()), &sfs); err != nil {
@@ -166,19 +166,23 @@ func (t *Table) Open(path string, want string) (*NS, error) {
 	return t.adopt(f, k)
 }
 
-func unwrapPath(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err
-	}
-	return err
-}
-
 func (t *Table) open(path string, k nsthread.Kind) (*NS, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_CLOEXEC, 0)
+	f, err := openFile(path, unix.O_RDONLY)
 	if err != nil {
-		return nil, nserr.New("open", strconv.Quote(path), unwrapPath(err))
+		return nil, err
 	}
 	return t.adopt(f, k)
+}
+
+// openFile opens path close-on-exec as a plain descriptor in an *os.File:
+// os.OpenFile would first try to register it with Go's poller, which
+// namespace files do not support.
+func openFile(path string, flags int) (*os.File, error) {
+	fd, err := unix.Open(path, flags|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nserr.New("open", strconv.Quote(path), err)
+	}
+	return os.NewFile(uintptr(fd), path), nil
 }
 
 // adopt takes ownership of f. If the table already holds the same

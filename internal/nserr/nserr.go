@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -46,10 +47,10 @@ func New(op, obj string, err error) error {
 	var errno unix.Errno
 	hint := ""
 	if errors.As(err, &errno) {
-		if (errno == unix.EPERM || errno == unix.EACCES) && inUserNS() {
+		if (errno == unix.EPERM || errno == unix.EACCES) && InUserNS() {
 			return &Error{Op: op, Obj: obj, Err: err, Hint: rootlessHint}
 		}
-		if errno == unix.EPERM && unprivileged && op != "write" {
+		if errno == unix.EPERM && unprivileged() && op != "write" {
 			return &Error{Op: op, Obj: obj, Err: err, Hint: unprivilegedHint}
 		}
 		hint = hints[key{op, errno}]
@@ -106,17 +107,15 @@ var hints = map[key]string{
 const unprivilegedHint = "nsh runs as an ordinary user without rootless mode (--no-rootless or NSH_ROOTLESS=0): it may create user namespaces and start processes in them, but not act in namespaces itself; run it without --no-rootless"
 
 // unprivileged: not root and not in a user namespace of its own.
-var unprivileged = os.Geteuid() != 0 && !startedInUserNS
+func unprivileged() bool { return os.Geteuid() != 0 && !InUserNS() }
 
 const rootlessHint = "nsh runs rootless, inside a user namespace: this touches an object the host owns (its network, /run/netns, its mounts) and needs real root"
 
-// inUserNS reports whether this process is in a user namespace other than
-// the initial one. It is read once at start: a thread that moved into a
-// mount namespace without /proc (after pivot_root) could not read it.
-func inUserNS() bool { return startedInUserNS }
-
-var startedInUserNS = rootless.Active()
-
 // InUserNS reports whether nsh runs in a user namespace other than the
-// initial one (rootless, or in a container).
-func InUserNS() bool { return startedInUserNS }
+// initial one (rootless, or in a container). It is read from /proc once,
+// on first use, not at start (a run of plain Starlark never needs it): the
+// first call must come from a thread in nsh's own mount namespace, as a
+// thread that moved into one without /proc (after pivot_root) could not
+// read it. Builtins make it when they set up a run's state, before any
+// thread changes namespaces.
+var InUserNS = sync.OnceValue(rootless.Active)

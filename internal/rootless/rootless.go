@@ -95,11 +95,18 @@ func Enter(mode Mode) (bool, int) {
 // the initial one (its uid_map is not the identity over all ids), i.e.
 // whether it is rootless nsh (or any process in a container).
 func Active() bool {
-	b, err := os.ReadFile("/proc/self/uid_map")
+	// A plain descriptor: os.ReadFile would also start Go's poller.
+	fd, err := syscall.Open("/proc/self/uid_map", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return false
 	}
-	f := strings.Fields(string(b))
+	defer syscall.Close(fd)
+	b := make([]byte, 4096)
+	n, err := syscall.Read(fd, b)
+	if err != nil || n < 0 {
+		return false
+	}
+	f := strings.Fields(string(b[:n]))
 	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
 }
 

@@ -134,17 +134,22 @@ struct k_sigaction {
 	unsigned long mask;
 };
 
+// reset_signals gives every signal nsh handles its default action, as
+// execve would, but before the child unblocks signals (a handler of Go's
+// must never run in the child): one system call per signal, which sets
+// the default and reads the old action, and a second one only to put
+// back an ignored signal, which stays ignored as across execve.
 static void reset_signals(void) {
+	struct k_sigaction dfl;
+	memset(&dfl, 0, sizeof dfl); // SIG_DFL
 	for (int s = 1; s < 65; s++) {
-		struct k_sigaction sa;
+		struct k_sigaction old;
 		if (s == SIGKILL || s == SIGSTOP)
 			continue;
-		if (syscall(SYS_rt_sigaction, s, NULL, &sa, sizeof sa.mask) < 0)
+		if (syscall(SYS_rt_sigaction, s, &dfl, &old, sizeof old.mask) < 0)
 			continue;
-		if (sa.handler == (void *)SIG_DFL || sa.handler == (void *)SIG_IGN)
-			continue;
-		memset(&sa, 0, sizeof sa); // SIG_DFL
-		syscall(SYS_rt_sigaction, s, &sa, NULL, sizeof sa.mask);
+		if (old.handler == (void *)SIG_IGN)
+			syscall(SYS_rt_sigaction, s, &old, NULL, sizeof old.mask);
 	}
 }
 

@@ -2,14 +2,20 @@
 // multi-threaded, so it cannot join a user or time namespace, unshare a user
 // namespace, or set time offsets before a process enters its time namespace;
 // and SysProcAttr cannot setns, mount or pivot_root in the child. spawn
-// therefore clones the child from C (spawn.c) on a dedicated, locked spawner
-// thread: the child is a single-threaded copy of that thread which runs a
-// short list of raw system calls and execs the target directly, so there is
-// no re-exec and no second Go runtime. The spawner thread joins the
+// therefore clones the child from C (spawn.c) on a thread that is in the
 // thread-joinable namespaces of the context (net, uts, ipc, pid, cgroup,
-// mnt) before cloning, never exits while its children live (the
-// parent-death signal is per thread), and the child joins user and time
-// itself.
+// mnt) and never exits while its children live (the parent-death signal is
+// per thread): the child is a single-threaded copy of that thread which
+// runs a short list of raw system calls and execs the target directly, so
+// there is no re-exec and no second Go runtime; it joins user and time
+// itself. In nsh's own namespaces that thread is the main thread, when the
+// caller runs on it (cmd/nsh keeps the interpreter there): nothing ever
+// moves it to other namespaces and it lives as long as the process. Any
+// other context, or a caller on another thread, goes through a dedicated,
+// locked spawner thread that joins the context before cloning.
+//
+// Wait reaps a child through its pidfd, which Go's poller watches: no
+// thread blocks in wait4 while the child runs.
 //
 // Failures in the child come back over a CLOEXEC status socket as step and
 // errno; end of file on it means the exec succeeded. In Init mode the child
@@ -117,26 +123,33 @@ type Child struct {
 	Pid    int // the process (in nsh's PID namespace)
 	pidfd  int
 	waitOn int // the process nsh reaps: Pid, or the relay that mirrors it
-	sock   *os.File
+	// waitfd is the pidfd of waitOn: pidfd, or the relay's own. Wait
+	// hands it to waitFile, which then owns it.
+	waitfd   int
+	waitFile *os.File
+	sock     *os.File
 	// foreground children stopped by the terminal are resumed at once
 	foreground bool
 	cfg        *Config
 	paused     bool // waits for Resume in its new user namespace
 }
 
-// Spawner owns the locked OS threads children are cloned from. Usually
-// one: it joins the context's namespaces before each clone. A thread that
-// left a namespace owned by an ancestor user namespace cannot go back
-// (rootless nsh, or after joining a user namespace's kinds): a fresh
-// thread, born in nsh's own namespaces, then takes over for that context.
-// Every thread lives until Close, as its children's parent-death signal
-// is tied to it.
+// Spawner owns the locked OS threads children are cloned from when the
+// main thread cannot be (see the package doc). Usually one, started on
+// first need: it joins the context's namespaces before each clone. A
+// thread that left a namespace owned by an ancestor user namespace cannot
+// go back (rootless nsh, or after joining a user namespace's kinds): a
+// fresh thread, born in nsh's own namespaces, then takes over for that
+// context. Every thread lives until Close, as its children's parent-death
+// signal is tied to it.
 type Spawner struct {
 	mu      sync.Mutex
 	threads []*spawnThread
-	first   *spawnThread // threads[0], read without the lock
 	quit    chan struct{}
-	pid     string // nsh's own PID namespace, where every thread is born
+	// home names nsh's own namespaces by type ("net:[4026531840]"), those
+	// of the main thread and of every thread the runtime starts.
+	home map[int]string
+	pid  string // home's PID namespace (pid_for_children)
 }
 
 // maxThreads bounds the spawner threads of one run.
@@ -147,39 +160,42 @@ type spawnThread struct {
 	in   map[int]string // namespace type -> name of the one the thread is in
 }
 
-// NewSpawner starts a spawner thread. Close it after every child it started
-// without a parent-death signal can be left alone: its exit sends the
-// parent-death signal to the others.
+// NewSpawner returns a spawner; it notes nsh's own namespaces (those of
+// the main thread) and starts no thread yet. Close it after every child it
+// started without a parent-death signal can be left alone: the exit of its
+// threads sends the parent-death signal to the others.
 func NewSpawner() (*Spawner, error) {
-	s := &Spawner{quit: make(chan struct{})}
-	t, err := s.newThread()
-	if err != nil {
-		return nil, err
+	s := &Spawner{quit: make(chan struct{}), home: map[int]string{}}
+	for _, k := range nsthread.Kinds {
+		name := k.Name
+		if k.ForChildren != "" {
+			name = k.ForChildren
+		}
+		l, err := os.Readlink("/proc/self/ns/" + name)
+		if err != nil {
+			return nil, nserr.New("readlink", "/proc/self/ns/"+name, unwrap(err))
+		}
+		s.home[k.Flag] = l
 	}
-	s.threads, s.first = []*spawnThread{t}, t
-	s.pid = t.in[unix.CLONE_NEWPID]
+	s.pid = s.home[unix.CLONE_NEWPID]
 	return s, nil
 }
 
 func (s *Spawner) newThread() (*spawnThread, error) {
+	// The thread is born in nsh's own namespaces (a thread whose
+	// namespaces were changed never returns to the runtime's pool). The
+	// names are noted, so joining a namespace it is already in is skipped
+	// (it would need CAP_SYS_ADMIN for nothing).
 	t := &spawnThread{reqs: make(chan func()), in: map[int]string{}}
+	for typ, name := range s.home {
+		t.in[typ] = name
+	}
 	errc := make(chan error, 1)
 	// A thread of its own, never the main one, destroyed when it ends.
 	nsthread.Go(func() {
 		if err := unix.Unshare(unix.CLONE_FS); err != nil {
 			errc <- nserr.New("unshare", "CLONE_FS", err)
 			return
-		}
-		// Note where the thread is, so joining a namespace it is already
-		// in is skipped (it would need CAP_SYS_ADMIN for nothing).
-		for _, k := range nsthread.Kinds {
-			name := k.Name
-			if k.ForChildren != "" {
-				name = k.ForChildren
-			}
-			if l, err := os.Readlink("/proc/thread-self/ns/" + name); err == nil {
-				t.in[k.Flag] = l
-			}
 		}
 		errc <- nil
 		for {
@@ -203,14 +219,33 @@ func (s *Spawner) Close() error {
 	return nil
 }
 
-// do runs f on the first spawner thread.
-func (s *Spawner) do(f func()) { s.first.do(f) }
-
 // do runs f on the thread.
 func (t *spawnThread) do(f func()) {
 	done := make(chan struct{})
 	t.reqs <- func() { f(); close(done) }
 	<-done
+}
+
+// atHome reports whether joins are all nsh's own namespaces.
+func (s *Spawner) atHome(joins []nsthread.Join) bool {
+	for _, j := range joins {
+		if s.home[j.Type] != j.Name {
+			return false
+		}
+	}
+	return true
+}
+
+// onMainThread runs f if the calling goroutine is on the process's main
+// thread, locked there meanwhile, and reports whether it did.
+func onMainThread(f func()) bool {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if unix.Gettid() != unix.Getpid() {
+		return false
+	}
+	f()
+	return true
 }
 
 func (t *spawnThread) join(joins []nsthread.Join) error {
@@ -227,9 +262,13 @@ func (t *spawnThread) join(joins []nsthread.Join) error {
 	return nil
 }
 
-// onThread joins the context on a spawner thread that can, and runs f
-// there: the first thread whose join succeeds, else a fresh one.
+// onThread runs f on a thread in the context: on the main thread if the
+// context is nsh's own and the caller runs there, else on the first
+// spawner thread whose join succeeds, else on a fresh one.
 func (s *Spawner) onThread(joins []nsthread.Join, f func()) error {
+	if s.atHome(joins) && onMainThread(f) {
+		return nil
+	}
 	for i := 0; ; i++ {
 		s.mu.Lock()
 		fresh := false
@@ -423,7 +462,7 @@ func (s *Spawner) Start(cfg *Config) (*Child, error) {
 	}
 	unix.Close(fds[1])
 	fds[1] = -1
-	ch := &Child{Pid: pid, pidfd: pidfd, waitOn: pid, sock: sock, foreground: cfg.Foreground, cfg: cfg}
+	ch := &Child{Pid: pid, pidfd: pidfd, waitOn: pid, waitfd: pidfd, sock: sock, foreground: cfg.Foreground, cfg: cfg}
 	if err := ch.handshake(); err != nil {
 		ch.abandon()
 		return nil, err
@@ -532,7 +571,7 @@ func (ch *Child) handshake() error {
 			if err != nil {
 				return nserr.New("pidfd_open", strconv.Itoa(real), err)
 			}
-			unix.Close(ch.pidfd)
+			// The relay's pidfd stays, to wait on it.
 			ch.pidfd, ch.Pid = fd, real
 			if err := ch.send(msg{Type: C.NSH_MSG_GO}); err != nil {
 				return nserr.New("write", "spawn status socket", err)
@@ -667,8 +706,19 @@ func (ch *Child) Release() {
 	}
 }
 
-// Wait reaps the child (or its relay) and returns its wait status.
+// Wait reaps the child (or its relay) and returns its wait status. Call
+// it, or WaitBlocking, once.
 func (ch *Child) Wait() (unix.WaitStatus, error) {
+	if ch.foreground || ch.waitfd < 0 {
+		return ch.WaitBlocking()
+	}
+	return ch.pollWait()
+}
+
+// WaitBlocking is Wait in a wait4 that blocks the calling thread, for a
+// caller that has nothing else to do meanwhile: the exit then wakes that
+// thread directly.
+func (ch *Child) WaitBlocking() (unix.WaitStatus, error) {
 	var ws unix.WaitStatus
 	opts := 0
 	if ch.foreground {
@@ -692,13 +742,55 @@ func (ch *Child) Wait() (unix.WaitStatus, error) {
 	}
 }
 
-// Close releases the pidfd. Call it after Wait.
+// pollWait waits until the pidfd of waitOn is readable, which it is once
+// the process has exited, with Go's poller, and then reaps it.
+func (ch *Child) pollWait() (unix.WaitStatus, error) {
+	var ws unix.WaitStatus
+	fail := func(op string, err error) (unix.WaitStatus, error) {
+		return ws, nserr.New(op, strconv.Itoa(ch.waitOn), err)
+	}
+	// A non-blocking descriptor is registered with the poller by NewFile.
+	if err := unix.SetNonblock(ch.waitfd, true); err != nil {
+		return fail("fcntl O_NONBLOCK pidfd of", err)
+	}
+	ch.waitFile = os.NewFile(uintptr(ch.waitfd), "pidfd")
+	rc, err := ch.waitFile.SyscallConn()
+	if err != nil {
+		return fail("poll pidfd of", err)
+	}
+	var werr error
+	err = rc.Read(func(uintptr) bool {
+		for {
+			pid, err := unix.Wait4(ch.waitOn, &ws, unix.WNOHANG, nil)
+			if err == unix.EINTR {
+				continue
+			}
+			werr = err
+			return err != nil || pid == ch.waitOn
+		}
+	})
+	if err == nil {
+		err = werr
+	}
+	if err != nil {
+		return fail("wait4", unwrap(err))
+	}
+	return ws, nil
+}
+
+// Close releases the pidfds. Call it after Wait.
 func (ch *Child) Close() {
 	ch.Release()
-	if ch.pidfd >= 0 {
+	if ch.waitfd != ch.pidfd && ch.pidfd >= 0 {
 		unix.Close(ch.pidfd)
-		ch.pidfd = -1
 	}
+	ch.pidfd = -1
+	if ch.waitFile != nil {
+		ch.waitFile.Close()
+	} else if ch.waitfd >= 0 {
+		unix.Close(ch.waitfd)
+	}
+	ch.waitFile, ch.waitfd = nil, -1
 }
 
 // WriteIDMaps is where nsh writes the maps of a user namespace whose
@@ -778,14 +870,18 @@ func FormatMap(m []IDMap) string {
 
 // writeProc writes data to /proc/PID/file in one write(2).
 func writeProc(pid int, file, data string) error {
-	p := fmt.Sprintf("/proc/%d/%s", pid, file)
-	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	p := "/proc/" + strconv.Itoa(pid) + "/" + file
+	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nserr.New("open", p, unwrap(err))
+		return nserr.New("open", p, err)
 	}
-	defer f.Close()
-	if _, err := f.Write([]byte(data)); err != nil {
-		return nserr.New("write", fmt.Sprintf("%q to %s", strings.TrimSpace(data), p), unwrap(err))
+	defer unix.Close(fd)
+	n, err := unix.Write(fd, []byte(data))
+	if err == nil && n != len(data) {
+		err = unix.EIO
+	}
+	if err != nil {
+		return nserr.New("write", fmt.Sprintf("%q to %s", strings.TrimSpace(data), p), err)
 	}
 	return nil
 }
@@ -795,24 +891,18 @@ func writeProc(pid int, file, data string) error {
 // namespace and the namespaces it owns: what the kernel asks of a writer
 // of maps beyond its own id.
 func Capable(c int) bool {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil || c < 0 || c >= 64 {
 		return false
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
-			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			return err == nil && n&(1<<uint(c)) != 0
-		}
-	}
-	return false
+	return data[c/32].Effective&(1<<uint(c%32)) != 0
 }
 
 // Foreground gives the terminal tty to process group pgrp, even when nsh is
 // in the background (SIGTTOU is blocked for the call).
 func (s *Spawner) Foreground(tty, pgrp int) error {
-	var r C.int
-	s.do(func() { r = C.nsh_tcsetpgrp(C.int(tty), C.int(pgrp)) })
+	r := C.nsh_tcsetpgrp(C.int(tty), C.int(pgrp))
 	if r < 0 {
 		return nserr.New("tcsetpgrp", strconv.Itoa(pgrp), syscall.Errno(-r))
 	}

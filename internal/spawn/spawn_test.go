@@ -231,3 +231,42 @@ func TestPausedUserNamespace(t *testing.T) {
 		}
 	}
 }
+
+// Wait (the pidfd, through the poller) and WaitBlocking (wait4 on the
+// calling thread) both report exit codes and deaths by signal.
+func TestWaitKinds(t *testing.T) {
+	s, err := NewSpawner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, blocking := range []bool{false, true} {
+		wait := func(ch *Child) (unix.WaitStatus, error) {
+			if blocking {
+				return ch.WaitBlocking()
+			}
+			return ch.Wait()
+		}
+		ch, err := s.Start(&Config{Argv: []string{"sh", "-c", "exit 4"}, Env: os.Environ()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws, err := wait(ch)
+		ch.Close()
+		if err != nil || ws.ExitStatus() != 4 {
+			t.Errorf("blocking=%v: exit %v %v, want 4", blocking, ws, err)
+		}
+		ch, err = s.Start(&Config{Argv: []string{"sleep", "60"}, Env: os.Environ()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ch.Kill(unix.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		ws, err = wait(ch)
+		ch.Close()
+		if err != nil || !ws.Signaled() || ws.Signal() != unix.SIGTERM {
+			t.Errorf("blocking=%v: %v %v, want killed by SIGTERM", blocking, ws, err)
+		}
+	}
+}
