@@ -384,14 +384,19 @@ spawn("sleep 6002")
 	cmd.Wait()
 	// The sleeps are nsh's children, not the test's: once nsh is gone they
 	// would be orphans, which the leak checker cannot see. Look for them.
+	if out := survivors("sleep 600[12]"); out != "" {
+		t.Fatalf("processes survived SIGKILL of nsh: %s", out)
+	}
+}
+
+// survivors waits up to 5 seconds for no process to match the pgrep -f
+// pattern, and returns what still matches then ("" when none does).
+func survivors(pattern string) string {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		out, _ := exec.Command("pgrep", "-f", "sleep 600[12]").Output()
-		if len(out) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("processes survived SIGKILL of nsh: %s", out)
+		out, _ := exec.Command("pgrep", "-f", pattern).Output()
+		if len(out) == 0 || time.Now().After(deadline) {
+			return string(out)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -414,16 +419,8 @@ func TestSignalBeforeGuard(t *testing.T) {
 	if ws := ee.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
 		t.Errorf("exit %v, want death by SIGTERM", err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		out, _ := exec.Command("pgrep", "-f", "sleep 6003").Output()
-		if len(out) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the child survived nsh: %s", out)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if out := survivors("sleep 6003"); out != "" {
+		t.Fatalf("the child survived nsh: %s", out)
 	}
 }
 
