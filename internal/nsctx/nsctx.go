@@ -10,6 +10,7 @@ package nsctx
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -93,8 +94,14 @@ type Table struct {
 
 // NewTable opens the namespaces of the calling process as the initial
 // context. For pid and time it takes pid_for_children/time_for_children,
-// the namespaces new processes are started in.
+// the namespaces new processes are started in. They are read from the
+// calling thread, which must not have changed its namespaces (any thread
+// the Go scheduler may run an unlocked goroutine on): /proc/self follows
+// the main thread, which may be running a network-namespace job of
+// another run (nsthread.NetRunner).
 func NewTable() (*Table, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	t := &Table{byIno: map[[2]uint64]*NS{}}
 	proc, err := openFile("/proc", unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
@@ -106,7 +113,7 @@ func NewTable() (*Table, error) {
 		if k.ForChildren != "" {
 			name = k.ForChildren
 		}
-		n, err := t.open("/proc/self/ns/"+name, k)
+		n, err := t.open("/proc/thread-self/ns/"+name, k)
 		if err != nil {
 			t.Close()
 			return nil, err

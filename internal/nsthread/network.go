@@ -22,7 +22,8 @@ import (
 // (hops that change namespaces otherwise run on threads that are
 // discarded), so the first job records that namespace as home. While a job
 // runs on the main thread, /proc/self/ns/net and /proc/self/net describe the
-// job's namespace; nothing in nsh reads them for the network namespace.
+// job's namespace: nsh reads its own namespaces through /proc/thread-self
+// (nsctx.NewTable).
 //
 // Jobs run as Do runs them, on a thread of their own that is discarded
 // after, when nsh may not join its own network namespace again (rootless:

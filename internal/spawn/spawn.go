@@ -161,19 +161,22 @@ type spawnThread struct {
 }
 
 // NewSpawner returns a spawner; it notes nsh's own namespaces (those of
-// the main thread) and starts no thread yet. Close it after every child it
-// started without a parent-death signal can be left alone: the exit of its
-// threads sends the parent-death signal to the others.
+// the calling thread, which must be unchanged: see nsctx.NewTable) and
+// starts no thread yet. Close it after every child it started without a
+// parent-death signal can be left alone: the exit of its threads sends the
+// parent-death signal to the others.
 func NewSpawner() (*Spawner, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	s := &Spawner{quit: make(chan struct{}), home: map[int]string{}}
 	for _, k := range nsthread.Kinds {
 		name := k.Name
 		if k.ForChildren != "" {
 			name = k.ForChildren
 		}
-		l, err := os.Readlink("/proc/self/ns/" + name)
+		l, err := os.Readlink("/proc/thread-self/ns/" + name)
 		if err != nil {
-			return nil, nserr.New("readlink", "/proc/self/ns/"+name, unwrap(err))
+			return nil, nserr.New("readlink", "/proc/thread-self/ns/"+name, unwrap(err))
 		}
 		s.home[k.Flag] = l
 	}

@@ -1,0 +1,86 @@
+package nsctx
+
+import (
+	"os"
+	"runtime"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"nsh.dev/nsh/internal/nsthread"
+)
+
+// onMain runs functions on the process's main thread, which TestMain keeps
+// for itself, as cmd/nsh does for the interpreter.
+var onMain = make(chan func())
+
+func init() { runtime.LockOSThread() }
+
+func TestMain(m *testing.M) {
+	done := make(chan int)
+	go func() { done <- m.Run() }()
+	for {
+		select {
+		case f := <-onMain:
+			f()
+		case code := <-done:
+			os.Exit(code)
+		}
+	}
+}
+
+func netIno(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+// While another run's network-namespace job has the main thread in a new
+// namespace (and so /proc/self/ns/net shows that one), a table made
+// meanwhile still takes nsh's own namespace as its initial one.
+func TestNewTableWhileMainThreadInAJob(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (unshare net)")
+	}
+	host := netIno(t, "/proc/thread-self/ns/net")
+	runner := nsthread.NewNetRunner()
+	defer runner.Close()
+	inJob, release, finished := make(chan uint64), make(chan struct{}), make(chan error, 1)
+	onMain <- func() {
+		finished <- runner.Do(nil, func() error {
+			if unix.Gettid() != unix.Getpid() {
+				t.Error("the job is not on the main thread")
+			}
+			if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+				return err
+			}
+			var st unix.Stat_t
+			unix.Stat("/proc/thread-self/ns/net", &st)
+			inJob <- st.Ino
+			<-release
+			return nil
+		})
+	}
+	jobNet := <-inJob
+	if self := netIno(t, "/proc/self/ns/net"); self != jobNet {
+		t.Fatalf("/proc/self/ns/net is net:[%d] during the job, expected the job's net:[%d]", self, jobNet)
+	}
+	tab, err := NewTable()
+	close(release)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tab.Close()
+	if err := <-finished; err != nil {
+		t.Fatal(err)
+	}
+	if got := tab.Initial.Get("net").Ino; got != host {
+		t.Errorf("initial net is net:[%d], want nsh's own net:[%d] (the job's is net:[%d])", got, host, jobNet)
+	}
+	if self := netIno(t, "/proc/self/ns/net"); self != host {
+		t.Errorf("after the job the main thread is in net:[%d], want net:[%d]", self, host)
+	}
+}
