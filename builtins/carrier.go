@@ -6,6 +6,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"nsh.dev/nsh/internal/nlhandle"
 	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nserr"
 )
@@ -29,10 +30,7 @@ func (st *state) readyLater(links ...*Link) {
 		st.unready = map[*Link]bool{}
 	}
 	for _, l := range links {
-		if !st.unready[l] {
-			st.unready[l] = true
-			st.unreadyList = append(st.unreadyList, l)
-		}
+		st.unready[l] = true
 	}
 }
 
@@ -41,8 +39,8 @@ func (st *state) readyLater(links ...*Link) {
 // are gone or down meanwhile are skipped.
 func (st *state) makeReady() error {
 	st.mu.Lock()
-	links := st.unreadyList
-	st.unready, st.unreadyList = nil, nil
+	links := st.unready
+	st.unready = nil
 	st.mu.Unlock()
 	if len(links) == 0 {
 		return nil
@@ -53,72 +51,56 @@ func (st *state) makeReady() error {
 		ns    *nsctx.NS
 		names []string
 	}
-	var order []*nsLinks
 	byNS := map[[2]uint64]*nsLinks{}
-	for _, l := range links {
+	for l := range links {
 		ns, _, name := l.where()
 		k := [2]uint64{ns.Dev, ns.Ino}
-		g := byNS[k]
-		if g == nil {
-			g = &nsLinks{ns: ns}
-			byNS[k] = g
-			order = append(order, g)
+		if byNS[k] == nil {
+			byNS[k] = &nsLinks{ns: ns}
 		}
-		g.names = append(g.names, name)
+		byNS[k].names = append(byNS[k].names, name)
 	}
-	for _, g := range order {
+	for _, g := range byNS {
 		if err := cache.SyncLinks(g.ns, g.names...); err != nil {
 			return err
 		}
 	}
-	for _, l := range links {
+	for l := range links {
+		// Read after the sync: the link's state with its new carrier.
 		h, nl, err := l.fetch()
 		if err != nil || nl.Attrs().Flags&net.FlagUp == 0 {
 			continue // gone, or down again
 		}
-		addrs, err := h.AddrList(nl, netlink.FAMILY_V6)
-		if err != nil {
-			return nserr.New("addr show", quote(nl.Attrs().Name), err)
-		}
-		v6 := make([]*netlink.Addr, len(addrs))
-		for i := range addrs {
-			v6[i] = &addrs[i]
-		}
-		if err := st.settle(l.netns(), nl, v6); err != nil {
+		if err := st.settle(l.netns(), h, nl); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// settle waits, briefly, until a link that is up (with carrier) has joined the
-// solicited-node multicast groups of its IPv6 addresses among addrs. The
-// kernel joins them from a work queue after the address is added (or the
-// link becomes ready), even without duplicate address detection; a
-// neighbour solicitation arriving before is dropped and only retried a
-// second later, so a ping sent at once would be lost. It usually takes well
-// under a millisecond; after maxSettle nsh goes on regardless.
-func (st *state) settle(ns *nsctx.NS, nl netlink.Link, addrs []*netlink.Addr) error {
-	var groups []net.IP
-	for _, a := range addrs {
-		if a.IP.To4() == nil {
-			groups = append(groups, solicitedNode(a.IP))
-		}
-	}
-	if len(groups) == 0 {
-		return nil
-	}
-	h, err := st.handle(ns)
-	if err != nil {
-		return err
-	}
+// settle waits, briefly, until a link that is up with carrier (nl, as just
+// read from the kernel through h) has joined the solicited-node multicast
+// groups of its IPv6 addresses. The kernel joins them from a work queue
+// after the address is added (or the link becomes ready), even without
+// duplicate address detection; a neighbour solicitation arriving before is
+// dropped and only retried a second later, so a ping sent at once would be
+// lost. It usually takes well under a millisecond; after maxSettle nsh goes
+// on regardless.
+func (st *state) settle(ns *nsctx.NS, h *nlhandle.Handle, nl netlink.Link) error {
 	// Only a link with carrier gets there; a veth whose peer is down waits
 	// for the peer's up().
-	cur, err := h.LinkByIndex(nl.Attrs().Index)
-	if err != nil {
-		return nserr.New("link show", quote(nl.Attrs().Name), err)
+	if nl.Attrs().OperState != netlink.OperUp || nl.Attrs().Flags&net.FlagLoopback != 0 {
+		return nil
 	}
-	if cur.Attrs().OperState != netlink.OperUp || cur.Attrs().Flags&net.FlagLoopback != 0 {
+	addrs, err := h.AddrList(nl, netlink.FAMILY_V6)
+	if err != nil {
+		return nserr.New("addr show", quote(nl.Attrs().Name), err)
+	}
+	var groups []net.IP
+	for _, a := range addrs {
+		groups = append(groups, solicitedNode(a.IP))
+	}
+	if len(groups) == 0 {
 		return nil
 	}
 	igmp, err := netlinkOf(st).OpenIGMP6(ns)

@@ -23,9 +23,8 @@ type state struct {
 	cur   nsctx.Context
 	names map[uint64]string // net namespace inode -> ip-netns name
 	// unready holds the links brought up whose carrier and IPv6 are made
-	// ready before the run's next traffic (carrier.go), in order.
-	unready     map[*Link]bool
-	unreadyList []*Link
+	// ready before the run's next traffic (carrier.go).
+	unready map[*Link]bool
 }
 
 type stateOrErr struct {
