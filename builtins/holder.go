@@ -75,10 +75,7 @@ func (st *state) unshareViaProcess(th *starlark.Thread, cur nsctx.Context, flags
 		cfg.Mode = spawn.Init
 	}
 	cfg.Joins, cfg.Setns = st.spawnJoins(cur)
-	sp, err := st.spawner()
-	if err != nil {
-		return nil, err
-	}
+	sp := st.spawner()
 	if o.timeOffsets {
 		cfg.TimeOffsets, cfg.Monotonic, cfg.Boottime = true, o.monotonic, o.boottime
 	}

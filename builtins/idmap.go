@@ -353,10 +353,7 @@ func (st *state) writeIDMaps(pid int, uids, gids []IDMap, setgroups string, root
 		if st == nil {
 			return fmt.Errorf("process %d's user namespace is not a child of nsh's", pid)
 		}
-		sp, err := st.spawner()
-		if err != nil {
-			return err
-		}
+		sp := st.spawner()
 		u, g := toSpawn(uids), toSpawn(gids)
 		if rootByDefault && u == nil {
 			u = []spawn.IDMap{}

@@ -129,19 +129,12 @@ e.g. an unmapped process refused a mount). Without maps it runs as nobody.`},
 // cloned from), started on first use. It is registered before any process
 // it starts, so the end of the run kills and reaps those first and only
 // then ends the threads (whose exit is their parent-death signal).
-func (st *state) spawner() (*spawn.Spawner, error) {
-	type result struct {
-		sp  *spawn.Spawner
-		err error
-	}
-	r := st.reg.Shared("nsh.builtins.spawner", func() any {
-		sp, err := spawn.NewSpawner()
-		if err == nil {
-			st.reg.Add("spawner threads", sp.Close)
-		}
-		return result{sp, err}
-	}).(result)
-	return r.sp, r.err
+func (st *state) spawner() *spawn.Spawner {
+	return st.reg.Shared("nsh.builtins.spawner", func() any {
+		sp := spawn.NewSpawner(st.tab.Initial.Names())
+		st.reg.Add("spawner threads", sp.Close)
+		return sp
+	}).(*spawn.Spawner)
 }
 
 // spawnJoins splits a context into the namespaces the spawner thread joins
@@ -633,10 +626,7 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 	if err := st.makeReady(); err != nil {
 		return nil, err
 	}
-	sp, err := st.spawner()
-	if err != nil {
-		return nil, err
-	}
+	sp := st.spawner()
 	// The spawner thread has a working directory of its own (it unshared
 	// CLONE_FS, and joining a mount namespace moves it to that root): in
 	// nsh's own mount namespace, start in nsh's directory.

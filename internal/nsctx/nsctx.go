@@ -73,6 +73,18 @@ func index(kind string) int {
 	panic("nsctx: unknown kind " + kind)
 }
 
+// Names maps each kind's CLONE_NEW* flag to its namespace's name as /proc
+// shows it ("net:[4026531840]"), for the kinds c holds.
+func (c Context) Names() map[int]string {
+	m := map[int]string{}
+	for i, k := range nsthread.Kinds {
+		if c[i] != nil {
+			m[k.Flag] = c[i].String()
+		}
+	}
+	return m
+}
+
 // Equal reports whether two contexts hold the same namespaces.
 func (c Context) Equal(d Context) bool {
 	for i := range c {

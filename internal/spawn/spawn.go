@@ -149,7 +149,6 @@ type Spawner struct {
 	// home names nsh's own namespaces by type ("net:[4026531840]"), those
 	// of the main thread and of every thread the runtime starts.
 	home map[int]string
-	pid  string // home's PID namespace (pid_for_children)
 }
 
 // maxThreads bounds the spawner threads of one run.
@@ -160,15 +159,24 @@ type spawnThread struct {
 	in   map[int]string // namespace type -> name of the one the thread is in
 }
 
-// NewSpawner returns a spawner; it notes nsh's own namespaces (those of
-// the calling thread, which must be unchanged: see nsctx.NewTable) and
+// NewSpawner returns a spawner for a process whose own namespaces are
+// home: each kind's CLONE_NEW* flag mapped to its name as /proc shows it
+// ("net:[4026531840]"; for pid and time, those of pid_for_children and
+// time_for_children), as the run's namespace table already holds them. It
 // starts no thread yet. Close it after every child it started without a
 // parent-death signal can be left alone: the exit of its threads sends the
 // parent-death signal to the others.
-func NewSpawner() (*Spawner, error) {
+func NewSpawner(home map[int]string) *Spawner {
+	return &Spawner{quit: make(chan struct{}), home: home}
+}
+
+// OwnNamespaces reads the names NewSpawner takes from the calling thread,
+// which must be unchanged (see nsctx.NewTable), for callers without a
+// namespace table.
+func OwnNamespaces() (map[int]string, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	s := &Spawner{quit: make(chan struct{}), home: map[int]string{}}
+	home := map[int]string{}
 	for _, k := range nsthread.Kinds {
 		name := k.Name
 		if k.ForChildren != "" {
@@ -178,10 +186,9 @@ func NewSpawner() (*Spawner, error) {
 		if err != nil {
 			return nil, nserr.New("readlink", "/proc/thread-self/ns/"+name, unwrap(err))
 		}
-		s.home[k.Flag] = l
+		home[k.Flag] = l
 	}
-	s.pid = s.home[unix.CLONE_NEWPID]
-	return s, nil
+	return home, nil
 }
 
 func (s *Spawner) newThread() (*spawnThread, error) {
@@ -362,7 +369,7 @@ func (s *Spawner) Start(cfg *Config) (*Child, error) {
 	// a joined PID namespace the child unshares too.
 	foreignPID := false
 	for _, j := range cfg.Joins {
-		if j.Type == unix.CLONE_NEWPID && j.Name != s.pid {
+		if j.Type == unix.CLONE_NEWPID && j.Name != s.home[unix.CLONE_NEWPID] {
 			foreignPID = true
 		}
 	}

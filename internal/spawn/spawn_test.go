@@ -50,10 +50,7 @@ func run(t *testing.T, s *Spawner, cfg *Config) (string, int, error) {
 }
 
 func TestExec(t *testing.T) {
-	s, err := NewSpawner()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newSpawner(t)
 	defer s.Close()
 	out, code, err := run(t, s, &Config{Argv: []string{"sh", "-c", "echo hi; exit 3"}})
 	if err != nil || out != "hi\n" || code != 3 {
@@ -67,10 +64,7 @@ func TestExec(t *testing.T) {
 
 func TestNamespaces(t *testing.T) {
 	needRoot(t)
-	s, err := NewSpawner()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newSpawner(t)
 	defer s.Close()
 	h := "pr-box"
 	out, _, err := run(t, s, &Config{Argv: []string{"hostname"}, New: unix.CLONE_NEWUTS, Hostname: &h, Pdeathsig: unix.SIGKILL})
@@ -99,10 +93,7 @@ func TestNamespaces(t *testing.T) {
 }
 
 func TestHoldAndInit(t *testing.T) {
-	s, err := NewSpawner()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newSpawner(t)
 	defer s.Close()
 	ch, err := s.Start(&Config{Mode: Hold, New: unix.CLONE_NEWUSER})
 	if err != nil {
@@ -136,10 +127,7 @@ func itoa(i int) string { return strconv.Itoa(i) }
 // A child that joins a user namespace and then needs a new PID namespace is
 // forked by a relay; nsh still sees the real child's pid and exit code.
 func TestRelay(t *testing.T) {
-	s, err := NewSpawner()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newSpawner(t)
 	defer s.Close()
 	holder, err := s.Start(&Config{Mode: Hold, New: unix.CLONE_NEWUSER})
 	if err != nil {
@@ -174,10 +162,7 @@ func TestRelay(t *testing.T) {
 // without maps runs as the overflow id.
 func TestPausedUserNamespace(t *testing.T) {
 	needRoot(t)
-	s, err := NewSpawner()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newSpawner(t)
 	defer s.Close()
 	for _, mapped := range []bool{false, true} {
 		r, w, err := os.Pipe()
@@ -235,10 +220,7 @@ func TestPausedUserNamespace(t *testing.T) {
 // Wait (the pidfd, through the poller) and WaitBlocking (wait4 on the
 // calling thread) both report exit codes and deaths by signal.
 func TestWaitKinds(t *testing.T) {
-	s, err := NewSpawner()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newSpawner(t)
 	defer s.Close()
 	for _, blocking := range []bool{false, true} {
 		wait := func(ch *Child) (unix.WaitStatus, error) {
@@ -269,4 +251,14 @@ func TestWaitKinds(t *testing.T) {
 			t.Errorf("blocking=%v: %v %v, want killed by SIGTERM", blocking, ws, err)
 		}
 	}
+}
+
+// newSpawner returns a spawner for the test process's own namespaces.
+func newSpawner(t testing.TB) *Spawner {
+	t.Helper()
+	home, err := OwnNamespaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewSpawner(home)
 }
