@@ -51,7 +51,6 @@ func run(t *testing.T, s *Spawner, cfg *Config) (string, int, error) {
 
 func TestExec(t *testing.T) {
 	s := newSpawner(t)
-	defer s.Close()
 	out, code, err := run(t, s, &Config{Argv: []string{"sh", "-c", "echo hi; exit 3"}})
 	if err != nil || out != "hi\n" || code != 3 {
 		t.Fatalf("got %q %d %v", out, code, err)
@@ -65,7 +64,6 @@ func TestExec(t *testing.T) {
 func TestNamespaces(t *testing.T) {
 	needRoot(t)
 	s := newSpawner(t)
-	defer s.Close()
 	h := "pr-box"
 	out, _, err := run(t, s, &Config{Argv: []string{"hostname"}, New: unix.CLONE_NEWUTS, Hostname: &h, Pdeathsig: unix.SIGKILL})
 	if err != nil || out != "pr-box\n" {
@@ -94,7 +92,6 @@ func TestNamespaces(t *testing.T) {
 
 func TestHoldAndInit(t *testing.T) {
 	s := newSpawner(t)
-	defer s.Close()
 	ch, err := s.Start(&Config{Mode: Hold, New: unix.CLONE_NEWUSER})
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +125,6 @@ func itoa(i int) string { return strconv.Itoa(i) }
 // forked by a relay; nsh still sees the real child's pid and exit code.
 func TestRelay(t *testing.T) {
 	s := newSpawner(t)
-	defer s.Close()
 	holder, err := s.Start(&Config{Mode: Hold, New: unix.CLONE_NEWUSER})
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +159,6 @@ func TestRelay(t *testing.T) {
 func TestPausedUserNamespace(t *testing.T) {
 	needRoot(t)
 	s := newSpawner(t)
-	defer s.Close()
 	for _, mapped := range []bool{false, true} {
 		r, w, err := os.Pipe()
 		if err != nil {
@@ -221,7 +216,6 @@ func TestPausedUserNamespace(t *testing.T) {
 // calling thread) both report exit codes and deaths by signal.
 func TestWaitKinds(t *testing.T) {
 	s := newSpawner(t)
-	defer s.Close()
 	for _, blocking := range []bool{false, true} {
 		wait := func(ch *Child) (unix.WaitStatus, error) {
 			if blocking {
@@ -253,12 +247,15 @@ func TestWaitKinds(t *testing.T) {
 	}
 }
 
-// newSpawner returns a spawner for the test process's own namespaces.
+// newSpawner returns a spawner for the test process's own namespaces,
+// closed when the test ends.
 func newSpawner(t testing.TB) *Spawner {
 	t.Helper()
 	home, err := OwnNamespaces()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewSpawner(home)
+	s := NewSpawner(home)
+	t.Cleanup(func() { s.Close() })
+	return s
 }
