@@ -8,7 +8,6 @@ import (
 
 	"nsh.dev/nsh/internal/lifecycle"
 	"nsh.dev/nsh/internal/nsctx"
-	"nsh.dev/nsh/internal/nserr"
 )
 
 // state is the per-run state of the builtins: the namespace descriptors the
@@ -53,7 +52,6 @@ func procStateOf(th *starlark.Thread) (*state, error) { return sharedState(th) }
 func sharedState(th *starlark.Thread) (*state, error) {
 	reg := lifecycle.From(th)
 	v := reg.Shared("nsh.builtins.state", func() any {
-		nserr.InUserNS() // read it here, in nsh's own namespaces
 		tab, err := nsctx.NewTable()
 		if err != nil {
 			return stateOrErr{err: fmt.Errorf("cannot open nsh's own namespaces: %w", err)}

@@ -104,13 +104,13 @@ type Table struct {
 	Initial Context // the namespaces nsh was started in
 }
 
-// NewTable opens the namespaces of the calling process as the initial
+// NewTable opens the namespaces of the calling thread as the initial
 // context. For pid and time it takes pid_for_children/time_for_children,
-// the namespaces new processes are started in. They are read from the
-// calling thread, which must not have changed its namespaces (any thread
-// the Go scheduler may run an unlocked goroutine on): /proc/self follows
-// the main thread, which may be running a network-namespace job of
-// another run (nsthread.NetRunner).
+// the namespaces new processes are started in. The calling thread must not
+// have changed its namespaces (any thread the Go scheduler may run an
+// unlocked goroutine on): not the process's, as /proc/self would give,
+// since the main thread may be running a network-namespace job of another
+// run (nsthread.NetRunner).
 func NewTable() (*Table, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -120,18 +120,16 @@ func NewTable() (*Table, error) {
 		return nil, err
 	}
 	t.proc = proc
-	for i, k := range nsthread.Kinds {
-		name := k.Name
-		if k.ForChildren != "" {
-			name = k.ForChildren
-		}
-		n, err := t.open("/proc/thread-self/ns/"+name, k)
-		if err != nil {
-			t.Close()
-			return nil, err
-		}
-		t.Initial[i] = n
+	all := 0
+	for _, k := range nsthread.Kinds {
+		all |= k.Flag
 	}
+	nss, err := t.OpenThreadSelf(all)
+	if err != nil {
+		t.Close()
+		return nil, err
+	}
+	copy(t.Initial[:], nss)
 	return t, nil
 }
 
@@ -253,8 +251,17 @@ func (t *Table) OpenProc(pid int) (Context, error) {
 }
 
 // OpenThreadSelf opens the calling thread's namespaces of the given kinds
-// (flags) and returns them. Used right after unshare on a pinned thread.
+// (flags), in the order of nsthread.Kinds; for pid and time, those its
+// children get. The caller keeps the goroutine locked to its thread.
 func (t *Table) OpenThreadSelf(flags int) ([]*NS, error) {
+	if nss, ok := t.openByPidfd(flags); ok {
+		return nss, nil
+	}
+	return t.openByProc(flags)
+}
+
+// openByProc is OpenThreadSelf through /proc/thread-self/ns.
+func (t *Table) openByProc(flags int) ([]*NS, error) {
 	var out []*NS
 	for _, k := range nsthread.Kinds {
 		if flags&k.Flag == 0 {
@@ -283,6 +290,64 @@ func (t *Table) OpenThreadSelf(flags int) ([]*NS, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// pidfdThread is PIDFD_THREAD (Linux 6.9): a pidfd of one thread, not of
+// its thread group.
+const pidfdThread = unix.O_EXCL
+
+// pidfdGetNS holds the ioctls on a pidfd (linux/pidfd.h, Linux 6.11) that
+// return a descriptor of a namespace of the thread, by kind name: for pid
+// and time the namespace its children get, as pid_for_children and
+// time_for_children do.
+var pidfdGetNS = map[string]uint{
+	"cgroup": 0xff01, "ipc": 0xff02, "mnt": 0xff03, "net": 0xff04,
+	"pid": 0xff06, "time": 0xff08, "user": 0xff09, "uts": 0xff0a,
+}
+
+// openByPidfd is OpenThreadSelf through a pidfd of the calling thread: no
+// path to walk through /proc, about half the cost, and no /proc needed.
+// It reports false, having kept nothing, on a kernel without these calls.
+func (t *Table) openByPidfd(flags int) ([]*NS, bool) {
+	pfd, err := unix.PidfdOpen(unix.Gettid(), pidfdThread)
+	if err != nil {
+		return nil, false
+	}
+	defer unix.Close(pfd)
+	var fds []int
+	var kinds []nsthread.Kind
+	for _, k := range nsthread.Kinds {
+		if flags&k.Flag == 0 {
+			continue
+		}
+		fd, err := unix.IoctlRetInt(pfd, pidfdGetNS[k.Name])
+		if err != nil {
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+			return nil, false
+		}
+		fds = append(fds, fd)
+		kinds = append(kinds, k)
+	}
+	out := make([]*NS, len(fds))
+	for i, fd := range fds {
+		name := kinds[i].Name
+		if kinds[i].ForChildren != "" {
+			name = kinds[i].ForChildren
+		}
+		n, err := t.adopt(os.NewFile(uintptr(fd), "/proc/thread-self/ns/"+name), kinds[i])
+		if err != nil {
+			// adopt closed fd and any it would have shared; the
+			// namespaces adopted so far stay the table's.
+			for _, fd := range fds[i+1:] {
+				unix.Close(fd)
+			}
+			return nil, false
+		}
+		out[i] = n
+	}
+	return out, true
 }
 
 // Joins returns the setns steps that move a thread of this process from the

@@ -84,3 +84,47 @@ func TestNewTableWhileMainThreadInAJob(t *testing.T) {
 		t.Errorf("after the job the main thread is in net:[%d], want net:[%d]", self, host)
 	}
 }
+
+// The pidfd ioctls and /proc/thread-self/ns give the same namespaces, also
+// on a thread that has just unshared one (where /proc/self would not).
+func TestOpenThreadSelfByPidfdAndByProc(t *testing.T) {
+	tab, err := NewTable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tab.Close()
+	runtime.LockOSThread() // the thread may end up in a new netns: never unlocked
+	if os.Geteuid() == 0 {
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := 0
+	for _, k := range nsthread.Kinds {
+		all |= k.Flag
+	}
+	byPidfd, ok := tab.openByPidfd(all)
+	if !ok {
+		t.Skip("kernel without PIDFD_THREAD or the pidfd namespace ioctls (Linux 6.11)")
+	}
+	byProc, err := tab.openByProc(all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(byPidfd) != len(nsthread.Kinds) || len(byProc) != len(byPidfd) {
+		t.Fatalf("got %d and %d namespaces, want %d", len(byPidfd), len(byProc), len(nsthread.Kinds))
+	}
+	for i, k := range nsthread.Kinds {
+		a, b := byPidfd[i], byProc[i]
+		if a.Kind.Name != k.Name || !Same(a, b) {
+			t.Errorf("%s: pidfd gives %v, /proc gives %v", k.Name, a, b)
+		}
+	}
+	net := byPidfd[index("net")]
+	if want := netIno(t, "/proc/thread-self/ns/net"); net.Ino != want {
+		t.Errorf("net: pidfd gives %d, the thread is in %d", net.Ino, want)
+	}
+	if os.Geteuid() == 0 && Same(net, tab.Initial.Get("net")) {
+		t.Errorf("net: still the initial namespace after unshare")
+	}
+}

@@ -113,9 +113,13 @@ const rootlessHint = "nsh runs rootless, inside a user namespace: this touches a
 
 // InUserNS reports whether nsh runs in a user namespace other than the
 // initial one (rootless, or in a container). It is read from /proc once,
-// on first use, not at start (a run of plain Starlark never needs it): the
-// first call must come from a thread in nsh's own mount namespace, as a
-// thread that moved into one without /proc (after pivot_root) could not
-// read it. Builtins make it when they set up a run's state, before any
-// thread changes namespaces.
-var InUserNS = sync.OnceValue(rootless.Active)
+// on first use (a run that meets no permission error never needs it), on a
+// goroutine of its own: a thread the scheduler hands a fresh goroutine is
+// always in nsh's own namespaces (a thread whose namespaces changed never
+// returns to its pool), so the answer holds whichever thread asks, even one
+// in a mount namespace without /proc.
+var InUserNS = sync.OnceValue(func() bool {
+	c := make(chan bool)
+	go func() { c <- rootless.Active() }()
+	return <-c
+})
