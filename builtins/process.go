@@ -631,7 +631,7 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 	// CLONE_FS, and joining a mount namespace moves it to that root): in
 	// nsh's own mount namespace, start in nsh's directory.
 	if cfg.Cwd == "" && cfg.Root == "" && nsctx.Same(p.ctx.Get("mnt"), st.tab.Initial.Get("mnt")) {
-		if wd, err := os.Getwd(); err == nil {
+		if wd, err := unix.Getwd(); err == nil { // one getcwd(2); os.Getwd stats $PWD and "." first
 			cfg.Cwd = wd
 		}
 	}

@@ -83,7 +83,7 @@ func New(cfg Config) *Interp {
 type Run struct {
 	in       *Interp
 	Registry *lifecycle.Registry
-	root     string // directory loads may not escape (unless absolute)
+	root     func() string // directory loads may not escape (unless absolute)
 	argv     *starlark.List
 	modules  map[string]*module
 	mu       sync.Mutex
@@ -94,6 +94,18 @@ type Run struct {
 	done     chan struct{}
 	onStop   func() // closes the REPL's input on SIGTERM/SIGHUP
 	exitReq  *int   // set by exit() in the REPL
+}
+
+// absOnFirstUse returns dir made absolute when first asked: a run that
+// loads nothing never reads the working directory (nothing in nsh changes
+// it: threads that chdir have unshared CLONE_FS first).
+func absOnFirstUse(dir string) func() string {
+	return sync.OnceValue(func() string {
+		if abs, err := filepath.Abs(dir); err == nil {
+			return abs
+		}
+		return dir
+	})
 }
 
 type module struct {
@@ -118,14 +130,10 @@ func (in *Interp) NewRun(root string, argv []string) *Run {
 	for i, a := range argv {
 		vals[i] = starlark.String(a)
 	}
-	abs, err := filepath.Abs(root)
-	if err == nil {
-		root = abs
-	}
 	r := &Run{
 		in:       in,
 		Registry: lifecycle.New(),
-		root:     root,
+		root:     absOnFirstUse(root),
 		argv:     starlark.NewList(vals),
 		modules:  map[string]*module{},
 		threads:  map[*starlark.Thread]bool{},

@@ -68,7 +68,8 @@ func (r *Run) resolve(from, module string) (string, error) {
 	if filepath.IsAbs(module) {
 		return filepath.Clean(module), nil
 	}
-	dir := r.root
+	root := r.root()
+	dir := root
 	if from != "" && filepath.IsAbs(from) {
 		dir = filepath.Dir(from)
 	} else if from != "" && !strings.HasPrefix(from, "<") {
@@ -77,9 +78,9 @@ func (r *Run) resolve(from, module string) (string, error) {
 		}
 	}
 	path := filepath.Join(dir, module)
-	rel, err := filepath.Rel(r.root, path)
+	rel, err := filepath.Rel(root, path)
 	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-		return "", fmt.Errorf("load: %q escapes the script's directory %s (use an absolute path to load from elsewhere)", module, r.root)
+		return "", fmt.Errorf("load: %q escapes the script's directory %s (use an absolute path to load from elsewhere)", module, root)
 	}
 	return path, nil
 }

@@ -6,7 +6,7 @@ package doc
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 
 	"go.starlark.net/starlark"
@@ -44,18 +44,18 @@ type Table struct {
 
 // Join concatenates tables; a name defined twice is a programming error.
 func Join(tables ...Table) Table {
-	var out Table
-	out.Consts = map[string]starlark.Value{}
-	out.Topic = map[string]string{}
-	seen := map[string]bool{}
+	var nf, nt, nc, np int
 	for _, t := range tables {
-		for _, f := range t.Funcs {
-			if seen[f.Name] {
-				panic("doc: builtin defined twice: " + f.Name)
-			}
-			seen[f.Name] = true
-			out.Funcs = append(out.Funcs, f)
-		}
+		nf, nt, nc, np = nf+len(t.Funcs), nt+len(t.Types), nc+len(t.Consts), np+len(t.Topic)
+	}
+	out := Table{
+		Funcs:  make([]Func, 0, nf),
+		Types:  make([]Type, 0, nt),
+		Consts: make(map[string]starlark.Value, nc),
+		Topic:  make(map[string]string, np),
+	}
+	for _, t := range tables {
+		out.Funcs = append(out.Funcs, t.Funcs...)
 		out.Types = append(out.Types, t.Types...)
 		for k, v := range t.Consts {
 			out.Consts[k] = v
@@ -64,13 +64,18 @@ func Join(tables ...Table) Table {
 			out.Topic[k] = v
 		}
 	}
-	sort.Slice(out.Funcs, func(i, j int) bool { return out.Funcs[i].Name < out.Funcs[j].Name })
+	slices.SortFunc(out.Funcs, func(a, b Func) int { return strings.Compare(a.Name, b.Name) })
+	for i := 1; i < len(out.Funcs); i++ {
+		if out.Funcs[i].Name == out.Funcs[i-1].Name {
+			panic("doc: builtin defined twice: " + out.Funcs[i].Name)
+		}
+	}
 	return out
 }
 
 // Globals returns the predeclared names the table defines.
 func (t Table) Globals() starlark.StringDict {
-	g := starlark.StringDict{}
+	g := make(starlark.StringDict, len(t.Funcs)+len(t.Consts)+8)
 	for _, f := range t.Funcs {
 		if f.Impl != nil {
 			g[f.Name] = NewBuiltin(f.Name, f.Impl)
