@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 	"nsh.dev/nsh/internal/nserr"
@@ -26,17 +27,15 @@ type NS struct {
 	Kind nsthread.Kind
 	Dev  uint64
 	Ino  uint64
-	file *os.File
+	fd   atomic.Int32 // -1 once the table is closed
 }
 
 // String renders the namespace as the kernel does: "net:[4026531840]".
 func (n *NS) String() string { return fmt.Sprintf("%s:[%d]", n.Kind.Name, n.Ino) }
 
-// Fd returns the open descriptor that holds the namespace.
-func (n *NS) Fd() int { return int(n.file.Fd()) }
-
-// File returns the open file that holds the namespace.
-func (n *NS) File() *os.File { return n.file }
+// Fd returns the open descriptor that holds the namespace, or -1 once its
+// table is closed (so a late use fails with EBADF, never on a reused number).
+func (n *NS) Fd() int { return int(n.fd.Load()) }
 
 // Same reports whether a and b are the same namespace.
 func Same(a, b *NS) bool {
@@ -99,7 +98,7 @@ func (c Context) Equal(d Context) bool {
 type Table struct {
 	mu      sync.Mutex
 	proc    *os.File // nsh's own /proc, reachable from any mount namespace
-	files   []*os.File
+	held    []*NS // every namespace the table holds open
 	byIno   map[[2]uint64]*NS
 	Initial Context // the namespaces nsh was started in
 }
@@ -137,10 +136,12 @@ func NewTable() (*Table, error) {
 func (t *Table) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, f := range t.files {
-		f.Close()
+	for _, n := range t.held {
+		if fd := n.fd.Swap(-1); fd >= 0 {
+			unix.Close(int(fd))
+		}
 	}
-	t.files = nil
+	t.held = nil
 	if t.proc != nil {
 		t.proc.Close()
 		t.proc = nil
@@ -153,42 +154,42 @@ func (t *Table) Close() error {
 // namespace was bind-mounted on) and returns it, checking that it is a
 // namespace at all and, if want is not empty, of that kind.
 func (t *Table) Open(path string, want string) (*NS, error) {
-	f, err := openFile(path, unix.O_RDONLY)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, nserr.New("open", strconv.Quote(path), err)
 	}
 	var sfs unix.Statfs_t
-	if err := unix.Fstatfs(int(f.Fd()), &sfs); err != nil {
-		f.Close()
+	if err := unix.Fstatfs(fd, &sfs); err != nil {
+		unix.Close(fd)
 		return nil, nserr.New("statfs", strconv.Quote(path), err)
 	}
 	if sfs.Type != unix.NSFS_MAGIC {
-		f.Close()
+		unix.Close(fd)
 		return nil, fmt.Errorf("%q is not a namespace file (expected /proc/PID/ns/KIND or a file a namespace was bind-mounted on)", path)
 	}
-	typ, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_NSTYPE)
+	typ, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE)
 	if err != nil {
-		f.Close()
+		unix.Close(fd)
 		return nil, nserr.New("ioctl NS_GET_NSTYPE", strconv.Quote(path), err)
 	}
 	k, ok := nsthread.KindByFlag(typ)
 	if !ok {
-		f.Close()
+		unix.Close(fd)
 		return nil, fmt.Errorf("%q: unknown namespace type %#x", path, typ)
 	}
 	if want != "" && k.Name != want {
-		f.Close()
+		unix.Close(fd)
 		return nil, fmt.Errorf("%q is a %s namespace, not %s", path, k.Name, want)
 	}
-	return t.adopt(f, k)
+	return t.adopt(fd, path, k)
 }
 
 func (t *Table) open(path string, k nsthread.Kind) (*NS, error) {
-	f, err := openFile(path, unix.O_RDONLY)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, nserr.New("open", strconv.Quote(path), err)
 	}
-	return t.adopt(f, k)
+	return t.adopt(fd, path, k)
 }
 
 // openFile opens path close-on-exec as a plain descriptor in an *os.File:
@@ -202,25 +203,27 @@ func openFile(path string, flags int) (*os.File, error) {
 	return os.NewFile(uintptr(fd), path), nil
 }
 
-// adopt takes ownership of f. If the table already holds the same
-// namespace, f is closed and the existing entry returned, so a run holds
-// one descriptor per namespace however often it is looked up.
-func (t *Table) adopt(f *os.File, k nsthread.Kind) (*NS, error) {
+// adopt takes ownership of fd, a namespace opened from path. If the table
+// already holds the same namespace, fd is closed and the existing entry
+// returned, so a run holds one descriptor per namespace however often it is
+// looked up.
+func (t *Table) adopt(fd int, path string, k nsthread.Kind) (*NS, error) {
 	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		f.Close()
-		return nil, nserr.New("fstat", f.Name(), err)
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, nserr.New("fstat", path, err)
 	}
 	key := [2]uint64{st.Dev, st.Ino}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if n, ok := t.byIno[key]; ok {
-		f.Close()
+		unix.Close(fd)
 		return n, nil
 	}
-	n := &NS{Kind: k, Dev: st.Dev, Ino: st.Ino, file: f}
+	n := &NS{Kind: k, Dev: st.Dev, Ino: st.Ino}
+	n.fd.Store(int32(fd))
 	t.byIno[key] = n
-	t.files = append(t.files, f)
+	t.held = append(t.held, n)
 	return n, nil
 }
 
@@ -283,7 +286,7 @@ func (t *Table) openByProc(flags int) ([]*NS, error) {
 		if err != nil {
 			return nil, nserr.New("open", "/proc/thread-self/ns/"+name, err)
 		}
-		n, err := t.adopt(os.NewFile(uintptr(fd), "/proc/thread-self/ns/"+name), k)
+		n, err := t.adopt(fd, "/proc/thread-self/ns/"+name, k)
 		if err != nil {
 			return nil, err
 		}
@@ -336,7 +339,7 @@ func (t *Table) openByPidfd(flags int) ([]*NS, bool) {
 		if kinds[i].ForChildren != "" {
 			name = kinds[i].ForChildren
 		}
-		n, err := t.adopt(os.NewFile(uintptr(fd), "/proc/thread-self/ns/"+name), kinds[i])
+		n, err := t.adopt(fd, "/proc/thread-self/ns/"+name, kinds[i])
 		if err != nil {
 			// adopt closed fd and any it would have shared; the
 			// namespaces adopted so far stay the table's.
