@@ -3,9 +3,7 @@ package builtins
 import (
 	"fmt"
 	"os"
-	"regexp"
 	"strings"
-	"sync"
 
 	"go.starlark.net/starlark"
 	"golang.org/x/sys/unix"
@@ -34,14 +32,29 @@ Example: sysctl("net.ipv4.ip_forward", 1, ns=router)`},
 	}
 }
 
-// sysctlKey is compiled on first use, not at every start of nsh.
-var sysctlKey = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:@+-]*(/[A-Za-z0-9_.:@+-]+)*$`)
-})
+// validSysctlKey reports whether key reads like a sysctl name: dotted
+// ("net.ipv4.ip_forward") or a path under /proc/sys ("net/ipv4/conf/eth0.1/
+// forwarding"), of letters, digits and _.:@+- only, with no empty path
+// component and beginning with a letter, digit or underscore.
+func validSysctlKey(key string) bool {
+	if key == "" || key[len(key)-1] == '/' || strings.Contains(key, "//") {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_':
+		case i > 0 && strings.IndexByte(".:@+-/", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // sysctlPath maps a key to its file under /proc/sys.
 func sysctlPath(key string) (string, error) {
-	if !sysctlKey().MatchString(key) {
+	if !validSysctlKey(key) {
 		return "", fmt.Errorf("malformed sysctl key %q (want e.g. net.ipv4.ip_forward)", key)
 	}
 	rel := key
