@@ -98,7 +98,7 @@ func (c Context) Equal(d Context) bool {
 type Table struct {
 	mu      sync.Mutex
 	proc    *os.File // nsh's own /proc, reachable from any mount namespace
-	held    []*NS // every namespace the table holds open
+	held    []*NS    // every namespace the table holds open
 	byIno   map[[2]uint64]*NS
 	Initial Context // the namespaces nsh was started in
 }
