@@ -8,6 +8,7 @@
 package nsctx
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -96,11 +97,15 @@ func (c Context) Equal(d Context) bool {
 
 // Table owns the namespace files of one run.
 type Table struct {
-	mu      sync.Mutex
-	proc    *os.File // nsh's own /proc, reachable from any mount namespace
-	held    []*NS    // every namespace the table holds open
-	byIno   map[[2]uint64]*NS
-	Initial Context // the namespaces nsh was started in
+	mu sync.Mutex
+	// pidfd: the kernel has the pidfd namespace ioctls (OpenThreadSelf
+	// uses them); else proc is nsh's own /proc, reachable from any mount
+	// namespace.
+	pidfd   bool
+	proc    *os.File
+	closed  bool
+	byIno   map[[2]uint64]*NS // every namespace the table holds open
+	Initial Context           // the namespaces nsh was started in
 }
 
 // NewTable opens the namespaces of the calling thread as the initial
@@ -114,19 +119,18 @@ func NewTable() (*Table, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	t := &Table{byIno: map[[2]uint64]*NS{}}
-	proc, err := openFile("/proc", unix.O_PATH|unix.O_DIRECTORY)
-	if err != nil {
-		return nil, err
-	}
-	t.proc = proc
-	all := 0
-	for _, k := range nsthread.Kinds {
-		all |= k.Flag
-	}
-	nss, err := t.OpenThreadSelf(all)
-	if err != nil {
-		t.Close()
-		return nil, err
+	nss, err := t.openByPidfd(nsthread.AllFlags)
+	if err == nil {
+		t.pidfd = true
+	} else {
+		// A kernel without the ioctls (before 6.11): through /proc.
+		if t.proc, err = openFile("/proc", unix.O_PATH|unix.O_DIRECTORY); err != nil {
+			return nil, err
+		}
+		if nss, err = t.openByProc(nsthread.AllFlags); err != nil {
+			t.Close()
+			return nil, err
+		}
 	}
 	copy(t.Initial[:], nss)
 	return t, nil
@@ -136,17 +140,17 @@ func NewTable() (*Table, error) {
 func (t *Table) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, n := range t.held {
+	for _, n := range t.byIno {
 		if fd := n.fd.Swap(-1); fd >= 0 {
 			unix.Close(int(fd))
 		}
 	}
-	t.held = nil
 	if t.proc != nil {
 		t.proc.Close()
 		t.proc = nil
 	}
 	t.byIno = map[[2]uint64]*NS{}
+	t.closed = true
 	return nil
 }
 
@@ -216,6 +220,10 @@ func (t *Table) adopt(fd int, path string, k nsthread.Kind) (*NS, error) {
 	key := [2]uint64{st.Dev, st.Ino}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.closed {
+		unix.Close(fd)
+		return nil, errClosed
+	}
 	if n, ok := t.byIno[key]; ok {
 		unix.Close(fd)
 		return n, nil
@@ -223,7 +231,6 @@ func (t *Table) adopt(fd int, path string, k nsthread.Kind) (*NS, error) {
 	n := &NS{Kind: k, Dev: st.Dev, Ino: st.Ino}
 	n.fd.Store(int32(fd))
 	t.byIno[key] = n
-	t.held = append(t.held, n)
 	return n, nil
 }
 
@@ -235,11 +242,7 @@ func (t *Table) OpenProc(pid int) (Context, error) {
 		return c, fmt.Errorf("no process with pid %d", pid)
 	}
 	for i, k := range nsthread.Kinds {
-		name := k.Name
-		if k.ForChildren != "" {
-			name = k.ForChildren
-		}
-		n, err := t.open(fmt.Sprintf("/proc/%d/ns/%s", pid, name), k)
+		n, err := t.open(fmt.Sprintf("/proc/%d/ns/%s", pid, k.File()), k)
 		if err != nil && k.ForChildren != "" {
 			// A process whose pid namespace has no init yet, or that
 			// exited: fall back to the namespace it is in itself.
@@ -257,11 +260,13 @@ func (t *Table) OpenProc(pid int) (Context, error) {
 // (flags), in the order of nsthread.Kinds; for pid and time, those its
 // children get. The caller keeps the goroutine locked to its thread.
 func (t *Table) OpenThreadSelf(flags int) ([]*NS, error) {
-	if nss, ok := t.openByPidfd(flags); ok {
-		return nss, nil
+	if t.pidfd {
+		return t.openByPidfd(flags)
 	}
 	return t.openByProc(flags)
 }
+
+var errClosed = errors.New("namespace table is closed")
 
 // openByProc is OpenThreadSelf through /proc/thread-self/ns.
 func (t *Table) openByProc(flags int) ([]*NS, error) {
@@ -270,17 +275,14 @@ func (t *Table) openByProc(flags int) ([]*NS, error) {
 		if flags&k.Flag == 0 {
 			continue
 		}
-		name := k.Name
-		if k.ForChildren != "" {
-			name = k.ForChildren
-		}
+		name := k.File()
 		// Through nsh's own /proc: the thread may be in a mount
 		// namespace without one (after pivot_root).
 		t.mu.Lock()
 		proc := t.proc
 		t.mu.Unlock()
 		if proc == nil {
-			return nil, fmt.Errorf("namespace table is closed")
+			return nil, errClosed
 		}
 		fd, err := unix.Openat(int(proc.Fd()), "thread-self/ns/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -310,47 +312,30 @@ var pidfdGetNS = map[string]uint{
 
 // openByPidfd is OpenThreadSelf through a pidfd of the calling thread: no
 // path to walk through /proc, about half the cost, and no /proc needed.
-// It reports false, having kept nothing, on a kernel without these calls.
-func (t *Table) openByPidfd(flags int) ([]*NS, bool) {
+// It fails on a kernel without these calls (PIDFD_THREAD: 6.9; the
+// ioctls: 6.11); the namespaces adopted before a failure stay the table's.
+func (t *Table) openByPidfd(flags int) ([]*NS, error) {
 	pfd, err := unix.PidfdOpen(unix.Gettid(), pidfdThread)
 	if err != nil {
-		return nil, false
+		return nil, nserr.New("pidfd_open", "the calling thread", err)
 	}
 	defer unix.Close(pfd)
-	var fds []int
-	var kinds []nsthread.Kind
+	var out []*NS
 	for _, k := range nsthread.Kinds {
 		if flags&k.Flag == 0 {
 			continue
 		}
 		fd, err := unix.IoctlRetInt(pfd, pidfdGetNS[k.Name])
 		if err != nil {
-			for _, fd := range fds {
-				unix.Close(fd)
-			}
-			return nil, false
+			return nil, nserr.New("ioctl PIDFD_GET_NAMESPACE", k.File()+" of the calling thread", err)
 		}
-		fds = append(fds, fd)
-		kinds = append(kinds, k)
-	}
-	out := make([]*NS, len(fds))
-	for i, fd := range fds {
-		name := kinds[i].Name
-		if kinds[i].ForChildren != "" {
-			name = kinds[i].ForChildren
-		}
-		n, err := t.adopt(fd, "/proc/thread-self/ns/"+name, kinds[i])
+		n, err := t.adopt(fd, "/proc/thread-self/ns/"+k.File(), k)
 		if err != nil {
-			// adopt closed fd and any it would have shared; the
-			// namespaces adopted so far stay the table's.
-			for _, fd := range fds[i+1:] {
-				unix.Close(fd)
-			}
-			return nil, false
+			return nil, err
 		}
-		out[i] = n
+		out = append(out, n)
 	}
-	return out, true
+	return out, nil
 }
 
 // Joins returns the setns steps that move a thread of this process from the

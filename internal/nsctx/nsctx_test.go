@@ -99,13 +99,15 @@ func TestOpenThreadSelfByPidfdAndByProc(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	all := 0
-	for _, k := range nsthread.Kinds {
-		all |= k.Flag
+	all := nsthread.AllFlags
+	byPidfd, err := tab.openByPidfd(all)
+	if err != nil {
+		t.Skip("kernel without PIDFD_THREAD or the pidfd namespace ioctls (Linux 6.11):", err)
 	}
-	byPidfd, ok := tab.openByPidfd(all)
-	if !ok {
-		t.Skip("kernel without PIDFD_THREAD or the pidfd namespace ioctls (Linux 6.11)")
+	if tab.proc == nil { // a table on such a kernel opens no /proc
+		if tab.proc, err = openFile("/proc", unix.O_PATH|unix.O_DIRECTORY); err != nil {
+			t.Fatal(err)
+		}
 	}
 	byProc, err := tab.openByProc(all)
 	if err != nil {

@@ -120,6 +120,15 @@ type Kind struct {
 	ForChildren string
 }
 
+// File names the kind's file in /proc/PID/ns that holds the namespace new
+// processes get: ForChildren for pid and time, else Name.
+func (k Kind) File() string {
+	if k.ForChildren != "" {
+		return k.ForChildren
+	}
+	return k.Name
+}
+
 // Kinds lists the eight namespace kinds, in the order setns(2) should
 // join them: user first (it grants the capabilities for the rest), mnt last
 // (after it, paths resolve in the new mount namespace).

@@ -178,10 +178,7 @@ func OwnNamespaces() (map[int]string, error) {
 	defer runtime.UnlockOSThread()
 	home := map[int]string{}
 	for _, k := range nsthread.Kinds {
-		name := k.Name
-		if k.ForChildren != "" {
-			name = k.ForChildren
-		}
+		name := k.File()
 		l, err := os.Readlink("/proc/thread-self/ns/" + name)
 		if err != nil {
 			return nil, nserr.New("readlink", "/proc/thread-self/ns/"+name, unwrap(err))
