@@ -288,6 +288,19 @@ func parseEnv(v starlark.Value) ([]string, error) {
 	return env, nil
 }
 
+// parseStdios reads the stdin=, stdout= and stderr= arguments.
+func (p *procSpec) parseStdios(stdin, stdout, stderr starlark.Value) error {
+	for i, s := range []struct {
+		name string
+		v    starlark.Value
+	}{{"stdin", stdin}, {"stdout", stdout}, {"stderr", stderr}} {
+		if err := p.parseStdio(i, s.name, s.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // parseStdio reads a stdin/stdout/stderr argument into spec slot i.
 func (p *procSpec) parseStdio(i int, name string, v starlark.Value) error {
 	switch v := v.(type) {
@@ -439,13 +452,8 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	if p.env, err = parseEnv(env); err != nil {
 		return nil, err
 	}
-	for i, s := range []struct {
-		name string
-		v    starlark.Value
-	}{{"stdin", stdin}, {"stdout", stdout}, {"stderr", stderr}} {
-		if err := p.parseStdio(i, s.name, s.v); err != nil {
-			return nil, err
-		}
+	if err := p.parseStdios(stdin, stdout, stderr); err != nil {
+		return nil, err
 	}
 	st, err := procStateOf(th)
 	if err != nil {
@@ -582,13 +590,8 @@ func spawnBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		return nil, err
 	}
 	p := &procSpec{detach: detach}
-	for i, s := range []struct {
-		name string
-		v    starlark.Value
-	}{{"stdin", stdin}, {"stdout", stdout}, {"stderr", stderr}} {
-		if err := p.parseStdio(i, s.name, s.v); err != nil {
-			return nil, err
-		}
+	if err := p.parseStdios(stdin, stdout, stderr); err != nil {
+		return nil, err
 	}
 	st, err := p.commonArgs(th, cmd, ns, env, cwd)
 	if err != nil {
