@@ -23,6 +23,7 @@ import (
 	"golang.org/x/term"
 
 	"nsh.dev/nsh/builtins"
+	_ "nsh.dev/nsh/internal/onecpu" // the runtime starts on one CPU (GOMAXPROCS=1), nsh runs on all
 	"nsh.dev/nsh/internal/rootless"
 	"nsh.dev/nsh/interp"
 )

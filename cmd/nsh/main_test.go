@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -522,4 +523,85 @@ print(" ".join(p.stdout.split()))
 	if err != nil || string(b) != want {
 		t.Errorf("rootless with subordinate ranges: %v, %q, want %q", err, b, want)
 	}
+}
+
+// TestCPUAffinityRestored checks that the one CPU nsh's runtime starts on
+// (internal/onecpu) never shows: every thread of nsh, and the processes it
+// starts in its own and in other namespaces, have the affinity nsh was
+// started with.
+func TestCPUAffinityRestored(t *testing.T) {
+	var all unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &all); err != nil {
+		t.Fatal(err)
+	}
+	if all.Count() < 2 {
+		t.Skip("one CPU: nsh's start does not narrow anything")
+	}
+	masks := []unix.CPUSet{all}
+	if all.Count() > 2 { // a part of the CPUs, to see that it is not "all of them" that comes back
+		var two unix.CPUSet
+		for cpu := 0; cpu < len(all)*64 && two.Count() < 2; cpu++ {
+			if all.IsSet(cpu) {
+				two.Set(cpu)
+			}
+		}
+		masks = append(masks, two)
+	}
+	script := `
+def show():
+    print(run(["sh", "-c", "grep -h Cpus_allowed_list /proc/$PPID/task/*/status /proc/self/status"]).stdout.strip())
+show()
+unshare("net")   # from here, processes are cloned by a spawner thread
+show()
+`
+	for _, mask := range masks {
+		out := withAffinity(t, mask, func() (string, string, int) { return nsh(t, "", "-c", script) })
+		want := out.self
+		lines := strings.Split(strings.TrimSpace(out.stdout), "\n")
+		// nsh's runtime has at least 3 threads (main, sysmon, cgo's
+		// template thread), and each show() prints the child's line too.
+		if out.code != 0 || len(lines) < 8 {
+			t.Fatalf("nsh exited %d, stdout:\n%s\nstderr:\n%s", out.code, out.stdout, out.stderr)
+		}
+		for _, l := range lines {
+			if l != want {
+				t.Errorf("started with %q, a thread or child of nsh has %q; all:\n%s", want, l, out.stdout)
+				break
+			}
+		}
+	}
+}
+
+type affinityRun struct {
+	stdout, stderr string
+	code           int
+	self           string // the Cpus_allowed_list line of the thread nsh was started from
+}
+
+// withAffinity runs f, which starts nsh, on a locked thread with the given
+// CPU affinity (a child inherits that of the thread that forks it).
+func withAffinity(t *testing.T, mask unix.CPUSet, f func() (string, string, int)) affinityRun {
+	t.Helper()
+	done := make(chan affinityRun)
+	go func() {
+		runtime.LockOSThread() // not unlocked: the thread's affinity changed, it ends with the goroutine
+		var r affinityRun
+		defer func() { done <- r }()
+		if err := unix.SchedSetaffinity(0, &mask); err != nil {
+			r.stderr, r.code = "sched_setaffinity: "+err.Error(), -1
+			return
+		}
+		b, err := os.ReadFile("/proc/thread-self/status")
+		if err != nil {
+			r.stderr, r.code = err.Error(), -1
+			return
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "Cpus_allowed_list:") {
+				r.self = l
+			}
+		}
+		r.stdout, r.stderr, r.code = f()
+	}()
+	return <-done
 }
