@@ -1,15 +1,18 @@
-// The constructor of package onecpu: it runs before the Go runtime starts
-// and narrows the process's CPU affinity to the CPU it runs on, so the
-// runtime counts one CPU and starts with GOMAXPROCS=1. See onecpu.go.
+// The C half of package onecpu (see onecpu.go): a constructor that narrows
+// the process's CPU affinity before the Go runtime counts its CPUs, and a
+// wrapper of pthread_create that widens it again before the runtime's first
+// thread is created, so that no thread but the main one ever has it narrow.
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
-#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "onecpu.h"
 
 cpu_set_t nsh_onecpu_saved;
-int nsh_onecpu_narrowed;
+int nsh_onecpu_state;
 
 __attribute__((constructor)) static void nsh_onecpu_narrow(void) {
 	// A GOMAXPROCS the user set is the runtime's to read; nsh-init (see
@@ -27,5 +30,18 @@ __attribute__((constructor)) static void nsh_onecpu_narrow(void) {
 	CPU_ZERO(&one);
 	CPU_SET(cpu, &one);
 	if (sched_setaffinity(0, sizeof one, &one) == 0)
-		nsh_onecpu_narrowed = 1;
+		nsh_onecpu_state = NSH_ONECPU_NARROW;
+}
+
+int __real_pthread_create(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+
+// The runtime creates its first thread (sysmon) from the main thread, after
+// it has read the affinity (osinit) and before any other thread exists: the
+// main thread gets its CPUs back there, and every thread inherits them.
+int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
+	if (__atomic_load_n(&nsh_onecpu_state, __ATOMIC_ACQUIRE) == NSH_ONECPU_NARROW &&
+	    syscall(SYS_gettid) == getpid() &&
+	    sched_setaffinity(0, sizeof nsh_onecpu_saved, &nsh_onecpu_saved) == 0)
+		__atomic_store_n(&nsh_onecpu_state, NSH_ONECPU_WIDENED, __ATOMIC_RELEASE);
+	return __real_pthread_create(t, attr, fn, arg);
 }

@@ -1,21 +1,29 @@
-// Package onecpu starts nsh's Go runtime on one CPU, and gives nsh its CPUs
-// back before anything else runs.
+// Package onecpu starts nsh's Go runtime on one CPU, so that it starts with
+// GOMAXPROCS=1, and gives nsh all its CPUs back before its first thread.
 //
 // The runtime sizes GOMAXPROCS from the CPUs it may run on. With more than
 // one P, each goroutine the runtime starts during its own start (the
-// background sweeper and scavenger) finds an idle P and wakes an OS thread
-// for it, which is created for that: about 0.25 ms of a 3.5 ms
-// `nsh -c 'clone(...)'` on a 2-CPU machine, for threads with nothing to do.
+// background sweeper and scavenger) finds an idle P and gets an OS thread
+// created for it: about 0.25 ms of a 3.5 ms `nsh -c 'clone(...)'` on a
+// 2-CPU machine, for threads with nothing to do.
 //
-// A C constructor (onecpu.c), which runs before the runtime, narrows the
-// affinity to the CPU it runs on, so the runtime starts with one CPU and
-// GOMAXPROCS=1. This package's init then restores the affinity the process
-// started with on every thread, so the threads the runtime creates later
-// and the processes nsh starts inherit it, and sets GOMAXPROCS to the
-// runtime's default (runtime.SetDefaultGOMAXPROCS): from there on nsh runs
-// as if started normally. Staying at one P would cost more than it saves:
-// each blocking system call longer than 20 µs then makes sysmon hand the P
-// to a spinning thread. runtime.NumCPU still reports 1.
+// In onecpu.c, a C constructor, which runs before the runtime, narrows the
+// affinity to the CPU it runs on, so the runtime's CPU count (osinit) is 1.
+// The package links with pthread_create wrapped: the runtime creates its
+// first thread (sysmon) from the main thread right after that count, and
+// the wrapper restores the main thread's affinity first, so every thread
+// inherits the affinity nsh was started with and so do the processes nsh
+// starts. init then sets GOMAXPROCS to the runtime's default
+// (runtime.SetDefaultGOMAXPROCS) from a goroutine, which with one P runs the
+// first time the interpreter blocks (typically while it waits for a
+// process): the stop-the-world that takes (~0.1 ms) is then off nsh's path.
+// Staying at one P would cost more than it saves: each blocking system
+// call longer than 20 µs then makes sysmon hand the P to a spinning thread.
+//
+// What stays from the start: runtime.NumCPU reports 1, the runtime's own
+// locks and sync.Mutex do not spin before they sleep, and a GC's
+// stop-the-world phases run on one thread. None of this showed in nsh's
+// benchmarks (bench/run: the clone() loops, the chains, the scale run).
 //
 // Nothing is narrowed when GOMAXPROCS is set in the environment (it is the
 // runtime's to read), for nsh-init (internal/spawn), or when the process may
@@ -24,6 +32,7 @@
 package onecpu
 
 /*
+#cgo LDFLAGS: -Wl,--wrap=pthread_create
 #include "onecpu.h"
 */
 import "C"
@@ -36,15 +45,16 @@ import (
 )
 
 func init() {
-	if Narrowed {
+	switch C.nsh_onecpu_state {
+	case C.NSH_ONECPU_UNTOUCHED:
+		return
+	case C.NSH_ONECPU_NARROW:
+		// The wrapper did not restore the affinity (its system call
+		// failed): threads other than the main one have it narrow too.
 		widen()
-		runtime.SetDefaultGOMAXPROCS()
 	}
+	go runtime.SetDefaultGOMAXPROCS()
 }
-
-// Narrowed reports whether the process started on one CPU by onecpu's
-// constructor.
-var Narrowed = C.nsh_onecpu_narrowed != 0
 
 // widen sets the affinity saved by the constructor on every thread of the
 // process, until a pass over /proc/self/task finds no thread it has not

@@ -3,8 +3,14 @@
 #define _GNU_SOURCE
 #include <sched.h>
 
-// The affinity nsh started with, and whether the constructor narrowed it.
+enum {
+	NSH_ONECPU_UNTOUCHED = 0, // the affinity is as nsh was started with
+	NSH_ONECPU_NARROW = 1,    // the main thread runs on one CPU
+	NSH_ONECPU_WIDENED = 2,   // narrowed for the runtime's start, then restored
+};
+
+// The affinity nsh started with, and what became of it.
 extern cpu_set_t nsh_onecpu_saved;
-extern int nsh_onecpu_narrowed;
+extern int nsh_onecpu_state;
 
 #endif
