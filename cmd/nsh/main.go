@@ -23,8 +23,8 @@ import (
 	"golang.org/x/term"
 
 	"nsh.dev/nsh/builtins"
-	_ "nsh.dev/nsh/internal/onecpu" // the runtime starts on one CPU (GOMAXPROCS=1), nsh runs on all
 	"nsh.dev/nsh/internal/rootless"
+	_ "nsh.dev/nsh/internal/startup" // cheaper Go runtime start: C that runs before it
 	"nsh.dev/nsh/interp"
 )
 

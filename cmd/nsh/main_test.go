@@ -526,7 +526,7 @@ print(" ".join(p.stdout.split()))
 }
 
 // TestCPUAffinityRestored checks that the one CPU nsh's runtime starts on
-// (internal/onecpu) never shows: every thread of nsh, and the processes it
+// (internal/startup) never shows: every thread of nsh, and the processes it
 // starts in its own and in other namespaces, have the affinity nsh was
 // started with.
 func TestCPUAffinityRestored(t *testing.T) {

@@ -1,4 +1,4 @@
-// The C half of package onecpu (see onecpu.go): a constructor that narrows
+// Part of package startup (see startup.go): a constructor that narrows
 // the process's CPU affinity before the Go runtime counts its CPUs, and a
 // wrapper of pthread_create that widens it again before the runtime's first
 // thread is created, so that no thread but the main one ever has it narrow.
@@ -9,7 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "onecpu.h"
+#include "startup.h"
 
 cpu_set_t nsh_onecpu_saved;
 int nsh_onecpu_state;

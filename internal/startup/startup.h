@@ -1,5 +1,5 @@
-#ifndef NSH_ONECPU_H
-#define NSH_ONECPU_H
+#ifndef NSH_STARTUP_H
+#define NSH_STARTUP_H
 #define _GNU_SOURCE
 #include <sched.h>
 

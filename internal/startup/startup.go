@@ -1,39 +1,46 @@
-// Package onecpu starts nsh's Go runtime on one CPU, so that it starts with
-// GOMAXPROCS=1, and gives nsh all its CPUs back before its first thread.
+// Package startup makes the start of nsh's Go runtime cheaper. It holds C
+// that runs before the runtime (constructors) and the Go that finishes its
+// work; only cmd/nsh imports it, so test binaries start as usual. Measured
+// with bench/whole against the binary without it, both together take about
+// 0.3 ms off a 3.5 ms `nsh -c 'clone(...)'` on this 2-CPU virtual machine.
+//
+// # One CPU for the runtime's start (onecpu.c)
 //
 // The runtime sizes GOMAXPROCS from the CPUs it may run on. With more than
 // one P, each goroutine the runtime starts during its own start (the
 // background sweeper and scavenger) finds an idle P and gets an OS thread
-// created for it: about 0.25 ms of a 3.5 ms `nsh -c 'clone(...)'` on a
-// 2-CPU machine, for threads with nothing to do.
+// created for it, for nothing to do.
 //
-// In onecpu.c, a C constructor, which runs before the runtime, narrows the
-// affinity to the CPU it runs on, so the runtime's CPU count (osinit) is 1.
-// The package links with pthread_create wrapped: the runtime creates its
-// first thread (sysmon) from the main thread right after that count, and
-// the wrapper restores the main thread's affinity first, so every thread
-// inherits the affinity nsh was started with and so do the processes nsh
-// starts. init then sets GOMAXPROCS to the runtime's default
-// (runtime.SetDefaultGOMAXPROCS) from a goroutine, which with one P runs the
-// first time the interpreter blocks (typically while it waits for a
-// process): the stop-the-world that takes (~0.1 ms) is then off nsh's path.
-// Staying at one P would cost more than it saves: each blocking system
-// call longer than 20 µs then makes sysmon hand the P to a spinning thread.
+// A constructor narrows the affinity to the CPU it runs on, so the runtime's
+// CPU count (osinit) is 1. The package links with pthread_create wrapped:
+// the runtime creates its first thread (sysmon) from the main thread right
+// after that count, and the wrapper restores the main thread's affinity
+// first, so every thread inherits the affinity nsh was started with and so
+// do the processes nsh starts. init then sets GOMAXPROCS to the runtime's
+// default (runtime.SetDefaultGOMAXPROCS) from a goroutine, which with one P
+// runs the first time the interpreter blocks (typically while it waits for
+// a process): the stop-the-world that takes (~0.1 ms) is then off nsh's
+// path. Staying at one P would cost more than it saves: each blocking
+// system call longer than 20 µs then makes sysmon hand the P to a spinning
+// thread.
 //
-// What stays from the start: runtime.NumCPU reports 1, the runtime's own
-// locks and sync.Mutex do not spin before they sleep, and a GC's
-// stop-the-world phases run on one thread. None of this showed in nsh's
-// benchmarks (bench/run: the clone() loops, the chains, the scale run).
+// What stays from the one-CPU start: runtime.NumCPU reports 1, the
+// runtime's own locks and sync.Mutex do not spin before they sleep, and a
+// GC's stop-the-world phases run on one thread. None of this showed in
+// nsh's benchmarks (bench/run: the clone() loops, the chains, the scale
+// run). Nothing is narrowed when GOMAXPROCS is set in the environment (it is
+// the runtime's to read), for nsh-init (internal/spawn), or when the
+// process may run on one CPU only.
 //
-// Nothing is narrowed when GOMAXPROCS is set in the environment (it is the
-// runtime's to read), for nsh-init (internal/spawn), or when the process may
-// run on one CPU only. Only cmd/nsh imports this package: test binaries
-// start as usual.
-package onecpu
+// # musl's allocator (mallocgroups.c)
+//
+// See mallocgroups.c: a few bytes held for good save an munmap, and so a
+// TLB shootdown on the other CPUs, at every thread the runtime creates.
+package startup
 
 /*
 #cgo LDFLAGS: -Wl,--wrap=pthread_create
-#include "onecpu.h"
+#include "startup.h"
 */
 import "C"
 
