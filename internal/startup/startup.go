@@ -17,12 +17,12 @@
 // after that count, and the wrapper restores the main thread's affinity
 // first, so every thread inherits the affinity nsh was started with and so
 // do the processes nsh starts. init then sets GOMAXPROCS to the runtime's
-// default (runtime.SetDefaultGOMAXPROCS) from a goroutine, which with one P
-// runs the first time the interpreter blocks (typically while it waits for
-// a process): the stop-the-world that takes (~0.1 ms) is then off nsh's
-// path. Staying at one P would cost more than it saves: each blocking
-// system call longer than 20 µs then makes sysmon hand the P to a spinning
-// thread.
+// default (runtime.SetDefaultGOMAXPROCS: a stop-the-world with one P, 40-70
+// µs). Staying at one P would cost as much, later: each blocking system call
+// longer than 20 µs then makes sysmon hand the P to a spinning thread. Doing
+// it from a goroutine, which with one P runs when the interpreter first
+// blocks (typically in the wait for its first process), measured slower:
+// its stop-the-world and the thread it wakes then compete with that process.
 //
 // What stays from the one-CPU start: runtime.NumCPU reports 1, the
 // runtime's own locks and sync.Mutex do not spin before they sleep, and a
@@ -51,23 +51,35 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// What became of the affinity (nsh_onecpu_state).
+const (
+	stateUntouched = C.NSH_ONECPU_UNTOUCHED
+	stateNarrow    = C.NSH_ONECPU_NARROW
+	stateWidened   = C.NSH_ONECPU_WIDENED
+)
+
+func startState() int { return int(C.nsh_onecpu_state) }
+
+// savedSet is the affinity the process started with.
+func savedSet() *unix.CPUSet { return (*unix.CPUSet)(unsafe.Pointer(&C.nsh_onecpu_saved)) }
+
 func init() {
-	switch C.nsh_onecpu_state {
-	case C.NSH_ONECPU_UNTOUCHED:
+	switch startState() {
+	case stateUntouched:
 		return
-	case C.NSH_ONECPU_NARROW:
+	case stateNarrow:
 		// The wrapper did not restore the affinity (its system call
 		// failed): threads other than the main one have it narrow too.
 		widen()
 	}
-	go runtime.SetDefaultGOMAXPROCS()
+	runtime.SetDefaultGOMAXPROCS()
 }
 
 // widen sets the affinity saved by the constructor on every thread of the
 // process, until a pass over /proc/self/task finds no thread it has not
 // already set.
 func widen() {
-	saved := (*unix.CPUSet)(unsafe.Pointer(&C.nsh_onecpu_saved))
+	saved := savedSet()
 	// A thread the runtime creates from a thread not yet set inherits the
 	// narrow affinity, so passes go on until one finds nothing new.
 	done := map[int]bool{}
