@@ -64,8 +64,10 @@ static void wait_go(const struct nsh_cfg *c, int step) {
 	}
 }
 
-static int write_file(const char *path, const char *buf, size_t len) {
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
+// write_at writes buf to file under dir (AT_FDCWD: the working directory)
+// in one write(2); it returns 0 or an errno.
+static int write_at(int dir, const char *file, const char *buf, size_t len) {
+	int fd = openat(dir, file, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno;
 	ssize_t n = write(fd, buf, len);
@@ -107,7 +109,7 @@ static int write_time_offsets(const struct nsh_cfg *c) {
 	*p++ = ' ';
 	p = fmt_ll(p, c->boot_nsec);
 	*p++ = '\n';
-	return write_file("/proc/self/timens_offsets", buf, p - buf);
+	return write_at(AT_FDCWD, "/proc/self/timens_offsets", buf, p - buf);
 }
 
 static void arm_pdeathsig(const struct nsh_cfg *c, int in_new_pidns) {
@@ -232,16 +234,6 @@ static void __attribute__((noreturn)) relay(const struct nsh_cfg *c, pid_t child
 	_exit(128 + sig);
 }
 
-// write_at writes buf to file under dir in one write(2).
-static int write_at(int dir, const char *file, const char *buf, size_t len) {
-	int fd = openat(dir, file, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno;
-	ssize_t n = write(fd, buf, len);
-	int err = n < 0 ? errno : (size_t)n != len ? EIO : 0;
-	close(fd);
-	return err;
-}
 
 // write_maps is the maps mode: a helper in the parent user namespace of a
 // new one writes its maps, as the kernel wants the writer there.

@@ -1,6 +1,7 @@
 package spawn
 
 import (
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -34,19 +35,11 @@ func run(t *testing.T, s *Spawner, cfg *Config) (string, int, error) {
 		r.Close()
 		return "", 0, err
 	}
-	var b strings.Builder
-	buf := make([]byte, 4096)
-	for {
-		n, err := r.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
+	out, _ := io.ReadAll(r) // until the child and its copies of w are gone
 	r.Close()
 	ws, err := ch.Wait()
 	ch.Close()
-	return b.String(), ws.ExitStatus(), err
+	return string(out), ws.ExitStatus(), err
 }
 
 func TestExec(t *testing.T) {
@@ -189,19 +182,11 @@ func TestPausedUserNamespace(t *testing.T) {
 		if err := ch.Resume(); err == nil {
 			t.Error("second Resume accepted")
 		}
-		var b strings.Builder
-		buf := make([]byte, 512)
-		for {
-			n, err := r.Read(buf)
-			b.Write(buf[:n])
-			if err != nil {
-				break
-			}
-		}
+		out, _ := io.ReadAll(r)
 		r.Close()
 		ch.Wait()
 		ch.Close()
-		f := strings.Fields(b.String())
+		f := strings.Fields(string(out))
 		want := []string{"65534"}
 		if mapped {
 			want = []string{"0", "0", strconv.Itoa(os.Geteuid()), "1"}

@@ -45,7 +45,9 @@ package startup
 import "C"
 
 import (
+	"os"
 	"runtime"
+	"strconv"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -106,35 +108,20 @@ func widen() {
 
 // threads lists the thread ids of the process.
 func threads() ([]int, error) {
-	fd, err := unix.Open("/proc/self/task", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	f, err := os.Open("/proc/self/task")
 	if err != nil {
 		return nil, err
 	}
-	defer unix.Close(fd)
-	var tids []int
-	buf := make([]byte, 4096)
-	for {
-		n, err := unix.Getdents(fd, buf)
-		if err != nil {
-			return nil, err
-		}
-		if n == 0 {
-			return tids, nil
-		}
-		for b := buf[:n]; len(b) > 0; {
-			reclen := int(*(*uint16)(unsafe.Pointer(&b[16])))
-			name := b[19:reclen]
-			tid := 0
-			for _, c := range name {
-				if c < '0' || c > '9' {
-					break
-				}
-				tid = tid*10 + int(c-'0')
-			}
-			if tid > 0 {
-				tids = append(tids, tid)
-			}
-			b = b[reclen:]
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	tids := make([]int, 0, len(names))
+	for _, n := range names {
+		if tid, err := strconv.Atoi(n); err == nil {
+			tids = append(tids, tid)
 		}
 	}
+	return tids, nil
 }
