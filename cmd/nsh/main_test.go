@@ -572,6 +572,58 @@ show()
 	}
 }
 
+// TestTimerSlack checks that of nsh's threads only the one that runs the
+// runtime's sysmon has the 1 ms timer slack internal/startup gives it, and
+// that processes nsh starts, from the interpreter's thread or from a
+// spawner thread, have the slack of nsh's main thread.
+func TestTimerSlack(t *testing.T) {
+	if _, err := os.ReadFile(fmt.Sprintf("/proc/%d/timerslack_ns", os.Getppid())); err != nil {
+		t.Skip("another process's timer slack cannot be read here:", err)
+	}
+	// Each show() prints "main N", a "thread N" line per thread of nsh,
+	// and "child N" for the process that prints them.
+	script := `
+def show():
+    print(run(["sh", "-c", "echo main $(cat /proc/$PPID/timerslack_ns); for t in $(ls /proc/$PPID/task); do echo thread $(cat /proc/$t/timerslack_ns); done; echo child $(cat /proc/self/timerslack_ns)"]).stdout.strip())
+show()
+unshare("net")   # from here, processes are cloned by a spawner thread
+show()
+`
+	out, errs, code := nsh(t, "", "-c", script)
+	if code != 0 {
+		t.Fatalf("nsh exited %d, stdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	const sysmon = "1000000"
+	shows := 0
+	var main string
+	var threads map[string]int
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		kind, slack, _ := strings.Cut(l, " ")
+		switch kind {
+		case "main":
+			main, threads = slack, map[string]int{}
+			if main == sysmon {
+				t.Errorf("nsh's main thread has sysmon's slack %s", sysmon)
+			}
+		case "thread":
+			threads[slack]++
+		case "child":
+			shows++
+			if len(threads) != 2 || threads[sysmon] != 1 || threads[main] < 2 {
+				t.Errorf("want one thread of nsh with slack %s, the others with the main thread's %s; got %v", sysmon, main, threads)
+			}
+			if slack != main {
+				t.Errorf("a process nsh started has slack %s, nsh's main thread %s", slack, main)
+			}
+		default:
+			t.Fatalf("unexpected line %q in:\n%s", l, out)
+		}
+	}
+	if shows != 2 {
+		t.Fatalf("want 2 show() outputs, got %d:\n%s", shows, out)
+	}
+}
+
 type affinityRun struct {
 	stdout, stderr string
 	code           int

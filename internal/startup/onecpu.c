@@ -1,12 +1,11 @@
 // Part of package startup (see startup.go): a constructor that narrows
-// the process's CPU affinity before the Go runtime counts its CPUs, and a
-// wrapper of pthread_create that widens it again before the runtime's first
-// thread is created, so that no thread but the main one ever has it narrow.
+// the process's CPU affinity before the Go runtime counts its CPUs; the
+// wrapper of pthread_create (threads.c) widens it again before the
+// runtime's first thread is created, so that no thread but the main one
+// ever has it narrow.
 #define _GNU_SOURCE
-#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "startup.h"
@@ -33,15 +32,10 @@ __attribute__((constructor)) static void nsh_onecpu_narrow(void) {
 		nsh_onecpu_state = NSH_ONECPU_NARROW;
 }
 
-int __real_pthread_create(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
-
-// The runtime creates its first thread (sysmon) from the main thread, after
-// it has read the affinity (osinit) and before any other thread exists: the
-// main thread gets its CPUs back there, and every thread inherits them.
-int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
+// nsh_onecpu_widen_main gives the main thread the affinity nsh started
+// with back, if the constructor narrowed it.
+void nsh_onecpu_widen_main(void) {
 	if (__atomic_load_n(&nsh_onecpu_state, __ATOMIC_ACQUIRE) == NSH_ONECPU_NARROW &&
-	    syscall(SYS_gettid) == getpid() &&
 	    sched_setaffinity(0, sizeof nsh_onecpu_saved, &nsh_onecpu_saved) == 0)
 		__atomic_store_n(&nsh_onecpu_state, NSH_ONECPU_WIDENED, __ATOMIC_RELEASE);
-	return __real_pthread_create(t, attr, fn, arg);
 }

@@ -1,8 +1,10 @@
 // Package startup makes the start of nsh's Go runtime cheaper. It holds C
 // that runs before the runtime (constructors) and the Go that finishes its
 // work; only cmd/nsh imports it, so test binaries start as usual. Measured
-// with bench/whole against the binary without it, both together take about
-// 0.3 ms off a 3.5 ms `nsh -c 'clone(...)'` on this 2-CPU virtual machine.
+// with bench/whole against the binary without it, the one-CPU start and the
+// malloc groups together took about 0.3 ms off a 3.5 ms
+// `nsh -c 'clone(...)'` on this 2-CPU virtual machine, and sysmon's timer
+// slack 0.25-0.35 ms more (0.3-0.45 ms off `nsh -c pass`).
 //
 // # One CPU for the runtime's start (onecpu.c)
 //
@@ -36,6 +38,18 @@
 //
 // See mallocgroups.c: a few bytes held for good save an munmap, and so a
 // TLB shootdown on the other CPUs, at every thread the runtime creates.
+//
+// # sysmon's timer slack (threads.c)
+//
+// The runtime's sysmon thread wakes every 20 µs while the program is busy;
+// with the kernel's default timer slack that is ~30 wake-ups, and half of
+// all context switches, in a 3 ms `nsh -c` run. The thread gets a timer
+// slack of 1 ms, which the kernel uses to defer those wake-ups (2 or 3 are
+// left). The wrapper of pthread_create sets it in sysmon's thread only, and
+// threads sysmon creates get the slack of the others, so no other thread
+// of nsh and no process it starts inherits it. threads.c says what it
+// costs: up to 1 ms more before sysmon takes a P from a thread blocked in
+// a system call or preempts a goroutine that ran for 10 ms.
 package startup
 
 /*
@@ -59,6 +73,10 @@ const (
 	stateNarrow    = C.NSH_ONECPU_NARROW
 	stateWidened   = C.NSH_ONECPU_WIDENED
 )
+
+// sysmonSlack is the timer slack, in nanoseconds, of the thread that runs
+// the runtime's sysmon (threads.c).
+const sysmonSlack = C.NSH_SYSMON_SLACK_NS
 
 func startState() int { return int(C.nsh_onecpu_state) }
 

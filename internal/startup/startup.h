@@ -9,8 +9,12 @@ enum {
 	NSH_ONECPU_WIDENED = 2,   // narrowed for the runtime's start, then restored
 };
 
-// The affinity nsh started with, and what became of it.
+// The affinity nsh started with, and what became of it (onecpu.c).
 extern cpu_set_t nsh_onecpu_saved;
 extern int nsh_onecpu_state;
+void nsh_onecpu_widen_main(void);
+
+// The timer slack of the thread that runs the runtime's sysmon (threads.c).
+#define NSH_SYSMON_SLACK_NS 1000000
 
 #endif

@@ -1,11 +1,17 @@
 package startup
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -95,4 +101,83 @@ func checkAllThreads(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestSysmonSlack checks the timer slack the wrapper of pthread_create
+// gives: the runtime's first thread (sysmon) has NSH_SYSMON_SLACK_NS, every
+// other thread the slack of the main thread, also threads that sysmon
+// created. Those are made here: with one P, goroutines that sleep in
+// blocking system calls while others wait to run are taken over only when
+// sysmon takes the P back from the blocked thread and hands it to an M, a
+// new one (created on sysmon's thread) when no idle M is left.
+func TestSysmonSlack(t *testing.T) {
+	if _, err := readSlack(os.Getpid()); err != nil {
+		t.Skip("the timer slack of the threads cannot be read here:", err)
+	}
+	before := checkSlacks(t)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const n = 12
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ts := unix.NsecToTimespec(int64(20 * time.Millisecond))
+			// syscall.Syscall, not RawSyscall: the runtime sees the
+			// thread enter the system call and may take its P.
+			syscall.Syscall(unix.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), 0, 0)
+		}()
+	}
+	wg.Wait()
+	after := checkSlacks(t)
+	if after <= before {
+		t.Fatalf("%d threads before the blocking calls, %d after: no thread was created", before, after)
+	}
+	t.Logf("%d threads before the blocking calls, %d after", before, after)
+}
+
+// checkSlacks fails the test unless exactly one thread has sysmon's timer
+// slack and all the others that of the main thread; it returns how many
+// threads there are.
+func checkSlacks(t *testing.T) int {
+	t.Helper()
+	main, err := readSlack(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if main == sysmonSlack {
+		t.Fatalf("the main thread has sysmon's timer slack %d", main)
+	}
+	tids, err := threads()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sysmon []int
+	for _, tid := range tids {
+		slack, err := readSlack(tid)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue // exited since
+		case err != nil:
+			t.Fatal(err)
+		case slack == sysmonSlack:
+			sysmon = append(sysmon, tid)
+		case slack != main:
+			t.Errorf("thread %d has timer slack %d, the main thread %d", tid, slack, main)
+		}
+	}
+	if len(sysmon) != 1 {
+		t.Errorf("threads %v have sysmon's timer slack %d, want one", sysmon, sysmonSlack)
+	}
+	return len(tids)
+}
+
+// readSlack reads the timer slack of thread tid in nanoseconds (reading
+// another thread's needs CAP_SYS_NICE).
+func readSlack(tid int) (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/timerslack_ns")
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 }
