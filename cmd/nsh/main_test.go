@@ -547,13 +547,7 @@ func TestCPUAffinityRestored(t *testing.T) {
 		}
 		masks = append(masks, two)
 	}
-	script := `
-def show():
-    print(run(["sh", "-c", "grep -h Cpus_allowed_list /proc/$PPID/task/*/status /proc/self/status"]).stdout.strip())
-show()
-unshare("net")   # from here, processes are cloned by a spawner thread
-show()
-`
+	script := showTwice("grep -h Cpus_allowed_list /proc/$PPID/task/*/status /proc/self/status")
 	for _, mask := range masks {
 		out := withAffinity(t, mask, func() (string, string, int) { return nsh(t, "", "-c", script) })
 		want := out.self
@@ -582,13 +576,7 @@ func TestTimerSlack(t *testing.T) {
 	}
 	// Each show() prints "main N", a "thread N" line per thread of nsh,
 	// and "child N" for the process that prints them.
-	script := `
-def show():
-    print(run(["sh", "-c", "echo main $(cat /proc/$PPID/timerslack_ns); for t in $(ls /proc/$PPID/task); do echo thread $(cat /proc/$t/timerslack_ns); done; echo child $(cat /proc/self/timerslack_ns)"]).stdout.strip())
-show()
-unshare("net")   # from here, processes are cloned by a spawner thread
-show()
-`
+	script := showTwice("echo main $(cat /proc/$PPID/timerslack_ns); for t in $(ls /proc/$PPID/task); do echo thread $(cat /proc/$t/timerslack_ns); done; echo child $(cat /proc/self/timerslack_ns)")
 	out, errs, code := nsh(t, "", "-c", script)
 	if code != 0 {
 		t.Fatalf("nsh exited %d, stdout:\n%s\nstderr:\n%s", code, out, errs)
@@ -622,6 +610,19 @@ show()
 	if shows != 2 {
 		t.Fatalf("want 2 show() outputs, got %d:\n%s", shows, out)
 	}
+}
+
+// showTwice returns a script that prints what the shell command cmd
+// prints, run by nsh first from the interpreter's thread and then, after
+// unshare("net"), from a spawner thread.
+func showTwice(cmd string) string {
+	return fmt.Sprintf(`
+def show():
+    print(run(["sh", "-c", %q]).stdout.strip())
+show()
+unshare("net")   # from here, processes are cloned by a spawner thread
+show()
+`, cmd)
 }
 
 type affinityRun struct {
