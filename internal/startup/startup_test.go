@@ -156,8 +156,8 @@ func checkSlacks(t *testing.T) int {
 	for _, tid := range tids {
 		slack, err := readSlack(tid)
 		switch {
-		case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH):
-			continue // exited since
+		case exited(err):
+			continue
 		case err != nil:
 			t.Fatal(err)
 		case slack == sysmonSlack:
@@ -186,12 +186,18 @@ func readOthersSlack() error {
 			continue
 		}
 		_, err := readSlack(tid)
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
-			continue // exited since
+		if exited(err) {
+			continue
 		}
 		return err
 	}
 	return errors.New("no other thread")
+}
+
+// exited tells whether err from reading a thread's /proc file says that
+// the thread has exited since it was listed.
+func exited(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH)
 }
 
 // readSlack reads the timer slack of thread tid in nanoseconds (reading
