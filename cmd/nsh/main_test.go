@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/internal/leakcheck"
+	"nsh.dev/nsh/internal/startup"
 )
 
 var nshBin string
@@ -583,7 +585,7 @@ func TestTimerSlack(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("nsh exited %d, stdout:\n%s\nstderr:\n%s", code, out, errs)
 	}
-	const sysmon = "1000000"
+	sysmon := strconv.Itoa(startup.SysmonSlackNS)
 	shows := 0
 	var main string
 	var threads map[string]int

@@ -68,6 +68,14 @@ func BenchmarkDoSetnsNet(b *testing.B) {
 	}
 }
 
+// openThreadNet opens the calling thread's network namespace into *fd, as
+// unshare("net") holds a new one.
+func openThreadNet(fd *int) error {
+	var err error
+	*fd, err = unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	return err
+}
+
 // BenchmarkUnshareNet creates a network namespace per iteration and holds
 // it by descriptor just long enough to close it, as unshare("net") does.
 func BenchmarkUnshareNet(b *testing.B) {
@@ -76,11 +84,7 @@ func BenchmarkUnshareNet(b *testing.B) {
 	}
 	for b.Loop() {
 		var fd int
-		err := nsthread.Unshare(nil, unix.CLONE_NEWNET, func() error {
-			var err error
-			fd, err = unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-			return err
-		})
+		err := nsthread.Unshare(nil, unix.CLONE_NEWNET, func() error { return openThreadNet(&fd) })
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -105,9 +109,7 @@ func BenchmarkNetRunnerUnshareNet(b *testing.B) {
 			if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 				return err
 			}
-			var err error
-			fd, err = unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-			return err
+			return openThreadNet(&fd)
 		})
 		if err != nil {
 			b.Fatal(err)

@@ -74,9 +74,10 @@ const (
 	stateWidened   = C.NSH_ONECPU_WIDENED
 )
 
-// sysmonSlack is the timer slack, in nanoseconds, of the thread that runs
-// the runtime's sysmon (threads.c).
-const sysmonSlack = C.NSH_SYSMON_SLACK_NS
+// SysmonSlackNS is the timer slack, in nanoseconds, of the thread that
+// runs the runtime's sysmon in a binary that links this package
+// (threads.c); every other thread keeps the slack it would have had.
+const SysmonSlackNS = C.NSH_SYSMON_SLACK_NS
 
 func startState() int { return int(C.nsh_onecpu_state) }
 

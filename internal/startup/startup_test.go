@@ -84,8 +84,8 @@ func checkAllThreads(t *testing.T) {
 	for _, tid := range tids {
 		var set unix.CPUSet
 		if err := unix.SchedGetaffinity(tid, &set); err != nil {
-			if err == unix.ESRCH {
-				continue // exited since
+			if exited(err) {
+				continue
 			}
 			t.Fatal(err)
 		}
@@ -145,7 +145,7 @@ func checkSlacks(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if main == sysmonSlack {
+	if main == SysmonSlackNS {
 		t.Fatalf("the main thread has sysmon's timer slack %d", main)
 	}
 	tids, err := threads()
@@ -160,14 +160,14 @@ func checkSlacks(t *testing.T) int {
 			continue
 		case err != nil:
 			t.Fatal(err)
-		case slack == sysmonSlack:
+		case slack == SysmonSlackNS:
 			sysmon = append(sysmon, tid)
 		case slack != main:
 			t.Errorf("thread %d has timer slack %d, the main thread %d", tid, slack, main)
 		}
 	}
 	if len(sysmon) != 1 {
-		t.Errorf("threads %v have sysmon's timer slack %d, want one", sysmon, sysmonSlack)
+		t.Errorf("threads %v have sysmon's timer slack %d, want one", sysmon, SysmonSlackNS)
 	}
 	return len(tids)
 }
