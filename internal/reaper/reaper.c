@@ -1,0 +1,294 @@
+// The reaper process: nsh started again with _NSH_REAPER_FD set. This
+// constructor runs before the Go runtime starts, so the process is
+// single-threaded C all its life and may setns(2) into any namespace,
+// mount namespaces included.
+//
+// It reads records from a SOCK_SEQPACKET socket whose other end only nsh
+// holds (see reaper.go for the messages). When that end closes without
+// nsh having stopped it (nsh was killed: SIGKILL, a crash), it undoes the
+// records still live, newest first, and exits.
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "reaper.h"
+
+struct rec {
+	uint64_t id;
+	char *buf; // the ADD message: header, description, ops
+	size_t len;
+	int live;
+};
+
+static int *nsfds;
+static size_t nnsfds;
+static struct rec *recs;
+static size_t nrecs, caprecs;
+
+static void say(const char *what, const char *op, const char *arg, int err) {
+	fprintf(stderr, "nsh: nsh was killed; undoing %s: %s %s: %s\n", what, op, arg, strerror(err));
+}
+
+static void keep_ns(uint64_t id, int fd) {
+	if (id >= nnsfds) {
+		size_t n = id + 16;
+		int *p = realloc(nsfds, n * sizeof *p);
+		if (!p) {
+			close(fd);
+			return;
+		}
+		for (size_t i = nnsfds; i < n; i++)
+			p[i] = -1;
+		nsfds = p, nnsfds = n;
+	}
+	if (nsfds[id] >= 0)
+		close(nsfds[id]);
+	nsfds[id] = fd;
+}
+
+static void add(char *buf, size_t len) {
+	struct nsh_reaper_msg *m = (void *)buf;
+	if (nrecs == caprecs) {
+		size_t n = caprecs ? 2 * caprecs : 64;
+		struct rec *p = realloc(recs, n * sizeof *p);
+		if (!p) {
+			free(buf);
+			return;
+		}
+		recs = p, caprecs = n;
+	}
+	recs[nrecs++] = (struct rec){.id = m->id, .buf = buf, .len = len, .live = 1};
+}
+
+static void del(uint64_t id) {
+	// Deletions are mostly of recent records: search from the end.
+	for (size_t i = nrecs; i-- > 0;) {
+		if (recs[i].id == id && recs[i].live) {
+			recs[i].live = 0;
+			free(recs[i].buf);
+			recs[i].buf = NULL;
+			break;
+		}
+	}
+	// Drop the dead tail so a long run's memory stays bounded by what is live.
+	while (nrecs > 0 && !recs[nrecs - 1].live)
+		nrecs--;
+}
+
+// enter moves the process into namespace id (-1: the one it started in,
+// saved as self) of type nstype.
+static int enter(int32_t id, int self, int nstype) {
+	int fd = self;
+	if (id >= 0) {
+		if ((size_t)id >= nnsfds || nsfds[id] < 0)
+			return EBADF;
+		fd = nsfds[id];
+	}
+	return setns(fd, nstype) ? errno : 0;
+}
+
+static int dellink(int32_t ifindex) {
+	int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (s < 0)
+		return errno;
+	struct {
+		struct nlmsghdr nh;
+		struct ifinfomsg ifi;
+	} req = {
+		.nh = {.nlmsg_len = sizeof req, .nlmsg_type = RTM_DELLINK, .nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK, .nlmsg_seq = 1},
+		.ifi = {.ifi_family = AF_UNSPEC, .ifi_index = ifindex},
+	};
+	int err = 0;
+	if (send(s, &req, sizeof req, 0) < 0) {
+		err = errno;
+	} else {
+		char ack[512];
+		ssize_t n = recv(s, ack, sizeof ack, 0);
+		struct nlmsghdr *nh = (void *)ack;
+		if (n < 0)
+			err = errno;
+		else if (n >= (ssize_t)(sizeof *nh + sizeof(struct nlmsgerr)) && nh->nlmsg_type == NLMSG_ERROR)
+			err = -((struct nlmsgerr *)NLMSG_DATA(nh))->error;
+	}
+	close(s);
+	return err == ENODEV ? 0 : err; // gone already (its namespace died)
+}
+
+static int umount_if(uint64_t mntid, const char *path) {
+	if (mntid) {
+		// Only the mount nsh made: not one stacked on it later.
+		struct statx st;
+		if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &st))
+			return errno == ENOENT ? 0 : errno;
+		if (!(st.stx_mask & STATX_MNT_ID) || st.stx_mnt_id != mntid)
+			return 0;
+	}
+	if (umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW))
+		return errno == EINVAL || errno == ENOENT ? 0 : errno;
+	return 0;
+}
+
+static int write_file(const char *path, const char *val) {
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	size_t n = strlen(val);
+	int err = write(fd, val, n) == (ssize_t)n ? 0 : errno;
+	close(fd);
+	return err;
+}
+
+// undo runs the ops of one record in order; it goes on past a failed op.
+static void undo(const struct rec *r, int selfmnt, int selfnet) {
+	const char *p = r->buf + sizeof(struct nsh_reaper_msg), *end = r->buf + r->len;
+	const char *what = p;
+	p += strlen(what) + 1;
+	for (;;) {
+		p = (const char *)(((uintptr_t)p + 7) & ~(uintptr_t)7);
+		if (p + sizeof(struct nsh_reaper_op) > end)
+			return;
+		const struct nsh_reaper_op *op = (const void *)p;
+		const char *data = p + sizeof *op;
+		p = data + op->len;
+		if (p > end || op->len == 0 || data[op->len - 1])
+			return; // not written by reaper.go
+
+		int err = enter(op->mnt, selfmnt, CLONE_NEWNS);
+		if (!err)
+			err = enter(op->net, selfnet, CLONE_NEWNET);
+		if (err) {
+			say(what, "setns", "", err);
+			continue;
+		}
+		const char *path = data;
+		switch (op->kind) {
+		case NSH_REAPER_DELLINK:
+			if ((err = dellink((int32_t)op->arg)))
+				say(what, "link del", "", err);
+			break;
+		case NSH_REAPER_UMOUNT:
+			if ((err = umount_if(op->arg, path)))
+				say(what, "umount", path, err);
+			break;
+		case NSH_REAPER_UNLINK:
+			if (unlink(path) && errno != ENOENT)
+				say(what, "remove", path, errno);
+			break;
+		case NSH_REAPER_RMDIR:
+			if (rmdir(path) && errno != ENOENT && errno != ENOTEMPTY && errno != EBUSY)
+				say(what, "rmdir", path, errno);
+			break;
+		case NSH_REAPER_WRITE:
+			if ((err = write_file(path, path + strlen(path) + 1)))
+				say(what, "write", path, err);
+			break;
+		}
+	}
+}
+
+static void reap(void) {
+	int selfmnt = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	int selfnet = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	for (size_t i = nrecs; i-- > 0;)
+		if (recs[i].live)
+			undo(&recs[i], selfmnt, selfnet);
+}
+
+// receive reads every message queued; it returns 0 at EOF (nsh's end is
+// closed), 1 when the queue is empty.
+static int receive(int sock) {
+	for (;;) {
+		char *buf = malloc(NSH_REAPER_MAXMSG);
+		if (!buf)
+			return 1;
+		union {
+			struct cmsghdr h;
+			char b[CMSG_SPACE(sizeof(int))];
+		} c;
+		struct iovec iov = {buf, NSH_REAPER_MAXMSG};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.b, .msg_controllen = sizeof c.b};
+		ssize_t n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		if (n <= 0) {
+			free(buf);
+			if (n == 0)
+				return 0;
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN ? 1 : 0;
+		}
+		if ((size_t)n < sizeof(struct nsh_reaper_msg)) {
+			free(buf);
+			continue;
+		}
+		struct nsh_reaper_msg *m = (void *)buf;
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		int fd = -1;
+		if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+			memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+		uint32_t type = m->type;
+		switch (type) {
+		case NSH_REAPER_NS:
+			if (fd >= 0)
+				keep_ns(m->id, fd);
+			free(buf);
+			break;
+		case NSH_REAPER_ADD:
+			add(buf, n);
+			break;
+		case NSH_REAPER_DEL:
+			del(m->id);
+			free(buf);
+			break;
+		default:
+			free(buf);
+		}
+		if (fd >= 0 && type != NSH_REAPER_NS)
+			close(fd);
+	}
+}
+
+__attribute__((constructor)) static void nsh_reaper_main(void) {
+	const char *v = getenv("_NSH_REAPER_FD");
+	if (!v)
+		return;
+	int sock = atoi(v);
+	unsetenv("_NSH_REAPER_FD");
+	prctl(PR_SET_NAME, "nsh-reaper");
+	// Its own process group already keeps the terminal's signals away;
+	// a signal sent to nsh's group by pid must not stop the cleanup
+	// either.
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	for (;;) {
+		struct pollfd p = {.fd = sock, .events = POLLIN};
+		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+			break;
+		if (!receive(sock))
+			break;
+		// Records are needed only when nsh dies: reading them in
+		// batches spares a wake-up per message.
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	reap();
+	_exit(0);
+}

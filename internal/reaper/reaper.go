@@ -1,0 +1,233 @@
+// Package reaper keeps a run's promise that nothing it made outlives it
+// even when nsh is killed with SIGKILL, which no handler sees. A link in
+// the host's network namespace, a mount in its mount table, a named
+// network namespace or a changed sysctl are not tied to any descriptor of
+// nsh, so the kernel keeps them when nsh dies.
+//
+// The reaper is a second process: nsh re-executed with _NSH_REAPER_FD set,
+// which a C constructor (reaper.c) catches before the Go runtime starts. It
+// is its own process group (the terminal's Ctrl-C does not reach it) and
+// ignores the usual termination signals. nsh tells it, over a
+// SOCK_SEQPACKET socket, how to undo each such object as it is made
+// (Add) and when that is no longer needed (Del: undone, kept, or gone).
+// When nsh's end of the socket closes without Stop — nsh died — the reaper
+// undoes what is left, newest first, and exits. Stop, at the end of a
+// normal run, kills it.
+//
+// The undo steps are few and raw (delete a link by index, unmount,
+// remove a file or an empty directory, write a file), each in namespaces
+// that nsh passes by descriptor once. The reaper reads its queue in
+// batches, every 10 ms at most, so a run that makes many objects wakes it
+// rarely.
+package reaper
+
+/*
+#include "reaper.h"
+*/
+import "C"
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"nsh.dev/nsh/internal/nsctx"
+	"nsh.dev/nsh/internal/nserr"
+)
+
+// Op is one undo step for the reaper; see DelLink, Umount, Unlink, Rmdir
+// and Write.
+type Op struct {
+	mnt, net *nsctx.NS // nil: the reaper's own (nsh's initial) namespace
+	kind     uint32
+	arg      uint64
+	data     []byte
+}
+
+// DelLink deletes the link with index ifindex in network namespace net
+// (with a veth, both ends).
+func DelLink(net *nsctx.NS, ifindex int) Op {
+	return Op{net: net, kind: C.NSH_REAPER_DELLINK, arg: uint64(ifindex), data: []byte{0}}
+}
+
+// Umount lazily unmounts path in mount namespace mnt; if id is not 0,
+// only while the mount on path is still the one with that mount ID.
+func Umount(mnt *nsctx.NS, path string, id uint64) Op {
+	return Op{mnt: mnt, kind: C.NSH_REAPER_UMOUNT, arg: id, data: cstrings(path)}
+}
+
+// Unlink removes the file path in mount namespace mnt.
+func Unlink(mnt *nsctx.NS, path string) Op {
+	return Op{mnt: mnt, kind: C.NSH_REAPER_UNLINK, data: cstrings(path)}
+}
+
+// Rmdir removes the directory path in mount namespace mnt if it is empty.
+func Rmdir(mnt *nsctx.NS, path string) Op {
+	return Op{mnt: mnt, kind: C.NSH_REAPER_RMDIR, data: cstrings(path)}
+}
+
+// Write writes value to the file path (a /proc/sys entry) from network
+// namespace net, through the reaper's own /proc.
+func Write(net *nsctx.NS, path, value string) Op {
+	return Op{net: net, kind: C.NSH_REAPER_WRITE, data: cstrings(path, value)}
+}
+
+func cstrings(s ...string) []byte {
+	var b []byte
+	for _, x := range s {
+		b = append(append(b, x...), 0)
+	}
+	return b
+}
+
+// Reaper is the handle of a running reaper process.
+type Reaper struct {
+	mu     sync.Mutex
+	sock   int // nsh's end; -1 once stopped
+	pid    int
+	ns     map[[2]uint64]int32 // namespaces passed so far, by device and inode
+	nextID uint64
+}
+
+// Start starts a reaper: nsh's own executable, whose stderr is nsh's.
+func Start() (*Reaper, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nserr.New("socketpair", "for the reaper", err)
+	}
+	defer unix.Close(fds[1])
+	null, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		unix.Close(fds[0])
+		return nil, nserr.New("open", "/dev/null", err)
+	}
+	defer unix.Close(null)
+	pid, err := syscall.ForkExec("/proc/self/exe", []string{"nsh-reaper"}, &syscall.ProcAttr{
+		Env:   []string{"_NSH_REAPER_FD=3"},
+		Files: []uintptr{uintptr(null), uintptr(null), os.Stderr.Fd(), uintptr(fds[1])},
+		Sys:   &syscall.SysProcAttr{Setpgid: true},
+	})
+	if err != nil {
+		unix.Close(fds[0])
+		return nil, nserr.New("start", "the reaper (/proc/self/exe)", err)
+	}
+	return &Reaper{sock: fds[0], pid: pid, ns: map[[2]uint64]int32{}}, nil
+}
+
+// Pid is the reaper's process ID.
+func (r *Reaper) Pid() int { return r.pid }
+
+func (r *Reaper) send(typ uint32, id uint64, body []byte, fd int) error {
+	msg := make([]byte, C.sizeof_struct_nsh_reaper_msg, int(C.sizeof_struct_nsh_reaper_msg)+len(body))
+	binary.NativeEndian.PutUint32(msg[0:], typ)
+	binary.NativeEndian.PutUint64(msg[8:], id)
+	msg = append(msg, body...)
+	if len(msg) > C.NSH_REAPER_MAXMSG {
+		return fmt.Errorf("reaper record of %d bytes is longer than %d", len(msg), C.NSH_REAPER_MAXMSG)
+	}
+	var oob []byte
+	if fd >= 0 {
+		oob = unix.UnixRights(fd)
+	}
+	for {
+		err := unix.Sendmsg(r.sock, msg, oob, nil, 0)
+		if err != unix.EINTR {
+			return nserr.New("send", "to the reaper", err)
+		}
+	}
+}
+
+// nsID returns the id under which the reaper knows ns, passing it first if
+// needed; -1 for nil. r.mu is held.
+func (r *Reaper) nsID(ns *nsctx.NS) (int32, error) {
+	if ns == nil {
+		return -1, nil
+	}
+	key := [2]uint64{ns.Dev, ns.Ino}
+	if id, ok := r.ns[key]; ok {
+		return id, nil
+	}
+	id := int32(len(r.ns))
+	if err := r.send(C.NSH_REAPER_NS, uint64(id), nil, ns.Fd()); err != nil {
+		return -1, err
+	}
+	r.ns[key] = id
+	return id, nil
+}
+
+// Add hands the reaper the undo of one object (what describes it in the
+// reaper's messages) and returns the record's id for Del.
+func (r *Reaper) Add(what string, ops ...Op) (uint64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sock < 0 {
+		return 0, fmt.Errorf("the reaper is stopped")
+	}
+	body := cstrings(what)
+	for _, op := range ops {
+		mnt, err := r.nsID(op.mnt)
+		if err != nil {
+			return 0, err
+		}
+		net, err := r.nsID(op.net)
+		if err != nil {
+			return 0, err
+		}
+		for len(body)%8 != 0 { // ops are 8-aligned, as is the header before body
+			body = append(body, 0)
+		}
+		var h C.struct_nsh_reaper_op
+		h.mnt, h.net, h.kind, h.len, h.arg = C.int32_t(mnt), C.int32_t(net), C.uint32_t(op.kind), C.uint32_t(len(op.data)), C.uint64_t(op.arg)
+		body = append(body, unsafe.Slice((*byte)(unsafe.Pointer(&h)), unsafe.Sizeof(h))...)
+		body = append(body, op.data...)
+	}
+	r.nextID++
+	id := r.nextID
+	return id, r.send(C.NSH_REAPER_ADD, id, body, -1)
+}
+
+// Del tells the reaper that record id needs no undo any more.
+func (r *Reaper) Del(id uint64) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sock < 0 {
+		return nil
+	}
+	return r.send(C.NSH_REAPER_DEL, id, nil, -1)
+}
+
+// Stop ends the reaper without it undoing anything and waits for it: the
+// run has torn down (or kept) everything itself.
+func (r *Reaper) Stop() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sock < 0 {
+		return nil
+	}
+	unix.Kill(r.pid, unix.SIGKILL)
+	unix.Close(r.sock)
+	r.sock = -1
+	for {
+		_, err := unix.Wait4(r.pid, nil, 0, nil)
+		if err != unix.EINTR {
+			return nil
+		}
+	}
+}
+
+// Drop closes nsh's end of the socket without stopping the reaper, as
+// nsh's death does: the reaper then undoes every live record and exits.
+// Tests use it; the caller must wait for the process.
+func (r *Reaper) Drop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sock >= 0 {
+		unix.Close(r.sock)
+		r.sock = -1
+	}
+}

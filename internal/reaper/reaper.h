@@ -1,0 +1,39 @@
+// The messages nsh sends its reaper (reaper.go writes them, reaper.c
+// reads them), one per SOCK_SEQPACKET packet, in the machine's byte order.
+#ifndef NSH_REAPER_H
+#define NSH_REAPER_H
+
+#include <stdint.h>
+
+enum {
+	NSH_REAPER_NS = 1,  // id names the namespace passed with the message (SCM_RIGHTS)
+	NSH_REAPER_ADD = 2, // record id: a NUL-ended description, then ops
+	NSH_REAPER_DEL = 3, // record id is undone or kept by nsh: forget it
+};
+
+enum {
+	NSH_REAPER_DELLINK = 1, // delete the link whose ifindex is arg
+	NSH_REAPER_UMOUNT = 2,  // lazily unmount path, if arg is 0 or the id of the mount there
+	NSH_REAPER_UNLINK = 3,  // remove the file path
+	NSH_REAPER_RMDIR = 4,   // remove the directory path if it is empty
+	NSH_REAPER_WRITE = 5,   // write the second string to the file path
+};
+
+#define NSH_REAPER_MAXMSG 8192
+
+struct nsh_reaper_msg {
+	uint32_t type;
+	uint32_t pad;
+	uint64_t id;
+};
+
+// One op, 8-byte aligned, followed by len bytes: path, NUL, and for
+// WRITE the value, NUL. mnt and net are namespace ids from NS messages,
+// -1 for the reaper's own.
+struct nsh_reaper_op {
+	int32_t mnt, net;
+	uint32_t kind, len;
+	uint64_t arg;
+};
+
+#endif
