@@ -63,5 +63,6 @@ func bridgeBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 	}
 	l.index = nl.Attrs().Index
 	l.entry = st.reg.Add(fmt.Sprintf("bridge %q", name), func() error { return deleteLink(l) })
+	st.watchLink(l.entry, l)
 	return l, nil
 }

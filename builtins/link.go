@@ -17,6 +17,7 @@ import (
 	"nsh.dev/nsh/internal/nlhandle"
 	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nserr"
+	"nsh.dev/nsh/internal/reaper"
 )
 
 func linkTable() doc.Table {
@@ -432,6 +433,7 @@ func (st *state) makeVeth(a *vethArgs) (*Link, *Link, error) {
 		return fail(nserr.New("link show", quote(a.peer), err))
 	}
 	y.index = yl.Attrs().Index
+	st.watchLink(entry, x, y)
 	if err := addAddrs(h, xl, a.addrs, st.nsLabel(a.ns)); err != nil {
 		return fail(err)
 	}
@@ -488,6 +490,28 @@ func deleteVeth(atEnd bool, ends ...*Link) error {
 		return nil
 	}
 	return nil
+}
+
+// watchLink gives the run's reaper the deletion of a link nsh made (e's
+// object; a veth's two ends, or one link), through an end in a namespace
+// that outlives the run. If every end dies with the run, so does the link:
+// nothing is given, and what was given before is withdrawn.
+func (st *state) watchLink(e *lifecycle.Entry, ends ...*Link) {
+	for _, l := range ends {
+		if ns, index, _ := l.where(); !st.diesWithRun(ns) {
+			st.watch(e, reaper.DelLink(ns, index))
+			return
+		}
+	}
+	st.watch(e)
+}
+
+// ends returns the link and, for a veth nsh created, its peer.
+func (l *Link) ends() []*Link {
+	if l.peer != nil {
+		return []*Link{l, l.peer}
+	}
+	return []*Link{l}
 }
 
 // deleteLink is the undo of a single link nsh created (a bridge).
@@ -559,6 +583,9 @@ func (l *Link) moveMethod(th *starlark.Thread, fn *starlark.Builtin, args starla
 		return nil, nserr.New("link show", fmt.Sprintf("%q in %s", name, l.st.nsLabel(dst)), err)
 	}
 	l.set(dst, moved.Attrs().Index, name)
+	if l.entry != nil && !l.entry.Persistent() {
+		l.st.watchLink(l.entry, l.ends()...) // its index, maybe its namespace's fate, changed
+	}
 	return starlark.None, nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nserr"
 	"nsh.dev/nsh/internal/nsthread"
+	"nsh.dev/nsh/internal/reaper"
 )
 
 func mountTable() doc.Table {
@@ -531,6 +532,11 @@ func mountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	switch {
 	case host && r.newMount() && !r.persist:
 		m.entry = st.reg.Add(fmt.Sprintf("mount %s on %s", res.entry.FSType, target), undo)
+		ops := []reaper.Op{reaper.Umount(mnt, target, uint64(id))}
+		for i := len(created) - 1; i >= 0; i-- {
+			ops = append(ops, reaper.Rmdir(mnt, created[i].path))
+		}
+		st.watch(m.entry, ops...)
 		reg, unlock := st.mntRegistry()
 		reg.entries[id] = m.entry
 		reg.dirs[id] = created

@@ -15,6 +15,7 @@ import (
 	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nserr"
 	"nsh.dev/nsh/internal/nsthread"
+	"nsh.dev/nsh/internal/reaper"
 )
 
 func namespaceTable() doc.Table {
@@ -409,7 +410,8 @@ func netnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	}
 	st.setName(created, name)
 	if !persist {
-		st.reg.Add(fmt.Sprintf("netns %q", name), func() error { return removeNetns(st, cur, name) })
+		e := st.reg.Add(fmt.Sprintf("netns %q", name), func() error { return removeNetns(st, cur, name) })
+		st.watch(e, reaper.Umount(cur.Get("mnt"), path, 0), reaper.Unlink(cur.Get("mnt"), path))
 	}
 	return &Namespace{ns: created, st: st}, nil
 }

@@ -2,12 +2,14 @@ package builtins
 
 import (
 	"fmt"
+	"os"
 	"sync"
 
 	"go.starlark.net/starlark"
 
 	"nsh.dev/nsh/internal/lifecycle"
 	"nsh.dev/nsh/internal/nsctx"
+	"nsh.dev/nsh/internal/reaper"
 )
 
 // state is the per-run state of the builtins: the namespace descriptors the
@@ -24,6 +26,10 @@ type state struct {
 	// unready holds the links brought up whose carrier and IPv6 are made
 	// ready before the run's next traffic (carrier.go).
 	unready map[*Link]bool
+	// reaper undoes what watch was given if nsh dies without its
+	// teardown; started by the first watch (reaperErr if it could not).
+	reaper    *reaper.Reaper
+	reaperErr error
 }
 
 type stateOrErr struct {
@@ -57,10 +63,59 @@ func sharedState(th *starlark.Thread) (*state, error) {
 			return stateOrErr{err: fmt.Errorf("cannot open nsh's own namespaces: %w", err)}
 		}
 		st := &state{reg: reg, tab: tab, cur: tab.Initial, names: map[uint64]string{}}
-		reg.Add("namespace descriptors", tab.Close)
+		// The first entry, so undone last: after everything the reaper
+		// was given is undone.
+		reg.Add("namespace descriptors", func() error {
+			st.stopReaper()
+			return tab.Close()
+		})
 		return stateOrErr{st: st}
 	}).(stateOrErr)
 	return v.st, v.err
+}
+
+// watch gives the run's reaper (internal/reaper) the undo of e's object
+// as ops, so that it is undone even if nsh is killed (SIGKILL) before its
+// teardown; the reaper forgets it when e is done (undone, kept, gone).
+// Without ops, e's earlier ops are withdrawn. The first call starts the
+// reaper; if that fails, the run goes on with its own teardown only, and
+// says so once on stderr.
+func (st *state) watch(e *lifecycle.Entry, ops ...reaper.Op) {
+	if len(ops) == 0 {
+		e.OnDone(nil)
+		return
+	}
+	r := st.startReaper()
+	if r == nil {
+		return
+	}
+	id, err := r.Add(e.What, ops...)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "nsh: warning: %s would outlive a killed nsh: %v\n", e.What, err)
+		return
+	}
+	e.OnDone(func() { r.Del(id) })
+}
+
+func (st *state) startReaper() *reaper.Reaper {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.reaper == nil && st.reaperErr == nil {
+		st.reaper, st.reaperErr = reaper.Start()
+		if st.reaperErr != nil {
+			fmt.Fprintf(os.Stderr, "nsh: warning: without a reaper, what this run makes outlives a killed nsh: %v\n", st.reaperErr)
+		}
+	}
+	return st.reaper
+}
+
+func (st *state) stopReaper() {
+	st.mu.Lock()
+	r := st.reaper
+	st.mu.Unlock()
+	if r != nil {
+		r.Stop()
+	}
 }
 
 func (st *state) current() nsctx.Context {

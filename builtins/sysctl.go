@@ -12,6 +12,7 @@ import (
 	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nserr"
 	"nsh.dev/nsh/internal/nsthread"
+	"nsh.dev/nsh/internal/reaper"
 )
 
 func sysctlTable() doc.Table {
@@ -127,9 +128,15 @@ func sysctlBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 		return nil, err
 	}
 	if set && !persist && old != now && !st.createdHere(ctx.Get("net")) {
-		st.reg.Add(fmt.Sprintf("sysctl %s=%s", key, newVal), func() error {
+		e := st.reg.Add(fmt.Sprintf("sysctl %s=%s", key, newVal), func() error {
 			return st.doIn(joins, func() error { return writeSysctl(key, path, old) })
 		})
+		// The reaper reads /proc/sys from its own (nsh's initial)
+		// namespaces but the network one: it cannot restore a
+		// parameter of a UTS or IPC namespace nsh joined.
+		if len(joins) == 0 || len(joins) == 1 && joins[0].Type == unix.CLONE_NEWNET {
+			st.watch(e, reaper.Write(ctx.Get("net"), path, old))
+		}
 	}
 	return starlark.String(now), nil
 }

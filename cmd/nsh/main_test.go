@@ -392,6 +392,53 @@ spawn("sleep 6002")
 	}
 }
 
+// What nsh makes that no descriptor of its holds — a veth with both ends in
+// the host, a named netns, a mount in the host's table and the directories
+// made for it, a host sysctl — is undone after SIGKILL too, by nsh's
+// reaper (internal/reaper). The leak checker waits for the links, the
+// netns and the mount to go.
+func TestSIGKILLUndoesHostObjects(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (the host's links, mounts, sysctls)")
+	}
+	leakcheck.Check(t)
+	const sysctl = "/proc/sys/net/ipv4/tcp_keepalive_intvl"
+	b, err := os.ReadFile(sysctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := strings.TrimSpace(string(b))
+	n, err := strconv.Atoi(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.WriteFile(sysctl, []byte(old), 0) })
+	made := filepath.Join(t.TempDir(), "made")
+	cmd := startUntilReady(t, fmt.Sprintf(`
+veth("kill-h0", "kill-h1")
+netns("kill-named", persist = False)
+mount("tmpfs", %q, "tmpfs", mkdir = True)
+sysctl("net.ipv4.tcp_keepalive_intvl", %d)
+`, filepath.Join(made, "mnt"), n+1))
+	if b, _ := os.ReadFile(sysctl); strings.TrimSpace(string(b)) != strconv.Itoa(n+1) {
+		t.Fatalf("the script did not set %s: %q", sysctl, b)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(sysctl)
+		_, err := os.Stat(made)
+		if strings.TrimSpace(string(b)) == old && os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("5 s after SIGKILL: %s is %q (was %s), directory made: %v", sysctl, b, old, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // survivors waits up to 5 seconds for no process to match the pgrep -f
 // pattern, and returns what still matches then ("" when none does).
 func survivors(pattern string) string {

@@ -34,6 +34,7 @@ type Entry struct {
 	persist bool
 	gone    bool
 	reg     *Registry
+	done    func() // see OnDone
 }
 
 // New returns an empty registry.
@@ -102,11 +103,38 @@ func (r *Registry) Add(what string, undo func() error) *Entry {
 	return e
 }
 
+// OnDone sets f to be called once the entry needs no undo any more: when
+// it is persisted, released, forgotten, or undone by Teardown. A later
+// OnDone (f may be nil) calls the earlier f first and replaces it.
+func (e *Entry) OnDone(f func()) {
+	e.reg.mu.Lock()
+	old := e.done
+	e.done = f
+	e.reg.mu.Unlock()
+	call(old)
+}
+
+// finish takes the entry's OnDone function; r.mu is held. The caller
+// calls it, if not nil, after unlocking.
+func (e *Entry) finish() func() {
+	f := e.done
+	e.done = nil
+	return f
+}
+
+func call(f func()) {
+	if f != nil {
+		f()
+	}
+}
+
 // Persist keeps the object past the end of the run.
 func (e *Entry) Persist() {
 	e.reg.mu.Lock()
 	e.persist = true
+	f := e.finish()
 	e.reg.mu.Unlock()
+	call(f)
 }
 
 // Persistent reports whether Persist was called.
@@ -125,15 +153,20 @@ func (e *Entry) Release() error {
 		return nil
 	}
 	e.gone = true
+	f := e.finish()
 	e.reg.mu.Unlock()
-	return e.undo()
+	err := e.undo()
+	call(f)
+	return err
 }
 
 // Forget drops the entry without undoing it: the object went away by itself.
 func (e *Entry) Forget() {
 	e.reg.mu.Lock()
 	e.gone = true
+	f := e.finish()
 	e.reg.mu.Unlock()
+	call(f)
 }
 
 // Live returns the descriptions of the objects still registered and not
@@ -206,10 +239,14 @@ func (r *Registry) Teardown() error {
 		if e.gone || e.persist {
 			continue
 		}
+		r.mu.Lock()
 		e.gone = true
+		f := e.finish()
+		r.mu.Unlock()
 		if err := e.undo(); err != nil {
 			errs = append(errs, fmt.Errorf("cleanup of %s: %w", e.What, err))
 		}
+		call(f)
 	}
 	r.Interrupt()
 	return errors.Join(errs...)

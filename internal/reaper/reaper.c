@@ -11,8 +11,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/netlink.h>
-#include <linux/rtnetlink.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -24,10 +22,34 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "reaper.h"
+
+// From linux/netlink.h and linux/rtnetlink.h, which musl's compiler does
+// not see: the one request this file sends.
+#define NETLINK_ROUTE 0
+#define RTM_DELLINK 17
+#define NLMSG_ERROR 2
+#define NLM_F_REQUEST 1
+#define NLM_F_ACK 4
+struct nlmsghdr {
+	uint32_t nlmsg_len;
+	uint16_t nlmsg_type, nlmsg_flags;
+	uint32_t nlmsg_seq, nlmsg_pid;
+};
+struct ifinfomsg {
+	unsigned char ifi_family, pad;
+	unsigned short ifi_type;
+	int ifi_index;
+	unsigned ifi_flags, ifi_change;
+};
+struct nlmsgerr {
+	int error;
+	struct nlmsghdr msg;
+};
 
 struct rec {
 	uint64_t id;
@@ -124,19 +146,39 @@ static int dellink(int32_t ifindex) {
 		if (n < 0)
 			err = errno;
 		else if (n >= (ssize_t)(sizeof *nh + sizeof(struct nlmsgerr)) && nh->nlmsg_type == NLMSG_ERROR)
-			err = -((struct nlmsgerr *)NLMSG_DATA(nh))->error;
+			err = -((struct nlmsgerr *)(nh + 1))->error;
 	}
 	close(s);
 	return err == ENODEV ? 0 : err; // gone already (its namespace died)
 }
 
+// mount_id returns the ID of the mount path is on (statx STATX_MNT_ID,
+// called raw: musl's header may lack statx), or 0 with errno set.
+static uint64_t mount_id(const char *path) {
+	union {
+		uint64_t align;
+		unsigned char b[256]; // struct statx
+	} st;
+	if (syscall(SYS_statx, AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, 0x1000 /* STATX_MNT_ID */, st.b))
+		return 0;
+	uint32_t mask;
+	uint64_t id;
+	memcpy(&mask, st.b, sizeof mask);
+	memcpy(&id, st.b + 144, sizeof id); // stx_mnt_id
+	if (!(mask & 0x1000)) {
+		errno = ENOSYS;
+		return 0;
+	}
+	return id;
+}
+
 static int umount_if(uint64_t mntid, const char *path) {
 	if (mntid) {
 		// Only the mount nsh made: not one stacked on it later.
-		struct statx st;
-		if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &st))
+		uint64_t now = mount_id(path);
+		if (!now)
 			return errno == ENOENT ? 0 : errno;
-		if (!(st.stx_mask & STATX_MNT_ID) || st.stx_mnt_id != mntid)
+		if (now != mntid)
 			return 0;
 	}
 	if (umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW))
