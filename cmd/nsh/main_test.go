@@ -414,11 +414,23 @@ func TestSIGKILLUndoesHostObjects(t *testing.T) {
 	}
 	t.Cleanup(func() { os.WriteFile(sysctl, []byte(old), 0) })
 	made := filepath.Join(t.TempDir(), "made")
+	// kill-m0/kill-m1 is born in a namespace that dies with the run, and
+	// so needs no reaper, until both ends are moved to the host: then it
+	// does. kill-p0/kill-p1 is persisted: the reaper must leave it.
+	t.Cleanup(func() { exec.Command("ip", "link", "del", "kill-p0").Run() })
 	cmd := startUntilReady(t, fmt.Sprintf(`
 veth("kill-h0", "kill-h1")
 netns("kill-named", persist = False)
 mount("tmpfs", %q, "tmpfs", mkdir = True)
 sysctl("net.ipv4.tcp_keepalive_intvl", %d)
+host = namespaces()
+inner = unshare("net").net
+setns(host)
+m0, m1 = veth("kill-m0", "kill-m1", ns = inner, peer_ns = inner)
+m0.move(host.net)
+m1.move(host.net)
+p, _ = veth("kill-p0", "kill-p1")
+p.persist()
 `, filepath.Join(made, "mnt"), n+1))
 	if b, _ := os.ReadFile(sysctl); strings.TrimSpace(string(b)) != strconv.Itoa(n+1) {
 		t.Fatalf("the script did not set %s: %q", sysctl, b)
@@ -436,6 +448,12 @@ sysctl("net.ipv4.tcp_keepalive_intvl", %d)
 			t.Fatalf("5 s after SIGKILL: %s is %q (was %s), directory made: %v", sysctl, b, old, err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	if out := survivors("^nsh-reaper$"); out != "" {
+		t.Fatalf("the reaper still runs 5 s after SIGKILL of nsh: %s", out)
+	}
+	if err := exec.Command("ip", "link", "show", "kill-p0").Run(); err != nil {
+		t.Errorf("the persisted veth is gone after SIGKILL: %v", err)
 	}
 }
 
