@@ -252,56 +252,53 @@ static void reap(void) {
 			undo(&recs[i], selfmnt, selfnet);
 }
 
-// receive reads every message queued; it returns 0 at EOF (nsh's end is
-// closed), 1 when the queue is empty.
+// receive reads every message queued; it returns -1 at EOF (nsh's end is
+// closed), else how many messages it read.
 static int receive(int sock) {
+	static char buf[NSH_REAPER_MAXMSG];
+	int count = 0;
 	for (;;) {
-		char *buf = malloc(NSH_REAPER_MAXMSG);
-		if (!buf)
-			return 1;
 		union {
 			struct cmsghdr h;
 			char b[CMSG_SPACE(sizeof(int))];
 		} c;
-		struct iovec iov = {buf, NSH_REAPER_MAXMSG};
+		struct iovec iov = {buf, sizeof buf};
 		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.b, .msg_controllen = sizeof c.b};
 		ssize_t n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-		if (n <= 0) {
-			free(buf);
-			if (n == 0)
-				return 0;
+		if (n == 0)
+			return -1;
+		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return errno == EAGAIN ? 1 : 0;
+			return errno == EAGAIN ? count : -1;
 		}
-		if ((size_t)n < sizeof(struct nsh_reaper_msg)) {
-			free(buf);
-			continue;
-		}
-		struct nsh_reaper_msg *m = (void *)buf;
+		count++;
 		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
 		int fd = -1;
 		if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
 			memcpy(&fd, CMSG_DATA(cm), sizeof fd);
-		uint32_t type = m->type;
-		switch (type) {
-		case NSH_REAPER_NS:
+		struct nsh_reaper_msg m;
+		if ((size_t)n < sizeof m) {
 			if (fd >= 0)
-				keep_ns(m->id, fd);
-			free(buf);
-			break;
-		case NSH_REAPER_ADD:
-			add(buf, n);
-			break;
-		case NSH_REAPER_DEL:
-			del(m->id);
-			free(buf);
-			break;
-		default:
-			free(buf);
+				close(fd);
+			continue;
 		}
-		if (fd >= 0 && type != NSH_REAPER_NS)
+		memcpy(&m, buf, sizeof m);
+		if (m.type == NSH_REAPER_NS && fd >= 0) {
+			keep_ns(m.id, fd);
+			continue;
+		}
+		if (fd >= 0)
 			close(fd);
+		if (m.type == NSH_REAPER_ADD) {
+			char *rec = malloc(n);
+			if (rec) {
+				memcpy(rec, buf, n);
+				add(rec, n);
+			}
+		} else if (m.type == NSH_REAPER_DEL) {
+			del(m.id);
+		}
 	}
 }
 
@@ -324,12 +321,17 @@ __attribute__((constructor)) static void nsh_reaper_main(void) {
 		struct pollfd p = {.fd = sock, .events = POLLIN};
 		if (poll(&p, 1, -1) < 0 && errno != EINTR)
 			break;
-		if (!receive(sock))
+		int n = receive(sock);
+		if (n < 0)
 			break;
 		// Records are needed only when nsh dies: reading them in
-		// batches spares a wake-up per message.
-		struct timespec ts = {0, 10 * 1000 * 1000};
-		nanosleep(&ts, NULL);
+		// batches spares a wake-up per message. A long batch means
+		// nsh is making objects fast: read on, so its sends never
+		// wait for room in the socket.
+		if (n < 64) {
+			struct timespec ts = {0, 10 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+		}
 	}
 	reap();
 	_exit(0);

@@ -94,6 +94,9 @@ type Reaper struct {
 	nextID uint64
 }
 
+// sndbuf is the send buffer asked for nsh's end of the socket.
+const sndbuf = 4 << 20
+
 // Start starts a reaper: nsh's own executable, whose stderr is nsh's.
 func Start() (*Reaper, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
@@ -101,6 +104,12 @@ func Start() (*Reaper, error) {
 		return nil, nserr.New("socketpair", "for the reaper", err)
 	}
 	defer unix.Close(fds[1])
+	// Room for many records between two reads of the reaper (a chain of
+	// 200 veths sends 400 before it looks): beyond the default limit
+	// where root may, else up to net.core.wmem_max.
+	if unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sndbuf) != nil {
+		unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUF, sndbuf)
+	}
 	null, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		unix.Close(fds[0])
