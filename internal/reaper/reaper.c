@@ -302,7 +302,10 @@ static int receive(int sock) {
 	}
 }
 
-__attribute__((constructor)) static void nsh_reaper_main(void) {
+// Priority 101, the first a program may use: the reaper runs before
+// internal/startup's constructors, which only prepare the Go runtime's
+// start (one of them would pin this process to one CPU).
+__attribute__((constructor(101))) static void nsh_reaper_main(void) {
 	const char *v = getenv("_NSH_REAPER_FD");
 	if (!v)
 		return;
