@@ -136,7 +136,7 @@ func run(args []string) int {
 	} else {
 		err = r.REPL(nil, os.Stdin)
 	}
-	if cerr := r.Close(); cerr != nil {
+	if cerr := r.Teardown(); cerr != nil { // nsh exits next
 		fmt.Fprintf(os.Stderr, "nsh: %v\n", cerr)
 		if err == nil {
 			err = cerr

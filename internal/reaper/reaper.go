@@ -210,23 +210,29 @@ func (r *Reaper) Del(id uint64) error {
 	return r.send(C.NSH_REAPER_DEL, id, nil, -1)
 }
 
-// Stop ends the reaper without it undoing anything and waits for it: the
-// run has torn down (or kept) everything itself.
+// Stop ends the reaper without it undoing anything: the run has torn down
+// (or kept) everything itself. The SIGKILL is sent before nsh's end of the
+// socket closes, so the reaper never sees that end of file. It is reaped
+// in the background: nsh usually exits right after, and need not wait.
 func (r *Reaper) Stop() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.sock < 0 {
 		return nil
 	}
-	unix.Kill(r.pid, unix.SIGKILL)
+	if err := unix.Kill(r.pid, unix.SIGKILL); err != nil {
+		return nserr.New("kill", "the reaper", err)
+	}
 	unix.Close(r.sock)
 	r.sock = -1
-	for {
-		_, err := unix.Wait4(r.pid, nil, 0, nil)
-		if err != unix.EINTR {
-			return nil
+	go func(pid int) {
+		for {
+			if _, err := unix.Wait4(pid, nil, 0, nil); err != unix.EINTR {
+				return
+			}
 		}
-	}
+	}(r.pid)
+	return nil
 }
 
 // Drop closes nsh's end of the socket without stopping the reaper, as
