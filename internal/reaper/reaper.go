@@ -220,10 +220,8 @@ func (r *Reaper) Stop() error {
 	if r.sock < 0 {
 		return nil
 	}
-	if err := unix.Kill(r.pid, unix.SIGKILL); err != nil {
-		return nserr.New("kill", "the reaper", err)
-	}
-	unix.Close(r.sock)
+	kerr := unix.Kill(r.pid, unix.SIGKILL)
+	unix.Close(r.sock) // after the kill: if the reaper lives, it must not see end of file
 	r.sock = -1
 	go func(pid int) {
 		for {
@@ -232,6 +230,9 @@ func (r *Reaper) Stop() error {
 			}
 		}
 	}(r.pid)
+	if kerr != nil {
+		return nserr.New("kill", "the reaper", kerr)
+	}
 	return nil
 }
 
