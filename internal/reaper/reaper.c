@@ -53,9 +53,8 @@ struct nlmsgerr {
 
 struct rec {
 	uint64_t id;
-	char *buf; // the ADD message: header, description, ops
+	char *buf; // the ADD message: header, description, ops; NULL once deleted
 	size_t len;
-	int live;
 };
 
 static int *nsfds;
@@ -95,21 +94,20 @@ static void add(char *buf, size_t len) {
 		}
 		recs = p, caprecs = n;
 	}
-	recs[nrecs++] = (struct rec){.id = m->id, .buf = buf, .len = len, .live = 1};
+	recs[nrecs++] = (struct rec){.id = m->id, .buf = buf, .len = len};
 }
 
 static void del(uint64_t id) {
 	// Deletions are mostly of recent records: search from the end.
 	for (size_t i = nrecs; i-- > 0;) {
-		if (recs[i].id == id && recs[i].live) {
-			recs[i].live = 0;
+		if (recs[i].id == id && recs[i].buf) {
 			free(recs[i].buf);
 			recs[i].buf = NULL;
 			break;
 		}
 	}
 	// Drop the dead tail so a long run's memory stays bounded by what is live.
-	while (nrecs > 0 && !recs[nrecs - 1].live)
+	while (nrecs > 0 && !recs[nrecs - 1].buf)
 		nrecs--;
 }
 
@@ -248,12 +246,14 @@ static void reap(void) {
 	int selfmnt = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
 	int selfnet = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	for (size_t i = nrecs; i-- > 0;)
-		if (recs[i].live)
+		if (recs[i].buf)
 			undo(&recs[i], selfmnt, selfnet);
 }
 
 // receive reads every message queued; it returns -1 at EOF (nsh's end is
-// closed), else how many messages it read.
+// closed), else how many messages it read. Only EOF means nsh is gone: on
+// an error the records stay and the next round tries again, and a socket
+// that cannot work at all ends the reaper without undoing anything.
 static int receive(int sock) {
 	static char buf[NSH_REAPER_MAXMSG];
 	int count = 0;
@@ -270,7 +270,9 @@ static int receive(int sock) {
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return errno == EAGAIN ? count : -1;
+			if (errno == EBADF || errno == ENOTSOCK || errno == EINVAL)
+				_exit(1);
+			return count; // EAGAIN: all read; ENOMEM, ENOBUFS: later
 		}
 		count++;
 		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
@@ -322,8 +324,7 @@ __attribute__((constructor(101))) static void nsh_reaper_main(void) {
 	signal(SIGPIPE, SIG_IGN);
 	for (;;) {
 		struct pollfd p = {.fd = sock, .events = POLLIN};
-		if (poll(&p, 1, -1) < 0 && errno != EINTR)
-			break;
+		poll(&p, 1, -1); // on an error, receive tells what it was
 		int n = receive(sock);
 		if (n < 0)
 			break;
