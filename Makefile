@@ -17,7 +17,7 @@ STATIC_CC ?= $(shell command -v musl-gcc 2>/dev/null || echo gcc)
 ROOTLESS_USER ?= 65534
 TESTBIN := $(CURDIR)/.testbin
 
-.PHONY: build demo test test-root test-rootless install lint bench clean
+.PHONY: build demo deps test test-root test-rootless install lint bench clean
 
 build:
 	CC=$(STATIC_CC) $(GO) build -tags '$(TAGS)' -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/nsh
@@ -25,8 +25,15 @@ build:
 demo: build
 	$(BIN) scripts/two-netns-ping.star
 
+# What the tests run beyond Go: installed with apt-get when root on Debian,
+# else named (tests needing a missing command skip, naming it).
+deps:
+	@tools/deps.sh
+
 # The whole suite as root, then its rootless part as an unprivileged user.
-test: lint test-root test-rootless
+test: deps lint
+	$(MAKE) test-root
+	$(MAKE) test-rootless
 
 test-root:
 	$(GO) test -p 1 -count=1 ./...   # packages one at a time: their leak checks watch the same host
