@@ -888,9 +888,20 @@ func writeProc(pid int, file, data string) error {
 		err = unix.EIO
 	}
 	if err != nil {
-		return nserr.New("write", fmt.Sprintf("%q to %s", strings.TrimSpace(data), p), err)
+		return nserr.New("write", fmt.Sprintf("%q to %s", Summary(data), p), err)
 	}
 	return nil
+}
+
+// Summary shortens the text of a map for a message: its first three lines
+// and how many more there are ("0 100000 1\n1 100001 1\n2 100002 1\n… 337
+// more"), without the final newline.
+func Summary(data string) string {
+	lines := strings.Split(strings.TrimSpace(data), "\n")
+	if len(lines) <= 4 {
+		return strings.Join(lines, "\n")
+	}
+	return strings.Join(lines[:3], "\n") + fmt.Sprintf("\n… %d more", len(lines)-3)
 }
 
 // Capable reports whether this process has capability c (e.g.
