@@ -38,7 +38,8 @@ uidmap()/gidmap() values (or (inside, outside, count) tuples); either may be
 left out (a map never written leaves its ids unmapped: 65534 inside).
 The kernel's rules are checked first, and a refused call writes nothing:
   - each map is written once ("already written");
-  - ranges do not overlap, inside or outside; at most 340 lines;
+  - ranges do not overlap, inside or outside; at most 340 lines,
+    written out in less than a page (4096 bytes);
   - outside ids must exist in nsh's user namespace (rootless nsh has only
     the ids it was given);
   - without CAP_SETUID/CAP_SETGID (nsh run by a user with --no-rootless)
