@@ -38,7 +38,8 @@ uidmap()/gidmap() values (or (inside, outside, count) tuples); either may be
 left out (a map never written leaves its ids unmapped: 65534 inside).
 The kernel's rules are checked first, and a refused call writes nothing:
   - each map is written once ("already written");
-  - ranges do not overlap, inside or outside; at most 340 lines;
+  - ranges do not overlap, inside or outside; at most 340 lines,
+    written out in less than a page (4096 bytes);
   - outside ids must exist in nsh's user namespace (rootless nsh has only
     the ids it was given);
   - without CAP_SETUID/CAP_SETGID (nsh run by a user with --no-rootless)
@@ -203,19 +204,27 @@ func parseIDMaps(kind string, v starlark.Value) ([]IDMap, error) {
 	return out, nil
 }
 
-// maxMapLines is the kernel's limit on lines in a uid_map or gid_map.
+// maxMapLines is the kernel's limit on lines (extents) in a uid_map or
+// gid_map, UID_GID_MAP_MAX_EXTENTS since Linux 4.15 (5 before).
 const maxMapLines = 340
 
 // checkIDMaps applies the kernel's rules to a map before it is written:
-// at most 340 lines, no overlap inside, no overlap outside, and every
-// outside id mapped in the writer's own user namespace (own lists the
-// ranges of ids that exist there, as [start, count] pairs).
+// at most 340 lines, written out in less than a page (map_write takes one
+// write(2) shorter than PAGE_SIZE, else EINVAL), no overlap inside, no
+// overlap outside, and every outside id mapped in the writer's own user
+// namespace (own lists the ranges of ids that exist there, as [start,
+// count] pairs). Its messages name a long map by its first lines only.
 func checkIDMaps(kind string, maps []IDMap, own [][2]uint64) error {
 	if len(maps) == 0 {
 		return fmt.Errorf("empty %s map", kind)
 	}
 	if len(maps) > maxMapLines {
-		return fmt.Errorf("%s map has %d lines; the kernel allows at most %d", kind, len(maps), maxMapLines)
+		return fmt.Errorf("%s map has %d lines (%s); the kernel allows at most %d: merge adjacent lines into one %smap(inside, outside, count)",
+			kind, len(maps), fmtMapsShort(maps), maxMapLines, kind)
+	}
+	if n, page := len(spawn.FormatMap(toSpawn(maps))), os.Getpagesize(); n >= page {
+		return fmt.Errorf("%s map is %d bytes written out (%d lines: %s); the kernel takes it in one write of less than a page (%d bytes): merge adjacent lines into one %smap(inside, outside, count)",
+			kind, n, len(maps), fmtMapsShort(maps), page, kind)
 	}
 	overlap := func(a0, an, b0, bn uint32) bool {
 		return uint64(a0) < uint64(b0)+uint64(bn) && uint64(b0) < uint64(a0)+uint64(an)
@@ -257,9 +266,14 @@ func covered(start, count uint64, own [][2]uint64) bool {
 	return count == 0
 }
 
+// fmtRanges renders id ranges for a message, the first three of a long list.
 func fmtRanges(rs [][2]uint64) string {
 	var parts []string
-	for _, r := range rs {
+	for i, r := range rs {
+		if i == 3 && len(rs) > 4 {
+			parts = append(parts, fmt.Sprintf("… %d more", len(rs)-3))
+			break
+		}
 		parts = append(parts, fmt.Sprintf("%d..%d", r[0], r[0]+r[1]-1))
 	}
 	return strings.Join(parts, ", ")
@@ -447,7 +461,7 @@ func writeWithHelpers(pid int, uids, gids []IDMap, setgroups string) error {
 			m, who = gids, os.Getegid()
 		}
 		return fmt.Errorf("%s maps ids other than nsh's own %s %d, which needs CAP_SET%sID; without it, ranges come from newuidmap/newgidmap (Debian's uidmap) and the caller's entries in /etc/subuid and /etc/subgid, which this user lacks",
-			fmtMaps(m), m[0].Kind, who, strings.ToUpper(m[0].Kind[:1]))
+			fmtMapsShort(m), m[0].Kind, who, strings.ToUpper(m[0].Kind[:1]))
 	}
 	var lines [2][][3]int
 	for i, w := range []struct {
@@ -472,6 +486,15 @@ func writeWithHelpers(pid int, uids, gids []IDMap, setgroups string) error {
 		}
 	}
 	return sub.Map(pid, lines[0], lines[1])
+}
+
+// fmtMapsShort renders a map for a message: up to three lines, then how
+// many more there are.
+func fmtMapsShort(ms []IDMap) string {
+	if len(ms) <= 4 {
+		return fmtMaps(ms)
+	}
+	return strings.TrimSuffix(fmtMaps(ms[:3]), "]") + fmt.Sprintf(", … %d more]", len(ms)-3)
 }
 
 func fmtMaps(ms []IDMap) string {

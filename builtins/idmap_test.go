@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"go.starlark.net/starlark"
+
+	"nsh.dev/nsh/internal/spawn"
 )
 
 func TestCheckIDMaps(t *testing.T) {
@@ -93,3 +95,46 @@ func TestWriteIDMaps(t *testing.T) {
 }
 
 func itoa(i int) string { return strings.TrimSpace(starlark.MakeInt(i).String()) }
+
+// Issue 15 item 2: a map is refused before anything is written when it
+// does not fit the kernel's one write of less than a page, and the message
+// names it by its first lines only.
+func TestItem2MapSizeLimit(t *testing.T) {
+	all := [][2]uint64{{0, maxID}}
+	lines := func(n int, base uint32) []IDMap {
+		ms := make([]IDMap, n)
+		for i := range ms {
+			ms[i] = IDMap{Kind: "uid", Inside: uint32(i), Outside: base + uint32(i), Count: 1}
+		}
+		return ms
+	}
+	if err := checkIDMaps("uid", lines(320, 100000), all); err != nil {
+		t.Errorf("320 lines (4050 bytes): %v", err)
+	}
+	if err := checkIDMaps("uid", lines(340, 1000), all); err != nil {
+		t.Errorf("340 short lines: %v", err)
+	}
+	// The largest map under a page passes; one byte more does not.
+	page := os.Getpagesize()
+	for n := 1; n <= maxMapLines; n++ {
+		ms := lines(n, 100000)
+		size := len(spawn.FormatMap(toSpawn(ms)))
+		err := checkIDMaps("uid", ms, all)
+		if (size < page) != (err == nil) {
+			t.Fatalf("%d lines, %d bytes: %v", n, size, err)
+		}
+	}
+	for _, n := range []int{330, 340, 341} {
+		err := checkIDMaps("uid", lines(n, 100000), all)
+		if err == nil {
+			t.Fatalf("%d lines accepted", n)
+		}
+		msg := err.Error()
+		if len(msg) > 400 || !strings.Contains(msg, "uidmap(2, 100002, 1), … ") {
+			t.Errorf("%d lines: message of %d bytes: %s", n, len(msg), msg)
+		}
+	}
+	if s := spawn.Summary(spawn.FormatMap(toSpawn(lines(340, 100000)))); s != "0 100000 1\n1 100001 1\n2 100002 1\n… 337 more" {
+		t.Errorf("Summary: %q", s)
+	}
+}

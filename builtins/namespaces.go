@@ -40,7 +40,9 @@ something else keeps them. Kinds that a multi-threaded process cannot
 unshare itself (user, pid, time) are created by a helper process.
   user   the caller is mapped to root (as unshare --map-root-user) unless
          uidmap=/gidmap= give lists of (inside, outside, count) tuples;
-         kinds created with it, or later in its context, are owned by it.
+         kinds created with it, or later in its context, are owned by it;
+         processes started later in its context run as uid/gid 0 there
+         when 0 is mapped (see Identity in help(clone)).
   pid    nsh starts nsh-init as PID 1 of the new namespace: it reaps
          orphans and lives until the end of the run (or nsh's death), and
          the whole namespace dies with it. Processes started afterwards in

@@ -27,7 +27,7 @@ import (
 func processTable() doc.Table {
 	return doc.Table{
 		Funcs: []doc.Func{
-			{Name: "clone", Sig: `clone(argv, *kinds, hostname=None, domainname=None, mount_proc=False, root=None, cwd=None, env=None, stdin=None, stdout=None, stderr=None, wait=True, uidmap=None, gidmap=None, monotonic=None, boottime=None, propagation="private", detach=False, paused=False)`,
+			{Name: "clone", Sig: `clone(argv, *kinds, hostname=None, domainname=None, mount_proc=False, root=None, cwd=None, env=None, stdin=None, stdout=None, stderr=None, wait=True, uidmap=None, gidmap=None, monotonic=None, boottime=None, propagation="private", detach=False, paused=False, uid=None, gid=None, groups=None)`,
 				Impl: cloneBuiltin, Doc: `Starts a process in new namespaces of the given kinds, relative to the current context.
 argv is a list of strings or a string split as a shell would (quotes and
 backslashes; no shell is run); argv[0] is searched in the PATH of env.
@@ -58,6 +58,9 @@ owned by the user namespace the process ends up in.
                  p = clone("id", "user", paused=True, stdout=True)
                  set_idmaps(p, uidmap=[uidmap(0, ids().uid)], gidmap=[gidmap(0, ids().gid)])
                  p.resume(); p.wait()       # p.stdout: uid=0(root) gid=0(root) ...
+  uid, gid, groups  the ids it runs as; see Identity below. With
+               clone(["sh", "-c", "id -u"], "user", uidmap=[uidmap(0,
+               100000, 65536)], uid=1000) it prints 1000.
 With stdin on a terminal and wait=True the process gets the terminal's
 foreground (its own process group), so clone("/bin/bash", "uts",
 hostname="box") is an interactive shell; Ctrl-C goes to it, not to nsh.
@@ -65,8 +68,9 @@ nsh does no job control: a foreground process stopped by Ctrl-Z is resumed.
 A process that is not detached is killed (SIGKILL) and reaped at the end
 of the run, and dies with nsh even if nsh is killed (parent-death signal).
 Failures before the exec are reported with the step and errno, e.g.
-clone: sethostname "x": EINVAL, and leave nothing behind.`},
-			{Name: "run", Sig: "run(cmd, ns=None, input=None, check=True, timeout=None, env=None, cwd=None)", Impl: runBuiltin,
+clone: sethostname "x": EINVAL, and leave nothing behind.
+` + identityDoc},
+			{Name: "run", Sig: "run(cmd, ns=None, input=None, check=True, timeout=None, env=None, cwd=None, uid=None, gid=None, groups=None)", Impl: runBuiltin,
 				Doc: `Runs a command in the current context (or in ns) and returns the finished process.
 cmd is a list of strings or a string split as a shell would (no shell is
 run). ns is a target as for setns(). stdout and stderr are captured
@@ -74,12 +78,16 @@ run). ns is a target as for setns(). stdout and stderr are captured
 otherwise stdin is inherited. With check=True a non-zero exit is an error
 showing the command, its code and the tail of its stderr; with
 check=False look at .code and .ok. timeout (seconds) kills the command with
-SIGKILL when it runs longer, which is an error.`},
-			{Name: "spawn", Sig: "spawn(cmd, ns=None, env=None, cwd=None, stdin=None, stdout=None, stderr=None, detach=False)", Impl: spawnBuiltin,
+SIGKILL when it runs longer, which is an error. uid, gid and groups as for
+clone(): in a user namespace the context moved into (unshare("user", ...),
+setns()) the command is root there when 0 is mapped; run("id",
+uid=1000) picks another id of its maps.`},
+			{Name: "spawn", Sig: "spawn(cmd, ns=None, env=None, cwd=None, stdin=None, stdout=None, stderr=None, detach=False, uid=None, gid=None, groups=None)", Impl: spawnBuiltin,
 				Doc: `Starts a command in the background in the current context (or in ns) and returns the process.
 cmd, ns and env as for run(); stdin, stdout, stderr and detach as for
 clone() (stdout=True captures). Use .wait() for its exit code and .kill()
-to signal it. It is killed at the end of the run unless detach=True.`},
+to signal it. It is killed at the end of the run unless detach=True.
+uid, gid and groups as for clone() and run().`},
 			{Name: "lsns", Sig: "lsns(kind=None)", Impl: lsnsBuiltin,
 				Doc: `Lists the namespaces of the system like lsns(8), as a list of structs.
 Each has ns (inode), type (kind), nprocs, pid (the lowest pid in it),
@@ -372,14 +380,15 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		return nil, fmt.Errorf("missing argument for argv")
 	}
 	var hostname, domainname, root, cwd, env, stdin, stdout, stderr, uidmap, gidmap starlark.Value = starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None
-	var monotonic, boottime starlark.Value = starlark.None, starlark.None
+	var monotonic, boottime, uid, gid, groups starlark.Value = starlark.None, starlark.None, starlark.None, starlark.None, starlark.None
 	mountProc, wait, detach, paused := false, true, false, false
 	propagation := "private"
 	if err := starlark.UnpackArgs(fn.Name(), nil, kwargs,
 		"hostname?", &hostname, "domainname?", &domainname, "mount_proc?", &mountProc, "root?", &root,
 		"cwd?", &cwd, "env?", &env, "stdin?", &stdin, "stdout?", &stdout, "stderr?", &stderr, "wait?", &wait,
 		"uidmap?", &uidmap, "gidmap?", &gidmap, "monotonic?", &monotonic, "boottime?", &boottime,
-		"propagation?", &propagation, "detach?", &detach, "paused?", &paused); err != nil {
+		"propagation?", &propagation, "detach?", &detach, "paused?", &paused,
+		"uid?", &uid, "gid?", &gid, "groups?", &groups); err != nil {
 		return nil, err
 	}
 	p := &procSpec{wait: wait, detach: detach}
@@ -498,6 +507,9 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	}
 	p.cfg.New = flags
 	p.ctx = st.current()
+	if err := st.identityArgs(p, uid, gid, groups, flags&unix.CLONE_NEWUSER != 0, paused, uids, gids); err != nil {
+		return nil, err
+	}
 	return st.start(th, p)
 }
 
@@ -553,9 +565,11 @@ func (p *procSpec) commonArgs(th *starlark.Thread, cmd, ns, env, cwd starlark.Va
 func runBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var cmd starlark.Value
 	var ns, input, timeout, env, cwd starlark.Value = starlark.None, starlark.None, starlark.None, starlark.None, starlark.None
+	var uid, gid, groups starlark.Value = starlark.None, starlark.None, starlark.None
 	check := true
 	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "cmd", &cmd, "ns?", &ns, "input?", &input,
-		"check?", &check, "timeout?", &timeout, "env?", &env, "cwd?", &cwd); err != nil {
+		"check?", &check, "timeout?", &timeout, "env?", &env, "cwd?", &cwd,
+		"uid?", &uid, "gid?", &gid, "groups?", &groups); err != nil {
 		return nil, err
 	}
 	p := &procSpec{wait: true, check: check, isRun: true}
@@ -578,15 +592,20 @@ func runBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, 
 	if err != nil {
 		return nil, err
 	}
+	if err := st.identityArgs(p, uid, gid, groups, false, false, nil, nil); err != nil {
+		return nil, err
+	}
 	return st.start(th, p)
 }
 
 func spawnBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var cmd starlark.Value
 	var ns, env, cwd, stdin, stdout, stderr starlark.Value = starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None
+	var uid, gid, groups starlark.Value = starlark.None, starlark.None, starlark.None
 	detach := false
 	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "cmd", &cmd, "ns?", &ns, "env?", &env, "cwd?", &cwd,
-		"stdin?", &stdin, "stdout?", &stdout, "stderr?", &stderr, "detach?", &detach); err != nil {
+		"stdin?", &stdin, "stdout?", &stdout, "stderr?", &stderr, "detach?", &detach,
+		"uid?", &uid, "gid?", &gid, "groups?", &groups); err != nil {
 		return nil, err
 	}
 	p := &procSpec{detach: detach}
@@ -595,6 +614,9 @@ func spawnBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	}
 	st, err := p.commonArgs(th, cmd, ns, env, cwd)
 	if err != nil {
+		return nil, err
+	}
+	if err := st.identityArgs(p, uid, gid, groups, false, false, nil, nil); err != nil {
 		return nil, err
 	}
 	return st.start(th, p)

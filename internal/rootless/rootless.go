@@ -234,7 +234,11 @@ func (s *SubIDs) Map(pid int, uids, gids [][3]int) error {
 			args = append(args, strconv.Itoa(l[0]), strconv.Itoa(l[1]), strconv.Itoa(l[2]))
 		}
 		if out, err := exec.Command(w.helper, args...).CombinedOutput(); err != nil {
-			return fmt.Errorf("%s %s: %v: %s", w.helper, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+			shown := args // a long map by its first lines only
+			if len(w.lines) > 4 {
+				shown = append(args[:10:10], fmt.Sprintf("… %d more lines", len(w.lines)-3))
+			}
+			return fmt.Errorf("%s %s: %v: %s", w.helper, strings.Join(shown, " "), err, strings.TrimSpace(string(out)))
 		}
 	}
 	return nil

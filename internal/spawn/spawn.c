@@ -259,6 +259,33 @@ static void __attribute__((noreturn)) write_maps(const struct nsh_cfg *c) {
 	_exit(0);
 }
 
+// set_identity gives the child the ids it runs as, the last step before
+// the exec, when every step that needs privilege is done and its user
+// namespace's maps are in place: supplementary groups, then gid, then uid
+// (each later call needs the privilege the earlier ones keep), as runc and
+// nsenter do. Raw system calls: the C library's wrappers would signal every
+// thread of nsh (a child sharing nsh's address space is one of them in its
+// eyes) to change their ids too.
+//
+// In a user namespace not nsh's own (ident_default) an id not given becomes
+// 0 when 0 is mapped there; otherwise (EINVAL: unmapped) it stays the one
+// inherited, which the kernel shows as the overflow id 65534 unless the
+// map covers it. setgroups(2) fails with EPERM where the namespace denies
+// it ("deny" in /proc/PID/setgroups) or has no gid_map yet: the groups
+// inherited then stay, unless groups= asked for some.
+static void set_identity(const struct nsh_cfg *c) {
+	if (!c->ident)
+		return;
+	if (syscall(SYS_setgroups, c->ngroups, c->groups) < 0 && (c->groups_given || errno != EPERM))
+		fail(c, NSH_STEP_SETGROUPS, 0, errno);
+	long long gid = c->gid < 0 && c->ident_default ? 0 : c->gid;
+	if (gid >= 0 && syscall(SYS_setresgid, gid, gid, gid) < 0 && (c->gid >= 0 || errno != EINVAL))
+		fail(c, NSH_STEP_SETGID, 0, errno);
+	long long uid = c->uid < 0 && c->ident_default ? 0 : c->uid;
+	if (uid >= 0 && syscall(SYS_setresuid, uid, uid, uid) < 0 && (c->uid >= 0 || errno != EINVAL))
+		fail(c, NSH_STEP_SETUID, 0, errno);
+}
+
 static void __attribute__((noreturn)) child(const struct nsh_cfg *c) {
 	int newpid = (c->clone_flags & CLONE_NEWPID) != 0;
 	close(c->psock);
@@ -367,8 +394,10 @@ static void __attribute__((noreturn)) child(const struct nsh_cfg *c) {
 		if (tcsetpgrp(c->tty, getpid()) < 0)
 			fail(c, NSH_STEP_FOREGROUND, 1, errno);
 	}
-	// Credential changes (setns or unshare of a user namespace) cleared
-	// the parent-death signal: arm it again.
+	if (c->mode == NSH_EXEC)
+		set_identity(c);
+	// Credential changes (setns or unshare of a user namespace, new ids)
+	// cleared the parent-death signal: arm it again.
 	arm_pdeathsig(c, newpid);
 
 	if (c->mode == NSH_INIT) {

@@ -70,6 +70,21 @@ const (
 // new user namespace map to Outside in its parent.
 type IDMap struct{ Inside, Outside, Count int }
 
+// Identity is who a child runs as: the ids it switches to as the last
+// step before its exec (after its user namespace's maps are written and
+// every privileged step is done), in the order setgroups, setresgid,
+// setresuid.
+type Identity struct {
+	// UID and GID are ids of the child's user namespace; -1 keeps the
+	// default (see Config.Identity).
+	UID, GID int
+	// Groups are the supplementary groups when GroupsGiven; otherwise
+	// the child has none where its user namespace allows setgroups, and
+	// keeps those it inherited where it does not.
+	Groups      []int
+	GroupsGiven bool
+}
+
 // Config describes a child.
 type Config struct {
 	Mode Mode
@@ -95,6 +110,18 @@ type Config struct {
 	// WriteMaps, when set, writes the maps of the new user namespace
 	// instead of WriteIDMaps(UIDMap, GIDMap) (e.g. through newuidmap).
 	WriteMaps func(pid int) error
+	// BeforeResume, when set, is called by Resume before the paused child
+	// goes on (e.g. to check Identity against the maps written); an error
+	// leaves it paused.
+	BeforeResume func(pid int) error
+	// Identity is what an Exec child switches to before its exec. nil:
+	// in a user namespace other than nsh's own (a new one, or one
+	// joined through Setns) it becomes uid and gid 0 where 0 is mapped,
+	// keeps its ids (nsh's) where 0 is not, and drops nsh's supplementary
+	// groups where setgroups is allowed, as nsenter --user does; in nsh's
+	// own user namespace it keeps nsh's ids. Given, UID/GID of -1 follow
+	// that default, and in nsh's own user namespace they stay nsh's.
+	Identity *Identity
 	// maps mode: the /proc/PID directory of the target and what to write
 	// (nil: nothing; "": the helper's own id as root).
 	mapsDir                   int
@@ -433,6 +460,11 @@ func (s *Spawner) Start(cfg *Config) (*Child, error) {
 		}
 	}
 	if cfg.Mode == Exec {
+		setIdentity(c, cfg, func(n int) unsafe.Pointer {
+			p := C.calloc(C.size_t(n), C.size_t(unsafe.Sizeof(C.uint(0))))
+			frees = append(frees, p)
+			return p
+		})
 		c.argv = cvec(cfg.Argv)
 		c.envp = cvec(cfg.Env)
 		c.path = cstr(pathOf(cfg.Env))
@@ -477,6 +509,42 @@ func (s *Spawner) Start(cfg *Config) (*Child, error) {
 	return ch, nil
 }
 
+// setIdentity fills the identity fields of c from cfg (see
+// Config.Identity); alloc returns C memory for n gids, freed by the caller.
+func setIdentity(c *C.struct_nsh_cfg, cfg *Config, alloc func(n int) unsafe.Pointer) {
+	foreign := cfg.New&unix.CLONE_NEWUSER != 0
+	for _, j := range cfg.Setns {
+		if j.Type == unix.CLONE_NEWUSER {
+			foreign = true
+		}
+	}
+	id := cfg.Identity
+	if !foreign && id == nil {
+		return
+	}
+	c.ident = 1
+	c.uid, c.gid = -1, -1
+	if foreign {
+		c.ident_default = 1
+	}
+	if id == nil {
+		return
+	}
+	c.uid, c.gid = C.longlong(id.UID), C.longlong(id.GID)
+	if id.GroupsGiven {
+		c.groups_given = 1
+		c.ngroups = C.int(len(id.Groups))
+		if len(id.Groups) > 0 {
+			p := alloc(len(id.Groups))
+			gs := unsafe.Slice((*C.uint)(p), len(id.Groups))
+			for i, g := range id.Groups {
+				gs[i] = C.uint(g)
+			}
+			c.groups = (*C.uint)(p)
+		}
+	}
+}
+
 func pathOf(env []string) string {
 	for i := len(env) - 1; i >= 0; i-- {
 		if strings.HasPrefix(env[i], "PATH=") {
@@ -504,6 +572,11 @@ func (ch *Child) Paused() bool { return ch.paused }
 func (ch *Child) Resume() error {
 	if !ch.paused {
 		return errors.New("the process is not paused")
+	}
+	if ch.cfg.BeforeResume != nil {
+		if err := ch.cfg.BeforeResume(ch.Pid); err != nil {
+			return err
+		}
 	}
 	ch.paused = false
 	if err := ch.send(msg{Type: C.NSH_MSG_GO}); err != nil {
@@ -672,6 +745,36 @@ func stepError(cfg *Config, step, arg int, errno syscall.Errno) error {
 				"the outside ids must exist in the parent user namespace (the context's, whose own map says which)")
 		}
 		return nserr.New("write", file+" from the parent user namespace", errno)
+	case C.NSH_STEP_SETGROUPS:
+		gs := "[]"
+		if id := cfg.Identity; id != nil && id.GroupsGiven {
+			gs = fmt.Sprint(id.Groups)
+		}
+		switch errno {
+		case unix.EPERM:
+			return nserr.Errorf("setgroups", gs, errno, `the process's user namespace denies setgroups ("deny" in /proc/PID/setgroups, as a gid_map written without CAP_SETGID requires) or has no gid_map yet: leave out groups=`)
+		case unix.EINVAL:
+			return nserr.Errorf("setgroups", gs, errno, "a group is not mapped in the process's user namespace")
+		}
+		return nserr.New("setgroups", gs, errno)
+	case C.NSH_STEP_SETGID, C.NSH_STEP_SETUID:
+		kind, op, id := "uid", "setresuid", 0
+		if step == C.NSH_STEP_SETGID {
+			kind, op = "gid", "setresgid"
+		}
+		if cfg.Identity != nil {
+			if id = cfg.Identity.UID; kind == "gid" {
+				id = cfg.Identity.GID
+			}
+			id = max(id, 0)
+		}
+		switch errno {
+		case unix.EINVAL:
+			return nserr.Errorf(op, strconv.Itoa(id), errno, "%s %d is not mapped in the process's user namespace", kind, id)
+		case unix.EPERM:
+			return nserr.Errorf(op, strconv.Itoa(id), errno, "changing ids needs CAP_SET%sID, which nsh lacks in the process's user namespace", strings.ToUpper(kind[:1]))
+		}
+		return nserr.New(op, strconv.Itoa(id), errno)
 	case C.NSH_STEP_EXEC:
 		if cfg.Mode == Init {
 			return nserr.New("exec", "nsh-init", errno)
@@ -888,9 +991,20 @@ func writeProc(pid int, file, data string) error {
 		err = unix.EIO
 	}
 	if err != nil {
-		return nserr.New("write", fmt.Sprintf("%q to %s", strings.TrimSpace(data), p), err)
+		return nserr.New("write", fmt.Sprintf("%q to %s", Summary(data), p), err)
 	}
 	return nil
+}
+
+// Summary shortens the text of a map for a message: its first three lines
+// and how many more there are ("0 100000 1\n1 100001 1\n2 100002 1\n… 337
+// more"), without the final newline.
+func Summary(data string) string {
+	lines := strings.Split(strings.TrimSpace(data), "\n")
+	if len(lines) <= 4 {
+		return strings.Join(lines, "\n")
+	}
+	return strings.Join(lines[:3], "\n") + fmt.Sprintf("\n… %d more", len(lines)-3)
 }
 
 // Capable reports whether this process has capability c (e.g.

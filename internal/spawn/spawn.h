@@ -32,6 +32,9 @@ enum {
 	NSH_STEP_FOREGROUND,
 	NSH_STEP_EXEC,
 	NSH_STEP_WRITE_MAPS, // maps mode: arg 0 setgroups, 1 uid_map, 2 gid_map
+	NSH_STEP_SETGROUPS,
+	NSH_STEP_SETGID,
+	NSH_STEP_SETUID,
 };
 
 // Messages on the status socket: child -> parent.
@@ -83,6 +86,14 @@ struct nsh_cfg {
 	const char *setgroups;  // NULL: leave it
 	const char *uid_map;    // NULL: leave it; "": this process's euid as root
 	const char *gid_map;    // NULL: leave it; "": this process's egid as root
+	// exec mode: the identity switched to just before the exec, once the
+	// maps are written (see set_identity in spawn.c).
+	int ident;              // 0: keep the ids as they are
+	int ident_default;      // in a user namespace not nsh's own: uid/gid -1 become 0 when 0 is mapped
+	long long uid, gid;     // -1: the default (above), else this id
+	int groups_given;       // groups= was given: setgroups must succeed
+	int ngroups;
+	const unsigned int *groups;
 };
 
 // NSH_STACK is the size of the stack a child that shares nsh's address
