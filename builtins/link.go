@@ -32,7 +32,7 @@ IPv6 addresses skip duplicate address detection so they work at once. up
 brings both ends up (made ready for traffic, carrier and IPv6, before the
 run's next ping(), transfer() or process); mtu sets both MTUs. The pair is deleted at the end of
 the run unless persist() is called on an end. Names are at most 15 bytes,
-without '/', ':' or whitespace; an existing name is refused and nothing is
+without '/', ':', '%', NUL or whitespace; an existing name is refused and nothing is
 left half-built.
 Example: a, b = veth("veth0", "veth1", ns=red, peer_ns=blue,
                      addr="10.0.0.1/24", peer_addr="10.0.0.2/24")`},

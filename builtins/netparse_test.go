@@ -208,3 +208,17 @@ func TestSolicitedNode(t *testing.T) {
 		t.Errorf("solicited-node group of fd88::1:2:3 = %s", got)
 	}
 }
+
+func TestItem3LinkNameTemplateAndNUL(t *testing.T) {
+	for name, want := range map[string]string{
+		"pa%d":   `name "pa%d" contains '%'`,
+		"%":      `name "%" contains '%'`,
+		"a\x00b": `name "a\x00b" contains a NUL byte`,
+		"\x00":   `contains a NUL byte`,
+	} {
+		err := checkLinkName("", name)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("checkLinkName(%q) = %v, want error containing %q", name, err, want)
+		}
+	}
+}

@@ -159,8 +159,11 @@ func loUp(h *nlhandle.Handle, ns *nsctx.NS) error {
 	return nserr.New("link set up", "lo in "+ns.String(), h.LinkSetUp(lo))
 }
 
-// checkLinkName refuses what the kernel's dev_valid_name refuses, before
-// any syscall: empty, longer than 15 bytes, ".", "..", '/', ':' or space.
+// checkLinkName refuses, before any syscall, what the kernel's
+// dev_valid_name refuses (empty, longer than 15 bytes, ".", "..", '/', ':',
+// whitespace) and what it would not take literally: a '%' makes the kernel
+// treat the name as a template ("eth%d" becomes "eth0"), so nsh would then
+// look for a link that does not exist, and a NUL would cut the name short.
 // what qualifies the name in messages ("peer" gives `peer name "x" ...`).
 func checkLinkName(what, name string) error {
 	label := "name"
@@ -174,9 +177,13 @@ func checkLinkName(what, name string) error {
 		return fmt.Errorf("%s %q is longer than 15 bytes", label, name)
 	case name == "." || name == "..":
 		return fmt.Errorf("%s %q is not allowed", label, name)
+	case strings.ContainsRune(name, 0):
+		return fmt.Errorf("%s %q contains a NUL byte", label, name)
+	case strings.ContainsRune(name, '%'):
+		return fmt.Errorf("%s %q contains '%%' (the kernel would take it as a template like eth%%d and pick another name)", label, name)
 	case strings.ContainsAny(name, "/:"):
 		return fmt.Errorf("%s %q contains '/' or ':'", label, name)
-	case strings.IndexFunc(name, unicode.IsSpace) >= 0 || strings.ContainsRune(name, 0):
+	case strings.IndexFunc(name, unicode.IsSpace) >= 0:
 		return fmt.Errorf("%s %q contains whitespace", label, name)
 	}
 	return nil
