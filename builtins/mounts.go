@@ -305,10 +305,7 @@ func parseMount(fname string, args starlark.Tuple, kwargs []starlark.Tuple) (*mo
 		if !ok {
 			return "", fmt.Errorf("%s must be a string, not %s", name, v.Type())
 		}
-		if strings.IndexByte(s, 0) >= 0 {
-			return "", fmt.Errorf("%s %q contains a NUL byte", name, s)
-		}
-		return s, nil
+		return s, checkNoNUL(name, s)
 	}
 	var err error
 	if r.source, err = str("source", source); err != nil {
@@ -321,6 +318,12 @@ func parseMount(fname string, args starlark.Tuple, kwargs []starlark.Tuple) (*mo
 		return nil, err
 	}
 	if r.propName, err = str("propagation", propagation); err != nil {
+		return nil, err
+	}
+	if err := checkNoNUL("fstype", r.fstype); err != nil {
+		return nil, err
+	}
+	if err := checkNoNUL("options", r.optString); err != nil {
 		return nil, err
 	}
 	if r.target == "" {
@@ -985,8 +988,11 @@ func umountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "target", &target, "detach?", &detach, "recursive?", &recursive); err != nil {
 		return nil, err
 	}
-	if target == "" || strings.IndexByte(target, 0) >= 0 {
+	if target == "" {
 		return nil, fmt.Errorf("missing target")
+	}
+	if err := checkNoNUL("target", target); err != nil {
+		return nil, err
 	}
 	target, err := filepath.Abs(target)
 	if err != nil {
@@ -1157,11 +1163,17 @@ func pivotRootBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.T
 	if newRoot == "" {
 		return nil, fmt.Errorf("missing new_root")
 	}
+	if err := checkNoNUL("new_root", newRoot); err != nil {
+		return nil, err
+	}
 	old := ""
 	if putOld != starlark.None {
 		s, ok := starlark.AsString(putOld)
 		if !ok || s == "" {
 			return nil, fmt.Errorf("put_old must be a non-empty path under new_root")
+		}
+		if err := checkNoNUL("put_old", s); err != nil {
+			return nil, err
 		}
 		old = s
 	}

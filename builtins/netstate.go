@@ -3,6 +3,7 @@ package builtins
 import (
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode"
@@ -205,26 +206,56 @@ func parseAddr(s string) (*netlink.Addr, error) {
 	return a, nil
 }
 
-// parsePrefix parses "ADDR/LEN" keeping the host bits, or a bare address.
+// parsePrefix parses "ADDR/LEN" keeping the host bits, or a bare address
+// (a host prefix). It is the one parser of addresses and route
+// destinations, and stricter than net.ParseCIDR in two ways:
+//   - a prefix length is decimal digits without a leading zero: ip reads
+//     "/024" as octal (/20) and net.ParseCIDR as /24, so it is refused;
+//   - an IPv4-mapped IPv6 address (::ffff:10.0.0.1) is refused. ip adds it
+//     as an IPv6 address, but the netlink library nsh uses would send it
+//     as the IPv4 address it maps (10.0.0.1/0 for "/96"), and on an
+//     interface such an address is almost always a mistake for the IPv4 one
+//     (RFC 4291 keeps these addresses for the socket API).
 func parsePrefix(s string) (*net.IPNet, error) {
-	if !strings.Contains(s, "/") {
-		ip := net.ParseIP(s)
-		if ip == nil {
-			return nil, fmt.Errorf("malformed address %q (want e.g. 10.0.0.1/24 or fd00::1/64)", s)
+	addr, bits, hasLen := strings.Cut(s, "/")
+	ip := net.ParseIP(addr)
+	if ip == nil {
+		if hasLen {
+			return nil, fmt.Errorf("malformed CIDR %q (want e.g. 10.0.0.1/24 or fd00::1/64)", s)
 		}
-		if v4 := ip.To4(); v4 != nil {
-			return &net.IPNet{IP: v4, Mask: net.CIDRMask(32, 32)}, nil
+		return nil, fmt.Errorf("malformed address %q (want e.g. 10.0.0.1/24 or fd00::1/64)", s)
+	}
+	v4 := ip.To4()
+	if v4 != nil && strings.Contains(addr, ":") {
+		return nil, fmt.Errorf("%q is an IPv4-mapped IPv6 address (::ffff:a.b.c.d), which nsh does not put on links or in routes: write the IPv4 address (%s) or a native IPv6 one", s, v4)
+	}
+	size := 128
+	if v4 != nil {
+		ip, size = v4, 32
+	}
+	n := size
+	if hasLen {
+		var err error
+		if n, err = parsePrefixLen(bits, size); err != nil {
+			return nil, fmt.Errorf("malformed CIDR %q: %w", s, err)
 		}
-		return &net.IPNet{IP: ip, Mask: net.CIDRMask(128, 128)}, nil
 	}
-	ip, n, err := net.ParseCIDR(s)
-	if err != nil {
-		return nil, fmt.Errorf("malformed CIDR %q (want e.g. 10.0.0.1/24 or fd00::1/64)", s)
+	return &net.IPNet{IP: ip, Mask: net.CIDRMask(n, size)}, nil
+}
+
+// parsePrefixLen parses the LEN of ADDR/LEN for an address of size bits.
+func parsePrefixLen(s string, size int) (int, error) {
+	if s == "" || strings.Trim(s, "0123456789") != "" {
+		return 0, fmt.Errorf("prefix length %q is not a number from 0 to %d", s, size)
 	}
-	if v4 := ip.To4(); v4 != nil {
-		ip = v4
+	if len(s) > 1 && s[0] == '0' {
+		return 0, fmt.Errorf("prefix length %q has a leading zero (ip reads it as octal); write it in decimal without the zero", s)
 	}
-	return &net.IPNet{IP: ip, Mask: n.Mask}, nil
+	n, err := strconv.Atoi(s)
+	if err != nil || n > size {
+		return 0, fmt.Errorf("prefix length %q is not a number from 0 to %d", s, size)
+	}
+	return n, nil
 }
 
 // parseAddrs accepts None, one address string or a list/tuple of them.
