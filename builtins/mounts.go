@@ -690,6 +690,10 @@ func doMount(proc int, r *mountReq) (res mountResult, err error) {
 		tfd, err = inroot.Open(rootfd, r.target)
 	}
 	if err != nil {
+		var ce *inroot.CreateError
+		if errors.As(err, &ce) {
+			return res, mkdirError(filepath.Join(r.root, ce.Path), "target "+strconv.Quote(r.target), ce)
+		}
 		if errors.Is(err, unix.ENOENT) && !r.mkdir {
 			return res, nserr.Errorf("mount", obj, err, "the target does not exist; mkdir=True creates it")
 		}
@@ -1282,8 +1286,11 @@ func doPivotRoot(newRoot, putOld string) error {
 	hint := "the new root's parent mount and the current root must not be shared: unshare(\"mnt\") makes them private, or mount(target=\"/\", propagation=\"private\", recursive=True)"
 	if putOld != "" {
 		ofd, _, err := inroot.Create(unix.AT_FDCWD, putOld, false)
-		if err != nil {
-			return nserr.New("mkdir", "put_old "+strconv.Quote(putOld), err)
+		var ce *inroot.CreateError
+		if errors.As(err, &ce) {
+			return mkdirError(filepath.Join(newRoot, ce.Path), "put_old "+strconv.Quote(putOld), ce)
+		} else if err != nil {
+			return nserr.New("open", "put_old "+strconv.Quote(putOld), err)
 		}
 		unix.Close(ofd)
 		if err := unix.PivotRoot(".", inroot.Rel(putOld)); err != nil {
@@ -1303,4 +1310,20 @@ func doPivotRoot(newRoot, putOld string) error {
 		return nserr.New("umount", "-l (old root)", err)
 	}
 	return unix.Chdir("/")
+}
+
+// mkdirError reports what mkdir=True (or pivot_root's put_old) could not
+// create: the operation is the mkdir, not the mount, and the object the
+// directory (path, absolute), made for what (`target "/mnt/x"`).
+func mkdirError(path, forWhat string, ce *inroot.CreateError) error {
+	obj := fmt.Sprintf("%q (for %s)", path, forWhat)
+	var errno unix.Errno
+	if errors.As(ce.Err, &errno) && (errno == unix.EACCES || errno == unix.EPERM) {
+		hint := "the parent directory (its filesystem or its permissions) refuses new entries"
+		if nserr.InUserNS() {
+			hint = "nsh runs rootless: the host owns the parent directory, so only real root can create in it"
+		}
+		return nserr.Errorf(ce.Op, obj, errno, "%s; create the directory beforehand, or mount on a directory you may write to", hint)
+	}
+	return nserr.New(ce.Op, obj, ce.Err)
 }
