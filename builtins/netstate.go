@@ -41,7 +41,18 @@ func netOf(st *state) *netState {
 		st.reg.Add("network namespace runner", w.Close)
 		c := nlhandle.New(st.tab.Initial.Get("net"), w)
 		st.reg.Add("netlink handles", c.Close)
-		return &netState{nl: c, maker: w, created: map[[2]uint64]bool{}, netnsDirs: map[[2]uint64]bool{}}
+		n := &netState{nl: c, maker: w, created: map[[2]uint64]bool{}, netnsDirs: map[[2]uint64]bool{}}
+		// A namespace the run no longer references: its netlink socket
+		// (which would keep a network namespace alive) and what is known
+		// of it go, before its inode number can name another one.
+		st.tab.OnRelease(func(dev, ino uint64) {
+			c.Drop(dev, ino)
+			n.mu.Lock()
+			delete(n.created, [2]uint64{dev, ino})
+			delete(n.netnsDirs, [2]uint64{dev, ino})
+			n.mu.Unlock()
+		})
+		return n
 	}).(*netState)
 }
 

@@ -141,7 +141,7 @@ func (st *state) spawner() *spawn.Spawner {
 // and those (user, time) the child must join itself.
 func (st *state) spawnJoins(ctx nsctx.Context) (joins, self []nsthread.Join) {
 	for i, k := range nsthread.Kinds {
-		j := nsthread.Join{Fd: ctx[i].Fd(), Type: k.Flag, Name: ctx[i].String()}
+		j := nsthread.Join{Fd: ctx[i].Fd(), Type: k.Flag, Name: ctx[i].String(), Hold: ctx[i]}
 		if k.Name == "user" || k.Name == "time" {
 			if !nsctx.Same(ctx[i], st.tab.Initial[i]) {
 				self = append(self, j)

@@ -315,6 +315,9 @@ func (s *Spawner) Start(cfg *Config) (*Child, error) {
 	if err := cfg.checkCStrings(); err != nil {
 		return nil, err
 	}
+	// The descriptors of cfg.Joins and cfg.Setns are owned by their Hold:
+	// kept open until the child has used them.
+	defer runtime.KeepAlive(cfg)
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nserr.New("socketpair", "", err)
