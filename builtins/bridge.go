@@ -19,7 +19,7 @@ func bridgeTable() doc.Table {
 			{Name: "bridge", Sig: "bridge(name, ns=None, up=True)", Impl: bridgeBuiltin, Doc: `Creates a Linux bridge in a network namespace and returns it as nsh.link.
 ns is a target as for setns(); default the current context. Attach links
 with link.set_master(br). The bridge is deleted at the end of the run
-unless persist() is called on it.`},
+unless persist() is called on it. The name follows the rules of veth()'s.`},
 		},
 	}
 }

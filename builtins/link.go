@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -32,7 +33,7 @@ IPv6 addresses skip duplicate address detection so they work at once. up
 brings both ends up (made ready for traffic, carrier and IPv6, before the
 run's next ping(), transfer() or process); mtu sets both MTUs. The pair is deleted at the end of
 the run unless persist() is called on an end. Names are at most 15 bytes,
-without '/', ':' or whitespace; an existing name is refused and nothing is
+without '/', ':', '%', NUL or whitespace; an existing name is refused and nothing is
 left half-built.
 Example: a, b = veth("veth0", "veth1", ns=red, peer_ns=blue,
                      addr="10.0.0.1/24", peer_addr="10.0.0.2/24")`},
@@ -398,7 +399,9 @@ func (st *state) makeVeth(a *vethArgs) (*Link, *Link, error) {
 		v.PeerNamespace = netlink.NsFd(a.peerNS.Fd())
 	}
 	what := fmt.Sprintf("veth %q/%q", a.name, a.peer)
-	if err := h.LinkAdd(v); err != nil {
+	err = h.LinkAdd(v)
+	runtime.KeepAlive(a.peerNS) // its descriptor is in v
+	if err != nil {
 		if errors.Is(err, unix.EEXIST) {
 			return nil, nil, st.whichExists(h, ph, a)
 		}
@@ -575,7 +578,9 @@ func (l *Link) moveMethod(th *starlark.Thread, fn *starlark.Builtin, args starla
 	if _, err := dh.LinkByName(name); err == nil {
 		return nil, explain(unix.EEXIST, "a link named %q already exists in %s", name, l.st.nsLabel(dst))
 	}
-	if err := h.LinkSetNsFd(nl, dst.Fd()); err != nil {
+	err = h.LinkSetNsFd(nl, dst.Fd())
+	runtime.KeepAlive(dst)
+	if err != nil {
 		return nil, nserr.New("link set netns", fmt.Sprintf("%q to %s", name, l.st.nsLabel(dst)), err)
 	}
 	moved, err := dh.LinkByName(name)

@@ -305,10 +305,7 @@ func parseMount(fname string, args starlark.Tuple, kwargs []starlark.Tuple) (*mo
 		if !ok {
 			return "", fmt.Errorf("%s must be a string, not %s", name, v.Type())
 		}
-		if strings.IndexByte(s, 0) >= 0 {
-			return "", fmt.Errorf("%s %q contains a NUL byte", name, s)
-		}
-		return s, nil
+		return s, checkNoNUL(name, s)
 	}
 	var err error
 	if r.source, err = str("source", source); err != nil {
@@ -321,6 +318,12 @@ func parseMount(fname string, args starlark.Tuple, kwargs []starlark.Tuple) (*mo
 		return nil, err
 	}
 	if r.propName, err = str("propagation", propagation); err != nil {
+		return nil, err
+	}
+	if err := checkNoNUL("fstype", r.fstype); err != nil {
+		return nil, err
+	}
+	if err := checkNoNUL("options", r.optString); err != nil {
 		return nil, err
 	}
 	if r.target == "" {
@@ -687,6 +690,10 @@ func doMount(proc int, r *mountReq) (res mountResult, err error) {
 		tfd, err = inroot.Open(rootfd, r.target)
 	}
 	if err != nil {
+		var ce *inroot.CreateError
+		if errors.As(err, &ce) {
+			return res, mkdirError(filepath.Join(r.root, ce.Path), "target "+strconv.Quote(r.target), ce)
+		}
 		if errors.Is(err, unix.ENOENT) && !r.mkdir {
 			return res, nserr.Errorf("mount", obj, err, "the target does not exist; mkdir=True creates it")
 		}
@@ -985,8 +992,11 @@ func umountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "target", &target, "detach?", &detach, "recursive?", &recursive); err != nil {
 		return nil, err
 	}
-	if target == "" || strings.IndexByte(target, 0) >= 0 {
+	if target == "" {
 		return nil, fmt.Errorf("missing target")
+	}
+	if err := checkNoNUL("target", target); err != nil {
+		return nil, err
 	}
 	target, err := filepath.Abs(target)
 	if err != nil {
@@ -1157,11 +1167,17 @@ func pivotRootBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.T
 	if newRoot == "" {
 		return nil, fmt.Errorf("missing new_root")
 	}
+	if err := checkNoNUL("new_root", newRoot); err != nil {
+		return nil, err
+	}
 	old := ""
 	if putOld != starlark.None {
 		s, ok := starlark.AsString(putOld)
 		if !ok || s == "" {
 			return nil, fmt.Errorf("put_old must be a non-empty path under new_root")
+		}
+		if err := checkNoNUL("put_old", s); err != nil {
+			return nil, err
 		}
 		old = s
 	}
@@ -1270,8 +1286,11 @@ func doPivotRoot(newRoot, putOld string) error {
 	hint := "the new root's parent mount and the current root must not be shared: unshare(\"mnt\") makes them private, or mount(target=\"/\", propagation=\"private\", recursive=True)"
 	if putOld != "" {
 		ofd, _, err := inroot.Create(unix.AT_FDCWD, putOld, false)
-		if err != nil {
-			return nserr.New("mkdir", "put_old "+strconv.Quote(putOld), err)
+		var ce *inroot.CreateError
+		if errors.As(err, &ce) {
+			return mkdirError(filepath.Join(newRoot, ce.Path), "put_old "+strconv.Quote(putOld), ce)
+		} else if err != nil {
+			return nserr.New("open", "put_old "+strconv.Quote(putOld), err)
 		}
 		unix.Close(ofd)
 		if err := unix.PivotRoot(".", inroot.Rel(putOld)); err != nil {
@@ -1291,4 +1310,20 @@ func doPivotRoot(newRoot, putOld string) error {
 		return nserr.New("umount", "-l (old root)", err)
 	}
 	return unix.Chdir("/")
+}
+
+// mkdirError reports what mkdir=True (or pivot_root's put_old) could not
+// create: the operation is the mkdir, not the mount, and the object the
+// directory (path, absolute), made for what (`target "/mnt/x"`).
+func mkdirError(path, forWhat string, ce *inroot.CreateError) error {
+	obj := fmt.Sprintf("%q (for %s)", path, forWhat)
+	var errno unix.Errno
+	if errors.As(ce.Err, &errno) && (errno == unix.EACCES || errno == unix.EPERM) {
+		hint := "the parent directory (its filesystem or its permissions) refuses new entries"
+		if nserr.InUserNS() {
+			hint = "nsh runs rootless: the host owns the parent directory, so only real root can create in it"
+		}
+		return nserr.Errorf(ce.Op, obj, errno, "%s; create the directory beforehand, or mount on a directory you may write to", hint)
+	}
+	return nserr.New(ce.Op, obj, ce.Err)
 }

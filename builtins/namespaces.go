@@ -148,6 +148,9 @@ func resolveTarget(st *state, v starlark.Value) (nsctx.Context, int, error) {
 		if s == "" {
 			return cur, 0, fmt.Errorf("empty namespace target")
 		}
+		if err := checkNoNUL("namespace target", s); err != nil {
+			return cur, 0, err
+		}
 		if strings.HasPrefix(s, "/") || strings.HasPrefix(s, ".") {
 			n, err := st.tab.Open(s, "")
 			if err != nil {
@@ -501,6 +504,9 @@ func (n *Namespace) persist(th *starlark.Thread, fn *starlark.Builtin, args star
 	}
 	if path == "" {
 		return nil, fmt.Errorf("empty path")
+	}
+	if err := checkNoNUL("path", path); err != nil {
+		return nil, err
 	}
 	st := n.st
 	src := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), n.ns.Fd())

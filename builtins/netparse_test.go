@@ -208,3 +208,68 @@ func TestSolicitedNode(t *testing.T) {
 		t.Errorf("solicited-node group of fd88::1:2:3 = %s", got)
 	}
 }
+
+func TestItem3LinkNameTemplateAndNUL(t *testing.T) {
+	for name, want := range map[string]string{
+		"pa%d":   `name "pa%d" contains '%'`,
+		"%":      `name "%" contains '%'`,
+		"a\x00b": `name "a\x00b" contains a NUL byte`,
+		"\x00":   `contains a NUL byte`,
+	} {
+		err := checkLinkName("", name)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("checkLinkName(%q) = %v, want error containing %q", name, err, want)
+		}
+	}
+}
+
+func TestItem13PrefixLengthAndMappedAddresses(t *testing.T) {
+	for in, want := range map[string]string{
+		"10.0.0.1/024":        `malformed CIDR "10.0.0.1/024": prefix length "024" has a leading zero`,
+		"10.0.0.1/00":         `prefix length "00" has a leading zero`,
+		"fd00::1/064":         `prefix length "064" has a leading zero`,
+		"10.0.0.1/+8":         `prefix length "+8" is not a number from 0 to 32`,
+		"10.0.0.1/":           `prefix length "" is not a number`,
+		"fd00::1/0129":        `leading zero`,
+		"fd00::1/1280":        `is not a number from 0 to 128`,
+		"::ffff:10.0.0.1/96":  `"::ffff:10.0.0.1/96" is an IPv4-mapped IPv6 address`,
+		"::ffff:10.0.0.1":     `write the IPv4 address (10.0.0.1)`,
+		"::FFFF:10.0.0.1/128": `IPv4-mapped`,
+	} {
+		if got, err := parsePrefix(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("parsePrefix(%q) = %v, %v; want error containing %q", in, got, err, want)
+		}
+	}
+	for in, want := range map[string]string{
+		"10.0.0.1/0":    "10.0.0.1/0",
+		"10.0.0.1/24":   "10.0.0.1/24",
+		"10.0.0.1/32":   "10.0.0.1/32",
+		"fd00::1/128":   "fd00::1/128",
+		"::/0":          "::/0",
+		"::10.0.0.1":    "::a00:1/128", // IPv4-compatible, not mapped: plain IPv6
+		"64:ff9b::1/96": "64:ff9b::1/96",
+	} {
+		got, err := parsePrefix(in)
+		if err != nil || got.String() != want {
+			t.Errorf("parsePrefix(%q) = %v, %v; want %s", in, got, err, want)
+		}
+	}
+	if _, err := parseRoute("10.1.0.0/16", "::ffff:10.0.0.1"); err == nil || !strings.Contains(err.Error(), `gateway "::ffff:10.0.0.1" is an IPv4-mapped IPv6 address`) {
+		t.Errorf("parseRoute with a mapped gateway: %v", err)
+	}
+	if _, err := parseRoute("10.1.0.0/016", ""); err == nil || !strings.Contains(err.Error(), "leading zero") {
+		t.Errorf("parseRoute(10.1.0.0/016): %v", err)
+	}
+}
+
+func TestItem13NULRefused(t *testing.T) {
+	if err := checkNoNUL("name", "a\x00b"); err == nil || err.Error() != `name "a\x00b" contains a NUL byte` {
+		t.Errorf("checkNoNUL: %v", err)
+	}
+	if err := checkNoNUL("name", "ab"); err != nil {
+		t.Errorf("checkNoNUL(ab): %v", err)
+	}
+	if _, err := parseArgv(starlark.NewList([]starlark.Value{starlark.String("echo"), starlark.String("a\x00b")})); err == nil || !strings.Contains(err.Error(), "NUL") {
+		t.Errorf("parseArgv with a NUL: %v", err)
+	}
+}

@@ -3,6 +3,7 @@ package builtins
 import (
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode"
@@ -40,7 +41,18 @@ func netOf(st *state) *netState {
 		st.reg.Add("network namespace runner", w.Close)
 		c := nlhandle.New(st.tab.Initial.Get("net"), w)
 		st.reg.Add("netlink handles", c.Close)
-		return &netState{nl: c, maker: w, created: map[[2]uint64]bool{}, netnsDirs: map[[2]uint64]bool{}}
+		n := &netState{nl: c, maker: w, created: map[[2]uint64]bool{}, netnsDirs: map[[2]uint64]bool{}}
+		// A namespace the run no longer references: its netlink socket
+		// (which would keep a network namespace alive) and what is known
+		// of it go, before its inode number can name another one.
+		st.tab.OnRelease(func(dev, ino uint64) {
+			c.Drop(dev, ino)
+			n.mu.Lock()
+			delete(n.created, [2]uint64{dev, ino})
+			delete(n.netnsDirs, [2]uint64{dev, ino})
+			n.mu.Unlock()
+		})
+		return n
 	}).(*netState)
 }
 
@@ -159,8 +171,11 @@ func loUp(h *nlhandle.Handle, ns *nsctx.NS) error {
 	return nserr.New("link set up", "lo in "+ns.String(), h.LinkSetUp(lo))
 }
 
-// checkLinkName refuses what the kernel's dev_valid_name refuses, before
-// any syscall: empty, longer than 15 bytes, ".", "..", '/', ':' or space.
+// checkLinkName refuses, before any syscall, what the kernel's
+// dev_valid_name refuses (empty, longer than 15 bytes, ".", "..", '/', ':',
+// whitespace) and what it would not take literally: a '%' makes the kernel
+// treat the name as a template ("eth%d" becomes "eth0"), so nsh would then
+// look for a link that does not exist, and a NUL would cut the name short.
 // what qualifies the name in messages ("peer" gives `peer name "x" ...`).
 func checkLinkName(what, name string) error {
 	label := "name"
@@ -174,9 +189,13 @@ func checkLinkName(what, name string) error {
 		return fmt.Errorf("%s %q is longer than 15 bytes", label, name)
 	case name == "." || name == "..":
 		return fmt.Errorf("%s %q is not allowed", label, name)
+	case strings.ContainsRune(name, 0):
+		return fmt.Errorf("%s %q contains a NUL byte", label, name)
+	case strings.ContainsRune(name, '%'):
+		return fmt.Errorf("%s %q contains '%%' (the kernel would take it as a template like eth%%d and pick another name)", label, name)
 	case strings.ContainsAny(name, "/:"):
 		return fmt.Errorf("%s %q contains '/' or ':'", label, name)
-	case strings.IndexFunc(name, unicode.IsSpace) >= 0 || strings.ContainsRune(name, 0):
+	case strings.IndexFunc(name, unicode.IsSpace) >= 0:
 		return fmt.Errorf("%s %q contains whitespace", label, name)
 	}
 	return nil
@@ -198,26 +217,56 @@ func parseAddr(s string) (*netlink.Addr, error) {
 	return a, nil
 }
 
-// parsePrefix parses "ADDR/LEN" keeping the host bits, or a bare address.
+// parsePrefix parses "ADDR/LEN" keeping the host bits, or a bare address
+// (a host prefix). It is the one parser of addresses and route
+// destinations, and stricter than net.ParseCIDR in two ways:
+//   - a prefix length is decimal digits without a leading zero: ip reads
+//     "/024" as octal (/20) and net.ParseCIDR as /24, so it is refused;
+//   - an IPv4-mapped IPv6 address (::ffff:10.0.0.1) is refused. ip adds it
+//     as an IPv6 address, but the netlink library nsh uses would send it
+//     as the IPv4 address it maps (10.0.0.1/0 for "/96"), and on an
+//     interface such an address is almost always a mistake for the IPv4 one
+//     (RFC 4291 keeps these addresses for the socket API).
 func parsePrefix(s string) (*net.IPNet, error) {
-	if !strings.Contains(s, "/") {
-		ip := net.ParseIP(s)
-		if ip == nil {
-			return nil, fmt.Errorf("malformed address %q (want e.g. 10.0.0.1/24 or fd00::1/64)", s)
+	addr, bits, hasLen := strings.Cut(s, "/")
+	ip := net.ParseIP(addr)
+	if ip == nil {
+		if hasLen {
+			return nil, fmt.Errorf("malformed CIDR %q (want e.g. 10.0.0.1/24 or fd00::1/64)", s)
 		}
-		if v4 := ip.To4(); v4 != nil {
-			return &net.IPNet{IP: v4, Mask: net.CIDRMask(32, 32)}, nil
+		return nil, fmt.Errorf("malformed address %q (want e.g. 10.0.0.1/24 or fd00::1/64)", s)
+	}
+	v4 := ip.To4()
+	if v4 != nil && strings.Contains(addr, ":") {
+		return nil, fmt.Errorf("%q is an IPv4-mapped IPv6 address (::ffff:a.b.c.d), which nsh does not put on links or in routes: write the IPv4 address (%s) or a native IPv6 one", s, v4)
+	}
+	size := 128
+	if v4 != nil {
+		ip, size = v4, 32
+	}
+	n := size
+	if hasLen {
+		var err error
+		if n, err = parsePrefixLen(bits, size); err != nil {
+			return nil, fmt.Errorf("malformed CIDR %q: %w", s, err)
 		}
-		return &net.IPNet{IP: ip, Mask: net.CIDRMask(128, 128)}, nil
 	}
-	ip, n, err := net.ParseCIDR(s)
-	if err != nil {
-		return nil, fmt.Errorf("malformed CIDR %q (want e.g. 10.0.0.1/24 or fd00::1/64)", s)
+	return &net.IPNet{IP: ip, Mask: net.CIDRMask(n, size)}, nil
+}
+
+// parsePrefixLen parses the LEN of ADDR/LEN for an address of size bits.
+func parsePrefixLen(s string, size int) (int, error) {
+	if s == "" || strings.Trim(s, "0123456789") != "" {
+		return 0, fmt.Errorf("prefix length %q is not a number from 0 to %d", s, size)
 	}
-	if v4 := ip.To4(); v4 != nil {
-		ip = v4
+	if len(s) > 1 && s[0] == '0' {
+		return 0, fmt.Errorf("prefix length %q has a leading zero (ip reads it as octal); write it in decimal without the zero", s)
 	}
-	return &net.IPNet{IP: ip, Mask: n.Mask}, nil
+	n, err := strconv.Atoi(s)
+	if err != nil || n > size {
+		return 0, fmt.Errorf("prefix length %q is not a number from 0 to %d", s, size)
+	}
+	return n, nil
 }
 
 // parseAddrs accepts None, one address string or a list/tuple of them.

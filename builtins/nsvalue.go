@@ -56,9 +56,12 @@ func (n *Namespace) CompareSameType(op syntax.Token, y starlark.Value, depth int
 var namespaceType = doc.Type{
 	Name: "nsh.namespace",
 	Doc: `One namespace, held open by the run (str() is the kernel's notation, net:[4026531840]).
-Two values of the same namespace compare equal. A namespace nsh created lives
-as long as the run holds it or something keeps it alive: a process inside
-it, or a bind mount made with persist().`,
+Two values of the same namespace compare equal. The run holds a namespace
+while anything of the run refers to it: a value (kept in a variable or a
+list), the current context or a saved one, a link, mount or process in it;
+then it lets it go. A namespace nsh created lives as long as the run holds
+it or something else keeps it alive: a process inside it, or a bind mount
+made with persist().`,
 	Attrs: []doc.Attr{
 		{Name: "kind", Doc: `"mnt", "uts", "ipc", "pid", "net", "user", "cgroup" or "time"`},
 		{Name: "inode", Doc: "the namespace's inode number (as in /proc/PID/ns/KIND)"},

@@ -149,7 +149,7 @@ func (st *state) spawner() *spawn.Spawner {
 // and those (user, time) the child must join itself.
 func (st *state) spawnJoins(ctx nsctx.Context) (joins, self []nsthread.Join) {
 	for i, k := range nsthread.Kinds {
-		j := nsthread.Join{Fd: ctx[i].Fd(), Type: k.Flag, Name: ctx[i].String()}
+		j := nsthread.Join{Fd: ctx[i].Fd(), Type: k.Flag, Name: ctx[i].String(), Hold: ctx[i]}
 		if k.Name == "user" || k.Name == "time" {
 			if !nsctx.Same(ctx[i], st.tab.Initial[i]) {
 				self = append(self, j)
@@ -180,6 +180,19 @@ type procSpec struct {
 }
 
 func parseArgv(v starlark.Value) ([]string, error) {
+	argv, err := parseArgvWords(v)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range argv {
+		if err := checkNoNUL("argument", a); err != nil {
+			return nil, err
+		}
+	}
+	return argv, nil
+}
+
+func parseArgvWords(v starlark.Value) ([]string, error) {
 	switch v := v.(type) {
 	case starlark.String:
 		argv, err := splitCommand(string(v))
@@ -287,8 +300,11 @@ func parseEnv(v starlark.Value) ([]string, error) {
 		if !ok1 || !ok2 {
 			return nil, fmt.Errorf("env must map strings to strings, not %s to %s", kv[0].Type(), kv[1].Type())
 		}
-		if k == "" || strings.ContainsAny(k, "=\x00") || strings.Contains(val, "\x00") {
-			return nil, fmt.Errorf("invalid environment variable %q", k)
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return nil, fmt.Errorf("invalid environment variable %q (its name is empty or contains '=' or a NUL byte)", k)
+		}
+		if err := checkNoNUL("environment variable "+strconv.Quote(k)+": value", val); err != nil {
+			return nil, err
 		}
 		env = append(env, k+"="+val)
 	}
@@ -429,12 +445,18 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		if len(*n.v) > 64 {
 			return nil, fmt.Errorf("%s %q is longer than 64 bytes", n.name, *n.v)
 		}
+		if err := checkNoNUL(n.name, *n.v); err != nil {
+			return nil, err
+		}
 	}
 	if r, err := optStr("root", root); err != nil {
 		return nil, err
 	} else if r != nil {
 		if *r == "" {
 			return nil, fmt.Errorf("root: empty path")
+		}
+		if err := checkNoNUL("root", *r); err != nil {
+			return nil, err
 		}
 		fi, err := os.Stat(*r)
 		if err != nil {
@@ -456,6 +478,9 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	if c, err := optStr("cwd", cwd); err != nil {
 		return nil, err
 	} else if c != nil {
+		if err := checkNoNUL("cwd", *c); err != nil {
+			return nil, err
+		}
 		p.cfg.Cwd = *c
 	}
 	if p.env, err = parseEnv(env); err != nil {
@@ -540,6 +565,9 @@ func (p *procSpec) commonArgs(th *starlark.Thread, cmd, ns, env, cwd starlark.Va
 		s, ok := starlark.AsString(cwd)
 		if !ok {
 			return nil, fmt.Errorf("cwd must be a string, not %s", cwd.Type())
+		}
+		if err := checkNoNUL("cwd", s); err != nil {
+			return nil, err
 		}
 		p.cfg.Cwd = s
 	}

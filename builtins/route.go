@@ -159,6 +159,9 @@ func parseRoute(dst, via string) (routeSpec, error) {
 		if r.via == nil {
 			return r, fmt.Errorf("malformed gateway address %q", via)
 		}
+		if r.via.To4() != nil && strings.Contains(via, ":") {
+			return r, fmt.Errorf("gateway %q is an IPv4-mapped IPv6 address (::ffff:a.b.c.d): write the IPv4 address (%s) or a native IPv6 one", via, r.via.To4())
+		}
 		if v4 := r.via.To4(); v4 != nil {
 			r.via = v4
 		}

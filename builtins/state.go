@@ -63,6 +63,11 @@ func sharedState(th *starlark.Thread) (*state, error) {
 			return stateOrErr{err: fmt.Errorf("cannot open nsh's own namespaces: %w", err)}
 		}
 		st := &state{reg: reg, tab: tab, cur: tab.Initial, names: map[uint64]string{}}
+		tab.OnRelease(func(dev, ino uint64) {
+			st.mu.Lock()
+			delete(st.names, ino)
+			st.mu.Unlock()
+		})
 		// The first entry, so undone last: after everything the reaper
 		// was given is undone.
 		reg.Add("namespace descriptors", func() error {

@@ -97,6 +97,10 @@ func sysctlBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 		default:
 			return nil, fmt.Errorf("sysctl value must be a string, int or bool, not %s", value.Type())
 		}
+		// The kernel stops reading a string parameter at a NUL.
+		if err := checkNoNUL("sysctl value", newVal); err != nil {
+			return nil, err
+		}
 	}
 	st, err := stateOf(th)
 	if err != nil {

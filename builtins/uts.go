@@ -28,6 +28,9 @@ func utsBuiltin(host bool) func(*starlark.Thread, *starlark.Builtin, starlark.Tu
 			if len(s) > 64 {
 				return nil, fmt.Errorf("name %q is longer than 64 bytes", s)
 			}
+			if err := checkNoNUL("name", s); err != nil {
+				return nil, err
+			}
 			newName, set = s, true
 		}
 		st, err := stateOf(th)

@@ -43,13 +43,27 @@ func openat2(dir int, path string, res uint64) (int, error) {
 	}
 }
 
+// CreateError is Create's failure to make one missing component: which
+// one, and how. It unwraps to the errno, so errors.Is still works.
+type CreateError struct {
+	Op   string // "mkdir", or "create" for the empty file of a file target
+	Path string // the component's real path, relative to root
+	Err  error
+}
+
+func (e *CreateError) Error() string { return e.Op + " " + e.Path + ": " + e.Err.Error() }
+
+// Unwrap returns the errno.
+func (e *CreateError) Unwrap() error { return e.Err }
+
 // Create is Open that first creates what is missing, as mkdir -p does:
 // the missing directories, and the last component as an empty file when
 // file is true. It walks the path one component at a time, never letting
 // the kernel follow a symlink: a symlink's text is read and walked in its
 // place, absolute ones from root, ".." never above root (up to 40 links).
 // So it always knows the real name, under root, of what it creates, and
-// returns those names in the order they were made.
+// returns those names in the order they were made. A failure to create a
+// component is a *CreateError naming it.
 func Create(root int, path string, file bool) (fd int, created []string, err error) {
 	const beneath = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS
 	open := func(dir int, name string) (int, error) { return openat2(dir, name, beneath) }
@@ -87,7 +101,9 @@ func Create(root int, path string, file bool) (fd int, created []string, err err
 		here := strings.TrimPrefix(at+"/"+name, "/")
 		next, err := open(dir, name)
 		if errors.Is(err, unix.ENOENT) {
+			op := "mkdir"
 			if len(pending) == 0 && file {
+				op = "create"
 				f, cerr := unix.Openat(dir, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
 				if cerr == nil {
 					unix.Close(f)
@@ -95,6 +111,11 @@ func Create(root int, path string, file bool) (fd int, created []string, err err
 				err = cerr
 			} else {
 				err = unix.Mkdirat(dir, name, 0o755)
+			}
+			if err != nil && !errors.Is(err, unix.EEXIST) {
+				unix.Close(dir)
+				undo()
+				return -1, nil, &CreateError{Op: op, Path: here, Err: err}
 			}
 			if err == nil {
 				created = append(created, here)

@@ -25,6 +25,9 @@ type Registry struct {
 	down    bool
 	onGuard func() // called once, by the first Guard
 	guarded bool
+	// compactAt is the length of entries at which Add drops the entries
+	// that need no undo any more.
+	compactAt int
 }
 
 // Entry is one registered object.
@@ -98,9 +101,28 @@ func (r *Registry) Guarded() bool {
 func (r *Registry) Add(what string, undo func() error) *Entry {
 	e := &Entry{What: what, undo: undo, reg: r}
 	r.mu.Lock()
+	if len(r.entries) >= r.compactAt {
+		r.compact()
+	}
 	r.entries = append(r.entries, e)
 	r.mu.Unlock()
 	return e
+}
+
+// compact drops the entries that are gone or persistent, so that a script
+// making and deleting objects in a loop does not grow the registry (nor
+// keep what their undos refer to, such as a namespace, reachable). r.mu
+// is held.
+func (r *Registry) compact() {
+	live := r.entries[:0]
+	for _, e := range r.entries {
+		if !e.gone && !e.persist {
+			live = append(live, e)
+		}
+	}
+	clear(r.entries[len(live):])
+	r.entries = live
+	r.compactAt = max(64, 2*len(live))
 }
 
 // OnDone sets f to be called once the entry needs no undo any more: when
@@ -153,9 +175,11 @@ func (e *Entry) Release() error {
 		return nil
 	}
 	e.gone = true
+	undo := e.undo
+	e.undo = nil
 	f := e.finish()
 	e.reg.mu.Unlock()
-	err := e.undo()
+	err := undo()
 	call(f)
 	return err
 }
@@ -164,6 +188,7 @@ func (e *Entry) Release() error {
 func (e *Entry) Forget() {
 	e.reg.mu.Lock()
 	e.gone = true
+	e.undo = nil
 	f := e.finish()
 	e.reg.mu.Unlock()
 	call(f)
@@ -241,9 +266,11 @@ func (r *Registry) Teardown() error {
 		}
 		r.mu.Lock()
 		e.gone = true
+		undo := e.undo
+		e.undo = nil
 		f := e.finish()
 		r.mu.Unlock()
-		if err := e.undo(); err != nil {
+		if err := undo(); err != nil {
 			errs = append(errs, fmt.Errorf("cleanup of %s: %w", e.What, err))
 		}
 		call(f)

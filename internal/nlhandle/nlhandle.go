@@ -196,7 +196,7 @@ func (c *Cache) In(ns *nsctx.NS, fn func() error) error {
 // Join is the setns step that enters ns, for code that must open other
 // sockets (ICMP, TCP) inside a network namespace.
 func Join(ns *nsctx.NS) nsthread.Join {
-	return nsthread.Join{Fd: ns.Fd(), Type: unix.CLONE_NEWNET, Name: ns.String()}
+	return nsthread.Join{Fd: ns.Fd(), Type: unix.CLONE_NEWNET, Name: ns.String(), Hold: ns}
 }
 
 // Open opens a route-netlink handle in the calling thread's network
@@ -222,6 +222,18 @@ func (c *Cache) Put(ns *nsctx.NS, h *Handle) *Handle {
 	}
 	c.handles[keyOf(ns)] = h
 	return h
+}
+
+// Drop closes the handle of the network namespace dev/ino, if any: the
+// run has released that namespace (nsctx.Table.OnRelease).
+func (c *Cache) Drop(dev, ino uint64) {
+	c.mu.Lock()
+	h, ok := c.handles[key{dev, ino}]
+	delete(c.handles, key{dev, ino})
+	c.mu.Unlock()
+	if ok {
+		h.Close()
+	}
 }
 
 // Close closes every handle. Later calls to Get fail.

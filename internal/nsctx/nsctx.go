@@ -2,9 +2,10 @@
 // contexts. A Context is the set of eight namespaces (one per kind) that a
 // shell's builtins and the processes it starts act in; it is an immutable
 // value, so saving and restoring one is plain assignment. A Table owns every
-// namespace file a run has opened and closes them all at the end: a
-// namespace nsh created lives exactly as long as its descriptor (or a
-// process inside it, or a bind mount made on purpose).
+// namespace file a run has opened: it closes the descriptor of a namespace
+// no Go object references any more (see Table.sweep), and all of them at
+// the end. A namespace nsh created lives exactly as long as its descriptor
+// (or a process inside it, or a bind mount made on purpose).
 package nsctx
 
 import (
@@ -17,26 +18,36 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"weak"
 
 	"golang.org/x/sys/unix"
 	"nsh.dev/nsh/internal/nserr"
 	"nsh.dev/nsh/internal/nsthread"
 )
 
-// NS is one namespace, held open.
+// NS is one namespace, held open. Its descriptor stays open as long as the
+// *NS is reachable (from a Context, a Starlark value, an object made in the
+// namespace, an undo in the run's registry, a Join in use) and the table is
+// not closed; code that keeps only the number of Fd() must keep the *NS
+// alive too (nsthread.Join.Hold, runtime.KeepAlive).
 type NS struct {
 	Kind nsthread.Kind
 	Dev  uint64
 	Ino  uint64
-	fd   atomic.Int32 // -1 once the table is closed
+	fd   *fdCell // shared with the table, which closes it
 }
+
+// fdCell is the descriptor of one NS, -1 once closed (so a late use fails
+// with EBADF, never on a reused number). The table holds the cell, not the
+// NS, so that the NS can become unreachable.
+type fdCell struct{ v atomic.Int32 }
 
 // String renders the namespace as the kernel does: "net:[4026531840]".
 func (n *NS) String() string { return fmt.Sprintf("%s:[%d]", n.Kind.Name, n.Ino) }
 
 // Fd returns the open descriptor that holds the namespace, or -1 once its
 // table is closed (so a late use fails with EBADF, never on a reused number).
-func (n *NS) Fd() int { return int(n.fd.Load()) }
+func (n *NS) Fd() int { return int(n.fd.v.Load()) }
 
 // Same reports whether a and b are the same namespace.
 func Same(a, b *NS) bool {
@@ -104,9 +115,25 @@ type Table struct {
 	pidfd   bool
 	proc    *os.File
 	closed  bool
-	byIno   map[[2]uint64]*NS // every namespace the table holds open
-	Initial Context           // the namespaces nsh was started in
+	byIno   map[[2]uint64]held // every namespace the table holds open
+	Initial Context            // the namespaces nsh was started in (never released)
+	// sweepAt is the number of held namespaces at which adopt sweeps.
+	sweepAt   int
+	onRelease []func(dev, ino uint64)
 }
+
+// held is one open namespace: the NS handed out, weakly, and its
+// descriptor.
+type held struct {
+	ns weak.Pointer[NS]
+	fd *fdCell
+}
+
+// minSweep is the fewest held namespaces at which adopt sweeps. Each
+// namespace costs a descriptor here, and a network namespace a netlink
+// socket too, so a loop that makes and drops namespaces stays under
+// 2*minSweep descriptors of them plus what the script still references.
+const minSweep = 32
 
 // NewTable opens the namespaces of the calling thread as the initial
 // context. For pid and time it takes pid_for_children/time_for_children,
@@ -118,7 +145,7 @@ type Table struct {
 func NewTable() (*Table, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	t := &Table{byIno: map[[2]uint64]*NS{}}
+	t := &Table{byIno: map[[2]uint64]held{}, sweepAt: minSweep}
 	nss, err := t.openByPidfd(nsthread.AllFlags)
 	if err == nil {
 		t.pidfd = true
@@ -140,16 +167,14 @@ func NewTable() (*Table, error) {
 func (t *Table) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, n := range t.byIno {
-		if fd := n.fd.Swap(-1); fd >= 0 {
-			unix.Close(int(fd))
-		}
+	for _, h := range t.byIno {
+		h.fd.close()
 	}
 	if t.proc != nil {
 		t.proc.Close()
 		t.proc = nil
 	}
-	t.byIno = map[[2]uint64]*NS{}
+	t.byIno = map[[2]uint64]held{}
 	t.closed = true
 	return nil
 }
@@ -210,7 +235,7 @@ func openFile(path string, flags int) (*os.File, error) {
 // adopt takes ownership of fd, a namespace opened from path. If the table
 // already holds the same namespace, fd is closed and the existing entry
 // returned, so a run holds one descriptor per namespace however often it is
-// looked up.
+// looked up. A new entry may first make the table sweep.
 func (t *Table) adopt(fd int, path string, k nsthread.Kind) (*NS, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
@@ -224,14 +249,79 @@ func (t *Table) adopt(fd int, path string, k nsthread.Kind) (*NS, error) {
 		unix.Close(fd)
 		return nil, errClosed
 	}
-	if n, ok := t.byIno[key]; ok {
-		unix.Close(fd)
-		return n, nil
+	if h, ok := t.byIno[key]; ok {
+		if n := h.ns.Value(); n != nil {
+			unix.Close(fd)
+			return n, nil
+		}
+		// Unreferenced but not swept yet: the namespace is still held,
+		// so its entries elsewhere stay; the new NS takes fd.
+		h.fd.close()
+		delete(t.byIno, key)
 	}
-	n := &NS{Kind: k, Dev: st.Dev, Ino: st.Ino}
-	n.fd.Store(int32(fd))
-	t.byIno[key] = n
+	if len(t.byIno) >= t.sweepAt {
+		t.sweep()
+	}
+	n := &NS{Kind: k, Dev: st.Dev, Ino: st.Ino, fd: &fdCell{}}
+	n.fd.v.Store(int32(fd))
+	t.byIno[key] = held{ns: weak.Make(n), fd: n.fd}
 	return n, nil
+}
+
+// OnRelease registers fn to be called with the device and inode of each
+// namespace the table releases before the end (see sweep), before its
+// descriptor is closed: the place to drop what is kept per namespace (a
+// netlink socket, which holds a network namespace alive too; names).
+// fn runs with the table locked and must not call the table.
+func (t *Table) OnRelease(fn func(dev, ino uint64)) {
+	t.mu.Lock()
+	t.onRelease = append(t.onRelease, fn)
+	t.mu.Unlock()
+}
+
+// sweep releases the namespaces nothing references any more: a script that
+// makes namespaces in a loop and drops them (n = unshare("net") ...
+// setns(start)) would otherwise hold two descriptors per namespace until
+// the end of the run, and meet EMFILE. t.mu is held.
+//
+// Whether a namespace is still referenced is what Go's garbage collector
+// knows: an *NS is referenced from contexts (the current one, saved ones in
+// Starlark values), Starlark values, objects made in it (links, mounts,
+// processes), undo closures in the run's registry and Joins in use, and
+// explicit reference counting at each of those (contexts are copied by
+// plain assignment) would be easy to get wrong. So the table holds each NS
+// weakly, and sweep runs the collector and closes the descriptors whose NS
+// is gone. It runs synchronously, from adopt, when the number of held
+// namespaces reaches sweepAt, which then doubles over what stays held: a
+// full collection per minSweep new namespaces at worst, amortized O(1) when
+// all are kept. No finalizer or cleanup owns a descriptor: a descriptor is
+// closed here or by Close, on a caller's goroutine.
+func (t *Table) sweep() {
+	runtime.GC()
+	for key, h := range t.byIno {
+		if h.ns.Value() != nil {
+			continue
+		}
+		for _, fn := range t.onRelease {
+			fn(key[0], key[1])
+		}
+		h.fd.close()
+		delete(t.byIno, key)
+	}
+	t.sweepAt = max(minSweep, 2*len(t.byIno))
+}
+
+// Held returns the number of namespaces the table holds open.
+func (t *Table) Held() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.byIno)
+}
+
+func (c *fdCell) close() {
+	if fd := c.v.Swap(-1); fd >= 0 {
+		unix.Close(int(fd))
+	}
 }
 
 // OpenProc opens the namespaces of process pid as a context. For pid and
@@ -348,7 +438,7 @@ func (t *Table) Joins(c Context) []nsthread.Join {
 		if k.Name == "user" || k.Name == "time" || c[i] == nil || Same(c[i], t.Initial[i]) {
 			continue
 		}
-		js = append(js, nsthread.Join{Fd: c[i].Fd(), Type: k.Flag, Name: c[i].String()})
+		js = append(js, nsthread.Join{Fd: c[i].Fd(), Type: k.Flag, Name: c[i].String(), Hold: c[i]})
 	}
 	return js
 }

@@ -130,3 +130,73 @@ func TestOpenThreadSelfByPidfdAndByProc(t *testing.T) {
 		t.Errorf("net: still the initial namespace after unshare")
 	}
 }
+
+// TestItem7SweepReleasesUnreferenced: the table releases (closes, and
+// reports to OnRelease) the namespaces no Go object references, when the
+// number it holds reaches its sweep threshold; referenced ones keep their
+// descriptor and stay joinable (issue 15 item 7).
+func TestItem7SweepReleasesUnreferenced(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (unshare net)")
+	}
+	tab, err := NewTable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tab.Close()
+	released := map[uint64]bool{}
+	tab.OnRelease(func(dev, ino uint64) { released[ino] = true })
+	newNet := func() *NS {
+		var n *NS
+		err := nsthread.Unshare(nil, unix.CLONE_NEWNET, func() error {
+			nss, err := tab.OpenThreadSelf(unix.CLONE_NEWNET)
+			if err == nil {
+				n = nss[0]
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The kernel reuses the inode numbers of namespaces gone.
+		delete(released, n.Ino)
+		return n
+	}
+	var kept []*NS
+	for i := 0; i < 10*minSweep; i++ {
+		n := newNet()
+		if i%minSweep == 0 {
+			kept = append(kept, n)
+		}
+	}
+	if h := tab.Held(); h > 2*minSweep+len(kept)+len(nsthread.Kinds) {
+		t.Errorf("the table holds %d namespaces after %d were made and %d kept", h, 10*minSweep, len(kept))
+	}
+	if len(released) == 0 {
+		t.Errorf("no dropped namespace was released")
+	}
+	for _, k := range kept {
+		if released[k.Ino] {
+			t.Errorf("%s was released while referenced", k)
+		}
+		err := nsthread.Do(tab.Joins(tab.Initial.With(k)), func() error {
+			var st unix.Stat_t
+			if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
+				return err
+			}
+			if st.Ino != k.Ino {
+				t.Errorf("joined net:[%d], want %s", st.Ino, k)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Errorf("join %s: %v", k, err)
+		}
+	}
+	// The initial namespaces are never released.
+	for _, n := range tab.Initial {
+		if n.Fd() < 0 || released[n.Ino] {
+			t.Errorf("initial %s released", n)
+		}
+	}
+}

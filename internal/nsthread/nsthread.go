@@ -20,6 +20,10 @@ type Join struct {
 	Fd   int
 	Type int
 	Name string // for error messages, e.g. "net:[4026532201]"
+	// Hold is what owns Fd (an *nsctx.NS): it is kept reachable until
+	// the join is done, so that its descriptor is not released (and the
+	// number reused) in between.
+	Hold any
 }
 
 // Do runs fn on a new OS thread after it has joined the given namespaces,
@@ -71,7 +75,9 @@ func run(joins []Join, fn func() error) (err error) {
 			return nserr.New("setns", j.Name, err)
 		}
 	}
-	return fn()
+	err = fn()
+	runtime.KeepAlive(joins) // fn may use their descriptors too
+	return err
 }
 
 // Unshare runs on a new thread that has joined joins, unshares flags there,

@@ -30,6 +30,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -162,7 +163,9 @@ func (r *Reaper) nsID(ns *nsctx.NS) (int32, error) {
 		return id, nil
 	}
 	id := int32(len(r.ns))
-	if err := r.send(C.NSH_REAPER_NS, uint64(id), nil, ns.Fd()); err != nil {
+	err := r.send(C.NSH_REAPER_NS, uint64(id), nil, ns.Fd())
+	runtime.KeepAlive(ns)
+	if err != nil {
 		return -1, err
 	}
 	r.ns[key] = id

@@ -339,6 +339,12 @@ func (s *Spawner) Start(cfg *Config) (*Child, error) {
 	if cfg.Mode == Exec && len(cfg.Argv) == 0 {
 		return nil, errors.New("empty argv")
 	}
+	if err := cfg.checkCStrings(); err != nil {
+		return nil, err
+	}
+	// The descriptors of cfg.Joins and cfg.Setns are owned by their Hold:
+	// kept open until the child has used them.
+	defer runtime.KeepAlive(cfg)
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nserr.New("socketpair", "", err)
@@ -1026,6 +1032,19 @@ func (s *Spawner) Foreground(tty, pgrp int) error {
 	r := C.nsh_tcsetpgrp(C.int(tty), C.int(pgrp))
 	if r < 0 {
 		return nserr.New("tcsetpgrp", strconv.Itoa(pgrp), syscall.Errno(-r))
+	}
+	return nil
+}
+
+// checkCStrings refuses a string of cfg that contains a NUL: the C side
+// would see it cut short ("a\x00b" as "a"). Callers check their arguments
+// with better words first; this is the last line.
+func (cfg *Config) checkCStrings() error {
+	strs := append([]string{cfg.Root, cfg.Cwd, deref(cfg.Hostname), deref(cfg.Domainname)}, cfg.Argv...)
+	for _, s := range append(strs, cfg.Env...) {
+		if strings.IndexByte(s, 0) >= 0 {
+			return nserr.New("spawn", strconv.Quote(s)+" contains a NUL byte", unix.EINVAL)
+		}
 	}
 	return nil
 }

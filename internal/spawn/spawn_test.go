@@ -1,6 +1,7 @@
 package spawn
 
 import (
+	"errors"
 	"io"
 	"os"
 	"strconv"
@@ -243,4 +244,22 @@ func newSpawner(t testing.TB) *Spawner {
 	s := NewSpawner(home)
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// TestItem13NULNotTruncated: the C side would read "a\x00b" as "a"; Start
+// refuses it instead (issue 15 item 13).
+func TestItem13NULNotTruncated(t *testing.T) {
+	s := newSpawner(t)
+	host := "h\x00x"
+	for _, cfg := range []*Config{
+		{Argv: []string{"echo", "a\x00b"}},
+		{Argv: []string{"true"}, Cwd: "/\x00tmp"},
+		{Argv: []string{"true"}, Env: []string{"A=b\x00c"}},
+		{Argv: []string{"true"}, New: unix.CLONE_NEWUTS, Hostname: &host},
+	} {
+		out, _, err := run(t, s, cfg)
+		if err == nil || !strings.Contains(err.Error(), "contains a NUL byte") || !errors.Is(err, unix.EINVAL) {
+			t.Errorf("Start(argv %q, cwd %q) = %q, %v; want EINVAL naming the NUL", cfg.Argv, cfg.Cwd, out, err)
+		}
+	}
 }
