@@ -17,7 +17,7 @@ func TestCatchesDeliberateLeaks(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to leak kernel objects on purpose")
 	}
-	for _, tool := range []string{"ip", "sleep"} {
+	for _, tool := range []string{"ip", "sleep", "mount", "umount"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s not installed", tool)
 		}
