@@ -7,11 +7,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.starlark.net/starlark"
 	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/internal/doc"
+	"nsh.dev/nsh/internal/netnsdir"
 	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nserr"
 	"nsh.dev/nsh/internal/nsthread"
@@ -58,11 +60,18 @@ target has). prev = setns(x) ... setns(prev) returns to where you were.`},
 			{Name: "netns", Sig: "netns(name, persist=True, lo=True)", Impl: netnsBuiltin, Doc: `Creates, or opens if it exists, a named network namespace, as "ip netns add NAME".
 It is bind-mounted on /run/netns/NAME so "ip netns exec NAME ..." and
 "ip -n NAME ..." see it. It persists after the script unless persist=False,
-in which case the run deletes it at its end (as "ip netns del" would). It
-does not move the current context: use setns(netns("blue")) or ns=. A
-namespace it creates has its loopback up unless lo=False.`},
+in which case the run that created it deletes it at its end (as "ip netns
+del" would), if the name still holds it; a run that only opened it leaves
+it. It does not move the current context: use setns(netns("blue")) or ns=.
+A namespace it creates has its loopback up unless lo=False, before the
+name appears. Runs asking for one name at once agree: one creates it, the
+others wait for it and open it. An empty /run/netns/NAME with no namespace
+on it (its maker was killed while making it) is reported, not reused:
+netns_delete(NAME) removes it.`},
 			{Name: "netns_delete", Sig: "netns_delete(name)", Impl: netnsDeleteBuiltin, Doc: `Deletes a named network namespace, as "ip netns del NAME".
-The namespace itself goes away once nothing else holds it.`},
+The namespace itself goes away once nothing else holds it. It also removes
+a stale entry (an empty file with no namespace on it); an entry another run
+is making is deleted once made.`},
 			{Name: "hostname", Sig: "hostname(name=None, ns=None)", Impl: utsBuiltin(true), Doc: `Returns, or sets when name is given, the hostname of a UTS namespace.
 ns is a target as for setns(); default the current context.`},
 			{Name: "domainname", Sig: "domainname(name=None, ns=None)", Impl: utsBuiltin(false), Doc: `Returns, or sets when name is given, the NIS domain name of a UTS namespace.
@@ -161,11 +170,10 @@ func resolveTarget(st *state, v starlark.Value) (nsctx.Context, int, error) {
 		if err := checkNetnsName(s); err != nil {
 			return cur, 0, err
 		}
-		path := filepath.Join(netnsDir, s)
-		if _, err := os.Stat(path); err != nil {
-			return cur, 0, fmt.Errorf("no network namespace named %q (%s does not exist)", s, path)
+		n, err := st.openNetns(s, nil)
+		if errors.Is(err, unix.ENOENT) {
+			return cur, 0, fmt.Errorf("no network namespace named %q (%s does not exist)", s, filepath.Join(netnsDir, s))
 		}
-		n, err := st.tab.Open(path, "net")
 		if err != nil {
 			return cur, 0, err
 		}
@@ -347,7 +355,7 @@ func setnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	return &Namespaces{ctx: prev, st: st}, nil
 }
 
-const netnsDir = "/run/netns"
+const netnsDir = netnsdir.Dir
 
 func checkNetnsName(name string) error {
 	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") || len(name) > 255 {
@@ -370,60 +378,109 @@ func netnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		return nil, err
 	}
 	path := filepath.Join(netnsDir, name)
-	if n, err := st.tab.Open(path, "net"); err == nil {
-		st.setName(n, name)
-		return &Namespace{ns: n, st: st}, nil
-	} else if !errors.Is(err, unix.ENOENT) {
-		return nil, err
-	}
-	var created *nsctx.NS
+	var ns, fresh *nsctx.NS
+	var mntID uint64
 	cur := st.current()
 	// On the run's network-namespace thread when the context differs from
-	// nsh's own in net at most; otherwise on a thread of its own.
+	// nsh's own in net at most; otherwise on a thread of its own. The
+	// entry is looked up and made in the context's mount namespace.
 	err = netOf(st).maker.Do(st.tab.Joins(cur), func() error {
 		if err := st.prepareNetnsDir(cur.Get("mnt")); err != nil {
 			return err
 		}
-		// The mount point: a plain descriptor, closed at once (an
-		// os.File would register it with the poller first).
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return nserr.New("create", strconv.Quote(path), err)
-		}
-		unix.Close(fd)
-		fail := func(err error) error { os.Remove(path); return err }
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			return fail(nserr.New("unshare", "net", err))
-		}
-		if err := unix.Mount("/proc/thread-self/ns/net", path, "none", unix.MS_BIND, ""); err != nil {
-			return fail(nserr.New("mount", "--bind /proc/thread-self/ns/net "+path, err))
-		}
-		ns, err := st.tab.OpenThreadSelf(unix.CLONE_NEWNET)
-		if err != nil {
-			unix.Unmount(path, unix.MNT_DETACH)
-			return fail(err)
-		}
-		created = ns[0]
-		if err := st.setupNetns(created, lo, !persist); err != nil {
-			unix.Unmount(path, unix.MNT_DETACH)
-			return fail(err)
-		}
-		return nil
+		ns, err = st.openNetns(name, func() (*nsctx.NS, error) {
+			// The namespace is made and set up before it gets its
+			// name (once, however often another run is first), so
+			// that a SIGKILL can leave an empty entry only between
+			// two system calls, and a run that opens the name finds
+			// the namespace ready.
+			if fresh == nil {
+				if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+					return nil, nserr.New("unshare", "net", err)
+				}
+				made, err := st.tab.OpenThreadSelf(unix.CLONE_NEWNET)
+				if err != nil {
+					return nil, err
+				}
+				if err := st.setupNetns(made[0], lo, !persist); err != nil {
+					return nil, err
+				}
+				fresh = made[0]
+			}
+			mntID, err = netnsdir.Publish(path, fresh.Fd())
+			return fresh, err
+		})
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	st.setName(created, name)
-	if !persist {
-		e := st.reg.Add(fmt.Sprintf("netns %q", name), func() error { return removeNetns(st, cur, name) })
-		st.watch(e, reaper.Umount(cur.Get("mnt"), path, 0), reaper.Unlink(cur.Get("mnt"), path))
+	st.setName(ns, name)
+	if ns == fresh && !persist {
+		// Only the run that made the namespace deletes its name, and only
+		// while the name is still this namespace's.
+		want := netnsdir.Ident{Dev: ns.Dev, Ino: ns.Ino}
+		e := st.reg.Add(fmt.Sprintf("netns %q", name), func() error { return removeNetns(st, cur, name, &want) })
+		st.watch(e, reaper.Umount(cur.Get("mnt"), path, mntID), reaper.Unlink(cur.Get("mnt"), path))
 	}
-	return &Namespace{ns: created, st: st}, nil
+	return &Namespace{ns: ns, st: st}, nil
+}
+
+// unbackedGrace is how long an entry of /run/netns may be an empty,
+// unlocked file before nsh calls it stale: a tool that takes no lock ("ip
+// netns add") creates the file, then unshares, then mounts.
+const unbackedGrace = time.Second
+
+// openNetns opens the network namespace named name, from the calling
+// thread's mount namespace. When there is no entry, it calls create (if not
+// nil), which returns the namespace it gave the name, or an EEXIST error if
+// another run gave it first; without create the error has ENOENT. An entry
+// that another run is making is waited for (internal/netnsdir); an entry
+// that stays an empty file no namespace is mounted on is reported as stale,
+// with the way to remove it.
+func (st *state) openNetns(name string, create func() (*nsctx.NS, error)) (*nsctx.NS, error) {
+	path := filepath.Join(netnsDir, name)
+	start := time.Now()
+	var unbacked time.Time
+	for pause := 100 * time.Microsecond; ; pause = min(2*pause, 5*time.Millisecond) {
+		n, err := st.tab.Open(path, "net")
+		switch {
+		case err == nil:
+			return n, nil
+		case errors.Is(err, unix.ENOENT):
+			if create == nil {
+				return nil, err
+			}
+			if n, err = create(); !errors.Is(err, unix.EEXIST) {
+				return n, err
+			}
+			continue // another run was first: open its namespace
+		case !errors.Is(err, nsctx.ErrNotNamespace):
+			return nil, err
+		}
+		err = netnsdir.Inspect(path)
+		switch {
+		case err == nil, errors.Is(err, unix.ENOENT):
+			continue // mounted or removed meanwhile: look again
+		case errors.Is(err, netnsdir.ErrMaking):
+			if time.Since(start) > netnsdir.LockWait {
+				return nil, fmt.Errorf("network namespace %q: %w for over %v (a stopped process?)", name, err, netnsdir.LockWait)
+			}
+		case errors.Is(err, netnsdir.ErrUnbacked):
+			if unbacked.IsZero() {
+				unbacked = time.Now()
+			} else if time.Since(unbacked) > unbackedGrace {
+				return nil, fmt.Errorf("network namespace %q: %w, left by a process killed while making it; remove it with netns_delete(%q) (or \"ip netns del %s\") and try again", name, err, name, name)
+			}
+		default:
+			return nil, fmt.Errorf("network namespace %q: %w", name, err)
+		}
+		time.Sleep(pause)
+	}
 }
 
 // prepareNetnsDir makes /run/netns exist and be a shared mount of its own,
-// as iproute2 does, so namespaces bound there propagate to other mount
-// namespaces and can be unmounted everywhere. It does so once per run in each
+// as iproute2 does (netnsdir.Prepare). It does so once per run in each
 // mount namespace (mnt, the one the calling thread is in): making a mount
 // shared walks every mount below it, so doing it for each of N namespaces
 // would cost O(N²).
@@ -436,7 +493,7 @@ func (st *state) prepareNetnsDir(mnt *nsctx.NS) error {
 	if done {
 		return nil
 	}
-	if err := prepareNetnsDir(); err != nil {
+	if err := netnsdir.Prepare(); err != nil {
 		return err
 	}
 	n.mu.Lock()
@@ -445,38 +502,12 @@ func (st *state) prepareNetnsDir(mnt *nsctx.NS) error {
 	return nil
 }
 
-// prepareNetnsDir is the work of state.prepareNetnsDir.
-func prepareNetnsDir() error {
-	if err := os.MkdirAll(netnsDir, 0o755); err != nil {
-		return nserr.New("mkdir", netnsDir, unwrap(err))
-	}
-	for {
-		err := unix.Mount("", netnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
-		if err == nil {
-			return nil
-		}
-		if err != unix.EINVAL {
-			return nserr.New("mount", "--make-rshared "+netnsDir, err)
-		}
-		// Not a mount point yet: bind it onto itself, then try again.
-		if err := unix.Mount(netnsDir, netnsDir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			return nserr.New("mount", "--bind "+netnsDir+" "+netnsDir, err)
-		}
-	}
-}
-
-func removeNetns(st *state, ctx nsctx.Context, name string) error {
+// removeNetns deletes the entry name in ctx's mount namespace, as "ip netns
+// del" does; with want, only while the entry is still that namespace.
+func removeNetns(st *state, ctx nsctx.Context, name string, want *netnsdir.Ident) error {
 	path := filepath.Join(netnsDir, name)
 	// In nsh's own mount namespace (the usual case) no thread hop is needed.
-	return st.doIn(st.tab.Joins(ctx), func() error {
-		if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
-			return nserr.New("umount", path, err)
-		}
-		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
-			return nserr.New("remove", path, unwrap(err))
-		}
-		return nil
-	})
+	return st.doIn(st.tab.Joins(ctx), func() error { return netnsdir.Remove(path, want) })
 }
 
 func netnsDeleteBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -494,7 +525,7 @@ func netnsDeleteBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark
 	if _, err := os.Lstat(filepath.Join(netnsDir, name)); err != nil {
 		return nil, fmt.Errorf("no network namespace named %q", name)
 	}
-	return starlark.None, removeNetns(st, st.current(), name)
+	return starlark.None, removeNetns(st, st.current(), name, nil)
 }
 
 func (n *Namespace) persist(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {

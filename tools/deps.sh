@@ -13,6 +13,10 @@ setpriv   util-linux
 unshare   util-linux
 ipcmk     util-linux
 ps        procps
+pgrep     procps
+flock     util-linux
+setsid    util-linux
+mount     mount
 busybox   busybox-static
 newuidmap uidmap
 musl-gcc  musl-tools

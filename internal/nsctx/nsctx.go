@@ -106,6 +106,10 @@ func (c Context) Equal(d Context) bool {
 	return true
 }
 
+// ErrNotNamespace is in the error of Open for a file that is no namespace
+// (errors.Is): a regular file no namespace is bind-mounted on, for one.
+var ErrNotNamespace = errors.New("is not a namespace file")
+
 // Table owns the namespace files of one run.
 type Table struct {
 	mu sync.Mutex
@@ -194,7 +198,7 @@ func (t *Table) Open(path string, want string) (*NS, error) {
 	}
 	if sfs.Type != unix.NSFS_MAGIC {
 		unix.Close(fd)
-		return nil, fmt.Errorf("%q is not a namespace file (expected /proc/PID/ns/KIND or a file a namespace was bind-mounted on)", path)
+		return nil, fmt.Errorf("%q %w (expected /proc/PID/ns/KIND or a file a namespace was bind-mounted on)", path, ErrNotNamespace)
 	}
 	typ, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE)
 	if err != nil {
