@@ -230,6 +230,16 @@ func TestItem12LoadRefusals(t *testing.T) {
 			t.Errorf("%s: %q %q", src, out, msg)
 		}
 	}
+	// A script reached through a symlinked directory loads modules that
+	// load others (from their real directory).
+	write(filepath.Join(dir, "via.star"), `load("sub/in.star", z = "y")`+"\ny = z\n")
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	if out, msg, _ := run(t, link, filepath.Join(link, "main.star"), `load("via.star", "y")`+"\nprint(y)"); msg != "" || out != "2\n" {
+		t.Errorf("through a symlinked directory: %q %q", out, msg)
+	}
 }
 
 // Item 5 of issue 15: a Go panic in a builtin is a script error at the

@@ -83,16 +83,19 @@ func (r *Run) resolve(from, module string) (string, error) {
 		}
 	}
 	path := filepath.Join(dir, module)
-	if !within(root, path) {
+	// A module loaded by its real path loads others from its real
+	// directory: both spellings of the root count.
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		realRoot = root
+	}
+	escapes := !within(root, path) && !within(realRoot, path)
+	if escapes {
 		return "", fmt.Errorf("load: %q escapes the script's directory %s (use an absolute path to load from elsewhere)", module, root)
 	}
 	real, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		return path, nil // reading it reports what is wrong
-	}
-	realRoot, err := filepath.EvalSymlinks(root)
-	if err != nil {
-		realRoot = root
 	}
 	if !within(realRoot, real) {
 		return "", fmt.Errorf("load: %q leads through a symlink to %s, outside the script's directory %s (use an absolute path to load from elsewhere)", module, real, realRoot)
