@@ -223,7 +223,15 @@ func boundedUniverse(limit func() uint64) starlark.StringDict {
 		orig := starlark.Universe[name].(*starlark.Builtin)
 		name, cost := name, cost
 		out[name] = starlark.NewBuiltin(name, func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			if err := checkElements(name, cost, args, limit()); err != nil {
+			checked := args
+			if len(args) == 0 {
+				for _, kv := range kwargs { // sorted(iterable=...)
+					if kv[0] == starlark.String("iterable") {
+						checked = starlark.Tuple{kv[1]}
+					}
+				}
+			}
+			if err := checkElements(name, cost, checked, limit()); err != nil {
 				return nil, err
 			}
 			return orig.CallInternal(th, args, kwargs)

@@ -853,6 +853,7 @@ func TestItem5HugeAllocationsAreScriptErrors(t *testing.T) {
 		{"list(range(1<<62))", "list: 4611686018427387904 elements would need over 16 EiB"},
 		{"tuple(range(1<<62))", "tuple: "},
 		{"sorted(range(1<<62))", "sorted: "},
+		{"sorted(iterable=range(1<<40), reverse=True)", "sorted: 1099511627776 elements"},
 		{"enumerate(range(1<<62))", "enumerate: "},
 		{"zip(range(1<<62), range(1<<62))", "zip: "},
 		{"reversed(range(1<<62))", "reversed: "},
@@ -905,6 +906,12 @@ func TestItem5StepLimit(t *testing.T) {
 	out, stderr, code := nsh(t, "", "-c", "n = 0\nfor i in range(2000000):\n    n += 1\nprint(n)")
 	if code != 0 || out != "2000000\n" {
 		t.Errorf("2,000,000 iterations without --max-steps: %d %q %q", code, out, stderr)
+	}
+	out, _, _ = nsh(t, "", "--help")
+	for _, want := range []string{"--max-memory SIZE", "default 2GiB", "--max-steps N", "default: no limit"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("--help lacks %q", want)
+		}
 	}
 }
 
