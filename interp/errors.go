@@ -23,12 +23,11 @@ func FormatError(err error) string {
 		}
 		out := fmt.Sprintf("%s: %s", frames[len(frames)-1].Pos, msg)
 		if len(frames) > 1 {
-			var b strings.Builder
-			b.WriteString("\nTraceback (most recent call last):\n")
-			for _, f := range frames {
-				fmt.Fprintf(&b, "  %s: in %s\n", f.Pos, f.Name)
+			lines := make([]string, len(frames))
+			for i, f := range frames {
+				lines[i] = fmt.Sprintf("  %s: in %s", f.Pos, f.Name)
 			}
-			out += strings.TrimRight(b.String(), "\n")
+			out += "\nTraceback (most recent call last):\n" + strings.Join(foldRepeats(lines), "\n")
 		}
 		return out
 	}
@@ -58,4 +57,55 @@ func scriptFrames(stack starlark.CallStack) []starlark.CallFrame {
 		out = append(out, f)
 	}
 	return out
+}
+
+// maxCycle is the longest run of lines foldRepeats looks for repeats of
+// (a recursion through that many functions).
+const maxCycle = 8
+
+// foldRepeats shortens a backtrace of a deep recursion, as Python does: a
+// line repeated more than 3 times in a row is kept 3 times and followed by
+// "[Previous line repeated N more times]"; a block of up to maxCycle
+// lines (a mutual recursion) repeated 3 times or more is kept once and
+// followed by "[Previous K lines repeated N more times]". A recursion
+// 100,000 deep (go.starlark.net's limit) prints a few lines, not 100,000.
+func foldRepeats(lines []string) []string {
+	var out []string
+	for i := 0; i < len(lines); {
+		bestK, bestReps := 0, 1
+		for k := 1; k <= maxCycle && i+2*k <= len(lines); k++ {
+			reps := 1
+			for i+(reps+1)*k <= len(lines) && equalLines(lines[i:i+k], lines[i+reps*k:i+(reps+1)*k]) {
+				reps++
+			}
+			if reps >= 3 && reps*k > bestReps*bestK {
+				bestK, bestReps = k, reps
+			}
+		}
+		switch {
+		case bestK == 0:
+			out = append(out, lines[i])
+			i++
+		case bestK == 1:
+			out = append(out, lines[i], lines[i], lines[i])
+			if bestReps > 3 {
+				out = append(out, fmt.Sprintf("  [Previous line repeated %d more times]", bestReps-3))
+			}
+			i += bestReps
+		default:
+			out = append(out, lines[i:i+bestK]...)
+			out = append(out, fmt.Sprintf("  [Previous %d lines repeated %d more times]", bestK, bestReps-1))
+			i += bestK * bestReps
+		}
+	}
+	return out
+}
+
+func equalLines(a, b []string) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }

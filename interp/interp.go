@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"go.starlark.net/lib/json"
@@ -47,6 +48,19 @@ type Config struct {
 	Extra starlark.StringDict
 	// Stdout and Stderr default to os.Stdout and os.Stderr.
 	Stdout, Stderr io.Writer
+	// MaxMemory is the memory limit in bytes (0: none): when the Go heap
+	// passes it, every thread of the run is cancelled with an error, and
+	// a builtin refuses to allocate more than it at once. See limits.go.
+	MaxMemory uint64
+	// MaxSteps is the number of Starlark steps (go.starlark.net's
+	// Thread.Steps) each thread of a run may execute, 0 for no limit: the
+	// main script, each loaded module and the REPL session count apart.
+	MaxSteps uint64
+	// Abort, if set, is called with a message when the heap has passed
+	// 1.25 times MaxMemory after the run's threads were cancelled, because
+	// a builtin that does not see the cancellation goes on allocating.
+	// nsh exits there; without it the run waits for the builtin.
+	Abort func(msg string)
 }
 
 // Interp is a configured interpreter; each script run is a Run.
@@ -72,8 +86,22 @@ func New(cfg Config) *Interp {
 	in.predeclared["math"] = math.Module
 	in.predeclared["time"] = time.Module
 	in.predeclared["struct"] = starlark.NewBuiltin("struct", starlarkstruct.Make)
+	for k, v := range starlark.Universe {
+		if _, ok := v.(*starlark.Builtin); ok {
+			in.predeclared[k] = v
+		}
+	}
+	for k, v := range boundedUniverse(func() uint64 { return in.cfg.MaxMemory }) {
+		in.predeclared[k] = v
+	}
 	for k, v := range cfg.Extra {
 		in.predeclared[k] = v
+	}
+	// A Go panic in a builtin becomes an error at the line that called it.
+	for k, v := range in.predeclared {
+		if b, ok := v.(*starlark.Builtin); ok && b.Receiver() == nil {
+			in.predeclared[k] = safeBuiltin(b)
+		}
 	}
 	return in
 }
@@ -92,8 +120,10 @@ type Run struct {
 	sigOnce  sync.Once      // starts signal handling
 	sigc     chan os.Signal
 	done     chan struct{}
-	onStop   func() // closes the REPL's input on SIGTERM/SIGHUP
-	exitReq  *int   // set by exit() in the REPL
+	onStop   func()      // closes the REPL's input on SIGTERM/SIGHUP
+	exitReq  *int        // set by exit() in the REPL
+	memWatch *memWatch   // nil without a memory limit
+	limitHit atomic.Bool // the memory limit cancelled the threads
 }
 
 // absOnFirstUse returns dir made absolute when first asked: a run that
@@ -141,13 +171,29 @@ func (in *Interp) NewRun(root string, argv []string) *Run {
 		done:     make(chan struct{}),
 	}
 	r.Registry.OnGuard(r.handleSignals)
+	if in.cfg.MaxMemory > 0 {
+		r.watchMemory(in.cfg.MaxMemory)
+	}
 	return r
 }
 
-// handleSignals starts the run's signal handling, once.
+// handleSignals starts the run's signal handling, once. A signal that
+// was ignored when nsh started stays ignored, as in sh (nohup ignores
+// SIGHUP; a non-interactive shell starts background jobs with SIGINT
+// ignored); the processes the run starts then inherit it ignored too.
+// Each signal handled here has its default action again in them.
 func (r *Run) handleSignals() {
 	r.sigOnce.Do(func() {
-		signal.Notify(r.sigc, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+		var sigs []os.Signal
+		for _, s := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+			if !signal.Ignored(s) {
+				sigs = append(sigs, s)
+			}
+		}
+		if len(sigs) == 0 {
+			return
+		}
+		signal.Notify(r.sigc, sigs...)
 		go r.watchSignals()
 	})
 }
@@ -217,13 +263,18 @@ func (r *Run) NewThread(name string) *starlark.Thread {
 	}
 	lifecycle.Attach(th, r.Registry)
 	th.SetLocal(fileKey, name)
+	if max := r.in.cfg.MaxSteps; max > 0 {
+		th.SetMaxExecutionSteps(max)
+		th.OnMaxSteps = func(th *starlark.Thread) { th.Cancel(stepMessage(max)) }
+	}
 	return th
 }
 
 const fileKey = "nsh.file"
 
-// track registers th for cancellation while fn runs.
-func (r *Run) track(th *starlark.Thread, fn func() error) error {
+// track registers th for cancellation while fn runs. A Go panic in fn
+// (one no builtin wrapper caught, e.g. in a method) becomes its error.
+func (r *Run) track(th *starlark.Thread, fn func() error) (err error) {
 	r.mu.Lock()
 	r.threads[th] = true
 	if r.signal != 0 {
@@ -234,6 +285,11 @@ func (r *Run) track(th *starlark.Thread, fn func() error) error {
 		r.mu.Lock()
 		delete(r.threads, th)
 		r.mu.Unlock()
+	}()
+	defer func() {
+		if p := recover(); p != nil {
+			err = internalError(p)
+		}
 	}()
 	return fn()
 }
@@ -280,6 +336,9 @@ func (r *Run) Teardown() error {
 	case <-r.done:
 	default:
 		close(r.done)
+		if r.memWatch != nil {
+			r.memWatch.stop()
+		}
 	}
 	return err
 }

@@ -166,3 +166,143 @@ func TestHelp(t *testing.T) {
 		t.Error("Doc(nope) should fail")
 	}
 }
+
+// Item 12 of issue 15: load() treats a symlink that leads out of the
+// script's directory as it treats "../", and reads only regular files of
+// at most 16 MiB: a FIFO is refused without waiting for a writer.
+func TestItem12LoadRefusals(t *testing.T) {
+	dir := t.TempDir()
+	outside := t.TempDir()
+	write := func(path, text string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(outside, "secret.star"), "x = 1\n")
+	os.Mkdir(filepath.Join(dir, "sub"), 0o755)
+	write(filepath.Join(dir, "sub", "in.star"), "y = 2\n")
+	for link, target := range map[string]string{
+		"esc.star":  filepath.Join(outside, "secret.star"),
+		"escd":      outside,
+		"ok.star":   "sub/in.star",
+		"zero.star": "/dev/zero",
+	} {
+		if err := os.Symlink(target, filepath.Join(dir, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo.star"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	write(filepath.Join(dir, "big.star"), strings.Repeat("#", 16<<20+1))
+	main := filepath.Join(dir, "main.star")
+	for _, c := range []struct{ src, want string }{
+		{`load("esc.star", "x")`, `"esc.star" leads through a symlink to ` + filepath.Join(outside, "secret.star") + `, outside the script's directory`},
+		{`load("escd/secret.star", "x")`, `"escd/secret.star" leads through a symlink to ` + filepath.Join(outside, "secret.star")},
+		{`load("zero.star", "x")`, `leads through a symlink to /dev/zero`},
+		{`load("/dev/zero", "x")`, `/dev/zero is a character device, not a regular file`},
+		{`load("fifo.star", "x")`, `fifo.star is a named pipe (FIFO), not a regular file`},
+		{`load("big.star", "x")`, `big.star is longer than 16 MiB, the limit for a script`},
+		{`load("sub", "x")`, `sub is a directory, not a regular file`},
+	} {
+		done := make(chan string, 1)
+		go func() {
+			_, msg, _ := run(t, dir, main, c.src)
+			done <- msg
+		}()
+		select {
+		case msg := <-done:
+			if !strings.Contains(msg, c.want) {
+				t.Errorf("%s: got %q, want %q", c.src, msg, c.want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s hangs", c.src)
+		}
+	}
+	// A symlink that stays inside is followed; an absolute path may point
+	// anywhere, through symlinks too.
+	for _, src := range []string{
+		`load("ok.star", "y")` + "\nprint(y)",
+		`load("` + filepath.Join(dir, "esc.star") + `", "x")` + "\nprint(x)",
+	} {
+		if out, msg, _ := run(t, dir, main, src); msg != "" || out == "" {
+			t.Errorf("%s: %q %q", src, out, msg)
+		}
+	}
+	// A script reached through a symlinked directory loads modules that
+	// load others (from their real directory).
+	write(filepath.Join(dir, "via.star"), `load("sub/in.star", z = "y")`+"\ny = z\n")
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	if out, msg, _ := run(t, link, filepath.Join(link, "main.star"), `load("via.star", "y")`+"\nprint(y)"); msg != "" || out != "2\n" {
+		t.Errorf("through a symlinked directory: %q %q", out, msg)
+	}
+}
+
+// Item 5 of issue 15: a Go panic in a builtin is a script error at the
+// line that called it (exit status 1), not the end of nsh.
+func TestItem5PanicIsScriptError(t *testing.T) {
+	var out bytes.Buffer
+	in := interp.New(interp.Config{Stdout: &out, Extra: starlark.StringDict{
+		"boom": starlark.NewBuiltin("boom", func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
+			var m map[string]int
+			m["x"] = 1 // assignment to entry in nil map
+			return starlark.None, nil
+		}),
+	}})
+	r := in.NewRun(".", nil)
+	_, err := r.ExecFile("p.star", "x = 1\nboom()\n")
+	r.Close()
+	msg := ""
+	if err != nil {
+		msg = interp.FormatError(err)
+	}
+	if code := r.ExitCode(err); code != 1 || !strings.HasPrefix(msg, "p.star:2:5: boom: internal error in nsh") || !strings.Contains(msg, "nil map") {
+		t.Errorf("exit %d, error %q", code, msg)
+	}
+}
+
+// Item 5: the memory limit cancels a run whose heap grows past it, and the
+// shadowed builtins refuse what would not fit; go.starlark.net's universe
+// is left as it was.
+func TestItem5MemoryLimit(t *testing.T) {
+	in := interp.New(interp.Config{MaxMemory: 64 << 20})
+	r := in.NewRun(".", nil)
+	_, err := r.ExecFile("m.star", "x = []\nfor i in range(1<<40):\n    x.append(str(i))\n")
+	r.Close()
+	if err == nil || !strings.Contains(interp.FormatError(err), "m.star:3:") || !strings.Contains(err.Error(), "memory limit of 64 MiB exceeded") {
+		t.Errorf("err = %v", err)
+	}
+	if code := r.ExitCode(err); code != 1 {
+		t.Errorf("exit code %d", code)
+	}
+	_, msg, _ := run(t, ".", "l.star", "list(range(1<<62))")
+	if !strings.Contains(msg, "list: 4611686018427387904 elements would need over 16 EiB, beyond this machine's memory") {
+		t.Errorf("unlimited: %q", msg)
+	}
+	if b, ok := starlark.Universe["list"].(*starlark.Builtin); !ok || b.Name() != "list" {
+		t.Error("starlark.Universe was changed")
+	}
+	for s, want := range map[string]uint64{"2GiB": 2 << 30, "256MiB": 256 << 20, "1.5g": 3 << 29, "none": 0, "0": 0, "4096M": 4 << 30} {
+		if got, err := interp.ParseSize(s); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", s, got, err, want)
+		}
+	}
+	for _, s := range []string{"", "lots", "12", "1.5x", "-1G"} {
+		if _, err := interp.ParseSize(s); err == nil {
+			t.Errorf("ParseSize(%q) accepted", s)
+		}
+	}
+}
+
+// Item 6 of issue 15: the backtrace of a deep recursion is folded.
+func TestItem6BacktraceFolded(t *testing.T) {
+	_, msg, code := run(t, ".", "r.star", "def f(n):\n    return f(n + 1)\n\nf(0)\n")
+	if code != 1 || len(msg) > 2000 || strings.Count(msg, "r.star:2:13: in f") != 3 ||
+		!strings.Contains(msg, "  [Previous line repeated 99996 more times]") || !strings.HasPrefix(msg, "r.star:2:12: Starlark stack overflow") {
+		t.Errorf("exit %d, %d bytes:\n%s", code, len(msg), msg)
+	}
+}

@@ -56,7 +56,12 @@ options enabled, as a scripting user expects:
 load("lib.star", "f") loads a module relative to the loading file; each
 module runs once per run. Predeclared modules: json, math, time, struct.
 Use fail(msg) to stop a script with an error (exit status 1), exit(code) to
-stop it early with a status; both tear down what the script created.`
+stop it early with a status; both tear down what the script created.
+Limits: calls nest at most 100,000 deep ("Starlark stack overflow"); the
+script is cancelled when nsh's heap passes --max-memory (default 2GiB), and
+after --max-steps Starlark steps if given (no limit by default). load()
+follows a symlink only if it stays in the script's directory, and reads
+only regular files of at most 16 MiB.`
 
 func exitBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	code := 0

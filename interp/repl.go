@@ -83,6 +83,8 @@ func (r *Run) REPL(globals starlark.StringDict, stdin io.ReadCloser) error {
 			r.clearSignal()
 			th.Uncancel()
 			r.Registry.Resume()
+		} else if r.limitHit.Swap(false) {
+			th.Uncancel() // the memory limit failed the statement; go on
 		}
 	}
 	if globals != nil {
@@ -131,7 +133,7 @@ func (r *Run) rep(rl *readline.Instance, th *starlark.Thread, env starlark.Strin
 		fmt.Fprintln(r.in.cfg.Stderr, FormatError(err))
 		return nil
 	}
-	return r.track(th, func() error {
+	err = r.track(th, func() error {
 		if expr := soleExpr(f); expr != nil {
 			v, err := starlark.EvalExprOptions(f.Options, th, expr, env)
 			if err != nil {
@@ -148,6 +150,10 @@ func (r *Run) rep(rl *readline.Instance, th *starlark.Thread, env starlark.Strin
 		}
 		return nil
 	})
+	if err != nil { // a Go panic the statement caused
+		r.printErr(err)
+	}
+	return nil
 }
 
 func (r *Run) printErr(err error) {

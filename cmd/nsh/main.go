@@ -14,10 +14,10 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 
 	"golang.org/x/term"
@@ -57,6 +57,12 @@ flags:
   --rootless     enter a new user namespace first (mapped to root inside),
                  even when started as root; the default for non-root users
   --no-rootless  never do that (also NSH_ROOTLESS=0; NSH_ROOTLESS=1 = --rootless)
+  --max-memory SIZE
+                 cancel the script with an error when nsh's Go heap passes
+                 SIZE (e.g. 512MiB, 4GiB; 0 or none: no limit); default 2GiB
+  --max-steps N  cancel each thread (the script, each loaded module, the
+                 REPL session) after N Starlark steps; default: no limit,
+                 as a script that loops forever (with sleeps) is legitimate
   -h, --help     print this help
   --version      print the version
 
@@ -66,6 +72,8 @@ to exit(code); 128+N when ended by signal N (130 for Ctrl-C).
 
 type options struct {
 	rootless    rootless.Mode
+	maxMemory   uint64
+	maxSteps    uint64
 	code        *string
 	interactive bool
 	script      string
@@ -90,7 +98,8 @@ func run(args []string) int {
 	if outer, code := rootless.Enter(opts.rootless); outer {
 		return code
 	}
-	in := interp.New(interp.Config{Builtins: builtins.Table(), Prompt: builtins.Prompt})
+	in := interp.New(interp.Config{Builtins: builtins.Table(), Prompt: builtins.Prompt,
+		MaxMemory: opts.maxMemory, MaxSteps: opts.maxSteps, Abort: abort})
 
 	var src any
 	var name string
@@ -100,7 +109,7 @@ func run(args []string) int {
 		name, src = "-c", *opts.code
 		argv = append(argv, "-c")
 	case opts.script == "-" || (opts.script == "" && !term.IsTerminal(int(os.Stdin.Fd())) && !opts.interactive):
-		b, err := io.ReadAll(os.Stdin)
+		b, err := interp.ReadScriptFrom(os.Stdin, "the script on stdin")
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "nsh: reading stdin: %v\n", err)
 			return 2
@@ -108,7 +117,7 @@ func run(args []string) int {
 		name, src = "<stdin>", b
 		argv = append(argv, "-")
 	case opts.script != "":
-		b, err := os.ReadFile(opts.script)
+		b, err := interp.ReadScript(opts.script, true)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "nsh: %v\n", err)
 			return 2
@@ -145,12 +154,40 @@ func run(args []string) int {
 	return r.ExitCode(err)
 }
 
+// abort ends nsh at once, with status 1, when a builtin that cannot be
+// interrupted runs past the memory limit: what the run made is undone as
+// after SIGKILL (see README, How it works), since the interpreter's
+// thread, busy in that builtin, cannot tear it down.
+func abort(msg string) {
+	fmt.Fprintf(os.Stderr, "nsh: %s: exiting without teardown; what the script made is undone as after SIGKILL\n", msg)
+	os.Exit(1)
+}
+
 // parseArgs reads nsh's own flags; everything after the script name (or
 // after -c CODE) belongs to the script.
 func parseArgs(args []string) (opts options, code int, done bool) {
 	opts.rootless = rootless.ModeFromEnv()
+	opts.maxMemory = interp.DefaultMaxMemory
 	for i := 0; i < len(args); i++ {
 		a := args[i]
+		// --flag=VALUE or --flag VALUE, for the flags that take one.
+		if name, val, ok := valueFlag(args, &i); ok {
+			var err error
+			switch name {
+			case "--max-memory":
+				opts.maxMemory, err = interp.ParseSize(val)
+			case "--max-steps":
+				opts.maxSteps, err = strconv.ParseUint(val, 10, 64)
+				if err != nil {
+					err = fmt.Errorf("invalid step count %q (want a number; 0: no limit)", val)
+				}
+			}
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "nsh: %s: %v\n", name, err)
+				return opts, 2, true
+			}
+			continue
+		}
 		switch {
 		case a == "-h" || a == "--help" || a == "-help":
 			fmt.Print(usage)
@@ -193,6 +230,25 @@ func parseArgs(args []string) (opts options, code int, done bool) {
 		}
 	}
 	return opts, 0, false
+}
+
+// valueFlag reads args[*i] if it is a flag that takes a value, as
+// "--flag=VALUE" or "--flag VALUE" (then *i moves past VALUE).
+func valueFlag(args []string, i *int) (name, val string, ok bool) {
+	a := args[*i]
+	for _, f := range []string{"--max-memory", "--max-steps"} {
+		switch {
+		case strings.HasPrefix(a, f+"="):
+			return f, a[len(f)+1:], true
+		case a == f:
+			if *i+1 >= len(args) {
+				return f, "", true // refused as invalid
+			}
+			*i++
+			return f, args[*i], true
+		}
+	}
+	return "", "", false
 }
 
 func docCmd(args []string) int {

@@ -727,3 +727,234 @@ func withAffinity(t *testing.T, mask unix.CPUSet, f func() (string, string, int)
 	}()
 	return <-done
 }
+
+// sigIgn returns the SigIgn mask of /proc/PID/status.
+func sigIgn(t *testing.T, pid int) uint64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "SigIgn:"); ok {
+			m, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return m
+		}
+	}
+	t.Fatalf("no SigIgn in /proc/%d/status", pid)
+	return 0
+}
+
+// Item 11 of issue 15: a signal ignored when nsh starts stays ignored, as
+// in sh: under nohup (SIGHUP) or as a background job of a script (SIGINT,
+// SIGQUIT), a script that made a named netns is not ended by it, and the
+// processes it starts inherit it ignored. SIGTERM, not ignored, still
+// tears down and ends nsh with 143.
+func TestItem11IgnoredSignalsStayIgnored(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (a named netns)")
+	}
+	leakcheck.Check(t)
+	script := `netns("nsh-item11", persist=False)
+p = spawn("sleep 6011")
+print("ready", p.pid)
+while True:
+    pass
+`
+	cmd := exec.Command("sh", "-c", `trap "" HUP INT QUIT; exec "$0" -c "$1"`, nshBin, script)
+	stdout, _ := cmd.StdoutPipe()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	line := make(chan string, 1)
+	go func() {
+		b := make([]byte, 64)
+		n, _ := stdout.Read(b)
+		line <- string(b[:n])
+		io.Copy(io.Discard, stdout)
+		done <- cmd.Wait()
+	}()
+	var child int
+	select {
+	case l := <-line:
+		if _, err := fmt.Sscanf(l, "ready %d", &child); err != nil {
+			cmd.Process.Kill()
+			t.Fatalf("did not start: %q %s", l, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("did not start")
+	}
+	const ignored = 1<<(syscall.SIGHUP-1) | 1<<(syscall.SIGINT-1) | 1<<(syscall.SIGQUIT-1)
+	if m := sigIgn(t, cmd.Process.Pid); m&ignored != ignored || m&(1<<(syscall.SIGTERM-1)) != 0 {
+		t.Errorf("nsh's SigIgn %#x, want SIGHUP, SIGINT, SIGQUIT (%#x) and not SIGTERM", m, uint64(ignored))
+	}
+	if m := sigIgn(t, child); m&ignored != ignored {
+		t.Errorf("the spawned process's SigIgn %#x, want SIGHUP, SIGINT, SIGQUIT (%#x) still ignored", m, uint64(ignored))
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT} {
+		cmd.Process.Signal(sig)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("nsh ended after SIGHUP/SIGINT/SIGQUIT that were ignored at its start: %v\n%s", err, stderr.String())
+	case <-time.After(500 * time.Millisecond):
+	}
+	if _, err := os.Stat("/run/netns/nsh-item11"); err != nil {
+		t.Errorf("the netns is gone while nsh runs: %v", err)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("SIGTERM did not end nsh")
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 143 {
+		t.Errorf("exit %v after SIGTERM, want 143; stderr %s", err, stderr.String())
+	}
+	if _, err := os.Stat("/run/netns/nsh-item11"); err == nil {
+		t.Error("/run/netns/nsh-item11 left behind")
+	}
+}
+
+// crashFree checks that nsh ended a script with a script error (status 1)
+// whose message names the line and each of wants, and did not crash.
+func crashFree(t *testing.T, what, stderr string, code int, wants ...string) {
+	t.Helper()
+	if code != 1 {
+		t.Errorf("%s: exit %d, want 1; stderr %.500s", what, code, stderr)
+	}
+	for _, bad := range []string{"panic", "fatal error", "goroutine "} {
+		if strings.Contains(stderr, bad) {
+			t.Errorf("%s: nsh crashed (%q in stderr): %.500s", what, bad, stderr)
+		}
+	}
+	for _, w := range wants {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("%s: stderr lacks %q: %.500s", what, w, stderr)
+		}
+	}
+}
+
+// Item 5 of issue 15: builtins that size their result from their
+// argument's length refuse one too long for the memory limit, before they
+// allocate: no makeslice panic (exit 2), no "fatal error: out of memory",
+// no growth until the OOM killer comes.
+func TestItem5HugeAllocationsAreScriptErrors(t *testing.T) {
+	for _, c := range []struct{ code, want string }{
+		{"list(range(1<<62))", "list: 4611686018427387904 elements would need over 16 EiB"},
+		{"tuple(range(1<<62))", "tuple: "},
+		{"sorted(range(1<<62))", "sorted: "},
+		{"sorted(iterable=range(1<<40), reverse=True)", "sorted: 1099511627776 elements"},
+		{"enumerate(range(1<<62))", "enumerate: "},
+		{"zip(range(1<<62), range(1<<62))", "zip: "},
+		{"reversed(range(1<<62))", "reversed: "},
+		{"list(range(1<<40))", "list: 1099511627776 elements would need at least 16 TiB, beyond the memory limit of 2 GiB (nsh --max-memory)"},
+		{"set(range(1<<62))", "set: "},
+	} {
+		_, stderr, code := nsh(t, "", "-c", "x = 1\n"+c.code)
+		crashFree(t, c.code, stderr, code, "-c:2:", c.want, "nsh --max-memory")
+	}
+	// With no memory limit, the machine's memory is the bound.
+	_, stderr, code := nsh(t, "", "--max-memory=none", "-c", "x = 1\nlist(range(1<<40))")
+	crashFree(t, "list(range(1<<40)) with --max-memory=none", stderr, code, "-c:2:", "beyond this machine's memory")
+}
+
+// Item 5: a heap that grows a little at a time passes the memory limit and
+// the script is cancelled with an error naming the line and the limit.
+func TestItem5MemoryLimitCancelsScript(t *testing.T) {
+	for _, script := range []string{
+		"x = {}\nfor i in range(1<<62):\n    x[i] = i\n",
+		"x = []\nwhile True:\n    x.append([1])\n",
+		"s = set()\nfor i in range(1<<62):\n    s.add(i)\n",
+	} {
+		_, stderr, code := nsh(t, "", "--max-memory", "96MiB", "-c", script)
+		crashFree(t, script, stderr, code, "-c:3:", "memory limit of 96 MiB exceeded (nsh --max-memory)")
+	}
+	// A builtin that never sees the cancellation (it iterates a range to
+	// its end) and allocates on ends nsh with status 1 and a word on the
+	// limit, well before the machine's memory runs out.
+	_, stderr, code := nsh(t, "", "--max-memory", "64MiB", "-c", "x = []\nx.extend(range(1<<62))\n")
+	crashFree(t, "x.extend(range(1<<62))", stderr, code, "memory limit of 64 MiB exceeded (nsh --max-memory) inside a builtin that cannot be interrupted")
+	// A script well under the limit is not disturbed.
+	out, stderr, code := nsh(t, "", "--max-memory", "64MiB", "-c", "x = list(range(100000))\nprint(len(x))")
+	if code != 0 || out != "100000\n" {
+		t.Errorf("small script under a 64MiB limit: %d %q %q", code, out, stderr)
+	}
+	for _, bad := range []string{"--max-memory=lots", "--max-memory=12", "--max-steps=-1"} {
+		if _, stderr, code := nsh(t, "", bad, "-c", "pass"); code != 2 || !strings.Contains(stderr, "nsh: --max-") {
+			t.Errorf("%s: exit %d, stderr %q; want 2 and a word on the flag", bad, code, stderr)
+		}
+	}
+}
+
+// Item 5: --max-steps ends a script that runs too long; by default there
+// is no step limit.
+func TestItem5StepLimit(t *testing.T) {
+	// (The position is that of the instruction the limit falls on: with
+	// this count, the addition.)
+	_, stderr, code := nsh(t, "", "--max-steps", "100003", "-c", "x = 1\nwhile True:\n    x += 1\n")
+	crashFree(t, "--max-steps", stderr, code, "-c:3:", "step limit of 100003 exceeded (nsh --max-steps)")
+	out, stderr, code := nsh(t, "", "-c", "n = 0\nfor i in range(2000000):\n    n += 1\nprint(n)")
+	if code != 0 || out != "2000000\n" {
+		t.Errorf("2,000,000 iterations without --max-steps: %d %q %q", code, out, stderr)
+	}
+	out, _, _ = nsh(t, "", "--help")
+	for _, want := range []string{"--max-memory SIZE", "default 2GiB", "--max-steps N", "default: no limit"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("--help lacks %q", want)
+		}
+	}
+}
+
+// Item 6 of issue 15: a runaway recursion stops at go.starlark.net's depth
+// limit with a short backtrace: the repeated frames are folded.
+func TestItem6DeepRecursionFolded(t *testing.T) {
+	_, stderr, code := nsh(t, "", "-c", "def f(n): return f(n+1)\nf(0)\n")
+	crashFree(t, "recursion", stderr, code, "Starlark stack overflow", "-c:2:2: in <toplevel>", "-c:1:19: in f", "[Previous line repeated 99996 more times]")
+	if len(stderr) > 5000 {
+		t.Errorf("backtrace of %d bytes, want under 5000:\n%.2000s", len(stderr), stderr)
+	}
+	_, stderr, code = nsh(t, "", "-c", "def a(n): return b(n)\ndef b(n): return a(n+1)\na(0)\n")
+	crashFree(t, "mutual recursion", stderr, code, "[Previous 2 lines repeated")
+	if len(stderr) > 5000 {
+		t.Errorf("backtrace of mutual recursion of %d bytes, want under 5000", len(stderr))
+	}
+}
+
+// Item 12 of issue 15: nsh reads a script only from a regular file or a
+// pipe, and at most 16 MiB of it; stdin likewise.
+func TestItem12ScriptFileRefused(t *testing.T) {
+	big := filepath.Join(t.TempDir(), "big.star")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("#"), 16<<20+1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ file, want string }{
+		{"/dev/zero", "/dev/zero is a character device, not a regular file or a pipe"},
+		{t.TempDir(), "is a directory"},
+		{big, "is longer than 16 MiB, the limit for a script"},
+	} {
+		_, stderr, code := nsh(t, "", c.file)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("nsh %s: exit %d, stderr %q; want 2 and %q", c.file, code, stderr, c.want)
+		}
+	}
+	_, stderr, code := nsh(t, strings.Repeat("#", 16<<20+1), "-")
+	if code != 2 || !strings.Contains(stderr, "longer than 16 MiB") {
+		t.Errorf("17 MiB on stdin: exit %d, stderr %q", code, stderr)
+	}
+	// A pipe is a script file too: nsh <(generate).
+	cmd := exec.Command(nshBin, "/dev/stdin")
+	cmd.Stdin = strings.NewReader("print('piped')\n")
+	if out, stderr, code := runCmd(t, cmd); code != 0 || out != "piped\n" {
+		t.Errorf("nsh /dev/stdin from a pipe: %d %q %q", code, out, stderr)
+	}
+}

@@ -142,10 +142,23 @@ func reexec() (int, error) {
 		cmd.SysProcAttr.GidMappingsEnableSetgroups = false
 	}
 	// Signals for the inner nsh: a terminal's Ctrl-C reaches both of us, so
-	// the supervisor ignores SIGINT; SIGTERM/SIGHUP sent to it are passed on.
-	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT)
+	// the supervisor drops SIGINT and SIGQUIT; SIGTERM/SIGHUP sent to it
+	// are passed on. It catches rather than ignores them, so that the
+	// inner nsh starts with their default action (a caught signal is
+	// reset across exec, an ignored one is not), except those ignored
+	// when nsh started (see internal/startup), which stay ignored in both.
 	sigc := make(chan os.Signal, 4)
-	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGHUP)
+	drop := make(chan os.Signal, 4)
+	for _, s := range []syscall.Signal{syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGHUP} {
+		switch {
+		case signal.Ignored(s):
+		case s == syscall.SIGINT || s == syscall.SIGQUIT:
+			signal.Notify(drop, s)
+		default:
+			signal.Notify(sigc, s)
+		}
+	}
+	// drop is never read: signal.Notify does not block on a full channel.
 	if err := cmd.Start(); err != nil {
 		if sub != nil {
 			r.Close()

@@ -39,6 +39,20 @@
 // See mallocgroups.c: a few bytes held for good save an munmap, and so a
 // TLB shootdown on the other CPUs, at every thread the runtime creates.
 //
+// # Signals ignored at start (sigign.c)
+//
+// A signal ignored when nsh starts stays ignored, as in sh: nohup ignores
+// SIGHUP, and a non-interactive shell starts background jobs with SIGINT
+// and SIGQUIT ignored. The Go runtime keeps an inherited SIG_IGN of SIGHUP
+// and SIGINT (signal.Ignored reports it), but installs its own handler for
+// SIGQUIT and SIGTERM whatever their disposition was. A constructor notes
+// the four dispositions before the runtime starts, and init gives the
+// ones the runtime took over SIG_IGN back (signal.Ignore), so that from
+// then on signal.Ignored tells the truth for all four and the processes
+// nsh starts inherit them ignored. Between the runtime's start and this
+// init (well under a millisecond) a SIGQUIT or SIGTERM still has the
+// runtime's default action.
+//
 // # sysmon's timer slack (threads.c)
 //
 // The runtime's sysmon thread wakes every 20 µs while the program is busy;
@@ -60,8 +74,10 @@ import "C"
 
 import (
 	"os"
+	"os/signal"
 	"runtime"
 	"strconv"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -85,6 +101,7 @@ func startState() int { return int(C.nsh_onecpu_state) }
 func savedSet() *unix.CPUSet { return (*unix.CPUSet)(unsafe.Pointer(&C.nsh_onecpu_saved)) }
 
 func init() {
+	keepIgnored()
 	switch startState() {
 	case stateUntouched:
 		return
@@ -94,6 +111,20 @@ func init() {
 		widen()
 	}
 	runtime.SetDefaultGOMAXPROCS()
+}
+
+// keepIgnored ignores again the signals that were ignored when nsh
+// started (sigign.c) and that the Go runtime has taken over since.
+func keepIgnored() {
+	mask := uint64(C.nsh_sigign_mask)
+	if mask == 0 {
+		return
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM} {
+		if mask&(1<<uint(sig)) != 0 && !signal.Ignored(sig) {
+			signal.Ignore(sig)
+		}
+	}
 }
 
 // widen sets the affinity saved by the constructor on every thread of the
