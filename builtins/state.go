@@ -109,6 +109,16 @@ func (st *state) startReaper() *reaper.Reaper {
 	return st.reaper
 }
 
+// reaperPid is the pid of the run's reaper, or 0 if none was started.
+func (st *state) reaperPid() int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.reaper == nil {
+		return 0
+	}
+	return st.reaper.Pid()
+}
+
 func (st *state) stopReaper() {
 	st.mu.Lock()
 	r := st.reaper

@@ -194,6 +194,44 @@ static int write_file(const char *path, const char *val) {
 	return err;
 }
 
+// populated reads the "populated" line of the cgroup's cgroup.events:
+// 1 while a process is in it or below, 0 once none is, -1 on an error.
+static int populated(int dir) {
+	int fd = openat(dir, "cgroup.events", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	char b[256];
+	ssize_t n = read(fd, b, sizeof b - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	b[n] = 0;
+	const char *p = strstr(b, "populated ");
+	return p ? p[10] == '1' : -1;
+}
+
+// killcg kills every process in the cgroup at path (cgroup.kill), waits
+// up to 5 s for them to be gone, and removes it.
+static int killcg(const char *path) {
+	int dir = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		return errno == ENOENT ? 0 : errno;
+	int fd = openat(dir, "cgroup.kill", O_WRONLY | O_CLOEXEC);
+	int err = 0;
+	if (fd < 0 || write(fd, "1", 1) != 1)
+		err = errno;
+	if (fd >= 0)
+		close(fd);
+	for (int i = 0; !err && i < 1000 && populated(dir) == 1; i++) {
+		struct timespec ts = {0, 5 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	close(dir);
+	if (!err && rmdir(path) && errno != ENOENT)
+		err = errno;
+	return err;
+}
+
 // undo runs the ops of one record in order; it goes on past a failed op.
 static void undo(const struct rec *r, int selfmnt, int selfnet) {
 	const char *p = r->buf + sizeof(struct nsh_reaper_msg), *end = r->buf + r->len;
@@ -237,6 +275,10 @@ static void undo(const struct rec *r, int selfmnt, int selfnet) {
 		case NSH_REAPER_WRITE:
 			if ((err = write_file(path, path + strlen(path) + 1)))
 				say(what, "write", path, err);
+			break;
+		case NSH_REAPER_KILLCG:
+			if ((err = killcg(path)))
+				say(what, "kill cgroup", path, err);
 			break;
 		}
 	}

@@ -40,8 +40,8 @@ import (
 	"nsh.dev/nsh/internal/nserr"
 )
 
-// Op is one undo step for the reaper; see DelLink, Umount, Unlink, Rmdir
-// and Write.
+// Op is one undo step for the reaper; see DelLink, Umount, Unlink, Rmdir,
+// Write and KillCgroup.
 type Op struct {
 	mnt, net *nsctx.NS // nil: the reaper's own (nsh's initial) namespace
 	kind     uint32
@@ -75,6 +75,13 @@ func Rmdir(mnt *nsctx.NS, path string) Op {
 // namespace net, through the reaper's own /proc.
 func Write(net *nsctx.NS, path, value string) Op {
 	return Op{net: net, kind: C.NSH_REAPER_WRITE, data: cstrings(path, value)}
+}
+
+// KillCgroup kills every process in the cgroup (v2) directory path, in
+// the reaper's own mount namespace, with cgroup.kill, waits for them to
+// be gone, and removes the cgroup.
+func KillCgroup(path string) Op {
+	return Op{kind: C.NSH_REAPER_KILLCG, data: cstrings(path)}
 }
 
 func cstrings(s ...string) []byte {

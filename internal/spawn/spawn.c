@@ -262,6 +262,10 @@ static void __attribute__((noreturn)) write_maps(const struct nsh_cfg *c) {
 static void __attribute__((noreturn)) child(const struct nsh_cfg *c) {
 	int newpid = (c->clone_flags & CLONE_NEWPID) != 0;
 	close(c->psock);
+	// First, before any namespace changes what the cgroup file lets
+	// this process do: whatever it forks from now on is born there.
+	if (c->cgroup_fd >= 0 && write(c->cgroup_fd, "0", 1) < 0)
+		fail(c, NSH_STEP_CGROUP, 0, errno);
 	reset_signals();
 	arm_pdeathsig(c, newpid);
 

@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -116,6 +117,10 @@ type Config struct {
 	Foreground  bool // make the child's new process group the foreground one of TTY
 	TTY         int
 	Pdeathsig   syscall.Signal
+	// Cgroup, if not nil, is the cgroup.procs file of a cgroup (v2) the
+	// child moves into before anything else, so that it and everything
+	// it forks can be killed together (cgroup.kill).
+	Cgroup *os.File
 }
 
 // Child is a started process.
@@ -132,6 +137,7 @@ type Child struct {
 	foreground bool
 	cfg        *Config
 	paused     bool // waits for Resume in its new user namespace
+	sp         *Spawner
 }
 
 // Spawner owns the locked OS threads children are cloned from when the
@@ -149,6 +155,11 @@ type Spawner struct {
 	// home names nsh's own namespaces by type ("net:[4026531840]"), those
 	// of the main thread and of every thread the runtime starts.
 	home map[int]string
+	// live holds the children started and not yet reaped; sessions the
+	// sessions of those started with Setsid (detached), kept after they
+	// end. KillOrphans leaves both alone.
+	live     map[int]bool
+	sessions map[int]bool
 }
 
 // maxThreads bounds the spawner threads of one run.
@@ -167,7 +178,7 @@ type spawnThread struct {
 // parent-death signal can be left alone: the exit of its threads sends the
 // parent-death signal to the others.
 func NewSpawner(home map[int]string) *Spawner {
-	return &Spawner{quit: make(chan struct{}), home: home}
+	return &Spawner{quit: make(chan struct{}), home: home, live: map[int]bool{}, sessions: map[int]bool{}}
 }
 
 // OwnNamespaces reads the names NewSpawner takes from the calling thread,
@@ -413,6 +424,10 @@ func (s *Spawner) Start(cfg *Config) (*Child, error) {
 	c.pdeathsig = C.int(cfg.Pdeathsig)
 	c.parent_pid = C.int(os.Getpid())
 	c.exe_fd = -1
+	c.cgroup_fd = -1
+	if cfg.Cgroup != nil {
+		c.cgroup_fd = C.int(cfg.Cgroup.Fd())
+	}
 	if cfg.Mode == Init {
 		exe, err := unix.Open("/proc/self/exe", unix.O_PATH|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -458,6 +473,7 @@ func (s *Spawner) Start(cfg *Config) (*Child, error) {
 		for _, f := range cfg.Stdio {
 			runtime.KeepAlive(f)
 		}
+		runtime.KeepAlive(cfg.Cgroup)
 	})
 	if jerr != nil {
 		sock.Close()
@@ -469,7 +485,13 @@ func (s *Spawner) Start(cfg *Config) (*Child, error) {
 	}
 	unix.Close(fds[1])
 	fds[1] = -1
-	ch := &Child{Pid: pid, pidfd: pidfd, waitOn: pid, waitfd: pidfd, sock: sock, foreground: cfg.Foreground, cfg: cfg}
+	ch := &Child{Pid: pid, pidfd: pidfd, waitOn: pid, waitfd: pidfd, sock: sock, foreground: cfg.Foreground, cfg: cfg, sp: s}
+	s.mu.Lock()
+	s.live[pid] = true
+	if cfg.Setsid {
+		s.sessions[pid] = true
+	}
+	s.mu.Unlock()
 	if err := ch.handshake(); err != nil {
 		ch.abandon()
 		return nil, err
@@ -672,6 +694,8 @@ func stepError(cfg *Config, step, arg int, errno syscall.Errno) error {
 				"the outside ids must exist in the parent user namespace (the context's, whose own map says which)")
 		}
 		return nserr.New("write", file+" from the parent user namespace", errno)
+	case C.NSH_STEP_CGROUP:
+		return nserr.New("join", "the run's cgroup "+cfg.Cgroup.Name(), errno)
 	case C.NSH_STEP_EXEC:
 		if cfg.Mode == Init {
 			return nserr.New("exec", "nsh-init", errno)
@@ -745,7 +769,17 @@ func (ch *Child) WaitBlocking() (unix.WaitStatus, error) {
 			ch.Kill(unix.SIGCONT)
 			continue
 		}
+		ch.reaped()
 		return ws, nil
+	}
+}
+
+// reaped drops the child from its spawner's live set.
+func (ch *Child) reaped() {
+	if s := ch.sp; s != nil {
+		s.mu.Lock()
+		delete(s.live, ch.waitOn)
+		s.mu.Unlock()
 	}
 }
 
@@ -782,7 +816,106 @@ func (ch *Child) pollWait() (unix.WaitStatus, error) {
 	if err != nil {
 		return fail("wait4", unwrap(err))
 	}
+	ch.reaped()
 	return ws, nil
+}
+
+// SetSubreaper makes nsh a child subreaper (PR_SET_CHILD_SUBREAPER): a
+// process whose parent dies is then re-parented to nsh, its nearest
+// living ancestor, rather than to init, so KillOrphans finds it.
+func SetSubreaper() error {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return nserr.New("prctl", "PR_SET_CHILD_SUBREAPER", err)
+	}
+	return nil
+}
+
+// KillOrphans kills (SIGKILL) and reaps the processes nsh adopted as a
+// subreaper: its children that this spawner did not start, that keep does
+// not name (the reaper) and that are not in the session of a child started
+// with Setsid (detached). Their own children are adopted in turn as they
+// die, so it goes on until a round finds none, for at most 5 s.
+func (s *Spawner) KillOrphans(keep ...int) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		kids, err := ownChildren()
+		if err != nil {
+			return err
+		}
+		var orphans []int
+		s.mu.Lock()
+		for _, pid := range kids {
+			if s.live[pid] || slices.Contains(keep, pid) || s.sessions[sessionOf(pid)] {
+				continue
+			}
+			orphans = append(orphans, pid)
+		}
+		s.mu.Unlock()
+		if len(orphans) == 0 {
+			return nil
+		}
+		// A child is never reaped by anyone else, so its pid cannot be
+		// reused before the wait4 below.
+		for _, pid := range orphans {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+		for _, pid := range orphans {
+			for {
+				var ws unix.WaitStatus
+				got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+				if err == unix.EINTR {
+					continue
+				}
+				if err != nil || got == pid {
+					break
+				}
+				if time.Now().After(deadline) {
+					return fmt.Errorf("process %d, adopted by nsh, still alive 5 s after SIGKILL", pid)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}
+}
+
+// ownChildren lists the children of every thread of nsh.
+func ownChildren() ([]int, error) {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil, nserr.New("read", "/proc/self/task", unwrap(err))
+	}
+	var pids []int
+	for _, t := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/children")
+		if err != nil {
+			continue // the thread ended
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids, nil
+}
+
+// sessionOf returns the session of process pid from /proc/PID/stat, or 0.
+func sessionOf(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ppid pgrp session ...; comm may hold spaces and ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 4 {
+		return 0
+	}
+	sid, _ := strconv.Atoi(f[3])
+	return sid
 }
 
 // Close releases the pidfds. Call it after Wait.
