@@ -151,8 +151,8 @@ func (st *state) spawner() *spawn.Spawner {
 	}).(*spawn.Spawner)
 }
 
-// tracker returns the cgroup.procs file of the cgroup every process the
-// run starts joins (nil where nsh cannot make one: then nsh is a child
+// tracker returns the directory of the cgroup every process the run
+// starts is born in (nil where nsh cannot make one: then nsh is a child
 // subreaper instead), set up on first use. Either way, what those
 // processes leave behind, daemons and background jobs included, is
 // killed at the end of the run, after the processes themselves: with
@@ -168,7 +168,7 @@ func (st *state) tracker() *os.File {
 		if err == nil {
 			e := st.reg.Add("cgroup "+g.Path, g.Kill)
 			st.watch(e, reaper.KillCgroup(g.Path))
-			return g.Procs
+			return g.Dir
 		}
 		sp := st.spawner()
 		if err := spawn.SetSubreaper(); err != nil {

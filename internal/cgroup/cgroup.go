@@ -7,8 +7,9 @@
 // The cgroup is made under nsh's own one in the cgroup2 hierarchy: the
 // "0::" line of /proc/self/cgroup, found under the cgroup2 mount in
 // /proc/self/mountinfo (on a hybrid host, /sys/fs/cgroup/unified). No
-// controller is enabled, so the cgroup changes no resource accounting; a
-// process joins it by writing to its cgroup.procs (Procs) before it execs.
+// controller is enabled, so the cgroup changes no resource accounting. A
+// process is born in it (clone3 CLONE_INTO_CGROUP with Dir): moving one
+// there by a write to cgroup.procs would cost a full RCU grace period.
 package cgroup
 
 import (
@@ -30,8 +31,8 @@ import (
 type Group struct {
 	// Path is its directory.
 	Path string
-	// Procs is its cgroup.procs, open for writing.
-	Procs *os.File
+	// Dir is its directory, open (O_PATH) for clone3 CLONE_INTO_CGROUP.
+	Dir *os.File
 }
 
 // ErrNoCgroup2 says there is no cgroup2 hierarchy that holds nsh.
@@ -113,8 +114,7 @@ func unescape(s string) string {
 	return b.String()
 }
 
-// Create makes the cgroup name under nsh's own one and opens its
-// cgroup.procs. It fails (EACCES, EROFS, ErrNoCgroup2, ENOENT for a
+// Create makes the cgroup name under nsh's own one and opens it. It fails (EACCES, EROFS, ErrNoCgroup2, ENOENT for a
 // kernel without cgroup.kill) where nsh may not make one.
 func Create(name string) (*Group, error) {
 	own, err := Own()
@@ -130,21 +130,21 @@ func Create(name string) (*Group, error) {
 		unix.Rmdir(path)
 		return nil, nserr.New("access", filepath.Join(path, "cgroup.kill"), err)
 	}
-	f, err := os.OpenFile(filepath.Join(path, "cgroup.procs"), os.O_WRONLY, 0)
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		unix.Rmdir(path)
-		return nil, nserr.New("open", filepath.Join(path, "cgroup.procs"), unwrap(err))
+		return nil, nserr.New("open", path, err)
 	}
-	g.Procs = f
+	g.Dir = os.NewFile(uintptr(fd), path)
 	return g, nil
 }
 
 // Kill kills every process in the cgroup, waits up to 5 s for them to be
 // gone (exited: their parents may reap them later), and removes it.
 func (g *Group) Kill() error {
-	if g.Procs != nil {
-		g.Procs.Close()
-		g.Procs = nil
+	if g.Dir != nil {
+		g.Dir.Close()
+		g.Dir = nil
 	}
 	kill := filepath.Join(g.Path, "cgroup.kill")
 	if err := os.WriteFile(kill, []byte("1"), 0); err != nil {

@@ -117,8 +117,8 @@ type Config struct {
 	Foreground  bool // make the child's new process group the foreground one of TTY
 	TTY         int
 	Pdeathsig   syscall.Signal
-	// Cgroup, if not nil, is the cgroup.procs file of a cgroup (v2) the
-	// child moves into before anything else, so that it and everything
+	// Cgroup, if not nil, is the directory of a cgroup (v2) the child
+	// is born in (clone3 CLONE_INTO_CGROUP), so that it and everything
 	// it forks can be killed together (cgroup.kill).
 	Cgroup *os.File
 }
@@ -481,6 +481,9 @@ func (s *Spawner) Start(cfg *Config) (*Child, error) {
 	}
 	if pid < 0 {
 		sock.Close()
+		if cfg.Cgroup != nil {
+			return nil, nserr.New("clone3", nsthread.FlagNames(cfg.New)+" into cgroup "+cfg.Cgroup.Name(), syscall.Errno(-pid))
+		}
 		return nil, nserr.New("clone", nsthread.FlagNames(cfg.New), syscall.Errno(-pid))
 	}
 	unix.Close(fds[1])
@@ -694,8 +697,6 @@ func stepError(cfg *Config, step, arg int, errno syscall.Errno) error {
 				"the outside ids must exist in the parent user namespace (the context's, whose own map says which)")
 		}
 		return nserr.New("write", file+" from the parent user namespace", errno)
-	case C.NSH_STEP_CGROUP:
-		return nserr.New("join", "the run's cgroup "+cfg.Cgroup.Name(), errno)
 	case C.NSH_STEP_EXEC:
 		if cfg.Mode == Init {
 			return nserr.New("exec", "nsh-init", errno)

@@ -32,7 +32,6 @@ enum {
 	NSH_STEP_FOREGROUND,
 	NSH_STEP_EXEC,
 	NSH_STEP_WRITE_MAPS, // maps mode: arg 0 setgroups, 1 uid_map, 2 gid_map
-	NSH_STEP_CGROUP,     // joining the run's cgroup
 };
 
 // Messages on the status socket: child -> parent.
@@ -77,7 +76,7 @@ struct nsh_cfg {
 	const char *path;     // PATH used to find argv[0] if it has no '/'
 	char *const *argv;
 	char *const *envp;
-	int cgroup_fd;        // cgroup.procs of a cgroup the child joins first; -1: none
+	int cgroup_fd;        // directory of a cgroup (v2) the child is born in; -1: none
 	int exe_fd;           // init mode: O_PATH descriptor of nsh's own binary
 	// maps mode: after joining setns_fd (a user namespace), write the maps
 	// of the process whose /proc/PID directory maps_dir is, and exit.
