@@ -24,6 +24,7 @@ import (
 	"nsh.dev/nsh/internal/nserr"
 	"nsh.dev/nsh/internal/nsthread"
 	"nsh.dev/nsh/internal/reaper"
+	"nsh.dev/nsh/internal/rootless"
 	"nsh.dev/nsh/internal/spawn"
 )
 
@@ -157,7 +158,9 @@ func (st *state) spawner() *spawn.Spawner {
 // processes leave behind, daemons and background jobs included, is
 // killed at the end of the run, after the processes themselves: with
 // cgroup.kill, or by killing the orphans nsh adopted. The cgroup is also
-// handed to the reaper, which kills and removes it if nsh is killed.
+// handed to the reaper, which kills and removes it if nsh is killed; a
+// rootless nsh has its reaper kill every process in the user namespace
+// it made for the run instead.
 // Processes that are the first of a new PID namespace need neither: the
 // kernel kills the whole namespace with them.
 func (st *state) tracker() *os.File {
@@ -171,11 +174,22 @@ func (st *state) tracker() *os.File {
 			return g.Dir
 		}
 		sp := st.spawner()
-		if err := spawn.SetSubreaper(); err != nil {
+		if err := spawn.SetSubreaper(true); err != nil {
 			fmt.Fprintf(os.Stderr, "nsh: warning: what the run's processes start may outlive it: %v\n", err)
 			return (*os.File)(nil)
 		}
-		st.reg.Add("orphans of the run's processes", func() error { return sp.KillOrphans(st.reaperPid()) })
+		e := st.reg.Add("orphans of the run's processes", func() error {
+			err := sp.KillOrphans(st.reaperPid())
+			if serr := spawn.SetSubreaper(false); err == nil {
+				err = serr
+			}
+			return err
+		})
+		if rootless.Inner() {
+			// nsh made its user namespace for this run: if nsh is
+			// killed, everything in it is the run's.
+			st.watch(e, reaper.KillUserns())
+		}
 		return (*os.File)(nil)
 	}).(*os.File)
 }

@@ -2,8 +2,10 @@ package main_test
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -224,3 +226,43 @@ r = run(["sh", "-c", "sleep 3031 & exec sleep 5"], timeout = 0.3, check = False)
 	}
 	noSleepers(t, time.Second, "3030", "3031")
 }
+
+// ... and by rootless nsh killed with SIGKILL: its reaper kills every
+// process in the user namespace nsh made for the run.
+func TestItem8SIGKILLTakesGrandchildrenRootless(t *testing.T) {
+	script, args := grandchildren(3032)
+	killSleepers(t, args...)
+	var cmd *exec.Cmd
+	if os.Geteuid() == 0 {
+		if _, err := exec.LookPath("setpriv"); err != nil {
+			t.Skip("setpriv not installed")
+		}
+		os.Chmod(filepath.Dir(nshBin), 0o755)
+		cmd = exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", nshBin, "--rootless", "-c", script+readyLoop)
+		cmd.Env = append(os.Environ(), "HOME=/tmp")
+	} else {
+		cmd = exec.Command(nshBin, "--rootless", "-c", script+readyLoop)
+	}
+	stdout, _ := cmd.StdoutPipe()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(stdout, buf); err != nil || string(buf) != "ready\n" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("did not start: %q %v; stderr %q", buf, err, stderr.String())
+	}
+	for _, a := range args {
+		if len(sleepers(a)) == 0 {
+			t.Fatalf("sleep %s is not running", a)
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	noSleepers(t, 3*time.Second, args...)
+}
+
+const readyLoop = "\nprint(\"ready\")\nwhile True:\n    pass\n"

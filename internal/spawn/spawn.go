@@ -823,10 +823,16 @@ func (ch *Child) pollWait() (unix.WaitStatus, error) {
 
 // SetSubreaper makes nsh a child subreaper (PR_SET_CHILD_SUBREAPER): a
 // process whose parent dies is then re-parented to nsh, its nearest
-// living ancestor, rather than to init, so KillOrphans finds it.
-func SetSubreaper() error {
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return nserr.New("prctl", "PR_SET_CHILD_SUBREAPER", err)
+// living ancestor, rather than to init, so KillOrphans finds it. on
+// false ends that, once the run that needed it has ended (after
+// KillOrphans).
+func SetSubreaper(on bool) error {
+	v := uintptr(0)
+	if on {
+		v = 1
+	}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, v, 0, 0, 0); err != nil {
+		return nserr.New("prctl", fmt.Sprintf("PR_SET_CHILD_SUBREAPER %d", v), err)
 	}
 	return nil
 }
