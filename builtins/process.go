@@ -70,7 +70,9 @@ foreground (its own process group), so clone("/bin/bash", "uts",
 hostname="box") is an interactive shell; Ctrl-C goes to it, not to nsh.
 nsh does no job control: a foreground process stopped by Ctrl-Z is resumed.
 A process that is not detached is killed (SIGKILL) and reaped at the end
-of the run, and dies with nsh even if nsh is killed (parent-death signal).
+of the run, with everything it forked (a cgroup of the run's, or orphans
+re-parented to nsh), and dies with nsh even if nsh is killed (parent-death
+signal; the reaper kills its descendants).
 Failures before the exec are reported with the step and errno, e.g.
 clone: sethostname "x": EINVAL, and leave nothing behind.`},
 			{Name: "run", Sig: "run(cmd, ns=None, input=None, check=True, timeout=None, env=None, cwd=None, max_output=67108864)", Impl: runBuiltin,
@@ -102,9 +104,13 @@ namespaces that some process is in are found.`},
 		Topic: map[string]string{
 			"processes": `Processes: clone() starts one in new namespaces, run() runs one to its end
 in the current context, spawn() starts one in the background. All start in
-the shell's current context (see setns()). Every process a run starts is
-killed and reaped when the run ends unless detach=True; nsh's own death
-(even SIGKILL) takes them along through the parent-death signal.`,
+the shell's current context (see setns()). Every process a run starts, and
+everything it forks (background jobs, daemons), is killed when the run ends
+unless detach=True; nsh's own death, even by SIGKILL, takes them along (a
+cgroup of the run's killed by the reaper, or rootless, the user namespace
+nsh made). run() returns when its command exits, even if a process it left
+keeps its output pipe open. Captured output is cut at max_output (64 MiB
+per stream by default).`,
 		},
 	}
 }
