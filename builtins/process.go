@@ -179,13 +179,12 @@ func (st *state) tracker() *os.File {
 			st.watch(e, reaper.KillCgroup(g.Path))
 			return g.Dir
 		}
-		sp := st.spawner()
 		if err := spawn.SetSubreaper(true); err != nil {
 			fmt.Fprintf(os.Stderr, "nsh: warning: what the run's processes start may outlive it: %v\n", err)
 			return (*os.File)(nil)
 		}
 		e := st.reg.Add("orphans of the run's processes", func() error {
-			err := sp.KillOrphans(st.reaperPid())
+			err := spawn.KillOrphans()
 			if serr := spawn.SetSubreaper(false); err == nil {
 				err = serr
 			}

@@ -270,9 +270,17 @@ static void __attribute__((noreturn)) write_maps(const struct nsh_cfg *c) {
 	_exit(0);
 }
 
-static void __attribute__((noreturn)) child(const struct nsh_cfg *c) {
+// child runs in the new process until its exec. join_cg: it was not born
+// in c->cgroup_fd's cgroup (no clone3) and moves there first.
+static void __attribute__((noreturn)) child(const struct nsh_cfg *c, int join_cg) {
 	int newpid = (c->clone_flags & CLONE_NEWPID) != 0;
 	close(c->psock);
+	if (join_cg) {
+		int fd = openat(c->cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, "0", 1) != 1)
+			fail(c, NSH_STEP_CGROUP, 0, errno);
+		close(fd);
+	}
 	reset_signals();
 	arm_pdeathsig(c, newpid);
 
@@ -405,7 +413,7 @@ static void __attribute__((noreturn)) child(const struct nsh_cfg *c) {
 }
 
 static int child_vm(void *arg) {
-	child((const struct nsh_cfg *)arg);
+	child((const struct nsh_cfg *)arg, 0);
 }
 
 // A child may share nsh's address space until its exec (CLONE_VM, as
@@ -453,12 +461,20 @@ int nsh_spawn(const struct nsh_cfg *c, void *stack, int *pidfd) {
 		a.cgroup = (unsigned)c->cgroup_fd;
 		pid = syscall(SYS_clone3, &a, sizeof a);
 		if (pid == 0)
-			child(c);
+			child(c, 0);
 		err = errno;
+		if (pid < 0 && err == ENOSYS) {
+			// A seccomp filter that hides clone3 (container
+			// runtimes' defaults): the child joins by itself.
+			pid = syscall(SYS_clone, (unsigned long)(c->clone_flags | CLONE_PIDFD | SIGCHLD), 0, &fd, 0, 0);
+			if (pid == 0)
+				child(c, 1);
+			err = errno;
+		}
 	} else {
 		pid = syscall(SYS_clone, (unsigned long)(c->clone_flags | CLONE_PIDFD | SIGCHLD), 0, &fd, 0, 0);
 		if (pid == 0)
-			child(c);
+			child(c, 0);
 		err = errno;
 	}
 	set_sigmask(old, NULL);

@@ -36,7 +36,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -137,7 +136,6 @@ type Child struct {
 	foreground bool
 	cfg        *Config
 	paused     bool // waits for Resume in its new user namespace
-	sp         *Spawner
 }
 
 // Spawner owns the locked OS threads children are cloned from when the
@@ -155,12 +153,18 @@ type Spawner struct {
 	// home names nsh's own namespaces by type ("net:[4026531840]"), those
 	// of the main thread and of every thread the runtime starts.
 	home map[int]string
-	// live holds the children started and not yet reaped; sessions the
-	// sessions of those started with Setsid (detached), kept after they
-	// end. KillOrphans leaves both alone.
-	live     map[int]bool
-	sessions map[int]bool
 }
+
+// children holds what nsh started, for KillOrphans to leave alone: the
+// children not yet reaped, and the sessions of those started with Setsid
+// (detached), kept after they end. It is process-wide, as the kernel's
+// parent-child relation and the subreaper flag are: every spawner of every
+// run in the process (tests run several at once) must see the others'.
+var children = struct {
+	sync.Mutex
+	live, sessions map[int]bool
+	subreapers     int // runs that want nsh to be a subreaper
+}{live: map[int]bool{}, sessions: map[int]bool{}}
 
 // maxThreads bounds the spawner threads of one run.
 const maxThreads = 16
@@ -178,7 +182,7 @@ type spawnThread struct {
 // parent-death signal can be left alone: the exit of its threads sends the
 // parent-death signal to the others.
 func NewSpawner(home map[int]string) *Spawner {
-	return &Spawner{quit: make(chan struct{}), home: home, live: map[int]bool{}, sessions: map[int]bool{}}
+	return &Spawner{quit: make(chan struct{}), home: home}
 }
 
 // OwnNamespaces reads the names NewSpawner takes from the calling thread,
@@ -488,13 +492,13 @@ func (s *Spawner) Start(cfg *Config) (*Child, error) {
 	}
 	unix.Close(fds[1])
 	fds[1] = -1
-	ch := &Child{Pid: pid, pidfd: pidfd, waitOn: pid, waitfd: pidfd, sock: sock, foreground: cfg.Foreground, cfg: cfg, sp: s}
-	s.mu.Lock()
-	s.live[pid] = true
+	ch := &Child{Pid: pid, pidfd: pidfd, waitOn: pid, waitfd: pidfd, sock: sock, foreground: cfg.Foreground, cfg: cfg}
+	children.Lock()
+	children.live[pid] = true
 	if cfg.Setsid {
-		s.sessions[pid] = true
+		children.sessions[pid] = true
 	}
-	s.mu.Unlock()
+	children.Unlock()
 	if err := ch.handshake(); err != nil {
 		ch.abandon()
 		return nil, err
@@ -697,6 +701,8 @@ func stepError(cfg *Config, step, arg int, errno syscall.Errno) error {
 				"the outside ids must exist in the parent user namespace (the context's, whose own map says which)")
 		}
 		return nserr.New("write", file+" from the parent user namespace", errno)
+	case C.NSH_STEP_CGROUP:
+		return nserr.New("write", "cgroup.procs of the run's cgroup "+cfg.Cgroup.Name(), errno)
 	case C.NSH_STEP_EXEC:
 		if cfg.Mode == Init {
 			return nserr.New("exec", "nsh-init", errno)
@@ -775,13 +781,11 @@ func (ch *Child) WaitBlocking() (unix.WaitStatus, error) {
 	}
 }
 
-// reaped drops the child from its spawner's live set.
+// reaped drops the child from the live set.
 func (ch *Child) reaped() {
-	if s := ch.sp; s != nil {
-		s.mu.Lock()
-		delete(s.live, ch.waitOn)
-		s.mu.Unlock()
-	}
+	children.Lock()
+	delete(children.live, ch.waitOn)
+	children.Unlock()
 }
 
 // pollWait waits until the pidfd of waitOn is readable, which it is once
@@ -823,13 +827,19 @@ func (ch *Child) pollWait() (unix.WaitStatus, error) {
 
 // SetSubreaper makes nsh a child subreaper (PR_SET_CHILD_SUBREAPER): a
 // process whose parent dies is then re-parented to nsh, its nearest
-// living ancestor, rather than to init, so KillOrphans finds it. on
-// false ends that, once the run that needed it has ended (after
-// KillOrphans).
+// living ancestor, rather than to init, so KillOrphans finds it. on false
+// ends that once no run that asked for it is left (after KillOrphans).
 func SetSubreaper(on bool) error {
+	children.Lock()
+	defer children.Unlock()
 	v := uintptr(0)
 	if on {
+		if children.subreapers++; children.subreapers > 1 {
+			return nil
+		}
 		v = 1
+	} else if children.subreapers--; children.subreapers > 0 {
+		return nil
 	}
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, v, 0, 0, 0); err != nil {
 		return nserr.New("prctl", fmt.Sprintf("PR_SET_CHILD_SUBREAPER %d", v), err)
@@ -837,12 +847,26 @@ func SetSubreaper(on bool) error {
 	return nil
 }
 
+// Track marks pid, a child nsh started by other means (the reaper), as
+// no orphan; on false withdraws the mark.
+func Track(pid int, on bool) {
+	children.Lock()
+	if on {
+		children.live[pid] = true
+	} else {
+		delete(children.live, pid)
+	}
+	children.Unlock()
+}
+
 // KillOrphans kills (SIGKILL) and reaps the processes nsh adopted as a
-// subreaper: its children that this spawner did not start, that keep does
-// not name (the reaper) and that are not in the session of a child started
+// subreaper: its children that no spawner started and Track did not
+// mark (the reaper), and that are not in the session of a child started
 // with Setsid (detached). Their own children are adopted in turn as they
-// die, so it goes on until a round finds none, for at most 5 s.
-func (s *Spawner) KillOrphans(keep ...int) error {
+// die, so it goes on until a round finds none, for at most 5 s. In a
+// process that runs several runs at once (tests), one run's teardown
+// takes the orphans of all.
+func KillOrphans() error {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		kids, err := ownChildren()
@@ -850,14 +874,14 @@ func (s *Spawner) KillOrphans(keep ...int) error {
 			return err
 		}
 		var orphans []int
-		s.mu.Lock()
+		children.Lock()
 		for _, pid := range kids {
-			if s.live[pid] || slices.Contains(keep, pid) || s.sessions[sessionOf(pid)] {
+			if children.live[pid] || children.sessions[sessionOf(pid)] {
 				continue
 			}
 			orphans = append(orphans, pid)
 		}
-		s.mu.Unlock()
+		children.Unlock()
 		if len(orphans) == 0 {
 			return nil
 		}

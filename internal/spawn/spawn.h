@@ -32,6 +32,7 @@ enum {
 	NSH_STEP_FOREGROUND,
 	NSH_STEP_EXEC,
 	NSH_STEP_WRITE_MAPS, // maps mode: arg 0 setgroups, 1 uid_map, 2 gid_map
+	NSH_STEP_CGROUP,     // joining the run's cgroup where clone3 is hidden
 };
 
 // Messages on the status socket: child -> parent.
