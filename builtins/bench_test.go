@@ -69,6 +69,19 @@ func BenchmarkCloneUser(b *testing.B) {
 	benchScript(b, `clone(["/bin/true"], "user", "pid", "mnt", "uts", "ipc", "net", mount_proc = True)`)
 }
 
+// BenchmarkRun is run() of /bin/true in a run of its own: output
+// captured, and as root the run's cgroup and reaper (issue 15 item 8).
+func BenchmarkRun(b *testing.B) { benchScript(b, `run("/bin/true")`) }
+
+// BenchmarkRun10 is ten run()s in one run: the cgroup and reaper are
+// paid once.
+func BenchmarkRun10(b *testing.B) {
+	benchScript(b, `
+for _ in range(10):
+    run("/bin/true")
+`)
+}
+
 // BenchmarkSpawnWait is spawn() of /bin/true in the current context and
 // its wait(): the plain process path, no new namespaces.
 func BenchmarkSpawnWait(b *testing.B) { benchScript(b, `spawn("/bin/true").wait()`) }

@@ -1,7 +1,8 @@
 package builtins
 
 import (
-	"bytes"
+	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,18 +17,21 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
+	"nsh.dev/nsh/internal/cgroup"
 	"nsh.dev/nsh/internal/doc"
 	"nsh.dev/nsh/internal/lifecycle"
 	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nserr"
 	"nsh.dev/nsh/internal/nsthread"
+	"nsh.dev/nsh/internal/reaper"
+	"nsh.dev/nsh/internal/rootless"
 	"nsh.dev/nsh/internal/spawn"
 )
 
 func processTable() doc.Table {
 	return doc.Table{
 		Funcs: []doc.Func{
-			{Name: "clone", Sig: `clone(argv, *kinds, hostname=None, domainname=None, mount_proc=False, root=None, cwd=None, env=None, stdin=None, stdout=None, stderr=None, wait=True, uidmap=None, gidmap=None, monotonic=None, boottime=None, propagation="private", detach=False, paused=False, uid=None, gid=None, groups=None)`,
+			{Name: "clone", Sig: `clone(argv, *kinds, hostname=None, domainname=None, mount_proc=False, root=None, cwd=None, env=None, stdin=None, stdout=None, stderr=None, wait=True, uidmap=None, gidmap=None, monotonic=None, boottime=None, propagation="private", detach=False, paused=False, uid=None, gid=None, groups=None, max_output=67108864)`,
 				Impl: cloneBuiltin, Doc: `Starts a process in new namespaces of the given kinds, relative to the current context.
 argv is a list of strings or a string split as a shell would (quotes and
 backslashes; no shell is run); argv[0] is searched in the PATH of env.
@@ -44,6 +48,9 @@ owned by the user namespace the process ends up in.
   stdin        None: inherit; False: /dev/null; a string: read that file
   stdout, stderr  None: inherit; True: capture into .stdout/.stderr;
                False: /dev/null; a string: write (truncate) that file
+  max_output   bytes kept of each captured stream (default 64 MiB; None:
+               no limit); the rest is read and discarded, and .truncated
+               (.stdout_truncated, .stderr_truncated) says so
   monotonic, boottime  clock offsets in seconds of a new time namespace
   propagation  of / in a new mount namespace, as for unshare()
   wait         True: wait for the exit and return the finished process
@@ -66,11 +73,13 @@ foreground (its own process group), so clone("/bin/bash", "uts",
 hostname="box") is an interactive shell; Ctrl-C goes to it, not to nsh.
 nsh does no job control: a foreground process stopped by Ctrl-Z is resumed.
 A process that is not detached is killed (SIGKILL) and reaped at the end
-of the run, and dies with nsh even if nsh is killed (parent-death signal).
+of the run, with everything it forked (a cgroup of the run's, or orphans
+re-parented to nsh), and dies with nsh even if nsh is killed (parent-death
+signal; the reaper kills its descendants).
 Failures before the exec are reported with the step and errno, e.g.
 clone: sethostname "x": EINVAL, and leave nothing behind.
 ` + identityDoc},
-			{Name: "run", Sig: "run(cmd, ns=None, input=None, check=True, timeout=None, env=None, cwd=None, uid=None, gid=None, groups=None)", Impl: runBuiltin,
+			{Name: "run", Sig: "run(cmd, ns=None, input=None, check=True, timeout=None, env=None, cwd=None, uid=None, gid=None, groups=None, max_output=67108864)", Impl: runBuiltin,
 				Doc: `Runs a command in the current context (or in ns) and returns the finished process.
 cmd is a list of strings or a string split as a shell would (no shell is
 run). ns is a target as for setns(). stdout and stderr are captured
@@ -78,14 +87,19 @@ run). ns is a target as for setns(). stdout and stderr are captured
 otherwise stdin is inherited. With check=True a non-zero exit is an error
 showing the command, its code and the tail of its stderr; with
 check=False look at .code and .ok. timeout (seconds) kills the command with
-SIGKILL when it runs longer, which is an error. uid, gid and groups as for
-clone(): in a user namespace the context moved into (unshare("user", ...),
-setns()) the command is root there when 0 is mapped; run("id",
-uid=1000) picks another id of its maps.`},
-			{Name: "spawn", Sig: "spawn(cmd, ns=None, env=None, cwd=None, stdin=None, stdout=None, stderr=None, detach=False, uid=None, gid=None, groups=None)", Impl: spawnBuiltin,
+SIGKILL when it runs longer, which is an error. max_output is what is kept
+of each stream (default 64 MiB; None: no limit): the rest is read and
+discarded, and .truncated says so. run() returns when the command exits:
+a background process it left that still holds stdout or stderr does not
+hold it up (what is in the pipe then is kept, later output discarded); such
+processes belong to the run and are killed when it ends. uid, gid and
+groups as for clone(): in a user namespace the context moved into
+(unshare("user", ...), setns()) the command is root there when 0 is
+mapped; run("id", uid=1000) picks another id of its maps.`},
+			{Name: "spawn", Sig: "spawn(cmd, ns=None, env=None, cwd=None, stdin=None, stdout=None, stderr=None, detach=False, uid=None, gid=None, groups=None, max_output=67108864)", Impl: spawnBuiltin,
 				Doc: `Starts a command in the background in the current context (or in ns) and returns the process.
-cmd, ns and env as for run(); stdin, stdout, stderr and detach as for
-clone() (stdout=True captures). Use .wait() for its exit code and .kill()
+cmd, ns and env as for run(); stdin, stdout, stderr, detach and max_output
+as for clone() (stdout=True captures). Use .wait() for its exit code and .kill()
 to signal it. It is killed at the end of the run unless detach=True.
 uid, gid and groups as for clone() and run().`},
 			{Name: "lsns", Sig: "lsns(kind=None)", Impl: lsnsBuiltin,
@@ -98,9 +112,13 @@ namespaces that some process is in are found.`},
 		Topic: map[string]string{
 			"processes": `Processes: clone() starts one in new namespaces, run() runs one to its end
 in the current context, spawn() starts one in the background. All start in
-the shell's current context (see setns()). Every process a run starts is
-killed and reaped when the run ends unless detach=True; nsh's own death
-(even SIGKILL) takes them along through the parent-death signal.`,
+the shell's current context (see setns()). Every process a run starts, and
+everything it forks (background jobs, daemons), is killed when the run ends
+unless detach=True; nsh's own death, even by SIGKILL, takes them along (a
+cgroup of the run's killed by the reaper, or rootless, the user namespace
+nsh made). run() returns when its command exits, even if a process it left
+keeps its output pipe open. Captured output is cut at max_output (64 MiB
+per stream by default).`,
 		},
 	}
 }
@@ -119,6 +137,9 @@ It can be a target of setns() and namespaces() while it runs.`,
 		{Name: "paused", Doc: "True while a clone(..., paused=True) waits for resume()"},
 		{Name: "stdout", Doc: "captured standard output (a string), or None if not captured"},
 		{Name: "stderr", Doc: "captured standard error (a string), or None if not captured"},
+		{Name: "stdout_truncated", Doc: "True if captured stdout was cut at max_output"},
+		{Name: "stderr_truncated", Doc: "True if captured stderr was cut at max_output"},
+		{Name: "truncated", Doc: "True if either captured stream was cut at max_output"},
 	},
 	Methods: []doc.Func{
 		{Name: "wait", Sig: "wait(timeout=None)", Doc: `Waits for the process to exit and returns its code.
@@ -145,6 +166,47 @@ func (st *state) spawner() *spawn.Spawner {
 	}).(*spawn.Spawner)
 }
 
+// tracker returns the directory of the cgroup every process the run
+// starts is born in (nil where nsh cannot make one: then nsh is a child
+// subreaper instead), set up on first use. Either way, what those
+// processes leave behind, daemons and background jobs included, is
+// killed at the end of the run, after the processes themselves: with
+// cgroup.kill, or by killing the orphans nsh adopted. The cgroup is also
+// handed to the reaper, which kills and removes it if nsh is killed; a
+// rootless nsh has its reaper kill every process in the user namespace
+// it made for the run instead.
+// Processes that are the first of a new PID namespace need neither: the
+// kernel kills the whole namespace with them.
+func (st *state) tracker() *os.File {
+	return st.reg.Shared("nsh.builtins.tracker", func() any {
+		var b [4]byte
+		rand.Read(b[:])
+		g, err := cgroup.Create(fmt.Sprintf("nsh-%d-%x", os.Getpid(), b))
+		if err == nil {
+			e := st.reg.Add("cgroup "+g.Path, g.Kill)
+			st.watch(e, reaper.KillCgroup(g.Path))
+			return g.Dir
+		}
+		if err := spawn.SetSubreaper(true); err != nil {
+			fmt.Fprintf(os.Stderr, "nsh: warning: what the run's processes start may outlive it: %v\n", err)
+			return (*os.File)(nil)
+		}
+		e := st.reg.Add("orphans of the run's processes", func() error {
+			err := spawn.KillOrphans()
+			if serr := spawn.SetSubreaper(false); err == nil {
+				err = serr
+			}
+			return err
+		})
+		if rootless.Inner() {
+			// nsh made its user namespace for this run: if nsh is
+			// killed, everything in it is the run's.
+			st.watch(e, reaper.KillUserns())
+		}
+		return (*os.File)(nil)
+	}).(*os.File)
+}
+
 // spawnJoins splits a context into the namespaces the spawner thread joins
 // and those (user, time) the child must join itself.
 func (st *state) spawnJoins(ctx nsctx.Context) (joins, self []nsthread.Join) {
@@ -168,6 +230,7 @@ type procSpec struct {
 	ctx       nsctx.Context
 	cfg       spawn.Config
 	capture   [3]bool
+	maxOutput int64 // bytes kept per captured stream; 0: no limit
 	input     *string
 	files     [3]string // paths for stdin/stdout/stderr
 	null      [3]bool
@@ -397,6 +460,7 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	}
 	var hostname, domainname, root, cwd, env, stdin, stdout, stderr, uidmap, gidmap starlark.Value = starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None
 	var monotonic, boottime, uid, gid, groups starlark.Value = starlark.None, starlark.None, starlark.None, starlark.None, starlark.None
+	var maxOutput starlark.Value = starlark.MakeInt(defaultMaxOutput)
 	mountProc, wait, detach, paused := false, true, false, false
 	propagation := "private"
 	if err := starlark.UnpackArgs(fn.Name(), nil, kwargs,
@@ -404,11 +468,14 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		"cwd?", &cwd, "env?", &env, "stdin?", &stdin, "stdout?", &stdout, "stderr?", &stderr, "wait?", &wait,
 		"uidmap?", &uidmap, "gidmap?", &gidmap, "monotonic?", &monotonic, "boottime?", &boottime,
 		"propagation?", &propagation, "detach?", &detach, "paused?", &paused,
-		"uid?", &uid, "gid?", &gid, "groups?", &groups); err != nil {
+		"uid?", &uid, "gid?", &gid, "groups?", &groups, "max_output?", &maxOutput); err != nil {
 		return nil, err
 	}
 	p := &procSpec{wait: wait, detach: detach}
 	var err error
+	if p.maxOutput, err = parseMaxOutput(maxOutput); err != nil {
+		return nil, err
+	}
 	if p.argv, err = parseArgv(args[0]); err != nil {
 		return nil, err
 	}
@@ -594,14 +661,19 @@ func runBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, 
 	var cmd starlark.Value
 	var ns, input, timeout, env, cwd starlark.Value = starlark.None, starlark.None, starlark.None, starlark.None, starlark.None
 	var uid, gid, groups starlark.Value = starlark.None, starlark.None, starlark.None
+	var maxOutput starlark.Value = starlark.MakeInt(defaultMaxOutput)
 	check := true
 	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "cmd", &cmd, "ns?", &ns, "input?", &input,
 		"check?", &check, "timeout?", &timeout, "env?", &env, "cwd?", &cwd,
-		"uid?", &uid, "gid?", &gid, "groups?", &groups); err != nil {
+		"uid?", &uid, "gid?", &gid, "groups?", &groups, "max_output?", &maxOutput); err != nil {
 		return nil, err
 	}
 	p := &procSpec{wait: true, check: check, isRun: true}
 	p.capture[1], p.capture[2] = true, true
+	var err error
+	if p.maxOutput, err = parseMaxOutput(maxOutput); err != nil {
+		return nil, err
+	}
 	if input != starlark.None {
 		s, ok := starlark.AsString(input)
 		if !ok {
@@ -609,7 +681,6 @@ func runBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, 
 		}
 		p.input = &s
 	}
-	var err error
 	if p.timeout, err = parseSeconds("timeout", timeout); err != nil {
 		return nil, err
 	}
@@ -630,13 +701,18 @@ func spawnBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	var cmd starlark.Value
 	var ns, env, cwd, stdin, stdout, stderr starlark.Value = starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None
 	var uid, gid, groups starlark.Value = starlark.None, starlark.None, starlark.None
+	var maxOutput starlark.Value = starlark.MakeInt(defaultMaxOutput)
 	detach := false
 	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "cmd", &cmd, "ns?", &ns, "env?", &env, "cwd?", &cwd,
 		"stdin?", &stdin, "stdout?", &stdout, "stderr?", &stderr, "detach?", &detach,
-		"uid?", &uid, "gid?", &gid, "groups?", &groups); err != nil {
+		"uid?", &uid, "gid?", &gid, "groups?", &groups, "max_output?", &maxOutput); err != nil {
 		return nil, err
 	}
 	p := &procSpec{detach: detach}
+	var err error
+	if p.maxOutput, err = parseMaxOutput(maxOutput); err != nil {
+		return nil, err
+	}
 	if err := p.parseStdios(stdin, stdout, stderr); err != nil {
 		return nil, err
 	}
@@ -665,7 +741,63 @@ type Process struct {
 	outs   sync.WaitGroup // capture readers
 	mu     sync.Mutex
 	exited bool
-	bufs   [3]*bytes.Buffer
+	bufs   [3]*captured
+}
+
+// captured is one captured stream: its first max bytes (0: all of it).
+// What comes after is read and thrown away, so the producer never blocks
+// on a full pipe and nsh's memory stays bounded; cut says it happened.
+type captured struct {
+	b   []byte
+	max int64
+	cut bool
+	r   *os.File
+}
+
+// defaultMaxOutput is what run(), spawn() and clone() keep of each
+// captured stream unless max_output= says otherwise.
+const defaultMaxOutput = 64 << 20
+
+// keep appends what was read, up to the limit; p.mu is held. The buffer
+// grows by doubling but never past the limit, so a stream cut at the
+// limit costs that many bytes and no more.
+func (c *captured) keep(b []byte) {
+	if c.max > 0 {
+		room := c.max - int64(len(c.b))
+		if int64(len(b)) > room {
+			b, c.cut = b[:room], true
+		}
+	}
+	if len(b) == 0 {
+		return
+	}
+	if need := len(c.b) + len(b); need > cap(c.b) {
+		n := max(2*cap(c.b), need, 4096)
+		if c.max > 0 && int64(n) > c.max {
+			n = int(c.max)
+		}
+		nb := make([]byte, len(c.b), n)
+		copy(nb, c.b)
+		c.b = nb
+	}
+	c.b = append(c.b, b...)
+}
+
+// parseMaxOutput reads max_output=: a positive number of bytes, or None
+// for no limit.
+func parseMaxOutput(v starlark.Value) (int64, error) {
+	if v == starlark.None {
+		return 0, nil
+	}
+	i, ok := v.(starlark.Int)
+	if !ok {
+		return 0, fmt.Errorf("max_output must be a number of bytes or None (no limit), not %s", v.Type())
+	}
+	n, ok := i.Int64()
+	if !ok || n <= 0 {
+		return 0, fmt.Errorf("max_output must be a positive number of bytes or None (no limit), not %s (stdout=False discards output)", v)
+	}
+	return n, nil
 }
 
 // start opens the stdio files, starts the process and, for wait=True,
@@ -680,6 +812,9 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 		return nil, err
 	}
 	sp := st.spawner()
+	if !p.detach && cfg.New&unix.CLONE_NEWPID == 0 {
+		cfg.Cgroup = st.tracker()
+	}
 	// The spawner thread has a working directory of its own (it unshared
 	// CLONE_FS, and joining a mount namespace moves it to that root): in
 	// nsh's own mount namespace, start in nsh's directory.
@@ -767,17 +902,9 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 		if r == nil {
 			continue
 		}
-		proc.bufs[i] = &bytes.Buffer{}
+		proc.bufs[i] = &captured{max: p.maxOutput, r: r}
 		proc.outs.Add(1)
-		go func(r *os.File, b *bytes.Buffer) {
-			defer proc.outs.Done()
-			defer r.Close()
-			var tmp bytes.Buffer
-			io.Copy(&tmp, r)
-			proc.mu.Lock()
-			b.Write(tmp.Bytes())
-			proc.mu.Unlock()
-		}(r, proc.bufs[i])
+		go proc.read(proc.bufs[i])
 	}
 	if inputW != nil {
 		go func(s string) {
@@ -791,6 +918,11 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 		child.Close()
 		proc.mu.Unlock()
 		close(proc.done)
+		for _, c := range proc.bufs {
+			if c != nil {
+				c.r.SetReadDeadline(time.Now()) // see read; fails once it closed r
+			}
+		}
 	}
 	// Nothing can interrupt a wait without a timeout before the run
 	// handles signals (a signal ends nsh, and the child with it), and
@@ -837,6 +969,61 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 
 var errTimeout = fmt.Errorf("timed out")
 
+// read collects a captured stream until end of file or, once the process
+// has exited (reaped sets a read deadline that wakes it), until the pipe
+// is empty: a background descendant that keeps the pipe open must not
+// hold up the process's result. What such a descendant writes later is
+// read and thrown away, so it never blocks on a full pipe (nor dies of
+// SIGPIPE), until it closes the pipe: at the latest when the run's
+// teardown kills it.
+func (p *Process) read(c *captured) {
+	buf := make([]byte, 64<<10)
+	r := c.r
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			c.keep(buf[:n])
+			p.mu.Unlock()
+		}
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			r.Close()
+			p.outs.Done()
+			return
+		}
+		break
+	}
+	eof := false
+	if r.SetReadDeadline(time.Time{}) == nil {
+		if rc, err := r.SyscallConn(); err == nil {
+			rc.Read(func(fd uintptr) bool {
+				for {
+					n, err := unix.Read(int(fd), buf)
+					if n > 0 {
+						p.mu.Lock()
+						c.keep(buf[:n])
+						p.mu.Unlock()
+						continue
+					}
+					if err == unix.EINTR {
+						continue
+					}
+					eof = n == 0 && err == nil
+					return true // empty (EAGAIN) or closed: do not wait
+				}
+			})
+		}
+	}
+	p.outs.Done()
+	if !eof {
+		io.Copy(io.Discard, r)
+	}
+	r.Close()
+}
+
 func quoteArgv(argv []string) string {
 	q := make([]string, len(argv))
 	for i, a := range argv {
@@ -849,11 +1036,11 @@ func quoteArgv(argv []string) string {
 	return "[" + strings.Join(q, " ") + "]"
 }
 
-func stderrTail(b *bytes.Buffer) string {
+func stderrTail(b *captured) string {
 	if b == nil {
 		return ""
 	}
-	s := strings.TrimRight(b.String(), "\n")
+	s := strings.TrimRight(string(b.b), "\n")
 	if s == "" {
 		return ""
 	}
@@ -886,7 +1073,7 @@ func (p *Process) waitFor(reg *lifecycle.Registry, timeout time.Duration) (int, 
 	case <-tc:
 		return 0, errTimeout
 	}
-	if p.bufs != [3]*bytes.Buffer{} {
+	if p.bufs != [3]*captured{} {
 		outs := make(chan struct{})
 		go func() { p.outs.Wait(); close(outs) }()
 		select {
@@ -950,9 +1137,18 @@ var (
 	_ contextTarget     = (*Process)(nil)
 )
 
-// String renders the process as <process 42 ["sleep", "1"]>.
+// String renders the process as <process 42 [sleep 1]>, with a note for
+// a captured stream that was cut: <process 42 [yes] (stdout cut at 1048576 bytes)>.
 func (p *Process) String() string {
-	return fmt.Sprintf("<process %d %s>", p.pid, quoteArgv(p.argv))
+	var note string
+	p.mu.Lock()
+	for i, b := range p.bufs {
+		if b != nil && b.cut {
+			note += fmt.Sprintf(" (%s cut at %d bytes)", [3]string{"", "stdout", "stderr"}[i], b.max)
+		}
+	}
+	p.mu.Unlock()
+	return fmt.Sprintf("<process %d %s%s>", p.pid, quoteArgv(p.argv), note)
 }
 
 // Type returns "nsh.process".
@@ -969,7 +1165,7 @@ func (p *Process) Hash() (uint32, error) { return uint32(p.pid), nil }
 
 // AttrNames lists the attributes.
 func (p *Process) AttrNames() []string {
-	return []string{"argv", "code", "kill", "ns", "ok", "paused", "pid", "resume", "running", "stderr", "stdout", "wait"}
+	return []string{"argv", "code", "kill", "ns", "ok", "paused", "pid", "resume", "running", "stderr", "stderr_truncated", "stdout", "stdout_truncated", "truncated", "wait"}
 }
 
 func (p *Process) isDone() bool {
@@ -1018,7 +1214,17 @@ func (p *Process) Attr(name string) (starlark.Value, error) {
 		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		return starlark.String(b.String()), nil
+		return starlark.String(b.b), nil
+	case "truncated", "stdout_truncated", "stderr_truncated":
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		cut := false
+		for i, b := range p.bufs {
+			if b != nil && b.cut && (name == "truncated" || name == [3]string{"", "stdout_truncated", "stderr_truncated"}[i]) {
+				cut = true
+			}
+		}
+		return starlark.Bool(cut), nil
 	case "ns":
 		c, err := p.targetContext(p.st)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"nsh.dev/nsh/internal/lifecycle"
 	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/reaper"
+	"nsh.dev/nsh/internal/spawn"
 )
 
 // state is the per-run state of the builtins: the namespace descriptors the
@@ -107,6 +108,9 @@ func (st *state) startReaper() *reaper.Reaper {
 	defer st.mu.Unlock()
 	if st.reaper == nil && st.reaperErr == nil {
 		st.reaper, st.reaperErr = reaper.Start()
+		if st.reaperErr == nil {
+			spawn.Track(st.reaper.Pid(), true) // not an orphan (spawn.KillOrphans)
+		}
 		if st.reaperErr != nil {
 			fmt.Fprintf(os.Stderr, "nsh: warning: without a reaper, what this run makes outlives a killed nsh: %v\n", st.reaperErr)
 		}
@@ -120,6 +124,7 @@ func (st *state) stopReaper() {
 	st.mu.Unlock()
 	if r != nil {
 		r.Stop()
+		spawn.Track(r.Pid(), false)
 	}
 }
 

@@ -9,6 +9,7 @@
 // records still live, newest first, and exits.
 
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -27,6 +29,8 @@
 #include <unistd.h>
 
 #include "reaper.h"
+
+#define NSH_NS_GET_PARENT _IO(0xb7, 0x2) // linux/nsfs.h
 
 // From linux/netlink.h and linux/rtnetlink.h, which musl's compiler does
 // not see: the one request this file sends.
@@ -112,15 +116,24 @@ static void del(uint64_t id) {
 }
 
 // enter moves the process into namespace id (-1: the one it started in,
-// saved as self) of type nstype.
+// saved as self) of type nstype, unless it is there already: the setns
+// would need privileges over a namespace the reaper is already in (a
+// rootless reaper has none over the host's mount namespace).
 static int enter(int32_t id, int self, int nstype) {
+	static int32_t cur_mnt = -1, cur_net = -1;
+	int32_t *cur = nstype == CLONE_NEWNS ? &cur_mnt : &cur_net;
+	if (id == *cur)
+		return 0;
 	int fd = self;
 	if (id >= 0) {
 		if ((size_t)id >= nnsfds || nsfds[id] < 0)
 			return EBADF;
 		fd = nsfds[id];
 	}
-	return setns(fd, nstype) ? errno : 0;
+	if (setns(fd, nstype))
+		return errno;
+	*cur = id;
+	return 0;
 }
 
 static int dellink(int32_t ifindex) {
@@ -194,6 +207,118 @@ static int write_file(const char *path, const char *val) {
 	return err;
 }
 
+// populated reads the "populated" line of the cgroup's cgroup.events:
+// 1 while a process is in it or below, 0 once none is, -1 on an error.
+static int populated(int dir) {
+	int fd = openat(dir, "cgroup.events", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	char b[256];
+	ssize_t n = read(fd, b, sizeof b - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	b[n] = 0;
+	const char *p = strstr(b, "populated ");
+	return p ? p[10] == '1' : -1;
+}
+
+// killcg kills every process in the cgroup at path (cgroup.kill), waits
+// up to 5 s for them to be gone, and removes it.
+static int killcg(const char *path) {
+	int dir = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		return errno == ENOENT ? 0 : errno;
+	int fd = openat(dir, "cgroup.kill", O_WRONLY | O_CLOEXEC);
+	int err = 0;
+	if (fd < 0 || write(fd, "1", 1) != 1)
+		err = errno;
+	if (fd >= 0)
+		close(fd);
+	for (int i = 0; !err && i < 1000 && populated(dir) == 1; i++) {
+		struct timespec ts = {0, 5 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	close(dir);
+	if (!err && rmdir(path) && errno != ENOENT)
+		err = errno;
+	return err;
+}
+
+// in_userns reports whether process pid is in user namespace self or one
+// of its descendants (NS_GET_PARENT up to self; it fails past the
+// caller's own user namespace).
+static int in_userns(const char *pid, const struct stat *self) {
+	char p[64];
+	snprintf(p, sizeof p, "/proc/%s/ns/user", pid);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	int in = 0;
+	for (int depth = 0; fd >= 0 && depth < 40; depth++) {
+		struct stat st;
+		if (fstat(fd, &st))
+			break;
+		if (st.st_dev == self->st_dev && st.st_ino == self->st_ino) {
+			in = 1;
+			break;
+		}
+		int parent = ioctl(fd, NSH_NS_GET_PARENT);
+		close(fd);
+		fd = parent;
+	}
+	if (fd >= 0)
+		close(fd);
+	return in;
+}
+
+// alive reports whether process pid has not exited (is not a zombie).
+static int alive(const char *pid) {
+	char p[64], b[512];
+	snprintf(p, sizeof p, "/proc/%s/stat", pid);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, b, sizeof b - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	b[n] = 0;
+	char *e = strrchr(b, ')');
+	return e && e[1] == ' ' && e[2] != 'Z' && e[2] != 'X';
+}
+
+// killuserns kills every process in the reaper's own user namespace and
+// the user namespaces below it, but itself: rootless nsh made that user
+// namespace for the run, so all of them are the run's. It goes on while
+// it finds some (a fork may race with the scan), 5 s at most.
+static int killuserns(void) {
+	struct stat self;
+	if (stat("/proc/self/ns/user", &self))
+		return errno;
+	char me[24];
+	snprintf(me, sizeof me, "%d", (int)getpid());
+	for (int round = 0; round < 500; round++) {
+		DIR *d = opendir("/proc");
+		if (!d)
+			return errno;
+		int found = 0;
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			if (e->d_name[0] < '1' || e->d_name[0] > '9' || !strcmp(e->d_name, me))
+				continue;
+			if (alive(e->d_name) && in_userns(e->d_name, &self)) {
+				kill(atoi(e->d_name), SIGKILL);
+				found++;
+			}
+		}
+		closedir(d);
+		if (!found)
+			return 0;
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	return EBUSY;
+}
+
 // undo runs the ops of one record in order; it goes on past a failed op.
 static void undo(const struct rec *r, int selfmnt, int selfnet) {
 	const char *p = r->buf + sizeof(struct nsh_reaper_msg), *end = r->buf + r->len;
@@ -237,6 +362,14 @@ static void undo(const struct rec *r, int selfmnt, int selfnet) {
 		case NSH_REAPER_WRITE:
 			if ((err = write_file(path, path + strlen(path) + 1)))
 				say(what, "write", path, err);
+			break;
+		case NSH_REAPER_KILLUSERNS:
+			if ((err = killuserns()))
+				say(what, "kill the processes of", "nsh's user namespace", err);
+			break;
+		case NSH_REAPER_KILLCG:
+			if ((err = killcg(path)))
+				say(what, "kill cgroup", path, err);
 			break;
 		}
 	}

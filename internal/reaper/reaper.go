@@ -15,7 +15,8 @@
 // normal run, kills it.
 //
 // The undo steps are few and raw (delete a link by index, unmount,
-// remove a file or an empty directory, write a file), each in namespaces
+// remove a file or an empty directory, write a file, kill the processes
+// of a cgroup or of a user namespace), each in namespaces
 // that nsh passes by descriptor once. The reaper reads its queue in
 // batches, every 10 ms at most, so a run that makes many objects wakes it
 // rarely.
@@ -41,8 +42,8 @@ import (
 	"nsh.dev/nsh/internal/nserr"
 )
 
-// Op is one undo step for the reaper; see DelLink, Umount, Unlink, Rmdir
-// and Write.
+// Op is one undo step for the reaper; see DelLink, Umount, Unlink, Rmdir,
+// Write, KillCgroup and KillUserns.
 type Op struct {
 	mnt, net *nsctx.NS // nil: the reaper's own (nsh's initial) namespace
 	kind     uint32
@@ -76,6 +77,20 @@ func Rmdir(mnt *nsctx.NS, path string) Op {
 // namespace net, through the reaper's own /proc.
 func Write(net *nsctx.NS, path, value string) Op {
 	return Op{net: net, kind: C.NSH_REAPER_WRITE, data: cstrings(path, value)}
+}
+
+// KillCgroup kills every process in the cgroup (v2) directory path, in
+// the reaper's own mount namespace, with cgroup.kill, waits for them to
+// be gone, and removes the cgroup.
+func KillCgroup(path string) Op {
+	return Op{kind: C.NSH_REAPER_KILLCG, data: cstrings(path)}
+}
+
+// KillUserns kills every process in the reaper's own user namespace, and
+// in those below it, but the reaper: for rootless nsh, whose user
+// namespace was made for the run.
+func KillUserns() Op {
+	return Op{kind: C.NSH_REAPER_KILLUSERNS, data: []byte{0}}
 }
 
 func cstrings(s ...string) []byte {

@@ -17,6 +17,8 @@ enum {
 	NSH_REAPER_UNLINK = 3,  // remove the file path
 	NSH_REAPER_RMDIR = 4,   // remove the directory path if it is empty
 	NSH_REAPER_WRITE = 5,   // write the second string to the file path
+	NSH_REAPER_KILLCG = 6,  // kill every process in cgroup (v2) path, then remove it
+	NSH_REAPER_KILLUSERNS = 7, // kill every process in the reaper's user namespace and below, but itself
 };
 
 #define NSH_REAPER_MAXMSG 8192

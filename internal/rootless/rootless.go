@@ -39,6 +39,14 @@ const (
 	innerEnv = "_NSH_ROOTLESS_INNER"
 )
 
+// inner is set once, by Enter, in the inner process of rootless mode.
+var inner bool
+
+// Inner reports whether this process is rootless nsh's inner process,
+// which runs in a user namespace its parent made for it alone (unlike
+// Active, which holds in any container).
+func Inner() bool { return inner }
+
 // ModeFromEnv reads NSH_ROOTLESS (1/on, 0/off, empty/auto).
 func ModeFromEnv() Mode {
 	switch strings.ToLower(os.Getenv("NSH_ROOTLESS")) {
@@ -77,6 +85,7 @@ func Enter(mode Mode) (bool, int) {
 	}
 	if os.Getenv(innerEnv) != "" {
 		os.Unsetenv(innerEnv)
+		inner = true
 		return false, 0
 	}
 	if mode == Off || (mode == Auto && os.Geteuid() == 0) {

@@ -143,6 +143,10 @@ type Config struct {
 	Foreground  bool // make the child's new process group the foreground one of TTY
 	TTY         int
 	Pdeathsig   syscall.Signal
+	// Cgroup, if not nil, is the directory of a cgroup (v2) the child
+	// is born in (clone3 CLONE_INTO_CGROUP), so that it and everything
+	// it forks can be killed together (cgroup.kill).
+	Cgroup *os.File
 }
 
 // Child is a started process.
@@ -177,6 +181,17 @@ type Spawner struct {
 	// of the main thread and of every thread the runtime starts.
 	home map[int]string
 }
+
+// children holds what nsh started, for KillOrphans to leave alone: the
+// children not yet reaped, and the sessions of those started with Setsid
+// (detached), kept after they end. It is process-wide, as the kernel's
+// parent-child relation and the subreaper flag are: every spawner of every
+// run in the process (tests run several at once) must see the others'.
+var children = struct {
+	sync.Mutex
+	live, sessions map[int]bool
+	subreapers     int // runs that want nsh to be a subreaper
+}{live: map[int]bool{}, sessions: map[int]bool{}}
 
 // maxThreads bounds the spawner threads of one run.
 const maxThreads = 16
@@ -446,6 +461,10 @@ func (s *Spawner) Start(cfg *Config) (*Child, error) {
 	c.pdeathsig = C.int(cfg.Pdeathsig)
 	c.parent_pid = C.int(os.Getpid())
 	c.exe_fd = -1
+	c.cgroup_fd = -1
+	if cfg.Cgroup != nil {
+		c.cgroup_fd = C.int(cfg.Cgroup.Fd())
+	}
 	if cfg.Mode == Init {
 		exe, err := unix.Open("/proc/self/exe", unix.O_PATH|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -496,6 +515,7 @@ func (s *Spawner) Start(cfg *Config) (*Child, error) {
 		for _, f := range cfg.Stdio {
 			runtime.KeepAlive(f)
 		}
+		runtime.KeepAlive(cfg.Cgroup)
 	})
 	if jerr != nil {
 		sock.Close()
@@ -503,11 +523,20 @@ func (s *Spawner) Start(cfg *Config) (*Child, error) {
 	}
 	if pid < 0 {
 		sock.Close()
+		if cfg.Cgroup != nil {
+			return nil, nserr.New("clone3", nsthread.FlagNames(cfg.New)+" into cgroup "+cfg.Cgroup.Name(), syscall.Errno(-pid))
+		}
 		return nil, nserr.New("clone", nsthread.FlagNames(cfg.New), syscall.Errno(-pid))
 	}
 	unix.Close(fds[1])
 	fds[1] = -1
 	ch := &Child{Pid: pid, pidfd: pidfd, waitOn: pid, waitfd: pidfd, sock: sock, foreground: cfg.Foreground, cfg: cfg}
+	children.Lock()
+	children.live[pid] = true
+	if cfg.Setsid {
+		children.sessions[pid] = true
+	}
+	children.Unlock()
 	if err := ch.handshake(); err != nil {
 		ch.abandon()
 		return nil, err
@@ -781,6 +810,8 @@ func stepError(cfg *Config, step, arg int, errno syscall.Errno) error {
 			return nserr.Errorf(op, strconv.Itoa(id), errno, "changing ids needs CAP_SET%sID, which nsh lacks in the process's user namespace", strings.ToUpper(kind[:1]))
 		}
 		return nserr.New(op, strconv.Itoa(id), errno)
+	case C.NSH_STEP_CGROUP:
+		return nserr.New("write", "cgroup.procs of the run's cgroup "+cfg.Cgroup.Name(), errno)
 	case C.NSH_STEP_EXEC:
 		if cfg.Mode == Init {
 			return nserr.New("exec", "nsh-init", errno)
@@ -854,8 +885,16 @@ func (ch *Child) WaitBlocking() (unix.WaitStatus, error) {
 			ch.Kill(unix.SIGCONT)
 			continue
 		}
+		ch.reaped()
 		return ws, nil
 	}
+}
+
+// reaped drops the child from the live set.
+func (ch *Child) reaped() {
+	children.Lock()
+	delete(children.live, ch.waitOn)
+	children.Unlock()
 }
 
 // pollWait waits until the pidfd of waitOn is readable, which it is once
@@ -891,7 +930,132 @@ func (ch *Child) pollWait() (unix.WaitStatus, error) {
 	if err != nil {
 		return fail("wait4", unwrap(err))
 	}
+	ch.reaped()
 	return ws, nil
+}
+
+// SetSubreaper makes nsh a child subreaper (PR_SET_CHILD_SUBREAPER): a
+// process whose parent dies is then re-parented to nsh, its nearest
+// living ancestor, rather than to init, so KillOrphans finds it. on false
+// ends that once no run that asked for it is left (after KillOrphans).
+func SetSubreaper(on bool) error {
+	children.Lock()
+	defer children.Unlock()
+	v := uintptr(0)
+	if on {
+		if children.subreapers++; children.subreapers > 1 {
+			return nil
+		}
+		v = 1
+	} else if children.subreapers--; children.subreapers > 0 {
+		return nil
+	}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, v, 0, 0, 0); err != nil {
+		return nserr.New("prctl", fmt.Sprintf("PR_SET_CHILD_SUBREAPER %d", v), err)
+	}
+	return nil
+}
+
+// Track marks pid, a child nsh started by other means (the reaper), as
+// no orphan; on false withdraws the mark.
+func Track(pid int, on bool) {
+	children.Lock()
+	if on {
+		children.live[pid] = true
+	} else {
+		delete(children.live, pid)
+	}
+	children.Unlock()
+}
+
+// KillOrphans kills (SIGKILL) and reaps the processes nsh adopted as a
+// subreaper: its children that no spawner started and Track did not
+// mark (the reaper), and that are not in the session of a child started
+// with Setsid (detached). Their own children are adopted in turn as they
+// die, so it goes on until a round finds none, for at most 5 s. In a
+// process that runs several runs at once (tests), one run's teardown
+// takes the orphans of all.
+func KillOrphans() error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		kids, err := ownChildren()
+		if err != nil {
+			return err
+		}
+		var orphans []int
+		children.Lock()
+		for _, pid := range kids {
+			if children.live[pid] || children.sessions[sessionOf(pid)] {
+				continue
+			}
+			orphans = append(orphans, pid)
+		}
+		children.Unlock()
+		if len(orphans) == 0 {
+			return nil
+		}
+		// A child is never reaped by anyone else, so its pid cannot be
+		// reused before the wait4 below.
+		for _, pid := range orphans {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+		for _, pid := range orphans {
+			for {
+				var ws unix.WaitStatus
+				got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+				if err == unix.EINTR {
+					continue
+				}
+				if err != nil || got == pid {
+					break
+				}
+				if time.Now().After(deadline) {
+					return fmt.Errorf("process %d, adopted by nsh, still alive 5 s after SIGKILL", pid)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}
+}
+
+// ownChildren lists the children of every thread of nsh.
+func ownChildren() ([]int, error) {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil, nserr.New("read", "/proc/self/task", unwrap(err))
+	}
+	var pids []int
+	for _, t := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/children")
+		if err != nil {
+			continue // the thread ended
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids, nil
+}
+
+// sessionOf returns the session of process pid from /proc/PID/stat, or 0.
+func sessionOf(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ppid pgrp session ...; comm may hold spaces and ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 4 {
+		return 0
+	}
+	sid, _ := strconv.Atoi(f[3])
+	return sid
 }
 
 // Close releases the pidfds. Call it after Wait.

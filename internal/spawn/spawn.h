@@ -35,6 +35,7 @@ enum {
 	NSH_STEP_SETGROUPS,
 	NSH_STEP_SETGID,
 	NSH_STEP_SETUID,
+	NSH_STEP_CGROUP,     // joining the run's cgroup where clone3 is hidden
 };
 
 // Messages on the status socket: child -> parent.
@@ -79,6 +80,7 @@ struct nsh_cfg {
 	const char *path;     // PATH used to find argv[0] if it has no '/'
 	char *const *argv;
 	char *const *envp;
+	int cgroup_fd;        // directory of a cgroup (v2) the child is born in; -1: none
 	int exe_fd;           // init mode: O_PATH descriptor of nsh's own binary
 	// maps mode: after joining setns_fd (a user namespace), write the maps
 	// of the process whose /proc/PID directory maps_dir is, and exit.

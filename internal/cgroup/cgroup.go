@@ -1,0 +1,182 @@
+// Package cgroup makes the cgroup (v2) that holds the processes a run
+// starts, so that they and every process they fork, including those that
+// left their parent (daemons, background jobs of a shell), can be killed
+// together with one write to cgroup.kill (Linux 5.14+), by nsh at the end
+// of the run or by its reaper if nsh was killed.
+//
+// The cgroup is made under nsh's own one in the cgroup2 hierarchy: the
+// "0::" line of /proc/self/cgroup, found under the cgroup2 mount in
+// /proc/self/mountinfo (on a hybrid host, /sys/fs/cgroup/unified). No
+// controller is enabled, so the cgroup changes no resource accounting. A
+// process is born in it (clone3 CLONE_INTO_CGROUP with Dir): moving one
+// there by a write to cgroup.procs would cost a full RCU grace period.
+package cgroup
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"nsh.dev/nsh/internal/nserr"
+)
+
+// Group is a cgroup made for a run.
+type Group struct {
+	// Path is its directory.
+	Path string
+	// Dir is its directory, open (O_PATH) for clone3 CLONE_INTO_CGROUP.
+	Dir *os.File
+}
+
+// ErrNoCgroup2 says there is no cgroup2 hierarchy that holds nsh.
+var ErrNoCgroup2 = errors.New("no cgroup2 mount holds nsh's cgroup")
+
+// Own returns the directory of nsh's own cgroup in the cgroup2 hierarchy.
+func Own() (string, error) {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "", nserr.New("read", "/proc/self/cgroup", unwrap(err))
+	}
+	var rel string
+	found := false
+	for _, l := range strings.Split(string(b), "\n") {
+		if p, ok := strings.CutPrefix(l, "0::"); ok {
+			rel, found = p, true
+			break
+		}
+	}
+	if !found || strings.HasSuffix(rel, " (deleted)") {
+		return "", ErrNoCgroup2
+	}
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return "", nserr.New("open", "/proc/self/mountinfo", unwrap(err))
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		// id parent major:minor root mountpoint options... - fstype source super
+		line := sc.Bytes()
+		i := bytes.Index(line, []byte(" - "))
+		if i < 0 || !bytes.HasPrefix(line[i+3:], []byte("cgroup2 ")) {
+			continue
+		}
+		fields := strings.Fields(string(line[:i]))
+		if len(fields) < 5 {
+			continue
+		}
+		root, mnt := unescape(fields[3]), unescape(fields[4])
+		if root != "/" {
+			r, ok := strings.CutPrefix(rel, root)
+			if !ok || (r != "" && r[0] != '/') {
+				continue
+			}
+			rel = r
+		}
+		return filepath.Join(mnt, rel), nil
+	}
+	return "", ErrNoCgroup2
+}
+
+// unescape undoes mountinfo's octal escapes (\040 for a space).
+func unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var v byte
+			ok := true
+			for _, c := range s[i+1 : i+4] {
+				if c < '0' || c > '7' {
+					ok = false
+					break
+				}
+				v = v*8 + byte(c-'0')
+			}
+			if ok {
+				b.WriteByte(v)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// Create makes the cgroup name under nsh's own one and opens it. It fails (EACCES, EROFS, ErrNoCgroup2, ENOENT for a
+// kernel without cgroup.kill) where nsh may not make one.
+func Create(name string) (*Group, error) {
+	own, err := Own()
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(own, name)
+	if err := unix.Mkdir(path, 0o755); err != nil {
+		return nil, nserr.New("mkdir", path, err)
+	}
+	g := &Group{Path: path}
+	if err := unix.Access(filepath.Join(path, "cgroup.kill"), unix.W_OK); err != nil {
+		unix.Rmdir(path)
+		return nil, nserr.New("access", filepath.Join(path, "cgroup.kill"), err)
+	}
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		unix.Rmdir(path)
+		return nil, nserr.New("open", path, err)
+	}
+	g.Dir = os.NewFile(uintptr(fd), path)
+	return g, nil
+}
+
+// Kill kills every process in the cgroup, waits up to 5 s for them to be
+// gone (exited: their parents may reap them later), and removes it.
+func (g *Group) Kill() error {
+	if g.Dir != nil {
+		g.Dir.Close()
+		g.Dir = nil
+	}
+	kill := filepath.Join(g.Path, "cgroup.kill")
+	if err := os.WriteFile(kill, []byte("1"), 0); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil // removed already
+		}
+		return nserr.New("write", kill, unwrap(err))
+	}
+	events := filepath.Join(g.Path, "cgroup.events")
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		b, err := os.ReadFile(events)
+		if err != nil {
+			return nserr.New("read", events, unwrap(err))
+		}
+		if bytes.Contains(b, []byte("populated 0")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("processes of cgroup %s still alive 5 s after cgroup.kill", g.Path)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := unix.Rmdir(g.Path); err != nil && err != unix.ENOENT {
+		return nserr.New("rmdir", g.Path, err)
+	}
+	return nil
+}
+
+func unwrap(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
