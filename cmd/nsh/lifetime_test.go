@@ -2,7 +2,6 @@ package main_test
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -172,13 +171,20 @@ func TestItem8SIGKILLTakesGrandchildren(t *testing.T) {
 	if reaper == 0 {
 		t.Fatal("nsh started no reaper")
 	}
+	waitExited(t, reaper, "the reaper")
+}
+
+// waitExited fails the test unless process pid (what) has exited, or is a
+// zombie, within 5 seconds of nsh's SIGKILL.
+func waitExited(t *testing.T, pid int, what string) {
+	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", reaper))
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil || strings.Contains(string(st), ") Z") {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the reaper %d still runs 5 s after SIGKILL of nsh", reaper)
+			t.Fatalf("%s (pid %d) still runs 5 s after SIGKILL of nsh", what, pid)
 		}
 	}
 }
@@ -243,18 +249,7 @@ func TestItem8SIGKILLTakesGrandchildrenRootless(t *testing.T) {
 	} else {
 		cmd = exec.Command(nshBin, "--rootless", "-c", script+readyLoop)
 	}
-	stdout, _ := cmd.StdoutPipe()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 6)
-	if _, err := io.ReadFull(stdout, buf); err != nil || string(buf) != "ready\n" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("did not start: %q %v; stderr %q", buf, err, stderr.String())
-	}
+	waitReady(t, cmd)
 	for _, a := range args {
 		if len(sleepers(a)) == 0 {
 			t.Fatalf("sleep %s is not running", a)
@@ -264,5 +259,3 @@ func TestItem8SIGKILLTakesGrandchildrenRootless(t *testing.T) {
 	cmd.Wait()
 	noSleepers(t, 3*time.Second, args...)
 }
-
-const readyLoop = "\nprint(\"ready\")\nwhile True:\n    pass\n"

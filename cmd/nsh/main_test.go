@@ -121,8 +121,23 @@ func TestExitStatus(t *testing.T) {
 // once the setup has run (the script printed "ready").
 func startUntilReady(t *testing.T, setup string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(nshBin, "-c", setup+"\nprint(\"ready\")\nwhile True:\n    pass\n")
+	cmd := exec.Command(nshBin, "-c", setup+readyLoop)
+	waitReady(t, cmd)
+	return cmd
+}
+
+// readyLoop ends a script that startUntilReady or waitReady runs: it says
+// "ready" and spins until killed.
+const readyLoop = "\nprint(\"ready\")\nwhile True:\n    pass\n"
+
+// waitReady starts cmd, an nsh whose script ends with readyLoop, and
+// returns once the script printed "ready"; it fails the test, showing
+// nsh's stderr, if it never does.
+func waitReady(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
 	stdout, _ := cmd.StdoutPipe()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -130,9 +145,8 @@ func startUntilReady(t *testing.T, setup string) *exec.Cmd {
 	if _, err := io.ReadFull(stdout, buf); err != nil || string(buf) != "ready\n" {
 		cmd.Process.Kill()
 		cmd.Wait()
-		t.Fatalf("did not start: %q %v", buf, err)
+		t.Fatalf("did not start: %q %v; stderr %q", buf, err, stderr.String())
 	}
-	return cmd
 }
 
 // SIGINT and SIGTERM end a running script with 128+N after teardown: the
@@ -435,6 +449,12 @@ p.persist()
 	if b, _ := os.ReadFile(sysctl); strings.TrimSpace(string(b)) != strconv.Itoa(n+1) {
 		t.Fatalf("the script did not set %s: %q", sysctl, b)
 	}
+	// This run's reaper, and only it: other nsh runs on the machine have
+	// their own.
+	reaper := childNamed(cmd.Process.Pid, "nsh-reaper")
+	if reaper == 0 {
+		t.Fatal("the run started no reaper")
+	}
 	cmd.Process.Kill()
 	cmd.Wait()
 	deadline := time.Now().Add(5 * time.Second)
@@ -449,9 +469,7 @@ p.persist()
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if out := survivors("^nsh-reaper$"); out != "" {
-		t.Fatalf("the reaper still runs 5 s after SIGKILL of nsh: %s", out)
-	}
+	waitExited(t, reaper, "the reaper")
 	if err := exec.Command("ip", "link", "show", "kill-p0").Run(); err != nil {
 		t.Errorf("the persisted veth is gone after SIGKILL: %v", err)
 	}
