@@ -79,10 +79,6 @@ func (r *Request) Describe() string {
 	return strings.Join(parts, " ")
 }
 
-var propagationFlags = map[string]uintptr{
-	"shared": unix.MS_SHARED, "slave": unix.MS_SLAVE, "private": unix.MS_PRIVATE, "unbindable": unix.MS_UNBINDABLE,
-}
-
 // Check validates r and completes it (absolute paths, parsed options, the
 // source of a filesystem defaults to its type); it makes no syscall
 // besides reading /proc/filesystems. Apply needs a checked request.
@@ -92,11 +88,9 @@ func (r *Request) Check() error {
 		return fmt.Errorf("missing target: mount(source, target, ...), e.g. mount(\"tmpfs\", \"/mnt\", \"tmpfs\")")
 	}
 	if r.Propagation != "" {
-		f, ok := propagationFlags[r.Propagation]
-		if !ok {
-			return fmt.Errorf("unknown propagation %q (shared, slave, private, unbindable)", r.Propagation)
+		if r.propFlag, err = mountopt.Propagation(r.Propagation, false); err != nil {
+			return err
 		}
-		r.propFlag = f
 	}
 	if r.opts, err = mountopt.Parse(r.Options); err != nil {
 		return err
