@@ -215,9 +215,9 @@ func (m *Mount) persist(th *starlark.Thread, fn *starlark.Builtin, args starlark
 	return m, nil
 }
 
-// parseMount unpacks and validates mount()'s arguments; it makes no
-// syscall besides reading /proc/filesystems.
-// It returns the request and persist=.
+// parseMount unpacks and validates mount()'s arguments and returns the
+// checked request and persist=; it makes no syscall besides reading
+// /proc/filesystems.
 func parseMount(fname string, args starlark.Tuple, kwargs []starlark.Tuple) (*mount.Request, bool, error) {
 	var source, target, propagation, root starlark.Value = starlark.None, starlark.None, starlark.None, starlark.None
 	r := &mount.Request{}
