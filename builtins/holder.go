@@ -7,6 +7,7 @@ import (
 	"go.starlark.net/starlark"
 	"golang.org/x/sys/unix"
 
+	"nsh.dev/nsh/internal/mountopt"
 	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nsthread"
 	"nsh.dev/nsh/internal/spawn"
@@ -80,7 +81,10 @@ func (st *state) unshareViaProcess(th *starlark.Thread, cur nsctx.Context, flags
 		cfg.TimeOffsets, cfg.Monotonic, cfg.Boottime = true, o.monotonic, o.boottime
 	}
 	if flags&unix.CLONE_NEWNS != 0 {
-		cfg.Propagation = propagationFlag(o.propagation)
+		var err error
+		if cfg.Propagation, err = mountopt.Propagation(o.propagation, true); err != nil {
+			return nil, err
+		}
 	}
 	ch, err := sp.Start(cfg)
 	if err != nil {

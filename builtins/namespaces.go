@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/internal/doc"
+	"nsh.dev/nsh/internal/mountopt"
 	"nsh.dev/nsh/internal/netnsdir"
 	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nserr"
@@ -234,8 +235,8 @@ func unshareBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tup
 	if err := opts.check(flags); err != nil {
 		return nil, err
 	}
-	if !validPropagation[opts.propagation] {
-		return nil, fmt.Errorf("unknown propagation %q (private, slave, shared, unbindable, unchanged)", opts.propagation)
+	if _, err := mountopt.Propagation(opts.propagation, true); err != nil {
+		return nil, err
 	}
 	cur := st.current()
 	var created []*nsctx.NS
@@ -290,24 +291,14 @@ func (st *state) unshareOnThread(cur nsctx.Context, flags int, propagation strin
 	return created, err
 }
 
-var validPropagation = map[string]bool{"private": true, "slave": true, "shared": true, "unbindable": true, "unchanged": true}
-
 // setPropagation applies a propagation to target and everything below it.
 func setPropagation(target, propagation string) error {
-	var pflag uintptr
-	switch propagation {
-	case "unchanged":
+	pflag, err := mountopt.Propagation(propagation, true)
+	if err != nil {
+		return err
+	}
+	if pflag == 0 { // "unchanged"
 		return nil
-	case "private":
-		pflag = unix.MS_PRIVATE
-	case "slave":
-		pflag = unix.MS_SLAVE
-	case "shared":
-		pflag = unix.MS_SHARED
-	case "unbindable":
-		pflag = unix.MS_UNBINDABLE
-	default:
-		return fmt.Errorf("unknown propagation %q (private, slave, shared, unbindable, unchanged)", propagation)
 	}
 	return nserr.New("mount", "--make-r"+propagation+" "+target, unix.Mount("none", target, "", pflag|unix.MS_REC, ""))
 }

@@ -20,6 +20,7 @@ import (
 	"nsh.dev/nsh/internal/cgroup"
 	"nsh.dev/nsh/internal/doc"
 	"nsh.dev/nsh/internal/lifecycle"
+	"nsh.dev/nsh/internal/mountopt"
 	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nserr"
 	"nsh.dev/nsh/internal/nsthread"
@@ -591,11 +592,12 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		}
 		p.cfg.TimeOffsets = true
 	}
-	if !validPropagation[propagation] {
-		return nil, fmt.Errorf("unknown propagation %q (private, slave, shared, unbindable, unchanged)", propagation)
+	pflag, err := mountopt.Propagation(propagation, true)
+	if err != nil {
+		return nil, err
 	}
 	if flags&unix.CLONE_NEWNS != 0 {
-		p.cfg.Propagation = propagationFlag(propagation)
+		p.cfg.Propagation = pflag
 	}
 	p.cfg.New = flags
 	p.ctx = st.current()
@@ -603,20 +605,6 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		return nil, err
 	}
 	return st.start(th, p)
-}
-
-func propagationFlag(p string) uintptr {
-	switch p {
-	case "private":
-		return unix.MS_PRIVATE
-	case "slave":
-		return unix.MS_SLAVE
-	case "shared":
-		return unix.MS_SHARED
-	case "unbindable":
-		return unix.MS_UNBINDABLE
-	}
-	return 0
 }
 
 // commonArgs parses what run() and spawn() share.

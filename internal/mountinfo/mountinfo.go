@@ -15,6 +15,10 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"nsh.dev/nsh/internal/mountopt"
 )
 
 // Entry is one line of mountinfo.
@@ -37,17 +41,17 @@ type Entry struct {
 // "shared", "slave", "shared+slave" (a slave that also shares), "unbindable"
 // or "private".
 func (e *Entry) Propagation() string {
-	switch {
-	case e.Unbindable:
-		return "unbindable"
-	case e.Shared != 0 && e.Master != 0:
-		return "shared+slave"
-	case e.Shared != 0:
-		return "shared"
-	case e.Master != 0:
-		return "slave"
+	var flags uintptr
+	if e.Shared != 0 {
+		flags |= unix.MS_SHARED
 	}
-	return "private"
+	if e.Master != 0 {
+		flags |= unix.MS_SLAVE
+	}
+	if e.Unbindable {
+		flags |= unix.MS_UNBINDABLE
+	}
+	return mountopt.PropagationName(flags)
 }
 
 // Parse reads a whole mountinfo file.

@@ -1,7 +1,9 @@
 // Package mountopt turns a mount(8)-style option string ("ro,nosuid,size=10m")
 // into what mount(2) takes: MS_* flags and the filesystem's data string.
 // Options mount(8) keeps for itself (defaults, noauto, user, _netdev, x-*)
-// are dropped, as mount(8) drops them.
+// are dropped, as mount(8) drops them. It also owns the names of the
+// propagation types ("shared", "slave", "private", "unbindable") and their
+// MS_* flags, for every builtin that takes or shows one.
 package mountopt
 
 import (
@@ -63,10 +65,74 @@ var userspace = map[string]bool{
 	"users": true, "owner": true, "group": true, "_netdev": true, "nofail": true,
 }
 
-// propagation options are refused with a pointer to the keyword.
-var propagation = map[string]bool{
-	"shared": true, "slave": true, "private": true, "unbindable": true,
-	"rshared": true, "rslave": true, "rprivate": true, "runbindable": true,
+// propagations are the propagation types by their mount(8) names
+// (--make-shared, ...), in the order messages list them.
+var propagations = []struct {
+	name string
+	flag uintptr
+}{
+	{"shared", unix.MS_SHARED},
+	{"slave", unix.MS_SLAVE},
+	{"private", unix.MS_PRIVATE},
+	{"unbindable", unix.MS_UNBINDABLE},
+}
+
+// Unchanged is the propagation name with which unshare() and clone() leave
+// a new mount namespace's mounts as they were copied.
+const Unchanged = "unchanged"
+
+// Propagation returns the MS_* flag of a propagation name: "shared",
+// "slave", "private" or "unbindable"; with unchanged, also Unchanged,
+// whose flag is 0. An unknown name is an error that lists the valid ones.
+func Propagation(name string, unchanged bool) (uintptr, error) {
+	var names []string
+	for _, p := range propagations {
+		if p.name == name {
+			return p.flag, nil
+		}
+		names = append(names, p.name)
+	}
+	if unchanged {
+		if name == Unchanged {
+			return 0, nil
+		}
+		names = append(names, Unchanged)
+	}
+	return 0, fmt.Errorf("unknown propagation %q (%s)", name, strings.Join(names, ", "))
+}
+
+// PropagationName names propagation flags as mount(8) would: "shared",
+// "slave", "shared+slave" (a slave that also shares), "unbindable" (which
+// wins over the others), or "private" when none of them is set.
+func PropagationName(flags uintptr) string {
+	switch {
+	case flags&unix.MS_UNBINDABLE != 0:
+		flags = unix.MS_UNBINDABLE
+	case flags&(unix.MS_SHARED|unix.MS_SLAVE) != 0:
+		flags &= unix.MS_SHARED | unix.MS_SLAVE
+	default:
+		flags = unix.MS_PRIVATE
+	}
+	var names []string
+	for _, p := range propagations {
+		if flags&p.flag != 0 {
+			names = append(names, p.name)
+		}
+	}
+	return strings.Join(names, "+")
+}
+
+// propagationOpt reports whether opt is a propagation name, possibly with
+// mount(8)'s r prefix for the recursive form ("rprivate"), and returns the
+// name without it.
+func propagationOpt(opt string) (string, bool) {
+	name := strings.TrimPrefix(opt, "r")
+	for _, p := range propagations {
+		if p.name == name {
+			return p.name, true
+		}
+	}
+	return "", false
 }
 
 // Parse parses an option string. Options are separated by commas; a comma
@@ -85,13 +151,14 @@ func Parse(s string) (Options, error) {
 			o.Names = append(o.Names, opt)
 			continue
 		}
+		if name, ok := propagationOpt(opt); ok {
+			return o, fmt.Errorf("option %q: use propagation=%q (and recursive=True) instead", opt, name)
+		}
 		switch {
 		case userspace[opt] || strings.HasPrefix(opt, "x-") || strings.HasPrefix(opt, "comment="):
 			continue
 		case opt == "bind" || opt == "rbind":
 			return o, fmt.Errorf("option %q: use bind=True (and recursive=True) instead", opt)
-		case propagation[opt]:
-			return o, fmt.Errorf("option %q: use propagation=%q (and recursive=True) instead", opt, strings.TrimPrefix(opt, "r"))
 		case strings.HasPrefix(opt, "="):
 			return o, fmt.Errorf("option %q has no name", opt)
 		}

@@ -66,3 +66,48 @@ func TestRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestPropagation(t *testing.T) {
+	for name, want := range map[string]uintptr{
+		"shared": unix.MS_SHARED, "slave": unix.MS_SLAVE, "private": unix.MS_PRIVATE, "unbindable": unix.MS_UNBINDABLE,
+	} {
+		for _, unchanged := range []bool{false, true} {
+			if f, err := Propagation(name, unchanged); err != nil || f != want {
+				t.Errorf("Propagation(%q, %v) = %#x, %v; want %#x", name, unchanged, f, err, want)
+			}
+		}
+		if got := PropagationName(want); got != name {
+			t.Errorf("PropagationName(%#x) = %q, want %q", want, got, name)
+		}
+		// mount(8)'s recursive form is refused as an option, pointing to the keyword.
+		if _, err := Parse("r" + name); err == nil || !strings.Contains(err.Error(), `use propagation="`+name+`"`) {
+			t.Errorf("Parse(r%s) = %v", name, err)
+		}
+	}
+	if f, err := Propagation("unchanged", true); err != nil || f != 0 {
+		t.Errorf("Propagation(unchanged, true) = %#x, %v", f, err)
+	}
+	for _, c := range []struct {
+		name      string
+		unchanged bool
+		want      string
+	}{
+		{"unchanged", false, `unknown propagation "unchanged" (shared, slave, private, unbindable)`},
+		{"sideways", true, `unknown propagation "sideways" (shared, slave, private, unbindable, unchanged)`},
+		{"rshared", false, `unknown propagation "rshared" (shared, slave, private, unbindable)`},
+		{"", true, `unknown propagation "" (shared, slave, private, unbindable, unchanged)`},
+	} {
+		if _, err := Propagation(c.name, c.unchanged); err == nil || err.Error() != c.want {
+			t.Errorf("Propagation(%q, %v) = %v, want %s", c.name, c.unchanged, err, c.want)
+		}
+	}
+	for flags, want := range map[uintptr]string{
+		0:                                  "private",
+		unix.MS_SHARED | unix.MS_SLAVE:     "shared+slave",
+		unix.MS_UNBINDABLE | unix.MS_SLAVE: "unbindable",
+	} {
+		if got := PropagationName(flags); got != want {
+			t.Errorf("PropagationName(%#x) = %q, want %q", flags, got, want)
+		}
+	}
+}

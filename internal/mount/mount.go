@@ -1,0 +1,372 @@
+// Package mount makes, changes and removes mounts for nsh's mount(),
+// umount() and pivot_root() builtins: it checks a request before any
+// syscall, resolves targets inside a root with openat2(RESOLVE_IN_ROOT) and
+// mounts through the descriptor, creates missing targets (mkdir=True) and
+// remembers what it created, and explains refusals in words (a mount(8)
+// command line, the errno, what the filesystem objected to). Its functions
+// run on a thread that has joined the context's mount namespace; proc is
+// nsh's own /proc (OpenProc), the working directory they use for
+// descriptor paths. Undo registration stays with the caller.
+package mount
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"nsh.dev/nsh/internal/inroot"
+	"nsh.dev/nsh/internal/mountinfo"
+	"nsh.dev/nsh/internal/nserr"
+)
+
+// OpenProc opens nsh's own /proc, which stays usable on a thread that moved
+// into a mount namespace without one (after pivot_root, say): thread-self
+// relative to it is always the calling thread.
+func OpenProc() (int, error) {
+	fd, err := unix.Open("/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, nserr.New("open", "/proc", err)
+	}
+	return fd, nil
+}
+
+// fdPath names descriptor fd of the calling thread relative to proc, for
+// syscalls that take paths (mount, umount): with the working directory at
+// proc, "thread-self/fd/N" reaches the very file the descriptor holds.
+func fdPath(fd int) string { return "thread-self/fd/" + strconv.Itoa(fd) }
+
+// ReadMounts reads the mount table of the calling thread's namespace.
+func ReadMounts(proc int) ([]mountinfo.Entry, error) {
+	fd, err := unix.Openat(proc, "thread-self/mountinfo", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nserr.New("open", "/proc/thread-self/mountinfo", err)
+	}
+	f := os.NewFile(uintptr(fd), "mountinfo")
+	defer f.Close()
+	return mountinfo.Parse(f)
+}
+
+func mountID(fd int) (int, bool, error) {
+	var sx unix.Statx_t
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID, &sx); err != nil {
+		return 0, false, nserr.New("statx", "", err)
+	}
+	return int(sx.Mnt_id), sx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0, nil
+}
+
+func findMount(es []mountinfo.Entry, id int) (mountinfo.Entry, bool) {
+	for _, e := range es {
+		if e.ID == id {
+			return e, true
+		}
+	}
+	return mountinfo.Entry{}, false
+}
+
+// Result is what Apply did: the mountinfo entry of the mount it made or
+// changed, and what mkdir=True created for it (oldest first).
+type Result struct {
+	Entry   mountinfo.Entry
+	Created []Made
+}
+
+// Made is a directory (or file) mkdir=True created: its absolute path
+// in the namespace, and its inode, so that cleanup removes that very one.
+type Made struct {
+	Path     string
+	Dev, Ino uint64
+}
+
+// RemoveDirs removes what mkdir=True made, newest first, skipping paths
+// that now name something else, and returns what it could not reach.
+func RemoveDirs(ds []Made) (left []Made) {
+	for i := len(ds) - 1; i >= 0; i-- {
+		var st unix.Stat_t
+		if err := unix.Lstat(ds[i].Path, &st); err != nil || st.Dev != ds[i].Dev || st.Ino != ds[i].Ino {
+			left = append([]Made{ds[i]}, left...)
+			continue
+		}
+		if unix.Rmdir(ds[i].Path) != nil {
+			unix.Unlink(ds[i].Path)
+		}
+	}
+	return left
+}
+
+// Apply makes the mount r asks for, or changes one in place. It runs on a
+// thread that joined the context. It resolves the target inside the root,
+// mounts on the descriptor, and reports the new mount's mountinfo entry;
+// on failure nothing stays mounted or created.
+func (r *Request) Apply(proc int) (res Result, err error) {
+	// Private fs attributes: the thread changes its working directory.
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return res, nserr.New("unshare", "CLONE_FS", err)
+	}
+	obj := r.Describe()
+	rootfd, err := unix.Open(r.Root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return res, nserr.Errorf("mount", obj, err, "root %s is not a directory in this mount namespace", r.Root)
+	}
+	defer unix.Close(rootfd)
+
+	srcPath, srcIsDir := r.Source, true
+	if r.bindNew() {
+		sfd, err := unix.Open(r.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.ENOENT) {
+			return res, nserr.Errorf("mount", obj, err, "the bind source %s does not exist", r.Source)
+		} else if err != nil {
+			return res, nserr.New("mount", obj, err)
+		}
+		defer unix.Close(sfd)
+		var sst unix.Stat_t
+		if err := unix.Fstat(sfd, &sst); err != nil {
+			return res, nserr.New("fstat", r.Source, err)
+		}
+		srcIsDir = sst.Mode&unix.S_IFMT == unix.S_IFDIR
+		id, _, err := mountID(sfd)
+		if err != nil {
+			return res, err
+		}
+		es, err := ReadMounts(proc)
+		if err != nil {
+			return res, err
+		}
+		if e, ok := findMount(es, id); ok && e.Unbindable {
+			return res, nserr.Errorf("mount", obj, unix.EINVAL, "the source is on %s, an unbindable mount: it cannot be bound anywhere", e.Target)
+		}
+		srcPath = fdPath(sfd)
+	}
+
+	var tfd int
+	if r.Mkdir {
+		var created []string
+		tfd, created, err = inroot.Create(rootfd, r.Target, r.bindNew() && !srcIsDir)
+		for _, c := range created {
+			var st unix.Stat_t
+			if err := unix.Fstatat(rootfd, c, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
+				res.Created = append(res.Created, Made{Path: filepath.Join(r.Root, c), Dev: st.Dev, Ino: st.Ino})
+			}
+		}
+	} else {
+		tfd, err = inroot.Open(rootfd, r.Target)
+	}
+	if err != nil {
+		var ce *inroot.CreateError
+		if errors.As(err, &ce) {
+			return res, mkdirError(filepath.Join(r.Root, ce.Path), "target "+strconv.Quote(r.Target), ce)
+		}
+		if errors.Is(err, unix.ENOENT) && !r.Mkdir {
+			return res, nserr.Errorf("mount", obj, err, "the target does not exist; mkdir=True creates it")
+		}
+		if errors.Is(err, unix.ELOOP) {
+			return res, nserr.Errorf("mount", obj, err, "a symlink is in the way of the target; it is not followed")
+		}
+		return res, nserr.New("mount", obj, err)
+	}
+	defer unix.Close(tfd)
+	fail := func(err error) (Result, error) {
+		RemoveDirs(res.Created)
+		return Result{}, err
+	}
+	underID, isRoot, err := mountID(tfd)
+	if err != nil {
+		return fail(err)
+	}
+	if !r.NewMount() && !isRoot {
+		return fail(nserr.Errorf("mount", obj, unix.EINVAL, "%s is not a mount point; bind it onto itself first: mount(%q, %q, bind=True)", r.Target, r.Target, r.Target))
+	}
+	if err := unix.Fchdir(proc); err != nil {
+		return fail(nserr.New("chdir", "/proc", err))
+	}
+	tpath := fdPath(tfd)
+
+	switch {
+	case r.propOnly():
+		if err := unix.Mount("none", tpath, "", r.propFlag|recFlag(r.Recursive), ""); err != nil {
+			return fail(nserr.New("mount", obj, err))
+		}
+		return finish(proc, res, underID, tfd)
+	case r.remount():
+		flags := r.opts.Flags
+		if r.Bind {
+			flags |= unix.MS_BIND
+		}
+		if err := unix.Mount(r.Source, tpath, r.FSType, flags, r.opts.DataString()); err != nil {
+			return fail(explainMount(obj, r, err))
+		}
+		return finish(proc, res, underID, tfd)
+	case r.Bind:
+		if err := unix.Mount(srcPath, tpath, "", unix.MS_BIND|recFlag(r.Recursive), ""); err != nil {
+			return fail(explainMount(obj, r, err))
+		}
+	default:
+		data := r.opts.DataString()
+		if r.PidNS > 0 {
+			// The proc of the context's PID namespace, not of the
+			// thread's (which stays nsh's): the path is resolved from
+			// the working directory, nsh's /proc.
+			data = strings.TrimPrefix(data+",pidns="+fdPath(r.PidNS), ",")
+		}
+		if err := unix.Mount(r.Source, tpath, r.FSType, r.opts.Flags, data); err != nil {
+			if r.PidNS > 0 && errors.Is(err, unix.EINVAL) {
+				return fail(nserr.Errorf("mount", obj, err, `this kernel cannot mount the proc of another PID namespace (proc's pidns= option needs Linux 6.17 or later); clone(..., "pid", mount_proc=True) mounts one from inside`))
+			}
+			return fail(explainMount(obj, r, err))
+		}
+	}
+	// The new mount: its root is now what the target path leads to.
+	// If the path changed under us, the mount is taken off again by the
+	// name the kernel gives the directory it is on.
+	dropByName := func(err error) (Result, error) {
+		p, rerr := os.Readlink(tpath)
+		if rerr == nil {
+			rerr = unix.Unmount(p, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+		}
+		if rerr != nil {
+			err = errors.Join(err, nserr.New("umount", "the mount just made on "+strconv.Quote(r.Target), rerr))
+		}
+		return fail(err)
+	}
+	nfd, err := inroot.Open(rootfd, r.Target)
+	if err != nil {
+		return dropByName(nserr.New("open", "new mount "+r.Target, err))
+	}
+	defer unix.Close(nfd)
+	npath := fdPath(nfd)
+	undo := func(err error) (Result, error) {
+		if uerr := unix.Unmount(npath, unix.MNT_DETACH); uerr != nil {
+			err = errors.Join(err, nserr.New("umount", "the mount just made on "+strconv.Quote(r.Target), uerr))
+		}
+		return fail(err)
+	}
+	newID, _, err := mountID(nfd)
+	if err != nil {
+		return undo(err)
+	}
+	if newID == underID {
+		return dropByName(fmt.Errorf("mount %s: the target moved while mounting", obj))
+	}
+	if r.Bind {
+		if err := bindFlags(nfd, npath, r); err != nil {
+			return undo(nserr.New("mount", "-o remount,bind,"+strings.Join(r.opts.Names, ",")+" "+strconv.Quote(r.Target), err))
+		}
+	}
+	if r.propFlag != 0 {
+		if err := unix.Mount("none", npath, "", r.propFlag|recFlag(r.Recursive), ""); err != nil {
+			return undo(nserr.New("mount", "--make-"+r.Propagation+" "+strconv.Quote(r.Target), err))
+		}
+	}
+	es, err := ReadMounts(proc)
+	if err != nil {
+		return undo(err)
+	}
+	e, ok := findMount(es, newID)
+	if !ok {
+		return undo(fmt.Errorf("mount %s: the new mount is not in mountinfo", obj))
+	}
+	res.Entry = e
+	return res, nil
+}
+
+// finish reports the entry of the mount at tfd after an in-place change.
+func finish(proc int, res Result, id, tfd int) (Result, error) {
+	es, err := ReadMounts(proc)
+	if err != nil {
+		return res, err
+	}
+	res.Entry, _ = findMount(es, id)
+	return res, nil
+}
+
+func recFlag(rec bool) uintptr {
+	if rec {
+		return unix.MS_REC
+	}
+	return 0
+}
+
+// bindFlags applies the flags of a bind (ro, nosuid, ...) in the second
+// step the kernel needs: a bind remount of the new mount, keeping the
+// flags it already has (the kernel refuses to drop locked ones). A
+// recursive bind gets them on every mount below too, via mount_setattr.
+func bindFlags(nfd int, npath string, r *Request) error {
+	want := r.opts.Flags &^ unix.MS_REMOUNT
+	if want == 0 {
+		return nil
+	}
+	if r.Recursive {
+		var a unix.MountAttr
+		for ms, attr := range map[uintptr]uint64{
+			unix.MS_RDONLY: unix.MOUNT_ATTR_RDONLY, unix.MS_NOSUID: unix.MOUNT_ATTR_NOSUID,
+			unix.MS_NODEV: unix.MOUNT_ATTR_NODEV, unix.MS_NOEXEC: unix.MOUNT_ATTR_NOEXEC,
+			unix.MS_NODIRATIME: unix.MOUNT_ATTR_NODIRATIME, unix.MS_NOSYMFOLLOW: unix.MOUNT_ATTR_NOSYMFOLLOW,
+		} {
+			if want&ms != 0 {
+				a.Attr_set |= attr
+			}
+		}
+		switch {
+		case want&unix.MS_NOATIME != 0:
+			a.Attr_set |= unix.MOUNT_ATTR_NOATIME
+			a.Attr_clr |= unix.MOUNT_ATTR__ATIME
+		case want&unix.MS_STRICTATIME != 0:
+			a.Attr_set |= unix.MOUNT_ATTR_STRICTATIME
+			a.Attr_clr |= unix.MOUNT_ATTR__ATIME
+		case want&unix.MS_RELATIME != 0:
+			a.Attr_set |= unix.MOUNT_ATTR_RELATIME
+			a.Attr_clr |= unix.MOUNT_ATTR__ATIME
+		}
+		return unix.MountSetattr(nfd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &a)
+	}
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(nfd, &sfs); err != nil {
+		return err
+	}
+	var have uintptr
+	for st, ms := range map[int64]uintptr{
+		unix.ST_RDONLY: unix.MS_RDONLY, unix.ST_NOSUID: unix.MS_NOSUID, unix.ST_NODEV: unix.MS_NODEV,
+		unix.ST_NOEXEC: unix.MS_NOEXEC, unix.ST_NOATIME: unix.MS_NOATIME, unix.ST_NODIRATIME: unix.MS_NODIRATIME,
+		unix.ST_RELATIME: unix.MS_RELATIME,
+	} {
+		if sfs.Flags&st != 0 {
+			have |= ms
+		}
+	}
+	have &^= r.opts.Clear
+	return unix.Mount("", npath, "", unix.MS_REMOUNT|unix.MS_BIND|have|want, "")
+}
+
+// Undo unmounts a mount this run made (mount id id, on target), if the
+// path it was made on still leads to it (same mount id, resolved without
+// leaving the root), and removes the directories mkdir=True made for it.
+// It returns the directories it could not find. It runs on a thread that
+// joined the mount's namespace.
+func Undo(proc, id int, target string, created []Made) ([]Made, error) {
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return nil, nserr.New("unshare", "CLONE_FS", err)
+	}
+	rootfd, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nserr.New("open", "/", err)
+	}
+	defer unix.Close(rootfd)
+	if fd, err := inroot.Open(rootfd, target); err == nil {
+		defer unix.Close(fd)
+		got, isRoot, err := mountID(fd)
+		if err == nil && got == id && isRoot {
+			if err := unix.Fchdir(proc); err != nil {
+				return nil, nserr.New("chdir", "/proc", err)
+			}
+			// Lazily: the descriptor itself holds the mount.
+			if err := unix.Unmount(fdPath(fd), unix.MNT_DETACH); err != nil {
+				return nil, nserr.New("umount", strconv.Quote(target), err)
+			}
+		}
+	}
+	return RemoveDirs(created), nil
+}

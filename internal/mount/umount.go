@@ -1,0 +1,84 @@
+package mount
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"nsh.dev/nsh/internal/inroot"
+	"nsh.dev/nsh/internal/mountinfo"
+	"nsh.dev/nsh/internal/nserr"
+)
+
+// Umount unmounts target (and, when recursive, what is below it first)
+// and returns the ids of the mounts that went away.
+func Umount(proc int, target string, detach, recursive bool) ([]int, error) {
+	rootfd, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nserr.New("open", "/", err)
+	}
+	fd, err := inroot.Open(rootfd, target)
+	unix.Close(rootfd)
+	if err != nil {
+		return nil, nserr.New("umount", strconv.Quote(target), err)
+	}
+	id, isRoot, err := mountID(fd)
+	unix.Close(fd)
+	if err != nil {
+		return nil, err
+	}
+	if !isRoot {
+		return nil, nserr.New("umount", strconv.Quote(target), unix.EINVAL)
+	}
+	es, err := ReadMounts(proc)
+	if err != nil {
+		return nil, err
+	}
+	self, ok := findMount(es, id)
+	if !ok {
+		return nil, fmt.Errorf("umount %q: mount %d is not in mountinfo", target, id)
+	}
+	// The subtree below the mount, children after their parents.
+	tree := []mountinfo.Entry{self}
+	for i := 0; i < len(tree); i++ {
+		for _, e := range es {
+			if e.Parent == tree[i].ID && e.ID != tree[i].ID {
+				tree = append(tree, e)
+			}
+		}
+	}
+	var gone []int
+	if detach {
+		if err := unix.Unmount(self.Target, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil {
+			return nil, nserr.New("umount", strconv.Quote(target), err)
+		}
+		for _, e := range tree {
+			gone = append(gone, e.ID)
+		}
+		return gone, nil
+	}
+	if !recursive {
+		tree = tree[:1]
+	}
+	for i := len(tree) - 1; i >= 0; i-- {
+		if err := unix.Unmount(tree[i].Target, unix.UMOUNT_NOFOLLOW); err != nil {
+			if errors.Is(err, unix.EBUSY) && len(tree) == 1 && hasChildren(es, id) {
+				return gone, nserr.Errorf("umount", strconv.Quote(target), err, "mounts below it: pass recursive=True, or detach=True")
+			}
+			return gone, nserr.New("umount", strconv.Quote(tree[i].Target), err)
+		}
+		gone = append(gone, tree[i].ID)
+	}
+	return gone, nil
+}
+
+func hasChildren(es []mountinfo.Entry, id int) bool {
+	for _, e := range es {
+		if e.Parent == id && e.ID != id {
+			return true
+		}
+	}
+	return false
+}
