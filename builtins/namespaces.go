@@ -546,7 +546,7 @@ func (n *Namespace) persist(th *starlark.Thread, fn *starlark.Builtin, args star
 		if _, err := os.Lstat(path); os.IsNotExist(err) {
 			f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0o444)
 			if err != nil {
-				return nserr.New("create", strconv.Quote(path), unwrap(err))
+				return nserr.New("create", strconv.Quote(path), err)
 			}
 			f.Close()
 			created = true
@@ -568,12 +568,4 @@ func (n *Namespace) persist(th *starlark.Thread, fn *starlark.Builtin, args star
 	}
 	st.keepNetns(n.ns)
 	return starlark.None, nil
-}
-
-func unwrap(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

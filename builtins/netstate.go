@@ -316,18 +316,3 @@ func isNotFound(err error) bool {
 	}
 	return err == unix.ENODEV || err == unix.ENOENT || err == unix.ESRCH || err == unix.EADDRNOTAVAIL
 }
-
-// explained is an error whose message already says in words what its
-// errno means; it reads as the message and unwraps to the errno, so
-// errors.Is(err, unix.EEXIST) still holds.
-type explained struct {
-	msg   string
-	errno unix.Errno
-}
-
-func (e *explained) Error() string { return e.msg }
-func (e *explained) Unwrap() error { return e.errno }
-
-func explain(errno unix.Errno, format string, args ...any) error {
-	return &explained{msg: fmt.Sprintf(format, args...), errno: errno}
-}

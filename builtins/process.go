@@ -527,7 +527,7 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		}
 		fi, err := os.Stat(*r)
 		if err != nil {
-			return nil, nserr.New("stat", strconv.Quote(*r), unwrap(err))
+			return nil, nserr.New("stat", strconv.Quote(*r), err)
 		}
 		if !fi.IsDir() {
 			return nil, fmt.Errorf("root %q is not a directory", *r)
@@ -848,14 +848,14 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 		case p.capture[i]:
 			r, w, err := os.Pipe()
 			if err != nil {
-				return fail(nserr.New("pipe", "", unwrap(err)))
+				return fail(nserr.New("pipe", "", err))
 			}
 			readers[i], cfg.Stdio[i] = r, w
 			closeAfter = append(closeAfter, w)
 		case p.null[i]:
 			f, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 			if err != nil {
-				return fail(nserr.New("open", os.DevNull, unwrap(err)))
+				return fail(nserr.New("open", os.DevNull, err))
 			}
 			cfg.Stdio[i] = f
 			closeAfter = append(closeAfter, f)
@@ -868,14 +868,14 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 				f, err = os.OpenFile(p.files[i], os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 			}
 			if err != nil {
-				return fail(nserr.New("open", strconv.Quote(p.files[i]), unwrap(err)))
+				return fail(nserr.New("open", strconv.Quote(p.files[i]), err))
 			}
 			cfg.Stdio[i] = f
 			closeAfter = append(closeAfter, f)
 		case i == 0 && p.input != nil:
 			r, w, err := os.Pipe()
 			if err != nil {
-				return fail(nserr.New("pipe", "", unwrap(err)))
+				return fail(nserr.New("pipe", "", err))
 			}
 			cfg.Stdio[0], inputW = r, w
 			closeAfter = append(closeAfter, r)

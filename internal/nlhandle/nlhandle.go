@@ -52,7 +52,7 @@ func (c *Cache) OpenIGMP6(ns *nsctx.NS) (*IGMP6, error) {
 		if os.IsNotExist(err) {
 			f, err = nil, nil // no IPv6 here
 		}
-		return nserr.New("open", "/proc/thread-self/net/igmp6", unwrapPath(err))
+		return nserr.New("open", "/proc/thread-self/net/igmp6", err)
 	})
 	if err != nil || f == nil {
 		return nil, err
@@ -246,11 +246,4 @@ func (c *Cache) Close() error {
 	}
 	c.closed = true
 	return nil
-}
-
-func unwrapPath(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err
-	}
-	return err
 }
