@@ -3,6 +3,7 @@ package builtins
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -543,7 +544,7 @@ func (n *Namespace) persist(th *starlark.Thread, fn *starlark.Builtin, args star
 	src := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), n.ns.Fd())
 	err := nsthread.Do(st.tab.Joins(st.current()), func() error {
 		created := false
-		if _, err := os.Lstat(path); os.IsNotExist(err) {
+		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
 			f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0o444)
 			if err != nil {
 				return nserr.New("create", strconv.Quote(path), err)
@@ -555,7 +556,7 @@ func (n *Namespace) persist(th *starlark.Thread, fn *starlark.Builtin, args star
 			if created {
 				os.Remove(path)
 			}
-			if err == unix.EINVAL {
+			if errors.Is(err, unix.EINVAL) {
 				return nserr.Errorf("mount", "--bind "+n.ns.String()+" "+strconv.Quote(path), err,
 					"the parent mount of %s is probably shared; bind its directory onto itself and make it private first", path)
 			}

@@ -1,6 +1,7 @@
 package builtins
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -311,8 +312,9 @@ func family(ip net.IP) string {
 // isNotFound reports whether err means the link (or route, or address) is
 // not there.
 func isNotFound(err error) bool {
-	if _, ok := err.(netlink.LinkNotFoundError); ok {
+	var nf netlink.LinkNotFoundError
+	if errors.As(err, &nf) {
 		return true
 	}
-	return err == unix.ENODEV || err == unix.ENOENT || err == unix.ESRCH || err == unix.EADDRNOTAVAIL
+	return errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) || errors.Is(err, unix.EADDRNOTAVAIL)
 }

@@ -952,7 +952,7 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 		if kerr := proc.kill(unix.SIGKILL); kerr == nil && proc.entry != nil {
 			proc.entry.Release()
 		}
-		if err == errTimeout {
+		if errors.Is(err, errTimeout) {
 			return nil, fmt.Errorf("command %s timed out after %s", quoteArgv(p.argv), p.timeout)
 		}
 		return nil, err
@@ -1008,7 +1008,7 @@ func (p *Process) read(c *captured) {
 						p.mu.Unlock()
 						continue
 					}
-					if err == unix.EINTR {
+					if errors.Is(err, unix.EINTR) {
 						continue
 					}
 					eof = n == 0 && err == nil
@@ -1104,7 +1104,7 @@ func (p *Process) kill(sig unix.Signal) error {
 		return nil
 	}
 	err := p.child.Kill(sig)
-	if err == unix.ESRCH {
+	if errors.Is(err, unix.ESRCH) {
 		return nil
 	}
 	return nserr.New("kill", fmt.Sprintf("-%s %d", unix.SignalName(sig), p.pid), err)
@@ -1256,7 +1256,7 @@ func (p *Process) waitMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 		return nil, err
 	}
 	code, err := p.waitFor(lifecycle.From(th), d)
-	if err == errTimeout {
+	if errors.Is(err, errTimeout) {
 		return nil, fmt.Errorf("process %d still running after %s", p.pid, d)
 	}
 	if err != nil {

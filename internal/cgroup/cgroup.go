@@ -167,7 +167,7 @@ func (g *Group) Kill() error {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if err := unix.Rmdir(g.Path); err != nil && err != unix.ENOENT {
+	if err := unix.Rmdir(g.Path); err != nil && !errors.Is(err, unix.ENOENT) {
 		return nserr.New("rmdir", g.Path, err)
 	}
 	return nil

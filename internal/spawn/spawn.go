@@ -865,7 +865,7 @@ func (ch *Child) WaitBlocking() (unix.WaitStatus, error) {
 	}
 	for {
 		_, err := unix.Wait4(ch.waitOn, &ws, opts, nil)
-		if err == unix.EINTR {
+		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
@@ -909,7 +909,7 @@ func (ch *Child) pollWait() (unix.WaitStatus, error) {
 	err = rc.Read(func(uintptr) bool {
 		for {
 			pid, err := unix.Wait4(ch.waitOn, &ws, unix.WNOHANG, nil)
-			if err == unix.EINTR {
+			if errors.Is(err, unix.EINTR) {
 				continue
 			}
 			werr = err
@@ -995,7 +995,7 @@ func KillOrphans() error {
 			for {
 				var ws unix.WaitStatus
 				got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
-				if err == unix.EINTR {
+				if errors.Is(err, unix.EINTR) {
 					continue
 				}
 				if err != nil || got == pid {
