@@ -1,7 +1,7 @@
 // Package nserr is nsh's error type for failed kernel operations: it keeps
 // the operation, the object it acted on and the errno (so errors.Is works),
-// and renders the errno in words with a hint on what to do about it. Every
-// error of nsh that carries an errno is an *Error, built by New, Errorf or
+// and renders the errno in words with a hint on what to do about it. An
+// error with an errno reaches the user as an *Error, built by New, Errorf or
 // Explain.
 package nserr
 
