@@ -19,7 +19,7 @@ func addAddrs(h *nlhandle.Handle, nl netlink.Link, addrs []*netlink.Addr, where 
 	for i, a := range addrs {
 		if err := h.AddrAdd(nl, a); err != nil {
 			if errors.Is(err, unix.EEXIST) {
-				err = explain(unix.EEXIST, "address %s is already on %q in %s", a.IPNet, nl.Attrs().Name, where)
+				err = nserr.Explain(unix.EEXIST, "address %s is already on %q in %s", a.IPNet, nl.Attrs().Name, where)
 			} else {
 				err = nserr.New("addr add", fmt.Sprintf("%s dev %q in %s", a.IPNet, nl.Attrs().Name, where), err)
 			}
@@ -75,7 +75,7 @@ func (l *Link) delAddrMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 	for _, a := range addrs {
 		if err := h.AddrDel(nl, a); err != nil {
 			if errors.Is(err, unix.EADDRNOTAVAIL) {
-				return nil, explain(unix.EADDRNOTAVAIL, "address %s is not on %q", a.IPNet, nl.Attrs().Name)
+				return nil, nserr.Explain(unix.EADDRNOTAVAIL, "address %s is not on %q", a.IPNet, nl.Attrs().Name)
 			}
 			return nil, nserr.New("addr del", fmt.Sprintf("%s dev %q", a.IPNet, nl.Attrs().Name), err)
 		}

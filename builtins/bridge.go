@@ -48,7 +48,7 @@ func bridgeBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 	}
 	if err := h.LinkAdd(br); err != nil {
 		if errors.Is(err, unix.EEXIST) {
-			return nil, explain(unix.EEXIST, "a link named %q already exists in %s", name, st.nsLabel(ns))
+			return nil, nserr.Explain(unix.EEXIST, "a link named %q already exists in %s", name, st.nsLabel(ns))
 		}
 		return nil, nserr.New("link add", fmt.Sprintf("bridge %q in %s", name, st.nsLabel(ns)), err)
 	}

@@ -254,7 +254,7 @@ func (st *state) userNSMaps(ns *nsctx.NS, own bool) (uids, gids []IDMap, setgrou
 func readSetgroups(dir string) (string, error) {
 	b, err := os.ReadFile(dir + "setgroups")
 	if err != nil {
-		return "", nserr.New("read", dir+"setgroups", unwrap(err))
+		return "", nserr.New("read", dir+"setgroups", err)
 	}
 	return strings.TrimSpace(string(b)), nil
 }

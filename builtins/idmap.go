@@ -2,6 +2,7 @@ package builtins
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -283,7 +284,7 @@ func fmtRanges(rs [][2]uint64) string {
 func readMap(kind, path string) ([]IDMap, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nserr.New("read", path, unwrap(err))
+		return nil, nserr.New("read", path, err)
 	}
 	var out []IDMap
 	sc := bufio.NewScanner(strings.NewReader(string(b)))
@@ -409,7 +410,7 @@ func parentUserNS(pid int) (*os.File, error) {
 	}
 	defer unix.Close(nsfd)
 	fd, err := unix.IoctlRetInt(nsfd, unix.NS_GET_PARENT)
-	if err == unix.EPERM {
+	if errors.Is(err, unix.EPERM) {
 		return nil, nil
 	}
 	if err != nil {
@@ -584,7 +585,7 @@ func idsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, 
 	}
 	sg, err := os.ReadFile(base + "setgroups")
 	if err != nil {
-		return nil, nserr.New("read", base+"setgroups", unwrap(err))
+		return nil, nserr.New("read", base+"setgroups", err)
 	}
 	userNS, err := st.tab.Open(base+"ns/user", "user")
 	if err != nil {
@@ -630,7 +631,7 @@ func inside(id int, m []IDMap, sameNS bool) int {
 func statusIDs(path string) (int, int, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0, 0, nserr.New("read", path, unwrap(err))
+		return 0, 0, nserr.New("read", path, err)
 	}
 	uid, gid := -1, -1
 	for _, line := range strings.Split(string(b), "\n") {

@@ -271,7 +271,7 @@ func (l *Link) fetch() (*nlhandle.Handle, netlink.Link, error) {
 		if err != nil && !isNotFound(err) {
 			return nil, nil, nserr.New("link show", fmt.Sprintf("%q in %s", name, l.st.nsLabel(ns)), err)
 		}
-		return nil, nil, explain(unix.ENODEV, "link %q no longer exists in %s", name, l.st.nsLabel(ns))
+		return nil, nil, nserr.Explain(unix.ENODEV, "link %q no longer exists in %s", name, l.st.nsLabel(ns))
 	}
 	return h, nl, nil
 }
@@ -285,7 +285,7 @@ func (st *state) lookupLink(ns *nsctx.NS, name string) (*nlhandle.Handle, netlin
 	nl, err := h.LinkByName(name)
 	if err != nil {
 		if isNotFound(err) {
-			return nil, nil, explain(unix.ENODEV, "no link named %q in %s", name, st.nsLabel(ns))
+			return nil, nil, nserr.Explain(unix.ENODEV, "no link named %q in %s", name, st.nsLabel(ns))
 		}
 		return nil, nil, nserr.New("link show", fmt.Sprintf("%q in %s", name, st.nsLabel(ns)), err)
 	}
@@ -459,10 +459,10 @@ func quote(s string) string { return fmt.Sprintf("%q", s) }
 // whichExists explains an EEXIST from creating a veth pair.
 func (st *state) whichExists(h, ph *nlhandle.Handle, a *vethArgs) error {
 	if _, err := h.LinkByName(a.name); err == nil {
-		return explain(unix.EEXIST, "a link named %q already exists in %s", a.name, st.nsLabel(a.ns))
+		return nserr.Explain(unix.EEXIST, "a link named %q already exists in %s", a.name, st.nsLabel(a.ns))
 	}
 	if _, err := ph.LinkByName(a.peer); err == nil {
-		return explain(unix.EEXIST, "a link named %q already exists in %s", a.peer, st.nsLabel(a.peerNS))
+		return nserr.Explain(unix.EEXIST, "a link named %q already exists in %s", a.peer, st.nsLabel(a.peerNS))
 	}
 	return nserr.New("link add", fmt.Sprintf("veth %q/%q", a.name, a.peer), unix.EEXIST)
 }
@@ -576,7 +576,7 @@ func (l *Link) moveMethod(th *starlark.Thread, fn *starlark.Builtin, args starla
 		return nil, err
 	}
 	if _, err := dh.LinkByName(name); err == nil {
-		return nil, explain(unix.EEXIST, "a link named %q already exists in %s", name, l.st.nsLabel(dst))
+		return nil, nserr.Explain(unix.EEXIST, "a link named %q already exists in %s", name, l.st.nsLabel(dst))
 	}
 	err = h.LinkSetNsFd(nl, dst.Fd())
 	runtime.KeepAlive(dst)
@@ -608,7 +608,7 @@ func (l *Link) renameMethod(th *starlark.Thread, fn *starlark.Builtin, args star
 	}
 	old := nl.Attrs().Name
 	if _, err := h.LinkByName(name); err == nil {
-		return nil, explain(unix.EEXIST, "a link named %q already exists in %s", name, l.st.nsLabel(l.netns()))
+		return nil, nserr.Explain(unix.EEXIST, "a link named %q already exists in %s", name, l.st.nsLabel(l.netns()))
 	}
 	wasUp := nl.Attrs().Flags&net.FlagUp != 0
 	if wasUp {

@@ -3,6 +3,7 @@ package builtins
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -534,10 +535,10 @@ func (n *Namespace) persist(th *starlark.Thread, fn *starlark.Builtin, args star
 	src := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), n.ns.Fd())
 	err := nsthread.Do(st.tab.Joins(st.current()), func() error {
 		created := false
-		if _, err := os.Lstat(path); os.IsNotExist(err) {
+		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
 			f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0o444)
 			if err != nil {
-				return nserr.New("create", strconv.Quote(path), unwrap(err))
+				return nserr.New("create", strconv.Quote(path), err)
 			}
 			f.Close()
 			created = true
@@ -546,7 +547,7 @@ func (n *Namespace) persist(th *starlark.Thread, fn *starlark.Builtin, args star
 			if created {
 				os.Remove(path)
 			}
-			if err == unix.EINVAL {
+			if errors.Is(err, unix.EINVAL) {
 				return nserr.Errorf("mount", "--bind "+n.ns.String()+" "+strconv.Quote(path), err,
 					"the parent mount of %s is probably shared; bind its directory onto itself and make it private first", path)
 			}
@@ -559,12 +560,4 @@ func (n *Namespace) persist(th *starlark.Thread, fn *starlark.Builtin, args star
 	}
 	st.keepNetns(n.ns)
 	return starlark.None, nil
-}
-
-func unwrap(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

@@ -1,7 +1,6 @@
 package builtins
 
 import (
-	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -9,7 +8,6 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"go.starlark.net/starlark"
-	"golang.org/x/sys/unix"
 )
 
 func TestCheckLinkName(t *testing.T) {
@@ -193,13 +191,6 @@ func TestChecksum(t *testing.T) {
 	}
 	if isEchoReply(b, false, 0x1234, 7) {
 		t.Errorf("our own request taken for a reply")
-	}
-}
-
-func TestExplainedKeepsErrno(t *testing.T) {
-	err := explain(unix.EEXIST, "a link named %q already exists", "x")
-	if err.Error() != `a link named "x" already exists` || !errors.Is(err, unix.EEXIST) {
-		t.Errorf("explain: %q, errors.Is EEXIST = %v", err, errors.Is(err, unix.EEXIST))
 	}
 }
 

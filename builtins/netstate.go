@@ -1,6 +1,7 @@
 package builtins
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -311,23 +312,9 @@ func family(ip net.IP) string {
 // isNotFound reports whether err means the link (or route, or address) is
 // not there.
 func isNotFound(err error) bool {
-	if _, ok := err.(netlink.LinkNotFoundError); ok {
+	var nf netlink.LinkNotFoundError
+	if errors.As(err, &nf) {
 		return true
 	}
-	return err == unix.ENODEV || err == unix.ENOENT || err == unix.ESRCH || err == unix.EADDRNOTAVAIL
-}
-
-// explained is an error whose message already says in words what its
-// errno means; it reads as the message and unwraps to the errno, so
-// errors.Is(err, unix.EEXIST) still holds.
-type explained struct {
-	msg   string
-	errno unix.Errno
-}
-
-func (e *explained) Error() string { return e.msg }
-func (e *explained) Unwrap() error { return e.errno }
-
-func explain(errno unix.Errno, format string, args ...any) error {
-	return &explained{msg: fmt.Sprintf(format, args...), errno: errno}
+	return errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) || errors.Is(err, unix.EADDRNOTAVAIL)
 }

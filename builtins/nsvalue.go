@@ -1,6 +1,7 @@
 package builtins
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -113,7 +114,7 @@ func (n *Namespace) Attr(name string) (starlark.Value, error) {
 // owner opens the owning user namespace (NS_GET_USERNS).
 func (n *Namespace) owner() (starlark.Value, error) {
 	fd, err := unix.IoctlRetInt(n.ns.Fd(), unix.NS_GET_USERNS)
-	if err == unix.EPERM {
+	if errors.Is(err, unix.EPERM) {
 		return starlark.None, nil // owned by an ancestor of nsh's user namespace
 	}
 	if err != nil {

@@ -149,11 +149,7 @@ func (p pinger) run(ctx context.Context, nl *nlhandle.Cache, ns *nsctx.NS) ([]ti
 		if _, err := c.WriteTo(echoRequest(v6, id, uint16(seq)), dst); err != nil {
 			var oe *net.OpError
 			if errors.As(err, &oe) {
-				err = oe.Err
-			}
-			var se *os.SyscallError
-			if errors.As(err, &se) {
-				err = se.Err
+				err = oe.Err // nserr.New takes off the *os.SyscallError inside
 			}
 			if errors.Is(err, unix.ENETUNREACH) || errors.Is(err, unix.EHOSTUNREACH) {
 				continue // no route: a lost request, as ping reports it

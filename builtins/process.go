@@ -528,7 +528,7 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		}
 		fi, err := os.Stat(*r)
 		if err != nil {
-			return nil, nserr.New("stat", strconv.Quote(*r), unwrap(err))
+			return nil, nserr.New("stat", strconv.Quote(*r), err)
 		}
 		if !fi.IsDir() {
 			return nil, fmt.Errorf("root %q is not a directory", *r)
@@ -836,14 +836,14 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 		case p.capture[i]:
 			r, w, err := os.Pipe()
 			if err != nil {
-				return fail(nserr.New("pipe", "", unwrap(err)))
+				return fail(nserr.New("pipe", "", err))
 			}
 			readers[i], cfg.Stdio[i] = r, w
 			closeAfter = append(closeAfter, w)
 		case p.null[i]:
 			f, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 			if err != nil {
-				return fail(nserr.New("open", os.DevNull, unwrap(err)))
+				return fail(nserr.New("open", os.DevNull, err))
 			}
 			cfg.Stdio[i] = f
 			closeAfter = append(closeAfter, f)
@@ -856,14 +856,14 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 				f, err = os.OpenFile(p.files[i], os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 			}
 			if err != nil {
-				return fail(nserr.New("open", strconv.Quote(p.files[i]), unwrap(err)))
+				return fail(nserr.New("open", strconv.Quote(p.files[i]), err))
 			}
 			cfg.Stdio[i] = f
 			closeAfter = append(closeAfter, f)
 		case i == 0 && p.input != nil:
 			r, w, err := os.Pipe()
 			if err != nil {
-				return fail(nserr.New("pipe", "", unwrap(err)))
+				return fail(nserr.New("pipe", "", err))
 			}
 			cfg.Stdio[0], inputW = r, w
 			closeAfter = append(closeAfter, r)
@@ -940,7 +940,7 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 		if kerr := proc.kill(unix.SIGKILL); kerr == nil && proc.entry != nil {
 			proc.entry.Release()
 		}
-		if err == errTimeout {
+		if errors.Is(err, errTimeout) {
 			return nil, fmt.Errorf("command %s timed out after %s", quoteArgv(p.argv), p.timeout)
 		}
 		return nil, err
@@ -996,7 +996,7 @@ func (p *Process) read(c *captured) {
 						p.mu.Unlock()
 						continue
 					}
-					if err == unix.EINTR {
+					if errors.Is(err, unix.EINTR) {
 						continue
 					}
 					eof = n == 0 && err == nil
@@ -1092,7 +1092,7 @@ func (p *Process) kill(sig unix.Signal) error {
 		return nil
 	}
 	err := p.child.Kill(sig)
-	if err == unix.ESRCH {
+	if errors.Is(err, unix.ESRCH) {
 		return nil
 	}
 	return nserr.New("kill", fmt.Sprintf("-%s %d", unix.SignalName(sig), p.pid), err)
@@ -1244,7 +1244,7 @@ func (p *Process) waitMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 		return nil, err
 	}
 	code, err := p.waitFor(lifecycle.From(th), d)
-	if err == errTimeout {
+	if errors.Is(err, errTimeout) {
 		return nil, fmt.Errorf("process %d still running after %s", p.pid, d)
 	}
 	if err != nil {

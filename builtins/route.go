@@ -134,7 +134,7 @@ func (r *Route) deleteMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 	}
 	if err := h.RouteDel(&r.r); err != nil {
 		if isNotFound(err) {
-			return nil, explain(unix.ESRCH, "route %s is not in %s", r, r.st.nsLabel(r.ns))
+			return nil, nserr.Explain(unix.ESRCH, "route %s is not in %s", r, r.st.nsLabel(r.ns))
 		}
 		return nil, nserr.New("route del", r.String(), err)
 	}
@@ -262,7 +262,7 @@ func routeBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	if err := h.RouteAdd(&r); err != nil {
 		switch {
 		case errors.Is(err, unix.EEXIST):
-			return nil, explain(unix.EEXIST, "a route to %s already exists in %s", out.dst(), st.nsLabel(ns))
+			return nil, nserr.Explain(unix.EEXIST, "a route to %s already exists in %s", out.dst(), st.nsLabel(ns))
 		case errors.Is(err, unix.ENETUNREACH):
 			return nil, nserr.Errorf("route add", out.String(), err, "the gateway is not on a directly connected subnet of %s", st.nsLabel(ns))
 		}

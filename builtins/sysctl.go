@@ -175,7 +175,7 @@ func readSysctl(key, path string) (string, error) {
 		if os.IsNotExist(err) {
 			return "", fmt.Errorf("no sysctl %q (%s does not exist)", key, path)
 		}
-		return "", nserr.New("read", path, unwrap(err))
+		return "", nserr.New("read", path, err)
 	}
 	return strings.TrimRight(string(b), "\n"), nil
 }
@@ -186,14 +186,14 @@ func writeSysctl(key, path, val string) error {
 		if os.IsNotExist(err) {
 			return fmt.Errorf("no sysctl %q (%s does not exist)", key, path)
 		}
-		return nserr.New("open", path, unwrap(err))
+		return nserr.New("open", path, err)
 	}
 	_, err = f.WriteString(val)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return nserr.New("write", fmt.Sprintf("%q to %s", val, path), unwrap(err))
+		return nserr.New("write", fmt.Sprintf("%q to %s", val, path), err)
 	}
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"go.starlark.net/starlark"
+
+	"nsh.dev/nsh/internal/nserr"
 )
 
 // load implements load(): a module path is resolved against the directory
@@ -40,7 +42,7 @@ func (r *Run) load(thread *starlark.Thread, name string) (starlark.StringDict, e
 
 	src, err := ReadScript(path, false)
 	if err != nil {
-		m.err = fmt.Errorf("cannot load %q: %w", name, unwrapPathErr(err))
+		m.err = fmt.Errorf("cannot load %q: %w", name, nserr.Cause(err))
 	} else {
 		th := r.NewThread(path)
 		m.err = r.track(th, func() error {
@@ -174,11 +176,4 @@ func fileKind(m os.FileMode) string {
 		return "a socket"
 	}
 	return "a special file"
-}
-
-func unwrapPathErr(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err
-	}
-	return err
 }

@@ -72,7 +72,7 @@ func (r *Run) REPL(globals starlark.StringDict, stdin io.ReadCloser) error {
 		if leave {
 			break
 		}
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			fmt.Fprintln(r.in.cfg.Stdout)
 			break
 		}
@@ -109,7 +109,7 @@ func (r *Run) rep(rl *readline.Instance, th *starlark.Thread, env starlark.Strin
 		}
 		line, err := rl.Readline()
 		if err != nil {
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				eof = true
 			}
 			if err == readline.ErrInterrupt {

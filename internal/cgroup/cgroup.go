@@ -42,7 +42,7 @@ var ErrNoCgroup2 = errors.New("no cgroup2 mount holds nsh's cgroup")
 func Own() (string, error) {
 	b, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
-		return "", nserr.New("read", "/proc/self/cgroup", unwrap(err))
+		return "", nserr.New("read", "/proc/self/cgroup", err)
 	}
 	var rel string
 	found := false
@@ -57,7 +57,7 @@ func Own() (string, error) {
 	}
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
-		return "", nserr.New("open", "/proc/self/mountinfo", unwrap(err))
+		return "", nserr.New("open", "/proc/self/mountinfo", err)
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -151,13 +151,13 @@ func (g *Group) Kill() error {
 		if errors.Is(err, unix.ENOENT) {
 			return nil // removed already
 		}
-		return nserr.New("write", kill, unwrap(err))
+		return nserr.New("write", kill, err)
 	}
 	events := filepath.Join(g.Path, "cgroup.events")
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		b, err := os.ReadFile(events)
 		if err != nil {
-			return nserr.New("read", events, unwrap(err))
+			return nserr.New("read", events, err)
 		}
 		if bytes.Contains(b, []byte("populated 0")) {
 			break
@@ -167,16 +167,8 @@ func (g *Group) Kill() error {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if err := unix.Rmdir(g.Path); err != nil && err != unix.ENOENT {
+	if err := unix.Rmdir(g.Path); err != nil && !errors.Is(err, unix.ENOENT) {
 		return nserr.New("rmdir", g.Path, err)
 	}
 	return nil
-}
-
-func unwrap(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

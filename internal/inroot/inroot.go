@@ -37,7 +37,7 @@ func openat2(dir int, path string, res uint64) (int, error) {
 	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: res}
 	for i := 0; ; i++ {
 		fd, err := unix.Openat2(dir, path, how)
-		if err != unix.EAGAIN || i == 1000 {
+		if !errors.Is(err, unix.EAGAIN) || i == 1000 {
 			return fd, err
 		}
 	}

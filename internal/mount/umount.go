@@ -9,6 +9,7 @@ import (
 
 	"nsh.dev/nsh/internal/inroot"
 	"nsh.dev/nsh/internal/mountinfo"
+	"nsh.dev/nsh/internal/mountuse"
 	"nsh.dev/nsh/internal/nserr"
 )
 
@@ -67,7 +68,7 @@ func Umount(proc int, target string, detach, recursive bool) ([]int, error) {
 			if errors.Is(err, unix.EBUSY) && len(tree) == 1 && hasChildren(es, id) {
 				return gone, nserr.Errorf("umount", strconv.Quote(target), err, "mounts below it: pass recursive=True, or detach=True")
 			}
-			return gone, nserr.New("umount", strconv.Quote(tree[i].Target), err)
+			return gone, mountuse.UmountError(proc, tree[i].ID, strconv.Quote(tree[i].Target), err)
 		}
 		gone = append(gone, tree[i].ID)
 	}

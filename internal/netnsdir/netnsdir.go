@@ -61,14 +61,14 @@ var (
 // together on a fresh machine would otherwise each stack a bind of their
 // own (iproute2 has that race: systemd#2741).
 func Prepare() error {
-	if err := unix.Mkdir(filepath.Dir(Dir), 0o755); err != nil && err != unix.EEXIST {
+	if err := unix.Mkdir(filepath.Dir(Dir), 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
 		return nserr.New("mkdir", filepath.Dir(Dir), err)
 	}
-	if err := unix.Mkdir(Dir, 0o755); err != nil && err != unix.EEXIST {
+	if err := unix.Mkdir(Dir, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
 		return nserr.New("mkdir", Dir, err)
 	}
 	share := func() error { return unix.Mount("", Dir, "none", unix.MS_SHARED|unix.MS_REC, "") }
-	if err := share(); err != unix.EINVAL {
+	if err := share(); !errors.Is(err, unix.EINVAL) {
 		return nserr.New("mount", "--make-rshared "+Dir, err)
 	}
 	// EINVAL: not a mount point yet. The directory is the same inode
@@ -81,7 +81,7 @@ func Prepare() error {
 	if err := lock(dir, unix.LOCK_EX); err != nil {
 		return nserr.New("flock", Dir, err)
 	}
-	if err := share(); err != unix.EINVAL {
+	if err := share(); !errors.Is(err, unix.EINVAL) {
 		return nserr.New("mount", "--make-rshared "+Dir, err)
 	}
 	if err := unix.Mount(Dir, Dir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
@@ -107,7 +107,7 @@ func Publish(path string, nsfd int) (uint64, error) {
 		}
 		// By descriptor (needs CAP_DAC_READ_SEARCH), else through /proc.
 		err := unix.Linkat(fd, "", unix.AT_FDCWD, path, unix.AT_EMPTY_PATH)
-		if err == unix.ENOENT || err == unix.EPERM {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPERM) {
 			proc := "/proc/self/fd/" + strconv.Itoa(fd)
 			err = unix.Linkat(unix.AT_FDCWD, proc, unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
 		}
@@ -115,7 +115,7 @@ func Publish(path string, nsfd int) (uint64, error) {
 			unix.Close(fd)
 			return 0, nserr.New("create", strconv.Quote(path), err)
 		}
-	case err == unix.EOPNOTSUPP || err == unix.EISDIR || err == unix.EINVAL:
+	case errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL):
 		// A filesystem without O_TMPFILE: create, then lock at once
 		// (Inspect's callers wait a little for an unlocked empty file).
 		if fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0); err != nil {
@@ -167,7 +167,7 @@ func Inspect(path string) error {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != 0 {
 		return fmt.Errorf("%q %w", path, ErrForeign)
 	}
-	if err := unix.Flock(fd, unix.LOCK_SH|unix.LOCK_NB); err == unix.EWOULDBLOCK {
+	if err := unix.Flock(fd, unix.LOCK_SH|unix.LOCK_NB); errors.Is(err, unix.EWOULDBLOCK) {
 		return fmt.Errorf("%q %w", path, ErrMaking)
 	} else if err != nil {
 		return nserr.New("flock", strconv.Quote(path), err)
@@ -187,7 +187,7 @@ func Remove(path string, want *Ident) error {
 	if want != nil {
 		var st unix.Stat_t
 		if err := unix.Stat(path, &st); err != nil {
-			if err == unix.ENOENT {
+			if errors.Is(err, unix.ENOENT) {
 				return nil
 			}
 			return nserr.New("stat", strconv.Quote(path), err)
@@ -199,14 +199,14 @@ func Remove(path string, want *Ident) error {
 	// A few rounds: a maker may mount a namespace on the file while this
 	// waits for its lock; stacked mounts each need an unmount.
 	for i := 0; i < 8; i++ {
-		if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
+		if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 			return nserr.New("umount", strconv.Quote(path), err)
 		}
 		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
-		if err == unix.ENOENT {
+		if errors.Is(err, unix.ENOENT) {
 			return nil
 		}
-		if err == unix.ELOOP {
+		if errors.Is(err, unix.ELOOP) {
 			// A symlink: no entry nsh or iproute2 makes; remove the link.
 			return nserr.New("remove", strconv.Quote(path), unix.Unlink(path))
 		}
@@ -240,7 +240,7 @@ func removeLocked(path string, fd int) (again bool, err error) {
 		return false, nserr.New("fstat", strconv.Quote(path), err)
 	}
 	if err := unix.Stat(path, &now); err != nil {
-		if err == unix.ENOENT {
+		if errors.Is(err, unix.ENOENT) {
 			return false, nil
 		}
 		return false, nserr.New("stat", strconv.Quote(path), err)
@@ -248,7 +248,7 @@ func removeLocked(path string, fd int) (again bool, err error) {
 	if now.Dev != held.Dev || now.Ino != held.Ino {
 		return true, nil // mounted over while this waited for the lock
 	}
-	if err := unix.Unlink(path); err != nil && err != unix.ENOENT {
+	if err := unix.Unlink(path); err != nil && !errors.Is(err, unix.ENOENT) {
 		return false, nserr.New("remove", strconv.Quote(path), err)
 	}
 	return false, nil
@@ -259,7 +259,7 @@ func lock(fd, how int) error {
 	deadline := time.Now().Add(LockWait)
 	for wait := 100 * time.Microsecond; ; {
 		err := unix.Flock(fd, how|unix.LOCK_NB)
-		if err != unix.EWOULDBLOCK {
+		if !errors.Is(err, unix.EWOULDBLOCK) {
 			return err
 		}
 		if time.Now().After(deadline) {

@@ -8,8 +8,10 @@ package nlhandle
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"runtime"
@@ -49,10 +51,10 @@ func (c *Cache) OpenIGMP6(ns *nsctx.NS) (*IGMP6, error) {
 		// open file keeps showing that namespace whoever reads it later.
 		var err error
 		f, err = os.Open("/proc/thread-self/net/igmp6")
-		if os.IsNotExist(err) {
+		if errors.Is(err, fs.ErrNotExist) {
 			f, err = nil, nil // no IPv6 here
 		}
-		return nserr.New("open", "/proc/thread-self/net/igmp6", unwrapPath(err))
+		return nserr.New("open", "/proc/thread-self/net/igmp6", err)
 	})
 	if err != nil || f == nil {
 		return nil, err
@@ -68,7 +70,7 @@ func (g *IGMP6) Close() error { return g.f.Close() }
 func (g *IGMP6) Joined(ifname string, groups []net.IP) (bool, error) {
 	// A seq_file regenerates its text on a read from offset 0.
 	n, err := g.f.ReadAt(g.buf, 0)
-	if err != nil && err != io.EOF {
+	if err != nil && !errors.Is(err, io.EOF) {
 		return false, nserr.New("read", "/proc/net/igmp6", err)
 	}
 	have := map[string]bool{}
@@ -246,11 +248,4 @@ func (c *Cache) Close() error {
 	}
 	c.closed = true
 	return nil
-}
-
-func unwrapPath(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err
-	}
-	return err
 }

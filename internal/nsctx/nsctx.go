@@ -55,7 +55,7 @@ func Same(a, b *NS) bool {
 }
 
 // Context is one namespace of each kind, indexed like nsthread.Kinds.
-type Context [8]*NS
+type Context [len(nsthread.Kinds)]*NS
 
 // Get returns the namespace of the named kind.
 func (c Context) Get(kind string) *NS {
@@ -332,7 +332,7 @@ func (c *fdCell) close() {
 // time it takes the namespace the process's children get.
 func (t *Table) OpenProc(pid int) (Context, error) {
 	var c Context
-	if err := unix.Kill(pid, 0); err == unix.ESRCH {
+	if err := unix.Kill(pid, 0); errors.Is(err, unix.ESRCH) {
 		return c, fmt.Errorf("no process with pid %d", pid)
 	}
 	for i, k := range nsthread.Kinds {

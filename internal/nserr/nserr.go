@@ -1,6 +1,8 @@
 // Package nserr is nsh's error type for failed kernel operations: it keeps
 // the operation, the object it acted on and the errno (so errors.Is works),
-// and renders the errno in words with a hint on what to do about it.
+// and renders the errno in words with a hint on what to do about it. An
+// error with an errno reaches the user as an *Error, built by New, Errorf or
+// Explain.
 package nserr
 
 import (
@@ -20,15 +22,22 @@ type Error struct {
 	Obj  string // the object it was attempted on, e.g. `"/proc/42/ns/net"`
 	Err  error  // the cause, usually a unix.Errno
 	Hint string // what a user can do about it; empty when nothing useful is known
+	// Msg, when set, is the whole message in words and stands for
+	// "op obj: errno" (see Explain).
+	Msg string
 }
 
-// Error renders the error as "op obj: EINVAL: invalid argument (hint)".
+// Error renders the error as "op obj: EINVAL: invalid argument (hint)", or
+// as Msg followed by the hint when Msg is set.
 func (e *Error) Error() string {
-	s := e.Op
-	if e.Obj != "" {
-		s += " " + e.Obj
+	s := e.Msg
+	if s == "" {
+		s = e.Op
+		if e.Obj != "" {
+			s += " " + e.Obj
+		}
+		s += ": " + Words(e.Err)
 	}
-	s += ": " + Words(e.Err)
 	if e.Hint != "" {
 		s += " (" + e.Hint + ")"
 	}
@@ -39,11 +48,14 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // New returns nil when err is nil, and otherwise an *Error for op on obj with
-// the hint known for op and the errno, if any.
+// the hint known for op and the errno, if any. An error of package os that
+// wraps the errno (*os.PathError, *os.SyscallError, *os.LinkError) is
+// replaced by what it wraps: op and obj already say what it names.
 func New(op, obj string, err error) error {
 	if err == nil {
 		return nil
 	}
+	err = Cause(err)
 	var errno unix.Errno
 	hint := ""
 	if errors.As(err, &errno) {
@@ -66,7 +78,33 @@ func Errorf(op, obj string, err error, hint string, args ...any) error {
 	if err == nil {
 		return nil
 	}
-	return &Error{Op: op, Obj: obj, Err: err, Hint: fmt.Sprintf(hint, args...)}
+	return &Error{Op: op, Obj: obj, Err: Cause(err), Hint: fmt.Sprintf(hint, args...)}
+}
+
+// Explain returns an *Error whose message, format and args, already says in
+// words what errno means (`a link named "x" already exists in net:[…]`):
+// it reads as that message and unwraps to errno, so errors.Is(err,
+// unix.EEXIST) still holds.
+func Explain(errno unix.Errno, format string, args ...any) error {
+	return &Error{Err: errno, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Cause returns the error that an error of package os (*os.PathError,
+// *os.SyscallError, *os.LinkError) wraps, usually a unix.Errno, and any
+// other error as it is.
+func Cause(err error) error {
+	for {
+		switch e := err.(type) {
+		case *os.PathError:
+			err = e.Err
+		case *os.SyscallError:
+			err = e.Err
+		case *os.LinkError:
+			err = e.Err
+		default:
+			return err
+		}
+	}
 }
 
 // Words renders an errno as "ENOENT: no such file or directory"; other

@@ -137,8 +137,9 @@ func (k Kind) File() string {
 
 // Kinds lists the eight namespace kinds, in the order setns(2) should
 // join them: user first (it grants the capabilities for the rest), mnt last
-// (after it, paths resolve in the new mount namespace).
-var Kinds = []Kind{
+// (after it, paths resolve in the new mount namespace). An array, so that
+// its length is a constant: nsctx.Context has one entry per kind.
+var Kinds = [8]Kind{
 	{"user", unix.CLONE_NEWUSER, "CLONE_NEWUSER", ""},
 	{"cgroup", unix.CLONE_NEWCGROUP, "CLONE_NEWCGROUP", ""},
 	{"ipc", unix.CLONE_NEWIPC, "CLONE_NEWIPC", ""},

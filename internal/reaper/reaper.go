@@ -29,6 +29,7 @@ import "C"
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -161,7 +162,7 @@ func (r *Reaper) send(typ uint32, id uint64, body []byte, fd int) error {
 	}
 	for {
 		err := unix.Sendmsg(r.sock, msg, oob, nil, 0)
-		if err != unix.EINTR {
+		if !errors.Is(err, unix.EINTR) {
 			return nserr.New("send", "to the reaper", err)
 		}
 	}
@@ -243,7 +244,7 @@ func (r *Reaper) Stop() error {
 	r.sock = -1
 	go func(pid int) {
 		for {
-			if _, err := unix.Wait4(pid, nil, 0, nil); err != unix.EINTR {
+			if _, err := unix.Wait4(pid, nil, 0, nil); !errors.Is(err, unix.EINTR) {
 				return
 			}
 		}

@@ -10,6 +10,7 @@ package rootless
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -196,7 +197,8 @@ func reexec() (int, error) {
 			if err == nil {
 				return 0, nil
 			}
-			if ee, ok := err.(*exec.ExitError); ok {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
 				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 					return 128 + int(ws.Signal()), nil
 				}

@@ -223,7 +223,7 @@ func OwnNamespaces() (map[int]string, error) {
 		name := k.File()
 		l, err := os.Readlink("/proc/thread-self/ns/" + name)
 		if err != nil {
-			return nil, nserr.New("readlink", "/proc/thread-self/ns/"+name, unwrap(err))
+			return nil, nserr.New("readlink", "/proc/thread-self/ns/"+name, err)
 		}
 		home[k.Flag] = l
 	}
@@ -706,21 +706,13 @@ func childOf(pid int) (int, error) {
 	p := fmt.Sprintf("/proc/%d/task/%d/children", pid, pid)
 	b, err := os.ReadFile(p)
 	if err != nil {
-		return 0, nserr.New("read", p, unwrap(err))
+		return 0, nserr.New("read", p, err)
 	}
 	f := strings.Fields(string(b))
 	if len(f) != 1 {
 		return 0, fmt.Errorf("spawn relay %d has %d children, want 1", pid, len(f))
 	}
 	return strconv.Atoi(f[0])
-}
-
-func unwrap(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // stepError renders a failure reported by the child with what it was
@@ -873,7 +865,7 @@ func (ch *Child) WaitBlocking() (unix.WaitStatus, error) {
 	}
 	for {
 		_, err := unix.Wait4(ch.waitOn, &ws, opts, nil)
-		if err == unix.EINTR {
+		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
@@ -917,7 +909,7 @@ func (ch *Child) pollWait() (unix.WaitStatus, error) {
 	err = rc.Read(func(uintptr) bool {
 		for {
 			pid, err := unix.Wait4(ch.waitOn, &ws, unix.WNOHANG, nil)
-			if err == unix.EINTR {
+			if errors.Is(err, unix.EINTR) {
 				continue
 			}
 			werr = err
@@ -928,7 +920,7 @@ func (ch *Child) pollWait() (unix.WaitStatus, error) {
 		err = werr
 	}
 	if err != nil {
-		return fail("wait4", unwrap(err))
+		return fail("wait4", err)
 	}
 	ch.reaped()
 	return ws, nil
@@ -1003,7 +995,7 @@ func KillOrphans() error {
 			for {
 				var ws unix.WaitStatus
 				got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
-				if err == unix.EINTR {
+				if errors.Is(err, unix.EINTR) {
 					continue
 				}
 				if err != nil || got == pid {
@@ -1022,7 +1014,7 @@ func KillOrphans() error {
 func ownChildren() ([]int, error) {
 	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
-		return nil, nserr.New("read", "/proc/self/task", unwrap(err))
+		return nil, nserr.New("read", "/proc/self/task", err)
 	}
 	var pids []int
 	for _, t := range tasks {

@@ -5,6 +5,7 @@
 package startest
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -189,7 +190,8 @@ func Assert(t testing.TB) *starlarkstruct.Module {
 }
 
 func errMsg(err error) string {
-	if ee, ok := err.(*starlark.EvalError); ok {
+	var ee *starlark.EvalError
+	if errors.As(err, &ee) {
 		return ee.Msg
 	}
 	return err.Error()
