@@ -79,3 +79,49 @@ func TestItem2MapSizeLimit(t *testing.T) {
 		t.Errorf("Summary: %q", s)
 	}
 }
+
+// The text of /proc/PID/uid_map parses back to the map written, and the
+// lookups the identity checks make read the right column.
+func TestParseAndLookups(t *testing.T) {
+	m := Map{{Inside: 0, Outside: 1000, Count: 1}, {Inside: 1, Outside: 100000, Count: 65536}}
+	// The kernel pads its columns; Parse takes any spacing.
+	got, err := Parse("uid_map", []byte("         0       1000          1\n         1     100000      65536\n"))
+	if err != nil || len(got) != 2 || got[0] != m[0] || got[1] != m[1] {
+		t.Fatalf("Parse = %v, %v", got, err)
+	}
+	if got.Text() != "0 1000 1\n1 100000 65536\n" {
+		t.Errorf("Text = %q", got.Text())
+	}
+	if _, err := Parse("uid_map", []byte("0 x 1\n")); err == nil || err.Error() != `uid_map: bad line "0 x 1"` {
+		t.Errorf("bad line: %v", err)
+	}
+	if empty, err := Parse("uid_map", nil); err != nil || empty != nil {
+		t.Errorf("unwritten map: %v, %v", empty, err)
+	}
+	for _, c := range []struct {
+		id   int64
+		want bool
+	}{{0, true}, {65536, true}, {65537, false}, {1000, true}} {
+		if m.Maps(c.id) != c.want {
+			t.Errorf("Maps(%d) = %v", c.id, !c.want)
+		}
+	}
+	if in, ok := m.ToInside(1000); !ok || in != 0 {
+		t.Errorf("ToInside(1000) = %d, %v", in, ok)
+	}
+	if in, ok := m.ToInside(100005); !ok || in != 6 {
+		t.Errorf("ToInside(100005) = %d, %v", in, ok)
+	}
+	if _, ok := m.ToInside(0); ok {
+		t.Error("ToInside(0): outside id 0 is not mapped")
+	}
+	if !Root(1000).OwnIDOnly(1000) || m.OwnIDOnly(1000) {
+		t.Error("OwnIDOnly")
+	}
+	if s := m.Short("gid"); s != "[gidmap(0, 1000, 1), gidmap(1, 100000, 65536)]" {
+		t.Errorf("Short = %q", s)
+	}
+	if r := m.Ranges(); len(r) != 2 || r[1] != [2]uint64{1, 65536} {
+		t.Errorf("Ranges = %v", r)
+	}
+}
