@@ -134,7 +134,7 @@ func parentUserNS(pid int) (*os.File, error) {
 	}
 	defer unix.Close(nsfd)
 	fd, err := unix.IoctlRetInt(nsfd, unix.NS_GET_PARENT)
-	if err == unix.EPERM {
+	if errors.Is(err, unix.EPERM) {
 		return nil, nil
 	}
 	if err != nil {
