@@ -7,6 +7,7 @@ import (
 	"go.starlark.net/starlark"
 	"golang.org/x/sys/unix"
 
+	"nsh.dev/nsh/internal/idmap"
 	"nsh.dev/nsh/internal/mountopt"
 	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nsthread"
@@ -17,7 +18,7 @@ import (
 type unshareOpts struct {
 	propagation         string
 	lo                  bool // bring up the loopback of a new network namespace
-	uidmap, gidmap      []IDMap
+	uidmap, gidmap      idmap.Map
 	monotonic, boottime time.Duration
 	timeOffsets         bool
 }
@@ -71,7 +72,7 @@ func (o *unshareOpts) processOnly() bool {
 //     which reaps orphans there and lives until the end of the run (or
 //     nsh's death). Processes started later in that namespace get pids 2, 3...
 func (st *state) unshareViaProcess(th *starlark.Thread, cur nsctx.Context, flags int, o *unshareOpts) ([]*nsctx.NS, error) {
-	cfg := &spawn.Config{Mode: spawn.Hold, New: flags, WriteMaps: st.mapWriter(o.uidmap, o.gidmap), Pdeathsig: unix.SIGKILL}
+	cfg := &spawn.Config{Mode: spawn.Hold, New: flags, UIDMap: o.uidmap, GIDMap: o.gidmap, Pdeathsig: unix.SIGKILL}
 	if flags&unix.CLONE_NEWPID != 0 {
 		cfg.Mode = spawn.Init
 	}

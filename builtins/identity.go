@@ -8,6 +8,7 @@ import (
 	"go.starlark.net/starlark"
 	"golang.org/x/sys/unix"
 
+	"nsh.dev/nsh/internal/idmap"
 	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nserr"
 	"nsh.dev/nsh/internal/nsthread"
@@ -61,8 +62,8 @@ func parseIdentity(uid, gid, groups starlark.Value) (*identity, error) {
 		if err := starlark.AsInt(v, &n); err != nil {
 			return 0, fmt.Errorf("%s must be an id (an int), not %s", name, v.Type())
 		}
-		if n < 0 || n >= maxID {
-			return 0, fmt.Errorf("%s=%d is not an id: ids go from 0 to %d", name, n, maxID-1)
+		if n < 0 || n >= idmap.MaxID {
+			return 0, fmt.Errorf("%s=%d is not an id: ids go from 0 to %d", name, n, idmap.MaxID-1)
 		}
 		return n, nil
 	}
@@ -106,21 +107,19 @@ func parseIdentity(uid, gid, groups starlark.Value) (*identity, error) {
 // check refuses ids not mapped in a user namespace whose maps are uids
 // and gids, and groups= where its setgroups file says "deny" (as far as
 // known: "" when not); where names it ("the new user namespace").
-func (id *identity) check(where string, uids, gids []IDMap, setgroups string) error {
+func (id *identity) check(where string, uids, gids idmap.Map, setgroups string) error {
 	if id.groupsGiven && setgroups == "deny" {
 		return fmt.Errorf(`groups= cannot be set in %s: its setgroups is "deny" (as a gid_map written without CAP_SETGID requires, and inherited by the user namespaces inside it); leave out groups=`, where)
 	}
-	mapped := func(label, kind string, v int64, m []IDMap) error {
-		for _, l := range m {
-			if v >= int64(l.Inside) && v < int64(l.Inside)+int64(l.Count) {
-				return nil
-			}
+	mapped := func(label, kind string, v int64, m idmap.Map) error {
+		if m.Maps(v) {
+			return nil
 		}
 		if len(m) == 0 {
 			return fmt.Errorf("%s is not mapped in %s, which has no %s_map", label, where, kind)
 		}
 		return fmt.Errorf("%s is not mapped in %s, whose %s_map is %s; pick an id of its inside column",
-			label, where, kind, fmtMapsShort(m))
+			label, where, kind, m.Short(kind))
 	}
 	if id.uid >= 0 {
 		if err := mapped(fmt.Sprintf("uid=%d", id.uid), "uid", id.uid, uids); err != nil {
@@ -145,7 +144,7 @@ func (id *identity) check(where string, uids, gids []IDMap, setgroups string) er
 // the process will run in: for a new one (newUser), the maps clone() writes
 // (uids/gids, or the caller's own ids as root); for a paused clone(), the
 // maps written by the time of resume(); otherwise the namespace in p.ctx.
-func (st *state) identityArgs(p *procSpec, uid, gid, groups starlark.Value, newUser, paused bool, uids, gids []IDMap) error {
+func (st *state) identityArgs(p *procSpec, uid, gid, groups starlark.Value, newUser, paused bool, uids, gids idmap.Map) error {
 	id, err := parseIdentity(uid, gid, groups)
 	if err != nil || id == nil {
 		return err
@@ -154,11 +153,11 @@ func (st *state) identityArgs(p *procSpec, uid, gid, groups starlark.Value, newU
 	switch {
 	case paused:
 		p.cfg.BeforeResume = func(pid int) error {
-			um, err := readMap("uid", fmt.Sprintf("/proc/%d/uid_map", pid))
+			um, err := spawn.ReadIDMap(fmt.Sprintf("/proc/%d/uid_map", pid))
 			if err != nil {
 				return err
 			}
-			gm, err := readMap("gid", fmt.Sprintf("/proc/%d/gid_map", pid))
+			gm, err := spawn.ReadIDMap(fmt.Sprintf("/proc/%d/gid_map", pid))
 			if err != nil {
 				return err
 			}
@@ -171,10 +170,10 @@ func (st *state) identityArgs(p *procSpec, uid, gid, groups starlark.Value, newU
 		return nil
 	case newUser:
 		if uids == nil {
-			uids = []IDMap{{Kind: "uid", Inside: 0, Outside: uint32(os.Geteuid()), Count: 1}}
+			uids = idmap.Root(os.Geteuid())
 		}
 		if gids == nil {
-			gids = []IDMap{{Kind: "gid", Inside: 0, Outside: uint32(os.Getegid()), Count: 1}}
+			gids = idmap.Root(os.Getegid())
 		}
 		// The new namespace denies setgroups when its parent does, or
 		// when nsh writes its one-line gid_map without CAP_SETGID.
@@ -186,7 +185,7 @@ func (st *state) identityArgs(p *procSpec, uid, gid, groups starlark.Value, newU
 				return err
 			}
 		}
-		if own && !spawn.Capable(unix.CAP_SETGID) && ownIDOnly(gids, os.Getegid()) {
+		if own && !spawn.Capable(unix.CAP_SETGID) && gids.OwnIDOnly(os.Getegid()) {
 			sg = "deny"
 		}
 		return id.check("the new user namespace", uids, gids, sg)
@@ -221,7 +220,7 @@ func (st *state) identityArgs(p *procSpec, uid, gid, groups starlark.Value, newU
 // column matters here) and its setgroups: nsh's own from /proc/self;
 // another's from a helper process that joins it and stops (spawn.Hold),
 // read through its /proc/PID before it is let go.
-func (st *state) userNSMaps(ns *nsctx.NS, own bool) (uids, gids []IDMap, setgroups string, err error) {
+func (st *state) userNSMaps(ns *nsctx.NS, own bool) (uids, gids idmap.Map, setgroups string, err error) {
 	dir := "/proc/self/"
 	if !own {
 		cfg := &spawn.Config{Mode: spawn.Hold, Pdeathsig: unix.SIGKILL,
@@ -237,10 +236,10 @@ func (st *state) userNSMaps(ns *nsctx.NS, own bool) (uids, gids []IDMap, setgrou
 		}()
 		dir = fmt.Sprintf("/proc/%d/", ch.Pid)
 	}
-	if uids, err = readMap("uid", dir+"uid_map"); err != nil {
+	if uids, err = spawn.ReadIDMap(dir + "uid_map"); err != nil {
 		return nil, nil, "", err
 	}
-	if gids, err = readMap("gid", dir+"gid_map"); err != nil {
+	if gids, err = spawn.ReadIDMap(dir + "gid_map"); err != nil {
 		return nil, nil, "", err
 	}
 	if setgroups, err = readSetgroups(dir); err != nil {

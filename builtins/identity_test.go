@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"go.starlark.net/starlark"
+
+	"nsh.dev/nsh/internal/idmap"
 )
 
 // Issue 15 item 1: uid=, gid= and groups= are parsed and checked against
@@ -18,13 +20,13 @@ func TestItem1IdentityCheck(t *testing.T) {
 	if id, err := parseIdentity(starlark.None, starlark.None, starlark.None); id != nil || err != nil {
 		t.Errorf("nothing given: %+v, %v", id, err)
 	}
-	for _, bad := range []starlark.Value{i(-1), i(maxID), starlark.String("0")} {
+	for _, bad := range []starlark.Value{i(-1), i(idmap.MaxID), starlark.String("0")} {
 		if _, err := parseIdentity(bad, starlark.None, starlark.None); err == nil {
 			t.Errorf("uid=%s accepted", bad)
 		}
 	}
-	uids := []IDMap{{Kind: "uid", Inside: 0, Outside: 100000, Count: 65536}}
-	gids := []IDMap{{Kind: "gid", Inside: 0, Outside: 100000, Count: 10}}
+	uids := idmap.Map{{Inside: 0, Outside: 100000, Count: 65536}}
+	gids := idmap.Map{{Inside: 0, Outside: 100000, Count: 10}}
 	if err := id.check("the new user namespace", uids, gids, "allow"); err != nil {
 		t.Errorf("mapped ids refused: %v", err)
 	}

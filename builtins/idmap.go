@@ -1,8 +1,6 @@
 package builtins
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -12,13 +10,10 @@ import (
 	"go.starlark.net/starlarkstruct"
 	"go.starlark.net/syntax"
 
-	"golang.org/x/sys/unix"
-
 	"nsh.dev/nsh/internal/doc"
+	"nsh.dev/nsh/internal/idmap"
 	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nserr"
-	"nsh.dev/nsh/internal/nsthread"
-	"nsh.dev/nsh/internal/rootless"
 	"nsh.dev/nsh/internal/spawn"
 )
 
@@ -76,10 +71,11 @@ tutorial's "uid=0(root) gid=65534" inside.`},
 	}
 }
 
-// IDMap is one line of a uid_map or gid_map.
+// IDMap is one line of a uid_map or gid_map, the Starlark value of
+// uidmap() and gidmap(): an idmap.Extent and its kind.
 type IDMap struct {
-	Kind                   string // "uid" or "gid"
-	Inside, Outside, Count uint32
+	Kind string // "uid" or "gid"
+	idmap.Extent
 }
 
 var (
@@ -89,7 +85,7 @@ var (
 
 // String renders the map line as the kernel file shows it.
 func (m IDMap) String() string {
-	return fmt.Sprintf("%smap(%d, %d, %d)", m.Kind, m.Inside, m.Outside, m.Count)
+	return m.Extent.Format(m.Kind)
 }
 
 // Type returns "nsh.idmap".
@@ -145,23 +141,21 @@ func idmapBuiltin(kind string) func(*starlark.Thread, *starlark.Builtin, starlar
 	}
 }
 
-const maxID = 1<<32 - 1 // (uid_t)-1 is not a valid id
-
 func makeIDMap(kind string, inside, outside, count int64) (IDMap, error) {
 	switch {
 	case inside < 0 || outside < 0:
 		return IDMap{}, fmt.Errorf("%smap(%d, %d, %d): ids cannot be negative", kind, inside, outside, count)
 	case count < 1:
 		return IDMap{}, fmt.Errorf("%smap(%d, %d, %d): count must be at least 1", kind, inside, outside, count)
-	case inside+count > maxID || outside+count > maxID:
-		return IDMap{}, fmt.Errorf("%smap(%d, %d, %d): range goes past the largest id %d", kind, inside, outside, count, maxID-1)
+	case inside+count > idmap.MaxID || outside+count > idmap.MaxID:
+		return IDMap{}, fmt.Errorf("%smap(%d, %d, %d): range goes past the largest id %d", kind, inside, outside, count, idmap.MaxID-1)
 	}
-	return IDMap{Kind: kind, Inside: uint32(inside), Outside: uint32(outside), Count: uint32(count)}, nil
+	return IDMap{Kind: kind, Extent: idmap.Extent{Inside: uint32(inside), Outside: uint32(outside), Count: uint32(count)}}, nil
 }
 
 // parseIDMaps accepts a list of IDMap values or (inside, outside[, count])
-// tuples for the given kind.
-func parseIDMaps(kind string, v starlark.Value) ([]IDMap, error) {
+// tuples for the given kind; nil when v is None.
+func parseIDMaps(kind string, v starlark.Value) (idmap.Map, error) {
 	if v == nil || v == starlark.None {
 		return nil, nil
 	}
@@ -172,7 +166,7 @@ func parseIDMaps(kind string, v starlark.Value) ([]IDMap, error) {
 	if !ok {
 		return nil, fmt.Errorf("%smap must be a list of %smap() values, not %s", kind, kind, v.Type())
 	}
-	var out []IDMap
+	var out idmap.Map
 	iter := it.Iterate()
 	defer iter.Done()
 	var x starlark.Value
@@ -182,7 +176,7 @@ func parseIDMaps(kind string, v starlark.Value) ([]IDMap, error) {
 			if x.Kind != kind {
 				return nil, fmt.Errorf("%s given where a %smap is expected", x, kind)
 			}
-			out = append(out, x)
+			out = append(out, x.Extent)
 		case starlark.Tuple:
 			if len(x) < 2 || len(x) > 3 {
 				return nil, fmt.Errorf("%smap tuple %s must be (inside, outside) or (inside, outside, count)", kind, x)
@@ -197,313 +191,12 @@ func parseIDMaps(kind string, v starlark.Value) ([]IDMap, error) {
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, m)
+			out = append(out, m.Extent)
 		default:
 			return nil, fmt.Errorf("%smap entries must be %smap() values or tuples, not %s", kind, kind, x.Type())
 		}
 	}
 	return out, nil
-}
-
-// maxMapLines is the kernel's limit on lines (extents) in a uid_map or
-// gid_map, UID_GID_MAP_MAX_EXTENTS since Linux 4.15 (5 before).
-const maxMapLines = 340
-
-// checkIDMaps applies the kernel's rules to a map before it is written:
-// at most 340 lines, written out in less than a page (map_write takes one
-// write(2) shorter than PAGE_SIZE, else EINVAL), no overlap inside, no
-// overlap outside, and every outside id mapped in the writer's own user
-// namespace (own lists the ranges of ids that exist there, as [start,
-// count] pairs). Its messages name a long map by its first lines only.
-func checkIDMaps(kind string, maps []IDMap, own [][2]uint64) error {
-	if len(maps) == 0 {
-		return fmt.Errorf("empty %s map", kind)
-	}
-	if len(maps) > maxMapLines {
-		return fmt.Errorf("%s map has %d lines (%s); the kernel allows at most %d: merge adjacent lines into one %smap(inside, outside, count)",
-			kind, len(maps), fmtMapsShort(maps), maxMapLines, kind)
-	}
-	if n, page := len(spawn.FormatMap(toSpawn(maps))), os.Getpagesize(); n >= page {
-		return fmt.Errorf("%s map is %d bytes written out (%d lines: %s); the kernel takes it in one write of less than a page (%d bytes): merge adjacent lines into one %smap(inside, outside, count)",
-			kind, n, len(maps), fmtMapsShort(maps), page, kind)
-	}
-	overlap := func(a0, an, b0, bn uint32) bool {
-		return uint64(a0) < uint64(b0)+uint64(bn) && uint64(b0) < uint64(a0)+uint64(an)
-	}
-	for i, a := range maps {
-		for _, b := range maps[i+1:] {
-			if overlap(a.Inside, a.Count, b.Inside, b.Count) {
-				return fmt.Errorf("%s and %s overlap inside the namespace", a, b)
-			}
-			if overlap(a.Outside, a.Count, b.Outside, b.Count) {
-				return fmt.Errorf("%s and %s overlap outside the namespace", a, b)
-			}
-		}
-		if own != nil && !covered(uint64(a.Outside), uint64(a.Count), own) {
-			return fmt.Errorf("%s maps outside %ss %d..%d, which do not exist in nsh's user namespace (its %s_map: %s); a rootless nsh can map only the ids it was given",
-				a, kind, a.Outside, uint64(a.Outside)+uint64(a.Count)-1, kind, fmtRanges(own))
-		}
-	}
-	return nil
-}
-
-func covered(start, count uint64, own [][2]uint64) bool {
-	for start < start+count && count > 0 {
-		found := false
-		for _, r := range own {
-			if start >= r[0] && start < r[0]+r[1] {
-				n := r[0] + r[1] - start
-				if n >= count {
-					return true
-				}
-				start, count, found = start+n, count-n, true
-				break
-			}
-		}
-		if !found {
-			return false
-		}
-	}
-	return count == 0
-}
-
-// fmtRanges renders id ranges for a message, the first three of a long list.
-func fmtRanges(rs [][2]uint64) string {
-	var parts []string
-	for i, r := range rs {
-		if i == 3 && len(rs) > 4 {
-			parts = append(parts, fmt.Sprintf("… %d more", len(rs)-3))
-			break
-		}
-		parts = append(parts, fmt.Sprintf("%d..%d", r[0], r[0]+r[1]-1))
-	}
-	return strings.Join(parts, ", ")
-}
-
-// readMap parses /proc/PID/{uid,gid}_map.
-func readMap(kind, path string) ([]IDMap, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nserr.New("read", path, err)
-	}
-	var out []IDMap
-	sc := bufio.NewScanner(strings.NewReader(string(b)))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) != 3 {
-			continue
-		}
-		var n [3]uint64
-		for i := range f {
-			if n[i], err = strconv.ParseUint(f[i], 10, 32); err != nil {
-				return nil, fmt.Errorf("%s: bad line %q", path, sc.Text())
-			}
-		}
-		out = append(out, IDMap{Kind: kind, Inside: uint32(n[0]), Outside: uint32(n[1]), Count: uint32(n[2])})
-	}
-	return out, nil
-}
-
-// ownRanges returns the ids that exist in nsh's own user namespace: the
-// inside column of its own map.
-func ownRanges(kind string) ([][2]uint64, error) {
-	maps, err := readMap(kind, "/proc/self/"+kind+"_map")
-	if err != nil {
-		return nil, err
-	}
-	var out [][2]uint64
-	for _, m := range maps {
-		out = append(out, [2]uint64{uint64(m.Inside), uint64(m.Count)})
-	}
-	return out, nil
-}
-
-// writeIDMaps writes the maps of process pid's user namespace after
-// checking the kernel's rules; setgroups is "", "deny" or "allow". A
-// writer with CAP_SETUID/CAP_SETGID (root, or rootless nsh in its own user
-// namespace) writes any ids that exist in nsh's user namespace itself
-// (spawn.WriteIDMaps, the one place maps are written). One without may
-// write only its own id in one line, gid_map only after "deny" to
-// setgroups; other ranges go through newuidmap/newgidmap and the caller's
-// /etc/subuid and /etc/subgid ranges.
-//
-// When the parent of pid's user namespace is not nsh's own (a user
-// namespace the context moved into), the kernel wants the writer there: a
-// helper process joins it and writes (spawn.WriteIDMapsAs). rootByDefault
-// maps the writer's own id to root for a map not given.
-func (st *state) writeIDMaps(pid int, uids, gids []IDMap, setgroups string, rootByDefault bool) error {
-	base := fmt.Sprintf("/proc/%d/", pid)
-	parent, err := parentUserNS(pid)
-	if err != nil {
-		return err
-	}
-	if parent != nil {
-		defer parent.Close()
-	}
-	for _, w := range []struct {
-		kind string
-		maps []IDMap
-	}{{"uid", uids}, {"gid", gids}} {
-		if w.maps == nil {
-			continue
-		}
-		var own [][2]uint64 // the ids of the parent: nsh's own, or unknown
-		if parent == nil {
-			if own, err = ownRanges(w.kind); err != nil {
-				return err
-			}
-		}
-		if err := checkIDMaps(w.kind, w.maps, own); err != nil {
-			return err
-		}
-		cur, err := readMap(w.kind, base+w.kind+"_map")
-		if err != nil {
-			return err
-		}
-		if len(cur) > 0 {
-			return fmt.Errorf("the %s_map of process %d is already written (%s); the kernel allows one write", w.kind, pid, cur[0])
-		}
-	}
-	if parent != nil {
-		if st == nil {
-			return fmt.Errorf("process %d's user namespace is not a child of nsh's", pid)
-		}
-		sp := st.spawner()
-		u, g := toSpawn(uids), toSpawn(gids)
-		if rootByDefault && u == nil {
-			u = []spawn.IDMap{}
-		}
-		if rootByDefault && g == nil {
-			g = []spawn.IDMap{}
-		}
-		join := nsthread.Join{Fd: int(parent.Fd()), Type: unix.CLONE_NEWUSER, Name: fmt.Sprintf("the parent user namespace of process %d", pid)}
-		return sp.WriteIDMapsAs(join, pid, u, g, setgroups)
-	}
-	if rootByDefault && uids == nil {
-		uids = []IDMap{{Kind: "uid", Inside: 0, Outside: uint32(os.Geteuid()), Count: 1}}
-	}
-	if rootByDefault && gids == nil {
-		gids = []IDMap{{Kind: "gid", Inside: 0, Outside: uint32(os.Getegid()), Count: 1}}
-	}
-	capUID, capGID := spawn.Capable(unix.CAP_SETUID), spawn.Capable(unix.CAP_SETGID)
-	if (uids != nil && !capUID && !ownIDOnly(uids, os.Geteuid())) || (gids != nil && !capGID && !ownIDOnly(gids, os.Getegid())) {
-		return writeWithHelpers(pid, uids, gids, setgroups)
-	}
-	if gids != nil && !capGID {
-		if setgroups == "allow" {
-			return fmt.Errorf(`setgroups="allow" cannot go with a gid_map written without CAP_SETGID: the kernel wants "deny" in /proc/%d/setgroups first (leave setgroups unset and nsh writes it)`, pid)
-		}
-		setgroups = "deny"
-	}
-	return spawn.WriteIDMaps(pid, toSpawn(uids), toSpawn(gids), setgroups)
-}
-
-// parentUserNS opens the parent of pid's user namespace when it is not
-// nsh's own user namespace; nil when it is (or when pid's user namespace is
-// nsh's own or an ancestor's, whose maps are written anyway).
-func parentUserNS(pid int) (*os.File, error) {
-	path := fmt.Sprintf("/proc/%d/ns/user", pid)
-	// A plain descriptor: os.Open would try to register it with the poller.
-	nsfd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, nserr.New("open", path, err)
-	}
-	defer unix.Close(nsfd)
-	fd, err := unix.IoctlRetInt(nsfd, unix.NS_GET_PARENT)
-	if errors.Is(err, unix.EPERM) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, nserr.New("ioctl NS_GET_PARENT", path, err)
-	}
-	p := os.NewFile(uintptr(fd), "user namespace parent")
-	var a, b unix.Stat_t
-	if err := unix.Fstat(fd, &a); err != nil {
-		p.Close()
-		return nil, nserr.New("fstat", "user namespace parent", err)
-	}
-	if err := unix.Stat("/proc/self/ns/user", &b); err != nil {
-		p.Close()
-		return nil, nserr.New("stat", "/proc/self/ns/user", err)
-	}
-	if a.Dev == b.Dev && a.Ino == b.Ino {
-		p.Close()
-		return nil, nil
-	}
-	unix.CloseOnExec(fd)
-	return p, nil
-}
-
-// ownIDOnly reports whether maps is the one line an unprivileged writer
-// may write itself: its own id, once.
-func ownIDOnly(maps []IDMap, id int) bool {
-	return len(maps) == 1 && maps[0].Count == 1 && int(maps[0].Outside) == id
-}
-
-func toSpawn(maps []IDMap) []spawn.IDMap {
-	if maps == nil {
-		return nil
-	}
-	out := make([]spawn.IDMap, len(maps))
-	for i, m := range maps {
-		out[i] = spawn.IDMap{Inside: int(m.Inside), Outside: int(m.Outside), Count: int(m.Count)}
-	}
-	return out
-}
-
-// writeWithHelpers writes maps beyond the caller's own id through
-// newuidmap/newgidmap, after checking that each outside range is the
-// caller's own id or inside its subordinate range.
-func writeWithHelpers(pid int, uids, gids []IDMap, setgroups string) error {
-	sub := rootless.Subordinate()
-	if sub == nil {
-		m, who := uids, os.Geteuid()
-		if uids == nil || ownIDOnly(uids, os.Geteuid()) {
-			m, who = gids, os.Getegid()
-		}
-		return fmt.Errorf("%s maps ids other than nsh's own %s %d, which needs CAP_SET%sID; without it, ranges come from newuidmap/newgidmap (Debian's uidmap) and the caller's entries in /etc/subuid and /etc/subgid, which this user lacks",
-			fmtMapsShort(m), m[0].Kind, who, strings.ToUpper(m[0].Kind[:1]))
-	}
-	var lines [2][][3]int
-	for i, w := range []struct {
-		maps []IDMap
-		self int
-		rng  [2]int
-		file string
-	}{{uids, os.Geteuid(), sub.UID, "/etc/subuid"}, {gids, os.Getegid(), sub.GID, "/etc/subgid"}} {
-		for _, m := range w.maps {
-			inSub := int(m.Outside) >= w.rng[0] && int(m.Outside)+int(m.Count) <= w.rng[0]+w.rng[1]
-			if !inSub && !(m.Count == 1 && int(m.Outside) == w.self) {
-				return fmt.Errorf("%s is neither nsh's own %s %d nor inside %s's range %d..%d in %s",
-					m, m.Kind, w.self, sub.User, w.rng[0], w.rng[0]+w.rng[1]-1, w.file)
-			}
-			lines[i] = append(lines[i], [3]int{int(m.Inside), int(m.Outside), int(m.Count)})
-		}
-	}
-	if setgroups == "deny" {
-		// Anyone may deny; newgidmap leaves setgroups as it finds it.
-		if err := spawn.WriteIDMaps(pid, nil, nil, setgroups); err != nil {
-			return err
-		}
-	}
-	return sub.Map(pid, lines[0], lines[1])
-}
-
-// fmtMapsShort renders a map for a message: up to three lines, then how
-// many more there are.
-func fmtMapsShort(ms []IDMap) string {
-	if len(ms) <= 4 {
-		return fmtMaps(ms)
-	}
-	return strings.TrimSuffix(fmtMaps(ms[:3]), "]") + fmt.Sprintf(", … %d more]", len(ms)-3)
-}
-
-func fmtMaps(ms []IDMap) string {
-	parts := make([]string, len(ms))
-	for i, m := range ms {
-		parts[i] = m.String()
-	}
-	return "[" + strings.Join(parts, ", ") + "]"
 }
 
 // pidOf accepts a pid or any value with an int pid attribute (a process).
@@ -551,7 +244,7 @@ func setIDMapsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.T
 	if err != nil {
 		return nil, err
 	}
-	return starlark.None, st.writeIDMaps(pid, uids, gids, setgroups, false)
+	return starlark.None, st.spawner().WriteIDMaps(pid, uids, gids, setgroups)
 }
 
 func idsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -575,11 +268,11 @@ func idsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, 
 	if err != nil {
 		return nil, err
 	}
-	um, err := readMap("uid", base+"uid_map")
+	um, err := spawn.ReadIDMap(base + "uid_map")
 	if err != nil {
 		return nil, err
 	}
-	gm, err := readMap("gid", base+"gid_map")
+	gm, err := spawn.ReadIDMap(base + "gid_map")
 	if err != nil {
 		return nil, err
 	}
@@ -592,10 +285,10 @@ func idsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, 
 		return nil, err
 	}
 	sameNS := nsctx.Same(userNS, st.tab.Initial.Get("user"))
-	toList := func(ms []IDMap) *starlark.List {
+	toList := func(kind string, ms idmap.Map) *starlark.List {
 		vs := make([]starlark.Value, len(ms))
 		for i, m := range ms {
-			vs[i] = m
+			vs[i] = IDMap{Kind: kind, Extent: m}
 		}
 		return starlark.NewList(vs)
 	}
@@ -605,8 +298,8 @@ func idsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, 
 		"gid":        starlark.MakeInt(gid),
 		"inside_uid": starlark.MakeInt(inside(uid, um, sameNS)),
 		"inside_gid": starlark.MakeInt(inside(gid, gm, sameNS)),
-		"uid_map":    toList(um),
-		"gid_map":    toList(gm),
+		"uid_map":    toList("uid", um),
+		"gid_map":    toList("gid", gm),
 		"setgroups":  starlark.String(strings.TrimSpace(string(sg))),
 		"user":       &Namespace{ns: userNS, st: st},
 	}), nil
@@ -615,14 +308,12 @@ func idsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, 
 // inside maps an id as nsh sees it to the id a process sees in its own
 // user namespace, through that namespace's map (whose outside column the
 // kernel shows in nsh's terms); 65534 (the overflow id) when unmapped.
-func inside(id int, m []IDMap, sameNS bool) int {
+func inside(id int, m idmap.Map, sameNS bool) int {
 	if sameNS {
 		return id
 	}
-	for _, l := range m {
-		if uint64(id) >= uint64(l.Outside) && uint64(id) < uint64(l.Outside)+uint64(l.Count) {
-			return int(l.Inside) + id - int(l.Outside)
-		}
+	if in, ok := m.ToInside(id); ok {
+		return in
 	}
 	return 65534
 }

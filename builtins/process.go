@@ -19,6 +19,7 @@ import (
 
 	"nsh.dev/nsh/internal/cgroup"
 	"nsh.dev/nsh/internal/doc"
+	"nsh.dev/nsh/internal/idmap"
 	"nsh.dev/nsh/internal/lifecycle"
 	"nsh.dev/nsh/internal/mountopt"
 	"nsh.dev/nsh/internal/nsctx"
@@ -430,7 +431,7 @@ func parseSeconds(name string, v starlark.Value) (time.Duration, error) {
 // context in nsh's own user namespace, outside ids that exist there (in a
 // user namespace the context moved into, the helper that writes the maps
 // finds out).
-func (st *state) parseIDMap(name string, v starlark.Value) ([]IDMap, error) {
+func (st *state) parseIDMap(name string, v starlark.Value) (idmap.Map, error) {
 	kind := strings.TrimSuffix(name, "map")
 	maps, err := parseIDMaps(kind, v)
 	if err != nil || v == nil || v == starlark.None {
@@ -438,21 +439,14 @@ func (st *state) parseIDMap(name string, v starlark.Value) ([]IDMap, error) {
 	}
 	var own [][2]uint64
 	if nsctx.Same(st.current().Get("user"), st.tab.Initial.Get("user")) {
-		if own, err = ownRanges(kind); err != nil {
+		if own, err = spawn.OwnIDs(kind); err != nil {
 			return nil, err
 		}
 	}
-	if err := checkIDMaps(kind, maps, own); err != nil {
+	if err := maps.Check(kind, own); err != nil {
 		return nil, err
 	}
 	return maps, nil
-}
-
-// mapWriter returns the parent's half of the handshake of a new user
-// namespace: the maps given, and for a map not given the caller's own id
-// as root (unshare --map-root-user).
-func (st *state) mapWriter(uids, gids []IDMap) func(pid int) error {
-	return func(pid int) error { return st.writeIDMaps(pid, uids, gids, "", true) }
 }
 
 func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -575,7 +569,7 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	if paused && (uids != nil || gids != nil) {
 		return nil, fmt.Errorf("paused=True writes no maps: leave out uidmap/gidmap and call set_idmaps(process, ...) before .resume()")
 	}
-	p.cfg.WriteMaps = st.mapWriter(uids, gids)
+	p.cfg.UIDMap, p.cfg.GIDMap = uids, gids
 	p.cfg.Paused = paused
 	if paused {
 		p.wait = false

@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"nsh.dev/nsh/internal/idmap"
 )
 
 // Mode says whether to enter a user namespace at start.
@@ -237,25 +239,25 @@ func Subordinate() *SubIDs {
 
 // write maps the caller to root and the subordinate ranges from 1 up.
 func (s *SubIDs) write(pid int) error {
-	uids := [][3]int{{0, os.Geteuid(), 1}, {1, s.UID[0], s.UID[1]}}
-	gids := [][3]int{{0, os.Getegid(), 1}, {1, s.GID[0], s.GID[1]}}
+	uids := append(idmap.Root(os.Geteuid()), idmap.Extent{Inside: 1, Outside: uint32(s.UID[0]), Count: uint32(s.UID[1])})
+	gids := append(idmap.Root(os.Getegid()), idmap.Extent{Inside: 1, Outside: uint32(s.GID[0]), Count: uint32(s.GID[1])})
 	return s.Map(pid, uids, gids)
 }
 
 // Map writes the maps of pid's user namespace through newuidmap and
-// newgidmap (lines are inside, outside, count; nil skips that map). The
-// helpers check the lines against /etc/subuid and /etc/subgid themselves.
-func (s *SubIDs) Map(pid int, uids, gids [][3]int) error {
+// newgidmap (nil skips that map). The helpers check the lines against
+// /etc/subuid and /etc/subgid themselves.
+func (s *SubIDs) Map(pid int, uids, gids idmap.Map) error {
 	for _, w := range []struct {
 		helper string
-		lines  [][3]int
+		lines  idmap.Map
 	}{{s.NewUIDMap, uids}, {s.NewGIDMap, gids}} {
 		if w.lines == nil {
 			continue
 		}
 		args := []string{strconv.Itoa(pid)}
 		for _, l := range w.lines {
-			args = append(args, strconv.Itoa(l[0]), strconv.Itoa(l[1]), strconv.Itoa(l[2]))
+			args = append(args, strconv.FormatUint(uint64(l.Inside), 10), strconv.FormatUint(uint64(l.Outside), 10), strconv.FormatUint(uint64(l.Count), 10))
 		}
 		if out, err := exec.Command(w.helper, args...).CombinedOutput(); err != nil {
 			shown := args // a long map by its first lines only

@@ -45,6 +45,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"nsh.dev/nsh/internal/idmap"
 	"nsh.dev/nsh/internal/nserr"
 	"nsh.dev/nsh/internal/nsthread"
 )
@@ -62,13 +63,9 @@ const (
 	// alive until Child.Release (or nsh's death).
 	Init Mode = C.NSH_INIT
 	// maps makes the child write another process's id maps from the user
-	// namespace it joined (Setns), then exit: see WriteIDMapsAs.
+	// namespace it joined (Setns), then exit: see writeIDMapsAs.
 	maps Mode = C.NSH_MAPS
 )
-
-// IDMap is one line of a uid_map or gid_map: Count ids from Inside in the
-// new user namespace map to Outside in its parent.
-type IDMap struct{ Inside, Outside, Count int }
 
 // Identity is who a child runs as: the ids it switches to as the last
 // step before its exec (after its user namespace's maps are written and
@@ -98,18 +95,17 @@ type Config struct {
 	// New are the CLONE_NEW* kinds created for the child, owned by its
 	// user namespace (a new one among them, or the one it joined).
 	New int
-	// UIDMap and GIDMap are written for a new user namespace; nil maps the
-	// caller's effective uid/gid to root, as unshare --map-root-user.
-	UIDMap, GIDMap []IDMap
+	// UIDMap and GIDMap are written for a new user namespace by Start
+	// (Spawner.WriteIDMaps: itself, from a helper in the parent user
+	// namespace, or through newuidmap/newgidmap); nil maps the caller's
+	// effective uid/gid to root, as unshare --map-root-user.
+	UIDMap, GIDMap idmap.Map
 	// Paused, with a new user namespace, writes no maps: Start returns
 	// while the child waits in its new user namespace, before anything
-	// else; the caller may write its maps (WriteIDMaps) and then calls
-	// Child.Resume. A child resumed without maps runs unmapped (as the
-	// overflow ids, 65534).
+	// else; the caller may write its maps (Spawner.WriteIDMaps) and then
+	// calls Child.Resume. A child resumed without maps runs unmapped (as
+	// the overflow ids, 65534).
 	Paused bool
-	// WriteMaps, when set, writes the maps of the new user namespace
-	// instead of WriteIDMaps(UIDMap, GIDMap) (e.g. through newuidmap).
-	WriteMaps func(pid int) error
 	// BeforeResume, when set, is called by Resume before the paused child
 	// goes on (e.g. to check Identity against the maps written); an error
 	// leaves it paused.
@@ -163,6 +159,7 @@ type Child struct {
 	foreground bool
 	cfg        *Config
 	paused     bool // waits for Resume in its new user namespace
+	spawner    *Spawner
 }
 
 // Spawner owns the locked OS threads children are cloned from when the
@@ -530,7 +527,7 @@ func (s *Spawner) Start(cfg *Config) (*Child, error) {
 	}
 	unix.Close(fds[1])
 	fds[1] = -1
-	ch := &Child{Pid: pid, pidfd: pidfd, waitOn: pid, waitfd: pidfd, sock: sock, foreground: cfg.Foreground, cfg: cfg}
+	ch := &Child{Pid: pid, pidfd: pidfd, waitOn: pid, waitfd: pidfd, sock: sock, foreground: cfg.Foreground, cfg: cfg, spawner: s}
 	children.Lock()
 	children.live[pid] = true
 	if cfg.Setsid {
@@ -651,27 +648,7 @@ func (ch *Child) handshake() error {
 				ch.paused = true
 				return nil
 			}
-			if cfg.WriteMaps != nil {
-				if err := cfg.WriteMaps(ch.Pid); err != nil {
-					return err
-				}
-				if err := ch.send(msg{Type: C.NSH_MSG_GO}); err != nil {
-					return nserr.New("write", "spawn status socket", err)
-				}
-				continue
-			}
-			uid, gid := cfg.UIDMap, cfg.GIDMap
-			if uid == nil {
-				uid = []IDMap{{0, os.Geteuid(), 1}}
-			}
-			if gid == nil {
-				gid = []IDMap{{0, os.Getegid(), 1}}
-			}
-			setgroups := ""
-			if !Capable(unix.CAP_SETGID) {
-				setgroups = "deny"
-			}
-			if err := WriteIDMaps(ch.Pid, uid, gid, setgroups); err != nil {
+			if err := ch.spawner.writeIDMaps(ch.Pid, cfg.UIDMap, cfg.GIDMap, "", true); err != nil {
 				return err
 			}
 			if err := ch.send(msg{Type: C.NSH_MSG_GO}); err != nil {
@@ -1063,110 +1040,6 @@ func (ch *Child) Close() {
 		unix.Close(ch.waitfd)
 	}
 	ch.waitFile, ch.waitfd = nil, -1
-}
-
-// WriteIDMaps is where nsh writes the maps of a user namespace whose
-// process is pid, as the parent's half of the handshake: "deny" or
-// "allow" to setgroups first when setgroups is not "", then uid_map and
-// gid_map when not nil. The kernel's rules are the caller's to check first
-// (builtins' set_idmaps does); each map is written with one write(2), as
-// the kernel requires.
-func WriteIDMaps(pid int, uid, gid []IDMap, setgroups string) error {
-	if setgroups != "" {
-		if err := writeProc(pid, "setgroups", setgroups); err != nil {
-			return err
-		}
-	}
-	if uid != nil {
-		if err := writeProc(pid, "uid_map", FormatMap(uid)); err != nil {
-			return err
-		}
-	}
-	if gid != nil {
-		err := writeProc(pid, "gid_map", FormatMap(gid))
-		if errors.Is(err, unix.EPERM) && setgroups != "deny" && !Capable(unix.CAP_SETGID) {
-			return nserr.Errorf("write", fmt.Sprintf("/proc/%d/gid_map", pid), unix.EPERM,
-				`a writer without CAP_SETGID must write "deny" to setgroups first: pass setgroups="deny"`)
-		}
-		return err
-	}
-	return nil
-}
-
-// WriteIDMapsAs writes the maps of pid's user namespace from a helper
-// process that joins user namespace as, the parent of pid's: the kernel
-// wants the writer in the parent (or the namespace itself) with
-// CAP_SETUID/CAP_SETGID there, so when the parent is not nsh's own user
-// namespace nsh cannot write them itself. nil uid or gid skips that map;
-// an empty one maps the helper's own id (as the parent sees it) to root.
-// setgroups "" leaves the file as it is.
-func (s *Spawner) WriteIDMapsAs(as nsthread.Join, pid int, uid, gid []IDMap, setgroups string) error {
-	dir := fmt.Sprintf("/proc/%d", pid)
-	dfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nserr.New("open", dir, err)
-	}
-	defer unix.Close(dfd)
-	cfg := &Config{Mode: maps, Setns: []nsthread.Join{as}, Pdeathsig: unix.SIGKILL, mapsDir: dfd}
-	text := func(m []IDMap) *string {
-		if m == nil {
-			return nil
-		}
-		t := FormatMap(m)
-		return &t
-	}
-	cfg.uidMap, cfg.gidMap = text(uid), text(gid)
-	if setgroups != "" {
-		cfg.setgroups = &setgroups
-	}
-	ch, err := s.Start(cfg)
-	if err != nil {
-		return err
-	}
-	ws, err := ch.Wait()
-	ch.Close()
-	if err == nil && (!ws.Exited() || ws.ExitStatus() != 0) {
-		err = fmt.Errorf("id map writer for process %d ended with status %v", pid, ws)
-	}
-	return err
-}
-
-// FormatMap renders a map as the kernel's uid_map/gid_map lines.
-func FormatMap(m []IDMap) string {
-	var b strings.Builder
-	for _, l := range m {
-		fmt.Fprintf(&b, "%d %d %d\n", l.Inside, l.Outside, l.Count)
-	}
-	return b.String()
-}
-
-// writeProc writes data to /proc/PID/file in one write(2).
-func writeProc(pid int, file, data string) error {
-	p := "/proc/" + strconv.Itoa(pid) + "/" + file
-	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nserr.New("open", p, err)
-	}
-	defer unix.Close(fd)
-	n, err := unix.Write(fd, []byte(data))
-	if err == nil && n != len(data) {
-		err = unix.EIO
-	}
-	if err != nil {
-		return nserr.New("write", fmt.Sprintf("%q to %s", Summary(data), p), err)
-	}
-	return nil
-}
-
-// Summary shortens the text of a map for a message: its first three lines
-// and how many more there are ("0 100000 1\n1 100001 1\n2 100002 1\n… 337
-// more"), without the final newline.
-func Summary(data string) string {
-	lines := strings.Split(strings.TrimSpace(data), "\n")
-	if len(lines) <= 4 {
-		return strings.Join(lines, "\n")
-	}
-	return strings.Join(lines[:3], "\n") + fmt.Sprintf("\n… %d more", len(lines)-3)
 }
 
 // Capable reports whether this process has capability c (e.g.

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"nsh.dev/nsh/internal/idmap"
 	"nsh.dev/nsh/internal/nsthread"
 )
 
@@ -172,8 +173,7 @@ func TestPausedUserNamespace(t *testing.T) {
 			t.Errorf("paused child has a uid_map: %q", b)
 		}
 		if mapped {
-			own := []IDMap{{0, os.Geteuid(), 1}}
-			if err := WriteIDMaps(ch.Pid, own, []IDMap{{0, os.Getegid(), 1}}, ""); err != nil {
+			if err := s.WriteIDMaps(ch.Pid, idmap.Root(os.Geteuid()), idmap.Root(os.Getegid()), ""); err != nil {
 				t.Fatal(err)
 			}
 		}
