@@ -27,7 +27,7 @@ import (
 func mountTable() doc.Table {
 	return doc.Table{
 		Funcs: []doc.Func{
-			{Name: "mount", Sig: `mount(source, target, fstype="", options="", bind=False, recursive=False, readonly=False, propagation=None, mkdir=False, root=None, persist=False)`,
+			{Name: "mount", Sig: `mount(source=None, target=None, fstype="", options="", bind=False, recursive=False, readonly=False, propagation=None, mkdir=False, root=None, persist=False)`,
 				Impl: mountBuiltin, Doc: `Mounts in the current context's mount namespace; returns the new nsh.mount.
 A filesystem:      mount("tmpfs", "/mnt/x", "tmpfs", "size=10m,mode=755")
                    proc, sysfs, tmpfs, devpts, mqueue, cgroup2, overlay
