@@ -45,7 +45,7 @@ func TestSignatures(t *testing.T) {
 		}
 	}
 	for _, r := range rows {
-		t.Run(r.name, func(t *testing.T) {
+		t.Run(r.label(), func(t *testing.T) {
 			sig, err := parseSig(r.sig)
 			if err != nil {
 				t.Fatalf("%s: %v", r.pos, err)
@@ -83,6 +83,23 @@ type row struct {
 	name, sig string
 	impl      ast.Expr
 	pos       token.Position
+}
+
+// label names a row's subtest: "veth", or "Link.up" for a method.
+func (r row) label() string {
+	if sel, ok := r.impl.(*ast.SelectorExpr); ok {
+		x := sel.X
+		if p, ok := x.(*ast.ParenExpr); ok {
+			x = p.X
+		}
+		if st, ok := x.(*ast.StarExpr); ok {
+			x = st.X
+		}
+		if id, ok := x.(*ast.Ident); ok {
+			return id.Name + "." + r.name
+		}
+	}
+	return r.name
 }
 
 type param struct {
