@@ -58,16 +58,7 @@ process or pid; default nsh itself. After set_idmaps(p, uidmap=[uidmap(0,
 ids().uid)]) alone, ids(p) shows inside_uid 0 and inside_gid 65534, the
 tutorial's "uid=0(root) gid=65534" inside.`},
 		},
-		Types: []doc.Type{{
-			Name: "nsh.idmap",
-			Doc:  "One line of a uid_map or gid_map: inside, outside, count (str() as the kernel file shows it).",
-			Attrs: []doc.Attr{
-				{Name: "kind", Doc: `"uid" or "gid"`},
-				{Name: "inside", Doc: "first id inside the user namespace"},
-				{Name: "outside", Doc: "first id in the parent user namespace"},
-				{Name: "count", Doc: "number of ids in the range"},
-			},
-		}},
+		Types: []doc.Type{idmapType.Type()},
 	}
 }
 
@@ -112,23 +103,22 @@ func (m IDMap) CompareSameType(op syntax.Token, y starlark.Value, depth int) (bo
 	return false, fmt.Errorf("%s %s %s not supported", m.Type(), op, y.Type())
 }
 
+var idmapType = doc.Members[IDMap]{
+	Name: "nsh.idmap",
+	Doc:  "One line of a uid_map or gid_map: inside, outside, count (str() as the kernel file shows it).",
+	Attrs: []doc.AttrOf[IDMap]{
+		{Name: "kind", Doc: `"uid" or "gid"`, Get: func(m IDMap) (starlark.Value, error) { return starlark.String(m.Kind), nil }},
+		{Name: "inside", Doc: "first id inside the user namespace", Get: func(m IDMap) (starlark.Value, error) { return starlark.MakeUint64(uint64(m.Inside)), nil }},
+		{Name: "outside", Doc: "first id in the parent user namespace", Get: func(m IDMap) (starlark.Value, error) { return starlark.MakeUint64(uint64(m.Outside)), nil }},
+		{Name: "count", Doc: "number of ids in the range", Get: func(m IDMap) (starlark.Value, error) { return starlark.MakeUint64(uint64(m.Count)), nil }},
+	},
+}
+
 // AttrNames lists the attributes.
-func (m IDMap) AttrNames() []string { return []string{"count", "inside", "kind", "outside"} }
+func (m IDMap) AttrNames() []string { return idmapType.AttrNames() }
 
 // Attr returns an attribute.
-func (m IDMap) Attr(name string) (starlark.Value, error) {
-	switch name {
-	case "kind":
-		return starlark.String(m.Kind), nil
-	case "inside":
-		return starlark.MakeUint64(uint64(m.Inside)), nil
-	case "outside":
-		return starlark.MakeUint64(uint64(m.Outside)), nil
-	case "count":
-		return starlark.MakeUint64(uint64(m.Count)), nil
-	}
-	return nil, nil
-}
+func (m IDMap) Attr(name string) (starlark.Value, error) { return idmapType.Attr(m, name) }
 
 func idmapBuiltin(kind string) func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
 	return func(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {

@@ -42,7 +42,7 @@ ns is a target as for setns(); default the current context. Links made by
 other tools (ip link add ...) are found too; nsh does not delete them at the
 end of the run.`},
 		},
-		Types: []doc.Type{linkType},
+		Types: []doc.Type{linkType.Type()},
 		Topic: map[string]string{
 			"loopback": `Every network namespace nsh creates (unshare("net"), netns()) has its
 loopback "lo" brought up at once, so 127.0.0.1 and ::1 work as in a normal
@@ -126,136 +126,117 @@ func (l *Link) CompareSameType(op syntax.Token, y starlark.Value, depth int) (bo
 	return false, fmt.Errorf("%s %s %s not supported", l.Type(), op, y.Type())
 }
 
-var linkType = doc.Type{
+var linkType = doc.Members[*Link]{
 	Name: "nsh.link",
 	Doc: `A network interface in a network namespace (veth(), bridge(), link()).
 Its attributes are read from the kernel each time. Two values of the same
 link compare equal.`,
-	Attrs: []doc.Attr{
-		{Name: "name", Doc: "interface name"},
-		{Name: "index", Doc: "ifindex in its namespace"},
-		{Name: "ns", Doc: "its network namespace (nsh.namespace)"},
-		{Name: "kind", Doc: `"veth", "bridge", "device", ...`},
-		{Name: "mac", Doc: `hardware address, "aa:bb:cc:dd:ee:ff"`},
-		{Name: "mtu", Doc: "MTU in bytes"},
-		{Name: "state", Doc: `operational state: "up", "down", "lowerlayerdown", "unknown", ...`},
-		{Name: "is_up", Doc: "True if administratively up (IFF_UP)"},
-		{Name: "addrs", Doc: `list of its addresses as CIDR strings (IPv6 link-local ones included)`},
-		{Name: "master", Doc: "name of the bridge it is attached to, or None"},
-		{Name: "peer", Doc: "the other end of a veth pair nsh created, else None"},
+	Attrs: []doc.AttrOf[*Link]{
+		{Name: "name", Doc: "interface name", Get: func(l *Link) (starlark.Value, error) {
+			_, _, name := l.where()
+			return starlark.String(name), nil
+		}},
+		{Name: "index", Doc: "ifindex in its namespace", Get: func(l *Link) (starlark.Value, error) {
+			_, idx, _ := l.where()
+			return starlark.MakeInt(idx), nil
+		}},
+		{Name: "ns", Doc: "its network namespace (nsh.namespace)", Get: func(l *Link) (starlark.Value, error) {
+			return &Namespace{ns: l.netns(), st: l.st}, nil
+		}},
+		{Name: "kind", Doc: `"veth", "bridge", "device", ...`, Get: fetched(func(_ *nlhandle.Handle, nl netlink.Link) (starlark.Value, error) {
+			return starlark.String(nl.Type()), nil
+		})},
+		{Name: "mac", Doc: `hardware address, "aa:bb:cc:dd:ee:ff"`, Get: fetched(func(_ *nlhandle.Handle, nl netlink.Link) (starlark.Value, error) {
+			return starlark.String(nl.Attrs().HardwareAddr.String()), nil
+		})},
+		{Name: "mtu", Doc: "MTU in bytes", Get: fetched(func(_ *nlhandle.Handle, nl netlink.Link) (starlark.Value, error) {
+			return starlark.MakeInt(nl.Attrs().MTU), nil
+		})},
+		{Name: "state", Doc: `operational state: "up", "down", "lowerlayerdown", "unknown", ...`, Get: whenReady(fetched(func(_ *nlhandle.Handle, nl netlink.Link) (starlark.Value, error) {
+			return starlark.String(strings.ToLower(nl.Attrs().OperState.String())), nil
+		}))},
+		{Name: "is_up", Doc: "True if administratively up (IFF_UP)", Get: fetched(func(_ *nlhandle.Handle, nl netlink.Link) (starlark.Value, error) {
+			return starlark.Bool(nl.Attrs().Flags&net.FlagUp != 0), nil
+		})},
+		{Name: "addrs", Doc: `list of its addresses as CIDR strings (IPv6 link-local ones included)`, Get: whenReady(fetched(func(h *nlhandle.Handle, nl netlink.Link) (starlark.Value, error) {
+			addrs, err := h.AddrList(nl, netlink.FAMILY_ALL)
+			if err != nil {
+				return nil, nserr.New("addr show", fmt.Sprintf("dev %q", nl.Attrs().Name), err)
+			}
+			out := make([]starlark.Value, len(addrs))
+			for i, ad := range addrs {
+				out[i] = starlark.String(ad.IPNet.String())
+			}
+			return starlark.NewList(out), nil
+		}))},
+		{Name: "master", Doc: "name of the bridge it is attached to, or None", Get: fetched(func(h *nlhandle.Handle, nl netlink.Link) (starlark.Value, error) {
+			a := nl.Attrs()
+			if a.MasterIndex == 0 {
+				return starlark.None, nil
+			}
+			m, err := h.LinkByIndex(a.MasterIndex)
+			if err != nil {
+				return nil, nserr.New("link show", fmt.Sprintf("master %d of %q", a.MasterIndex, a.Name), err)
+			}
+			return starlark.String(m.Attrs().Name), nil
+		})},
+		{Name: "peer", Doc: "the other end of a veth pair nsh created, else None", Get: func(l *Link) (starlark.Value, error) {
+			if l.peer == nil {
+				return starlark.None, nil
+			}
+			return l.peer, nil
+		}},
 	},
-	Methods: []doc.Func{
-		{Name: "up", Sig: "up()", Doc: "Brings the link up."},
-		{Name: "down", Sig: "down()", Doc: "Brings the link down."},
-		{Name: "add_addr", Sig: "add_addr(*cidrs)", Doc: `Adds addresses.
+	Methods: []doc.MethodOf[*Link]{
+		{Name: "up", Sig: "up()", Impl: (*Link).upMethod, Doc: "Brings the link up."},
+		{Name: "down", Sig: "down()", Impl: (*Link).downMethod, Doc: "Brings the link down."},
+		{Name: "add_addr", Sig: "add_addr(*cidrs)", Impl: (*Link).addAddrMethod, Doc: `Adds addresses.
 cidrs are strings such as "10.0.0.1/24" or "fd00::1/64". All are parsed before the first is added; if one is refused, those added
 by this call are removed again.`},
-		{Name: "del_addr", Sig: "del_addr(*cidrs)", Doc: "Removes addresses."},
-		{Name: "move", Sig: "move(ns)", Doc: `Moves the link into another network namespace.
+		{Name: "del_addr", Sig: "del_addr(*cidrs)", Impl: (*Link).delAddrMethod, Doc: "Removes addresses."},
+		{Name: "move", Sig: "move(ns)", Impl: (*Link).moveMethod, Doc: `Moves the link into another network namespace.
 ns is a target as for setns(). The link arrives down and without its
 addresses, as with "ip link set dev X netns Y".`},
-		{Name: "rename", Sig: "rename(name)", Doc: "Renames the link (it is brought down and back up if it was up)."},
-		{Name: "set_mtu", Sig: "set_mtu(mtu)", Doc: "Sets the MTU."},
-		{Name: "set_mac", Sig: "set_mac(mac)", Doc: `Sets the hardware address ("02:00:00:00:00:01").`},
-		{Name: "set_master", Sig: "set_master(bridge)", Doc: `Attaches the link to a bridge, or detaches it with None.
+		{Name: "rename", Sig: "rename(name)", Impl: (*Link).renameMethod, Doc: "Renames the link (it is brought down and back up if it was up)."},
+		{Name: "set_mtu", Sig: "set_mtu(mtu)", Impl: (*Link).setMTUMethod, Doc: "Sets the MTU."},
+		{Name: "set_mac", Sig: "set_mac(mac)", Impl: (*Link).setMACMethod, Doc: `Sets the hardware address ("02:00:00:00:00:01").`},
+		{Name: "set_master", Sig: "set_master(bridge)", Impl: (*Link).setMasterMethod, Doc: `Attaches the link to a bridge, or detaches it with None.
 bridge is an nsh.link or the name of a bridge in the link's namespace.`},
-		{Name: "delete", Sig: "delete()", Doc: "Deletes the link now (both ends, for a veth)."},
-		{Name: "persist", Sig: "persist()", Doc: `Keeps the link after the run (both ends, for a veth).
+		{Name: "delete", Sig: "delete()", Impl: (*Link).deleteMethod, Doc: "Deletes the link now (both ends, for a veth)."},
+		{Name: "persist", Sig: "persist()", Impl: (*Link).persistMethod, Doc: `Keeps the link after the run (both ends, for a veth).
 It still goes away with its namespace if that namespace dies. Links nsh
 did not create (found with link()) are never deleted by nsh anyway.`},
-		{Name: "netem", Sig: "netem(delay=None, jitter=None, loss=None, rate=None)", Doc: netemDoc},
+		{Name: "netem", Sig: "netem(delay=None, jitter=None, loss=None, rate=None)", Impl: (*Link).netemMethod, Doc: netemDoc},
 	},
 }
 
-// AttrNames lists attributes and methods.
-func (l *Link) AttrNames() []string {
-	return []string{"add_addr", "addrs", "del_addr", "delete", "down", "index", "is_up", "kind", "mac", "master",
-		"move", "mtu", "name", "netem", "ns", "peer", "persist", "rename", "set_mac", "set_master", "set_mtu", "state", "up"}
-}
-
-type linkMethod = func(l *Link, th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error)
-
-var linkMethods = map[string]linkMethod{
-	"up":         (*Link).upMethod,
-	"down":       (*Link).downMethod,
-	"add_addr":   (*Link).addAddrMethod,
-	"del_addr":   (*Link).delAddrMethod,
-	"move":       (*Link).moveMethod,
-	"rename":     (*Link).renameMethod,
-	"set_mtu":    (*Link).setMTUMethod,
-	"set_mac":    (*Link).setMACMethod,
-	"set_master": (*Link).setMasterMethod,
-	"delete":     (*Link).deleteMethod,
-	"persist":    (*Link).persistMethod,
-	"netem":      (*Link).netemMethod,
-}
-
-// Attr returns an attribute or a bound method.
-func (l *Link) Attr(name string) (starlark.Value, error) {
-	if m, ok := linkMethods[name]; ok {
-		impl := m
-		return doc.NewBuiltin(name, func(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
-			return impl(l, th, fn, args, kw)
-		}).BindReceiver(l), nil
-	}
-	ns, idx, nm := l.where()
-	switch name {
-	case "name":
-		return starlark.String(nm), nil
-	case "index":
-		return starlark.MakeInt(idx), nil
-	case "ns":
-		return &Namespace{ns: ns, st: l.st}, nil
-	case "peer":
-		if l.peer == nil {
-			return starlark.None, nil
+// fetched is the getter of an attribute read from the kernel each time.
+func fetched(get func(h *nlhandle.Handle, nl netlink.Link) (starlark.Value, error)) func(*Link) (starlark.Value, error) {
+	return func(l *Link) (starlark.Value, error) {
+		h, nl, err := l.fetch()
+		if err != nil {
+			return nil, err
 		}
-		return l.peer, nil
+		return get(h, nl)
 	}
-	if name == "state" || name == "addrs" {
-		// As they are once the carrier of links brought up has applied.
+}
+
+// whenReady reads an attribute as it is once the carrier of the links brought
+// up has applied (state, addrs).
+func whenReady(get func(*Link) (starlark.Value, error)) func(*Link) (starlark.Value, error) {
+	return func(l *Link) (starlark.Value, error) {
 		if err := l.st.makeReady(); err != nil {
 			return nil, err
 		}
+		return get(l)
 	}
-	h, nl, err := l.fetch()
-	if err != nil {
-		return nil, err
-	}
-	a := nl.Attrs()
-	switch name {
-	case "kind":
-		return starlark.String(nl.Type()), nil
-	case "mac":
-		return starlark.String(a.HardwareAddr.String()), nil
-	case "mtu":
-		return starlark.MakeInt(a.MTU), nil
-	case "state":
-		return starlark.String(strings.ToLower(a.OperState.String())), nil
-	case "is_up":
-		return starlark.Bool(a.Flags&net.FlagUp != 0), nil
-	case "master":
-		if a.MasterIndex == 0 {
-			return starlark.None, nil
-		}
-		m, err := h.LinkByIndex(a.MasterIndex)
-		if err != nil {
-			return nil, nserr.New("link show", fmt.Sprintf("master %d of %q", a.MasterIndex, a.Name), err)
-		}
-		return starlark.String(m.Attrs().Name), nil
-	case "addrs":
-		addrs, err := h.AddrList(nl, netlink.FAMILY_ALL)
-		if err != nil {
-			return nil, nserr.New("addr show", fmt.Sprintf("dev %q", a.Name), err)
-		}
-		out := make([]starlark.Value, len(addrs))
-		for i, ad := range addrs {
-			out[i] = starlark.String(ad.IPNet.String())
-		}
-		return starlark.NewList(out), nil
-	}
-	return nil, nil
 }
+
+// AttrNames lists attributes and methods.
+func (l *Link) AttrNames() []string { return linkType.AttrNames() }
+
+// Attr returns an attribute or a bound method.
+func (l *Link) Attr(name string) (starlark.Value, error) { return linkType.Attr(l, name) }
 
 // fetch reads the link from the kernel by index, checking it is still the
 // link this value stands for (same name), so a stale value never acts on

@@ -20,7 +20,7 @@ import (
 func mountTable() doc.Table {
 	return doc.Table{
 		Funcs: []doc.Func{
-			{Name: "mount", Sig: `mount(source, target, fstype="", options="", bind=False, recursive=False, readonly=False, propagation=None, mkdir=False, root=None, persist=False)`,
+			{Name: "mount", Sig: `mount(source=None, target=None, fstype="", options="", bind=False, recursive=False, readonly=False, propagation=None, mkdir=False, root=None, persist=False)`,
 				Impl: mountBuiltin, Doc: `Mounts in the current context's mount namespace; returns the new nsh.mount.
 A filesystem:      mount("tmpfs", "/mnt/x", "tmpfs", "size=10m,mode=755")
                    proc, sysfs, tmpfs, devpts, mqueue, cgroup2, overlay
@@ -72,35 +72,50 @@ every process started in the context sees new_root as "/". nsh's builtins
 reach /proc through nsh's own; processes started there need one mounted
 (mount("proc", "/proc", "proc", mkdir=True)).`},
 		},
-		Types: []doc.Type{mountType},
+		Types: []doc.Type{mountType.Type()},
 	}
 }
 
-var mountType = doc.Type{
+var mountType = doc.Members[*Mount]{
 	Name: "nsh.mount",
 	Doc: `One mount, from /proc/PID/mountinfo (str() reads like mount(8)'s listing:
 "tmpfs on /mnt/x type tmpfs (rw,relatime) shared:12"). A snapshot: call
 mounts() again to see changes. Two values of the same mount (namespace and
 id) compare equal, so m in mounts() tells whether m is still mounted.`,
-	Attrs: []doc.Attr{
-		{Name: "id", Doc: "mount id"},
-		{Name: "parent", Doc: "mount id of the parent mount"},
-		{Name: "source", Doc: `the mounted source ("tmpfs", "/dev/vda", "overlay")`},
-		{Name: "target", Doc: "the mount point, as seen from the namespace's root"},
-		{Name: "root", Doc: "the directory of the filesystem mounted there (not / for binds of subdirectories)"},
-		{Name: "fstype", Doc: `filesystem type ("ext4", "tmpfs", "fuse.sshfs")`},
-		{Name: "options", Doc: `per-mount options ("rw,nosuid,relatime")`},
-		{Name: "super_options", Doc: "per-superblock options (size=, lowerdir=, ...)"},
-		{Name: "propagation", Doc: `"shared", "slave", "shared+slave", "private" or "unbindable"`},
-		{Name: "shared", Doc: "peer group id when shared, else None"},
-		{Name: "master", Doc: "peer group this slave receives from, else None"},
-		{Name: "ns", Doc: "the mount namespace (nsh.namespace)"},
+	Attrs: []doc.AttrOf[*Mount]{
+		{Name: "id", Doc: "mount id", Get: func(m *Mount) (starlark.Value, error) { return starlark.MakeInt(m.e.ID), nil }},
+		{Name: "parent", Doc: "mount id of the parent mount", Get: func(m *Mount) (starlark.Value, error) { return starlark.MakeInt(m.e.Parent), nil }},
+		{Name: "source", Doc: `the mounted source ("tmpfs", "/dev/vda", "overlay")`,
+			Get: func(m *Mount) (starlark.Value, error) { return starlark.String(m.e.Source), nil }},
+		{Name: "target", Doc: "the mount point, as seen from the namespace's root",
+			Get: func(m *Mount) (starlark.Value, error) { return starlark.String(m.e.Target), nil }},
+		{Name: "root", Doc: "the directory of the filesystem mounted there (not / for binds of subdirectories)",
+			Get: func(m *Mount) (starlark.Value, error) { return starlark.String(m.e.Root), nil }},
+		{Name: "fstype", Doc: `filesystem type ("ext4", "tmpfs", "fuse.sshfs")`,
+			Get: func(m *Mount) (starlark.Value, error) { return starlark.String(m.e.FSType), nil }},
+		{Name: "options", Doc: `per-mount options ("rw,nosuid,relatime")`,
+			Get: func(m *Mount) (starlark.Value, error) { return starlark.String(m.e.Options), nil }},
+		{Name: "super_options", Doc: "per-superblock options (size=, lowerdir=, ...)",
+			Get: func(m *Mount) (starlark.Value, error) { return starlark.String(m.e.SuperOptions), nil }},
+		{Name: "propagation", Doc: `"shared", "slave", "shared+slave", "private" or "unbindable"`,
+			Get: func(m *Mount) (starlark.Value, error) { return starlark.String(m.e.Propagation()), nil }},
+		{Name: "shared", Doc: "peer group id when shared, else None", Get: func(m *Mount) (starlark.Value, error) { return optInt(m.e.Shared), nil }},
+		{Name: "master", Doc: "peer group this slave receives from, else None", Get: func(m *Mount) (starlark.Value, error) { return optInt(m.e.Master), nil }},
+		{Name: "ns", Doc: "the mount namespace (nsh.namespace)", Get: func(m *Mount) (starlark.Value, error) { return &Namespace{ns: m.ns, st: m.st}, nil }},
 	},
-	Methods: []doc.Func{
-		{Name: "persist", Sig: "persist()", Doc: `Keeps a mount made in nsh's initial mount namespace after the run; returns the mount.
+	Methods: []doc.MethodOf[*Mount]{
+		{Name: "persist", Sig: "persist()", Impl: (*Mount).persist, Doc: `Keeps a mount made in nsh's initial mount namespace after the run; returns the mount.
 A mount in a namespace the run created lives as long as that namespace,
 whatever persist says.`},
 	},
+}
+
+// optInt is a peer group id: None for 0.
+func optInt(v int) starlark.Value {
+	if v == 0 {
+		return starlark.None
+	}
+	return starlark.MakeInt(v)
 }
 
 // Mount is the Starlark value of one mountinfo entry.
@@ -158,49 +173,11 @@ func (m *Mount) Truth() starlark.Bool { return true }
 // Hash hashes the mount id.
 func (m *Mount) Hash() (uint32, error) { return uint32(m.e.ID), nil }
 
-// AttrNames lists the attributes.
-func (m *Mount) AttrNames() []string {
-	return []string{"fstype", "id", "master", "ns", "options", "parent", "persist", "propagation", "root", "shared", "source", "super_options", "target"}
-}
+// AttrNames lists the attributes and methods.
+func (m *Mount) AttrNames() []string { return mountType.AttrNames() }
 
-// Attr returns an attribute.
-func (m *Mount) Attr(name string) (starlark.Value, error) {
-	optInt := func(v int) starlark.Value {
-		if v == 0 {
-			return starlark.None
-		}
-		return starlark.MakeInt(v)
-	}
-	switch name {
-	case "id":
-		return starlark.MakeInt(m.e.ID), nil
-	case "parent":
-		return starlark.MakeInt(m.e.Parent), nil
-	case "source":
-		return starlark.String(m.e.Source), nil
-	case "target":
-		return starlark.String(m.e.Target), nil
-	case "root":
-		return starlark.String(m.e.Root), nil
-	case "fstype":
-		return starlark.String(m.e.FSType), nil
-	case "options":
-		return starlark.String(m.e.Options), nil
-	case "super_options":
-		return starlark.String(m.e.SuperOptions), nil
-	case "propagation":
-		return starlark.String(m.e.Propagation()), nil
-	case "shared":
-		return optInt(m.e.Shared), nil
-	case "master":
-		return optInt(m.e.Master), nil
-	case "ns":
-		return &Namespace{ns: m.ns, st: m.st}, nil
-	case "persist":
-		return doc.NewBuiltin("persist", m.persist).BindReceiver(m), nil
-	}
-	return nil, nil
-}
+// Attr returns an attribute or a bound method.
+func (m *Mount) Attr(name string) (starlark.Value, error) { return mountType.Attr(m, name) }
 
 func (m *Mount) persist(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	if err := starlark.UnpackArgs(fn.Name(), args, kwargs); err != nil {

@@ -79,7 +79,7 @@ ns is a target as for setns(); default the current context.`},
 			{Name: "domainname", Sig: "domainname(name=None, ns=None)", Impl: utsBuiltin(false), Doc: `Returns, or sets when name is given, the NIS domain name of a UTS namespace.
 ns is a target as for setns(); default the current context.`},
 		},
-		Types:  []doc.Type{namespaceType, namespacesType},
+		Types:  []doc.Type{namespaceType.Type(), namespacesType.Type()},
 		Consts: consts,
 		Topic: map[string]string{
 			"kinds": `Namespace kinds: mnt, uts, ipc, pid, net, user, cgroup, time (the names in

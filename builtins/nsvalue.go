@@ -54,7 +54,7 @@ func (n *Namespace) CompareSameType(op syntax.Token, y starlark.Value, depth int
 	return false, fmt.Errorf("%s %s %s not supported", n.Type(), op, y.Type())
 }
 
-var namespaceType = doc.Type{
+var namespaceType = doc.Members[*Namespace]{
 	Name: "nsh.namespace",
 	Doc: `One namespace, held open by the run (str() is the kernel's notation, net:[4026531840]).
 Two values of the same namespace compare equal. The run holds a namespace
@@ -63,17 +63,30 @@ list), the current context or a saved one, a link, mount or process in it;
 then it lets it go. A namespace nsh created lives as long as the run holds
 it or something else keeps it alive: a process inside it, or a bind mount
 made with persist().`,
-	Attrs: []doc.Attr{
-		{Name: "kind", Doc: `"mnt", "uts", "ipc", "pid", "net", "user", "cgroup" or "time"`},
-		{Name: "inode", Doc: "the namespace's inode number (as in /proc/PID/ns/KIND)"},
-		{Name: "dev", Doc: "device number of the nsfs the inode lives on"},
-		{Name: "name", Doc: "the ip-netns name of a net namespace opened or created by name, else None"},
-		{Name: "initial", Doc: "True if this is the namespace of its kind nsh was started in"},
+	Attrs: []doc.AttrOf[*Namespace]{
+		{Name: "kind", Doc: `"mnt", "uts", "ipc", "pid", "net", "user", "cgroup" or "time"`,
+			Get: func(n *Namespace) (starlark.Value, error) { return starlark.String(n.ns.Kind.Name), nil }},
+		{Name: "inode", Doc: "the namespace's inode number (as in /proc/PID/ns/KIND)",
+			Get: func(n *Namespace) (starlark.Value, error) { return starlark.MakeUint64(n.ns.Ino), nil }},
+		{Name: "dev", Doc: "device number of the nsfs the inode lives on",
+			Get: func(n *Namespace) (starlark.Value, error) { return starlark.MakeUint64(n.ns.Dev), nil }},
+		{Name: "name", Doc: "the ip-netns name of a net namespace opened or created by name, else None",
+			Get: func(n *Namespace) (starlark.Value, error) {
+				if s := n.st.nameOf(n.ns); s != "" {
+					return starlark.String(s), nil
+				}
+				return starlark.None, nil
+			}},
+		{Name: "initial", Doc: "True if this is the namespace of its kind nsh was started in",
+			Get: func(n *Namespace) (starlark.Value, error) {
+				return starlark.Bool(nsctx.Same(n.ns, n.st.tab.Initial.Get(n.ns.Kind.Name))), nil
+			}},
 		{Name: "owner", Doc: `the user namespace that owns it (for a user namespace, its parent);
-None when that is outside nsh's reach (e.g. the host's, seen from rootless nsh)`},
+None when that is outside nsh's reach (e.g. the host's, seen from rootless nsh)`,
+			Get: (*Namespace).owner},
 	},
-	Methods: []doc.Func{
-		{Name: "persist", Sig: "persist(path)", Doc: `Bind-mounts the namespace on path so it outlives the script, like
+	Methods: []doc.MethodOf[*Namespace]{
+		{Name: "persist", Sig: "persist(path)", Impl: (*Namespace).persist, Doc: `Bind-mounts the namespace on path so it outlives the script, like
 unshare --net=FILE. The file is created if missing. The bind mount is made in
 the current context's mount namespace and is not undone at the end of the
 run; remove it with umount(path). The parent mount of path must not be
@@ -82,34 +95,11 @@ are their own mount work.`},
 	},
 }
 
-// AttrNames lists the attributes.
-func (n *Namespace) AttrNames() []string {
-	return []string{"dev", "initial", "inode", "kind", "name", "owner", "persist"}
-}
+// AttrNames lists the attributes and methods.
+func (n *Namespace) AttrNames() []string { return namespaceType.AttrNames() }
 
-// Attr returns an attribute.
-func (n *Namespace) Attr(name string) (starlark.Value, error) {
-	switch name {
-	case "kind":
-		return starlark.String(n.ns.Kind.Name), nil
-	case "inode":
-		return starlark.MakeUint64(n.ns.Ino), nil
-	case "dev":
-		return starlark.MakeUint64(n.ns.Dev), nil
-	case "name":
-		if s := n.st.nameOf(n.ns); s != "" {
-			return starlark.String(s), nil
-		}
-		return starlark.None, nil
-	case "initial":
-		return starlark.Bool(nsctx.Same(n.ns, n.st.tab.Initial.Get(n.ns.Kind.Name))), nil
-	case "persist":
-		return doc.NewBuiltin("persist", n.persist).BindReceiver(n), nil
-	case "owner":
-		return n.owner()
-	}
-	return nil, nil
-}
+// Attr returns an attribute or a bound method.
+func (n *Namespace) Attr(name string) (starlark.Value, error) { return namespaceType.Attr(n, name) }
 
 // owner opens the owning user namespace (NS_GET_USERNS).
 func (n *Namespace) owner() (starlark.Value, error) {
@@ -185,38 +175,41 @@ func (n *Namespaces) CompareSameType(op syntax.Token, y starlark.Value, depth in
 	return false, fmt.Errorf("%s %s %s not supported", n.Type(), op, y.Type())
 }
 
-var namespacesType = doc.Type{
+var namespacesType = doc.Members[*Namespaces]{
 	Name: "nsh.namespaces",
 	Doc: `A context: one namespace of each kind, as returned by namespaces(), unshare()
 and setns(). Its attributes are the eight kinds. str() lists the kinds that
 differ from the namespaces nsh started in. For pid and time, the namespace is
 the one new processes are started in (pid_for_children, time_for_children).`,
-	Attrs: []doc.Attr{
-		{Name: "mnt", Doc: "mount namespace"}, {Name: "uts", Doc: "hostname/domainname"}, {Name: "ipc", Doc: "SysV IPC and POSIX message queues"},
-		{Name: "pid", Doc: "PID namespace of new processes"}, {Name: "net", Doc: "network namespace"}, {Name: "user", Doc: "user namespace"},
-		{Name: "cgroup", Doc: "cgroup namespace"}, {Name: "time", Doc: "time namespace of new processes"},
-		{Name: "changed", Doc: "list of the kinds that differ from the namespaces nsh started in"},
+	Attrs: []doc.AttrOf[*Namespaces]{
+		kindAttr("mnt", "mount namespace"), kindAttr("uts", "hostname/domainname"), kindAttr("ipc", "SysV IPC and POSIX message queues"),
+		kindAttr("pid", "PID namespace of new processes"), kindAttr("net", "network namespace"), kindAttr("user", "user namespace"),
+		kindAttr("cgroup", "cgroup namespace"), kindAttr("time", "time namespace of new processes"),
+		{Name: "changed", Doc: "list of the kinds that differ from the namespaces nsh started in",
+			Get: func(n *Namespaces) (starlark.Value, error) {
+				var out []starlark.Value
+				for i, k := range nsthread.Kinds {
+					if !nsctx.Same(n.ctx[i], n.st.tab.Initial[i]) {
+						out = append(out, starlark.String(k.Name))
+					}
+				}
+				return starlark.NewList(out), nil
+			}},
 	},
 }
 
-// AttrNames lists the kinds.
-func (n *Namespaces) AttrNames() []string {
-	return []string{"cgroup", "changed", "ipc", "mnt", "net", "pid", "time", "user", "uts"}
+// kindAttr is the attribute of a context that is its namespace of a kind.
+func kindAttr(kind, text string) doc.AttrOf[*Namespaces] {
+	return doc.AttrOf[*Namespaces]{Name: kind, Doc: text, Get: func(n *Namespaces) (starlark.Value, error) {
+		if ns := n.ctx.Get(kind); ns != nil {
+			return &Namespace{ns: ns, st: n.st}, nil
+		}
+		return nil, nil
+	}}
 }
 
-// Attr returns the namespace of a kind.
-func (n *Namespaces) Attr(name string) (starlark.Value, error) {
-	if name == "changed" {
-		var out []starlark.Value
-		for i, k := range nsthread.Kinds {
-			if !nsctx.Same(n.ctx[i], n.st.tab.Initial[i]) {
-				out = append(out, starlark.String(k.Name))
-			}
-		}
-		return starlark.NewList(out), nil
-	}
-	if ns := n.ctx.Get(name); ns != nil {
-		return &Namespace{ns: ns, st: n.st}, nil
-	}
-	return nil, nil
-}
+// AttrNames lists the kinds and changed.
+func (n *Namespaces) AttrNames() []string { return namespacesType.AttrNames() }
+
+// Attr returns the namespace of a kind, or changed.
+func (n *Namespaces) Attr(name string) (starlark.Value, error) { return namespacesType.Attr(n, name) }

@@ -33,24 +33,22 @@ lost reply is not an error: check .ok (True when every request was
 answered). Needs CAP_NET_RAW in the namespace.
 Example: r = ping("10.0.0.2", ns=red, count=3); print(r)`},
 		},
-		Types: []doc.Type{{
-			Name: "nsh.ping",
-			Doc: `The result of ping().
-str() reads like ping's summary: "10.0.0.2: 3/3 replies, rtt min/avg/max
-0.031/0.045/0.067 ms".`,
-			Attrs: []doc.Attr{
-				{Name: "addr", Doc: "the address pinged"},
-				{Name: "sent", Doc: "requests sent"},
-				{Name: "received", Doc: "replies received"},
-				{Name: "rtts", Doc: "round-trip times of the replies, in milliseconds (floats)"},
-				{Name: "ok", Doc: "True when every request got its reply"},
-				{Name: "min", Doc: "shortest rtt in ms (None without replies)"},
-				{Name: "avg", Doc: "mean rtt in ms (None without replies)"},
-				{Name: "max", Doc: "longest rtt in ms (None without replies)"},
-			},
-		}},
+		Types: []doc.Type{pingType.Type()},
 	}
 }
+
+var pingType = recordType("nsh.ping", `The result of ping().
+str() reads like ping's summary: "10.0.0.2: 3/3 replies, rtt min/avg/max
+0.031/0.045/0.067 ms".`, []doc.Attr{
+	{Name: "addr", Doc: "the address pinged"},
+	{Name: "sent", Doc: "requests sent"},
+	{Name: "received", Doc: "replies received"},
+	{Name: "rtts", Doc: "round-trip times of the replies, in milliseconds (floats)"},
+	{Name: "ok", Doc: "True when every request got its reply"},
+	{Name: "min", Doc: "shortest rtt in ms (None without replies)"},
+	{Name: "avg", Doc: "mean rtt in ms (None without replies)"},
+	{Name: "max", Doc: "longest rtt in ms (None without replies)"},
+})
 
 func pingBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var addr string
@@ -256,7 +254,7 @@ func pingResult(ip net.IP, sent int, rtts []time.Duration) *record {
 		ms[i] = starlark.Float(f)
 		lo, hi, sum = math.Min(lo, f), math.Max(hi, f), sum+f
 	}
-	r := &record{typ: "nsh.ping", fields: map[string]starlark.Value{
+	r := &record{t: &pingType, fields: map[string]starlark.Value{
 		"addr":     starlark.String(ip.String()),
 		"sent":     starlark.MakeInt(sent),
 		"received": starlark.MakeInt(len(rtts)),

@@ -110,7 +110,7 @@ Each has ns (inode), type (kind), nprocs, pid (the lowest pid in it),
 uid (of that process) and command. kind limits the list to one kind. Only
 namespaces that some process is in are found.`},
 		},
-		Types: []doc.Type{processType},
+		Types: []doc.Type{processType.Type()},
 		Topic: map[string]string{
 			"processes": `Processes: clone() starts one in new namespaces, run() runs one to its end
 in the current context, spawn() starts one in the background. All start in
@@ -125,31 +125,57 @@ per stream by default).`,
 	}
 }
 
-var processType = doc.Type{
+var processType = doc.Members[*Process]{
 	Name: "nsh.process",
 	Doc: `A process started by clone(), run() or spawn(). str() shows its pid and argv.
 It can be a target of setns() and namespaces() while it runs.`,
-	Attrs: []doc.Attr{
-		{Name: "pid", Doc: "its pid (in nsh's PID namespace)"},
-		{Name: "argv", Doc: "the command as a list"},
-		{Name: "ns", Doc: "its namespaces (nsh.namespaces); only while it runs"},
-		{Name: "code", Doc: "exit code, 128+N if killed by signal N, None while it runs"},
-		{Name: "ok", Doc: "True if it exited with code 0"},
-		{Name: "running", Doc: "True until it has exited"},
-		{Name: "paused", Doc: "True while a clone(..., paused=True) waits for resume()"},
-		{Name: "stdout", Doc: "captured standard output (a string), or None if not captured"},
-		{Name: "stderr", Doc: "captured standard error (a string), or None if not captured"},
-		{Name: "stdout_truncated", Doc: "True if captured stdout was cut at max_output"},
-		{Name: "stderr_truncated", Doc: "True if captured stderr was cut at max_output"},
-		{Name: "truncated", Doc: "True if either captured stream was cut at max_output"},
+	Attrs: []doc.AttrOf[*Process]{
+		{Name: "pid", Doc: "its pid (in nsh's PID namespace)", Get: func(p *Process) (starlark.Value, error) { return starlark.MakeInt(p.pid), nil }},
+		{Name: "argv", Doc: "the command as a list", Get: func(p *Process) (starlark.Value, error) {
+			l := make([]starlark.Value, len(p.argv))
+			for i, a := range p.argv {
+				l[i] = starlark.String(a)
+			}
+			return starlark.NewList(l), nil
+		}},
+		{Name: "ns", Doc: "its namespaces (nsh.namespaces); only while it runs", Get: func(p *Process) (starlark.Value, error) {
+			c, err := p.targetContext(p.st)
+			if err != nil {
+				return nil, err
+			}
+			return &Namespaces{ctx: c, st: p.st}, nil
+		}},
+		{Name: "code", Doc: "exit code, 128+N if killed by signal N, None while it runs", Get: func(p *Process) (starlark.Value, error) {
+			if !p.isDone() {
+				return starlark.None, nil
+			}
+			return starlark.MakeInt(exitCode(p.ws)), nil
+		}},
+		{Name: "ok", Doc: "True if it exited with code 0", Get: func(p *Process) (starlark.Value, error) {
+			if !p.isDone() {
+				return starlark.None, nil
+			}
+			return starlark.Bool(p.werr == nil && exitCode(p.ws) == 0), nil
+		}},
+		{Name: "running", Doc: "True until it has exited", Get: func(p *Process) (starlark.Value, error) { return starlark.Bool(!p.isDone()), nil }},
+		{Name: "paused", Doc: "True while a clone(..., paused=True) waits for resume()", Get: func(p *Process) (starlark.Value, error) {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return starlark.Bool(!p.exited && p.child.Paused()), nil
+		}},
+		{Name: "stdout", Doc: "captured standard output (a string), or None if not captured", Get: func(p *Process) (starlark.Value, error) { return p.captured(1), nil }},
+		{Name: "stderr", Doc: "captured standard error (a string), or None if not captured", Get: func(p *Process) (starlark.Value, error) { return p.captured(2), nil }},
+		{Name: "stdout_truncated", Doc: "True if captured stdout was cut at max_output", Get: func(p *Process) (starlark.Value, error) { return p.cut(1), nil }},
+		{Name: "stderr_truncated", Doc: "True if captured stderr was cut at max_output", Get: func(p *Process) (starlark.Value, error) { return p.cut(2), nil }},
+		{Name: "truncated", Doc: "True if either captured stream was cut at max_output", Get: func(p *Process) (starlark.Value, error) { return p.cut(1, 2), nil }},
 	},
-	Methods: []doc.Func{
-		{Name: "wait", Sig: "wait(timeout=None)", Doc: `Waits for the process to exit and returns its code.
+	Methods: []doc.MethodOf[*Process]{
+		{Name: "wait", Sig: "wait(timeout=None)", Impl: (*Process).waitMethod, Doc: `Waits for the process to exit and returns its code.
 Interrupted by Ctrl-C/SIGTERM; with timeout (seconds) fails when it runs
 longer (the process keeps running).`},
-		{Name: "kill", Sig: `kill(signal="SIGTERM")`, Doc: `Sends a signal (a name like "SIGKILL" or "KILL", or a number).
+		{Name: "kill", Sig: `kill(signal="SIGTERM")`, Impl: (*Process).killMethod, Doc: `Sends a signal (a name like "SIGKILL" or "KILL", or a number).
 Signalling a process that has exited does nothing.`},
-		{Name: "resume", Sig: "resume()", Doc: `Lets a process started with clone(..., "user", paused=True) go on:
+		{Name: "resume", Sig: "resume()", Impl: (*Process).resumeMethod, Doc: `Lets a process started with clone(..., "user", paused=True) go on:
 the last step of the user-namespace handshake, after set_idmaps(). It
 returns once the process has exec'd (or fails with the step that failed,
 e.g. an unmapped process refused a mount). Without maps it runs as nobody.`},
@@ -1145,10 +1171,11 @@ func (p *Process) Truth() starlark.Bool { return true }
 // Hash hashes the pid.
 func (p *Process) Hash() (uint32, error) { return uint32(p.pid), nil }
 
-// AttrNames lists the attributes.
-func (p *Process) AttrNames() []string {
-	return []string{"argv", "code", "kill", "ns", "ok", "paused", "pid", "resume", "running", "stderr", "stderr_truncated", "stdout", "stdout_truncated", "truncated", "wait"}
-}
+// AttrNames lists the attributes and methods.
+func (p *Process) AttrNames() []string { return processType.AttrNames() }
+
+// Attr returns an attribute or a bound method.
+func (p *Process) Attr(name string) (starlark.Value, error) { return processType.Attr(p, name) }
 
 func (p *Process) isDone() bool {
 	select {
@@ -1159,66 +1186,27 @@ func (p *Process) isDone() bool {
 	}
 }
 
-// Attr returns an attribute.
-func (p *Process) Attr(name string) (starlark.Value, error) {
-	switch name {
-	case "pid":
-		return starlark.MakeInt(p.pid), nil
-	case "argv":
-		l := make([]starlark.Value, len(p.argv))
-		for i, a := range p.argv {
-			l[i] = starlark.String(a)
-		}
-		return starlark.NewList(l), nil
-	case "running":
-		return starlark.Bool(!p.isDone()), nil
-	case "paused":
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return starlark.Bool(!p.exited && p.child.Paused()), nil
-	case "resume":
-		return doc.NewBuiltin("resume", p.resumeMethod).BindReceiver(p), nil
-	case "code", "ok":
-		if !p.isDone() {
-			return starlark.None, nil
-		}
-		if name == "ok" {
-			return starlark.Bool(p.werr == nil && exitCode(p.ws) == 0), nil
-		}
-		return starlark.MakeInt(exitCode(p.ws)), nil
-	case "stdout", "stderr":
-		b := p.bufs[1]
-		if name == "stderr" {
-			b = p.bufs[2]
-		}
-		if b == nil {
-			return starlark.None, nil
-		}
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return starlark.String(b.b), nil
-	case "truncated", "stdout_truncated", "stderr_truncated":
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		cut := false
-		for i, b := range p.bufs {
-			if b != nil && b.cut && (name == "truncated" || name == [3]string{"", "stdout_truncated", "stderr_truncated"}[i]) {
-				cut = true
-			}
-		}
-		return starlark.Bool(cut), nil
-	case "ns":
-		c, err := p.targetContext(p.st)
-		if err != nil {
-			return nil, err
-		}
-		return &Namespaces{ctx: c, st: p.st}, nil
-	case "wait":
-		return doc.NewBuiltin("wait", p.waitMethod).BindReceiver(p), nil
-	case "kill":
-		return doc.NewBuiltin("kill", p.killMethod).BindReceiver(p), nil
+// captured is the output captured on fd 1 or 2, None if not captured.
+func (p *Process) captured(fd int) starlark.Value {
+	b := p.bufs[fd]
+	if b == nil {
+		return starlark.None
 	}
-	return nil, nil
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return starlark.String(b.b)
+}
+
+// cut reports whether the output captured on any of fds was cut at max_output.
+func (p *Process) cut(fds ...int) starlark.Bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, fd := range fds {
+		if b := p.bufs[fd]; b != nil && b.cut {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *Process) targetContext(st *state) (nsctx.Context, error) {

@@ -2,37 +2,43 @@ package builtins
 
 import (
 	"fmt"
-	"sort"
 
 	"go.starlark.net/starlark"
+
+	"nsh.dev/nsh/internal/doc"
 )
 
 // record is an immutable result with named fields (a ping or a transfer):
-// a dotted Type() and a String() meant for people.
+// a dotted Type() and a String() meant for people. Its type's table
+// documents the fields.
 type record struct {
-	typ    string
+	t      *doc.Members[*record]
 	str    string
 	fields map[string]starlark.Value
 }
 
 var _ starlark.HasAttrs = (*record)(nil)
 
+// recordType is the table of a record type whose attributes are the
+// fields, documented in order.
+func recordType(name, text string, fields []doc.Attr) doc.Members[*record] {
+	t := doc.Members[*record]{Name: name, Doc: text}
+	for _, f := range fields {
+		t.Attrs = append(t.Attrs, doc.AttrOf[*record]{Name: f.Name, Doc: f.Doc,
+			Get: func(r *record) (starlark.Value, error) { return r.fields[f.Name], nil }})
+	}
+	return t
+}
+
 func (r *record) String() string        { return r.str }
-func (r *record) Type() string          { return r.typ }
+func (r *record) Type() string          { return r.t.Name }
 func (r *record) Freeze()               {}
 func (r *record) Truth() starlark.Bool  { return true }
-func (r *record) Hash() (uint32, error) { return 0, fmt.Errorf("unhashable: %s", r.typ) }
+func (r *record) Hash() (uint32, error) { return 0, fmt.Errorf("unhashable: %s", r.t.Name) }
 
-func (r *record) Attr(name string) (starlark.Value, error) { return r.fields[name], nil }
+func (r *record) Attr(name string) (starlark.Value, error) { return r.t.Attr(r, name) }
 
-func (r *record) AttrNames() []string {
-	names := make([]string, 0, len(r.fields))
-	for k := range r.fields {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return names
-}
+func (r *record) AttrNames() []string { return r.t.AttrNames() }
 
 // number is a float argument that also accepts an int (UnpackArgs's
 // *starlark.Float does not).

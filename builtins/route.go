@@ -30,7 +30,7 @@ Example: route("default", via="10.0.1.1", ns=h1)`},
 			{Name: "routes", Sig: "routes(ns=None)", Impl: routesBuiltin, Doc: `Lists the routes of a network namespace's main table (IPv4 and IPv6).
 Returns nsh.route values, like "ip route; ip -6 route".`},
 		},
-		Types: []doc.Type{routeType},
+		Types: []doc.Type{routeType.Type()},
 	}
 }
 
@@ -43,19 +43,34 @@ type Route struct {
 	entry *lifecycle.Entry
 }
 
-var routeType = doc.Type{
+var routeType = doc.Members[*Route]{
 	Name: "nsh.route",
 	Doc: `A route of a main routing table.
 str() reads like "ip route": "10.0.2.0/24 via 10.0.1.1 dev h1-eth0".`,
-	Attrs: []doc.Attr{
-		{Name: "dst", Doc: `destination CIDR, or "default"`},
-		{Name: "via", Doc: "gateway address, or None"},
-		{Name: "dev", Doc: "name of the outgoing link, or None"},
-		{Name: "ns", Doc: "its network namespace"},
-		{Name: "family", Doc: `"ipv4" or "ipv6"`},
+	Attrs: []doc.AttrOf[*Route]{
+		{Name: "dst", Doc: `destination CIDR, or "default"`, Get: func(r *Route) (starlark.Value, error) { return starlark.String(r.dst()), nil }},
+		{Name: "via", Doc: "gateway address, or None", Get: func(r *Route) (starlark.Value, error) {
+			if r.r.Gw == nil {
+				return starlark.None, nil
+			}
+			return starlark.String(r.r.Gw.String()), nil
+		}},
+		{Name: "dev", Doc: "name of the outgoing link, or None", Get: func(r *Route) (starlark.Value, error) {
+			if r.dev == "" {
+				return starlark.None, nil
+			}
+			return starlark.String(r.dev), nil
+		}},
+		{Name: "ns", Doc: "its network namespace", Get: func(r *Route) (starlark.Value, error) { return &Namespace{ns: r.ns, st: r.st}, nil }},
+		{Name: "family", Doc: `"ipv4" or "ipv6"`, Get: func(r *Route) (starlark.Value, error) {
+			if r.r.Family == netlink.FAMILY_V6 {
+				return starlark.String("ipv6"), nil
+			}
+			return starlark.String("ipv4"), nil
+		}},
 	},
-	Methods: []doc.Func{
-		{Name: "delete", Sig: "delete()", Doc: "Removes the route now."},
+	Methods: []doc.MethodOf[*Route]{
+		{Name: "delete", Sig: "delete()", Impl: (*Route).deleteMethod, Doc: "Removes the route now."},
 	},
 }
 
@@ -94,35 +109,10 @@ func (r *Route) Truth() starlark.Bool { return true }
 func (r *Route) Hash() (uint32, error) { return 0, fmt.Errorf("unhashable: nsh.route") }
 
 // AttrNames lists attributes and methods.
-func (r *Route) AttrNames() []string { return []string{"delete", "dev", "dst", "family", "ns", "via"} }
+func (r *Route) AttrNames() []string { return routeType.AttrNames() }
 
-// Attr returns an attribute.
-func (r *Route) Attr(name string) (starlark.Value, error) {
-	switch name {
-	case "dst":
-		return starlark.String(r.dst()), nil
-	case "via":
-		if r.r.Gw == nil {
-			return starlark.None, nil
-		}
-		return starlark.String(r.r.Gw.String()), nil
-	case "dev":
-		if r.dev == "" {
-			return starlark.None, nil
-		}
-		return starlark.String(r.dev), nil
-	case "ns":
-		return &Namespace{ns: r.ns, st: r.st}, nil
-	case "family":
-		if r.r.Family == netlink.FAMILY_V6 {
-			return starlark.String("ipv6"), nil
-		}
-		return starlark.String("ipv4"), nil
-	case "delete":
-		return doc.NewBuiltin("delete", r.deleteMethod).BindReceiver(r), nil
-	}
-	return nil, nil
-}
+// Attr returns an attribute or a bound method.
+func (r *Route) Attr(name string) (starlark.Value, error) { return routeType.Attr(r, name) }
 
 func (r *Route) deleteMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
 	if err := starlark.UnpackArgs(fn.Name(), args, kw); err != nil {

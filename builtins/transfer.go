@@ -25,19 +25,17 @@ namespaces (targets as for setns(); ns defaults to the current context),
 so no external tool is involved. The time runs from the connection to the last byte read by the receiver.
 Example: r = transfer("10.0.0.2", blue, ns=red, size=2 << 20); print(r.mbit)`},
 		},
-		Types: []doc.Type{{
-			Name: "nsh.transfer",
-			Doc: `The result of transfer().
-str() reads "2097152 bytes in 0.84 s: 19.9 Mbit/s".`,
-			Attrs: []doc.Attr{
-				{Name: "bytes", Doc: "bytes received"},
-				{Name: "seconds", Doc: "elapsed time (float)"},
-				{Name: "bps", Doc: "throughput in bits per second (float)"},
-				{Name: "mbit", Doc: "throughput in Mbit/s (float)"},
-			},
-		}},
+		Types: []doc.Type{transferType.Type()},
 	}
 }
+
+var transferType = recordType("nsh.transfer", `The result of transfer().
+str() reads "2097152 bytes in 0.84 s: 19.9 Mbit/s".`, []doc.Attr{
+	{Name: "bytes", Doc: "bytes received"},
+	{Name: "seconds", Doc: "elapsed time (float)"},
+	{Name: "bps", Doc: "throughput in bits per second (float)"},
+	{Name: "mbit", Doc: "throughput in Mbit/s (float)"},
+})
 
 func transferBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var addr string
@@ -77,7 +75,7 @@ func transferBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tu
 		return nil, err
 	}
 	bps := float64(n) * 8 / d.Seconds()
-	return &record{typ: "nsh.transfer",
+	return &record{t: &transferType,
 		str: fmt.Sprintf("%d bytes in %.2f s: %.1f Mbit/s", n, d.Seconds(), bps/1e6),
 		fields: map[string]starlark.Value{
 			"bytes":   starlark.MakeInt64(n),

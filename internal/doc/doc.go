@@ -20,7 +20,7 @@ type Func struct {
 	Name string // name as called from Starlark
 	Sig  string // signature line, e.g. "veth(name, peer, ns=None)"
 	Doc  string // help text: first line a summary, then details
-	Impl Impl   // nil for methods documented here but bound elsewhere
+	Impl Impl   // nil for methods: their type's Members table binds them
 }
 
 // Type describes a Starlark type that wraps a kernel object.
@@ -28,7 +28,7 @@ type Type struct {
 	Name    string // the Type() string, e.g. "nsh.link"
 	Doc     string
 	Attrs   []Attr // plain attributes
-	Methods []Func // methods; their Impl may be nil (bound by the value)
+	Methods []Func // methods, with a nil Impl (see Members)
 }
 
 // Attr describes a plain attribute of a type.
