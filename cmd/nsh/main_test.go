@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -895,7 +896,13 @@ func TestItem5MemoryLimitCancelsScript(t *testing.T) {
 		"s = set()\nfor i in range(1<<62):\n    s.add(i)\n",
 	} {
 		_, stderr, code := nsh(t, "", "--max-memory", "96MiB", "-c", script)
-		crashFree(t, script, stderr, code, "-c:3:", "memory limit of 96 MiB exceeded (nsh --max-memory)")
+		crashFree(t, script, stderr, code, "memory limit of 96 MiB exceeded (nsh --max-memory)")
+		// The error names a line of the script: the position of the
+		// instruction at which the interpreter noticed the cancellation
+		// (line 3 mostly, line 1 seen once under load).
+		if !regexp.MustCompile(`(?m)^-c:[123]:[0-9]+: `).MatchString(stderr) {
+			t.Errorf("%q: the error names no line of the script: %.300s", script, stderr)
+		}
 	}
 	// A builtin that never sees the cancellation (it iterates a range to
 	// its end) and allocates on ends nsh with status 1 and a word on the
