@@ -22,6 +22,7 @@ import (
 	"go.starlark.net/starlarkstruct"
 	"go.starlark.net/syntax"
 
+	"nsh.dev/nsh/internal/change"
 	"nsh.dev/nsh/internal/doc"
 	"nsh.dev/nsh/internal/lifecycle"
 )
@@ -61,6 +62,9 @@ type Config struct {
 	// a builtin that does not see the cancellation goes on allocating.
 	// nsh exits there; without it the run waits for the builtin.
 	Abort func(msg string)
+	// Trace, if set, receives each kernel change a run makes as it is
+	// made, and each undo at teardown (nsh -x; see internal/change).
+	Trace io.Writer
 }
 
 // Interp is a configured interpreter; each script run is a Run.
@@ -171,6 +175,9 @@ func (in *Interp) NewRun(root string, argv []string) *Run {
 		done:     make(chan struct{}),
 	}
 	r.Registry.OnGuard(r.handleSignals)
+	if in.cfg.Trace != nil {
+		change.Trace(r.Registry, in.cfg.Trace)
+	}
 	if in.cfg.MaxMemory > 0 {
 		r.watchMemory(in.cfg.MaxMemory)
 	}

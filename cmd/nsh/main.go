@@ -52,6 +52,10 @@ that says so.
 
 flags:
   -c CODE        run CODE instead of a file
+  -x             print each kernel change on stderr as it is made, as the
+                 equivalent command with the script line that made it
+                 ("+ two.star:12: ip -n red addr add 10.0.0.1/24 dev a"),
+                 and each undo at teardown ("- ip -n red link del a")
   -i             after the script (or -c CODE) ends, stay in the REPL with
                  everything it built still alive; leaving the REPL tears it down
   --rootless     enter a new user namespace first (mapped to root inside),
@@ -76,6 +80,7 @@ type options struct {
 	maxSteps    uint64
 	code        *string
 	interactive bool
+	trace       bool
 	script      string
 	args        []string
 }
@@ -98,8 +103,12 @@ func run(args []string) int {
 	if outer, code := rootless.Enter(opts.rootless); outer {
 		return code
 	}
-	in := interp.New(interp.Config{Builtins: builtins.Table(), Prompt: builtins.Prompt,
-		MaxMemory: opts.maxMemory, MaxSteps: opts.maxSteps, Abort: abort})
+	cfg := interp.Config{Builtins: builtins.Table(), Prompt: builtins.Prompt,
+		MaxMemory: opts.maxMemory, MaxSteps: opts.maxSteps, Abort: abort}
+	if opts.trace {
+		cfg.Trace = os.Stderr
+	}
+	in := interp.New(cfg)
 
 	var src any
 	var name string
@@ -197,6 +206,8 @@ func parseArgs(args []string) (opts options, code int, done bool) {
 			return opts, 0, true
 		case a == "-i":
 			opts.interactive = true
+		case a == "-x":
+			opts.trace = true
 		case a == "--rootless":
 			opts.rootless = rootless.On
 		case a == "--no-rootless":
