@@ -52,8 +52,8 @@ func TestTraceTwoNetnsPing(t *testing.T) {
 	}
 }
 
-// nsh -x names named namespaces with ip -n, traces routes, link
-// settings and sysctl writes, and marks the undos of teardown with "-".
+// nsh -x names named namespaces with ip -n, traces routes, link settings,
+// sysctl writes and hostnames, and marks the undos of teardown with "-".
 func TestTraceTeardown(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
@@ -72,6 +72,8 @@ y.add_addr("10.77.0.2/24")
 y.up()
 route("default", via="10.77.0.1", dev=y)
 sysctl("net.ipv4.ip_forward", 1, ns=b)
+unshare("uts")
+hostname("box")
 `), 0o644)
 	if err != nil {
 		t.Fatal(err)
@@ -95,6 +97,7 @@ sysctl("net.ipv4.ip_forward", 1, ns=b)
 		at("10") + `ip -n nsh-tr-blue link set dev nsh-tr-b up`,
 		at("11") + `ip -n nsh-tr-blue route add default via 10\.77\.0\.1 dev nsh-tr-b`,
 		at("12") + `ip netns exec nsh-tr-blue sysctl -w net\.ipv4\.ip_forward=1`,
+		at("14") + `nsenter --uts=/proc/\d+/fd/\d+ hostname box  # uts:\[\d+\]`,
 		// Teardown, newest first; what sits in the dying namespaces
 		// (the bridge, the route in nsh-tr-blue) goes with them.
 		`- ip route del 10\.78\.0\.0/16 via 10\.77\.0\.2`,
