@@ -65,6 +65,10 @@ type Config struct {
 	// Trace, if set, receives each kernel change a run makes as it is
 	// made, and each undo at teardown (nsh -x; see internal/change).
 	Trace io.Writer
+	// TraceSetup and TraceTeardown, if set, receive the run's kernel
+	// changes as a shell script of the equivalent commands, and the
+	// script that undoes them (written by Teardown): nsh --trace=FILE.
+	TraceSetup, TraceTeardown io.Writer
 }
 
 // Interp is a configured interpreter; each script run is a Run.
@@ -177,6 +181,9 @@ func (in *Interp) NewRun(root string, argv []string) *Run {
 	r.Registry.OnGuard(r.handleSignals)
 	if in.cfg.Trace != nil {
 		change.Trace(r.Registry, in.cfg.Trace)
+	}
+	if in.cfg.TraceSetup != nil {
+		change.Script(r.Registry, in.cfg.TraceSetup, in.cfg.TraceTeardown)
 	}
 	if in.cfg.MaxMemory > 0 {
 		r.watchMemory(in.cfg.MaxMemory)
@@ -339,6 +346,9 @@ func (r *Run) Close() error {
 // not spend.
 func (r *Run) Teardown() error {
 	err := r.Registry.Teardown()
+	if terr := change.Finish(r.Registry); terr != nil {
+		err = errors.Join(err, terr)
+	}
 	select {
 	case <-r.done:
 	default:

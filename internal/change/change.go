@@ -13,6 +13,11 @@
 // Effect.Undo), because they go through the run's netlink handles and keep
 // the run's error messages; what a change is, and how a person would
 // make it with the standard tools, is the record's typed data.
+//
+// Migrated so far: links, addresses, routes, sysctl writes, hostname and
+// domainname, and the naming of network namespaces (netns()). Mounts,
+// namespaces made by unshare(), qdiscs, processes and id maps still
+// register their undo in their builtins.
 package change
 
 import (
@@ -49,6 +54,10 @@ type Effect struct {
 	// Reap returns the reaper's ops that undo the change after SIGKILL;
 	// nil (or no ops): the kernel reclaims it, or it is not undone.
 	Reap func() []reaper.Op
+	// Kept, set by Apply, marks an object made to outlive the run (a
+	// netns with persist=True): nsh does not undo it, but the teardown
+	// script of --trace does.
+	Kept bool
 }
 
 func (b *Effect) effect() *Effect { return b }
@@ -102,6 +111,37 @@ func (n Netns) Exec(cmd string) string {
 	return "nsenter --net=" + n.path() + " " + cmd
 }
 
+// NetnsAdd names a network namespace (and creates it): "ip netns add".
+// Opened, set by Apply, means the name existed and was only opened: no
+// change, no command.
+type NetnsAdd struct {
+	Effect
+	Name   string
+	LoUp   bool // the loopback is brought up
+	Opened bool
+}
+
+// Commands renders `ip netns add NAME` and `ip -n NAME link set dev lo
+// up`; nothing when the namespace existed.
+func (r *NetnsAdd) Commands() []string {
+	if r.Opened {
+		return nil
+	}
+	out := []string{"ip netns add " + r.Name}
+	if r.LoUp {
+		out = append(out, "ip -n "+r.Name+" link set dev lo up")
+	}
+	return out
+}
+
+// UndoCommands renders `ip netns del NAME`.
+func (r *NetnsAdd) UndoCommands() []string {
+	if r.Opened {
+		return nil
+	}
+	return []string{"ip netns del " + r.Name}
+}
+
 // LinkAdd creates a link: a veth pair (Kind "veth", the peer born in
 // PeerNS) or a bridge (Kind "bridge").
 type LinkAdd struct {
@@ -115,10 +155,12 @@ type LinkAdd struct {
 	Up     bool   // created up (the veth's first end, or the bridge)
 }
 
-// Commands renders `ip link add NAME [mtu M] [up] type veth peer name P
-// [mtu M] [netns X]` or `ip link add NAME [up] type bridge`.
+// Commands renders `ip link add name NAME [mtu M] [up] type veth peer
+// name P [mtu M] [netns X]` or `ip link add name NAME [up] type bridge`
+// (with "name" and "dev" spelled out, a link called "a" is not taken for
+// the keyword "address").
 func (r *LinkAdd) Commands() []string {
-	s := "link add " + r.Name
+	s := "link add name " + r.Name
 	if r.MTU > 0 {
 		s += fmt.Sprintf(" mtu %d", r.MTU)
 	}
@@ -140,7 +182,7 @@ func (r *LinkAdd) Commands() []string {
 
 // UndoCommands deletes the link (both ends of a veth).
 func (r *LinkAdd) UndoCommands() []string {
-	return []string{r.NS.IP("link del " + r.Name)}
+	return []string{r.NS.IP("link del dev " + r.Name)}
 }
 
 // LinkDel deletes a link.
@@ -150,8 +192,8 @@ type LinkDel struct {
 	Name string
 }
 
-// Commands renders `ip link del NAME`.
-func (r *LinkDel) Commands() []string { return []string{r.NS.IP("link del " + r.Name)} }
+// Commands renders `ip link del dev NAME`.
+func (r *LinkDel) Commands() []string { return []string{r.NS.IP("link del dev " + r.Name)} }
 
 // UndoCommands is empty: a deleted link is not made again.
 func (r *LinkDel) UndoCommands() []string { return nil }
@@ -263,10 +305,16 @@ func (r *Route) cmd(del bool) string {
 	if r.Dev != "" {
 		s += " dev " + r.Dev
 	}
+	if r.Via == "" && !r.V6 && !del {
+		// nsh's route has the kernel's default scope, global; ip gives
+		// a route without a gateway scope link unless told.
+		s += " scope global"
+	}
 	return r.NS.IP(s)
 }
 
-// Commands renders `ip [-6] route add DST [via GW] [dev DEV]` (or del).
+// Commands renders `ip [-6] route add DST [via GW] [dev DEV] [scope global]`
+// (or del).
 func (r *Route) Commands() []string { return []string{r.cmd(r.Del)} }
 
 // UndoCommands renders `ip route del ...` for an added route.
@@ -289,17 +337,17 @@ type Sysctl struct {
 }
 
 func (r *Sysctl) cmd(v string) string {
-	c := r.NS.Exec("sysctl -w " + Quote(r.Key+"="+v))
+	c := r.NS.Exec("sysctl -q -w " + Quote(r.Key+"="+v))
 	if r.Other != "" {
 		c += "  # in " + r.Other
 	}
 	return c
 }
 
-// Commands renders `sysctl -w KEY=VALUE`.
+// Commands renders `sysctl -q -w KEY=VALUE`.
 func (r *Sysctl) Commands() []string { return []string{r.cmd(r.Value)} }
 
-// UndoCommands renders `sysctl -w KEY=OLD`.
+// UndoCommands renders `sysctl -q -w KEY=OLD`.
 func (r *Sysctl) UndoCommands() []string { return []string{r.cmd(r.Old)} }
 
 // UTSName sets the hostname (Domain false) or the NIS domain name of a

@@ -25,14 +25,14 @@ func TestCommands(t *testing.T) {
 		cmds, undo string
 	}{
 		{&LinkAdd{Kind: "veth", NS: red, Name: "veth-red", Peer: "veth-blue", PeerNS: blue},
-			"ip -n red link add veth-red type veth peer name veth-blue netns blue", "ip -n red link del veth-red"},
+			"ip -n red link add name veth-red type veth peer name veth-blue netns blue", "ip -n red link del dev veth-red"},
 		{&LinkAdd{Kind: "veth", NS: host, Name: "a", Peer: "b", PeerNS: host, MTU: 1400, Up: true},
-			"ip link add a mtu 1400 up type veth peer name b mtu 1400", "ip link del a"},
+			"ip link add name a mtu 1400 up type veth peer name b mtu 1400", "ip link del dev a"},
 		{&LinkAdd{Kind: "veth", NS: host, Name: "a", Peer: "b", PeerNS: anon},
-			"ip link add a type veth peer name b netns " + path, "ip link del a"},
+			"ip link add name a type veth peer name b netns " + path, "ip link del dev a"},
 		{&LinkAdd{Kind: "bridge", NS: anon, Name: "br0", Up: true},
-			"nsenter --net=" + path + " ip link add br0 up type bridge", "nsenter --net=" + path + " ip link del br0"},
-		{&LinkDel{NS: red, Name: "x"}, "ip -n red link del x", ""},
+			"nsenter --net=" + path + " ip link add name br0 up type bridge", "nsenter --net=" + path + " ip link del dev br0"},
+		{&LinkDel{NS: red, Name: "x"}, "ip -n red link del dev x", ""},
 		{&LinkSet{NS: red, Name: "x", Up: true}, "ip -n red link set dev x up", ""},
 		{&LinkSet{NS: red, Name: "x", Down: true}, "ip -n red link set dev x down", ""},
 		{&LinkSet{NS: red, Name: "x", MTU: 9000}, "ip -n red link set dev x mtu 9000", ""},
@@ -52,13 +52,18 @@ func TestCommands(t *testing.T) {
 		{&Route{NS: host, V6: true, Dst: "default", Via: "fd00::1", Dev: "eth0"},
 			"ip -6 route add default via fd00::1 dev eth0", "ip -6 route del default via fd00::1 dev eth0"},
 		{&Route{NS: red, Dst: "10.0.2.0/24", Dev: "x", Del: true}, "ip -n red route del 10.0.2.0/24 dev x", ""},
+		{&Route{NS: red, Dst: "10.0.2.0/24", Dev: "x"},
+			"ip -n red route add 10.0.2.0/24 dev x scope global", "ip -n red route del 10.0.2.0/24 dev x"},
+		{&NetnsAdd{Name: "red", LoUp: true}, "ip netns add red\nip -n red link set dev lo up", "ip netns del red"},
+		{&NetnsAdd{Name: "red"}, "ip netns add red", "ip netns del red"},
+		{&NetnsAdd{Name: "red", Opened: true}, "", ""},
 		{&Sysctl{NS: red, Key: "net.ipv4.ip_forward", Value: "1", Old: "0"},
-			"ip netns exec red sysctl -w net.ipv4.ip_forward=1", "ip netns exec red sysctl -w net.ipv4.ip_forward=0"},
+			"ip netns exec red sysctl -q -w net.ipv4.ip_forward=1", "ip netns exec red sysctl -q -w net.ipv4.ip_forward=0"},
 		{&Sysctl{NS: host, Key: "kernel.msgmax", Value: "a b", Old: "8192", Other: "ipc:[4026532201]"},
-			"sysctl -w 'kernel.msgmax=a b'  # in ipc:[4026532201]", "sysctl -w kernel.msgmax=8192  # in ipc:[4026532201]"},
+			"sysctl -q -w 'kernel.msgmax=a b'  # in ipc:[4026532201]", "sysctl -q -w kernel.msgmax=8192  # in ipc:[4026532201]"},
 		{&Sysctl{NS: anon, Key: "net/ipv4/conf/eth0.1/forwarding", Value: "1", Old: "0"},
-			"nsenter --net=" + path + " sysctl -w net/ipv4/conf/eth0.1/forwarding=1",
-			"nsenter --net=" + path + " sysctl -w net/ipv4/conf/eth0.1/forwarding=0"},
+			"nsenter --net=" + path + " sysctl -q -w net/ipv4/conf/eth0.1/forwarding=1",
+			"nsenter --net=" + path + " sysctl -q -w net/ipv4/conf/eth0.1/forwarding=0"},
 		{&UTSName{Name: "box"}, "hostname box", ""},
 		{&UTSName{Name: "it's", Domain: true, UTS: "/proc/1/fd/9", Label: "uts:[4026532200]"},
 			`nsenter --uts=/proc/1/fd/9 domainname 'it'\''s'  # uts:[4026532200]`, ""},
@@ -130,8 +135,8 @@ func TestExecutor(t *testing.T) {
 	}
 	want := `+ ip -n red addr add 10.0.0.1/24 dev x
 + ip -n red route add 10.0.2.0/24 via 10.0.1.1
-+ ip -n red link add br0 type bridge
-+ ip -n red link del gone
++ ip -n red link add name br0 type bridge
++ ip -n red link del dev gone
 - ip -n red route del 10.0.2.0/24 via 10.0.1.1
 `
 	if out.String() != want {
@@ -147,5 +152,48 @@ func TestNoTrace(t *testing.T) {
 	Trace(reg, &bytes.Buffer{})
 	if !Tracing(reg) {
 		t.Fatal("Trace did not turn tracing on")
+	}
+}
+
+// TestScript checks the two scripts of --trace: the setup has the commands
+// of what was applied (not of what failed), with the script positions as
+// comments; the teardown undoes, newest first, what nsh registered an undo
+// for and what it made to outlive the run (Kept).
+func TestScript(t *testing.T) {
+	reg := lifecycle.New()
+	var setup, teardown bytes.Buffer
+	Script(reg, &setup, &teardown)
+	x := NewExecutor(reg, func(*lifecycle.Entry, ...reaper.Op) {})
+	n := &NetnsAdd{Name: "red", LoUp: true}
+	n.Apply = func() error { n.Kept = true; return nil }
+	l := &LinkAdd{Kind: "bridge", NS: Netns{Name: "red"}, Name: "br0"}
+	l.Apply = func() error { return nil }
+	l.Undo = func() (bool, error) { return false, nil }
+	a := &Addr{NS: Netns{Name: "red"}, Dev: "br0", CIDR: "10.0.0.1/24"}
+	a.Apply = func() error { return nil }
+	bad := &LinkDel{NS: Netns{Name: "red"}, Name: "gone"}
+	bad.Apply = func() error { return errors.New("boom") }
+	for _, r := range []Record{n, l, a, bad} {
+		x.Do(nil, r)
+	}
+	if err := reg.Teardown(); err != nil {
+		t.Fatal(err)
+	}
+	if err := Finish(reg); err != nil {
+		t.Fatal(err)
+	}
+	want := setupHeader + `ip netns add red
+ip -n red link set dev lo up
+ip -n red link add name br0 type bridge
+ip -n red addr add 10.0.0.1/24 dev br0
+`
+	if setup.String() != want {
+		t.Errorf("setup:\n%s\nwant:\n%s", setup.String(), want)
+	}
+	want = teardownHeader + `ip -n red link del dev br0
+ip netns del red
+`
+	if teardown.String() != want {
+		t.Errorf("teardown:\n%s\nwant:\n%s", teardown.String(), want)
 	}
 }

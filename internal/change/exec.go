@@ -3,6 +3,7 @@ package change
 import (
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"go.starlark.net/starlark"
@@ -26,18 +27,20 @@ func NewExecutor(reg *lifecycle.Registry, watch func(e *lifecycle.Entry, ops ...
 	return &Executor{reg: reg, watch: watch}
 }
 
-// Do applies r on behalf of the Starlark code running on th: under `nsh
-// -x` it first prints r's commands with the script position of the
-// calling frame; then it applies r and, if r has an undo, registers it in
-// the run's registry (printed as it runs at teardown) and gives the
-// reaper r's ops. It returns the registry entry, nil when r has no undo.
+// Do applies r on behalf of the Starlark code running on th. It applies
+// r and, if r has an undo, registers it in the run's registry and gives
+// the reaper r's ops. When the run traces (nsh -x, --trace), r's commands
+// are printed once r is applied (or failed, with the script position of
+// the calling frame) and its undo commands as the undo runs. It returns
+// the registry entry, nil when r has no undo.
 func (x *Executor) Do(th *starlark.Thread, r Record) (*lifecycle.Entry, error) {
 	b := r.effect()
+	err := b.Apply()
 	t := traceOf(x.reg)
 	if t != nil {
-		t.setup(th, r.Commands())
+		t.setup(th, r, err == nil)
 	}
-	if err := b.Apply(); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	if b.Undo == nil {
@@ -64,58 +67,163 @@ func (x *Executor) Do(th *starlark.Thread, r Record) (*lifecycle.Entry, error) {
 // the earlier ones.
 func (x *Executor) Watch(e *lifecycle.Entry, ops ...reaper.Op) { x.watch(e, ops...) }
 
-// tracer prints the changes of a run (nsh -x).
+// tracer prints the changes of a run: on w as they are made (nsh -x),
+// and as a setup script (written as the run goes) and a teardown script
+// (written when the run ends, by Finish) for --trace.
 type tracer struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu       sync.Mutex
+	w        io.Writer // nil: no -x
+	setupW   io.Writer // nil: no --trace
+	undoW    io.Writer
+	lastPos  string
+	made     []Record // applied records whose undo the teardown script does
+	started  bool     // the setup script's header is written
+	finished bool
+	err      error // the first failed write of a script
+}
+
+// put writes s to a script, keeping the first error for Finish.
+func (t *tracer) put(w io.Writer, s string) {
+	if _, err := io.WriteString(w, s); err != nil && t.err == nil {
+		t.err = err
+	}
 }
 
 const traceKey = "nsh.change.trace"
+
+func tracerOf(reg *lifecycle.Registry) *tracer {
+	return reg.Shared(traceKey, func() any { return &tracer{} }).(*tracer)
+}
 
 // Trace makes the run whose registry is reg print each change on w as it
 // is applied, like sh -x: "+ FILE:LINE: COMMAND", and each undo done at
 // teardown or on an explicit release: "- COMMAND".
 func Trace(reg *lifecycle.Registry, w io.Writer) {
-	t := reg.Shared(traceKey, func() any { return &tracer{} }).(*tracer)
+	t := tracerOf(reg)
 	t.mu.Lock()
 	t.w = w
 	t.mu.Unlock()
 }
 
-// traceOf returns the run's tracer, nil when the run does not trace.
-func traceOf(reg *lifecycle.Registry) *tracer {
-	t := reg.Shared(traceKey, func() any { return &tracer{} }).(*tracer)
+// Script makes the run whose registry is reg write the commands of its
+// changes to setup, as a shell script that makes them again on another
+// machine (with iproute2 and util-linux), and, when Finish is called, the
+// commands that undo them, newest first, to teardown. Finish reports a
+// failed write.
+func Script(reg *lifecycle.Registry, setup, teardown io.Writer) {
+	t := tracerOf(reg)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.w == nil {
+	t.setupW, t.undoW = setup, teardown
+}
+
+const setupHeader = `#!/bin/sh
+# The kernel changes of an nsh run (nsh --trace), as the equivalent commands.
+# A namespace that was held only by nsh's descriptor is named by its
+# /proc/PID/fd/N path, which exists only while that run does.
+set -e
+`
+
+const teardownHeader = `#!/bin/sh
+# Undoes what the setup script of the same nsh --trace made, newest first.
+`
+
+// Finish writes the teardown script of Script, once the run is over, and
+// returns the first error writing either script.
+func Finish(reg *lifecycle.Registry) error {
+	t := tracerOf(reg)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.undoW == nil || t.finished {
+		return nil
+	}
+	t.finished = true
+	if !t.started {
+		t.started = true
+		t.put(t.setupW, setupHeader)
+	}
+	var b strings.Builder
+	b.WriteString(teardownHeader)
+	for i := len(t.made) - 1; i >= 0; i-- {
+		for _, c := range t.made[i].UndoCommands() {
+			b.WriteString(c + "\n")
+		}
+	}
+	t.made = nil
+	t.put(t.undoW, b.String())
+	if t.err != nil {
+		return fmt.Errorf("writing the --trace scripts: %w", t.err)
+	}
+	return nil
+}
+
+// traceOf returns the run's tracer, nil when the run does not trace.
+func traceOf(reg *lifecycle.Registry) *tracer {
+	t := tracerOf(reg)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.w == nil && t.setupW == nil {
 		return nil
 	}
 	return t
 }
 
-// Tracing reports whether the run of reg prints its changes.
+// Tracing reports whether the run of reg traces its changes.
 func Tracing(reg *lifecycle.Registry) bool { return traceOf(reg) != nil }
 
-func (t *tracer) setup(th *starlark.Thread, cmds []string) {
+// setup traces r, applied if ok (else it failed).
+func (t *tracer) setup(th *starlark.Thread, r Record, ok bool) {
+	cmds := r.Commands()
+	if len(cmds) == 0 {
+		return
+	}
 	pos := ""
 	if th != nil {
 		for i := 1; i < th.CallStackDepth(); i++ {
 			if p := th.CallFrame(i).Pos; p.Filename() != "<builtin>" {
-				pos = fmt.Sprintf("%s:%d: ", p.Filename(), p.Line)
+				pos = fmt.Sprintf("%s:%d", p.Filename(), p.Line)
 				break
 			}
 		}
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.w != nil {
+		for _, c := range cmds {
+			if pos != "" {
+				fmt.Fprintf(t.w, "+ %s: %s\n", pos, c)
+			} else {
+				fmt.Fprintf(t.w, "+ %s\n", c)
+			}
+		}
+	}
+	if t.setupW == nil || !ok || t.finished {
+		return
+	}
+	var b strings.Builder
+	if !t.started {
+		t.started = true
+		b.WriteString(setupHeader)
+	}
+	if pos != t.lastPos && pos != "" {
+		b.WriteString("# " + pos + "\n")
+		t.lastPos = pos
+	}
 	for _, c := range cmds {
-		fmt.Fprintf(t.w, "+ %s%s\n", pos, c)
+		b.WriteString(c + "\n")
+	}
+	t.put(t.setupW, b.String())
+	if b := r.effect(); b.Undo != nil || b.Kept {
+		t.made = append(t.made, r)
 	}
 }
 
 func (t *tracer) teardown(cmds []string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.w == nil {
+		return
+	}
 	for _, c := range cmds {
 		fmt.Fprintf(t.w, "- %s\n", c)
 	}
