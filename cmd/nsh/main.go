@@ -56,7 +56,7 @@ flags:
   -x             print each kernel change on stderr as it is made, as the
                  equivalent command with the script line that made it
                  ("+ two.star:12: ip -n red addr add 10.0.0.1/24 dev a"),
-                 and each undo at teardown ("- ip -n red link del a")
+                 and each undo at teardown ("- ip -n red link del dev a")
   --trace FILE   write the run's kernel changes to FILE as a shell script of
                  the equivalent commands, and the commands that undo them to
                  FILE's teardown script (FILE without .sh, plus .teardown.sh)

@@ -250,3 +250,18 @@ print(run(["sh", "-c", `+"'''"+snapshotCmd+"'''"+`, "sh", "trs-r", "trs-m", "trs
 		}
 	}
 }
+
+// --trace needs a file name; a run that fails before it starts writes no
+// scripts.
+func TestTraceUsage(t *testing.T) {
+	if _, stderr, code := nsh(t, "", "--trace=", "-c", "pass"); code != 2 || !strings.Contains(stderr, "--trace: needs a file name") {
+		t.Errorf("--trace=: exit %d, %q", code, stderr)
+	}
+	setup := filepath.Join(t.TempDir(), "lab.sh")
+	if _, _, code := nsh(t, "", "--trace", setup, "/no/such/file.star"); code != 2 {
+		t.Errorf("missing file: exit %d", code)
+	}
+	if _, err := os.Stat(setup); err == nil {
+		t.Errorf("a run that did not start wrote %s", setup)
+	}
+}
