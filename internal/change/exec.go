@@ -40,13 +40,13 @@ func (x *Executor) Do(th *starlark.Thread, r Record) (*lifecycle.Entry, error) {
 	if t != nil {
 		t.setup(th, r, err == nil)
 	}
-	if err != nil {
+	undo, reap := b.Undo, b.Reap
+	// The record is data from here on (the tracer may keep it to the end
+	// of the run): its closures, which hold namespaces, are not kept.
+	b.Apply, b.Undo, b.Reap = nil, nil, nil
+	if err != nil || undo == nil {
 		return nil, err
 	}
-	if b.Undo == nil {
-		return nil, nil
-	}
-	undo := b.Undo
 	e := x.reg.Add(b.What, func() error {
 		did, err := undo()
 		if did && t != nil {
@@ -54,8 +54,8 @@ func (x *Executor) Do(th *starlark.Thread, r Record) (*lifecycle.Entry, error) {
 		}
 		return err
 	})
-	if b.Reap != nil {
-		if ops := b.Reap(); len(ops) > 0 {
+	if reap != nil {
+		if ops := reap(); len(ops) > 0 {
 			x.watch(e, ops...)
 		}
 	}
