@@ -265,3 +265,20 @@ func TestTraceUsage(t *testing.T) {
 		t.Errorf("a run that did not start wrote %s", setup)
 	}
 }
+
+// -x works with -c too; positions read "-c:LINE".
+func TestTraceOneLiner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	leakcheck.Check(t)
+	_, stderr, code := nsh(t, "", "-x", "-c", "unshare(\"net\")\nveth(\"t1\", \"t2\", up=False, addr=\"10.83.0.1/24\")")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	fd := `nsenter --net=/proc/\d+/fd/\d+ `
+	matchLines(t, stderr, []string{
+		`\+ -c:2: ` + fd + `ip link add name t1 type veth peer name t2`,
+		`\+ -c:2: ` + fd + `ip addr add 10\.83\.0\.1/24 dev t1`,
+	})
+}
