@@ -9,20 +9,29 @@ import (
 	"go.starlark.net/starlark"
 	"golang.org/x/sys/unix"
 
+	"nsh.dev/nsh/internal/change"
 	"nsh.dev/nsh/internal/nlhandle"
+	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nserr"
 )
 
-// addAddrs adds addresses to a link; if one is refused, the ones added
-// before it are removed again.
-func addAddrs(h *nlhandle.Handle, nl netlink.Link, addrs []*netlink.Addr, where string) error {
+// addAddrs adds addresses to a link in ns; if one is refused, the ones
+// added before it are removed again.
+func (st *state) addAddrs(th *starlark.Thread, h *nlhandle.Handle, nl netlink.Link, ns *nsctx.NS, addrs []*netlink.Addr) error {
+	if len(addrs) == 0 {
+		return nil
+	}
+	where, ref := st.nsLabel(ns), st.netnsRef(ns)
 	for i, a := range addrs {
-		if err := h.AddrAdd(nl, a); err != nil {
+		rec := &change.Addr{NS: ref, Dev: nl.Attrs().Name, CIDR: a.IPNet.String(), NoDAD: a.Flags&unix.IFA_F_NODAD != 0}
+		rec.Apply = func() error {
+			err := h.AddrAdd(nl, a)
 			if errors.Is(err, unix.EEXIST) {
-				err = nserr.Explain(unix.EEXIST, "address %s is already on %q in %s", a.IPNet, nl.Attrs().Name, where)
-			} else {
-				err = nserr.New("addr add", fmt.Sprintf("%s dev %q in %s", a.IPNet, nl.Attrs().Name, where), err)
+				return nserr.Explain(unix.EEXIST, "address %s is already on %q in %s", a.IPNet, nl.Attrs().Name, where)
 			}
+			return nserr.New("addr add", fmt.Sprintf("%s dev %q in %s", a.IPNet, nl.Attrs().Name, where), err)
+		}
+		if _, err := st.ex.Do(th, rec); err != nil {
 			for _, done := range addrs[:i] {
 				if derr := h.AddrDel(nl, done); derr != nil {
 					err = errors.Join(err, nserr.New("addr del", fmt.Sprintf("%s dev %q", done.IPNet, nl.Attrs().Name), derr))
@@ -54,7 +63,7 @@ func (l *Link) addAddrMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 	if err != nil {
 		return nil, err
 	}
-	if err := addAddrs(h, nl, addrs, l.st.nsLabel(l.netns())); err != nil {
+	if err := l.st.addAddrs(th, h, nl, l.netns(), addrs); err != nil {
 		return nil, err
 	}
 	if nl.Attrs().Flags&net.FlagUp != 0 {
@@ -72,12 +81,18 @@ func (l *Link) delAddrMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 	if err != nil {
 		return nil, err
 	}
+	ref := l.st.netnsRef(l.netns())
 	for _, a := range addrs {
-		if err := h.AddrDel(nl, a); err != nil {
+		rec := &change.Addr{NS: ref, Dev: nl.Attrs().Name, CIDR: a.IPNet.String(), Del: true}
+		rec.Apply = func() error {
+			err := h.AddrDel(nl, a)
 			if errors.Is(err, unix.EADDRNOTAVAIL) {
-				return nil, nserr.Explain(unix.EADDRNOTAVAIL, "address %s is not on %q", a.IPNet, nl.Attrs().Name)
+				return nserr.Explain(unix.EADDRNOTAVAIL, "address %s is not on %q", a.IPNet, nl.Attrs().Name)
 			}
-			return nil, nserr.New("addr del", fmt.Sprintf("%s dev %q", a.IPNet, nl.Attrs().Name), err)
+			return nserr.New("addr del", fmt.Sprintf("%s dev %q", a.IPNet, nl.Attrs().Name), err)
+		}
+		if _, err := l.st.ex.Do(th, rec); err != nil {
+			return nil, err
 		}
 	}
 	return starlark.None, nil

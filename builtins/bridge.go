@@ -9,8 +9,10 @@ import (
 	"go.starlark.net/starlark"
 	"golang.org/x/sys/unix"
 
+	"nsh.dev/nsh/internal/change"
 	"nsh.dev/nsh/internal/doc"
 	"nsh.dev/nsh/internal/nserr"
+	"nsh.dev/nsh/internal/reaper"
 )
 
 func bridgeTable() doc.Table {
@@ -42,27 +44,35 @@ func bridgeBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 	if err != nil {
 		return nil, err
 	}
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}
-	if up {
-		br.Flags = net.FlagUp
-	}
-	if err := h.LinkAdd(br); err != nil {
-		if errors.Is(err, unix.EEXIST) {
-			return nil, nserr.Explain(unix.EEXIST, "a link named %q already exists in %s", name, st.nsLabel(ns))
-		}
-		return nil, nserr.New("link add", fmt.Sprintf("bridge %q in %s", name, st.nsLabel(ns)), err)
-	}
 	l := &Link{st: st, ns: ns, name: name}
-	nl, err := h.LinkByName(name)
-	if err != nil {
-		err = nserr.New("link show", quote(name), err)
-		if derr := h.LinkDel(br); derr != nil {
-			err = errors.Join(err, nserr.New("link del", quote(name), derr))
+	rec := &change.LinkAdd{Kind: "bridge", NS: st.netnsRef(ns), Name: name, Up: up}
+	rec.What = fmt.Sprintf("bridge %q", name)
+	rec.Apply = func() error {
+		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}
+		if up {
+			br.Flags = net.FlagUp
 		}
+		if err := h.LinkAdd(br); err != nil {
+			if errors.Is(err, unix.EEXIST) {
+				return nserr.Explain(unix.EEXIST, "a link named %q already exists in %s", name, st.nsLabel(ns))
+			}
+			return nserr.New("link add", fmt.Sprintf("bridge %q in %s", name, st.nsLabel(ns)), err)
+		}
+		nl, err := h.LinkByName(name)
+		if err != nil {
+			err = nserr.New("link show", quote(name), err)
+			if derr := h.LinkDel(br); derr != nil {
+				err = errors.Join(err, nserr.New("link del", quote(name), derr))
+			}
+			return err
+		}
+		l.index = nl.Attrs().Index
+		return nil
+	}
+	rec.Undo = func() (bool, error) { return undoLink(rec, l) }
+	rec.Reap = func() []reaper.Op { return st.linkOps(l) }
+	if l.entry, err = st.ex.Do(th, rec); err != nil {
 		return nil, err
 	}
-	l.index = nl.Attrs().Index
-	l.entry = st.reg.Add(fmt.Sprintf("bridge %q", name), func() error { return deleteLink(l) })
-	st.watchLink(l.entry, l)
 	return l, nil
 }

@@ -13,6 +13,7 @@ import (
 	"go.starlark.net/syntax"
 	"golang.org/x/sys/unix"
 
+	"nsh.dev/nsh/internal/change"
 	"nsh.dev/nsh/internal/doc"
 	"nsh.dev/nsh/internal/lifecycle"
 	"nsh.dev/nsh/internal/nlhandle"
@@ -339,7 +340,7 @@ func vethBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple,
 	if a.name == a.peer && nsctx.Same(a.ns, a.peerNS) {
 		return nil, fmt.Errorf("both ends are named %q in the same namespace", a.name)
 	}
-	x, y, err := st.makeVeth(&a)
+	x, y, err := st.makeVeth(th, &a)
 	if err != nil {
 		return nil, err
 	}
@@ -361,7 +362,7 @@ func parseMTU(v starlark.Value) (int, error) {
 // makeVeth creates the pair with the peer born in its namespace, then
 // addresses and raises both ends. Any failure after creation deletes the
 // pair again.
-func (st *state) makeVeth(a *vethArgs) (*Link, *Link, error) {
+func (st *state) makeVeth(th *starlark.Thread, a *vethArgs) (*Link, *Link, error) {
 	h, err := st.handle(a.ns)
 	if err != nil {
 		return nil, nil, err
@@ -372,67 +373,89 @@ func (st *state) makeVeth(a *vethArgs) (*Link, *Link, error) {
 			return nil, nil, err
 		}
 	}
-	v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a.name, MTU: a.mtu}, PeerName: a.peer}
-	if a.up {
-		v.Flags = net.FlagUp
-	}
-	if !nsctx.Same(a.ns, a.peerNS) {
-		v.PeerNamespace = netlink.NsFd(a.peerNS.Fd())
-	}
-	what := fmt.Sprintf("veth %q/%q", a.name, a.peer)
-	err = h.LinkAdd(v)
-	runtime.KeepAlive(a.peerNS) // its descriptor is in v
-	if err != nil {
-		if errors.Is(err, unix.EEXIST) {
-			return nil, nil, st.whichExists(h, ph, a)
-		}
-		return nil, nil, nserr.New("link add", what, err)
-	}
 	x := &Link{st: st, ns: a.ns, name: a.name}
 	y := &Link{st: st, ns: a.peerNS, name: a.peer}
 	x.peer, y.peer = y, x
-	// Registered before the lookups, so even a failure there cleans up.
-	entry := st.reg.Add(what, func() error { return deleteVeth(true, x, y) })
+	var xl, yl netlink.Link
+	rec := &change.LinkAdd{Kind: "veth", NS: st.netnsRef(a.ns), Name: a.name, Peer: a.peer,
+		PeerNS: st.netnsRef(a.peerNS), MTU: a.mtu, Up: a.up}
+	what := fmt.Sprintf("veth %q/%q", a.name, a.peer)
+	rec.What = what
+	rec.Apply = func() error {
+		v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a.name, MTU: a.mtu}, PeerName: a.peer}
+		if a.up {
+			v.Flags = net.FlagUp
+		}
+		if !nsctx.Same(a.ns, a.peerNS) {
+			v.PeerNamespace = netlink.NsFd(a.peerNS.Fd())
+		}
+		err := h.LinkAdd(v)
+		runtime.KeepAlive(a.peerNS) // its descriptor is in v
+		if err != nil {
+			if errors.Is(err, unix.EEXIST) {
+				return st.whichExists(h, ph, a)
+			}
+			return nserr.New("link add", what, err)
+		}
+		if xl, err = h.LinkByName(a.name); err != nil {
+			// Without its index, delete it by name.
+			err = nserr.New("link show", quote(a.name), err)
+			if derr := h.LinkDel(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a.name}}); derr != nil {
+				err = errors.Join(err, nserr.New("link del", quote(a.name), derr))
+			}
+			return err
+		}
+		x.index = xl.Attrs().Index
+		if yl, err = ph.LinkByName(a.peer); err != nil {
+			err = nserr.New("link show", quote(a.peer), err)
+			if _, derr := deleteLink(x); derr != nil {
+				err = errors.Join(err, derr)
+			}
+			return err
+		}
+		y.index = yl.Attrs().Index
+		return nil
+	}
+	rec.Undo = func() (bool, error) { return undoLink(rec, x, y) }
+	rec.Reap = func() []reaper.Op { return st.linkOps(x, y) }
+	entry, err := st.ex.Do(th, rec)
+	if err != nil {
+		return nil, nil, err
+	}
 	x.entry, y.entry = entry, entry
 	fail := func(err error) (*Link, *Link, error) {
 		entry.Forget()
-		if uerr := deleteVeth(false, x, y); uerr != nil {
+		if _, uerr := deleteLink(x, y); uerr != nil {
 			err = errors.Join(err, uerr)
 		}
 		return nil, nil, err
 	}
-	xl, err := h.LinkByName(a.name)
-	if err != nil {
-		// Without its index, delete it by name.
-		entry.Forget()
-		err = nserr.New("link show", quote(a.name), err)
-		if derr := h.LinkDel(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a.name}}); derr != nil {
-			err = errors.Join(err, nserr.New("link del", quote(a.name), derr))
-		}
-		return nil, nil, err
-	}
-	x.index = xl.Attrs().Index
-	yl, err := ph.LinkByName(a.peer)
-	if err != nil {
-		return fail(nserr.New("link show", quote(a.peer), err))
-	}
-	y.index = yl.Attrs().Index
-	st.watchLink(entry, x, y)
-	if err := addAddrs(h, xl, a.addrs, st.nsLabel(a.ns)); err != nil {
+	if err := st.addAddrs(th, h, xl, a.ns, a.addrs); err != nil {
 		return fail(err)
 	}
-	if err := addAddrs(ph, yl, a.peerAddr, st.nsLabel(a.peerNS)); err != nil {
+	if err := st.addAddrs(th, ph, yl, a.peerNS, a.peerAddr); err != nil {
 		return fail(err)
 	}
 	if a.up {
-		if err := ph.LinkSetUp(yl); err != nil {
-			return fail(nserr.New("link set up", quote(a.peer), err))
+		err := st.setLink(th, a.peerNS, a.peer, &change.LinkSet{Up: true}, func() error {
+			return nserr.New("link set up", quote(a.peer), ph.LinkSetUp(yl))
+		})
+		if err != nil {
+			return fail(err)
 		}
 		// Carrier and IPv6 are made ready before the run's first
 		// traffic (see carrier.go).
 		st.readyLater(x, y)
 	}
 	return x, y, nil
+}
+
+// setLink changes one setting of a link (rec, without its namespace and
+// name) through the run's executor; apply makes the change.
+func (st *state) setLink(th *starlark.Thread, ns *nsctx.NS, name string, rec *change.LinkSet, apply func() error) error {
+	rec.NS, rec.Name, rec.Apply = st.netnsRef(ns), name, apply
+	_, err := st.ex.Do(th, rec)
+	return err
 }
 
 func quote(s string) string { return fmt.Sprintf("%q", s) }
@@ -448,46 +471,58 @@ func (st *state) whichExists(h, ph *nlhandle.Handle, a *vethArgs) error {
 	return nserr.New("link add", fmt.Sprintf("veth %q/%q", a.name, a.peer), unix.EEXIST)
 }
 
-// deleteVeth deletes a pair through whichever end is still where its value
-// says (deleting one end deletes both). Gone already is fine: it was
-// deleted, or died with its namespace. At the end of the run (atEnd), a
-// link whose ends all sit in namespaces that die with the run is left to
-// the kernel, which removes it with them.
-func deleteVeth(atEnd bool, ends ...*Link) error {
-	if atEnd {
-		dies := true
-		for _, l := range ends {
-			dies = dies && l.st.diesWithRun(l.netns())
-		}
-		if dies {
-			return nil
-		}
-	}
+// deleteLink deletes a link nsh made (a veth pair, through whichever end
+// is still where its value says: deleting one end deletes both), and
+// returns the end it was deleted through. Gone already is fine: it was
+// deleted, or died with its namespace.
+func deleteLink(ends ...*Link) (*Link, error) {
 	for _, l := range ends {
 		h, nl, err := l.fetch()
 		if err != nil {
 			continue
 		}
 		if err := h.LinkDel(nl); err != nil && !isNotFound(err) {
-			return nserr.New("link del", quote(nl.Attrs().Name), err)
+			return l, nserr.New("link del", quote(nl.Attrs().Name), err)
 		}
-		return nil
+		return l, nil
 	}
-	return nil
+	return nil, nil
 }
 
-// watchLink gives the run's reaper the deletion of a link nsh made (e's
-// object; a veth's two ends, or one link), through an end in a namespace
-// that outlives the run. If every end dies with the run, so does the link:
-// nothing is given, and what was given before is withdrawn.
-func (st *state) watchLink(e *lifecycle.Entry, ends ...*Link) {
+// undoLink is the undo at the end of the run of rec, a link nsh made
+// (a veth's two ends, or one link). A link whose ends all sit in
+// namespaces that die with the run is left to the kernel, which removes
+// it with them. rec is updated to name the end the link is deleted
+// through, wherever it has moved since, for its undo command.
+func undoLink(rec *change.LinkAdd, ends ...*Link) (bool, error) {
+	dies := true
 	for _, l := range ends {
-		if ns, index, _ := l.where(); !st.diesWithRun(ns) {
-			st.watch(e, reaper.DelLink(ns, index))
-			return
+		dies = dies && l.st.diesWithRun(l.netns())
+	}
+	if dies {
+		return false, nil
+	}
+	for _, l := range ends {
+		if _, _, err := l.fetch(); err == nil {
+			ns, _, name := l.where()
+			rec.NS, rec.Name = l.st.netnsRef(ns), name
+			break
 		}
 	}
-	st.watch(e)
+	l, err := deleteLink(ends...)
+	return l != nil, err
+}
+
+// linkOps are the reaper's ops that delete a link nsh made (a veth's two
+// ends, or one link), through an end in a namespace that outlives the
+// run. If every end dies with the run, so does the link: no ops.
+func (st *state) linkOps(ends ...*Link) []reaper.Op {
+	for _, l := range ends {
+		if ns, index, _ := l.where(); !st.diesWithRun(ns) {
+			return []reaper.Op{reaper.DelLink(ns, index)}
+		}
+	}
+	return nil
 }
 
 // ends returns the link and, for a veth nsh created, its peer.
@@ -498,9 +533,6 @@ func (l *Link) ends() []*Link {
 	return []*Link{l}
 }
 
-// deleteLink is the undo of a single link nsh created (a bridge).
-func deleteLink(l *Link) error { return deleteVeth(true, l) }
-
 func (l *Link) upMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
 	if err := starlark.UnpackArgs(fn.Name(), args, kw); err != nil {
 		return nil, err
@@ -509,8 +541,11 @@ func (l *Link) upMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark
 	if err != nil {
 		return nil, err
 	}
-	if err := h.LinkSetUp(nl); err != nil {
-		return nil, nserr.New("link set up", quote(nl.Attrs().Name), err)
+	err = l.st.setLink(th, l.netns(), nl.Attrs().Name, &change.LinkSet{Up: true}, func() error {
+		return nserr.New("link set up", quote(nl.Attrs().Name), h.LinkSetUp(nl))
+	})
+	if err != nil {
+		return nil, err
 	}
 	// Ready before the run's first traffic (see carrier.go); bringing
 	// up the second end of a veth gives both ends carrier.
@@ -531,7 +566,9 @@ func (l *Link) downMethod(th *starlark.Thread, fn *starlark.Builtin, args starla
 	if err != nil {
 		return nil, err
 	}
-	return starlark.None, nserr.New("link set down", quote(nl.Attrs().Name), h.LinkSetDown(nl))
+	return starlark.None, l.st.setLink(th, l.netns(), nl.Attrs().Name, &change.LinkSet{Down: true}, func() error {
+		return nserr.New("link set down", quote(nl.Attrs().Name), h.LinkSetDown(nl))
+	})
 }
 
 func (l *Link) moveMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
@@ -559,10 +596,14 @@ func (l *Link) moveMethod(th *starlark.Thread, fn *starlark.Builtin, args starla
 	if _, err := dh.LinkByName(name); err == nil {
 		return nil, nserr.Explain(unix.EEXIST, "a link named %q already exists in %s", name, l.st.nsLabel(dst))
 	}
-	err = h.LinkSetNsFd(nl, dst.Fd())
-	runtime.KeepAlive(dst)
+	to := l.st.netnsRef(dst)
+	err = l.st.setLink(th, src, name, &change.LinkSet{MoveTo: &to}, func() error {
+		err := h.LinkSetNsFd(nl, dst.Fd())
+		runtime.KeepAlive(dst)
+		return nserr.New("link set netns", fmt.Sprintf("%q to %s", name, l.st.nsLabel(dst)), err)
+	})
 	if err != nil {
-		return nil, nserr.New("link set netns", fmt.Sprintf("%q to %s", name, l.st.nsLabel(dst)), err)
+		return nil, err
 	}
 	moved, err := dh.LinkByName(name)
 	if err != nil {
@@ -570,7 +611,7 @@ func (l *Link) moveMethod(th *starlark.Thread, fn *starlark.Builtin, args starla
 	}
 	l.set(dst, moved.Attrs().Index, name)
 	if l.entry != nil && !l.entry.Persistent() {
-		l.st.watchLink(l.entry, l.ends()...) // its index, maybe its namespace's fate, changed
+		l.st.ex.Watch(l.entry, l.st.linkOps(l.ends()...)...) // its index, maybe its namespace's fate, changed
 	}
 	return starlark.None, nil
 }
@@ -592,13 +633,19 @@ func (l *Link) renameMethod(th *starlark.Thread, fn *starlark.Builtin, args star
 		return nil, nserr.Explain(unix.EEXIST, "a link named %q already exists in %s", name, l.st.nsLabel(l.netns()))
 	}
 	wasUp := nl.Attrs().Flags&net.FlagUp != 0
+	ns := l.netns()
 	if wasUp {
-		if err := h.LinkSetDown(nl); err != nil {
-			return nil, nserr.New("link set down", quote(old), err)
+		err := l.st.setLink(th, ns, old, &change.LinkSet{Down: true}, func() error {
+			return nserr.New("link set down", quote(old), h.LinkSetDown(nl))
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
-	if err := h.LinkSetName(nl, name); err != nil {
-		err = nserr.New("link set name", fmt.Sprintf("%q to %q", old, name), err)
+	err = l.st.setLink(th, ns, old, &change.LinkSet{NewName: name}, func() error {
+		return nserr.New("link set name", fmt.Sprintf("%q to %q", old, name), h.LinkSetName(nl, name))
+	})
+	if err != nil {
 		if wasUp {
 			if uerr := h.LinkSetUp(nl); uerr != nil {
 				err = errors.Join(err, nserr.New("link set up", quote(old), uerr))
@@ -609,8 +656,11 @@ func (l *Link) renameMethod(th *starlark.Thread, fn *starlark.Builtin, args star
 	ns, idx, _ := l.where()
 	l.set(ns, idx, name)
 	if wasUp {
-		if err := h.LinkSetUp(nl); err != nil {
-			return nil, nserr.New("link set up", quote(name), err)
+		err := l.st.setLink(th, ns, name, &change.LinkSet{Up: true}, func() error {
+			return nserr.New("link set up", quote(name), h.LinkSetUp(nl))
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	return starlark.None, nil
@@ -629,7 +679,9 @@ func (l *Link) setMTUMethod(th *starlark.Thread, fn *starlark.Builtin, args star
 	if err != nil {
 		return nil, err
 	}
-	return starlark.None, nserr.New("link set mtu", fmt.Sprintf("%d on %q", mtu, nl.Attrs().Name), h.LinkSetMTU(nl, mtu))
+	return starlark.None, l.st.setLink(th, l.netns(), nl.Attrs().Name, &change.LinkSet{MTU: mtu}, func() error {
+		return nserr.New("link set mtu", fmt.Sprintf("%d on %q", mtu, nl.Attrs().Name), h.LinkSetMTU(nl, mtu))
+	})
 }
 
 func (l *Link) setMACMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
@@ -645,7 +697,9 @@ func (l *Link) setMACMethod(th *starlark.Thread, fn *starlark.Builtin, args star
 	if err != nil {
 		return nil, err
 	}
-	return starlark.None, nserr.New("link set address", fmt.Sprintf("%s on %q", mac, nl.Attrs().Name), h.LinkSetHardwareAddr(nl, mac))
+	return starlark.None, l.st.setLink(th, l.netns(), nl.Attrs().Name, &change.LinkSet{MAC: mac}, func() error {
+		return nserr.New("link set address", fmt.Sprintf("%s on %q", mac, nl.Attrs().Name), h.LinkSetHardwareAddr(nl, mac))
+	})
 }
 
 func (l *Link) setMasterMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
@@ -683,13 +737,17 @@ func (l *Link) setMasterMethod(th *starlark.Thread, fn *starlark.Builtin, args s
 		return nil, err
 	}
 	if master == nil {
-		return starlark.None, nserr.New("link set nomaster", quote(nl.Attrs().Name), h.LinkSetNoMaster(nl))
+		return starlark.None, l.st.setLink(th, ns, nl.Attrs().Name, &change.LinkSet{NoMaster: true}, func() error {
+			return nserr.New("link set nomaster", quote(nl.Attrs().Name), h.LinkSetNoMaster(nl))
+		})
 	}
 	if master.Type() != "bridge" {
 		return nil, fmt.Errorf("%q is a %s link, not a bridge", master.Attrs().Name, master.Type())
 	}
-	return starlark.None, nserr.New("link set master", fmt.Sprintf("%q to %q", nl.Attrs().Name, master.Attrs().Name),
-		h.LinkSetMasterByIndex(nl, master.Attrs().Index))
+	return starlark.None, l.st.setLink(th, ns, nl.Attrs().Name, &change.LinkSet{Master: master.Attrs().Name}, func() error {
+		return nserr.New("link set master", fmt.Sprintf("%q to %q", nl.Attrs().Name, master.Attrs().Name),
+			h.LinkSetMasterByIndex(nl, master.Attrs().Index))
+	})
 }
 
 func (l *Link) deleteMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
@@ -700,8 +758,10 @@ func (l *Link) deleteMethod(th *starlark.Thread, fn *starlark.Builtin, args star
 	if err != nil {
 		return nil, err
 	}
-	if err := h.LinkDel(nl); err != nil {
-		return nil, nserr.New("link del", quote(nl.Attrs().Name), err)
+	rec := &change.LinkDel{NS: l.st.netnsRef(l.netns()), Name: nl.Attrs().Name}
+	rec.Apply = func() error { return nserr.New("link del", quote(nl.Attrs().Name), h.LinkDel(nl)) }
+	if _, err := l.st.ex.Do(th, rec); err != nil {
+		return nil, err
 	}
 	if l.entry != nil {
 		l.entry.Forget()

@@ -13,6 +13,7 @@ import (
 	"go.starlark.net/starlark"
 	"golang.org/x/sys/unix"
 
+	"nsh.dev/nsh/internal/change"
 	"nsh.dev/nsh/internal/doc"
 	"nsh.dev/nsh/internal/mountopt"
 	"nsh.dev/nsh/internal/netnsdir"
@@ -373,47 +374,60 @@ func netnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	var ns, fresh *nsctx.NS
 	var mntID uint64
 	cur := st.current()
-	// On the run's network-namespace thread when the context differs from
-	// nsh's own in net at most; otherwise on a thread of its own. The
-	// entry is looked up and made in the context's mount namespace.
-	err = netOf(st).maker.Do(st.tab.Joins(cur), func() error {
-		if err := st.prepareNetnsDir(cur.Get("mnt")); err != nil {
+	rec := &change.NetnsAdd{Name: name, LoUp: lo}
+	rec.What = fmt.Sprintf("netns %q", name)
+	rec.Apply = func() error {
+		// On the run's network-namespace thread when the context differs from
+		// nsh's own in net at most; otherwise on a thread of its own. The
+		// entry is looked up and made in the context's mount namespace.
+		err := netOf(st).maker.Do(st.tab.Joins(cur), func() error {
+			if err := st.prepareNetnsDir(cur.Get("mnt")); err != nil {
+				return err
+			}
+			ns, err = st.openNetns(name, func() (*nsctx.NS, error) {
+				// The namespace is made and set up before it gets its
+				// name (once, however often another run is first), so
+				// that a SIGKILL can leave an empty entry only between
+				// two system calls, and a run that opens the name finds
+				// the namespace ready.
+				if fresh == nil {
+					if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+						return nil, nserr.New("unshare", "net", err)
+					}
+					made, err := st.tab.OpenThreadSelf(unix.CLONE_NEWNET)
+					if err != nil {
+						return nil, err
+					}
+					if err := st.setupNetns(made[0], lo, !persist); err != nil {
+						return nil, err
+					}
+					fresh = made[0]
+				}
+				mntID, err = netnsdir.Publish(path, fresh.Fd())
+				return fresh, err
+			})
+			return err
+		})
+		if err != nil {
 			return err
 		}
-		ns, err = st.openNetns(name, func() (*nsctx.NS, error) {
-			// The namespace is made and set up before it gets its
-			// name (once, however often another run is first), so
-			// that a SIGKILL can leave an empty entry only between
-			// two system calls, and a run that opens the name finds
-			// the namespace ready.
-			if fresh == nil {
-				if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-					return nil, nserr.New("unshare", "net", err)
-				}
-				made, err := st.tab.OpenThreadSelf(unix.CLONE_NEWNET)
-				if err != nil {
-					return nil, err
-				}
-				if err := st.setupNetns(made[0], lo, !persist); err != nil {
-					return nil, err
-				}
-				fresh = made[0]
+		st.setName(ns, name)
+		rec.Opened = ns != fresh
+		if ns == fresh && !persist {
+			// Only the run that made the namespace deletes its name, and only
+			// while the name is still this namespace's.
+			want := netnsdir.Ident{Dev: ns.Dev, Ino: ns.Ino}
+			rec.Undo = func() (bool, error) { return true, removeNetns(st, cur, name, &want) }
+			rec.Reap = func() []reaper.Op {
+				return []reaper.Op{reaper.Umount(cur.Get("mnt"), path, mntID), reaper.Unlink(cur.Get("mnt"), path)}
 			}
-			mntID, err = netnsdir.Publish(path, fresh.Fd())
-			return fresh, err
-		})
-		return err
-	})
-	if err != nil {
-		return nil, err
+		} else {
+			rec.Kept = ns == fresh
+		}
+		return nil
 	}
-	st.setName(ns, name)
-	if ns == fresh && !persist {
-		// Only the run that made the namespace deletes its name, and only
-		// while the name is still this namespace's.
-		want := netnsdir.Ident{Dev: ns.Dev, Ino: ns.Ino}
-		e := st.reg.Add(fmt.Sprintf("netns %q", name), func() error { return removeNetns(st, cur, name, &want) })
-		st.watch(e, reaper.Umount(cur.Get("mnt"), path, mntID), reaper.Unlink(cur.Get("mnt"), path))
+	if _, err := st.ex.Do(th, rec); err != nil {
+		return nil, err
 	}
 	return &Namespace{ns: ns, st: st}, nil
 }

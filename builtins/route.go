@@ -10,6 +10,7 @@ import (
 	"go.starlark.net/starlark"
 	"golang.org/x/sys/unix"
 
+	"nsh.dev/nsh/internal/change"
 	"nsh.dev/nsh/internal/doc"
 	"nsh.dev/nsh/internal/lifecycle"
 	"nsh.dev/nsh/internal/nsctx"
@@ -122,16 +123,30 @@ func (r *Route) deleteMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 	if err != nil {
 		return nil, err
 	}
-	if err := h.RouteDel(&r.r); err != nil {
-		if isNotFound(err) {
-			return nil, nserr.Explain(unix.ESRCH, "route %s is not in %s", r, r.st.nsLabel(r.ns))
+	rec := r.record(true)
+	rec.Apply = func() error {
+		err := h.RouteDel(&r.r)
+		if err != nil && isNotFound(err) {
+			return nserr.Explain(unix.ESRCH, "route %s is not in %s", r, r.st.nsLabel(r.ns))
 		}
-		return nil, nserr.New("route del", r.String(), err)
+		return nserr.New("route del", r.String(), err)
+	}
+	if _, err := r.st.ex.Do(th, rec); err != nil {
+		return nil, err
 	}
 	if r.entry != nil {
 		r.entry.Forget()
 	}
 	return starlark.None, nil
+}
+
+// record is the change that adds (del: removes) the route.
+func (r *Route) record(del bool) *change.Route {
+	via := ""
+	if r.r.Gw != nil {
+		via = r.r.Gw.String()
+	}
+	return &change.Route{NS: r.st.netnsRef(r.ns), V6: r.r.Family == netlink.FAMILY_V6, Dst: r.dst(), Via: via, Dev: r.dev, Del: del}
 }
 
 // routeSpec is a parsed route() request.
@@ -249,28 +264,39 @@ func routeBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		r.LinkIndex = nl.Attrs().Index
 	}
 	out := &Route{st: st, ns: ns, r: r, dev: devName}
-	if err := h.RouteAdd(&r); err != nil {
+	rec := out.record(false)
+	rec.What = "route " + out.String()
+	rec.Apply = func() error {
+		err := h.RouteAdd(&r)
 		switch {
-		case errors.Is(err, unix.EEXIST):
-			return nil, nserr.Explain(unix.EEXIST, "a route to %s already exists in %s", out.dst(), st.nsLabel(ns))
-		case errors.Is(err, unix.ENETUNREACH):
-			return nil, nserr.Errorf("route add", out.String(), err, "the gateway is not on a directly connected subnet of %s", st.nsLabel(ns))
-		}
-		return nil, nserr.New("route add", fmt.Sprintf("%s in %s", out, st.nsLabel(ns)), err)
-	}
-	out.entry = st.reg.Add("route "+out.String(), func() error {
-		if st.diesWithRun(ns) {
+		case err == nil:
 			return nil
+		case errors.Is(err, unix.EEXIST):
+			return nserr.Explain(unix.EEXIST, "a route to %s already exists in %s", out.dst(), st.nsLabel(ns))
+		case errors.Is(err, unix.ENETUNREACH):
+			return nserr.Errorf("route add", out.String(), err, "the gateway is not on a directly connected subnet of %s", st.nsLabel(ns))
+		}
+		return nserr.New("route add", fmt.Sprintf("%s in %s", out, st.nsLabel(ns)), err)
+	}
+	rec.Undo = func() (bool, error) {
+		if st.diesWithRun(ns) {
+			return false, nil
 		}
 		h, err := st.handle(ns)
 		if err != nil {
-			return err
+			return true, err
 		}
-		if err := h.RouteDel(&r); err != nil && !isNotFound(err) {
-			return nserr.New("route del", out.String(), err)
+		if err := h.RouteDel(&r); err != nil {
+			if isNotFound(err) {
+				return false, nil
+			}
+			return true, nserr.New("route del", out.String(), err)
 		}
-		return nil
-	})
+		return true, nil
+	}
+	if out.entry, err = st.ex.Do(th, rec); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"go.starlark.net/starlark"
 
+	"nsh.dev/nsh/internal/change"
 	"nsh.dev/nsh/internal/lifecycle"
 	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/reaper"
@@ -31,6 +32,9 @@ type state struct {
 	// teardown; started by the first watch (reaperErr if it could not).
 	reaper    *reaper.Reaper
 	reaperErr error
+	// ex makes the run's kernel changes (internal/change): it registers
+	// their undo and their reaper ops.
+	ex *change.Executor
 }
 
 type stateOrErr struct {
@@ -64,6 +68,7 @@ func sharedState(th *starlark.Thread) (*state, error) {
 			return stateOrErr{err: fmt.Errorf("cannot open nsh's own namespaces: %w", err)}
 		}
 		st := &state{reg: reg, tab: tab, cur: tab.Initial, names: map[uint64]string{}}
+		st.ex = change.NewExecutor(reg, st.watch)
 		tab.OnRelease(func(dev, ino uint64) {
 			st.mu.Lock()
 			delete(st.names, ino)
@@ -126,6 +131,18 @@ func (st *state) stopReaper() {
 		r.Stop()
 		spawn.Track(r.Pid(), false)
 	}
+}
+
+// netnsRef names ns in the equivalent commands of a change: by its
+// ip-netns name, as nsh's own (the host's), or by nsh's descriptor.
+func (st *state) netnsRef(ns *nsctx.NS) change.Netns {
+	if n := st.nameOf(ns); n != "" {
+		return change.Netns{Name: n}
+	}
+	if nsctx.Same(ns, st.tab.Initial.Get("net")) {
+		return change.Netns{}
+	}
+	return change.Netns{Fd: ns.Fd()}
 }
 
 func (st *state) current() nsctx.Context {

@@ -8,6 +8,7 @@ import (
 	"go.starlark.net/starlark"
 	"golang.org/x/sys/unix"
 
+	"nsh.dev/nsh/internal/change"
 	"nsh.dev/nsh/internal/doc"
 	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nserr"
@@ -116,31 +117,56 @@ func sysctlBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 	}
 	joins := sysctlJoins(st, ctx)
 	var old, now string
-	err = st.doIn(joins, func() error {
-		var err error
-		if old, err = readSysctl(key, path); err != nil || !set {
-			now = old
+	if !set {
+		err = st.doIn(joins, func() error {
+			var err error
+			now, err = readSysctl(key, path)
 			return err
-		}
-		if err := writeSysctl(key, path, newVal); err != nil {
-			return err
-		}
-		now, err = readSysctl(key, path)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	if set && !persist && old != now && !st.createdHere(ctx.Get("net")) {
-		e := st.reg.Add(fmt.Sprintf("sysctl %s=%s", key, newVal), func() error {
-			return st.doIn(joins, func() error { return writeSysctl(key, path, old) })
 		})
+		if err != nil {
+			return nil, err
+		}
+		return starlark.String(now), nil
+	}
+	rec := &change.Sysctl{NS: st.netnsRef(ctx.Get("net")), Key: key, Value: newVal}
+	for _, j := range joins {
+		if j.Type != unix.CLONE_NEWNET {
+			rec.Other = strings.TrimSpace(rec.Other + " " + j.Name)
+		}
+	}
+	rec.What = fmt.Sprintf("sysctl %s=%s", key, newVal)
+	rec.Apply = func() error {
+		err := st.doIn(joins, func() error {
+			var err error
+			if old, err = readSysctl(key, path); err != nil {
+				return err
+			}
+			if err := writeSysctl(key, path, newVal); err != nil {
+				return err
+			}
+			now, err = readSysctl(key, path)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		rec.Old = old
+		if persist || old == now || st.createdHere(ctx.Get("net")) {
+			return nil
+		}
+		rec.Undo = func() (bool, error) {
+			return true, st.doIn(joins, func() error { return writeSysctl(key, path, old) })
+		}
 		// The reaper reads /proc/sys from its own (nsh's initial)
 		// namespaces but the network one: it cannot restore a
 		// parameter of a UTS or IPC namespace nsh joined.
 		if len(joins) == 0 || len(joins) == 1 && joins[0].Type == unix.CLONE_NEWNET {
-			st.watch(e, reaper.Write(ctx.Get("net"), path, old))
+			rec.Reap = func() []reaper.Op { return []reaper.Op{reaper.Write(ctx.Get("net"), path, old)} }
 		}
+		return nil
+	}
+	if _, err := st.ex.Do(th, rec); err != nil {
+		return nil, err
 	}
 	return starlark.String(now), nil
 }

@@ -2,10 +2,13 @@ package builtins
 
 import (
 	"fmt"
+	"os"
 
 	"go.starlark.net/starlark"
 	"golang.org/x/sys/unix"
 
+	"nsh.dev/nsh/internal/change"
+	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nserr"
 	"nsh.dev/nsh/internal/nsthread"
 )
@@ -42,14 +45,27 @@ func utsBuiltin(host bool) func(*starlark.Thread, *starlark.Builtin, starlark.Tu
 			return nil, err
 		}
 		uts := ctx.Get("uts")
-		var out string
-		err = nsthread.Do(st.tab.Joins(ctx.With(uts)), func() error {
-			if set {
-				if host {
-					return nserr.New("sethostname", fmt.Sprintf("%q in %s", newName, uts), unix.Sethostname([]byte(newName)))
-				}
-				return nserr.New("setdomainname", fmt.Sprintf("%q in %s", newName, uts), unix.Setdomainname([]byte(newName)))
+		joins := st.tab.Joins(ctx.With(uts))
+		if set {
+			rec := &change.UTSName{Domain: !host, Name: newName, Label: uts.String()}
+			if !nsctx.Same(uts, st.tab.Initial.Get("uts")) {
+				rec.UTS = fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), uts.Fd())
 			}
+			rec.Apply = func() error {
+				return nsthread.Do(joins, func() error {
+					if host {
+						return nserr.New("sethostname", fmt.Sprintf("%q in %s", newName, uts), unix.Sethostname([]byte(newName)))
+					}
+					return nserr.New("setdomainname", fmt.Sprintf("%q in %s", newName, uts), unix.Setdomainname([]byte(newName)))
+				})
+			}
+			if _, err := st.ex.Do(th, rec); err != nil {
+				return nil, err
+			}
+			return starlark.None, nil
+		}
+		var out string
+		err = nsthread.Do(joins, func() error {
 			var u unix.Utsname
 			if err := unix.Uname(&u); err != nil {
 				return nserr.New("uname", "", err)
@@ -63,9 +79,6 @@ func utsBuiltin(host bool) func(*starlark.Thread, *starlark.Builtin, starlark.Tu
 		})
 		if err != nil {
 			return nil, err
-		}
-		if set {
-			return starlark.None, nil
 		}
 		return starlark.String(out), nil
 	}

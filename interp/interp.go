@@ -22,6 +22,7 @@ import (
 	"go.starlark.net/starlarkstruct"
 	"go.starlark.net/syntax"
 
+	"nsh.dev/nsh/internal/change"
 	"nsh.dev/nsh/internal/doc"
 	"nsh.dev/nsh/internal/lifecycle"
 )
@@ -61,6 +62,13 @@ type Config struct {
 	// a builtin that does not see the cancellation goes on allocating.
 	// nsh exits there; without it the run waits for the builtin.
 	Abort func(msg string)
+	// Trace, if set, receives each kernel change a run makes as it is
+	// made, and each undo at teardown (nsh -x; see internal/change).
+	Trace io.Writer
+	// TraceSetup and TraceTeardown, if set, receive the run's kernel
+	// changes as a shell script of the equivalent commands, and the
+	// script that undoes them (written by Teardown): nsh --trace=FILE.
+	TraceSetup, TraceTeardown io.Writer
 }
 
 // Interp is a configured interpreter; each script run is a Run.
@@ -171,6 +179,12 @@ func (in *Interp) NewRun(root string, argv []string) *Run {
 		done:     make(chan struct{}),
 	}
 	r.Registry.OnGuard(r.handleSignals)
+	if in.cfg.Trace != nil {
+		change.Trace(r.Registry, in.cfg.Trace)
+	}
+	if in.cfg.TraceSetup != nil {
+		change.Script(r.Registry, in.cfg.TraceSetup, in.cfg.TraceTeardown)
+	}
 	if in.cfg.MaxMemory > 0 {
 		r.watchMemory(in.cfg.MaxMemory)
 	}
@@ -332,6 +346,9 @@ func (r *Run) Close() error {
 // not spend.
 func (r *Run) Teardown() error {
 	err := r.Registry.Teardown()
+	if terr := change.Finish(r.Registry); terr != nil {
+		err = errors.Join(err, terr)
+	}
 	select {
 	case <-r.done:
 	default:

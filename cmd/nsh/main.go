@@ -13,6 +13,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -52,6 +53,13 @@ that says so.
 
 flags:
   -c CODE        run CODE instead of a file
+  -x             print each kernel change on stderr as it is made, as the
+                 equivalent command with the script line that made it
+                 ("+ two.star:12: ip -n red addr add 10.0.0.1/24 dev a"),
+                 and each undo at teardown ("- ip -n red link del dev a")
+  --trace FILE   write the run's kernel changes to FILE as a shell script of
+                 the equivalent commands, and the commands that undo them to
+                 FILE's teardown script (FILE without .sh, plus .teardown.sh)
   -i             after the script (or -c CODE) ends, stay in the REPL with
                  everything it built still alive; leaving the REPL tears it down
   --rootless     enter a new user namespace first (mapped to root inside),
@@ -76,6 +84,8 @@ type options struct {
 	maxSteps    uint64
 	code        *string
 	interactive bool
+	trace       bool
+	traceFile   string
 	script      string
 	args        []string
 }
@@ -98,8 +108,19 @@ func run(args []string) int {
 	if outer, code := rootless.Enter(opts.rootless); outer {
 		return code
 	}
-	in := interp.New(interp.Config{Builtins: builtins.Table(), Prompt: builtins.Prompt,
-		MaxMemory: opts.maxMemory, MaxSteps: opts.maxSteps, Abort: abort})
+	cfg := interp.Config{Builtins: builtins.Table(), Prompt: builtins.Prompt,
+		MaxMemory: opts.maxMemory, MaxSteps: opts.maxSteps, Abort: abort}
+	if opts.trace {
+		cfg.Trace = os.Stderr
+	}
+	closeTrace := func() error { return nil }
+	if opts.traceFile != "" {
+		setup := &lazyFile{path: opts.traceFile}
+		teardown := &lazyFile{path: teardownPath(opts.traceFile)}
+		closeTrace = func() error { return errors.Join(setup.Close(), teardown.Close()) }
+		cfg.TraceSetup, cfg.TraceTeardown = setup, teardown
+	}
+	in := interp.New(cfg)
 
 	var src any
 	var name string
@@ -145,13 +166,49 @@ func run(args []string) int {
 	} else {
 		err = r.REPL(nil, os.Stdin)
 	}
-	if cerr := r.Teardown(); cerr != nil { // nsh exits next
+	cerr := r.Teardown()
+	if terr := closeTrace(); terr != nil {
+		cerr = errors.Join(cerr, fmt.Errorf("--trace: %w", terr))
+	}
+	if cerr != nil { // nsh exits next
 		fmt.Fprintf(os.Stderr, "nsh: %v\n", cerr)
 		if err == nil {
 			err = cerr
 		}
 	}
 	return r.ExitCode(err)
+}
+
+// teardownPath is the teardown script written next to the setup script
+// FILE of --trace: lab.sh -> lab.teardown.sh.
+func teardownPath(file string) string {
+	return strings.TrimSuffix(file, ".sh") + ".teardown.sh"
+}
+
+// lazyFile is a script of --trace, created (executable) by its first
+// write, so a run that does not start leaves no empty script behind.
+type lazyFile struct {
+	path string
+	f    *os.File
+}
+
+func (l *lazyFile) Write(b []byte) (int, error) {
+	if l.f == nil {
+		f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o755)
+		if err != nil {
+			return 0, err
+		}
+		l.f = f
+	}
+	return l.f.Write(b)
+}
+
+// Close closes the file if it was created.
+func (l *lazyFile) Close() error {
+	if l.f == nil {
+		return nil
+	}
+	return l.f.Close()
 }
 
 // abort ends nsh at once, with status 1, when a builtin that cannot be
@@ -176,6 +233,11 @@ func parseArgs(args []string) (opts options, code int, done bool) {
 			switch name {
 			case "--max-memory":
 				opts.maxMemory, err = interp.ParseSize(val)
+			case "--trace":
+				if val == "" {
+					err = fmt.Errorf("needs a file name")
+				}
+				opts.traceFile = val
 			case "--max-steps":
 				opts.maxSteps, err = strconv.ParseUint(val, 10, 64)
 				if err != nil {
@@ -197,6 +259,8 @@ func parseArgs(args []string) (opts options, code int, done bool) {
 			return opts, 0, true
 		case a == "-i":
 			opts.interactive = true
+		case a == "-x":
+			opts.trace = true
 		case a == "--rootless":
 			opts.rootless = rootless.On
 		case a == "--no-rootless":
@@ -236,7 +300,7 @@ func parseArgs(args []string) (opts options, code int, done bool) {
 // "--flag=VALUE" or "--flag VALUE" (then *i moves past VALUE).
 func valueFlag(args []string, i *int) (name, val string, ok bool) {
 	a := args[*i]
-	for _, f := range []string{"--max-memory", "--max-steps"} {
+	for _, f := range []string{"--max-memory", "--max-steps", "--trace"} {
 		switch {
 		case strings.HasPrefix(a, f+"="):
 			return f, a[len(f)+1:], true

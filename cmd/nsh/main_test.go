@@ -108,7 +108,7 @@ func TestExitStatus(t *testing.T) {
 		t.Errorf("missing file: %d", code)
 	}
 	out, _, code := nsh(t, "", "--help")
-	for _, flag := range []string{"-c CODE", "-i", "--help", "--version", "nsh doc"} {
+	for _, flag := range []string{"-c CODE", "-x", "--trace FILE", "-i", "--help", "--version", "nsh doc"} {
 		if code != 0 || !strings.Contains(out, flag) {
 			t.Errorf("--help does not document %s", flag)
 		}

@@ -1,0 +1,199 @@
+package change
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"testing"
+
+	"go.starlark.net/starlark"
+
+	"nsh.dev/nsh/internal/lifecycle"
+	"nsh.dev/nsh/internal/reaper"
+)
+
+func TestCommands(t *testing.T) {
+	red, blue, host := Netns{Name: "red"}, Netns{Name: "blue"}, Netns{}
+	anon := Netns{Fd: 7}
+	path := fmt.Sprintf("/proc/%d/fd/7", os.Getpid())
+	mac, _ := net.ParseMAC("02:00:00:00:00:01")
+	for _, c := range []struct {
+		r          Record
+		cmds, undo string
+	}{
+		{&LinkAdd{Kind: "veth", NS: red, Name: "veth-red", Peer: "veth-blue", PeerNS: blue},
+			"ip -n red link add name veth-red type veth peer name veth-blue netns blue", "ip -n red link del dev veth-red"},
+		{&LinkAdd{Kind: "veth", NS: host, Name: "a", Peer: "b", PeerNS: host, MTU: 1400, Up: true},
+			"ip link add name a mtu 1400 up type veth peer name b mtu 1400", "ip link del dev a"},
+		{&LinkAdd{Kind: "veth", NS: host, Name: "a", Peer: "b", PeerNS: anon},
+			"ip link add name a type veth peer name b netns " + path, "ip link del dev a"},
+		{&LinkAdd{Kind: "bridge", NS: anon, Name: "br0", Up: true},
+			"nsenter --net=" + path + " ip link add name br0 up type bridge", "nsenter --net=" + path + " ip link del dev br0"},
+		{&LinkDel{NS: red, Name: "x"}, "ip -n red link del dev x", ""},
+		{&LinkSet{NS: red, Name: "x", Up: true}, "ip -n red link set dev x up", ""},
+		{&LinkSet{NS: red, Name: "x", Down: true}, "ip -n red link set dev x down", ""},
+		{&LinkSet{NS: red, Name: "x", MTU: 9000}, "ip -n red link set dev x mtu 9000", ""},
+		{&LinkSet{NS: red, Name: "x", Master: "br0"}, "ip -n red link set dev x master br0", ""},
+		{&LinkSet{NS: red, Name: "x", NoMaster: true}, "ip -n red link set dev x nomaster", ""},
+		{&LinkSet{NS: red, Name: "x", MoveTo: &blue}, "ip -n red link set dev x netns blue", ""},
+		{&LinkSet{NS: red, Name: "x", MoveTo: &host}, "ip -n red link set dev x netns 1", ""},
+		{&LinkSet{NS: red, Name: "x", NewName: "y"}, "ip -n red link set dev x name y", ""},
+		{&LinkSet{NS: red, Name: "x", MAC: mac}, "ip -n red link set dev x address 02:00:00:00:00:01", ""},
+		{&Addr{NS: red, Dev: "veth-red", CIDR: "10.0.0.1/24"},
+			"ip -n red addr add 10.0.0.1/24 dev veth-red", "ip -n red addr del 10.0.0.1/24 dev veth-red"},
+		{&Addr{NS: red, Dev: "veth-red", CIDR: "fd00::1/64", NoDAD: true},
+			"ip -n red addr add fd00::1/64 dev veth-red nodad", "ip -n red addr del fd00::1/64 dev veth-red"},
+		{&Addr{NS: red, Dev: "x", CIDR: "10.0.0.1/24", Del: true}, "ip -n red addr del 10.0.0.1/24 dev x", ""},
+		{&Route{NS: red, Dst: "10.0.2.0/24", Via: "10.0.1.1"},
+			"ip -n red route add 10.0.2.0/24 via 10.0.1.1", "ip -n red route del 10.0.2.0/24 via 10.0.1.1"},
+		{&Route{NS: host, V6: true, Dst: "default", Via: "fd00::1", Dev: "eth0"},
+			"ip -6 route add default via fd00::1 dev eth0", "ip -6 route del default via fd00::1 dev eth0"},
+		{&Route{NS: red, Dst: "10.0.2.0/24", Dev: "x", Del: true}, "ip -n red route del 10.0.2.0/24 dev x", ""},
+		{&Route{NS: red, Dst: "10.0.2.0/24", Dev: "x"},
+			"ip -n red route add 10.0.2.0/24 dev x scope global", "ip -n red route del 10.0.2.0/24 dev x"},
+		{&NetnsAdd{Name: "red", LoUp: true}, "ip netns add red\nip -n red link set dev lo up", "ip netns del red"},
+		{&NetnsAdd{Name: "red"}, "ip netns add red", "ip netns del red"},
+		{&NetnsAdd{Name: "red", Opened: true}, "", ""},
+		{&Sysctl{NS: red, Key: "net.ipv4.ip_forward", Value: "1", Old: "0"},
+			"ip netns exec red sysctl -q -w net.ipv4.ip_forward=1", "ip netns exec red sysctl -q -w net.ipv4.ip_forward=0"},
+		{&Sysctl{NS: host, Key: "kernel.msgmax", Value: "a b", Old: "8192", Other: "ipc:[4026532201]"},
+			"sysctl -q -w 'kernel.msgmax=a b'  # in ipc:[4026532201]", "sysctl -q -w kernel.msgmax=8192  # in ipc:[4026532201]"},
+		{&Sysctl{NS: anon, Key: "net/ipv4/conf/eth0.1/forwarding", Value: "1", Old: "0"},
+			"nsenter --net=" + path + " sysctl -q -w net/ipv4/conf/eth0.1/forwarding=1",
+			"nsenter --net=" + path + " sysctl -q -w net/ipv4/conf/eth0.1/forwarding=0"},
+		{&UTSName{Name: "box"}, "hostname box", ""},
+		{&UTSName{Name: "it's", Domain: true, UTS: "/proc/1/fd/9", Label: "uts:[4026532200]"},
+			`nsenter --uts=/proc/1/fd/9 domainname 'it'\''s'  # uts:[4026532200]`, ""},
+	} {
+		if got := strings.Join(c.r.Commands(), "\n"); got != c.cmds {
+			t.Errorf("%T Commands() = %q, want %q", c.r, got, c.cmds)
+		}
+		if got := strings.Join(c.r.UndoCommands(), "\n"); got != c.undo {
+			t.Errorf("%T UndoCommands() = %q, want %q", c.r, got, c.undo)
+		}
+	}
+}
+
+// TestExecutor checks what the executor does with a record: the trace
+// line before the change, the undo registered only with Undo set, the
+// teardown line only when the undo acted, no registration on failure.
+func TestExecutor(t *testing.T) {
+	reg := lifecycle.New()
+	var out bytes.Buffer
+	Trace(reg, &out)
+	var watched []string
+	x := NewExecutor(reg, func(e *lifecycle.Entry, ops ...reaper.Op) {
+		watched = append(watched, fmt.Sprintf("%s:%d", e.What, len(ops)))
+	})
+	th := &starlark.Thread{}
+	applied := 0
+	undone := 0
+
+	a := &Addr{NS: Netns{Name: "red"}, Dev: "x", CIDR: "10.0.0.1/24"}
+	a.Apply = func() error { applied++; return nil }
+	if e, err := x.Do(th, a); e != nil || err != nil {
+		t.Fatalf("record without undo: %v, %v", e, err)
+	}
+
+	r := &Route{NS: Netns{Name: "red"}, Dst: "10.0.2.0/24", Via: "10.0.1.1"}
+	r.What = "route"
+	r.Apply = func() error { applied++; return nil }
+	r.Undo = func() (bool, error) { undone++; return true, nil }
+	r.Reap = func() []reaper.Op { return []reaper.Op{reaper.Unlink(nil, "/x")} }
+	if e, err := x.Do(th, r); e == nil || err != nil {
+		t.Fatalf("record with undo: %v, %v", e, err)
+	}
+
+	l := &LinkAdd{Kind: "bridge", NS: Netns{Name: "red"}, Name: "br0"}
+	l.What = "bridge"
+	l.Apply = func() error { applied++; return nil }
+	l.Undo = func() (bool, error) { undone++; return false, nil } // went with its namespace
+
+	if _, err := x.Do(th, l); err != nil {
+		t.Fatal(err)
+	}
+	bad := &LinkDel{NS: Netns{Name: "red"}, Name: "gone"}
+	bad.Apply = func() error { return errors.New("boom") }
+	bad.Undo = func() (bool, error) { t.Error("undo of a failed change"); return true, nil }
+	if _, err := x.Do(th, bad); err == nil {
+		t.Fatal("failure not returned")
+	}
+	if got := strings.Join(reg.Live(), ","); got != "route,bridge" {
+		t.Errorf("registered %q, want route,bridge", got)
+	}
+	if got := strings.Join(watched, ","); got != "route:1" {
+		t.Errorf("reaper given %q, want route:1", got)
+	}
+	if err := reg.Teardown(); err != nil {
+		t.Fatal(err)
+	}
+	if applied != 3 || undone != 2 {
+		t.Errorf("applied %d, undone %d; want 3, 2", applied, undone)
+	}
+	want := `+ ip -n red addr add 10.0.0.1/24 dev x
++ ip -n red route add 10.0.2.0/24 via 10.0.1.1
++ ip -n red link add name br0 type bridge
++ ip -n red link del dev gone
+- ip -n red route del 10.0.2.0/24 via 10.0.1.1
+`
+	if out.String() != want {
+		t.Errorf("trace:\n%s\nwant:\n%s", out.String(), want)
+	}
+}
+
+func TestNoTrace(t *testing.T) {
+	reg := lifecycle.New()
+	if Tracing(reg) {
+		t.Fatal("a fresh run traces")
+	}
+	Trace(reg, &bytes.Buffer{})
+	if !Tracing(reg) {
+		t.Fatal("Trace did not turn tracing on")
+	}
+}
+
+// TestScript checks the two scripts of --trace: the setup has the commands
+// of what was applied (not of what failed), with the script positions as
+// comments; the teardown undoes, newest first, what nsh registered an undo
+// for and what it made to outlive the run (Kept).
+func TestScript(t *testing.T) {
+	reg := lifecycle.New()
+	var setup, teardown bytes.Buffer
+	Script(reg, &setup, &teardown)
+	x := NewExecutor(reg, func(*lifecycle.Entry, ...reaper.Op) {})
+	n := &NetnsAdd{Name: "red", LoUp: true}
+	n.Apply = func() error { n.Kept = true; return nil }
+	l := &LinkAdd{Kind: "bridge", NS: Netns{Name: "red"}, Name: "br0"}
+	l.Apply = func() error { return nil }
+	l.Undo = func() (bool, error) { return false, nil }
+	a := &Addr{NS: Netns{Name: "red"}, Dev: "br0", CIDR: "10.0.0.1/24"}
+	a.Apply = func() error { return nil }
+	bad := &LinkDel{NS: Netns{Name: "red"}, Name: "gone"}
+	bad.Apply = func() error { return errors.New("boom") }
+	for _, r := range []Record{n, l, a, bad} {
+		x.Do(nil, r)
+	}
+	if err := reg.Teardown(); err != nil {
+		t.Fatal(err)
+	}
+	if err := Finish(reg); err != nil {
+		t.Fatal(err)
+	}
+	want := setupHeader + `ip netns add red
+ip -n red link set dev lo up
+ip -n red link add name br0 type bridge
+ip -n red addr add 10.0.0.1/24 dev br0
+`
+	if setup.String() != want {
+		t.Errorf("setup:\n%s\nwant:\n%s", setup.String(), want)
+	}
+	want = teardownHeader + `ip -n red link del dev br0
+ip netns del red
+`
+	if teardown.String() != want {
+		t.Errorf("teardown:\n%s\nwant:\n%s", teardown.String(), want)
+	}
+}

@@ -1,0 +1,230 @@
+package change
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"go.starlark.net/starlark"
+
+	"nsh.dev/nsh/internal/lifecycle"
+	"nsh.dev/nsh/internal/reaper"
+)
+
+// Executor makes a run's kernel changes: the one place that registers
+// their undo and gives the reaper their ops.
+type Executor struct {
+	reg *lifecycle.Registry
+	// watch gives the reaper e's ops (none: withdraws them); it starts
+	// the reaper on first use.
+	watch func(e *lifecycle.Entry, ops ...reaper.Op)
+}
+
+// NewExecutor returns the executor of the run whose registry is reg;
+// watch hands an entry's ops to the run's reaper (see Watch).
+func NewExecutor(reg *lifecycle.Registry, watch func(e *lifecycle.Entry, ops ...reaper.Op)) *Executor {
+	return &Executor{reg: reg, watch: watch}
+}
+
+// Do applies r on behalf of the Starlark code running on th. It applies
+// r and, if r has an undo, registers it in the run's registry and gives
+// the reaper r's ops. When the run traces (nsh -x, --trace), r's commands
+// are printed once r is applied (or failed, with the script position of
+// the calling frame) and its undo commands as the undo runs. It returns
+// the registry entry, nil when r has no undo.
+func (x *Executor) Do(th *starlark.Thread, r Record) (*lifecycle.Entry, error) {
+	b := r.effect()
+	err := b.Apply()
+	t := traceOf(x.reg)
+	if t != nil {
+		t.setup(th, r, err == nil)
+	}
+	undo, reap := b.Undo, b.Reap
+	// The record is data from here on (the tracer may keep it to the end
+	// of the run): its closures, which hold namespaces, are not kept.
+	b.Apply, b.Undo, b.Reap = nil, nil, nil
+	if err != nil || undo == nil {
+		return nil, err
+	}
+	e := x.reg.Add(b.What, func() error {
+		did, err := undo()
+		if did && t != nil {
+			t.teardown(r.UndoCommands())
+		}
+		return err
+	})
+	if reap != nil {
+		if ops := reap(); len(ops) > 0 {
+			x.watch(e, ops...)
+		}
+	}
+	return e, nil
+}
+
+// Watch gives the reaper new ops for e's object (a link that moved has a
+// new index, maybe in a namespace with another fate); no ops withdraws
+// the earlier ones.
+func (x *Executor) Watch(e *lifecycle.Entry, ops ...reaper.Op) { x.watch(e, ops...) }
+
+// tracer prints the changes of a run: on w as they are made (nsh -x),
+// and as a setup script (written as the run goes) and a teardown script
+// (written when the run ends, by Finish) for --trace.
+type tracer struct {
+	mu       sync.Mutex
+	w        io.Writer // nil: no -x
+	setupW   io.Writer // nil: no --trace
+	undoW    io.Writer
+	lastPos  string
+	made     []Record // applied records whose undo the teardown script does
+	started  bool     // the setup script's header is written
+	finished bool
+	err      error // the first failed write of a script
+}
+
+// put writes s to a script, keeping the first error for Finish.
+func (t *tracer) put(w io.Writer, s string) {
+	if _, err := io.WriteString(w, s); err != nil && t.err == nil {
+		t.err = err
+	}
+}
+
+const traceKey = "nsh.change.trace"
+
+func tracerOf(reg *lifecycle.Registry) *tracer {
+	return reg.Shared(traceKey, func() any { return &tracer{} }).(*tracer)
+}
+
+// Trace makes the run whose registry is reg print each change on w as it
+// is applied, like sh -x: "+ FILE:LINE: COMMAND", and each undo done at
+// teardown or on an explicit release: "- COMMAND".
+func Trace(reg *lifecycle.Registry, w io.Writer) {
+	t := tracerOf(reg)
+	t.mu.Lock()
+	t.w = w
+	t.mu.Unlock()
+}
+
+// Script makes the run whose registry is reg write the commands of its
+// changes to setup, as a shell script that makes them again on another
+// machine (with iproute2 and util-linux), and, when Finish is called, the
+// commands that undo them, newest first, to teardown. Finish reports a
+// failed write.
+func Script(reg *lifecycle.Registry, setup, teardown io.Writer) {
+	t := tracerOf(reg)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.setupW, t.undoW = setup, teardown
+}
+
+const setupHeader = `#!/bin/sh
+# The kernel changes of an nsh run (nsh --trace), as the equivalent commands.
+# A namespace that was held only by nsh's descriptor is named by its
+# /proc/PID/fd/N path, which exists only while that run does.
+set -e
+`
+
+const teardownHeader = `#!/bin/sh
+# Undoes what the setup script of the same nsh --trace made, newest first.
+`
+
+// Finish writes the teardown script of Script, once the run is over, and
+// returns the first error writing either script.
+func Finish(reg *lifecycle.Registry) error {
+	t := tracerOf(reg)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.undoW == nil || t.finished {
+		return nil
+	}
+	t.finished = true
+	if !t.started {
+		t.started = true
+		t.put(t.setupW, setupHeader)
+	}
+	var b strings.Builder
+	b.WriteString(teardownHeader)
+	for i := len(t.made) - 1; i >= 0; i-- {
+		for _, c := range t.made[i].UndoCommands() {
+			b.WriteString(c + "\n")
+		}
+	}
+	t.made = nil
+	t.put(t.undoW, b.String())
+	if t.err != nil {
+		return fmt.Errorf("writing the --trace scripts: %w", t.err)
+	}
+	return nil
+}
+
+// traceOf returns the run's tracer, nil when the run does not trace.
+func traceOf(reg *lifecycle.Registry) *tracer {
+	t := tracerOf(reg)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.w == nil && t.setupW == nil {
+		return nil
+	}
+	return t
+}
+
+// Tracing reports whether the run of reg traces its changes.
+func Tracing(reg *lifecycle.Registry) bool { return traceOf(reg) != nil }
+
+// setup traces r, applied if ok (else it failed).
+func (t *tracer) setup(th *starlark.Thread, r Record, ok bool) {
+	cmds := r.Commands()
+	if len(cmds) == 0 {
+		return
+	}
+	pos := ""
+	if th != nil {
+		for i := 1; i < th.CallStackDepth(); i++ {
+			if p := th.CallFrame(i).Pos; p.Filename() != "<builtin>" {
+				pos = fmt.Sprintf("%s:%d", p.Filename(), p.Line)
+				break
+			}
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.w != nil {
+		for _, c := range cmds {
+			if pos != "" {
+				fmt.Fprintf(t.w, "+ %s: %s\n", pos, c)
+			} else {
+				fmt.Fprintf(t.w, "+ %s\n", c)
+			}
+		}
+	}
+	if t.setupW == nil || !ok || t.finished {
+		return
+	}
+	var b strings.Builder
+	if !t.started {
+		t.started = true
+		b.WriteString(setupHeader)
+	}
+	if pos != t.lastPos && pos != "" {
+		b.WriteString("# " + pos + "\n")
+		t.lastPos = pos
+	}
+	for _, c := range cmds {
+		b.WriteString(c + "\n")
+	}
+	t.put(t.setupW, b.String())
+	if b := r.effect(); b.Undo != nil || b.Kept {
+		t.made = append(t.made, r)
+	}
+}
+
+func (t *tracer) teardown(cmds []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.w == nil {
+		return
+	}
+	for _, c := range cmds {
+		fmt.Fprintf(t.w, "- %s\n", c)
+	}
+}
