@@ -112,10 +112,12 @@ func (st *state) startReaper() *reaper.Reaper {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.reaper == nil && st.reaperErr == nil {
+		started := spawn.Starting()
 		st.reaper, st.reaperErr = reaper.Start()
 		if st.reaperErr == nil {
 			spawn.Track(st.reaper.Pid(), true) // not an orphan (spawn.KillOrphans)
 		}
+		started()
 		if st.reaperErr != nil {
 			fmt.Fprintf(os.Stderr, "nsh: warning: without a reaper, what this run makes outlives a killed nsh: %v\n", st.reaperErr)
 		}

@@ -192,6 +192,8 @@ func writeWithHelpers(pid int, uids, gids idmap.Map, setgroups string) error {
 			return err
 		}
 	}
+	// newuidmap and newgidmap are children of nsh while they run.
+	defer Starting()()
 	return sub.Map(pid, uids, gids)
 }
 

@@ -188,7 +188,21 @@ var children = struct {
 	sync.Mutex
 	live, sessions map[int]bool
 	subreapers     int // runs that want nsh to be a subreaper
+	// starting is held for reading by whoever makes a child of nsh, from
+	// before its creation until it is in live (or Tracked), and for
+	// writing by KillOrphans while it tells orphans from children: a
+	// child between its clone and its registration would otherwise pass
+	// for an orphan of another run and be killed and reaped under it.
+	starting sync.RWMutex
 }{live: map[int]bool{}, sessions: map[int]bool{}}
+
+// Starting is called by code that makes a child of nsh by other means
+// than a Spawner (the reaper) before it does; the function it returns is
+// called once the child is Tracked (or was not made). See KillOrphans.
+func Starting() (done func()) {
+	children.starting.RLock()
+	return children.starting.RUnlock
+}
 
 // maxThreads bounds the spawner threads of one run.
 const maxThreads = 16
@@ -505,6 +519,8 @@ func (s *Spawner) Start(cfg *Config) (*Child, error) {
 		defer C.free(stack)
 	}
 	var pid, pidfd int
+	registered := Starting()
+	defer func() { registered() }() // unless the child was made and is in children.live
 	jerr := s.onThread(cfg.Joins, func() {
 		var fd C.int
 		pid = int(C.nsh_spawn(c, stack, &fd))
@@ -534,6 +550,8 @@ func (s *Spawner) Start(cfg *Config) (*Child, error) {
 		children.sessions[pid] = true
 	}
 	children.Unlock()
+	registered()
+	registered = func() {}
 	if err := ch.handshake(); err != nil {
 		ch.abandon()
 		return nil, err
@@ -947,8 +965,10 @@ func Track(pid int, on bool) {
 func KillOrphans() error {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
+		children.starting.Lock()
 		kids, err := ownChildren()
 		if err != nil {
+			children.starting.Unlock()
 			return err
 		}
 		var orphans []int
@@ -960,6 +980,7 @@ func KillOrphans() error {
 			orphans = append(orphans, pid)
 		}
 		children.Unlock()
+		children.starting.Unlock()
 		if len(orphans) == 0 {
 			return nil
 		}
