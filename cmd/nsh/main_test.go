@@ -139,6 +139,9 @@ func waitReady(t *testing.T, cmd *exec.Cmd) {
 	stdout, _ := cmd.StdoutPipe()
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
+	// A process that outlives nsh (the bug some callers test for) keeps
+	// stderr open: Wait must not wait for it.
+	cmd.WaitDelay = time.Second
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

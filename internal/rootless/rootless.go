@@ -21,6 +21,8 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"nsh.dev/nsh/internal/idmap"
 )
 
@@ -86,9 +88,10 @@ func Enter(mode Mode) (bool, int) {
 		fmt.Fprintf(os.Stderr, "nsh: rootless re-exec: %v\n", err)
 		os.Exit(1)
 	}
-	if os.Getenv(innerEnv) != "" {
+	if parent := os.Getenv(innerEnv); parent != "" {
 		os.Unsetenv(innerEnv)
 		inner = true
+		armDeathSignal(parent)
 		return false, 0
 	}
 	if mode == Off || (mode == Auto && os.Geteuid() == 0) {
@@ -101,6 +104,23 @@ func Enter(mode Mode) (bool, int) {
 		return true, 1
 	}
 	return true, code
+}
+
+// armDeathSignal gives the inner process its parent-death signal again:
+// the kernel clears it when a process gains capabilities, which the inner
+// one does by executing itself again once newuidmap has mapped it (see
+// Enter), so a SIGKILL of the supervisor would leave the inner nsh running.
+// parent is the supervisor's pid: if it died before the signal was armed,
+// the inner process has been re-parented and ends at once, as the signal
+// would have ended it.
+func armDeathSignal(parent string) {
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		fmt.Fprintf(os.Stderr, "nsh: rootless: prctl PR_SET_PDEATHSIG: %v\n", err)
+		os.Exit(1)
+	}
+	if strconv.Itoa(os.Getppid()) != parent {
+		os.Exit(128 + int(unix.SIGKILL))
+	}
 }
 
 // Active reports whether this process runs in a user namespace other than
@@ -132,7 +152,7 @@ func reexec() (int, error) {
 	cmd := exec.Command(exe, os.Args[1:]...)
 	cmd.Args[0] = os.Args[0]
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), innerEnv+"=1")
+	cmd.Env = append(os.Environ(), innerEnv+"="+strconv.Itoa(os.Getpid()))
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWUSER,
 		Pdeathsig:  syscall.SIGKILL,
