@@ -6,7 +6,6 @@ import (
 	"math/bits"
 	"runtime"
 	"runtime/debug"
-	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,8 +91,10 @@ func memoryMessage(limit uint64) string {
 // runtime is told a limit a little above (debug.SetMemoryLimit), so it
 // collects more often as the heap nears it, and a sentinel object with a cleanup
 // (runtime.AddCleanup) becomes garbage at once: its cleanup runs after the
-// next collection, reads the live heap and the goroutine stacks
-// (runtime/metrics), cancels every thread of the run if they pass the
+// next collection, reads the heap and the goroutine stacks
+// (runtime.ReadMemStats: runtime/metrics would cost every start of nsh
+// its package initialisation, a fifth of a bare run's instructions),
+// cancels every thread of the run if they pass the
 // limit, and arms a new sentinel. Starlark code sees the cancellation at
 // its next step; the builtins that allocate for all their elements at once
 // check the size first (boundedUniverse), so no single step allocates
@@ -104,11 +105,10 @@ func memoryMessage(limit uint64) string {
 
 // memWatch is the memory watch of one run.
 type memWatch struct {
-	r       *Run
-	limit   uint64
-	prev    int64 // the runtime's memory limit before the run
-	over    bool  // the last collection found the heap over the limit
-	samples []metrics.Sample
+	r     *Run
+	limit uint64
+	prev  int64 // the runtime's memory limit before the run
+	over  bool  // the last collection found the heap over the limit
 }
 
 // gcSentinel is the object whose collection marks the end of a GC cycle.
@@ -123,10 +123,6 @@ func (r *Run) watchMemory(limit uint64) {
 	w := &memWatch{
 		r:     r,
 		limit: limit,
-		samples: []metrics.Sample{
-			{Name: "/gc/heap/live:bytes"},
-			{Name: "/memory/classes/heap/stacks:bytes"},
-		},
 	}
 	// The runtime's own limit is a quarter above ours: it then collects
 	// often enough that the heap is seen passing the limit soon after it
@@ -151,7 +147,15 @@ func (w *memWatch) afterGC() {
 		return // the run is over: no new sentinel
 	default:
 	}
-	if used := w.used(); used > w.limit {
+	used := w.used()
+	if used > w.limit {
+		// The heap as read counts what the sweeper has not freed yet:
+		// before cancelling, collect and sweep to the end, so that only
+		// what is live counts.
+		runtime.GC()
+		used = w.used()
+	}
+	if used > w.limit {
 		running := w.r.cancel(memoryMessage(w.limit))
 		if w.over && running && used > w.limit+w.limit/4 && w.r.in.cfg.Abort != nil {
 			// Cancelled at a previous collection, still running and
@@ -169,18 +173,14 @@ func (w *memWatch) afterGC() {
 	w.arm()
 }
 
-// used is the memory the run's values hold: the heap live at the last
-// collection and the goroutine stacks (deep recursion grows the
-// interpreter's stack, not its heap).
+// used is the memory the run's values hold: the heap's allocated objects
+// (after a collection: the live ones, and garbage not yet swept) and the
+// goroutine stacks (deep recursion grows the interpreter's stack, not its
+// heap).
 func (w *memWatch) used() uint64 {
-	metrics.Read(w.samples)
-	var n uint64
-	for _, s := range w.samples {
-		if s.Value.Kind() == metrics.KindUint64 {
-			n += s.Value.Uint64()
-		}
-	}
-	return n
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc + ms.StackInuse
 }
 
 // machineMemory is the machine's RAM plus swap: with no memory limit, no
