@@ -12,6 +12,7 @@ import (
 	"go.starlark.net/starlark"
 	"golang.org/x/sys/unix"
 
+	"nsh.dev/nsh/internal/change"
 	"nsh.dev/nsh/internal/doc"
 	"nsh.dev/nsh/internal/nlhandle"
 	"nsh.dev/nsh/internal/nserr"
@@ -197,10 +198,19 @@ func (l *Link) netemMethod(th *starlark.Thread, fn *starlark.Builtin, args starl
 		return nil, err
 	}
 	name := nl.Attrs().Name
-	root := netlink.QdiscAttrs{LinkIndex: nl.Attrs().Index, Handle: netlink.MakeHandle(1, 0), Parent: netlink.HANDLE_ROOT}
+	rec := &change.Qdisc{NS: l.st.netnsRef(l.netns()), Dev: name}
 	if a.empty() {
-		return starlark.None, clearQdisc(h, nl)
+		rec.Verb = "del"
+		rec.Apply = func() error {
+			did, err := clearQdisc(h, nl)
+			rec.None = !did
+			return err
+		}
+		_, err := l.st.ex.Do(th, rec)
+		return starlark.None, err
 	}
+	root := netlink.QdiscAttrs{LinkIndex: nl.Attrs().Index, Handle: netlink.MakeHandle(1, 0), Parent: netlink.HANDLE_ROOT}
+	rec.Verb, rec.Handle, rec.Rate = "replace", "1:", a.rate
 	var q netlink.Qdisc
 	if a.needsNetem() {
 		q = netlink.NewNetem(root, netlink.NetemQdiscAttrs{
@@ -209,34 +219,49 @@ func (l *Link) netemMethod(th *starlark.Thread, fn *starlark.Builtin, args starl
 			Loss:    float32(a.loss),
 			Rate64:  a.rate / 8,
 		})
+		rec.Kind, rec.Delay, rec.Jitter, rec.Loss = "netem", a.delay, a.jitter, a.loss
 	} else {
-		q = tbf(root, a.rate, nl.Attrs().MTU)
+		var t *netlink.Tbf
+		t, rec.Burst = tbf(root, a.rate, nl.Attrs().MTU)
+		q, rec.Kind, rec.Limit = t, "tbf", t.Limit
 	}
-	if err := h.QdiscReplace(q); err != nil {
-		if a.needsNetem() && (errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP)) {
-			return nil, nserr.Errorf("qdisc replace", fmt.Sprintf("netem on %q", name), err,
+	rec.What = fmt.Sprintf("qdisc on %q", name)
+	rec.Apply = func() error {
+		err := h.QdiscReplace(q)
+		if err != nil && a.needsNetem() && (errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP)) {
+			return nserr.Errorf("qdisc replace", fmt.Sprintf("netem on %q", name), err,
 				"this kernel lacks sch_netem (CONFIG_NET_SCH_NETEM is not set): delay, jitter and loss cannot be emulated here; rate= alone works (tbf)")
 		}
-		return nil, nserr.New("qdisc replace", fmt.Sprintf("%s on %q", q.Type(), name), err)
+		return nserr.New("qdisc replace", fmt.Sprintf("%s on %q", q.Type(), name), err)
 	}
 	if l.qdisc == nil {
-		l.qdisc = l.st.reg.Add(fmt.Sprintf("qdisc on %q", name), func() error {
+		// The first shaping of the link restores its default qdisc at the
+		// end of the run, unless the link goes with its namespace first.
+		rec.Undo = func() (bool, error) {
 			if l.st.diesWithRun(l.netns()) {
-				return nil
+				return false, nil
 			}
 			h, nl, err := l.fetch()
 			if err != nil {
-				return nil // the link is gone, and its qdisc with it
+				return false, nil // the link is gone, and its qdisc with it
 			}
 			return clearQdisc(h, nl)
-		})
+		}
+	}
+	e, err := l.st.ex.Do(th, rec)
+	if err != nil {
+		return nil, err
+	}
+	if e != nil {
+		l.qdisc = e
 	}
 	return starlark.None, nil
 }
 
-// tbf returns a token bucket shaping to rate bits/s. The bucket holds 10 ms
-// of traffic (at least a few full-size packets) and the queue about 50 ms.
-func tbf(attrs netlink.QdiscAttrs, rate uint64, mtu int) *netlink.Tbf {
+// tbf returns a token bucket shaping to rate bits/s, and its burst in bytes.
+// The bucket holds 10 ms of traffic (at least a few full-size packets) and
+// the queue about 50 ms.
+func tbf(attrs netlink.QdiscAttrs, rate uint64, mtu int) (*netlink.Tbf, uint32) {
 	bytesPerSec := rate / 8
 	if bytesPerSec == 0 {
 		bytesPerSec = 1
@@ -251,25 +276,28 @@ func tbf(attrs netlink.QdiscAttrs, rate uint64, mtu int) *netlink.Tbf {
 		Rate:       bytesPerSec,
 		Limit:      uint32(min(limit, 1<<30)),
 		Buffer:     netlink.Xmittime(bytesPerSec, burst),
-	}
+	}, burst
 }
 
-// clearQdisc removes the root qdisc, giving the link its default back.
-func clearQdisc(h *nlhandle.Handle, nl netlink.Link) error {
+// clearQdisc removes the root qdisc, giving the link its default back; it
+// reports whether there was one to remove.
+func clearQdisc(h *nlhandle.Handle, nl netlink.Link) (bool, error) {
 	qs, err := h.QdiscList(nl)
 	if err != nil {
-		return nserr.New("qdisc show", quote(nl.Attrs().Name), err)
+		return false, nserr.New("qdisc show", quote(nl.Attrs().Name), err)
 	}
+	did := false
 	for _, q := range qs {
 		a := q.Attrs()
 		if a.Parent != netlink.HANDLE_ROOT || a.Handle == 0 || q.Type() == "noqueue" {
 			continue
 		}
+		did = true
 		if err := h.QdiscDel(q); err != nil && !isNotFound(err) && !errors.Is(err, unix.EINVAL) {
-			return nserr.New("qdisc del", fmt.Sprintf("%s on %q", q.Type(), nl.Attrs().Name), err)
+			return did, nserr.New("qdisc del", fmt.Sprintf("%s on %q", q.Type(), nl.Attrs().Name), err)
 		}
 	}
-	return nil
+	return did, nil
 }
 
 func hasQdiscBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {

@@ -150,7 +150,10 @@ func TestParseNetem(t *testing.T) {
 }
 
 func TestTbfParameters(t *testing.T) {
-	q := tbf(netlink.QdiscAttrs{Handle: netlink.MakeHandle(1, 0), Parent: netlink.HANDLE_ROOT}, 20e6, 1500)
+	q, burst := tbf(netlink.QdiscAttrs{Handle: netlink.MakeHandle(1, 0), Parent: netlink.HANDLE_ROOT}, 20e6, 1500)
+	if burst != 25000 || q.Buffer != netlink.Xmittime(q.Rate, burst) {
+		t.Errorf("burst %d bytes (buffer %d), want 10 ms at 20mbit, 25000", burst, q.Buffer)
+	}
 	if q.Rate != 20e6/8 {
 		t.Errorf("rate %d bytes/s, want %d", q.Rate, uint64(20e6/8))
 	}

@@ -282,3 +282,32 @@ func TestTraceOneLiner(t *testing.T) {
 		`\+ -c:2: ` + fd + `ip addr add 10\.83\.0\.1/24 dev t1`,
 	})
 }
+
+// A rate limit is traced as its tc command, and the default qdisc it
+// restores at the end of the run as its teardown; shaping the link again
+// replaces the qdisc but restores it once. The namespace persists, so the
+// link's qdisc is undone rather than dropped with it.
+func TestTraceQdisc(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	leakcheck.Check(t)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", "nsh-tq-red").Run() })
+	_, stderr, code := nsh(t, "", "-x", "-c", `r = netns("nsh-tq-red")
+a, b = veth("nsh-tq-a", "nsh-tq-b", ns=r, peer_ns=r)
+a.netem(rate="16mbit")
+a.netem(rate=2000000000)`)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	matchLines(t, stderr, []string{
+		`\+ -c:1: ip netns add nsh-tq-red`,
+		`\+ -c:1: ip -n nsh-tq-red link set dev lo up`,
+		`\+ -c:2: ip -n nsh-tq-red link add name nsh-tq-a up type veth peer name nsh-tq-b`,
+		`\+ -c:2: ip -n nsh-tq-red link set dev nsh-tq-b up`,
+		`\+ -c:3: tc -n nsh-tq-red qdisc replace dev nsh-tq-a root handle 1: tbf rate 16mbit burst 20000 limit 120000`,
+		`\+ -c:4: tc -n nsh-tq-red qdisc replace dev nsh-tq-a root handle 1: tbf rate 2gbit burst 2500000 limit 15000000`,
+		`- tc -n nsh-tq-red qdisc del dev nsh-tq-a root`,
+		`- ip -n nsh-tq-red link del dev nsh-tq-a`,
+	})
+}

@@ -14,9 +14,9 @@
 // the run's error messages; what a change is, and how a person would
 // make it with the standard tools, is the record's typed data.
 //
-// Migrated so far: links, addresses, routes, sysctl writes, hostname and
-// domainname, and the naming of network namespaces (netns()). Mounts,
-// namespaces made by unshare(), qdiscs, processes and id maps still
+// Migrated so far: links, addresses, routes, qdiscs, sysctl writes,
+// hostname and domainname, and the naming of network namespaces (netns()).
+// Mounts, namespaces made by unshare(), processes and id maps still
 // register their undo in their builtins.
 package change
 
@@ -25,6 +25,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"nsh.dev/nsh/internal/reaper"
 )
@@ -109,6 +110,15 @@ func (n Netns) Exec(cmd string) string {
 		return cmd
 	}
 	return "nsenter --net=" + n.path() + " " + cmd
+}
+
+// TC renders a tc(8) command run in n: `tc -n red qdisc ...`, `tc qdisc
+// ...`, or `nsenter --net=/proc/PID/fd/N tc qdisc ...`.
+func (n Netns) TC(args string) string {
+	if n.Name != "" {
+		return "tc -n " + n.Name + " " + args
+	}
+	return n.Exec("tc " + args)
 }
 
 // NetnsAdd names a network namespace (and creates it): "ip netns add".
@@ -378,6 +388,99 @@ func (r *UTSName) Commands() []string {
 // UndoCommands is empty: nsh does not restore a name (a UTS namespace it
 // made goes away with its name).
 func (r *UTSName) UndoCommands() []string { return nil }
+
+// Qdisc adds, changes or replaces (Verb) the root qdisc of a link, a tbf
+// (Kind "tbf": Rate, Burst, Limit) or a netem (Kind "netem": Delay,
+// Jitter, Loss, Rate), or deletes it (Verb "del"). None, set by the Apply
+// of a "del", means the link had no root qdisc to delete: no change, no
+// command.
+type Qdisc struct {
+	Effect
+	NS     Netns
+	Dev    string
+	Verb   string // "add", "change", "replace" or "del"
+	Handle string // e.g. "1:"; "" leaves it to the kernel
+	Kind   string
+	Rate   uint64 // bits per second; 0: none (netem)
+	Burst  uint32 // bytes (tbf)
+	Limit  uint32 // bytes (tbf)
+	Delay  time.Duration
+	Jitter time.Duration
+	Loss   float64 // percent; 0: none
+	None   bool
+}
+
+// Commands renders `tc qdisc VERB dev DEV root [handle H] tbf rate R
+// burst B limit L`, `... netem [delay D [J]] [loss P%] [rate R]`, or `tc
+// qdisc del dev DEV root`; nothing for a "del" that found no qdisc.
+func (r *Qdisc) Commands() []string {
+	if r.Verb == "del" {
+		if r.None {
+			return nil
+		}
+		return r.del()
+	}
+	s := "qdisc " + r.Verb + " dev " + r.Dev + " root"
+	if r.Handle != "" {
+		s += " handle " + r.Handle
+	}
+	s += " " + r.Kind
+	switch r.Kind {
+	case "tbf":
+		s += fmt.Sprintf(" rate %s burst %d limit %d", tcRate(r.Rate), r.Burst, r.Limit)
+	case "netem":
+		if r.Delay > 0 || r.Jitter > 0 {
+			s += " delay " + tcTime(r.Delay)
+			if r.Jitter > 0 {
+				s += " " + tcTime(r.Jitter)
+			}
+		}
+		if r.Loss > 0 {
+			s += fmt.Sprintf(" loss %g%%", r.Loss)
+		}
+		if r.Rate > 0 {
+			s += " rate " + tcRate(r.Rate)
+		}
+	}
+	return []string{r.NS.TC(s)}
+}
+
+// del renders `tc qdisc del dev DEV root`, which gives the link its
+// default qdisc back.
+func (r *Qdisc) del() []string {
+	return []string{r.NS.TC("qdisc del dev " + r.Dev + " root")}
+}
+
+// UndoCommands deletes the root qdisc; nothing for a "del".
+func (r *Qdisc) UndoCommands() []string {
+	if r.Verb == "del" {
+		return nil
+	}
+	return r.del()
+}
+
+// tcRate renders bits per second in tc's units (decimal, as tc reads
+// them): "16mbit", "512kbit", "1500bit".
+func tcRate(bits uint64) string {
+	for _, u := range []struct {
+		name string
+		mult uint64
+	}{{"tbit", 1e12}, {"gbit", 1e9}, {"mbit", 1e6}, {"kbit", 1e3}} {
+		if bits >= u.mult && bits%u.mult == 0 {
+			return fmt.Sprintf("%d%s", bits/u.mult, u.name)
+		}
+	}
+	return fmt.Sprintf("%dbit", bits)
+}
+
+// tcTime renders a duration in tc's units, to the microsecond the kernel
+// keeps: "30ms", "1500us".
+func tcTime(d time.Duration) string {
+	if d%time.Millisecond == 0 {
+		return fmt.Sprintf("%dms", d/time.Millisecond)
+	}
+	return fmt.Sprintf("%dus", d/time.Microsecond)
+}
 
 // Quote quotes s for a POSIX shell when it needs it.
 func Quote(s string) string {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"go.starlark.net/starlark"
 
@@ -64,6 +65,16 @@ func TestCommands(t *testing.T) {
 		{&Sysctl{NS: anon, Key: "net/ipv4/conf/eth0.1/forwarding", Value: "1", Old: "0"},
 			"nsenter --net=" + path + " sysctl -q -w net/ipv4/conf/eth0.1/forwarding=1",
 			"nsenter --net=" + path + " sysctl -q -w net/ipv4/conf/eth0.1/forwarding=0"},
+		{&Qdisc{NS: red, Dev: "veth0", Verb: "replace", Handle: "1:", Kind: "tbf", Rate: 20e6, Burst: 25000, Limit: 150000},
+			"tc -n red qdisc replace dev veth0 root handle 1: tbf rate 20mbit burst 25000 limit 150000", "tc -n red qdisc del dev veth0 root"},
+		{&Qdisc{NS: host, Dev: "eth0", Verb: "add", Kind: "tbf", Rate: 512500, Burst: 6056, Limit: 9259},
+			"tc qdisc add dev eth0 root tbf rate 512500bit burst 6056 limit 9259", "tc qdisc del dev eth0 root"},
+		{&Qdisc{NS: anon, Dev: "x", Verb: "change", Handle: "1:", Kind: "netem", Delay: 30 * time.Millisecond, Jitter: 1500 * time.Microsecond, Loss: 2.5, Rate: 1e9},
+			"nsenter --net=" + path + " tc qdisc change dev x root handle 1: netem delay 30ms 1500us loss 2.5% rate 1gbit",
+			"nsenter --net=" + path + " tc qdisc del dev x root"},
+		{&Qdisc{NS: red, Dev: "x", Verb: "replace", Kind: "netem", Loss: 5}, "tc -n red qdisc replace dev x root netem loss 5%", "tc -n red qdisc del dev x root"},
+		{&Qdisc{NS: red, Dev: "veth0", Verb: "del"}, "tc -n red qdisc del dev veth0 root", ""},
+		{&Qdisc{NS: red, Dev: "veth0", Verb: "del", None: true}, "", ""},
 		{&UTSName{Name: "box"}, "hostname box", ""},
 		{&UTSName{Name: "it's", Domain: true, UTS: "/proc/1/fd/9", Label: "uts:[4026532200]"},
 			`nsenter --uts=/proc/1/fd/9 domainname 'it'\''s'  # uts:[4026532200]`, ""},
