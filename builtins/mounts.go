@@ -2,12 +2,15 @@ package builtins
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
 	"golang.org/x/sys/unix"
 
+	"nsh.dev/nsh/internal/change"
 	"nsh.dev/nsh/internal/doc"
 	"nsh.dev/nsh/internal/lifecycle"
 	"nsh.dev/nsh/internal/mount"
@@ -241,21 +244,38 @@ func parseMount(fname string, args starlark.Tuple, kwargs []starlark.Tuple) (*mo
 }
 
 // mountRegistry maps the ids of the mounts this run made in the initial
-// mount namespace to their lifecycle entries, so umount() can drop them.
+// mount namespace to their lifecycle entries and records, so umount() can
+// drop them.
 type mountRegistry struct {
 	entries map[int]*lifecycle.Entry
-	dirs    map[int][]mount.Made // what mkdir=True made for them
+	recs    map[int]*mountMade
+}
+
+// mountMade is a mount the run made in the initial mount namespace: its
+// record, and what mkdir=True made for it.
+type mountMade struct {
+	rec     *change.Mount
+	created []mount.Made
+	gone    atomic.Bool // unmounted by umount(): only created is undone
 }
 
 func mountsOf(st *state) *mountRegistry {
 	return st.reg.Shared("nsh.builtins.mounts", func() any {
-		return &mountRegistry{entries: map[int]*lifecycle.Entry{}, dirs: map[int][]mount.Made{}}
+		return &mountRegistry{entries: map[int]*lifecycle.Entry{}, recs: map[int]*mountMade{}}
 	}).(*mountRegistry)
 }
 
 func (st *state) mntRegistry() (*mountRegistry, func()) {
 	st.mu.Lock()
 	return mountsOf(st), st.mu.Unlock
+}
+
+// mountNS names mnt in commands: the zero value when it is nsh's own.
+func (st *state) mountNS(mnt *nsctx.NS) change.MountNS {
+	if nsctx.Same(mnt, st.tab.Initial.Get("mnt")) {
+		return change.MountNS{}
+	}
+	return change.MountNS{Path: fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), mnt.Fd()), Label: mnt.String()}
 }
 
 func mountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -273,28 +293,62 @@ func mountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	if r.ProcWithoutPidNS() && !nsctx.Same(cur.Get("pid"), st.tab.Initial.Get("pid")) {
 		r.PidNS = cur.Get("pid").Fd()
 	}
-	proc, err := mount.OpenProc()
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(proc)
+	rec := &change.Mount{NS: st.mountNS(mnt), Vanishes: !host}
+	rec.Args, rec.Source, rec.Target = r.Args()
+	made := &mountMade{rec: rec}
 	var res mount.Result
-	err = nsthread.Do(st.tab.Joins(cur), func() error {
-		var err error
-		res, err = r.Apply(proc)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	m := &Mount{e: res.Entry, ns: mnt, st: st, made: r.NewMount()}
-	id, target, created := res.Entry.ID, res.Entry.Target, res.Created
-	undo := func() error {
+	rec.Apply = func() error {
 		proc, err := mount.OpenProc()
 		if err != nil {
 			return err
 		}
 		defer unix.Close(proc)
+		err = nsthread.Do(st.tab.Joins(cur), func() error {
+			var err error
+			if res, err = r.Apply(proc); err != nil {
+				return err
+			}
+			for _, d := range res.Created {
+				rec.Dirs = append(rec.Dirs, d.Path)
+			}
+			if n := len(res.Created); n > 0 {
+				// A file bind's target is an empty file.
+				var sb unix.Stat_t
+				if unix.Lstat(res.Created[n-1].Path, &sb) == nil && sb.Mode&unix.S_IFMT != unix.S_IFDIR {
+					rec.File = true
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		made.created = res.Created
+		rec.What = fmt.Sprintf("directories made for mount on %s", res.Entry.Target)
+		switch {
+		case host && r.NewMount() && persist:
+			rec.Undo, rec.Kept = nil, true
+		case host && r.NewMount():
+			rec.What = fmt.Sprintf("mount %s on %s", res.Entry.FSType, res.Entry.Target)
+		case !host && len(res.Created) > 0:
+			// The mount dies with its namespace, but the directories
+			// made for it may be on a filesystem the host shares:
+			// remove them.
+		default:
+			rec.Undo = nil
+		}
+		return nil
+	}
+	rec.Undo = func() (bool, error) {
+		if made.gone.Load() {
+			return true, nsthread.Do(nil, func() error { mount.RemoveDirs(made.created); return nil })
+		}
+		proc, err := mount.OpenProc()
+		if err != nil {
+			return false, err
+		}
+		defer unix.Close(proc)
+		id, target, created := res.Entry.ID, res.Entry.Target, res.Created
 		var left []mount.Made
 		err = nsthread.Do(st.tab.Joins(st.tab.Initial.With(mnt)), func() error {
 			var err error
@@ -307,26 +361,38 @@ func mountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 			// usually names them (checked by inode).
 			nsthread.Do(nil, func() error { mount.RemoveDirs(left); return nil })
 		}
-		return err
+		return true, err
 	}
-	switch {
-	case host && r.NewMount() && !persist:
-		m.entry = st.reg.Add(fmt.Sprintf("mount %s on %s", res.Entry.FSType, target), undo)
-		ops := []reaper.Op{reaper.Umount(mnt, target, uint64(id))}
-		for i := len(created) - 1; i >= 0; i-- {
-			ops = append(ops, reaper.Rmdir(mnt, created[i].Path))
+	rec.Reap = func() []reaper.Op {
+		if !host {
+			return nil
 		}
-		st.watch(m.entry, ops...)
+		ops := []reaper.Op{reaper.Umount(mnt, res.Entry.Target, uint64(res.Entry.ID))}
+		return append(ops, rmdirOps(mnt, res.Created)...)
+	}
+	e, err := st.ex.Do(th, rec)
+	if err != nil {
+		return nil, err
+	}
+	m := &Mount{e: res.Entry, ns: mnt, st: st, made: r.NewMount()}
+	if host && e != nil {
+		m.entry = e
 		reg, unlock := st.mntRegistry()
-		reg.entries[id] = m.entry
-		reg.dirs[id] = created
+		reg.entries[res.Entry.ID] = e
+		reg.recs[res.Entry.ID] = made
 		unlock()
-	case !host && len(created) > 0:
-		// The mount dies with its namespace, but the directories made
-		// for it may be on a filesystem the host shares: remove them.
-		st.reg.Add(fmt.Sprintf("directories made for mount on %s", target), undo)
 	}
 	return m, nil
+}
+
+// rmdirOps are the reaper's ops that remove what mkdir=True made, newest
+// first.
+func rmdirOps(mnt *nsctx.NS, created []mount.Made) []reaper.Op {
+	var ops []reaper.Op
+	for i := len(created) - 1; i >= 0; i-- {
+		ops = append(ops, reaper.Rmdir(mnt, created[i].Path))
+	}
+	return ops
 }
 
 func umountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -349,37 +415,52 @@ func umountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 	if err != nil {
 		return nil, err
 	}
-	proc, err := mount.OpenProc()
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(proc)
 	var gone []int
 	cur := st.current()
-	err = nsthread.Do(st.tab.Joins(cur), func() error {
-		var err error
-		gone, err = mount.Umount(proc, target, detach, recursive)
-		return err
-	})
-	if !nsctx.Same(cur.Get("mnt"), st.tab.Initial.Get("mnt")) {
+	mnt := cur.Get("mnt")
+	rec := &change.Umount{NS: st.mountNS(mnt), Target: target, Detach: detach, Recursive: recursive}
+	rec.What = "umount " + target
+	rec.Apply = func() error {
+		proc, err := mount.OpenProc()
+		if err != nil {
+			return err
+		}
+		defer unix.Close(proc)
+		return nsthread.Do(st.tab.Joins(cur), func() error {
+			var err error
+			gone, err = mount.Umount(proc, target, detach, recursive)
+			return err
+		})
+	}
+	_, err = st.ex.Do(th, rec)
+	if !nsctx.Same(mnt, st.tab.Initial.Get("mnt")) {
 		gone = nil // only mounts in the initial namespace are registered
 	}
+	type dropped struct {
+		e    *lifecycle.Entry
+		made *mountMade
+	}
+	var drop []dropped
 	reg, unlock := st.mntRegistry()
 	for _, id := range gone {
 		if e := reg.entries[id]; e != nil {
-			// Unmounted by hand: nothing to unmount at the end (the id
-			// may be reused), but the directories made for it still go.
-			e.Forget()
-			if dirs := reg.dirs[id]; len(dirs) > 0 {
-				st.reg.Add("directories made for mount on "+target, func() error {
-					return nsthread.Do(nil, func() error { mount.RemoveDirs(dirs); return nil })
-				})
-			}
+			drop = append(drop, dropped{e, reg.recs[id]})
 			delete(reg.entries, id)
-			delete(reg.dirs, id)
+			delete(reg.recs, id)
 		}
 	}
 	unlock()
+	for _, d := range drop {
+		// Unmounted by hand: nothing to unmount at the end (the id may
+		// be reused), but the directories made for it still go.
+		if len(d.made.created) == 0 {
+			d.e.Forget()
+			continue
+		}
+		d.made.gone.Store(true)
+		d.made.rec.Unmounted()
+		st.ex.Watch(d.e, rmdirOps(mnt, d.made.created)...)
+	}
 	if err != nil {
 		return nil, err
 	}

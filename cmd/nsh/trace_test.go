@@ -311,3 +311,54 @@ a.netem(rate=2000000000)`)
 		`- ip -n nsh-tq-red link del dev nsh-tq-a`,
 	})
 }
+
+// nsh -x prints mounts and the directories mkdir=True makes for them, in a
+// mount namespace of the run (entered with nsenter; the mount goes with
+// the namespace, only its directories are removed) and in nsh's own (
+// unmounted at teardown); an unmounted mount's teardown is only rmdir.
+func TestTraceMounts(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	leakcheck.Check(t)
+	d := t.TempDir()
+	script := fmt.Sprintf(`mount("tmpfs", %[1]q, "tmpfs", options="size=1m", mkdir=True)
+mount("tmpfs", %[2]q, "tmpfs", mkdir=True)
+umount(%[2]q)
+unshare("mnt")
+mount(target="/", propagation="slave", recursive=True)
+mount("tmpfs", %[3]q, "tmpfs", mkdir=True)
+mount("/usr", %[3]q + "/usr", bind=True, readonly=True, mkdir=True)`, d+"/host/m", d+"/gone/m", d+"/box")
+	_, stderr, code := nsh(t, "", "-x", "-c", script)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	q := regexp.QuoteMeta(d)
+	ns := `nsenter --mount=/proc/\d+/fd/\d+ `
+	mnt := `  # mnt:\[\d+\]`
+	matchLines(t, stderr, []string{
+		`\+ -c:1: mkdir -p ` + q + `/host/m`,
+		`\+ -c:1: mount -t tmpfs -o size=1m tmpfs ` + q + `/host/m`,
+		`\+ -c:2: mkdir -p ` + q + `/gone/m`,
+		`\+ -c:2: mount -t tmpfs tmpfs ` + q + `/gone/m`,
+		`\+ -c:3: umount ` + q + `/gone/m`,
+		`\+ -c:5: ` + ns + `mount --make-rslave /` + mnt,
+		`\+ -c:6: ` + ns + `mkdir -p ` + q + `/box` + mnt,
+		`\+ -c:6: ` + ns + `mount -t tmpfs tmpfs ` + q + `/box` + mnt,
+		`\+ -c:7: ` + ns + `mkdir -p ` + q + `/box/usr` + mnt,
+		`\+ -c:7: ` + ns + `mount --bind -o ro /usr ` + q + `/box/usr` + mnt,
+		// Teardown, newest first: in the run's namespace only what
+		// mkdir=True made (box/usr was on the namespace's tmpfs, but
+		// nsh does not tell).
+		`- ` + ns + `rmdir ` + q + `/box/usr` + mnt,
+		`- ` + ns + `rmdir ` + q + `/box` + mnt,
+		`- rmdir ` + q + `/gone/m ` + q + `/gone`,
+		`- umount ` + q + `/host/m`,
+		`- rmdir ` + q + `/host/m ` + q + `/host`,
+	})
+	for _, p := range []string{"/host", "/gone", "/box"} {
+		if _, err := os.Stat(d + p); !os.IsNotExist(err) {
+			t.Errorf("%s%s left behind (%v)", d, p, err)
+		}
+	}
+}

@@ -15,9 +15,10 @@
 // make it with the standard tools, is the record's typed data.
 //
 // Migrated so far: links, addresses, routes, qdiscs, sysctl writes,
-// hostname and domainname, and the naming of network namespaces (netns()).
-// Mounts, namespaces made by unshare(), processes and id maps still
-// register their undo in their builtins.
+// hostname and domainname, the naming of network namespaces (netns()),
+// mounts, umounts and the directories mount(mkdir=True) makes. Namespaces
+// made by unshare(), pivot_root (which registers no undo), processes and
+// id maps still register their undo in their builtins.
 package change
 
 import (

@@ -21,6 +21,8 @@ func TestCommands(t *testing.T) {
 	anon := Netns{Fd: 7}
 	path := fmt.Sprintf("/proc/%d/fd/7", os.Getpid())
 	mac, _ := net.ParseMAC("02:00:00:00:00:01")
+	ns := MountNS{Path: "/proc/1/fd/8", Label: "mnt:[4026532300]"}
+	unmounted := func(r *Mount) *Mount { r.Unmounted(); return r }
 	for _, c := range []struct {
 		r          Record
 		cmds, undo string
@@ -78,6 +80,22 @@ func TestCommands(t *testing.T) {
 		{&UTSName{Name: "box"}, "hostname box", ""},
 		{&UTSName{Name: "it's", Domain: true, UTS: "/proc/1/fd/9", Label: "uts:[4026532200]"},
 			`nsenter --uts=/proc/1/fd/9 domainname 'it'\''s'  # uts:[4026532200]`, ""},
+		{&Mount{Args: []string{"-t", "tmpfs", "-o", "size=64m"}, Source: "tmpfs", Target: "/tmp/box"},
+			"mount -t tmpfs -o size=64m tmpfs /tmp/box", "umount /tmp/box"},
+		{&Mount{Args: []string{"--bind", "-o", "ro"}, Source: "/usr", Target: "/tmp/box/usr", Dirs: []string{"/tmp/box", "/tmp/box/usr"}},
+			"mkdir -p /tmp/box/usr\nmount --bind -o ro /usr /tmp/box/usr", "umount /tmp/box/usr\nrmdir /tmp/box/usr /tmp/box"},
+		{&Mount{Args: []string{"--make-rslave"}, Target: "/", NS: ns},
+			"nsenter --mount=/proc/1/fd/8 mount --make-rslave /  # mnt:[4026532300]",
+			"nsenter --mount=/proc/1/fd/8 umount /  # mnt:[4026532300]"},
+		{&Mount{Args: []string{"-t", "tmpfs"}, Source: "tmpfs", Target: "/a b", Dirs: []string{"/a b"}, NS: ns, Vanishes: true},
+			"nsenter --mount=/proc/1/fd/8 mkdir -p '/a b'  # mnt:[4026532300]\nnsenter --mount=/proc/1/fd/8 mount -t tmpfs tmpfs '/a b'  # mnt:[4026532300]",
+			"nsenter --mount=/proc/1/fd/8 rmdir '/a b'  # mnt:[4026532300]"},
+		{&Mount{Args: []string{"--bind"}, Source: "/etc/hosts", Target: "/x/hosts", Dirs: []string{"/x", "/x/hosts"}, File: true},
+			"mkdir -p /x\ntouch /x/hosts\nmount --bind /etc/hosts /x/hosts", "umount /x/hosts\nrm /x/hosts\nrmdir /x"},
+		{unmounted(&Mount{Args: []string{"-t", "tmpfs"}, Source: "tmpfs", Target: "/x/y", Dirs: []string{"/x", "/x/y"}}),
+			"mkdir -p /x/y\nmount -t tmpfs tmpfs /x/y", "rmdir /x/y /x"},
+		{&Umount{Target: "/x"}, "umount /x", ""},
+		{&Umount{Target: "/x", Recursive: true, Detach: true, NS: ns}, "nsenter --mount=/proc/1/fd/8 umount -R -l /x  # mnt:[4026532300]", ""},
 	} {
 		if got := strings.Join(c.r.Commands(), "\n"); got != c.cmds {
 			t.Errorf("%T Commands() = %q, want %q", c.r, got, c.cmds)

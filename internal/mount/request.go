@@ -45,38 +45,45 @@ func (r *Request) isOverlay() bool { return r.FSType == "overlay" }
 
 // Describe renders the call as a mount(8) command line, for messages.
 func (r *Request) Describe() string {
-	var parts []string
+	flags, source, target := r.Args()
+	parts := flags
+	if source != "" {
+		parts = append(parts, strconv.Quote(source))
+	}
+	parts = append(parts, strconv.Quote(target))
+	return strings.Join(parts, " ")
+}
+
+// Args returns the call as mount(8)'s arguments: its options ("--bind",
+// "-t", "tmpfs", "-o", "ro"), its source ("" for none) and its target.
+func (r *Request) Args() (flags []string, source, target string) {
 	switch {
 	case r.bindNew() && r.Recursive:
-		parts = append(parts, "--rbind")
+		flags = append(flags, "--rbind")
 	case r.bindNew():
-		parts = append(parts, "--bind")
+		flags = append(flags, "--bind")
 	case r.propOnly():
 		rec := ""
 		if r.Recursive {
 			rec = "r"
 		}
-		parts = append(parts, "--make-"+rec+r.Propagation)
+		flags = append(flags, "--make-"+rec+r.Propagation)
 	}
 	if r.FSType != "" {
-		parts = append(parts, "-t", r.FSType)
+		flags = append(flags, "-t", r.FSType)
 	}
 	o := r.Options
 	if r.Readonly && !strings.Contains(","+o+",", ",ro,") {
 		o = strings.TrimPrefix(o+",ro", ",")
 	}
 	if o != "" {
-		parts = append(parts, "-o", o)
+		flags = append(flags, "-o", o)
 	}
-	if r.Source != "" {
-		parts = append(parts, strconv.Quote(r.Source))
-	}
-	t := r.Target
+	target = r.Target
 	if r.Root != "/" {
-		t = r.Root + "/" + inroot.Rel(r.Target)
+		target = r.Root + "/" + inroot.Rel(r.Target)
 	}
-	parts = append(parts, strconv.Quote(t))
-	return strings.Join(parts, " ")
+	return flags, r.Source, target
 }
 
 // Check validates r and completes it (absolute paths, parsed options, the
