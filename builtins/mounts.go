@@ -25,6 +25,7 @@ func mountTable() doc.Table {
 		Funcs: []doc.Func{
 			{Name: "mount", Sig: `mount(source=None, target=None, fstype="", options="", bind=False, recursive=False, readonly=False, propagation=None, mkdir=False, root=None, persist=False)`,
 				Impl: mountBuiltin, Doc: `Mounts in the current context's mount namespace; returns the new nsh.mount.
+target is required; source may be left out (see below).
 A filesystem:      mount("tmpfs", "/mnt/x", "tmpfs", "size=10m,mode=755")
                    proc, sysfs, tmpfs, devpts, mqueue, cgroup2, overlay
                    ("lowerdir=/l1:/l2,upperdir=/u,workdir=/w"), ...; source
