@@ -502,14 +502,11 @@ func undoLink(rec *change.LinkAdd, ends ...*Link) (bool, error) {
 	if dies {
 		return false, nil
 	}
-	for _, l := range ends {
-		if _, _, err := l.fetch(); err == nil {
-			ns, _, name := l.where()
-			rec.NS, rec.Name = l.st.netnsRef(ns), name
-			break
-		}
-	}
 	l, err := deleteLink(ends...)
+	if l != nil {
+		ns, _, name := l.where()
+		rec.NS, rec.Name = l.st.netnsRef(ns), name
+	}
 	return l != nil, err
 }
 

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
@@ -257,7 +256,6 @@ type mountRegistry struct {
 type mountMade struct {
 	rec     *change.Mount
 	created []mount.Made
-	gone    atomic.Bool // unmounted by umount(): only created is undone
 }
 
 func mountsOf(st *state) *mountRegistry {
@@ -341,7 +339,7 @@ func mountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		return nil
 	}
 	rec.Undo = func() (bool, error) {
-		if made.gone.Load() {
+		if made.rec.IsUnmounted() { // by umount(): only created is undone
 			return true, nsthread.Do(nil, func() error { mount.RemoveDirs(made.created); return nil })
 		}
 		proc, err := mount.OpenProc()
@@ -458,7 +456,6 @@ func umountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 			d.e.Forget()
 			continue
 		}
-		d.made.gone.Store(true)
 		d.made.rec.Unmounted()
 		st.ex.Watch(d.e, rmdirOps(mnt, d.made.created)...)
 	}

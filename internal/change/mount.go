@@ -44,6 +44,9 @@ type Mount struct {
 // undo, and its undo commands, are only the removal of Dirs.
 func (r *Mount) Unmounted() { r.unmounted.Store(true) }
 
+// IsUnmounted reports whether Unmounted was called.
+func (r *Mount) IsUnmounted() bool { return r.unmounted.Load() }
+
 // Commands renders `mkdir -p DIR` (and `touch FILE`) for what mkdir=True
 // made, then `mount ARGS SOURCE TARGET`.
 func (r *Mount) Commands() []string {
