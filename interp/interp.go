@@ -120,6 +120,7 @@ type Run struct {
 	in       *Interp
 	Registry *lifecycle.Registry
 	root     func() string // directory loads may not escape (unless absolute)
+	realRoot func() string // root with its symlinks resolved
 	argv     *starlark.List
 	modules  map[string]*module
 	mu       sync.Mutex
@@ -178,6 +179,12 @@ func (in *Interp) NewRun(root string, argv []string) *Run {
 		sigc:     make(chan os.Signal, 4),
 		done:     make(chan struct{}),
 	}
+	r.realRoot = sync.OnceValue(func() string {
+		if real, err := filepath.EvalSymlinks(r.root()); err == nil {
+			return real
+		}
+		return r.root()
+	})
 	r.Registry.OnGuard(r.handleSignals)
 	if in.cfg.Trace != nil {
 		change.Trace(r.Registry, in.cfg.Trace)

@@ -87,10 +87,7 @@ func (r *Run) resolve(from, module string) (string, error) {
 	path := filepath.Join(dir, module)
 	// A module loaded by its real path loads others from its real
 	// directory: both spellings of the root count.
-	realRoot, err := filepath.EvalSymlinks(root)
-	if err != nil {
-		realRoot = root
-	}
+	realRoot := r.realRoot()
 	escapes := !within(root, path) && !within(realRoot, path)
 	if escapes {
 		return "", fmt.Errorf("load: %q escapes the script's directory %s (use an absolute path to load from elsewhere)", module, root)

@@ -22,6 +22,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"nsh.dev/nsh/internal/netnsdir"
+
 	"nsh.dev/nsh/internal/mountinfo"
 )
 
@@ -42,13 +44,10 @@ type Snapshot struct {
 // mount it sits on), as iproute2 and nsh's netns() prepare it.
 const NetnsDirPrepared = "shared bind of itself"
 
-// netnsDir is the directory of named network namespaces.
-const netnsDir = "/run/netns"
-
 // Take records the current state.
 func Take() (Snapshot, error) {
 	var s Snapshot
-	if ents, err := os.ReadDir(netnsDir); err == nil {
+	if ents, err := os.ReadDir(netnsdir.Dir); err == nil {
 		for _, e := range ents {
 			s.Netns = append(s.Netns, e.Name())
 		}
@@ -149,13 +148,13 @@ func netnsDirState(es []mountinfo.Entry) string {
 		top = s[len(s)-1]
 	}
 	prefix := ""
-	for _, c := range strings.Split(strings.TrimPrefix(filepath.Dir(netnsDir), "/"), "/") {
+	for _, c := range strings.Split(strings.TrimPrefix(filepath.Dir(netnsdir.Dir), "/"), "/") {
 		prefix += "/" + c
 		if s := on(top.ID, prefix); len(s) > 0 {
 			top = s[len(s)-1]
 		}
 	}
-	stack := on(top.ID, netnsDir)
+	stack := on(top.ID, netnsdir.Dir)
 	switch {
 	case len(stack) == 0:
 		return ""
@@ -163,7 +162,7 @@ func netnsDirState(es []mountinfo.Entry) string {
 		return fmt.Sprintf("%d mounts stacked", len(stack))
 	}
 	e, p := stack[0], top
-	rel, err := filepath.Rel(p.Target, netnsDir)
+	rel, err := filepath.Rel(p.Target, netnsdir.Dir)
 	if err != nil || strings.HasPrefix(rel, "..") {
 		return "a mount on an unexpected parent " + p.Target
 	}
@@ -244,7 +243,7 @@ func Diff(before, after Snapshot) []string {
 		// The one new mount on /run/netns is the intended, persistent
 		// preparation of the directory; everything else still counts.
 		for i := n; i < len(out); i++ {
-			if strings.HasPrefix(out[i], "mount "+netnsDir+" ") {
+			if strings.HasPrefix(out[i], "mount "+netnsdir.Dir+" ") {
 				out = append(out[:i], out[i+1:]...)
 				break
 			}

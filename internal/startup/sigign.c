@@ -1,8 +1,9 @@
-// Part of package startup (see startup.go): a constructor that notes which
-// of the signals nsh handles were ignored when nsh started, before the Go
+// Part of package startup (see startup.go): a constructor that notes
+// whether SIGQUIT and SIGTERM were ignored when nsh started, before the Go
 // runtime installs its own handlers. The runtime keeps an inherited
-// SIG_IGN of SIGHUP and SIGINT only; SIGQUIT and SIGTERM it takes over,
-// so nohup-style and background-job dispositions would be lost.
+// SIG_IGN of SIGHUP and SIGINT itself (signal.Ignored reports them); SIGQUIT
+// and SIGTERM it takes over, so nohup-style and background-job
+// dispositions of those would be lost.
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdlib.h>
@@ -12,7 +13,7 @@
 unsigned long nsh_sigign_mask;
 
 __attribute__((constructor)) static void nsh_sigign_note(void) {
-	static const int sigs[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+	static const int sigs[] = {SIGQUIT, SIGTERM};
 	if (getenv("_NSH_INIT_FD"))
 		return; // nsh-init (internal/spawn): no Go runtime starts
 	for (unsigned i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {

@@ -120,7 +120,7 @@ func keepIgnored() {
 	if mask == 0 {
 		return
 	}
-	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM} {
+	for _, sig := range []syscall.Signal{syscall.SIGQUIT, syscall.SIGTERM} {
 		if mask&(1<<uint(sig)) != 0 && !signal.Ignored(sig) {
 			signal.Ignore(sig)
 		}

@@ -14,7 +14,7 @@ extern cpu_set_t nsh_onecpu_saved;
 extern int nsh_onecpu_state;
 void nsh_onecpu_widen_main(void);
 
-// The signals (bit 1<<N for signal N) among SIGHUP, SIGINT, SIGQUIT and
+// The signals (bit 1<<N for signal N) among SIGQUIT and
 // SIGTERM that were ignored when nsh started (sigign.c).
 extern unsigned long nsh_sigign_mask;
 
