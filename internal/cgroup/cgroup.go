@@ -13,7 +13,6 @@
 package cgroup
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -24,6 +23,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"nsh.dev/nsh/internal/mountinfo"
 	"nsh.dev/nsh/internal/nserr"
 )
 
@@ -60,58 +60,24 @@ func Own() (string, error) {
 		return "", nserr.New("open", "/proc/self/mountinfo", err)
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		// id parent major:minor root mountpoint options... - fstype source super
-		line := sc.Bytes()
-		i := bytes.Index(line, []byte(" - "))
-		if i < 0 || !bytes.HasPrefix(line[i+3:], []byte("cgroup2 ")) {
+	es, err := mountinfo.Parse(f)
+	if err != nil {
+		return "", ErrNoCgroup2
+	}
+	for _, e := range es {
+		if e.FSType != "cgroup2" {
 			continue
 		}
-		fields := strings.Fields(string(line[:i]))
-		if len(fields) < 5 {
-			continue
-		}
-		root, mnt := unescape(fields[3]), unescape(fields[4])
-		if root != "/" {
-			r, ok := strings.CutPrefix(rel, root)
+		if e.Root != "/" {
+			r, ok := strings.CutPrefix(rel, e.Root)
 			if !ok || (r != "" && r[0] != '/') {
 				continue
 			}
 			rel = r
 		}
-		return filepath.Join(mnt, rel), nil
+		return filepath.Join(e.Target, rel), nil
 	}
 	return "", ErrNoCgroup2
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for a space).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var v byte
-			ok := true
-			for _, c := range s[i+1 : i+4] {
-				if c < '0' || c > '7' {
-					ok = false
-					break
-				}
-				v = v*8 + byte(c-'0')
-			}
-			if ok {
-				b.WriteByte(v)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // Create makes the cgroup name under nsh's own one and opens it. It fails (EACCES, EROFS, ErrNoCgroup2, ENOENT for a
