@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/internal/change"
+	"nsh.dev/nsh/internal/fault"
 	"nsh.dev/nsh/internal/doc"
 	"nsh.dev/nsh/internal/nserr"
 	"nsh.dev/nsh/internal/reaper"
@@ -48,15 +49,36 @@ func bridgeBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 	rec := &change.LinkAdd{Kind: "bridge", NS: st.netnsRef(ns), Name: name, Up: up}
 	rec.What = fmt.Sprintf("bridge %q", name)
 	rec.Apply = func() error {
+		var err error
+		var idx int // see chooseIndex
+		if !st.diesWithRun(ns) {
+			idx = chooseIndex()
+		}
 		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}
 		if up {
 			br.Flags = net.FlagUp
 		}
-		if err := h.LinkAdd(br); err != nil {
+		for try := 0; ; try++ {
+			if idx > 0 {
+				rec.Intend(reaper.DelLink(ns, idx, name))
+			}
+			br.Index = idx
+			err = h.LinkAdd(br)
+			if idx > 0 && errors.Is(err, unix.EBUSY) && try < 8 {
+				idx = chooseIndex()
+				continue
+			}
+			break
+		}
+		if err != nil {
 			if errors.Is(err, unix.EEXIST) {
 				return nserr.Explain(unix.EEXIST, "a link named %q already exists in %s", name, st.nsLabel(ns))
 			}
 			return nserr.New("link add", fmt.Sprintf("bridge %q in %s", name, st.nsLabel(ns)), err)
+		}
+		fault.At("link.added")
+		if l.index = idx; idx > 0 {
+			return nil
 		}
 		nl, err := h.LinkByName(name)
 		if err != nil {

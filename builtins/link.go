@@ -3,6 +3,7 @@ package builtins
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"runtime"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"nsh.dev/nsh/internal/change"
 	"nsh.dev/nsh/internal/doc"
+	"nsh.dev/nsh/internal/fault"
 	"nsh.dev/nsh/internal/lifecycle"
 	"nsh.dev/nsh/internal/nlhandle"
 	"nsh.dev/nsh/internal/nsctx"
@@ -382,30 +384,51 @@ func (st *state) makeVeth(th *starlark.Thread, a *vethArgs) (*Link, *Link, error
 	what := fmt.Sprintf("veth %q/%q", a.name, a.peer)
 	rec.What = what
 	rec.Apply = func() error {
-		v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a.name, MTU: a.mtu}, PeerName: a.peer}
-		if a.up {
-			v.Flags = net.FlagUp
+		var err error
+		// A pair that no namespace of the run takes down with it gets
+		// an index nsh chooses, which the reaper knows before the pair
+		// exists (see chosenIndex).
+		var idx int
+		if !st.diesWithRun(a.ns) && !st.diesWithRun(a.peerNS) {
+			idx = chooseIndex()
 		}
-		if !nsctx.Same(a.ns, a.peerNS) {
-			v.PeerNamespace = netlink.NsFd(a.peerNS.Fd())
+		for try := 0; ; try++ {
+			if idx > 0 {
+				rec.Intend(reaper.DelLink(a.ns, idx, a.name))
+			}
+			v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a.name, MTU: a.mtu, Index: idx}, PeerName: a.peer}
+			if a.up {
+				v.Flags = net.FlagUp
+			}
+			if !nsctx.Same(a.ns, a.peerNS) {
+				v.PeerNamespace = netlink.NsFd(a.peerNS.Fd())
+			}
+			err = h.LinkAdd(v)
+			runtime.KeepAlive(a.peerNS) // its descriptor is in v
+			if idx > 0 && errors.Is(err, unix.EBUSY) && try < 8 {
+				idx = chooseIndex() // taken: choose again
+				continue
+			}
+			break
 		}
-		err := h.LinkAdd(v)
-		runtime.KeepAlive(a.peerNS) // its descriptor is in v
 		if err != nil {
 			if errors.Is(err, unix.EEXIST) {
 				return st.whichExists(h, ph, a)
 			}
 			return nserr.New("link add", what, err)
 		}
-		if xl, err = h.LinkByName(a.name); err != nil {
-			// Without its index, delete it by name.
-			err = nserr.New("link show", quote(a.name), err)
-			if derr := h.LinkDel(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a.name}}); derr != nil {
-				err = errors.Join(err, nserr.New("link del", quote(a.name), derr))
+		fault.At("link.added")
+		if x.index = idx; idx == 0 {
+			if xl, err = h.LinkByName(a.name); err != nil {
+				// Without its index, delete it by name.
+				err = nserr.New("link show", quote(a.name), err)
+				if derr := h.LinkDel(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a.name}}); derr != nil {
+					err = errors.Join(err, nserr.New("link del", quote(a.name), derr))
+				}
+				return err
 			}
-			return err
+			x.index = xl.Attrs().Index
 		}
-		x.index = xl.Attrs().Index
 		if yl, err = ph.LinkByName(a.peer); err != nil {
 			err = nserr.New("link show", quote(a.peer), err)
 			if _, derr := deleteLink(x); derr != nil {
@@ -512,15 +535,25 @@ func undoLink(rec *change.LinkAdd, ends ...*Link) (bool, error) {
 
 // linkOps are the reaper's ops that delete a link nsh made (a veth's two
 // ends, or one link), through an end in a namespace that outlives the
-// run. If every end dies with the run, so does the link: no ops.
+// run, by its index and name (so never a link that took the index after
+// it). If every end dies with the run, so does the link: no ops.
 func (st *state) linkOps(ends ...*Link) []reaper.Op {
 	for _, l := range ends {
-		if ns, index, _ := l.where(); !st.diesWithRun(ns) {
-			return []reaper.Op{reaper.DelLink(ns, index)}
+		if ns, index, name := l.where(); !st.diesWithRun(ns) {
+			return []reaper.Op{reaper.DelLink(ns, index, name)}
 		}
 	}
 	return nil
 }
+
+// chooseIndex returns an interface index for a link nsh is about to make
+// in namespaces that outlive the run (the host's, a kept netns): the
+// reaper is told the index and the name before the link exists (write
+// ahead), so if nsh is killed at any instant it deletes that link, and
+// never another link that has, or later takes, the name. The index is
+// random in [2^24, 2^30), far above the kernel's own, which count up from
+// 1; one taken already (EBUSY) is chosen again.
+func chooseIndex() int { return 1<<24 + rand.IntN(1<<30-1<<24) }
 
 // ends returns the link and, for a veth nsh created, its peer.
 func (l *Link) ends() []*Link {

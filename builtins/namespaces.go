@@ -372,7 +372,7 @@ func netnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	}
 	path := filepath.Join(netnsDir, name)
 	var ns, fresh *nsctx.NS
-	var mntID uint64
+	var mntID, ino uint64
 	cur := st.current()
 	rec := &change.NetnsAdd{Name: name, LoUp: lo}
 	rec.What = fmt.Sprintf("netns %q", name)
@@ -403,7 +403,11 @@ func netnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 					}
 					fresh = made[0]
 				}
-				mntID, err = netnsdir.Publish(path, fresh.Fd())
+				mntID, ino, err = netnsdir.Publish(path, fresh.Fd(), func(dirMnt, ino uint64) {
+					// Until the name is finished, even a kept one.
+					mnt := cur.Get("mnt")
+					rec.Intend(reaper.UmountNew(mnt, path, dirMnt), reaper.Unlink(mnt, path, ino))
+				})
 				return fresh, err
 			})
 			return err
@@ -419,7 +423,7 @@ func netnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 			want := netnsdir.Ident{Dev: ns.Dev, Ino: ns.Ino}
 			rec.Undo = func() (bool, error) { return true, removeNetns(st, cur, name, &want) }
 			rec.Reap = func() []reaper.Op {
-				return []reaper.Op{reaper.Umount(cur.Get("mnt"), path, mntID), reaper.Unlink(cur.Get("mnt"), path)}
+				return []reaper.Op{reaper.Umount(cur.Get("mnt"), path, mntID), reaper.Unlink(cur.Get("mnt"), path, ino)}
 			}
 		} else {
 			rec.Kept = ns == fresh

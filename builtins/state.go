@@ -68,7 +68,12 @@ func sharedState(th *starlark.Thread) (*state, error) {
 			return stateOrErr{err: fmt.Errorf("cannot open nsh's own namespaces: %w", err)}
 		}
 		st := &state{reg: reg, tab: tab, cur: tab.Initial, names: map[uint64]string{}}
-		st.ex = change.NewExecutor(reg, st.watch)
+		st.ex = change.NewExecutor(reg, func() change.Reaper {
+			if r := st.startReaper(); r != nil {
+				return r
+			}
+			return nil
+		})
 		tab.OnRelease(func(dev, ino uint64) {
 			st.mu.Lock()
 			delete(st.names, ino)
@@ -88,32 +93,26 @@ func sharedState(th *starlark.Thread) (*state, error) {
 // watch gives the run's reaper (internal/reaper) the undo of e's object
 // as ops, so that it is undone even if nsh is killed (SIGKILL) before its
 // teardown; the reaper forgets it when e is done (undone, kept, gone).
-// Without ops, e's earlier ops are withdrawn. The first call starts the
-// reaper; if that fails, the run goes on with its own teardown only, and
-// says so once on stderr.
-func (st *state) watch(e *lifecycle.Entry, ops ...reaper.Op) {
-	if len(ops) == 0 {
-		e.OnDone(nil)
-		return
-	}
-	r := st.startReaper()
-	if r == nil {
-		return
-	}
-	id, err := r.Add(e.What, ops...)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "nsh: warning: %s would outlive a killed nsh: %v\n", e.What, err)
-		return
-	}
-	e.OnDone(func() { r.Del(id) })
-}
+// Without ops, e's earlier ops are withdrawn.
+func (st *state) watch(e *lifecycle.Entry, ops ...reaper.Op) { st.ex.Watch(e, ops...) }
 
+// startReaper returns the run's reaper, started by the first call; if
+// that fails, the run goes on with its own teardown only, and says so
+// once on stderr.
 func (st *state) startReaper() *reaper.Reaper {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.reaper == nil && st.reaperErr == nil {
 		started := spawn.Starting()
-		st.reaper, st.reaperErr = reaper.Start()
+		// Forked from a thread of the pool, which is in nsh's own
+		// namespaces (the caller may be on a thread that joined others:
+		// a change gives the reaper its ops from where it is made).
+		done := make(chan struct{})
+		go func() {
+			st.reaper, st.reaperErr = reaper.Start()
+			close(done)
+		}()
+		<-done
 		if st.reaperErr == nil {
 			spawn.Track(st.reaper.Pid(), true) // not an orphan (spawn.KillOrphans)
 		}

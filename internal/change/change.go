@@ -16,9 +16,7 @@
 //
 // Migrated so far: links, addresses, routes, qdiscs, sysctl writes,
 // hostname and domainname, the naming of network namespaces (netns()),
-// mounts, umounts and the directories mount(mkdir=True) makes. Namespaces
-// made by unshare(), pivot_root (which registers no undo), processes and
-// id maps still register their undo in their builtins.
+// mounts, umounts and the directories mount(mkdir=True) makes.
 package change
 
 import (
@@ -42,6 +40,13 @@ type Record interface {
 
 // Effect is what every record carries besides its typed data: how the
 // change is applied and undone, and the reaper's ops.
+//
+// The reaper learns of a change before it is made (write ahead): the ops
+// of Ahead, or those Apply gives Intend before its first system call, are
+// with the reaper before the kernel makes anything, so a SIGKILL at any
+// instant leaves nothing the reaper does not undo. Once Apply returns,
+// they are withdrawn (it failed, or nothing is to be undone) or replaced
+// by Reap's.
 type Effect struct {
 	// What names the object in the registry and in teardown errors,
 	// e.g. `veth "a"/"b"`.
@@ -53,13 +58,38 @@ type Effect struct {
 	// went away by itself, e.g. with its namespace). nil after Apply:
 	// nothing is registered.
 	Undo func() (bool, error)
-	// Reap returns the reaper's ops that undo the change after SIGKILL;
-	// nil (or no ops): the kernel reclaims it, or it is not undone.
+	// Ahead returns the reaper's ops that undo the change if nsh dies
+	// while it is being made. They are given before Apply runs, so they
+	// must be right whether or not the change was made, and touch only
+	// what it makes: a link by the index nsh chose for it and its name
+	// (reaper.DelLink), a mount unless the one there before is still
+	// there (reaper.UmountNew), a file by its inode, a value only over
+	// the one nsh wrote (reaper.WriteIf). nil: nothing to give ahead, or
+	// Apply gives it with Intend.
+	Ahead func() []reaper.Op
+	// Reap returns the reaper's ops that undo the change after SIGKILL,
+	// once it is made; they replace Ahead's. nil: Ahead's stay (or there
+	// are none: the kernel reclaims the object, or it is not undone).
+	// No ops: the reaper has nothing to do.
 	Reap func() []reaper.Op
 	// Kept, set by Apply, marks an object made to outlive the run (a
 	// netns with persist=True): nsh does not undo it, but the teardown
 	// script of --trace does.
 	Kept bool
+
+	// intend, set by the executor while Apply runs, gives the reaper ops
+	// ahead of a system call of Apply.
+	intend func(ops []reaper.Op)
+}
+
+// Intend gives the reaper, from inside Apply, ops that undo what Apply is
+// about to make, when they depend on what Apply found or chose (an inode,
+// an index); the rules of Ahead hold for them. Each call replaces what
+// the earlier one gave.
+func (b *Effect) Intend(ops ...reaper.Op) {
+	if b.intend != nil {
+		b.intend(ops)
+	}
 }
 
 func (b *Effect) effect() *Effect { return b }

@@ -113,10 +113,8 @@ func TestExecutor(t *testing.T) {
 	reg := lifecycle.New()
 	var out bytes.Buffer
 	Trace(reg, &out)
-	var watched []string
-	x := NewExecutor(reg, func(e *lifecycle.Entry, ops ...reaper.Op) {
-		watched = append(watched, fmt.Sprintf("%s:%d", e.What, len(ops)))
-	})
+	fr := &fakeReaper{}
+	x := NewExecutor(reg, func() Reaper { return fr })
 	th := &starlark.Thread{}
 	applied := 0
 	undone := 0
@@ -131,7 +129,7 @@ func TestExecutor(t *testing.T) {
 	r.What = "route"
 	r.Apply = func() error { applied++; return nil }
 	r.Undo = func() (bool, error) { undone++; return true, nil }
-	r.Reap = func() []reaper.Op { return []reaper.Op{reaper.Unlink(nil, "/x")} }
+	r.Reap = func() []reaper.Op { return []reaper.Op{reaper.Unlink(nil, "/x", 0)} }
 	if e, err := x.Do(th, r); e == nil || err != nil {
 		t.Fatalf("record with undo: %v, %v", e, err)
 	}
@@ -145,7 +143,15 @@ func TestExecutor(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := &LinkDel{NS: Netns{Name: "red"}, Name: "gone"}
-	bad.Apply = func() error { return errors.New("boom") }
+	bad.What = "bad"
+	bad.Ahead = func() []reaper.Op { return []reaper.Op{reaper.Unlink(nil, "/y", 7)} }
+	bad.Apply = func() error {
+		// Written ahead: the reaper has the ops before the change.
+		if got := strings.Join(fr.log, ","); !strings.HasSuffix(got, "set 2 bad:1") {
+			t.Errorf("before the change the reaper was given %q, want ... set 2 bad:1", got)
+		}
+		return errors.New("boom")
+	}
 	bad.Undo = func() (bool, error) { t.Error("undo of a failed change"); return true, nil }
 	if _, err := x.Do(th, bad); err == nil {
 		t.Fatal("failure not returned")
@@ -153,11 +159,16 @@ func TestExecutor(t *testing.T) {
 	if got := strings.Join(reg.Live(), ","); got != "route,bridge" {
 		t.Errorf("registered %q, want route,bridge", got)
 	}
-	if got := strings.Join(watched, ","); got != "route:1" {
-		t.Errorf("reaper given %q, want route:1", got)
+	// route: given once made (no Ahead), kept; bad: given ahead,
+	// withdrawn when it failed.
+	if got := strings.Join(fr.log, ","); got != "set 1 route:1,set 2 bad:1,del 2" {
+		t.Errorf("reaper given %q, want set 1 route:1,set 2 bad:1,del 2", got)
 	}
 	if err := reg.Teardown(); err != nil {
 		t.Fatal(err)
+	}
+	if got := strings.Join(fr.log, ","); !strings.HasSuffix(got, ",del 1") {
+		t.Errorf("the route's ops were not withdrawn after its undo: %q", got)
 	}
 	if applied != 3 || undone != 2 {
 		t.Errorf("applied %d, undone %d; want 3, 2", applied, undone)
@@ -192,7 +203,7 @@ func TestScript(t *testing.T) {
 	reg := lifecycle.New()
 	var setup, teardown bytes.Buffer
 	Script(reg, &setup, &teardown)
-	x := NewExecutor(reg, func(*lifecycle.Entry, ...reaper.Op) {})
+	x := NewExecutor(reg, func() Reaper { return &fakeReaper{} })
 	n := &NetnsAdd{Name: "red", LoUp: true}
 	n.Apply = func() error { n.Kept = true; return nil }
 	l := &LinkAdd{Kind: "bridge", NS: Netns{Name: "red"}, Name: "br0"}
@@ -225,4 +236,20 @@ ip netns del red
 	if teardown.String() != want {
 		t.Errorf("teardown:\n%s\nwant:\n%s", teardown.String(), want)
 	}
+}
+
+// fakeReaper logs what the executor gives the reaper.
+type fakeReaper struct {
+	next uint64
+	log  []string
+}
+
+func (f *fakeReaper) NewID() uint64 { f.next++; return f.next }
+func (f *fakeReaper) Set(id uint64, what string, ops ...reaper.Op) error {
+	f.log = append(f.log, fmt.Sprintf("set %d %s:%d", id, what, len(ops)))
+	return nil
+}
+func (f *fakeReaper) Del(id uint64) error {
+	f.log = append(f.log, fmt.Sprintf("del %d", id))
+	return nil
 }

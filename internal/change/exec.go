@@ -3,11 +3,13 @@ package change
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 
 	"go.starlark.net/starlark"
 
+	"nsh.dev/nsh/internal/fault"
 	"nsh.dev/nsh/internal/lifecycle"
 	"nsh.dev/nsh/internal/reaper"
 )
@@ -16,26 +18,83 @@ import (
 // their undo and gives the reaper their ops.
 type Executor struct {
 	reg *lifecycle.Registry
-	// watch gives the reaper e's ops (none: withdraws them); it starts
-	// the reaper on first use.
-	watch func(e *lifecycle.Entry, ops ...reaper.Op)
+	// reaper returns the run's reaper, started on first use; nil if it
+	// could not be started (the run then has its own teardown only).
+	reaper func() Reaper
+}
+
+// Reaper is what the executor needs of the run's reaper (a
+// *reaper.Reaper): record ids, ops given or replaced by id, withdrawn.
+type Reaper interface {
+	NewID() uint64
+	Set(id uint64, what string, ops ...reaper.Op) error
+	Del(id uint64) error
 }
 
 // NewExecutor returns the executor of the run whose registry is reg;
-// watch hands an entry's ops to the run's reaper (see Watch).
-func NewExecutor(reg *lifecycle.Registry, watch func(e *lifecycle.Entry, ops ...reaper.Op)) *Executor {
-	return &Executor{reg: reg, watch: watch}
+// reaper returns the run's reaper, starting it on first use (nil if it
+// cannot).
+func NewExecutor(reg *lifecycle.Registry, reaper func() Reaper) *Executor {
+	return &Executor{reg: reg, reaper: reaper}
 }
 
-// Do applies r on behalf of the Starlark code running on th. It applies
-// r and, if r has an undo, registers it in the run's registry and gives
-// the reaper r's ops. When the run traces (nsh -x, --trace), r's commands
-// are printed once r is applied (or failed, with the script position of
-// the calling frame) and its undo commands as the undo runs. It returns
-// the registry entry, nil when r has no undo.
+// ahead is a reaper record given before its change is made.
+type ahead struct {
+	x    *Executor
+	what string
+	r    Reaper
+	id   uint64
+	live bool // the reaper holds ops for id
+}
+
+// set gives the reaper ops for the record (none: withdraws them).
+func (a *ahead) set(ops []reaper.Op) {
+	if len(ops) == 0 {
+		a.del()
+		return
+	}
+	if a.r == nil {
+		if a.r = a.x.reaper(); a.r == nil {
+			return
+		}
+		a.id = a.r.NewID()
+	}
+	if err := a.r.Set(a.id, a.what, ops...); err != nil {
+		fmt.Fprintf(os.Stderr, "nsh: warning: %s would outlive a killed nsh: %v\n", a.what, err)
+		return
+	}
+	a.live = true
+}
+
+func (a *ahead) del() {
+	if a.live {
+		a.r.Del(a.id)
+		a.live = false
+	}
+}
+
+// Do applies r on behalf of the Starlark code running on th. The reaper
+// gets r's Ahead ops before r is applied (and those Apply gives Intend
+// as it goes); once applied, they are replaced by r's Reap ops, or
+// withdrawn if r failed. If r has an undo, Do registers it in the run's
+// registry, and the reaper forgets r's ops when the undo is done (or r is
+// kept, or gone). When the run traces (nsh -x, --trace), r's commands are
+// printed once r is applied (or failed, with the script position of the
+// calling frame) and its undo commands as the undo runs. It returns the
+// registry entry, nil when r has no undo.
 func (x *Executor) Do(th *starlark.Thread, r Record) (*lifecycle.Entry, error) {
 	b := r.effect()
-	err := b.Apply()
+	a := &ahead{x: x, what: b.What}
+	if b.Ahead != nil {
+		a.set(b.Ahead())
+	}
+	b.intend = a.set
+	err := fault.Applying(b.What)
+	if err == nil {
+		err = b.Apply()
+		fault.Applied()
+	}
+	b.intend = nil
 	t := traceOf(x.reg)
 	if t != nil {
 		t.setup(th, r, err == nil)
@@ -43,9 +102,16 @@ func (x *Executor) Do(th *starlark.Thread, r Record) (*lifecycle.Entry, error) {
 	undo, reap := b.Undo, b.Reap
 	// The record is data from here on (the tracer may keep it to the end
 	// of the run): its closures, which hold namespaces, are not kept.
-	b.Apply, b.Undo, b.Reap = nil, nil, nil
+	b.Apply, b.Undo, b.Reap, b.Ahead = nil, nil, nil, nil
 	if err != nil || undo == nil {
+		a.del()
+		if err != nil {
+			err = failed(r, err)
+		}
 		return nil, err
+	}
+	if reap != nil {
+		a.set(reap())
 	}
 	e := x.reg.Add(b.What, func() error {
 		did, err := undo()
@@ -54,18 +120,26 @@ func (x *Executor) Do(th *starlark.Thread, r Record) (*lifecycle.Entry, error) {
 		}
 		return err
 	})
-	if reap != nil {
-		if ops := reap(); len(ops) > 0 {
-			x.watch(e, ops...)
-		}
+	if a.live {
+		e.OnDone(a.del)
 	}
 	return e, nil
 }
 
 // Watch gives the reaper new ops for e's object (a link that moved has a
 // new index, maybe in a namespace with another fate); no ops withdraws
-// the earlier ones.
-func (x *Executor) Watch(e *lifecycle.Entry, ops ...reaper.Op) { x.watch(e, ops...) }
+// the earlier ones. The reaper forgets them when e is done.
+func (x *Executor) Watch(e *lifecycle.Entry, ops ...reaper.Op) {
+	if len(ops) == 0 {
+		e.OnDone(nil)
+		return
+	}
+	a := &ahead{x: x, what: e.What}
+	a.set(ops)
+	if a.live {
+		e.OnDone(a.del) // and the earlier ops are withdrawn
+	}
+}
 
 // tracer prints the changes of a run: on w as they are made (nsh -x),
 // and as a setup script (written as the run goes) and a teardown script

@@ -30,6 +30,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"nsh.dev/nsh/internal/fault"
 	"nsh.dev/nsh/internal/nserr"
 )
 
@@ -91,19 +92,48 @@ func Prepare() error {
 }
 
 // Publish gives the network namespace held by nsfd the name path (an entry
-// of a prepared Dir) and returns the ID of the bind mount. It fails with
-// EEXIST (errors.Is) when the name is taken, and then has done nothing. The
-// file is linked in already locked and the lock is released only after the
-// mount, so no other nsh sees the name without a namespace and without the
-// lock; only a SIGKILL between linkat and mount leaves an empty file.
-func Publish(path string, nsfd int) (uint64, error) {
-	fd, err := unix.Open(filepath.Dir(path), unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0)
+// of a prepared Dir) and returns the ID of the bind mount and the inode
+// number of the file under it. It fails with EEXIST (errors.Is) when the
+// name is taken, and then has done nothing. The file is linked in already
+// locked and the lock is released only after the mount, so no other nsh
+// sees the name without a namespace and without the lock.
+//
+// Before the file gets its name, Publish calls intend (when not nil) with
+// the ID of the mount the directory is on and the file's inode number,
+// for the run's reaper: if nsh is killed before the name is finished, it
+// unmounts path unless the mount there is still the directory's, and
+// removes path only if it is that inode (see reaper.UmountNew, Unlink).
+// On a filesystem without O_TMPFILE the file is created first, so a
+// SIGKILL between that and intend can leave an empty file (which Inspect
+// reports as stale).
+func Publish(path string, nsfd int, intend func(dirMnt, ino uint64)) (mntID, ino uint64, err error) {
+	dir := filepath.Dir(path)
+	var dx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, dir, 0, unix.STATX_MNT_ID|unix.STATX_INO, &dx); err != nil {
+		return 0, 0, nserr.New("statx", strconv.Quote(dir), err)
+	}
+	tell := func(fd int) error {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return nserr.New("fstat", "a new file in "+dir, err)
+		}
+		ino = st.Ino
+		if intend != nil {
+			intend(dx.Mnt_id, ino)
+		}
+		return nil
+	}
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0)
 	switch {
 	case err == nil:
 		// A new inode with no name: nobody else can hold its lock.
 		if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
 			unix.Close(fd)
-			return 0, nserr.New("flock", "a new file in "+filepath.Dir(path), err)
+			return 0, 0, nserr.New("flock", "a new file in "+dir, err)
+		}
+		if err := tell(fd); err != nil {
+			unix.Close(fd)
+			return 0, 0, err
 		}
 		// By descriptor (needs CAP_DAC_READ_SEARCH), else through /proc.
 		err := unix.Linkat(fd, "", unix.AT_FDCWD, path, unix.AT_EMPTY_PATH)
@@ -113,35 +143,42 @@ func Publish(path string, nsfd int) (uint64, error) {
 		}
 		if err != nil {
 			unix.Close(fd)
-			return 0, nserr.New("create", strconv.Quote(path), err)
+			return 0, 0, nserr.New("create", strconv.Quote(path), err)
 		}
 	case errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL):
 		// A filesystem without O_TMPFILE: create, then lock at once
 		// (Inspect's callers wait a little for an unlocked empty file).
 		if fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0); err != nil {
-			return 0, nserr.New("create", strconv.Quote(path), err)
+			return 0, 0, nserr.New("create", strconv.Quote(path), err)
 		}
-		if err := lock(fd, unix.LOCK_EX); err != nil {
+		err := tell(fd)
+		if err == nil {
+			if err = lock(fd, unix.LOCK_EX); err != nil {
+				err = nserr.New("flock", strconv.Quote(path), err)
+			}
+		}
+		if err != nil {
 			unix.Unlink(path)
 			unix.Close(fd)
-			return 0, nserr.New("flock", strconv.Quote(path), err)
+			return 0, 0, err
 		}
 	default:
-		return 0, nserr.New("create", "a file in "+filepath.Dir(path), err)
+		return 0, 0, nserr.New("create", "a file in "+dir, err)
 	}
 	defer unix.Close(fd) // releases the lock, after the mount
+	fault.At("netns.linked")
 	src := "/proc/self/fd/" + strconv.Itoa(nsfd)
 	if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
 		unix.Unlink(path)
-		return 0, nserr.New("mount", "--bind "+src+" "+strconv.Quote(path), err)
+		return 0, 0, nserr.New("mount", "--bind "+src+" "+strconv.Quote(path), err)
 	}
 	var sx unix.Statx_t
 	if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &sx); err != nil {
 		unix.Unmount(path, unix.MNT_DETACH)
 		unix.Unlink(path)
-		return 0, nserr.New("statx", strconv.Quote(path), err)
+		return 0, 0, nserr.New("statx", strconv.Quote(path), err)
 	}
-	return sx.Mnt_id, nil
+	return sx.Mnt_id, ino, nil
 }
 
 // Inspect says why the entry path has no namespace on it: ErrMaking,

@@ -25,7 +25,7 @@ func BenchmarkAddDel(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer r.Stop()
-	op := reaper.Unlink(nil, "/nonexistent/nsh-bench")
+	op := reaper.Unlink(nil, "/nonexistent/nsh-bench", 0)
 	for range b.N {
 		id, err := r.Add("bench", op)
 		if err != nil {

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -89,6 +90,15 @@ static void keep_ns(uint64_t id, int fd) {
 
 static void add(char *buf, size_t len) {
 	struct nsh_reaper_msg *m = (void *)buf;
+	// A record given ahead of its change is replaced once the change is
+	// made. Ids grow: search back only while they are not smaller.
+	for (size_t i = nrecs; i-- > 0 && recs[i].id >= m->id;) {
+		if (recs[i].id == m->id && recs[i].buf) {
+			free(recs[i].buf);
+			recs[i].buf = buf, recs[i].len = len;
+			return;
+		}
+	}
 	if (nrecs == caprecs) {
 		size_t n = caprecs ? 2 * caprecs : 64;
 		struct rec *p = realloc(recs, n * sizeof *p);
@@ -120,8 +130,8 @@ static void del(uint64_t id) {
 // would need privileges over a namespace the reaper is already in (a
 // rootless reaper has none over the host's mount namespace).
 static int enter(int32_t id, int self, int nstype) {
-	static int32_t cur_mnt = -1, cur_net = -1;
-	int32_t *cur = nstype == CLONE_NEWNS ? &cur_mnt : &cur_net;
+	static int32_t cur_mnt = -1, cur_net = -1, cur_uts = -1;
+	int32_t *cur = nstype == CLONE_NEWNS ? &cur_mnt : nstype == CLONE_NEWNET ? &cur_net : &cur_uts;
 	if (id == *cur)
 		return 0;
 	int fd = self;
@@ -136,7 +146,17 @@ static int enter(int32_t id, int self, int nstype) {
 	return 0;
 }
 
-static int dellink(int32_t ifindex) {
+// dellink deletes the link with index ifindex in the reaper's network
+// namespace, if its name is name (when not empty): nsh chose the index
+// before making the link, and told the reaper first.
+static int dellink(int32_t ifindex, const char *name) {
+	if (*name) {
+		char now[IF_NAMESIZE];
+		if (!if_indextoname(ifindex, now))
+			return errno == ENXIO || errno == ENODEV ? 0 : errno; // never made, or gone
+		if (strcmp(now, name))
+			return 0; // another link has the index
+	}
 	int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 	if (s < 0)
 		return errno;
@@ -197,7 +217,46 @@ static int umount_if(uint64_t mntid, const char *path) {
 	return 0;
 }
 
-static int write_file(const char *path, const char *val) {
+// umount_new lazily unmounts path unless the mount there is still the one
+// with ID before: nsh told the reaper before it mounted on path.
+static int umount_new(uint64_t before, const char *path) {
+	uint64_t now = mount_id(path);
+	if (!now)
+		return errno == ENOENT ? 0 : errno;
+	if (now == before)
+		return 0; // never mounted, or unmounted already
+	if (umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW))
+		return errno == EINVAL || errno == ENOENT ? 0 : errno;
+	return 0;
+}
+
+// unlink_if removes the file path if ino is 0 or its inode number.
+static int unlink_if(uint64_t ino, const char *path) {
+	struct stat st;
+	if (ino && (lstat(path, &st) || st.st_ino != ino))
+		return 0; // gone, never made, or not the file nsh made
+	return unlink(path) && errno != ENOENT ? errno : 0;
+}
+
+// write_file writes val to path; if expect is not NULL, only while path
+// reads expect (ending in a newline or not): the value nsh wrote, so
+// that an old value is put back only over nsh's own.
+static int write_file(const char *path, const char *val, const char *expect) {
+	if (expect) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return errno == ENOENT ? 0 : errno;
+		char b[4096];
+		ssize_t n = read(fd, b, sizeof b - 1);
+		close(fd);
+		if (n < 0)
+			return errno;
+		b[n] = 0;
+		if (n > 0 && b[n - 1] == '\n')
+			b[n - 1] = 0;
+		if (strcmp(b, expect))
+			return 0;
+	}
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno;
@@ -320,7 +379,7 @@ static int killuserns(void) {
 }
 
 // undo runs the ops of one record in order; it goes on past a failed op.
-static void undo(const struct rec *r, int selfmnt, int selfnet) {
+static void undo(const struct rec *r, int selfmnt, int selfnet, int selfuts) {
 	const char *p = r->buf + sizeof(struct nsh_reaper_msg), *end = r->buf + r->len;
 	const char *what = p;
 	p += strlen(what) + 1;
@@ -337,32 +396,43 @@ static void undo(const struct rec *r, int selfmnt, int selfnet) {
 		int err = enter(op->mnt, selfmnt, CLONE_NEWNS);
 		if (!err)
 			err = enter(op->net, selfnet, CLONE_NEWNET);
+		if (!err)
+			err = enter(op->uts, selfuts, CLONE_NEWUTS);
 		if (err) {
 			say(what, "setns", "", err);
 			continue;
 		}
-		const char *path = data;
+		const char *path = data, *second = path + strlen(path) + 1;
 		switch (op->kind) {
 		case NSH_REAPER_DELLINK:
-			if ((err = dellink((int32_t)op->arg)))
+			if ((err = dellink((int32_t)op->arg, path)))
 				say(what, "link del", "", err);
 			break;
 		case NSH_REAPER_UMOUNT:
 			if ((err = umount_if(op->arg, path)))
 				say(what, "umount", path, err);
 			break;
+		case NSH_REAPER_UMOUNT_NEW:
+			if ((err = umount_new(op->arg, path)))
+				say(what, "umount", path, err);
+			break;
 		case NSH_REAPER_UNLINK:
-			if (unlink(path) && errno != ENOENT)
-				say(what, "remove", path, errno);
+			if ((err = unlink_if(op->arg, path)))
+				say(what, "remove", path, err);
 			break;
 		case NSH_REAPER_RMDIR:
 			if (rmdir(path) && errno != ENOENT && errno != ENOTEMPTY && errno != EBUSY)
 				say(what, "rmdir", path, errno);
 			break;
 		case NSH_REAPER_WRITE:
-			if ((err = write_file(path, path + strlen(path) + 1)))
+		{
+			const char *third = second < data + op->len ? second + strlen(second) + 1 : NULL;
+			if (!third || (op->arg && third >= data + op->len))
+				break; // not written by reaper.go
+			if ((err = write_file(path, second, op->arg ? third : NULL)))
 				say(what, "write", path, err);
 			break;
+		}
 		case NSH_REAPER_KILLUSERNS:
 			if ((err = killuserns()))
 				say(what, "kill the processes of", "nsh's user namespace", err);
@@ -378,9 +448,10 @@ static void undo(const struct rec *r, int selfmnt, int selfnet) {
 static void reap(void) {
 	int selfmnt = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
 	int selfnet = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	int selfuts = open("/proc/self/ns/uts", O_RDONLY | O_CLOEXEC);
 	for (size_t i = nrecs; i-- > 0;)
 		if (recs[i].buf)
-			undo(&recs[i], selfmnt, selfnet);
+			undo(&recs[i], selfmnt, selfnet, selfuts);
 }
 
 // receive reads every message queued; it returns -1 at EOF (nsh's end is

@@ -43,19 +43,32 @@ import (
 	"nsh.dev/nsh/internal/nserr"
 )
 
-// Op is one undo step for the reaper; see DelLink, Umount, Unlink, Rmdir,
-// Write, KillCgroup and KillUserns.
+// Op is one undo step for the reaper; see DelLink, Umount, UmountNew,
+// Unlink, Rmdir, Write, WriteIf, KillCgroup and KillUserns.
+//
+// Ops given ahead of their change (write ahead, see Reaper.Set) must be
+// right whether the change was made or not, and touch only what it makes:
+// the ones with a condition (DelLink with a name, UmountNew, Unlink with
+// an inode, WriteIf) are made for that.
 type Op struct {
-	mnt, net *nsctx.NS // nil: the reaper's own (nsh's initial) namespace
-	kind     uint32
-	arg      uint64
-	data     []byte
+	mnt, net, uts *nsctx.NS // nil: the reaper's own (nsh's initial) namespace
+	kind          uint32
+	arg           uint64
+	data          []byte
 }
 
 // DelLink deletes the link with index ifindex in network namespace net
-// (with a veth, both ends).
-func DelLink(net *nsctx.NS, ifindex int) Op {
-	return Op{net: net, kind: C.NSH_REAPER_DELLINK, arg: uint64(ifindex), data: []byte{0}}
+// (with a veth, both ends), if its name is name; an empty name: whatever
+// its name.
+func DelLink(net *nsctx.NS, ifindex int, name string) Op {
+	return Op{net: net, kind: C.NSH_REAPER_DELLINK, arg: uint64(ifindex), data: cstrings(name)}
+}
+
+// UmountNew lazily unmounts path in mount namespace mnt unless the mount
+// there is still the one with ID before (statx STATX_MNT_ID): the mount
+// path was on before nsh mounted on it.
+func UmountNew(mnt *nsctx.NS, path string, before uint64) Op {
+	return Op{mnt: mnt, kind: C.NSH_REAPER_UMOUNT_NEW, arg: before, data: cstrings(path)}
 }
 
 // Umount lazily unmounts path in mount namespace mnt; if id is not 0,
@@ -64,9 +77,10 @@ func Umount(mnt *nsctx.NS, path string, id uint64) Op {
 	return Op{mnt: mnt, kind: C.NSH_REAPER_UMOUNT, arg: id, data: cstrings(path)}
 }
 
-// Unlink removes the file path in mount namespace mnt.
-func Unlink(mnt *nsctx.NS, path string) Op {
-	return Op{mnt: mnt, kind: C.NSH_REAPER_UNLINK, data: cstrings(path)}
+// Unlink removes the file path in mount namespace mnt, if ino is 0 or its
+// inode number.
+func Unlink(mnt *nsctx.NS, path string, ino uint64) Op {
+	return Op{mnt: mnt, kind: C.NSH_REAPER_UNLINK, arg: ino, data: cstrings(path)}
 }
 
 // Rmdir removes the directory path in mount namespace mnt if it is empty.
@@ -78,6 +92,14 @@ func Rmdir(mnt *nsctx.NS, path string) Op {
 // namespace net, through the reaper's own /proc.
 func Write(net *nsctx.NS, path, value string) Op {
 	return Op{net: net, kind: C.NSH_REAPER_WRITE, data: cstrings(path, value)}
+}
+
+// WriteIf writes value to the file path (a /proc/sys entry) from network
+// namespace net and UTS namespace uts, through the reaper's own /proc,
+// only while it reads expect (a final newline aside): the old value goes
+// back only over the one nsh wrote.
+func WriteIf(net, uts *nsctx.NS, path, value, expect string) Op {
+	return Op{net: net, uts: uts, kind: C.NSH_REAPER_WRITE, arg: 1, data: cstrings(path, value, expect)}
 }
 
 // KillCgroup kills every process in the cgroup (v2) directory path, in
@@ -189,34 +211,51 @@ func (r *Reaper) nsID(ns *nsctx.NS) (int32, error) {
 }
 
 // Add hands the reaper the undo of one object (what describes it in the
-// reaper's messages) and returns the record's id for Del.
+// reaper's messages) and returns the record's id for Set and Del.
 func (r *Reaper) Add(what string, ops ...Op) (uint64, error) {
+	r.mu.Lock()
+	r.nextID++
+	id := r.nextID
+	r.mu.Unlock()
+	return id, r.Set(id, what, ops...)
+}
+
+// NewID returns a record id for Set, to give the ops of an object before
+// it is made (write ahead) and replace them once it is.
+func (r *Reaper) NewID() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.nextID++
+	return r.nextID
+}
+
+// Set gives the reaper the undo of record id, replacing what it had for
+// it. Ids must be used in the order NewID (or Add) gave them.
+func (r *Reaper) Set(id uint64, what string, ops ...Op) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.sock < 0 {
-		return 0, fmt.Errorf("the reaper is stopped")
+		return fmt.Errorf("the reaper is stopped")
 	}
 	body := cstrings(what)
 	for _, op := range ops {
-		mnt, err := r.nsID(op.mnt)
-		if err != nil {
-			return 0, err
-		}
-		net, err := r.nsID(op.net)
-		if err != nil {
-			return 0, err
+		var ids [3]int32
+		for i, ns := range [3]*nsctx.NS{op.mnt, op.net, op.uts} {
+			var err error
+			if ids[i], err = r.nsID(ns); err != nil {
+				return err
+			}
 		}
 		for len(body)%8 != 0 { // ops are 8-aligned, as is the header before body
 			body = append(body, 0)
 		}
 		var h C.struct_nsh_reaper_op
-		h.mnt, h.net, h.kind, h.len, h.arg = C.int32_t(mnt), C.int32_t(net), C.uint32_t(op.kind), C.uint32_t(len(op.data)), C.uint64_t(op.arg)
+		h.mnt, h.net, h.uts = C.int32_t(ids[0]), C.int32_t(ids[1]), C.int32_t(ids[2])
+		h.kind, h.len, h.arg = C.uint32_t(op.kind), C.uint32_t(len(op.data)), C.uint64_t(op.arg)
 		body = append(body, unsafe.Slice((*byte)(unsafe.Pointer(&h)), unsafe.Sizeof(h))...)
 		body = append(body, op.data...)
 	}
-	r.nextID++
-	id := r.nextID
-	return id, r.send(C.NSH_REAPER_ADD, id, body, -1)
+	return r.send(C.NSH_REAPER_ADD, id, body, -1)
 }
 
 // Del tells the reaper that record id needs no undo any more.

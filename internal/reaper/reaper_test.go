@@ -111,9 +111,9 @@ func setup(t *testing.T, r *reaper.Reaper) *fixture {
 		}
 		f.ids[key] = id
 	}
-	add("host link", reaper.DelLink(nil, pair(t, f.host, "rp-host")))
-	add("inner link", reaper.DelLink(f.ns, pair(t, f.inner, "rp-inner")))
-	add("kept link", reaper.DelLink(nil, pair(t, f.host, "rp-kept")))
+	add("host link", reaper.DelLink(nil, pair(t, f.host, "rp-host"), "rp-host"))
+	add("inner link", reaper.DelLink(f.ns, pair(t, f.inner, "rp-inner"), ""))
+	add("kept link", reaper.DelLink(nil, pair(t, f.host, "rp-kept"), "rp-kept"))
 
 	f.dir = t.TempDir()
 	f.mnt = filepath.Join(f.dir, "m")
@@ -191,7 +191,7 @@ func TestStopUndoesNothing(t *testing.T) {
 	if b, _ := os.ReadFile(f.file); string(b) != "new" {
 		t.Errorf("file after Stop: %q, want %q", b, "new")
 	}
-	if _, err := r.Add("late", reaper.Unlink(nil, f.file)); err == nil {
+	if _, err := r.Add("late", reaper.Unlink(nil, f.file, 0)); err == nil {
 		t.Error("Add after Stop succeeded")
 	}
 }
@@ -227,5 +227,125 @@ func TestUmountChecksMountID(t *testing.T) {
 	}
 	if top.Mnt_id == first.Mnt_id {
 		t.Fatal("the second mount was unmounted: the reaper did not check the mount ID")
+	}
+}
+
+// Ops given ahead of their change (write ahead) act only on what that
+// change made: a link by index only under its name, a mount only if it is
+// not the one there before, a file only with its inode, a value only over
+// the one nsh wrote; and Set replaces a record's ops.
+func TestWriteAheadConditions(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (links in the host, mounts)")
+	}
+	leakcheck.Check(t)
+	r := start(t)
+	host, err := netlink.NewHandle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	t.Cleanup(func() {
+		for _, n := range []string{"rp-mine", "rp-other"} {
+			host.LinkDel(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: n}})
+		}
+	})
+	set := func(what string, ops ...reaper.Op) uint64 {
+		t.Helper()
+		id := r.NewID()
+		if err := r.Set(id, what, ops...); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	// A link nsh meant to make at a chosen index, which failed: the
+	// index is now another link's (name differs): kept.
+	other := pair(t, host, "rp-other")
+	set("other link", reaper.DelLink(nil, other, "rp-would-be"))
+	// nsh's link, at an index chosen before it existed: deleted.
+	mine := 1<<24 + os.Getpid()
+	if err := host.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "rp-mine", Index: mine}, PeerName: "rp-minep"}); err != nil {
+		t.Fatal(err)
+	}
+	set("my link", reaper.DelLink(nil, mine, "rp-mine"))
+	// A link never made: nothing to do, no error.
+	set("no link", reaper.DelLink(nil, mine+1, "rp-never"))
+
+	dir := t.TempDir()
+	var before unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, dir, 0, unix.STATX_MNT_ID, &before); err != nil {
+		t.Fatal(err)
+	}
+	unmounted, untouched := filepath.Join(dir, "m1"), filepath.Join(dir, "m2")
+	for _, d := range []string{unmounted, untouched} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unix.Mount("tmpfs", unmounted, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(unmounted, unix.MNT_DETACH) })
+	set("mount made", reaper.UmountNew(nil, unmounted, before.Mnt_id))
+	set("mount never made", reaper.UmountNew(nil, untouched, before.Mnt_id))
+
+	mineFile, otherFile := filepath.Join(dir, "mine"), filepath.Join(dir, "other")
+	for _, p := range []string{mineFile, otherFile} {
+		if err := os.WriteFile(p, []byte("new"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(mineFile, &st); err != nil {
+		t.Fatal(err)
+	}
+	set("my file", reaper.Unlink(nil, mineFile, st.Ino))
+	set("not my file", reaper.Unlink(nil, otherFile, st.Ino))
+
+	written, changed := filepath.Join(dir, "written"), filepath.Join(dir, "changed")
+	os.WriteFile(written, []byte("new\n"), 0o644)
+	os.WriteFile(changed, []byte("someone else's\n"), 0o644)
+	set("written", reaper.WriteIf(nil, nil, written, "old", "new"))
+	set("changed since", reaper.WriteIf(nil, nil, changed, "old", "new"))
+
+	// Given ahead, then replaced: only the second ops are done.
+	replaced := filepath.Join(dir, "replaced")
+	os.WriteFile(replaced, []byte("x"), 0o644)
+	id := set("replaced", reaper.Unlink(nil, replaced, 0))
+	if err := r.Set(id, "replaced", reaper.Write(nil, replaced, "kept")); err != nil {
+		t.Fatal(err)
+	}
+
+	r.Drop()
+	if ws := waitExit(t, r); !ws.Exited() || ws.ExitStatus() != 0 {
+		t.Fatalf("reaper ended with %v", ws)
+	}
+	if !exists(host, "rp-other") {
+		t.Error("the reaper deleted a link by index whose name was not the one given")
+	}
+	if exists(host, "rp-mine") {
+		t.Error("the link at the chosen index, with its name, is still there")
+	}
+	var now unix.Statx_t
+	if unix.Statx(unix.AT_FDCWD, unmounted, 0, unix.STATX_MNT_ID, &now); now.Mnt_id != before.Mnt_id {
+		t.Error("a mount made on a path the reaper was told of is still there")
+	}
+	if _, err := os.Stat(untouched); err != nil {
+		t.Errorf("a path never mounted on: %v", err)
+	}
+	if _, err := os.Stat(mineFile); !os.IsNotExist(err) {
+		t.Errorf("the file with the given inode: %v, want it removed", err)
+	}
+	if _, err := os.Stat(otherFile); err != nil {
+		t.Errorf("a file with another inode was removed: %v", err)
+	}
+	if b, _ := os.ReadFile(written); string(b) != "old\n" { // written over "new\n", as to /proc/sys
+		t.Errorf("value nsh wrote: %q after the reaper, want %q", b, "old\n")
+	}
+	if b, _ := os.ReadFile(changed); string(b) != "someone else's\n" {
+		t.Errorf("a value changed since nsh wrote it: %q after the reaper, want it left", b)
+	}
+	if b, err := os.ReadFile(replaced); err != nil || string(b) != "kept" {
+		t.Errorf("replaced record: %q, %v; want the file kept and written", b, err)
 	}
 }
