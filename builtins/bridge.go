@@ -10,8 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/internal/change"
-	"nsh.dev/nsh/internal/fault"
 	"nsh.dev/nsh/internal/doc"
+	"nsh.dev/nsh/internal/fault"
 	"nsh.dev/nsh/internal/nserr"
 	"nsh.dev/nsh/internal/reaper"
 )
