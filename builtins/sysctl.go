@@ -9,8 +9,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/internal/change"
-	"nsh.dev/nsh/internal/fault"
 	"nsh.dev/nsh/internal/doc"
+	"nsh.dev/nsh/internal/fault"
 	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nserr"
 	"nsh.dev/nsh/internal/nsthread"
