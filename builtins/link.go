@@ -489,10 +489,10 @@ func quote(s string) string { return fmt.Sprintf("%q", s) }
 // whichExists explains an EEXIST from creating a veth pair.
 func (st *state) whichExists(h, ph *nlhandle.Handle, a *vethArgs) error {
 	if _, err := h.LinkByName(a.name); err == nil {
-		return nserr.Explain(unix.EEXIST, "a link named %q already exists in %s", a.name, st.nsLabel(a.ns))
+		return st.linkExists(h, a.ns, a.name)
 	}
 	if _, err := ph.LinkByName(a.peer); err == nil {
-		return nserr.Explain(unix.EEXIST, "a link named %q already exists in %s", a.peer, st.nsLabel(a.peerNS))
+		return st.linkExists(ph, a.peerNS, a.peer)
 	}
 	return nserr.New("link add", fmt.Sprintf("veth %q/%q", a.name, a.peer), unix.EEXIST)
 }
@@ -626,10 +626,10 @@ func (l *Link) moveMethod(th *starlark.Thread, fn *starlark.Builtin, args starla
 	if err != nil {
 		return nil, err
 	}
-	if _, err := dh.LinkByName(name); err == nil {
-		return nil, nserr.Explain(unix.EEXIST, "a link named %q already exists in %s", name, l.st.nsLabel(dst))
-	}
 	to := l.st.netnsRef(dst)
+	if _, err := dh.LinkByName(name); err == nil {
+		return nil, change.Refused(&change.LinkSet{NS: l.st.netnsRef(src), Name: name, MoveTo: &to}, l.st.linkExists(dh, dst, name))
+	}
 	// Into a namespace that outlives the run, the link gets an index nsh
 	// chooses, which the reaper knows before the move (see chooseIndex).
 	var idx int
@@ -731,7 +731,7 @@ func (l *Link) renameMethod(th *starlark.Thread, fn *starlark.Builtin, args star
 	}
 	old := nl.Attrs().Name
 	if _, err := h.LinkByName(name); err == nil {
-		return nil, nserr.Explain(unix.EEXIST, "a link named %q already exists in %s", name, l.st.nsLabel(l.netns()))
+		return nil, change.Refused(&change.LinkSet{NS: l.st.netnsRef(l.netns()), Name: old, NewName: name}, l.st.linkExists(h, l.netns(), name))
 	}
 	wasUp := nl.Attrs().Flags&net.FlagUp != 0
 	ns := l.netns()
