@@ -103,12 +103,12 @@ func failedCommand(r Record) string {
 
 // namesCommand reports whether err, from r's Apply, names the command that
 // failed already: mounts' errors name the mount(8) or umount(8) call, or
-// the mkdir of mkdir=True, that the kernel refused.
+// the mkdir (or file create) of mkdir=True, that the kernel refused.
 func namesCommand(r Record, err error) bool {
 	switch r.(type) {
 	case *Mount, *Umount:
 		s := err.Error()
-		for _, p := range []string{"mount ", "umount ", "mkdir "} {
+		for _, p := range []string{"mount ", "umount ", "mkdir ", "create "} {
 			if strings.HasPrefix(s, p) {
 				return true
 			}
