@@ -198,7 +198,6 @@ func permHint(r Record, err error) (string, bool) {
 	}
 	const owned = "owned by a user namespace outside rootless nsh's: run nsh as root, or "
 	var what, kind, open string
-	var fd int
 	switch r := r.(type) {
 	case *NetnsAdd:
 		return fmt.Sprintf("naming a network namespace mounts it on /run/netns/%s, which needs CAP_SYS_ADMIN over the mount namespace and to write in /run; nsh runs rootless: run nsh as root, or use an unnamed one: unshare(\"net\")", r.Name), true
@@ -229,14 +228,21 @@ func permHint(r Record, err error) (string, bool) {
 		if !ok {
 			return "", false
 		}
-		kind = "net"
+		// The change needs privilege over each namespace it touches:
+		// a veth's peer's, a moved link's destination.
+		nss := []Netns{ns}
 		switch r := r.(type) {
 		case *LinkAdd:
 			what = "creating a link"
+			nss = append(nss, r.PeerNS)
 		case *LinkDel:
 			what = "deleting a link"
 		case *LinkSet:
 			what = "changing a link"
+			if r.MoveTo != nil {
+				what = "moving a link"
+				nss = append(nss, *r.MoveTo)
+			}
 		case *Addr:
 			what = "adding an address"
 			if r.Del {
@@ -255,22 +261,19 @@ func permHint(r Record, err error) (string, bool) {
 			}
 			what = "writing " + r.Key
 		}
-		var err error
-		if fd, err = ns.open(); err != nil {
-			return "", false
-		}
-		defer unix.Close(fd)
-		if f, ok := foreign(fd); !ok || !f {
-			return "", false
-		}
 		cap := "CAP_NET_ADMIN"
 		if _, ok := r.(*Sysctl); ok {
 			cap = "root"
 		}
-		return fmt.Sprintf("%s needs %s over %s, %smake the network namespace in the run first: unshare(\"net\")",
-			what, cap, ns.label(), owned), true
+		for _, ns := range nss {
+			if netnsForeign(ns) {
+				return fmt.Sprintf("%s needs %s over %s, %smake the network namespace in the run first: unshare(\"net\")",
+					what, cap, ns.label(), owned), true
+			}
+		}
+		return "", false
 	}
-	fd, err = unix.Open(open, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(open, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return "", false
 	}
@@ -285,6 +288,18 @@ func permHint(r Record, err error) (string, bool) {
 	}
 	return fmt.Sprintf("%s needs CAP_SYS_ADMIN over %s, %smake the %s namespace in the run first: unshare(%q)",
 		what, label, owned, kind, kind), true
+}
+
+// netnsForeign reports whether n is known to belong to a user namespace
+// outside nsh's.
+func netnsForeign(n Netns) bool {
+	fd, err := n.open()
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	f, ok := foreign(fd)
+	return ok && f
 }
 
 // generic reports whether err carries no hint, or nserr's general one
