@@ -456,12 +456,6 @@ func (st *state) makeVeth(th *starlark.Thread, a *vethArgs) (*Link, *Link, error
 		}
 		return nil, nil, err
 	}
-	if xl == nil && len(a.addrs) > 0 {
-		// Made with an index nsh chose: not looked up yet.
-		if xl, err = h.LinkByIndex(x.index); err != nil {
-			return fail(nserr.New("link show", quote(a.name), err))
-		}
-	}
 	if err := st.addAddrs(th, h, xl, a.ns, a.addrs); err != nil {
 		return fail(err)
 	}
