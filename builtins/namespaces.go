@@ -285,6 +285,7 @@ func (st *state) unshareOnThread(cur nsctx.Context, flags int, propagation strin
 		if created, err = st.tab.OpenThreadSelf(flags); err != nil {
 			return err
 		}
+		st.labKeep(created...)
 		if flags&unix.CLONE_NEWNET != 0 {
 			return st.setupNetns(nsctx.Context{}.With(created...).Get("net"), lo, true)
 		}
@@ -416,6 +417,7 @@ func netnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 			return err
 		}
 		st.setName(ns, name)
+		st.labNode(name)
 		rec.Opened = ns != fresh
 		if ns == fresh && !persist {
 			// Only the run that made the namespace deletes its name, and only

@@ -889,7 +889,9 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 			closeAfter = append(closeAfter, r)
 		}
 	}
-	if p.detach {
+	// A process a lab starts and does not wait for is one of its
+	// daemons: it outlives nsh up, until nsh down.
+	if p.detach || !p.wait && st.lab != nil {
 		cfg.Setsid = true
 	} else {
 		cfg.Pdeathsig = unix.SIGKILL

@@ -35,6 +35,8 @@ type state struct {
 	// ex makes the run's kernel changes (internal/change): it registers
 	// their undo and their reaper ops.
 	ex *change.Executor
+	// lab is the lab the run builds (nsh up), nil for a plain run.
+	lab *labRun
 }
 
 type stateOrErr struct {
@@ -68,12 +70,13 @@ func sharedState(th *starlark.Thread) (*state, error) {
 			return stateOrErr{err: fmt.Errorf("cannot open nsh's own namespaces: %w", err)}
 		}
 		st := &state{reg: reg, tab: tab, cur: tab.Initial, names: map[uint64]string{}}
-		st.ex = change.NewExecutor(reg, func() change.Reaper {
-			if r := st.startReaper(); r != nil {
-				return r
+		st.ex = change.NewExecutor(reg, st.reaperFor)
+		if st.lab = labOf(reg); st.lab != nil {
+			if err := st.lab.openJournal(st); err != nil {
+				tab.Close()
+				return stateOrErr{err: fmt.Errorf("lab %q: %w", st.lab.lab.Name, err)}
 			}
-			return nil
-		})
+		}
 		tab.OnRelease(func(dev, ino uint64) {
 			st.mu.Lock()
 			delete(st.names, ino)

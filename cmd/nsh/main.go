@@ -15,6 +15,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"go.starlark.net/starlark"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -34,6 +35,7 @@ var version = "dev"
 
 const usage = `usage: nsh [flags] [FILE.star | -c CODE | -] [ARG...]
        nsh doc [NAME]
+       nsh up|down|ls|status|exec|gc ...   (labs; see below)
 
 nsh runs Starlark scripts that create and enter Linux namespaces (mnt, uts,
 ipc, pid, net, user, cgroup, time), veth links, mounts and processes, and
@@ -101,6 +103,11 @@ func run(args []string) int {
 	if len(args) > 0 && args[0] == "doc" {
 		return docCmd(args[1:])
 	}
+	if len(args) > 0 {
+		if verb := labVerbs[args[0]]; verb != nil {
+			return verb(args[1:])
+		}
+	}
 	opts, code, done := parseArgs(args)
 	if done {
 		return code
@@ -109,7 +116,8 @@ func run(args []string) int {
 		return code
 	}
 	cfg := interp.Config{Builtins: builtins.Table(), Prompt: builtins.Prompt,
-		MaxMemory: opts.maxMemory, MaxSteps: opts.maxSteps, Abort: abort}
+		MaxMemory: opts.maxMemory, MaxSteps: opts.maxSteps, Abort: abort,
+		Extra: starlark.StringDict{"lab": builtins.LabValue("", "")}}
 	if opts.trace {
 		cfg.Trace = os.Stderr
 	}
@@ -252,7 +260,7 @@ func parseArgs(args []string) (opts options, code int, done bool) {
 		}
 		switch {
 		case a == "-h" || a == "--help" || a == "-help":
-			fmt.Print(usage)
+			fmt.Print(usage + "\n" + labUsage)
 			return opts, 0, true
 		case a == "--version" || a == "-version":
 			fmt.Println("nsh", version)

@@ -18,6 +18,9 @@ import (
 // their undo and gives the reaper their ops.
 type Executor struct {
 	reg *lifecycle.Registry
+	mu  sync.Mutex
+	// made are the entries of the changes with an undo (KeepAll).
+	made []*lifecycle.Entry
 	// reaper returns the run's reaper, started on first use; nil if it
 	// could not be started (the run then has its own teardown only).
 	reaper func() Reaper
@@ -130,7 +133,22 @@ func (x *Executor) Do(th *starlark.Thread, r Record) (*lifecycle.Entry, error) {
 	if a.live {
 		e.OnDone(a.del)
 	}
+	x.mu.Lock()
+	x.made = append(x.made, e)
+	x.mu.Unlock()
 	return e, nil
+}
+
+// KeepAll keeps every change made so far past the end of the run (a lab
+// that is up): their undos are not done, and the reaper forgets them.
+func (x *Executor) KeepAll() {
+	x.mu.Lock()
+	made := x.made
+	x.made = nil
+	x.mu.Unlock()
+	for _, e := range made {
+		e.Persist()
+	}
 }
 
 // Watch gives the reaper new ops for e's object (a link that moved has a

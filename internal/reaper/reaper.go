@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -304,4 +305,35 @@ func (r *Reaper) Drop() {
 		unix.Close(r.sock)
 		r.sock = -1
 	}
+}
+
+// Step is an op as data, for a record kept outside the reaper (a lab's
+// journal, see internal/labs): what it does, to what, and in which
+// namespaces.
+type Step struct {
+	Kind          string    // "dellink", "umount", "umount-new", "unlink", "rmdir", "write", "killcg", "killuserns"
+	Arg           uint64    // the ifindex, mount ID, inode; for "write", 1 when Expect is set
+	Path          string    // the file, mount point or cgroup; the link's name for "dellink"
+	Value, Expect string    // "write": the value written, and the one it must read first
+	Mnt, Net, UTS *nsctx.NS // nil: the reaper's own
+}
+
+var kindNames = map[uint32]string{
+	C.NSH_REAPER_DELLINK: "dellink", C.NSH_REAPER_UMOUNT: "umount", C.NSH_REAPER_UMOUNT_NEW: "umount-new",
+	C.NSH_REAPER_UNLINK: "unlink", C.NSH_REAPER_RMDIR: "rmdir", C.NSH_REAPER_WRITE: "write",
+	C.NSH_REAPER_KILLCG: "killcg", C.NSH_REAPER_KILLUSERNS: "killuserns",
+}
+
+// Step returns op as data.
+func (op Op) Step() Step {
+	s := Step{Kind: kindNames[op.kind], Arg: op.arg, Mnt: op.mnt, Net: op.net, UTS: op.uts}
+	parts := strings.Split(strings.TrimSuffix(string(op.data), "\x00"), "\x00")
+	s.Path = parts[0]
+	if len(parts) > 1 {
+		s.Value = parts[1]
+	}
+	if len(parts) > 2 {
+		s.Expect = parts[2]
+	}
+	return s
 }

@@ -1,0 +1,195 @@
+package builtins
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"go.starlark.net/starlark"
+	"go.starlark.net/starlarkstruct"
+	"golang.org/x/sys/unix"
+
+	"nsh.dev/nsh/internal/change"
+	"nsh.dev/nsh/internal/labs"
+	"nsh.dev/nsh/internal/lifecycle"
+	"nsh.dev/nsh/internal/netnsdir"
+	"nsh.dev/nsh/internal/nsctx"
+	"nsh.dev/nsh/internal/nserr"
+	"nsh.dev/nsh/internal/reaper"
+)
+
+// labRun is what a run that builds a lab (nsh up) keeps beside the
+// run's state: the lab, its journal, and the namespaces to keep.
+type labRun struct {
+	lab *labs.Lab
+	j   *labs.Journal
+	// keep are the unnamed network namespaces the run made, kept (bound
+	// in the lab's ns/ directory) when the lab is up.
+	keep []*nsctx.NS
+	// nodes are the named network namespaces the run made or opened.
+	nodes map[string]bool
+}
+
+const labKey = "nsh.builtins.lab"
+
+// SetLab makes the run of reg build lab l (nsh up): every kernel change is
+// written to the lab's journal before it is made, beside the reaper, and
+// LabUp keeps what the run made once the recipe has finished. Call it
+// before the run's first builtin.
+func SetLab(reg *lifecycle.Registry, l *labs.Lab) {
+	reg.Shared(labKey, func() any { return &labRun{lab: l, nodes: map[string]bool{}} })
+}
+
+// labOf returns the run's lab, nil when the run builds none.
+func labOf(reg *lifecycle.Registry) *labRun {
+	lr, _ := reg.Shared(labKey, func() any { return (*labRun)(nil) }).(*labRun)
+	return lr
+}
+
+// LabValue is the predeclared `lab`: its name and the prefix for names in
+// shared places (/run/netns, links in the host), both "" outside nsh up.
+func LabValue(name, prefix string) starlark.Value {
+	return starlarkstruct.FromStringDict(starlark.String("lab"), starlark.StringDict{
+		"name":   starlark.String(name),
+		"prefix": starlark.String(prefix),
+		"up":     starlark.Bool(name != ""),
+	})
+}
+
+// openJournal opens the lab's journal for st, naming namespaces by the
+// paths that outlive the run.
+func (lr *labRun) openJournal(st *state) error {
+	j, err := labs.OpenJournal(lr.lab.Dir, func(ns *nsctx.NS) (string, error) {
+		if nsctx.Same(ns, st.tab.Initial.Get(ns.Kind.Name)) {
+			return "", nil
+		}
+		if name := st.nameOf(ns); name != "" && ns.Kind.Name == "net" {
+			return filepath.Join(netnsDir, name), nil
+		}
+		return "", fmt.Errorf("%s has no path that outlives the run", ns)
+	})
+	if err != nil {
+		return err
+	}
+	lr.j = j
+	return nil
+}
+
+// reaperFor is the executor's reaper for st: the run's reaper, and in a
+// lab the journal too.
+func (st *state) reaperFor() change.Reaper {
+	r := st.startReaper()
+	if st.lab == nil {
+		if r == nil {
+			return nil
+		}
+		return r
+	}
+	t := labs.Tee{J: st.lab.j}
+	if r != nil {
+		t.R = r
+	}
+	return t
+}
+
+// labKeep notes namespaces the run made, which a lab keeps.
+func (st *state) labKeep(nss ...*nsctx.NS) {
+	if st.lab == nil {
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, ns := range nss {
+		if ns.Kind.Name == "net" {
+			st.lab.keep = append(st.lab.keep, ns)
+		}
+	}
+}
+
+// labNode notes a named network namespace of the lab.
+func (st *state) labNode(name string) {
+	if st.lab == nil {
+		return
+	}
+	st.mu.Lock()
+	st.lab.nodes[name] = true
+	st.mu.Unlock()
+}
+
+// LabUp finishes the lab of the run of reg once its recipe has run: the
+// unnamed network namespaces the run made are bound in the lab's ns/
+// directory (written ahead, like every change), the journal is closed to
+// the run's own bookkeeping, every change is kept (not undone at the end
+// of the run), the reaper is stopped, and the lab is marked up.
+func LabUp(th *starlark.Thread, reg *lifecycle.Registry) error {
+	lr := labOf(reg)
+	if lr == nil {
+		return errors.New("the run builds no lab")
+	}
+	st, err := sharedState(th)
+	if err != nil {
+		return err
+	}
+	nsDir := filepath.Join(lr.lab.Dir, "ns")
+	if len(lr.keep) > 0 {
+		if err := os.MkdirAll(nsDir, 0o700); err != nil {
+			return err
+		}
+	}
+	for _, ns := range lr.keep {
+		if st.nameOf(ns) != "" {
+			continue // named: kept by its name
+		}
+		if err := st.keepNS(th, ns, filepath.Join(nsDir, fmt.Sprintf("%s-%d", ns.Kind.Name, ns.Ino))); err != nil {
+			return err
+		}
+	}
+	var nodes []string
+	for n := range lr.nodes {
+		nodes = append(nodes, n)
+	}
+	sort.Strings(nodes)
+	lr.lab.Nodes = nil
+	for _, n := range nodes {
+		lr.lab.Nodes = append(lr.lab.Nodes, labs.Node{Name: n, Net: filepath.Join(netnsDir, n)})
+	}
+	if err := lr.j.Freeze(); err != nil {
+		return fmt.Errorf("writing the journal of lab %q: %w", lr.lab.Name, err)
+	}
+	st.ex.KeepAll()
+	st.stopReaper()
+	lr.lab.State = labs.Up
+	lr.lab.Pid, lr.lab.PidStart = 0, 0
+	return lr.lab.Save()
+}
+
+// keepNS binds ns on path, through the executor (journal, reaper, trace).
+func (st *state) keepNS(th *starlark.Thread, ns *nsctx.NS, path string) error {
+	rec := &change.NsKeep{Kind: ns.Kind.Name, Fd: ns.Fd(), Path: path}
+	rec.What = fmt.Sprintf("%s kept on %s", ns, path)
+	var mntID, ino uint64
+	rec.Apply = func() error {
+		var err error
+		mntID, ino, err = netnsdir.Publish(path, ns.Fd(), func(dirMnt, ino uint64) {
+			rec.Intend(reaper.UmountNew(nil, path, dirMnt), reaper.Unlink(nil, path, ino))
+		})
+		if errors.Is(err, unix.EEXIST) {
+			return nserr.Explain(unix.EEXIST, "%s exists", path)
+		}
+		return err
+	}
+	rec.Undo = func() (bool, error) {
+		err := unix.Unmount(path, unix.MNT_DETACH)
+		if err == nil || errors.Is(err, unix.EINVAL) {
+			err = os.Remove(path)
+		}
+		return true, err
+	}
+	rec.Reap = func() []reaper.Op {
+		return []reaper.Op{reaper.Umount(nil, path, mntID), reaper.Unlink(nil, path, ino)}
+	}
+	_, err := st.ex.Do(th, rec)
+	return err
+}

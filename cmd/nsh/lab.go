@@ -1,0 +1,417 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"go.starlark.net/starlark"
+	"golang.org/x/sys/unix"
+
+	"nsh.dev/nsh/builtins"
+	"nsh.dev/nsh/internal/labs"
+	"nsh.dev/nsh/interp"
+)
+
+// labVerbs are the first arguments that name a lab command, not a script
+// (a script with such a name is run as ./up).
+var labVerbs = map[string]func([]string) int{
+	"up": upCmd, "down": downCmd, "ls": lsCmd, "status": statusCmd, "inspect": statusCmd,
+	"exec": execCmd, "gc": gcCmd,
+}
+
+const labUsage = `lab commands:
+  nsh up [--name LAB] [--prefix P] [--replace] RECIPE.star [ARG...]
+                 run the recipe and keep everything it makes as lab LAB
+                 (default: the recipe's base name) until nsh down
+  nsh down LAB | --all
+                 undo exactly what the lab's journal holds, newest first
+  nsh ls [--json]            list the labs
+  nsh status LAB [--json]    the lab's nodes and what differs from its journal
+  nsh exec LAB NODE -- CMD [ARG...]
+                 run CMD in the node's namespaces
+  nsh gc [--dry-run]         take down labs whose nsh died building them
+`
+
+func labFail(format string, a ...any) int {
+	fmt.Fprintf(os.Stderr, "nsh: "+format+"\n", a...)
+	return 1
+}
+
+func upCmd(args []string) int {
+	var name, prefix string
+	replace := false
+	i := 0
+	for ; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--replace":
+			replace = true
+		case a == "--name" || a == "--prefix":
+			if i+1 >= len(args) {
+				return labFail("up: %s needs a value\n%s", a, labUsage)
+			}
+			if a == "--name" {
+				name = args[i+1]
+			} else {
+				prefix = args[i+1]
+			}
+			i++
+		case strings.HasPrefix(a, "--name="):
+			name = strings.TrimPrefix(a, "--name=")
+		case strings.HasPrefix(a, "--prefix="):
+			prefix = strings.TrimPrefix(a, "--prefix=")
+		case a == "--dry-run":
+			return labFail("up: --dry-run is not implemented yet")
+		case strings.HasPrefix(a, "-") && a != "-":
+			return labFail("up: unknown flag %q\n%s", a, labUsage)
+		default:
+			goto recipe
+		}
+	}
+recipe:
+	if i >= len(args) {
+		return labFail("up: which recipe?\n%s", labUsage)
+	}
+	recipe, rargs := args[i], args[i+1:]
+	if name == "" {
+		name = strings.TrimSuffix(filepath.Base(recipe), ".star")
+	}
+	if err := labs.CheckName(name); err != nil {
+		return labFail("up: %v", err)
+	}
+	if os.Geteuid() != 0 {
+		return labFail("up: rootless labs are not supported yet (they need a keeper process for the lab's user namespace); run nsh up as root")
+	}
+	src, err := interp.ReadScript(recipe, true)
+	if err != nil {
+		return labFail("%v", err)
+	}
+	if replace {
+		if _, err := labs.Open(name); err == nil {
+			if code := downLab(name, os.Stderr); code != 0 {
+				return code
+			}
+		}
+	}
+	abs, _ := filepath.Abs(recipe)
+	l := &labs.Lab{Name: name, Recipe: abs, Args: rargs, Prefix: prefix}
+	unlock, err := labs.Create(l)
+	if err != nil {
+		return labFail("up: %v", err)
+	}
+	defer unlock()
+
+	cfg := interp.Config{Builtins: builtins.Table(), Prompt: builtins.Prompt, MaxMemory: interp.DefaultMaxMemory,
+		Abort: abort, Extra: starlark.StringDict{"lab": builtins.LabValue(name, prefix)}}
+	in := interp.New(cfg)
+	r := in.NewRun(filepath.Dir(recipe), append([]string{recipe}, rargs...))
+	builtins.SetLab(r.Registry, l)
+	_, err = r.ExecFile(recipe, src)
+	if err == nil {
+		err = builtins.LabUp(r.NewThread("nsh up"), r.Registry)
+	}
+	if err != nil {
+		if !interp.IsExit(err) && r.Signal() == 0 {
+			fmt.Fprintln(os.Stderr, interp.FormatError(err))
+		}
+		terr := r.Teardown()
+		if terr != nil {
+			fmt.Fprintf(os.Stderr, "nsh: %v\n", terr)
+		}
+		// Undone as a run is: what is left in the journal (an undo
+		// failed) is nsh down's, else the lab goes.
+		if recs, rerr := labs.Read(l.Dir); rerr == nil && len(recs) == 0 {
+			os.RemoveAll(l.Dir)
+			fmt.Fprintf(os.Stderr, "nsh: lab %q not made: everything the recipe made is undone\n", name)
+		} else {
+			fmt.Fprintf(os.Stderr, "nsh: lab %q half made and not all undone: nsh down %s\n", name, name)
+		}
+		code := r.ExitCode(err)
+		if code == 0 {
+			code = 1
+		}
+		return code
+	}
+	if err := r.Teardown(); err != nil {
+		fmt.Fprintf(os.Stderr, "nsh: %v\n", err)
+	}
+	recs, _ := labs.Read(l.Dir)
+	fmt.Fprintf(os.Stderr, "nsh: lab %q is up: %d nodes, %d changes journaled (nsh status %s; nsh down %s)\n",
+		name, len(l.Nodes), len(recs), name, name)
+	return 0
+}
+
+func downCmd(args []string) int {
+	if len(args) == 1 && args[0] == "--all" {
+		ls, err := labs.List()
+		if err != nil {
+			return labFail("down: %v", err)
+		}
+		code := 0
+		for _, l := range ls {
+			if c := downLab(l.Name, os.Stderr); c != 0 {
+				code = c
+			}
+		}
+		if len(ls) == 0 {
+			fmt.Fprintln(os.Stderr, "nsh: down --all: no labs")
+		}
+		return code
+	}
+	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
+		return labFail("down: which lab? (nsh down LAB, or nsh down --all)")
+	}
+	return downLab(args[0], os.Stderr)
+}
+
+// downLab takes lab name down, reporting on w; 0 when it is gone.
+func downLab(name string, w io.Writer) int {
+	l, err := labs.Open(name)
+	if errors.Is(err, labs.ErrNoLab) {
+		fmt.Fprintf(w, "nsh: down: no lab named %q: nothing to do (nsh ls lists the labs)\n", name)
+		return 0
+	}
+	if err != nil {
+		return labFail("down: %v", err)
+	}
+	unlock, err := labs.Lock(l.Dir)
+	if err != nil {
+		return labFail("down: %v", err)
+	}
+	defer unlock()
+	if l.State == labs.Building && labs.Alive(l.Pid, l.PidStart) {
+		return labFail("down: lab %q is being built by nsh %d; it undoes what it made if it fails", name, l.Pid)
+	}
+	recs, err := labs.Read(l.Dir)
+	if err != nil {
+		return labFail("down: %v", err)
+	}
+	failed := 0
+	for _, o := range labs.Undo(recs) {
+		switch {
+		case o.Err != nil:
+			failed++
+			fmt.Fprintf(w, "nsh: down %s: %s\n", name, o)
+		case o.Gone != "":
+			fmt.Fprintf(w, "nsh: down %s: %s\n", name, o)
+		}
+	}
+	if failed > 0 {
+		return labFail("down: lab %q: %d steps failed; the lab is kept (nsh down %s tries again)", name, failed, name)
+	}
+	if err := os.RemoveAll(l.Dir); err != nil {
+		return labFail("down: %v", err)
+	}
+	fmt.Fprintf(w, "nsh: lab %q is down\n", name)
+	return 0
+}
+
+func lsCmd(args []string) int {
+	asJSON := len(args) == 1 && args[0] == "--json"
+	if len(args) > 0 && !asJSON {
+		return labFail("ls: unknown arguments %q (nsh ls [--json])", args)
+	}
+	ls, err := labs.List()
+	if err != nil {
+		return labFail("ls: %v", err)
+	}
+	type row struct {
+		Name    string    `json:"name"`
+		State   string    `json:"state"`
+		Recipe  string    `json:"recipe"`
+		Args    []string  `json:"args,omitempty"`
+		Created time.Time `json:"created"`
+		Nodes   int       `json:"nodes"`
+		Changes int       `json:"changes"`
+	}
+	var rows []row
+	for _, l := range ls {
+		recs, _ := labs.Read(l.Dir)
+		rows = append(rows, row{l.Name, labState(l, recs), l.Recipe, l.Args, l.Created, len(l.Nodes), len(recs)})
+	}
+	if asJSON {
+		b, _ := json.MarshalIndent(rows, "", "  ")
+		fmt.Println(string(b))
+		return 0
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATE\tNODES\tCHANGES\tCREATED\tRECIPE")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", r.Name, r.State, r.Nodes, r.Changes,
+			r.Created.Local().Format("2006-01-02 15:04:05"), strings.TrimSpace(r.Recipe+" "+strings.Join(r.Args, " ")))
+	}
+	tw.Flush()
+	return 0
+}
+
+// labState is "up", "building" (by a live nsh), "broken" (its nsh died
+// building it: nsh gc), or "degraded" (a node is gone).
+func labState(l *labs.Lab, recs []labs.Record) string {
+	if l.State == labs.Building {
+		if labs.Alive(l.Pid, l.PidStart) {
+			return "building"
+		}
+		return "broken"
+	}
+	for _, n := range l.Nodes {
+		if !isNetns(n.Net) {
+			return "degraded"
+		}
+	}
+	return "up"
+}
+
+// isNetns reports whether a network namespace is mounted on path.
+func isNetns(path string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) == nil && st.Type == unix.NSFS_MAGIC
+}
+
+func statusCmd(args []string) int {
+	asJSON := false
+	var name string
+	for _, a := range args {
+		switch {
+		case a == "--json":
+			asJSON = true
+		case name == "" && !strings.HasPrefix(a, "-"):
+			name = a
+		default:
+			return labFail("status: unexpected argument %q (nsh status LAB [--json])", a)
+		}
+	}
+	if name == "" {
+		return labFail("status: which lab? (nsh ls lists them)")
+	}
+	l, err := labs.Open(name)
+	if err != nil {
+		return labFail("status: %v", err)
+	}
+	recs, err := labs.Read(l.Dir)
+	if err != nil {
+		return labFail("status: %v", err)
+	}
+	type node struct {
+		Name string `json:"name"`
+		Net  string `json:"net"`
+		Up   bool   `json:"present"`
+	}
+	out := struct {
+		Name    string   `json:"name"`
+		State   string   `json:"state"`
+		Recipe  string   `json:"recipe"`
+		Args    []string `json:"args,omitempty"`
+		Nodes   []node   `json:"nodes"`
+		Changes int      `json:"changes"`
+		Missing []string `json:"missing,omitempty"`
+	}{Name: l.Name, State: labState(l, recs), Recipe: l.Recipe, Args: l.Args, Changes: len(recs)}
+	for _, n := range l.Nodes {
+		out.Nodes = append(out.Nodes, node{n.Name, n.Net, isNetns(n.Net)})
+		if !isNetns(n.Net) {
+			out.Missing = append(out.Missing, "node "+n.Name+" ("+n.Net+" is no network namespace)")
+		}
+	}
+	for _, r := range recs {
+		for _, s := range r.Steps {
+			if gone := labs.Check(s); gone != "" {
+				out.Missing = append(out.Missing, r.What+": "+gone)
+			}
+		}
+	}
+	if asJSON {
+		b, _ := json.MarshalIndent(out, "", "  ")
+		fmt.Println(string(b))
+		return 0
+	}
+	fmt.Printf("lab %s: %s (%s %s), %d changes journaled\n", out.Name, out.State, out.Recipe, strings.Join(out.Args, " "), out.Changes)
+	tw := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tNETNS\tPRESENT")
+	for _, n := range out.Nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%v\n", n.Name, n.Net, n.Up)
+	}
+	tw.Flush()
+	for _, m := range out.Missing {
+		fmt.Printf("differs from the journal: %s\n", m)
+	}
+	return 0
+}
+
+func execCmd(args []string) int {
+	if len(args) < 4 || args[2] != "--" {
+		return labFail("exec: nsh exec LAB NODE -- CMD [ARG...]")
+	}
+	l, err := labs.Open(args[0])
+	if err != nil {
+		return labFail("exec: %v", err)
+	}
+	var node *labs.Node
+	for i := range l.Nodes {
+		if l.Nodes[i].Name == args[1] {
+			node = &l.Nodes[i]
+		}
+	}
+	if node == nil {
+		var names []string
+		for _, n := range l.Nodes {
+			names = append(names, n.Name)
+		}
+		return labFail("exec: lab %q has no node %q (its nodes: %s)", l.Name, args[1], strings.Join(names, ", "))
+	}
+	path, err := exec.LookPath(args[3])
+	if err != nil {
+		return labFail("exec: %v", err)
+	}
+	// The whole process becomes the command: this thread joins the
+	// node's namespaces and execs, which ends every other thread.
+	runtime.LockOSThread()
+	fd, err := unix.Open(node.Net, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return labFail("exec: node %s: %v", node.Name, err)
+	}
+	if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+		return labFail("exec: setns into node %s (%s): %v", node.Name, node.Net, err)
+	}
+	unix.Close(fd)
+	err = syscall.Exec(path, args[3:], os.Environ())
+	return labFail("exec: %s: %v", path, err)
+}
+
+func gcCmd(args []string) int {
+	dry := len(args) == 1 && args[0] == "--dry-run"
+	if len(args) > 0 && !dry {
+		return labFail("gc: unknown arguments %q (nsh gc [--dry-run])", args)
+	}
+	ls, err := labs.List()
+	if err != nil {
+		return labFail("gc: %v", err)
+	}
+	code, found := 0, 0
+	for _, l := range ls {
+		if l.State != labs.Building || labs.Alive(l.Pid, l.PidStart) {
+			continue
+		}
+		found++
+		if dry {
+			recs, _ := labs.Read(l.Dir)
+			fmt.Printf("%s: half built by nsh %d, which is gone: %d changes to undo\n", l.Name, l.Pid, len(recs))
+			continue
+		}
+		if c := downLab(l.Name, os.Stderr); c != 0 {
+			code = c
+		}
+	}
+	if found == 0 {
+		fmt.Fprintln(os.Stderr, "nsh: gc: nothing to collect")
+	}
+	return code
+}

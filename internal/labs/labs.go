@@ -1,0 +1,259 @@
+// Package labs keeps labs: what `nsh up` built and left standing, with a
+// journal of the undo of every kernel change made for it, written before
+// the change (as the reaper is told, see internal/change), so that `nsh
+// down` undoes exactly that, and `nsh gc` does the same for a lab whose
+// nsh died before finishing it.
+//
+// A lab lives in a directory of Root: lab.json (what it is), journal (one
+// JSON object a line: a record's undo steps, or its withdrawal), ns/ (bind
+// mounts of the unnamed namespaces it keeps) and lock (flock'd by whoever
+// builds or takes it down). The directory is 0700 and its files 0600,
+// written whole and renamed into place; Root is on tmpfs (/run), like
+// /run/netns, so a reboot clears both together.
+package labs
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"nsh.dev/nsh/internal/nserr"
+)
+
+// Version is the format of lab.json and of the journal.
+const Version = 1
+
+// States of a lab.
+const (
+	Building = "building" // nsh up is running (or died running)
+	Up       = "up"       // the recipe finished: everything it made is kept
+)
+
+// Lab is a lab's lab.json.
+type Lab struct {
+	Version int       `json:"version"`
+	Name    string    `json:"name"`
+	Recipe  string    `json:"recipe"`
+	Args    []string  `json:"args,omitempty"`
+	Prefix  string    `json:"prefix,omitempty"`
+	Created time.Time `json:"created"`
+	State   string    `json:"state"`
+	// Pid and PidStart identify the nsh that builds the lab (start time
+	// in clock ticks since boot, /proc/PID/stat field 22), so a reused pid
+	// is never taken for it.
+	Pid      int    `json:"pid"`
+	PidStart uint64 `json:"pid_start"`
+	// Nodes are the lab's named network namespaces, with the other
+	// namespaces of the context each was made in.
+	Nodes []Node `json:"nodes,omitempty"`
+
+	// Dir is the lab's directory (not stored).
+	Dir string `json:"-"`
+}
+
+// Node is a named part of a lab: a network namespace with a name in
+// /run/netns, and the other namespaces (by kind: "uts", "mnt", "pid",
+// "ipc") of the context it was made in, by path.
+type Node struct {
+	Name string            `json:"name"`
+	Net  string            `json:"net"`
+	More map[string]string `json:"more,omitempty"`
+}
+
+// Root returns the directory of all labs: /run/nsh/labs for root, else
+// $XDG_RUNTIME_DIR/nsh/labs.
+func Root() (string, error) {
+	if os.Geteuid() == 0 {
+		return "/run/nsh/labs", nil
+	}
+	d := os.Getenv("XDG_RUNTIME_DIR")
+	if d == "" {
+		return "", errors.New("XDG_RUNTIME_DIR is not set: rootless labs live in $XDG_RUNTIME_DIR/nsh/labs")
+	}
+	return filepath.Join(d, "nsh", "labs"), nil
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// CheckName refuses a lab name that is not 1 to 64 letters, digits, '_',
+// '.' or '-' starting with a letter or digit.
+func CheckName(name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("invalid lab name %q: 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit", name)
+	}
+	return nil
+}
+
+// Dir returns the directory of lab name.
+func Dir(name string) (string, error) {
+	if err := CheckName(name); err != nil {
+		return "", err
+	}
+	root, err := Root()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, name), nil
+}
+
+// ErrNoLab is returned (errors.Is) for a lab that does not exist.
+var ErrNoLab = errors.New("no such lab")
+
+// Open reads lab name.
+func Open(name string) (*Lab, error) {
+	dir, err := Dir(name)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "lab.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("lab %q: %w (nsh ls lists the labs)", name, ErrNoLab)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var l Lab
+	if err := json.Unmarshal(b, &l); err != nil {
+		return nil, fmt.Errorf("%s: %v", filepath.Join(dir, "lab.json"), err)
+	}
+	if l.Version != Version {
+		return nil, fmt.Errorf("%s: format version %d, this nsh reads %d", filepath.Join(dir, "lab.json"), l.Version, Version)
+	}
+	l.Dir = dir
+	return &l, nil
+}
+
+// List returns every lab, by name.
+func List() ([]*Lab, error) {
+	root, err := Root()
+	if err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []*Lab
+	for _, e := range ents {
+		if l, err := Open(e.Name()); err == nil {
+			out = append(out, l)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Save writes l's lab.json atomically (0600).
+func (l *Lab) Save() error {
+	b, err := json.MarshalIndent(l, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFile(filepath.Join(l.Dir, "lab.json"), append(b, '\n'))
+}
+
+func writeFile(path string, b []byte) error {
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// Lock takes the lab directory's lock (flock on dir/lock), waiting for
+// whoever holds it; it returns the unlock.
+func Lock(dir string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, nserr.New("flock", filepath.Join(dir, "lock"), err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// Create makes the directory of a new lab l (l.Dir set), locked, with its
+// lab.json in state Building; it fails, naming the lab, if one of that
+// name exists.
+func Create(l *Lab) (unlock func(), err error) {
+	dir, err := Dir(l.Name)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(dir, 0o700); errors.Is(err, fs.ErrExist) {
+		old, oerr := Open(l.Name)
+		if oerr == nil && old.State == Building && !Alive(old.Pid, old.PidStart) {
+			return nil, fmt.Errorf("lab %q exists, half built by nsh %d, which is gone: nsh gc undoes it", l.Name, old.Pid)
+		}
+		return nil, fmt.Errorf("lab %q exists (nsh down %s takes it down; nsh up --replace builds it again)", l.Name, l.Name)
+	} else if err != nil {
+		return nil, err
+	}
+	l.Dir = dir
+	if unlock, err = Lock(dir); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	l.Version, l.State, l.Created = Version, Building, time.Now().UTC().Truncate(time.Second)
+	l.Pid = os.Getpid()
+	l.PidStart, _ = StartTime(l.Pid)
+	if err := l.Save(); err != nil {
+		unlock()
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return unlock, nil
+}
+
+// StartTime returns the start time of process pid (clock ticks after
+// boot, /proc/PID/stat field 22).
+func StartTime(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no ')'", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+// Alive reports whether process pid still runs and is the one that
+// started at start (not a process that reused its pid).
+func Alive(pid int, start uint64) bool {
+	if pid <= 0 {
+		return false
+	}
+	s, err := StartTime(pid)
+	return err == nil && s == start
+}
