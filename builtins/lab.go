@@ -108,14 +108,29 @@ func (st *state) labKeep(nss ...*nsctx.NS) {
 	}
 }
 
-// labNode notes a named network namespace of the lab.
-func (st *state) labNode(name string) {
+// labNode notes a named network namespace of the lab. A name the run
+// did not make (opened) is refused: it is another lab's, or someone's.
+func (st *state) labNode(name string, opened bool) error {
 	if st.lab == nil {
-		return
+		return nil
 	}
 	st.mu.Lock()
+	defer st.mu.Unlock()
+	if opened && !st.lab.nodes[name] {
+		owner := "not a lab's"
+		if ls, err := labs.List(); err == nil {
+			for _, l := range ls {
+				for _, n := range l.Nodes {
+					if n.Name == name {
+						owner = fmt.Sprintf("lab %q's", l.Name)
+					}
+				}
+			}
+		}
+		return nserr.Explain(unix.EEXIST, "network namespace %q exists (%s): a lab makes its own; nsh up --prefix P gives this lab's names a prefix (lab.prefix)", name, owner)
+	}
 	st.lab.nodes[name] = true
-	st.mu.Unlock()
+	return nil
 }
 
 // LabUp finishes the lab of the run of reg once its recipe has run: the

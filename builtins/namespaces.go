@@ -417,8 +417,10 @@ func netnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 			return err
 		}
 		st.setName(ns, name)
-		st.labNode(name)
 		rec.Opened = ns != fresh
+		if err := st.labNode(name, rec.Opened); err != nil {
+			return err
+		}
 		if ns == fresh && !persist {
 			// Only the run that made the namespace deletes its name, and only
 			// while the name is still this namespace's.

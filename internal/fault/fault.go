@@ -12,6 +12,7 @@
 //	                  "netns.linked"
 //	fail-at=K         the K-th change fails with EIO instead of being made
 //	count=FILE        append a line to FILE per change (how many a run makes)
+//	with-reaper       a kill kills nsh's reaper first, as the OOM killer may
 //
 // several of them separated by commas.
 package fault

@@ -22,6 +22,7 @@ var (
 	applied, applying atomic.Int64
 	countMu           sync.Mutex
 	killAtN           int64 = 1
+	withReaper        bool
 	hits              atomic.Int64
 )
 
@@ -41,11 +42,26 @@ func load() {
 			}
 		case "count":
 			countFile = v
+		case "with-reaper":
+			withReaper = true
 		}
 	}
 }
 
 func die() {
+	if withReaper {
+		// As the OOM killer or a container runtime may: the reaper first.
+		tasks, _ := os.ReadDir("/proc/self/task")
+		for _, t := range tasks {
+			b, _ := os.ReadFile("/proc/self/task/" + t.Name() + "/children")
+			for _, pid := range strings.Fields(string(b)) {
+				if comm, _ := os.ReadFile("/proc/" + pid + "/comm"); strings.TrimSpace(string(comm)) == "nsh-reaper" {
+					n, _ := strconv.Atoi(pid)
+					syscall.Kill(n, syscall.SIGKILL)
+				}
+			}
+		}
+	}
 	syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	select {} // the signal is on its way
 }

@@ -1,0 +1,228 @@
+package main_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"nsh.dev/nsh/internal/labs"
+	"nsh.dev/nsh/internal/leakcheck"
+)
+
+// needLabs skips unless root: labs are root-only so far.
+func needLabs(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (rootless labs need a keeper process: not yet)")
+	}
+	leakcheck.Check(t)
+	t.Cleanup(func() {
+		if ls, _ := labs.List(); len(ls) > 0 {
+			for _, l := range ls {
+				t.Errorf("lab %s left (%s)", l.Name, l.State)
+			}
+			exec.Command(nshBin, "down", "--all").Run()
+		}
+	})
+}
+
+// labRecipe writes a recipe into a temporary directory.
+func labRecipe(t *testing.T, name, src string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// The issue's "done means", as root: a chain of 5 up, c1 reaches c5, status
+// and exec work, down leaves nothing; down again is a no-op.
+func TestLabUpStatusExecDown(t *testing.T) {
+	needLabs(t)
+	out, stderr, code := nsh(t, "", "up", "../../scripts/chain.star", "5")
+	if code != 0 || !strings.Contains(stderr, `lab "chain" is up: 5 nodes`) {
+		t.Fatalf("up: %d\n%s%s", code, out, stderr)
+	}
+	if b, err := exec.Command("ip", "netns", "exec", "c1", "ping", "-c1", "-W2", "10.100.4.2").CombinedOutput(); err != nil {
+		t.Errorf("c1 cannot reach c5 once the lab is up: %v\n%s", err, b)
+	}
+	out, stderr, code = nsh(t, "", "status", "chain", "--json")
+	var st struct {
+		State string
+		Nodes []struct {
+			Name    string
+			Present bool
+		}
+		Missing []string
+	}
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil {
+		t.Fatalf("status --json: %d %v\n%s%s", code, err, out, stderr)
+	}
+	if st.State != "up" || len(st.Nodes) != 5 || !st.Nodes[4].Present || len(st.Missing) > 0 {
+		t.Errorf("status: %+v", st)
+	}
+	out, stderr, code = nsh(t, "", "exec", "chain", "c3", "--", "ip", "-br", "addr", "show", "c3-eth1")
+	if code != 0 || !strings.Contains(out, "10.100.3.1/24") {
+		t.Errorf("exec chain c3: %d %q %q", code, out, stderr)
+	}
+	if _, _, code := nsh(t, "", "exec", "chain", "c3", "--", "sh", "-c", "exit 7"); code != 7 {
+		t.Errorf("exec's exit status %d, want 7 (passed through)", code)
+	}
+	out, _, _ = nsh(t, "", "ls")
+	if !strings.Contains(out, "chain") || !strings.Contains(out, "up") {
+		t.Errorf("ls:\n%s", out)
+	}
+	if _, stderr, code := nsh(t, "", "up", "../../scripts/chain.star", "5"); code == 0 || !strings.Contains(stderr, `lab "chain" exists`) {
+		t.Errorf("a second up of the same lab: %d %q", code, stderr)
+	}
+	if _, stderr, code := nsh(t, "", "down", "chain"); code != 0 || !strings.Contains(stderr, `lab "chain" is down`) {
+		t.Fatalf("down: %d %q", code, stderr)
+	}
+	if _, stderr, code := nsh(t, "", "down", "chain"); code != 0 || !strings.Contains(stderr, `no lab named "chain"`) {
+		t.Errorf("down twice: %d %q", code, stderr)
+	}
+	if _, err := os.Stat("/run/netns/c1"); err == nil {
+		t.Error("/run/netns/c1 after down")
+	}
+}
+
+// A recipe that fails half-way leaves no lab and nothing else.
+func TestLabFailingRecipeLeavesNothing(t *testing.T) {
+	needLabs(t)
+	r := labRecipe(t, "half.star", `
+a = netns("lt-a", persist = False)
+veth("lt-h0", "lt-h1", peer_ns = a)
+sysctl("net.ipv4.tcp_keepalive_intvl", 76)
+fail("half-way")
+`)
+	intvl, _ := os.ReadFile("/proc/sys/net/ipv4/tcp_keepalive_intvl")
+	_, stderr, code := nsh(t, "", "up", r)
+	if code == 0 || !strings.Contains(stderr, "half-way") || !strings.Contains(stderr, `lab "half" not made`) {
+		t.Errorf("up of a failing recipe: %d %q", code, stderr)
+	}
+	if b, _ := os.ReadFile("/proc/sys/net/ipv4/tcp_keepalive_intvl"); string(b) != string(intvl) {
+		t.Errorf("sysctl %q after the failed up, was %q", b, intvl)
+	}
+	if _, err := labs.Open("half"); err == nil {
+		t.Error("a failed up left a lab")
+	}
+}
+
+// Two labs of the same recipe side by side, with prefixes; without one,
+// the second fails on the first's names and leaves nothing of its own.
+func TestLabTwoSideBySide(t *testing.T) {
+	needLabs(t)
+	for _, p := range []string{"a", "b"} {
+		if _, stderr, code := nsh(t, "", "up", "--name", p, "--prefix", p+"-", "../../scripts/chain.star", "3"); code != 0 {
+			t.Fatalf("up %s: %d %q", p, code, stderr)
+		}
+	}
+	for _, n := range []string{"a-c1", "b-c3"} {
+		if _, err := os.Stat("/run/netns/" + n); err != nil {
+			t.Errorf("%s: %v", n, err)
+		}
+	}
+	_, stderr, code := nsh(t, "", "up", "--name", "c", "--prefix", "a-", "../../scripts/chain.star", "3")
+	if code == 0 || !strings.Contains(stderr, `lab "a"`) {
+		t.Errorf("a lab whose names clash with lab a's: %d %q", code, stderr)
+	}
+	if _, err := labs.Open("c"); err == nil {
+		t.Error("the clashing lab was left")
+	}
+	if _, err := os.Stat("/run/netns/a-c1"); err != nil {
+		t.Errorf("the clash took lab a's name away: %v", err)
+	}
+	for _, p := range []string{"a", "b"} {
+		if _, stderr, code := nsh(t, "", "down", p); code != 0 {
+			t.Errorf("down %s: %d %q", p, code, stderr)
+		}
+	}
+}
+
+// down after a daemon died and a link was deleted by hand: reported as
+// gone, not fatal; a link of the same name made by someone else since is
+// left alone.
+func TestLabDownAfterChangesByHand(t *testing.T) {
+	needLabs(t)
+	r := labRecipe(t, "hand.star", `
+a = netns("lt-x", persist = False)
+veth("lt-v0", "lt-v1", peer_ns = a)
+veth("lt-w0", "lt-w1", peer_ns = a)
+spawn(["sleep", "3600"], ns = a)
+`)
+	if _, stderr, code := nsh(t, "", "up", r); code != 0 {
+		t.Fatalf("up: %d %q", code, stderr)
+	}
+	for _, c := range [][]string{{"link", "del", "lt-v0"}, {"link", "del", "lt-w0"}, {"link", "add", "lt-w0", "type", "veth", "peer", "name", "lt-w9"}} {
+		if b, err := exec.Command("ip", c...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v %s", c, err, b)
+		}
+	}
+	defer exec.Command("ip", "link", "del", "lt-w0").Run()
+	exec.Command("pkill", "-f", "^sleep 3600$").Run()
+	out, _, _ := nsh(t, "", "status", "hand")
+	if !strings.Contains(out, "lt-v0") || !strings.Contains(out, "gone") {
+		t.Errorf("status does not show the deleted link:\n%s", out)
+	}
+	_, stderr, code := nsh(t, "", "down", "hand")
+	if code != 0 || !strings.Contains(stderr, "already gone") {
+		t.Errorf("down: %d %q", code, stderr)
+	}
+	if err := exec.Command("ip", "link", "show", "lt-w0").Run(); err != nil {
+		t.Error("down deleted a link of the lab's name that someone else made since")
+	}
+}
+
+// nsh up killed after each of its changes in turn — and its reaper with
+// it, as the OOM killer may — leaves a journal that nsh gc undoes:
+// nothing is left.
+func TestLabKilledThenGC(t *testing.T) {
+	bin := needFaultBin(t)
+	needLabs(t)
+	r := labRecipe(t, "gcme.star", `
+a = netns("lg-a", persist = False)
+b = netns("lg-b", persist = False)
+veth("lg-0", "lg-1", ns = a, peer_ns = b, addr = "10.233.0.1/24", peer_addr = "10.233.0.2/24")
+veth("lg-h0", "lg-h1", peer_ns = b)
+bridge("lg-br")
+u = unshare("net").net
+
+`)
+	count := filepath.Join(t.TempDir(), "count")
+	cmd := exec.Command(bin, "up", r)
+	cmd.Env = append(os.Environ(), "NSH_FAULT=count="+count)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("up without faults: %v\n%s", err, b)
+	}
+	if _, stderr, code := nsh(t, "", "down", "gcme"); code != 0 {
+		t.Fatalf("down: %q", stderr)
+	}
+	b, _ := os.ReadFile(count)
+	changes := strings.Count(string(b), "\n")
+	for k := 1; k <= changes; k++ {
+		for _, with := range []string{"", ",with-reaper"} {
+			fault := fmt.Sprintf("kill-after=%d%s", k, with)
+			t.Run(fault, func(t *testing.T) {
+				leakcheck.Check(t)
+				cmd := exec.Command(bin, "up", r)
+				cmd.Env = append(os.Environ(), "NSH_FAULT="+fault)
+				out, _ := cmd.CombinedOutput()
+				if ws := cmd.ProcessState.Sys().(interface{ Signaled() bool }); !ws.Signaled() {
+					t.Fatalf("NSH_FAULT=%s: nsh was not killed:\n%s", fault, out)
+				}
+				if _, stderr, code := nsh(t, "", "gc"); code != 0 {
+					t.Errorf("gc: %d %q", code, stderr)
+				}
+				if _, err := labs.Open("gcme"); err == nil {
+					t.Error("gc left the lab")
+				}
+			})
+		}
+	}
+	t.Logf("%d changes, nsh up killed after each, with and without its reaper", changes)
+}
