@@ -112,6 +112,10 @@ func (s Step) undo() (gone string, err error) {
 	if s.Kind == "dellink" {
 		return s.delLink()
 	}
+	if len(js) == 0 {
+		// In nsh's own namespaces: no thread of its own needed.
+		return s.local()
+	}
 	err = nsthread.Do(js, func() error {
 		var e error
 		gone, e = s.local()
