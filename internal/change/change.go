@@ -76,6 +76,12 @@ type Effect struct {
 	// netns with persist=True): nsh does not undo it, but the teardown
 	// script of --trace does.
 	Kept bool
+	// Aside marks a change that is part of running the script rather
+	// than of what it builds (a process it starts, the cgroup they are
+	// born in, a namespace held only by nsh's descriptor): nsh -x shows
+	// its commands, the setup script of --trace has them as comments,
+	// and its teardown script leaves out their undo.
+	Aside bool
 
 	// intend, set by the executor while Apply runs, gives the reaper ops
 	// ahead of a system call of Apply.
@@ -392,33 +398,43 @@ func (r *Sysctl) Commands() []string { return []string{r.cmd(r.Value)} }
 func (r *Sysctl) UndoCommands() []string { return []string{r.cmd(r.Old)} }
 
 // UTSName sets the hostname (Domain false) or the NIS domain name of a
-// UTS namespace.
+// UTS namespace. In one that outlives the run (Restore), the undo writes
+// Old back.
 type UTSName struct {
 	Effect
 	// UTS is the path of the UTS namespace when it is not nsh's own
 	// (/proc/PID/fd/N), else "".
-	UTS    string
-	Label  string // the namespace, "uts:[4026532200]"
-	Domain bool
-	Name   string
+	UTS     string
+	Label   string // the namespace, "uts:[4026532200]"
+	Domain  bool
+	Name    string
+	Old     string
+	Restore bool
 }
 
-// Commands renders `hostname NAME` or `domainname NAME`, run with
-// nsenter --uts= in a namespace that is not nsh's own.
-func (r *UTSName) Commands() []string {
-	c := "hostname " + Quote(r.Name)
+func (r *UTSName) cmd(name string) string {
+	c := "hostname " + Quote(name)
 	if r.Domain {
-		c = "domainname " + Quote(r.Name)
+		c = "domainname " + Quote(name)
 	}
 	if r.UTS != "" {
 		c = "nsenter --uts=" + r.UTS + " " + c + "  # " + r.Label
 	}
-	return []string{c}
+	return c
 }
 
-// UndoCommands is empty: nsh does not restore a name (a UTS namespace it
-// made goes away with its name).
-func (r *UTSName) UndoCommands() []string { return nil }
+// Commands renders `hostname NAME` or `domainname NAME`, run with
+// nsenter --uts= in a namespace that is not nsh's own.
+func (r *UTSName) Commands() []string { return []string{r.cmd(r.Name)} }
+
+// UndoCommands renders `hostname OLD` when the name is restored; nothing
+// in a UTS namespace the run made (it goes away with its name).
+func (r *UTSName) UndoCommands() []string {
+	if !r.Restore {
+		return nil
+	}
+	return []string{r.cmd(r.Old)}
+}
 
 // Qdisc adds, changes or replaces (Verb) the root qdisc of a link, a tbf
 // (Kind "tbf": Rate, Burst, Limit) or a netem (Kind "netem": Delay,

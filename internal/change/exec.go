@@ -126,6 +126,14 @@ func (x *Executor) Do(th *starlark.Thread, r Record) (*lifecycle.Entry, error) {
 	return e, nil
 }
 
+// Hold registers the release, at the end of the run, of what the run
+// holds that is no kernel change (netlink handles, spawner threads,
+// namespace descriptors): nothing to trace, nothing for the reaper (the
+// kernel frees it with nsh). Like every undo, it is registered here.
+func (x *Executor) Hold(what string, release func() error) *lifecycle.Entry {
+	return x.reg.Add(what, release)
+}
+
 // Watch gives the reaper new ops for e's object (a link that moved has a
 // new index, maybe in a namespace with another fate); no ops withdraws
 // the earlier ones. The reaper forgets them when e is done.
@@ -283,11 +291,15 @@ func (t *tracer) setup(th *starlark.Thread, r Record, ok bool) {
 		b.WriteString("# " + pos + "\n")
 		t.lastPos = pos
 	}
+	aside := r.effect().Aside
 	for _, c := range cmds {
+		if aside && !strings.HasPrefix(c, "#") {
+			c = "# " + c
+		}
 		b.WriteString(c + "\n")
 	}
 	t.put(t.setupW, b.String())
-	if b := r.effect(); b.Undo != nil || b.Kept {
+	if b := r.effect(); (b.Undo != nil || b.Kept) && !b.Aside {
 		t.made = append(t.made, r)
 	}
 }

@@ -31,13 +31,32 @@ import (
 // Start writes the maps of a new user namespace the same way, with
 // Config.UIDMap and GIDMap, a map not given then mapping the writer's own
 // id to root.
-func (s *Spawner) WriteIDMaps(pid int, uid, gid idmap.Map, setgroups string) error {
-	return s.writeIDMaps(pid, uid, gid, setgroups, false)
+//
+// It reports how it wrote them, for the equivalent commands.
+func (s *Spawner) WriteIDMaps(pid int, uid, gid idmap.Map, setgroups string) (Written, error) {
+	var w Written
+	err := s.writeIDMaps(pid, uid, gid, setgroups, false, &w)
+	return w, err
+}
+
+// Written says how WriteIDMaps wrote the maps.
+type Written struct {
+	// Setgroups is what was written to setgroups ("" nothing): the
+	// one asked for, or "deny" where the kernel wants it first.
+	Setgroups string
+	// Helpers: through newuidmap/newgidmap.
+	Helpers bool
+	// Parent: from a helper process in the parent user namespace.
+	Parent bool
 }
 
 // writeIDMaps is WriteIDMaps; rootByDefault maps the writer's own id to
-// root for a map not given.
-func (s *Spawner) writeIDMaps(pid int, uids, gids idmap.Map, setgroups string, rootByDefault bool) error {
+// root for a map not given. How is filled in when not nil.
+func (s *Spawner) writeIDMaps(pid int, uids, gids idmap.Map, setgroups string, rootByDefault bool, how *Written) error {
+	if how == nil {
+		how = &Written{}
+	}
+	how.Setgroups = setgroups
 	base := fmt.Sprintf("/proc/%d/", pid)
 	parent, err := parentUserNS(pid)
 	if err != nil {
@@ -82,6 +101,7 @@ func (s *Spawner) writeIDMaps(pid int, uids, gids idmap.Map, setgroups string, r
 			g = idmap.Map{}
 		}
 		join := nsthread.Join{Fd: int(parent.Fd()), Type: unix.CLONE_NEWUSER, Name: fmt.Sprintf("the parent user namespace of process %d", pid)}
+		how.Parent = true
 		return s.writeIDMapsAs(join, pid, u, g, setgroups)
 	}
 	if rootByDefault && uids == nil {
@@ -92,6 +112,10 @@ func (s *Spawner) writeIDMaps(pid int, uids, gids idmap.Map, setgroups string, r
 	}
 	capUID, capGID := Capable(unix.CAP_SETUID), Capable(unix.CAP_SETGID)
 	if (uids != nil && !capUID && !uids.OwnIDOnly(os.Geteuid())) || (gids != nil && !capGID && !gids.OwnIDOnly(os.Getegid())) {
+		how.Helpers = true
+		if setgroups != "deny" {
+			how.Setgroups = "" // newgidmap leaves it as it is
+		}
 		return writeWithHelpers(pid, uids, gids, setgroups)
 	}
 	if gids != nil && !capGID {
@@ -100,6 +124,7 @@ func (s *Spawner) writeIDMaps(pid int, uids, gids idmap.Map, setgroups string, r
 		}
 		setgroups = "deny"
 	}
+	how.Setgroups = setgroups
 	return writeMapFiles(pid, uids, gids, setgroups)
 }
 
