@@ -3,7 +3,8 @@
 // the one executor that makes them. A record knows how to apply its
 // change and in which namespace, its undo at the end of the run, the ops
 // the reaper needs to undo it after SIGKILL, and the equivalent command
-// lines (iproute2, sysctl(8), hostname(1)) of the change and of its undo.
+// lines (iproute2, sysctl(8), hostname(1), mount(8), unshare(1),
+// nsenter(1)) of the change and of its undo.
 // Builtins build records and hand them to the run's Executor, which
 // applies them, registers the undo in the run's lifecycle registry, gives
 // the reaper its ops and, under `nsh -x`, prints each change as it is
@@ -14,9 +15,18 @@
 // the run's error messages; what a change is, and how a person would
 // make it with the standard tools, is the record's typed data.
 //
-// Migrated so far: links, addresses, routes, qdiscs, sysctl writes,
-// hostname and domainname, the naming of network namespaces (netns()),
-// mounts, umounts and the directories mount(mkdir=True) makes.
+// Every undo of a run is registered by its executor: kernel changes
+// through Do, what the run holds that is no kernel change (netlink
+// handles, spawner threads, namespace descriptors) through Hold.
+//
+// Records: links, addresses, routes, qdiscs, sysctl writes, hostname and
+// domainname (restored where the UTS namespace outlives the run), the
+// naming of network namespaces (netns()), mounts, umounts and the
+// directories mount(mkdir=True) makes, pivot_root, id map writes, the
+// namespaces unshare() makes (and the init of a new PID namespace), the
+// context setns() moves to, the processes the run starts and the cgroup
+// they are born in (or nsh as their subreaper). The last four are part
+// of running the script rather than of what it builds (Effect.Aside).
 package change
 
 import (

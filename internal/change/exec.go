@@ -294,7 +294,8 @@ func (t *tracer) setup(th *starlark.Thread, r Record, ok bool) {
 	aside := r.effect().Aside
 	for _, c := range cmds {
 		if aside && !strings.HasPrefix(c, "#") {
-			c = "# " + c
+			// Every line: a quoted argument may span several.
+			c = "# " + strings.ReplaceAll(c, "\n", "\n# ")
 		}
 		b.WriteString(c + "\n")
 	}
