@@ -77,9 +77,13 @@ The namespace itself goes away once nothing else holds it. It also removes
 a stale entry (an empty file with no namespace on it); an entry another run
 is making is deleted once made.`},
 			{Name: "hostname", Sig: "hostname(name=None, ns=None)", Impl: utsBuiltin(true), Doc: `Returns, or sets when name is given, the hostname of a UTS namespace.
-ns is a target as for setns(); default the current context.`},
+ns is a target as for setns(); default the current context. In a UTS
+namespace that outlives the run (nsh's own, one setns() joined; not one
+unshare() made) the old name is restored at the end of the run, even if
+nsh is killed, unless the name was changed again since.`},
 			{Name: "domainname", Sig: "domainname(name=None, ns=None)", Impl: utsBuiltin(false), Doc: `Returns, or sets when name is given, the NIS domain name of a UTS namespace.
-ns is a target as for setns(); default the current context.`},
+ns is a target as for setns(); default the current context. Restored at the
+end of the run as for hostname().`},
 		},
 		Types:  []doc.Type{namespaceType.Type(), namespacesType.Type()},
 		Consts: consts,

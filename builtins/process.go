@@ -831,6 +831,7 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 	cfg.Mode = spawn.Exec
 	cfg.Argv, cfg.Env = p.argv, p.env
 	cfg.Joins, cfg.Setns = st.spawnJoins(p.ctx)
+	cwd := cfg.Cwd // as given: the trace leaves nsh's own out
 	// What it sends must not be lost on links just brought up.
 	if err := st.makeReady(); err != nil {
 		return nil, err
@@ -916,7 +917,7 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 			cfg.Foreground, cfg.TTY, foreground = true, 0, true
 		}
 	}
-	rec := st.processRecord(p)
+	rec := st.processRecord(p, cwd)
 	var proc *Process
 	var child *spawn.Child
 	rec.Apply = func() error {
@@ -1318,19 +1319,20 @@ func (p *Process) killMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 	return starlark.None, p.kill(sig)
 }
 
-// processRecord describes the start of p for the trace: its command line
-// in the namespaces of its context, with unshare(1)'s options for those
-// it is born in, setpriv(1)'s for its ids.
-func (st *state) processRecord(p *procSpec) *change.Process {
+// processRecord describes the start of p, in directory cwd ("": nsh's),
+// for the trace: its command line in the namespaces of its context, with
+// unshare(1)'s options for those it is born in, setpriv(1)'s for its ids.
+// A run that does not trace gets the record without its description: a
+// process start is cheap, and the description is not.
+func (st *state) processRecord(p *procSpec, cwd string) *change.Process {
 	cfg := &p.cfg
-	rec := &change.Process{Argv: p.argv, Enter: st.enterOf(p.ctx), Cwd: cfg.Cwd, Root: cfg.Root,
-		Hostname: cfg.Hostname, Domain: cfg.Domainname, Detach: p.detach, Background: !p.wait}
+	rec := &change.Process{Argv: p.argv, Detach: p.detach}
 	rec.What, rec.Aside = "process ("+p.argv[0]+")", true
-	if cfg.Root == "" && cfg.Cwd != "" && nsctx.Same(p.ctx.Get("mnt"), st.tab.Initial.Get("mnt")) {
-		if wd, err := os.Getwd(); err == nil && wd == cfg.Cwd {
-			rec.Cwd = "" // nsh's own directory, which the spawner is given
-		}
+	if !change.Tracing(st.reg) {
+		return rec
 	}
+	rec.Enter, rec.Cwd, rec.Root, rec.Background = st.enterOf(p.ctx), cwd, cfg.Root, !p.wait
+	rec.Hostname, rec.Domain = cfg.Hostname, cfg.Domainname
 	rec.Unshare = unshareFlags(cfg.New, p.propagate, cfg.UIDMap, cfg.GIDMap, cfg.Paused)
 	if cfg.New&unix.CLONE_NEWPID != 0 {
 		rec.Unshare = append(rec.Unshare, "--fork")
