@@ -376,6 +376,14 @@ func setnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	// Nothing in the kernel changes, but the trace says where what
 	// follows runs.
 	rec := &change.Setns{Enter: st.enterOf(next)}
+	switch t := args[0].(type) {
+	case *Process:
+		rec.Enter = st.enterOfProcess(next, t.pid, want)
+	case starlark.Int:
+		if pid, ok := t.Int64(); ok && pid > 0 {
+			rec.Enter = st.enterOfProcess(next, int(pid), want)
+		}
+	}
 	rec.What, rec.Aside = "setns", true
 	rec.Apply = func() error {
 		// Try the join once on a throwaway thread, so a refused setns is

@@ -3,6 +3,7 @@ package builtins
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 
 	"go.starlark.net/starlark"
@@ -212,6 +213,34 @@ func (st *state) enterOf(c nsctx.Context) change.Enter {
 	if len(e.Opts) == 1 && named != "" {
 		e.Netns = named
 	}
+	return e
+}
+
+// nsenterShort are nsenter(1)'s options that enter a kind of namespace
+// of its --target process.
+var nsenterShort = map[string]string{"user": "-U", "cgroup": "-C", "ipc": "-i", "uts": "-u", "net": "-n", "pid": "-p", "time": "-T", "mnt": "-m"}
+
+// enterOfProcess is enterOf(c) for a context that took the kinds joined
+// (CLONE_NEW* flags) from process pid: `nsenter -t PID -n -u`, with the
+// descriptors of its other kinds that are not nsh's own.
+func (st *state) enterOfProcess(c nsctx.Context, pid, joined int) change.Enter {
+	e := change.Enter{Opts: []string{"-t", strconv.Itoa(pid)}}
+	var other nsctx.Context
+	all := 0
+	for _, k := range nsthread.Kinds {
+		all |= k.Flag
+	}
+	if joined&all == all {
+		return change.Enter{Opts: append(e.Opts, "-a")}
+	}
+	for i, k := range nsthread.Kinds {
+		if joined&k.Flag != 0 {
+			e.Opts = append(e.Opts, nsenterShort[k.Name])
+		} else {
+			other[i] = c[i]
+		}
+	}
+	e.Opts = append(e.Opts, st.enterOf(other).Opts...)
 	return e
 }
 

@@ -202,7 +202,9 @@ func Script(reg *lifecycle.Registry, setup, teardown io.Writer) {
 const setupHeader = `#!/bin/sh
 # The kernel changes of an nsh run (nsh --trace), as the equivalent commands.
 # A namespace that was held only by nsh's descriptor is named by its
-# /proc/PID/fd/N path, which exists only while that run does.
+# /proc/PID/fd/N path, which exists only while that run does. What running
+# the script did besides (the processes it started and their cgroup, the
+# namespaces only nsh's descriptors held, setns) is noted in comments.
 set -e
 `
 
