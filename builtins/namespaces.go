@@ -270,7 +270,7 @@ func unshareBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tup
 			if flags&unix.CLONE_NEWNET != 0 {
 				if err = st.ensureNetns(nsctx.Context{}.With(created...).Get("net"), opts.lo); err != nil {
 					if init != nil {
-						endInit(init)
+						err = errors.Join(err, endInit(init))
 					}
 					return err
 				}
