@@ -61,6 +61,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags nshfault ./internal/fault ./internal/change
 
 # One table of medians and ratios against our raw programs (bench/run says how).
 bench: build

@@ -27,7 +27,7 @@ func (st *state) addAddrs(th *starlark.Thread, h *nlhandle.Handle, nl netlink.Li
 		rec.Apply = func() error {
 			err := h.AddrAdd(nl, a)
 			if errors.Is(err, unix.EEXIST) {
-				return nserr.Explain(unix.EEXIST, "address %s is already on %q in %s", a.IPNet, nl.Attrs().Name, where)
+				return st.addrExists(ns, nl, a)
 			}
 			return nserr.New("addr add", fmt.Sprintf("%s dev %q in %s", a.IPNet, nl.Attrs().Name, where), err)
 		}

@@ -72,7 +72,7 @@ func bridgeBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 		}
 		if err != nil {
 			if errors.Is(err, unix.EEXIST) {
-				return nserr.Explain(unix.EEXIST, "a link named %q already exists in %s", name, st.nsLabel(ns))
+				return st.linkExists(h, ns, name)
 			}
 			return nserr.New("link add", fmt.Sprintf("bridge %q in %s", name, st.nsLabel(ns)), err)
 		}

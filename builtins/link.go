@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
 	"golang.org/x/sys/unix"
@@ -418,7 +419,9 @@ func (st *state) makeVeth(th *starlark.Thread, a *vethArgs) (*Link, *Link, error
 			return nserr.New("link add", what, err)
 		}
 		fault.At("link.added")
-		if x.index = idx; idx == 0 {
+		if x.index = idx; idx > 0 {
+			xl = &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a.name, Index: idx}}
+		} else {
 			if xl, err = h.LinkByName(a.name); err != nil {
 				// Without its index, delete it by name.
 				err = nserr.New("link show", quote(a.name), err)
@@ -486,10 +489,10 @@ func quote(s string) string { return fmt.Sprintf("%q", s) }
 // whichExists explains an EEXIST from creating a veth pair.
 func (st *state) whichExists(h, ph *nlhandle.Handle, a *vethArgs) error {
 	if _, err := h.LinkByName(a.name); err == nil {
-		return nserr.Explain(unix.EEXIST, "a link named %q already exists in %s", a.name, st.nsLabel(a.ns))
+		return st.linkExists(h, a.ns, a.name)
 	}
 	if _, err := ph.LinkByName(a.peer); err == nil {
-		return nserr.Explain(unix.EEXIST, "a link named %q already exists in %s", a.peer, st.nsLabel(a.peerNS))
+		return st.linkExists(ph, a.peerNS, a.peer)
 	}
 	return nserr.New("link add", fmt.Sprintf("veth %q/%q", a.name, a.peer), unix.EEXIST)
 }
@@ -610,7 +613,7 @@ func (l *Link) moveMethod(th *starlark.Thread, fn *starlark.Builtin, args starla
 	if err != nil {
 		return nil, err
 	}
-	h, nl, err := l.fetch()
+	_, nl, err := l.fetch()
 	if err != nil {
 		return nil, err
 	}
@@ -623,14 +626,27 @@ func (l *Link) moveMethod(th *starlark.Thread, fn *starlark.Builtin, args starla
 	if err != nil {
 		return nil, err
 	}
-	if _, err := dh.LinkByName(name); err == nil {
-		return nil, nserr.Explain(unix.EEXIST, "a link named %q already exists in %s", name, l.st.nsLabel(dst))
-	}
 	to := l.st.netnsRef(dst)
+	if _, err := dh.LinkByName(name); err == nil {
+		return nil, change.Refused(&change.LinkSet{NS: l.st.netnsRef(src), Name: name, MoveTo: &to}, l.st.linkExists(dh, dst, name))
+	}
+	// Into a namespace that outlives the run, the link gets an index nsh
+	// chooses, which the reaper knows before the move (see chooseIndex).
+	var idx int
+	if !l.st.diesWithRun(dst) {
+		idx = chooseIndex()
+	}
 	err = l.st.setLink(th, src, name, &change.LinkSet{MoveTo: &to}, func() error {
-		err := h.LinkSetNsFd(nl, dst.Fd())
-		runtime.KeepAlive(dst)
-		return nserr.New("link set netns", fmt.Sprintf("%q to %s", name, l.st.nsLabel(dst)), err)
+		for try := 0; ; try++ {
+			err := l.around(dst, idx, name, func() error {
+				return moveLink(l.st, src, nl.Attrs().Index, dst, idx)
+			})
+			if idx > 0 && errors.Is(err, unix.EBUSY) && try < 8 {
+				idx = chooseIndex()
+				continue
+			}
+			return nserr.New("link set netns", fmt.Sprintf("%q to %s", name, l.st.nsLabel(dst)), err)
+		}
 	})
 	if err != nil {
 		return nil, err
@@ -639,11 +655,66 @@ func (l *Link) moveMethod(th *starlark.Thread, fn *starlark.Builtin, args starla
 	if err != nil {
 		return nil, nserr.New("link show", fmt.Sprintf("%q in %s", name, l.st.nsLabel(dst)), err)
 	}
-	l.set(dst, moved.Attrs().Index, name)
-	if l.entry != nil && !l.entry.Persistent() {
-		l.st.ex.Watch(l.entry, l.st.linkOps(l.ends()...)...) // its index, maybe its namespace's fate, changed
+	if i := moved.Attrs().Index; i != idx {
+		l.set(dst, i, name) // the kernel did not take the index nsh chose
+		l.rewatch()
 	}
 	return starlark.None, nil
+}
+
+// moveLink moves the link with index index from network namespace src to
+// dst, giving it index newIndex there (IFLA_NEW_IFINDEX, Linux 6.6+; 0:
+// the kernel's choice), as `ip link set dev X netns Y` does.
+func moveLink(st *state, src *nsctx.NS, index int, dst *nsctx.NS, newIndex int) error {
+	return netlinkOf(st).In(src, func() error {
+		req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
+		msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+		msg.Index = int32(index)
+		req.AddData(msg)
+		req.AddData(nl.NewRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(dst.Fd()))))
+		if newIndex > 0 {
+			req.AddData(nl.NewRtAttr(unix.IFLA_NEW_IFINDEX, nl.Uint32Attr(uint32(newIndex))))
+		}
+		_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+		runtime.KeepAlive(dst)
+		if err == nil {
+			fault.At("link.moved")
+		}
+		return err
+	})
+}
+
+// around makes change, which moves or renames l (to namespace ns, index
+// index, name name), so that the reaper can undo the run's link at every
+// instant: before it, the reaper gets the ops for where the link is and
+// for where it will be; after it, only the ones for where it is.
+func (l *Link) around(ns *nsctx.NS, index int, name string, change func() error) error {
+	if l.entry == nil || l.entry.Persistent() {
+		err := change()
+		if err == nil {
+			l.set(ns, index, name)
+		}
+		return err
+	}
+	before := l.st.linkOps(l.ends()...)
+	oldNS, oldIndex, oldName := l.where()
+	l.set(ns, index, name)
+	after := l.st.linkOps(l.ends()...)
+	l.set(oldNS, oldIndex, oldName)
+	l.st.ex.Watch(l.entry, append(before, after...)...)
+	err := change()
+	if err == nil {
+		l.set(ns, index, name)
+	}
+	l.rewatch()
+	return err
+}
+
+// rewatch gives the reaper the ops for where the run's link is now.
+func (l *Link) rewatch() {
+	if l.entry != nil && !l.entry.Persistent() {
+		l.st.ex.Watch(l.entry, l.st.linkOps(l.ends()...)...)
+	}
 }
 
 func (l *Link) renameMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
@@ -660,7 +731,7 @@ func (l *Link) renameMethod(th *starlark.Thread, fn *starlark.Builtin, args star
 	}
 	old := nl.Attrs().Name
 	if _, err := h.LinkByName(name); err == nil {
-		return nil, nserr.Explain(unix.EEXIST, "a link named %q already exists in %s", name, l.st.nsLabel(l.netns()))
+		return nil, change.Refused(&change.LinkSet{NS: l.st.netnsRef(l.netns()), Name: old, NewName: name}, l.st.linkExists(h, l.netns(), name))
 	}
 	wasUp := nl.Attrs().Flags&net.FlagUp != 0
 	ns := l.netns()
@@ -672,8 +743,15 @@ func (l *Link) renameMethod(th *starlark.Thread, fn *starlark.Builtin, args star
 			return nil, err
 		}
 	}
+	_, idx, _ := l.where()
 	err = l.st.setLink(th, ns, old, &change.LinkSet{NewName: name}, func() error {
-		return nserr.New("link set name", fmt.Sprintf("%q to %q", old, name), h.LinkSetName(nl, name))
+		return nserr.New("link set name", fmt.Sprintf("%q to %q", old, name), l.around(ns, idx, name, func() error {
+			err := h.LinkSetName(nl, name)
+			if err == nil {
+				fault.At("link.renamed")
+			}
+			return err
+		}))
 	})
 	if err != nil {
 		if wasUp {
@@ -683,8 +761,6 @@ func (l *Link) renameMethod(th *starlark.Thread, fn *starlark.Builtin, args star
 		}
 		return nil, err
 	}
-	ns, idx, _ := l.where()
-	l.set(ns, idx, name)
 	if wasUp {
 		err := l.st.setLink(th, ns, name, &change.LinkSet{Up: true}, func() error {
 			return nserr.New("link set up", quote(name), h.LinkSetUp(nl))

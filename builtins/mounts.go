@@ -296,6 +296,11 @@ func mountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	rec.Args, rec.Source, rec.Target = r.Args()
 	made := &mountMade{rec: rec}
 	var res mount.Result
+	if host {
+		// Written ahead: what the mount is about to make, before each
+		// step (the directories, the file, the mount itself).
+		r.Ahead = func(a mount.Ahead) { rec.Intend(aheadOps(mnt, a)...) }
+	}
 	rec.Apply = func() error {
 		proc, err := mount.OpenProc()
 		if err != nil {
@@ -367,7 +372,7 @@ func mountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 			return nil
 		}
 		ops := []reaper.Op{reaper.Umount(mnt, res.Entry.Target, uint64(res.Entry.ID))}
-		return append(ops, rmdirOps(mnt, res.Created)...)
+		return append(ops, rmdirOps(mnt, res.Created, rec.File)...)
 	}
 	e, err := st.ex.Do(th, rec)
 	if err != nil {
@@ -385,11 +390,33 @@ func mountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 }
 
 // rmdirOps are the reaper's ops that remove what mkdir=True made, newest
-// first.
-func rmdirOps(mnt *nsctx.NS, created []mount.Made) []reaper.Op {
+// first: the file a file bind's target is (when file), by its inode, and
+// the directories if empty.
+func rmdirOps(mnt *nsctx.NS, created []mount.Made, file bool) []reaper.Op {
 	var ops []reaper.Op
 	for i := len(created) - 1; i >= 0; i-- {
+		if file && i == len(created)-1 {
+			ops = append(ops, reaper.Unlink(mnt, created[i].Path, created[i].Ino))
+			continue
+		}
 		ops = append(ops, reaper.Rmdir(mnt, created[i].Path))
+	}
+	return ops
+}
+
+// aheadOps are the reaper's ops that undo what a mount is about to make
+// (see mount.Ahead): the new mount, unless the one there before is still
+// there; the file, by its inode; the directories, if empty.
+func aheadOps(mnt *nsctx.NS, a mount.Ahead) []reaper.Op {
+	var ops []reaper.Op
+	if a.Target != "" {
+		ops = append(ops, reaper.UmountNew(mnt, a.Target, a.Under))
+	}
+	if a.File != "" {
+		ops = append(ops, reaper.Unlink(mnt, a.File, a.FileIno))
+	}
+	for i := len(a.Dirs) - 1; i >= 0; i-- {
+		ops = append(ops, reaper.Rmdir(mnt, a.Dirs[i]))
 	}
 	return ops
 }
@@ -457,7 +484,7 @@ func umountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 			continue
 		}
 		d.made.rec.Unmounted()
-		st.ex.Watch(d.e, rmdirOps(mnt, d.made.created)...)
+		st.ex.Watch(d.e, rmdirOps(mnt, d.made.created, d.made.rec.File)...)
 	}
 	if err != nil {
 		return nil, err

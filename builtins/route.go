@@ -272,7 +272,7 @@ func routeBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		case err == nil:
 			return nil
 		case errors.Is(err, unix.EEXIST):
-			return nserr.Explain(unix.EEXIST, "a route to %s already exists in %s", out.dst(), st.nsLabel(ns))
+			return st.routeExists(h, ns, out)
 		case errors.Is(err, unix.ENETUNREACH):
 			return nserr.Errorf("route add", out.String(), err, "the gateway is not on a directly connected subnet of %s", st.nsLabel(ns))
 		}

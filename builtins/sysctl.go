@@ -10,6 +10,7 @@ import (
 
 	"nsh.dev/nsh/internal/change"
 	"nsh.dev/nsh/internal/doc"
+	"nsh.dev/nsh/internal/fault"
 	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nserr"
 	"nsh.dev/nsh/internal/nsthread"
@@ -135,15 +136,36 @@ func sysctlBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 		}
 	}
 	rec.What = fmt.Sprintf("sysctl %s=%s", key, newVal)
+	// The reaper reads /proc/sys from its own (nsh's initial) namespaces
+	// but the network and UTS ones: it cannot restore a parameter of an
+	// IPC namespace nsh joined. In a namespace the run made, nothing is
+	// restored.
+	var net, uts *nsctx.NS
+	reapable := !st.createdHere(ctx.Get("net"))
+	for _, j := range joins {
+		switch j.Type {
+		case unix.CLONE_NEWNET:
+			net = ctx.Get("net")
+		case unix.CLONE_NEWUTS:
+			uts = ctx.Get("uts")
+		default:
+			reapable = false
+		}
+	}
 	rec.Apply = func() error {
 		err := st.doIn(joins, func() error {
 			var err error
 			if old, err = readSysctl(key, path); err != nil {
 				return err
 			}
+			if reapable && old != newVal {
+				// Written ahead: put back only over the value nsh writes.
+				rec.Intend(reaper.WriteIf(net, uts, path, old, newVal))
+			}
 			if err := writeSysctl(key, path, newVal); err != nil {
 				return err
 			}
+			fault.At("sysctl.written")
 			now, err = readSysctl(key, path)
 			return err
 		})
@@ -157,11 +179,10 @@ func sysctlBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 		rec.Undo = func() (bool, error) {
 			return true, st.doIn(joins, func() error { return writeSysctl(key, path, old) })
 		}
-		// The reaper reads /proc/sys from its own (nsh's initial)
-		// namespaces but the network one: it cannot restore a
-		// parameter of a UTS or IPC namespace nsh joined.
-		if len(joins) == 0 || len(joins) == 1 && joins[0].Type == unix.CLONE_NEWNET {
-			rec.Reap = func() []reaper.Op { return []reaper.Op{reaper.Write(ctx.Get("net"), path, old)} }
+		if reapable {
+			rec.Reap = func() []reaper.Op { return []reaper.Op{reaper.WriteIf(net, uts, path, old, now)} }
+		} else {
+			rec.Reap = func() []reaper.Op { return nil }
 		}
 		return nil
 	}

@@ -89,7 +89,14 @@ func (x *Executor) Do(th *starlark.Thread, r Record) (*lifecycle.Entry, error) {
 		a.set(b.Ahead())
 	}
 	b.intend = a.set
-	err := fault.Applying(b.What)
+	var err error
+	if fault.Enabled {
+		what := b.What
+		if what == "" {
+			what = strings.Join(r.Commands(), "; ")
+		}
+		err = fault.Applying(what)
+	}
 	if err == nil {
 		err = b.Apply()
 		fault.Applied()

@@ -7,8 +7,9 @@
 //
 //	kill-after=K      SIGKILL nsh right after the K-th kernel change
 //	                  returns, before nsh records anything else
-//	kill-at=POINT     SIGKILL nsh at the first At(POINT) (a point between
-//	                  two system calls of one change, e.g. "netns.linked")
+//	kill-at=POINT[#N] SIGKILL nsh at the N-th (first) At(POINT): a point
+//	                  between two system calls of one change, e.g.
+//	                  "netns.linked"
 //	fail-at=K         the K-th change fails with EIO instead of being made
 //	count=FILE        append a line to FILE per change (how many a run makes)
 //

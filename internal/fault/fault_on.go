@@ -21,6 +21,8 @@ var (
 	killAt, countFile string
 	applied, applying atomic.Int64
 	countMu           sync.Mutex
+	killAtN           int64 = 1
+	hits              atomic.Int64
 )
 
 func load() {
@@ -33,6 +35,10 @@ func load() {
 			failAt, _ = strconv.ParseInt(v, 10, 64)
 		case "kill-at":
 			killAt = v
+			if p, n, ok := strings.Cut(v, "#"); ok {
+				killAt = p
+				killAtN, _ = strconv.ParseInt(n, 10, 64)
+			}
 		case "count":
 			countFile = v
 		}
@@ -75,7 +81,7 @@ func Applied() {
 // At marks a point between two system calls of one change.
 func At(point string) {
 	once.Do(load)
-	if killAt != "" && point == killAt {
+	if killAt != "" && point == killAt && hits.Add(1) == killAtN {
 		die()
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"nsh.dev/nsh/internal/fault"
 )
 
 const resolve = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
@@ -64,7 +66,14 @@ func (e *CreateError) Unwrap() error { return e.Err }
 // So it always knows the real name, under root, of what it creates, and
 // returns those names in the order they were made. A failure to create a
 // component is a *CreateError naming it.
-func Create(root int, path string, file bool) (fd int, created []string, err error) {
+//
+// before, when not nil, is called before each component is made, with
+// its real name under root and, for the file, its inode number (0 for a
+// directory): what a reaper must be told ahead (write ahead). The file is
+// made nameless (O_TMPFILE) and linked in once before has its inode; on a
+// filesystem without O_TMPFILE it is created first, and before is called
+// right after.
+func Create(root int, path string, file bool, before func(rel string, ino uint64)) (fd int, created []string, err error) {
 	const beneath = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS
 	open := func(dir int, name string) (int, error) { return openat2(dir, name, beneath) }
 	undo := func() {
@@ -104,12 +113,15 @@ func Create(root int, path string, file bool) (fd int, created []string, err err
 			op := "mkdir"
 			if len(pending) == 0 && file {
 				op = "create"
-				f, cerr := unix.Openat(dir, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
-				if cerr == nil {
-					unix.Close(f)
-				}
-				err = cerr
+				err = createFile(dir, name, func(ino uint64) {
+					if before != nil {
+						before(here, ino)
+					}
+				})
 			} else {
+				if before != nil {
+					before(here, 0)
+				}
 				err = unix.Mkdirat(dir, name, 0o755)
 			}
 			if err != nil && !errors.Is(err, unix.EEXIST) {
@@ -119,6 +131,7 @@ func Create(root int, path string, file bool) (fd int, created []string, err err
 			}
 			if err == nil {
 				created = append(created, here)
+				fault.At("inroot.created")
 				next, err = open(dir, name)
 			}
 		}
@@ -155,6 +168,44 @@ func Create(root int, path string, file bool) (fd int, created []string, err err
 		dir, at = next, here
 	}
 	return dir, created, nil
+}
+
+// createFile makes the empty file name in dir, failing with EEXIST if
+// it is there; made is called with its inode number before it has its
+// name, when the filesystem has O_TMPFILE (else right after).
+func createFile(dir int, name string, made func(ino uint64)) error {
+	excl := func() error {
+		f, err := unix.Openat(dir, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(f)
+		var st unix.Stat_t
+		if unix.Fstat(f, &st) == nil {
+			made(st.Ino)
+		}
+		return nil
+	}
+	f, err := unix.Openat(dir, ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL) {
+		return excl()
+	}
+	if err != nil {
+		return err
+	}
+	defer unix.Close(f)
+	var st unix.Stat_t
+	if err := unix.Fstat(f, &st); err != nil {
+		return err
+	}
+	made(st.Ino)
+	// Linking a descriptor in is allowed for one's own files since Linux
+	// 6.10; before, it needs CAP_DAC_READ_SEARCH (ENOENT without).
+	err = unix.Linkat(f, "", dir, name, unix.AT_EMPTY_PATH)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPERM) {
+		return excl()
+	}
+	return err
 }
 
 func parent(p string) string {

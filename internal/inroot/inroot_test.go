@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -74,7 +75,20 @@ func TestCreate(t *testing.T) {
 	}
 	defer unix.Close(rfd)
 	os.Mkdir(filepath.Join(root, "a"), 0o755)
-	fd, created, err := Create(rfd, "/a/b/c/file", true)
+	// before is told of each component before it exists: the file with
+	// the inode it will have once linked in (write ahead).
+	var told []string
+	var fileIno uint64
+	before := func(rel string, ino uint64) {
+		if _, err := os.Lstat(filepath.Join(root, rel)); err == nil {
+			t.Errorf("before(%q) called after it was made", rel)
+		}
+		told = append(told, rel)
+		if ino != 0 {
+			fileIno = ino
+		}
+	}
+	fd, created, err := Create(rfd, "/a/b/c/file", true, before)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,13 +96,20 @@ func TestCreate(t *testing.T) {
 	if len(created) != 3 || created[0] != "a/b" || created[2] != "a/b/c/file" {
 		t.Errorf("created %q", created)
 	}
+	if strings.Join(told, ",") != strings.Join(created, ",") {
+		t.Errorf("before was told %q, made %q", told, created)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(root, "a/b/c/file"), &st); err != nil || st.Ino != fileIno {
+		t.Errorf("the file's inode is %d (%v); before was told %d", st.Ino, err, fileIno)
+	}
 	if st, err := os.Stat(filepath.Join(root, "a/b/c/file")); err != nil || !st.Mode().IsRegular() {
 		t.Errorf("file not created: %v", err)
 	}
 	// A dangling symlink in the way is followed inside root only.
 	os.Symlink("/mt-nonexistent-outside", filepath.Join(root, "evil"))
 	os.Symlink("../../../mt-rel", filepath.Join(root, "a", "rel"))
-	fd, created, err = Create(rfd, "evil/x", false)
+	fd, created, err = Create(rfd, "evil/x", false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +120,7 @@ func TestCreate(t *testing.T) {
 	if _, err := os.Stat("/mt-nonexistent-outside"); err == nil {
 		t.Errorf("created outside root")
 	}
-	fd, created, err = Create(rfd, "a/rel/y", true)
+	fd, created, err = Create(rfd, "a/rel/y", true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +133,7 @@ func TestCreate(t *testing.T) {
 	}
 	// A symlink loop ends.
 	os.Symlink("loop", filepath.Join(root, "loop"))
-	if _, _, err := Create(rfd, "loop/z", false); !errors.Is(err, unix.ELOOP) {
+	if _, _, err := Create(rfd, "loop/z", false, nil); !errors.Is(err, unix.ELOOP) {
 		t.Errorf("loop: %v", err)
 	}
 }

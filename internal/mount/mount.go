@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"nsh.dev/nsh/internal/fault"
 	"nsh.dev/nsh/internal/inroot"
 	"nsh.dev/nsh/internal/mountinfo"
 	"nsh.dev/nsh/internal/nserr"
@@ -73,6 +74,23 @@ func findMount(es []mountinfo.Entry, id int) (mountinfo.Entry, bool) {
 type Result struct {
 	Entry   mountinfo.Entry
 	Created []Made
+}
+
+// Ahead is what Request.Apply is about to make, given to Request.Ahead
+// before each step: all of it so far, so a SIGKILL at any instant leaves
+// nothing a reaper told of it does not undo.
+type Ahead struct {
+	// Dirs are the absolute paths of the directories mkdir=True makes,
+	// in the order they are made (the last maybe not made yet).
+	Dirs []string
+	// File is the empty file made as a file bind's target, and FileIno
+	// its inode number (given before it has its name).
+	File    string
+	FileIno uint64
+	// Target is the target's real path, once resolved, and Under the
+	// ID (statx STATX_MNT_ID) of the mount it is on before the new one.
+	Target string
+	Under  uint64
 }
 
 // Made is a directory (or file) mkdir=True created: its absolute path
@@ -143,9 +161,21 @@ func (r *Request) Apply(proc int) (res Result, err error) {
 	}
 
 	var tfd int
+	var ahead Ahead
 	if r.Mkdir {
 		var created []string
-		tfd, created, err = inroot.Create(rootfd, r.Target, r.bindNew() && !srcIsDir)
+		var before func(string, uint64)
+		if r.Ahead != nil {
+			before = func(rel string, ino uint64) {
+				if p := filepath.Join(r.Root, rel); ino != 0 {
+					ahead.File, ahead.FileIno = p, ino
+				} else {
+					ahead.Dirs = append(ahead.Dirs, p)
+				}
+				r.Ahead(ahead)
+			}
+		}
+		tfd, created, err = inroot.Create(rootfd, r.Target, r.bindNew() && !srcIsDir, before)
 		for _, c := range created {
 			var st unix.Stat_t
 			if err := unix.Fstatat(rootfd, c, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
@@ -184,6 +214,13 @@ func (r *Request) Apply(proc int) (res Result, err error) {
 		return fail(nserr.New("chdir", "/proc", err))
 	}
 	tpath := fdPath(tfd)
+	if r.Ahead != nil && r.NewMount() {
+		if ahead.Target, err = os.Readlink(tpath); err != nil {
+			return fail(nserr.New("readlink", "the target "+strconv.Quote(r.Target), err))
+		}
+		ahead.Under = uint64(underID)
+		r.Ahead(ahead)
+	}
 
 	switch {
 	case r.propOnly():
@@ -219,6 +256,7 @@ func (r *Request) Apply(proc int) (res Result, err error) {
 			return fail(explainMount(obj, r, err))
 		}
 	}
+	fault.At("mount.mounted")
 	// The new mount: its root is now what the target path leads to.
 	// If the path changed under us, the mount is taken off again by the
 	// name the kernel gives the directory it is on.

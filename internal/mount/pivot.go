@@ -103,7 +103,7 @@ func PivotRoot(newRoot, putOld string) (bound bool, err error) {
 	}
 	hint := "the new root's parent mount and the current root must not be shared: unshare(\"mnt\") makes them private, or mount(target=\"/\", propagation=\"private\", recursive=True)"
 	if putOld != "" {
-		ofd, _, err := inroot.Create(unix.AT_FDCWD, putOld, false)
+		ofd, _, err := inroot.Create(unix.AT_FDCWD, putOld, false, nil)
 		var ce *inroot.CreateError
 		if errors.As(err, &ce) {
 			return bound, mkdirError(filepath.Join(newRoot, ce.Path), "put_old "+strconv.Quote(putOld), ce)

@@ -28,6 +28,9 @@ type Request struct {
 	Propagation string // "shared", "slave", "private", "unbindable", or "" to leave it
 	Mkdir       bool   // create a missing target (an empty file when binding a file)
 	PidNS       int    // proc: descriptor of the PID namespace to show (pidns=), 0 for the thread's own
+	// Ahead, when not nil, is told what Apply is about to make before
+	// each step (see Ahead): for the run's reaper (write ahead).
+	Ahead func(Ahead)
 
 	opts     mountopt.Options
 	propFlag uintptr // MS_SHARED etc., 0 for none

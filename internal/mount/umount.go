@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -65,8 +66,8 @@ func Umount(proc int, target string, detach, recursive bool) ([]int, error) {
 	}
 	for i := len(tree) - 1; i >= 0; i-- {
 		if err := unix.Unmount(tree[i].Target, unix.UMOUNT_NOFOLLOW); err != nil {
-			if errors.Is(err, unix.EBUSY) && len(tree) == 1 && hasChildren(es, id) {
-				return gone, nserr.Errorf("umount", strconv.Quote(target), err, "mounts below it: pass recursive=True, or detach=True")
+			if below := children(es, id); errors.Is(err, unix.EBUSY) && len(tree) == 1 && len(below) > 0 {
+				return gone, nserr.Errorf("umount", strconv.Quote(target), err, "mounts below it: %s; pass recursive=True, or detach=True", strings.Join(below, ", "))
 			}
 			return gone, mountuse.UmountError(proc, tree[i].ID, strconv.Quote(tree[i].Target), err)
 		}
@@ -75,11 +76,20 @@ func Umount(proc int, target string, detach, recursive bool) ([]int, error) {
 	return gone, nil
 }
 
-func hasChildren(es []mountinfo.Entry, id int) bool {
+// children lists the targets of the mounts right below mount id, the
+// first few of them.
+func children(es []mountinfo.Entry, id int) []string {
+	var out []string
 	for _, e := range es {
 		if e.Parent == id && e.ID != id {
-			return true
+			if len(out) == shownBelow {
+				return append(out, "...")
+			}
+			out = append(out, e.Target)
 		}
 	}
-	return false
+	return out
 }
+
+// shownBelow is how many mounts below a busy one its error names.
+const shownBelow = 4

@@ -60,7 +60,7 @@ func New(op, obj string, err error) error {
 	hint := ""
 	if errors.As(err, &errno) {
 		if (errno == unix.EPERM || errno == unix.EACCES) && InUserNS() {
-			return &Error{Op: op, Obj: obj, Err: err, Hint: rootlessHint}
+			return &Error{Op: op, Obj: obj, Err: err, Hint: RootlessHint}
 		}
 		if errno == unix.EPERM && unprivileged() && op != "write" {
 			return &Error{Op: op, Obj: obj, Err: err, Hint: unprivilegedHint}
@@ -147,7 +147,9 @@ const unprivilegedHint = "nsh runs as an ordinary user without rootless mode (--
 // unprivileged: not root and not in a user namespace of its own.
 func unprivileged() bool { return os.Geteuid() != 0 && !InUserNS() }
 
-const rootlessHint = "nsh runs rootless, inside a user namespace: this touches an object the host owns (its network, /run/netns, its mounts) and needs real root"
+// RootlessHint is the hint of New for EPERM and EACCES when nsh runs in a
+// user namespace; callers that know which privilege was missing say more.
+const RootlessHint = "nsh runs rootless, inside a user namespace: this touches an object the host owns (its network, /run/netns, its mounts) and needs real root"
 
 // InUserNS reports whether nsh runs in a user namespace other than the
 // initial one (rootless, or in a container). It is read from /proc once,
