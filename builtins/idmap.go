@@ -235,6 +235,11 @@ func setIDMapsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.T
 	if err != nil {
 		return nil, err
 	}
+	// Refused before the change, a map is not led by the write it
+	// refuses (a map too long for the kernel is too long for a message).
+	if err := spawn.CheckIDMaps(pid, uids, gids); err != nil {
+		return nil, err
+	}
 	rec := &change.IDMaps{Pid: pid, UID: uids, GID: gids}
 	rec.What = fmt.Sprintf("id maps of process %d", pid)
 	rec.Apply = func() error {

@@ -57,7 +57,6 @@ func (s *Spawner) writeIDMaps(pid int, uids, gids idmap.Map, setgroups string, r
 		how = &Written{}
 	}
 	how.Setgroups = setgroups
-	base := fmt.Sprintf("/proc/%d/", pid)
 	parent, err := parentUserNS(pid)
 	if err != nil {
 		return err
@@ -65,29 +64,8 @@ func (s *Spawner) writeIDMaps(pid int, uids, gids idmap.Map, setgroups string, r
 	if parent != nil {
 		defer parent.Close()
 	}
-	for _, w := range []struct {
-		kind string
-		maps idmap.Map
-	}{{"uid", uids}, {"gid", gids}} {
-		if w.maps == nil {
-			continue
-		}
-		var own [][2]uint64 // the ids of the parent: nsh's own, or unknown
-		if parent == nil {
-			if own, err = OwnIDs(w.kind); err != nil {
-				return err
-			}
-		}
-		if err := w.maps.Check(w.kind, own); err != nil {
-			return err
-		}
-		cur, err := ReadIDMap(base + w.kind + "_map")
-		if err != nil {
-			return err
-		}
-		if len(cur) > 0 {
-			return fmt.Errorf("the %s_map of process %d is already written (%s); the kernel allows one write", w.kind, pid, cur[0].Format(w.kind))
-		}
+	if err := checkIDMaps(pid, parent == nil, uids, gids); err != nil {
+		return err
 	}
 	if parent != nil {
 		if s == nil {
@@ -126,6 +104,52 @@ func (s *Spawner) writeIDMaps(pid int, uids, gids idmap.Map, setgroups string, r
 	}
 	how.Setgroups = setgroups
 	return writeMapFiles(pid, uids, gids, setgroups)
+}
+
+// CheckIDMaps applies WriteIDMaps's checks (the kernel's rules, maps not
+// written yet) and writes nothing: a caller refuses what WriteIDMaps
+// would before it starts.
+func CheckIDMaps(pid int, uids, gids idmap.Map) error {
+	parent, err := parentUserNS(pid)
+	if err != nil {
+		return err
+	}
+	if parent != nil {
+		parent.Close()
+	}
+	return checkIDMaps(pid, parent == nil, uids, gids)
+}
+
+// checkIDMaps checks the maps of pid's user namespace, whose parent is
+// nsh's own user namespace when ownParent.
+func checkIDMaps(pid int, ownParent bool, uids, gids idmap.Map) error {
+	base := fmt.Sprintf("/proc/%d/", pid)
+	for _, w := range []struct {
+		kind string
+		maps idmap.Map
+	}{{"uid", uids}, {"gid", gids}} {
+		if w.maps == nil {
+			continue
+		}
+		var own [][2]uint64 // the ids of the parent: nsh's own, or unknown
+		if ownParent {
+			var err error
+			if own, err = OwnIDs(w.kind); err != nil {
+				return err
+			}
+		}
+		if err := w.maps.Check(w.kind, own); err != nil {
+			return err
+		}
+		cur, err := ReadIDMap(base + w.kind + "_map")
+		if err != nil {
+			return err
+		}
+		if len(cur) > 0 {
+			return fmt.Errorf("the %s_map of process %d is already written (%s); the kernel allows one write", w.kind, pid, cur[0].Format(w.kind))
+		}
+	}
+	return nil
 }
 
 // ReadIDMap reads a /proc/PID/uid_map or gid_map.
