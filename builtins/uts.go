@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/internal/change"
+	"nsh.dev/nsh/internal/fault"
 	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nserr"
 	"nsh.dev/nsh/internal/nsthread"
@@ -102,7 +103,11 @@ func (st *state) setUTSName(th *starlark.Thread, uts *nsctx.NS, host bool, name 
 	}
 	set := func(v string) error {
 		if host {
-			return nserr.New("sethostname", fmt.Sprintf("%q in %s", v, uts), unix.Sethostname([]byte(v)))
+			err := unix.Sethostname([]byte(v))
+			if err == nil {
+				fault.At("uts.set")
+			}
+			return nserr.New("sethostname", fmt.Sprintf("%q in %s", v, uts), err)
 		}
 		return nserr.New("setdomainname", fmt.Sprintf("%q in %s", v, uts), unix.Setdomainname([]byte(v)))
 	}

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/internal/mountinfo"
+	"nsh.dev/nsh/internal/fault"
 	"nsh.dev/nsh/internal/nserr"
 )
 
@@ -107,6 +108,7 @@ func Make(path string) (*Group, error) {
 	if err := unix.Mkdir(path, 0o755); err != nil {
 		return nil, nserr.New("mkdir", path, err)
 	}
+	fault.At("cgroup.made")
 	g := &Group{Path: path}
 	if err := unix.Access(filepath.Join(path, "cgroup.kill"), unix.W_OK); err != nil {
 		unix.Rmdir(path)
