@@ -71,7 +71,8 @@ func (o *unshareOpts) processOnly() bool {
 //   - with pid, the child is nsh-init, PID 1 of the new PID namespace,
 //     which reaps orphans there and lives until the end of the run (or
 //     nsh's death). Processes started later in that namespace get pids 2, 3...
-func (st *state) unshareViaProcess(th *starlark.Thread, cur nsctx.Context, flags int, o *unshareOpts) ([]*nsctx.NS, error) {
+//     It is returned, for the caller to end at the end of the run.
+func (st *state) unshareViaProcess(cur nsctx.Context, flags int, o *unshareOpts) ([]*nsctx.NS, *spawn.Child, error) {
 	cfg := &spawn.Config{Mode: spawn.Hold, New: flags, UIDMap: o.uidmap, GIDMap: o.gidmap, Pdeathsig: unix.SIGKILL}
 	if flags&unix.CLONE_NEWPID != 0 {
 		cfg.Mode = spawn.Init
@@ -84,12 +85,12 @@ func (st *state) unshareViaProcess(th *starlark.Thread, cur nsctx.Context, flags
 	if flags&unix.CLONE_NEWNS != 0 {
 		var err error
 		if cfg.Propagation, err = mountopt.Propagation(o.propagation, true); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	ch, err := sp.Start(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var created []*nsctx.NS
 	for _, k := range nsthread.Kinds {
@@ -106,7 +107,7 @@ func (st *state) unshareViaProcess(th *starlark.Thread, cur nsctx.Context, flags
 			ch.Release()
 			ch.Wait()
 			ch.Close()
-			return nil, err
+			return nil, nil, err
 		}
 		created = append(created, n)
 	}
@@ -114,14 +115,18 @@ func (st *state) unshareViaProcess(th *starlark.Thread, cur nsctx.Context, flags
 		ch.Release()
 		_, err := ch.Wait()
 		ch.Close()
-		return created, err
+		return created, nil, err
 	}
-	st.reg.Add(fmt.Sprintf("pid namespace init %d", ch.Pid), func() error {
-		ch.Release()
-		ch.Kill(unix.SIGKILL)
-		_, err := ch.Wait()
-		ch.Close()
-		return err
-	})
-	return created, nil
+	return created, ch, nil
+}
+
+// endInit ends the init of a PID namespace unshare() made (its undo at
+// the end of the run): SIGKILL, which the kernel turns into the end of
+// every process in the namespace, and wait.
+func endInit(ch *spawn.Child) error {
+	ch.Release()
+	ch.Kill(unix.SIGKILL)
+	_, err := ch.Wait()
+	ch.Close()
+	return err
 }

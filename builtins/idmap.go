@@ -10,6 +10,7 @@ import (
 	"go.starlark.net/starlarkstruct"
 	"go.starlark.net/syntax"
 
+	"nsh.dev/nsh/internal/change"
 	"nsh.dev/nsh/internal/doc"
 	"nsh.dev/nsh/internal/idmap"
 	"nsh.dev/nsh/internal/nsctx"
@@ -234,7 +235,22 @@ func setIDMapsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.T
 	if err != nil {
 		return nil, err
 	}
-	return starlark.None, st.spawner().WriteIDMaps(pid, uids, gids, setgroups)
+	// Refused before the change, a map is not led by the write it
+	// refuses (a map too long for the kernel is too long for a message).
+	if err := spawn.CheckIDMaps(pid, uids, gids); err != nil {
+		return nil, err
+	}
+	rec := &change.IDMaps{Pid: pid, UID: uids, GID: gids}
+	rec.What = fmt.Sprintf("id maps of process %d", pid)
+	rec.Apply = func() error {
+		how, err := st.spawner().WriteIDMaps(pid, uids, gids, setgroups)
+		rec.Setgroups, rec.Helpers, rec.Parent = how.Setgroups, how.Helpers, how.Parent
+		return err
+	}
+	if _, err := st.ex.Do(th, rec); err != nil {
+		return nil, err
+	}
+	return starlark.None, nil
 }
 
 func idsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {

@@ -48,7 +48,7 @@ func TestWriteIDMaps(t *testing.T) {
 	pid := cmd.Process.Pid
 	uids := idmap.Map{{Inside: 0, Outside: 1000, Count: 1}, {Inside: 1, Outside: 100000, Count: 1000}}
 	gids := idmap.Map{{Inside: 0, Outside: 1000, Count: 1}}
-	if err := (*spawn.Spawner)(nil).WriteIDMaps(pid, uids, gids, "deny"); err != nil {
+	if _, err := (*spawn.Spawner)(nil).WriteIDMaps(pid, uids, gids, "deny"); err != nil {
 		t.Fatal(err)
 	}
 	got, err := spawn.ReadIDMap("/proc/" + itoa(pid) + "/uid_map")
@@ -58,7 +58,7 @@ func TestWriteIDMaps(t *testing.T) {
 	if sg, _ := os.ReadFile("/proc/" + itoa(pid) + "/setgroups"); strings.TrimSpace(string(sg)) != "deny" {
 		t.Errorf("setgroups %q", sg)
 	}
-	err = (*spawn.Spawner)(nil).WriteIDMaps(pid, uids, nil, "")
+	_, err = (*spawn.Spawner)(nil).WriteIDMaps(pid, uids, nil, "")
 	if err == nil || !strings.Contains(err.Error(), "already written") {
 		t.Errorf("second write: %v", err)
 	}

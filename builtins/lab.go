@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/internal/change"
+	"nsh.dev/nsh/internal/doc"
 	"nsh.dev/nsh/internal/labs"
 	"nsh.dev/nsh/internal/lifecycle"
 	"nsh.dev/nsh/internal/netnsdir"
@@ -30,6 +31,7 @@ type labRun struct {
 	keep []*nsctx.NS
 	// nodes are the named network namespaces the run made or opened.
 	nodes map[string]bool
+	logs  int // daemons given a log so far
 }
 
 const labKey = "nsh.builtins.lab"
@@ -56,6 +58,42 @@ func LabValue(name, prefix string) starlark.Value {
 		"prefix": starlark.String(prefix),
 		"up":     starlark.Bool(name != ""),
 	})
+}
+
+// daemonStream opens what a daemon of the lab gets as its stream i when
+// it would inherit nsh's: /dev/null for stdin, else its log in the lab's
+// logs/ directory (both streams in one file).
+func (lr *labRun) daemonStream(i int, argv0 string) (*os.File, error) {
+	if i == 0 {
+		return os.Open(os.DevNull)
+	}
+	dir := filepath.Join(lr.lab.Dir, "logs")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if i == 1 {
+		lr.logs++
+	}
+	path := filepath.Join(dir, fmt.Sprintf("%d-%s.log", lr.logs, filepath.Base(argv0)))
+	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+}
+
+// labTable predeclares lab, as it is outside nsh up (nsh up replaces it).
+func labTable() doc.Table {
+	return doc.Table{
+		Consts: map[string]starlark.Value{"lab": LabValue("", "")},
+		Topic: map[string]string{"lab": `The lab a recipe builds under nsh up (see nsh up in nsh -h):
+  lab.name    the lab's name ("" outside nsh up)
+  lab.prefix  the prefix for names in shared places, /run/netns and links in
+              the host ("" unless nsh up --prefix P): netns(lab.prefix + "c1")
+  lab.up      True under nsh up
+In a lab everything the recipe makes is kept until nsh down: namespaces,
+links, addresses, routes, sysctls, mounts, and processes started without
+waiting (its daemons). A lab's named network namespaces are its nodes
+(nsh exec LAB NODE -- CMD); a name the lab did not make is refused. A
+daemon's standard streams that it would inherit from nsh are /dev/null
+and a log in the lab's directory (/run/nsh/labs/LAB/logs/N-NAME.log).`},
+	}
 }
 
 // openJournal opens the lab's journal for st, naming namespaces by the

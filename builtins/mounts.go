@@ -574,8 +574,15 @@ func pivotRootBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.T
 	if pid := mount.StrangerIn(cur.Get("mnt")); pid != 0 {
 		return nil, fmt.Errorf("pivot_root: process %d, not started by nsh, lives in %s; pivot_root would change its root too (use a mount namespace of the run's own: unshare(\"mnt\"))", pid, cur.Get("mnt"))
 	}
-	err = nsthread.Do(st.tab.Joins(cur), func() error { return mount.PivotRoot(newRoot, old) })
-	if err != nil {
+	rec := &change.PivotRoot{NS: st.mountNS(cur.Get("mnt")), NewRoot: newRoot, PutOld: old}
+	rec.What = fmt.Sprintf("pivot_root %q", newRoot)
+	rec.Apply = func() error {
+		return nsthread.Do(st.tab.Joins(cur), func() (err error) {
+			rec.Bound, err = mount.PivotRoot(newRoot, old)
+			return err
+		})
+	}
+	if _, err := st.ex.Do(th, rec); err != nil {
 		return nil, err
 	}
 	return starlark.None, nil

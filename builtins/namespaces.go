@@ -21,6 +21,7 @@ import (
 	"nsh.dev/nsh/internal/nserr"
 	"nsh.dev/nsh/internal/nsthread"
 	"nsh.dev/nsh/internal/reaper"
+	"nsh.dev/nsh/internal/spawn"
 )
 
 func namespaceTable() doc.Table {
@@ -76,9 +77,13 @@ The namespace itself goes away once nothing else holds it. It also removes
 a stale entry (an empty file with no namespace on it); an entry another run
 is making is deleted once made.`},
 			{Name: "hostname", Sig: "hostname(name=None, ns=None)", Impl: utsBuiltin(true), Doc: `Returns, or sets when name is given, the hostname of a UTS namespace.
-ns is a target as for setns(); default the current context.`},
+ns is a target as for setns(); default the current context. In a UTS
+namespace that outlives the run (nsh's own, one setns() joined; not one
+unshare() made) the old name is restored at the end of the run, even if
+nsh is killed, unless the name was changed again since.`},
 			{Name: "domainname", Sig: "domainname(name=None, ns=None)", Impl: utsBuiltin(false), Doc: `Returns, or sets when name is given, the NIS domain name of a UTS namespace.
-ns is a target as for setns(); default the current context.`},
+ns is a target as for setns(); default the current context. Restored at the
+end of the run as for hostname().`},
 		},
 		Types:  []doc.Type{namespaceType.Type(), namespacesType.Type()},
 		Consts: consts,
@@ -243,15 +248,47 @@ func unshareBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tup
 	cur := st.current()
 	var created []*nsctx.NS
 	userForeign := !nsctx.Same(cur.Get("user"), st.tab.Initial.Get("user"))
-	if flags&^threadKinds == 0 && !userForeign && opts.processOnly() {
-		created, err = st.unshareOnThread(cur, flags, opts.propagation, opts.lo)
-	} else {
-		created, err = st.unshareViaProcess(th, cur, flags, &opts)
-		if err == nil && flags&unix.CLONE_NEWNET != 0 {
-			err = st.ensureNetns(nsctx.Context{}.With(created...).Get("net"), opts.lo)
-		}
+	rec := &change.Unshare{Opts: unshareFlags(flags, opts.propagation, opts.uidmap, opts.gidmap, false)}
+	if opts.timeOffsets {
+		rec.Opts = append(rec.Opts, "--monotonic="+change.Seconds(opts.monotonic), "--boottime="+change.Seconds(opts.boottime))
 	}
-	if err != nil {
+	rec.What, rec.Aside = "namespaces "+nsthread.FlagNames(flags), true
+	rec.Apply = func() error {
+		var err error
+		if flags&^threadKinds == 0 && !userForeign && opts.processOnly() {
+			created, err = st.unshareOnThread(cur, flags, opts.propagation, opts.lo)
+		} else {
+			var init *spawn.Child
+			if created, init, err = st.unshareViaProcess(cur, flags, &opts); err != nil {
+				return err
+			}
+			if init != nil {
+				rec.Init = init.Pid
+				rec.What = fmt.Sprintf("pid namespace init %d", init.Pid)
+				rec.Undo = func() (bool, error) { return true, endInit(init) }
+			}
+			if flags&unix.CLONE_NEWNET != 0 {
+				if err = st.ensureNetns(nsctx.Context{}.With(created...).Get("net"), opts.lo); err != nil {
+					if init != nil {
+						err = errors.Join(err, endInit(init))
+					}
+					return err
+				}
+			}
+		}
+		if err != nil {
+			return err
+		}
+		st.markMade(created...)
+		for _, n := range created {
+			rec.Held = append(rec.Held, fmt.Sprintf("%s as /proc/%d/fd/%d", n, os.Getpid(), n.Fd()))
+			if n.Kind.Name == "net" && opts.lo {
+				rec.LoUp, rec.Net = true, st.netnsRef(n)
+			}
+		}
+		return nil
+	}
+	if _, err := st.ex.Do(th, rec); err != nil {
 		return nil, err
 	}
 	next := cur.With(created...)
@@ -337,13 +374,29 @@ func setnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 			next[i] = target[i]
 		}
 	}
-	// Try the join once on a throwaway thread, so a refused setns is
-	// reported here and not later by whatever acts in the context. Back in
-	// nsh's own namespaces there is nothing to try.
-	if joins := st.tab.Joins(next); len(joins) > 0 {
-		if err := nsthread.Do(joins, func() error { return nil }); err != nil {
-			return nil, err
+	// Nothing in the kernel changes, but the trace says where what
+	// follows runs.
+	rec := &change.Setns{Enter: st.enterOf(next)}
+	switch t := args[0].(type) {
+	case *Process:
+		rec.Enter = st.enterOfProcess(next, t.pid, want)
+	case starlark.Int:
+		if pid, ok := t.Int64(); ok && pid > 0 {
+			rec.Enter = st.enterOfProcess(next, int(pid), want)
 		}
+	}
+	rec.What, rec.Aside = "setns", true
+	rec.Apply = func() error {
+		// Try the join once on a throwaway thread, so a refused setns is
+		// reported here and not later by whatever acts in the context.
+		// Back in nsh's own namespaces there is nothing to try.
+		if joins := st.tab.Joins(next); len(joins) > 0 {
+			return nsthread.Do(joins, func() error { return nil })
+		}
+		return nil
+	}
+	if _, err := st.ex.Do(th, rec); err != nil {
+		return nil, err
 	}
 	st.setCurrent(next)
 	return &Namespaces{ctx: prev, st: st}, nil

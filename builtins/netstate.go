@@ -39,9 +39,9 @@ type netState struct {
 func netOf(st *state) *netState {
 	return st.reg.Shared("nsh.builtins.net", func() any {
 		w := nsthread.NewNetRunner()
-		st.reg.Add("network namespace runner", w.Close)
+		st.ex.Hold("network namespace runner", w.Close)
 		c := nlhandle.New(st.tab.Initial.Get("net"), w)
-		st.reg.Add("netlink handles", c.Close)
+		st.ex.Hold("netlink handles", c.Close)
 		n := &netState{nl: c, maker: w, created: map[[2]uint64]bool{}, netnsDirs: map[[2]uint64]bool{}}
 		// A namespace the run no longer references: its netlink socket
 		// (which would keep a network namespace alive) and what is known

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/term"
 
 	"nsh.dev/nsh/internal/cgroup"
+	"nsh.dev/nsh/internal/change"
 	"nsh.dev/nsh/internal/doc"
 	"nsh.dev/nsh/internal/idmap"
 	"nsh.dev/nsh/internal/lifecycle"
@@ -189,7 +190,7 @@ e.g. an unmapped process refused a mount). Without maps it runs as nobody.`},
 func (st *state) spawner() *spawn.Spawner {
 	return st.reg.Shared("nsh.builtins.spawner", func() any {
 		sp := spawn.NewSpawner(st.tab.Initial.Names())
-		st.reg.Add("spawner threads", sp.Close)
+		st.ex.Hold("spawner threads", sp.Close)
 		return sp
 	}).(*spawn.Spawner)
 }
@@ -199,37 +200,52 @@ func (st *state) spawner() *spawn.Spawner {
 // subreaper instead), set up on first use. Either way, what those
 // processes leave behind, daemons and background jobs included, is
 // killed at the end of the run, after the processes themselves: with
-// cgroup.kill, or by killing the orphans nsh adopted. The cgroup is also
-// handed to the reaper, which kills and removes it if nsh is killed; a
-// rootless nsh has its reaper kill every process in the user namespace
-// it made for the run instead.
+// cgroup.kill, or by killing the orphans nsh adopted. The reaper is
+// given the cgroup before it is made, and kills and removes it if nsh is
+// killed; a rootless nsh has its reaper kill every process in the user
+// namespace it made for the run instead.
 // Processes that are the first of a new PID namespace need neither: the
 // kernel kills the whole namespace with them.
-func (st *state) tracker() *os.File {
+func (st *state) tracker(th *starlark.Thread) *os.File {
 	return st.reg.Shared("nsh.builtins.tracker", func() any {
 		var b [4]byte
 		rand.Read(b[:])
-		g, err := cgroup.Create(fmt.Sprintf("nsh-%d-%x", os.Getpid(), b))
-		if err == nil {
-			e := st.reg.Add("cgroup "+g.Path, g.Kill)
-			st.watch(e, reaper.KillCgroup(g.Path))
-			return g.Dir
+		path, err := cgroup.Path(fmt.Sprintf("nsh-%d-%x", os.Getpid(), b))
+		// Where nsh may not write (a cgroup not delegated to a user),
+		// the subreaper serves without a failed mkdir in the trace.
+		if err == nil && unix.Access(filepath.Dir(path), unix.W_OK) == nil {
+			var g *cgroup.Group
+			rec := &change.Cgroup{Path: path}
+			rec.What, rec.Aside = "cgroup "+path, true
+			// The reaper's killcg takes a missing directory for done.
+			rec.Ahead = func() []reaper.Op { return []reaper.Op{reaper.KillCgroup(path)} }
+			rec.Apply = func() error {
+				var err error
+				g, err = cgroup.Make(path)
+				return err
+			}
+			rec.Undo = func() (bool, error) { return true, g.Kill() }
+			if _, err := st.ex.Do(th, rec); err == nil {
+				return g.Dir
+			}
 		}
-		if err := spawn.SetSubreaper(true); err != nil {
-			fmt.Fprintf(os.Stderr, "nsh: warning: what the run's processes start may outlive it: %v\n", err)
-			return (*os.File)(nil)
+		rec := &change.Subreaper{}
+		rec.What, rec.Aside = "orphans of the run's processes", true
+		if rootless.Inner() {
+			// nsh made its user namespace for this run: if nsh is
+			// killed, everything in it is the run's.
+			rec.Ahead = func() []reaper.Op { return []reaper.Op{reaper.KillUserns()} }
 		}
-		e := st.reg.Add("orphans of the run's processes", func() error {
+		rec.Apply = func() error { return spawn.SetSubreaper(true) }
+		rec.Undo = func() (bool, error) {
 			err := spawn.KillOrphans()
 			if serr := spawn.SetSubreaper(false); err == nil {
 				err = serr
 			}
-			return err
-		})
-		if rootless.Inner() {
-			// nsh made its user namespace for this run: if nsh is
-			// killed, everything in it is the run's.
-			st.watch(e, reaper.KillUserns())
+			return true, err
+		}
+		if _, err := st.ex.Do(th, rec); err != nil {
+			fmt.Fprintf(os.Stderr, "nsh: warning: what the run's processes start may outlive it: %v\n", err)
 		}
 		return (*os.File)(nil)
 	}).(*os.File)
@@ -267,7 +283,7 @@ type procSpec struct {
 	timeout   time.Duration
 	check     bool
 	isRun     bool
-	propagate string
+	propagate string // propagation= of clone(), for the trace
 }
 
 func parseArgv(v starlark.Value) ([]string, error) {
@@ -617,7 +633,7 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		return nil, err
 	}
 	if flags&unix.CLONE_NEWNS != 0 {
-		p.cfg.Propagation = pflag
+		p.cfg.Propagation, p.propagate = pflag, propagation
 	}
 	p.cfg.New = flags
 	p.ctx = st.current()
@@ -815,13 +831,14 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 	cfg.Mode = spawn.Exec
 	cfg.Argv, cfg.Env = p.argv, p.env
 	cfg.Joins, cfg.Setns = st.spawnJoins(p.ctx)
+	cwd := cfg.Cwd // as given: the trace leaves nsh's own out
 	// What it sends must not be lost on links just brought up.
 	if err := st.makeReady(); err != nil {
 		return nil, err
 	}
 	sp := st.spawner()
 	if !p.detach && cfg.New&unix.CLONE_NEWPID == 0 {
-		cfg.Cgroup = st.tracker()
+		cfg.Cgroup = st.tracker(th)
 	}
 	// The spawner thread has a working directory of its own (it unshared
 	// CLONE_FS, and joining a mount namespace moves it to that root): in
@@ -890,8 +907,24 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 		}
 	}
 	// A process a lab starts and does not wait for is one of its
-	// daemons: it outlives nsh up, until nsh down.
-	if p.detach || !p.wait && st.lab != nil {
+	// daemons: it outlives nsh up, until nsh down, and must not hold nsh
+	// up's standard streams (its caller waits for their end): what it
+	// would inherit is /dev/null and the lab's logs/ instead.
+	daemon := !p.wait && !p.detach && st.lab != nil
+	if daemon {
+		for i := 0; i < 3; i++ {
+			if cfg.Stdio[i] != nil {
+				continue
+			}
+			f, err := st.lab.daemonStream(i, p.argv[0])
+			if err != nil {
+				return fail(err)
+			}
+			cfg.Stdio[i] = f
+			closeAfter = append(closeAfter, f)
+		}
+	}
+	if p.detach || daemon {
 		cfg.Setsid = true
 	} else {
 		cfg.Pdeathsig = unix.SIGKILL
@@ -902,12 +935,28 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 			cfg.Foreground, cfg.TTY, foreground = true, 0, true
 		}
 	}
-	child, err := sp.Start(cfg)
+	rec := st.processRecord(p, cwd)
+	var proc *Process
+	var child *spawn.Child
+	rec.Apply = func() error {
+		var err error
+		if child, err = sp.Start(cfg); err != nil {
+			return err
+		}
+		rec.Pid = child.Pid
+		rec.What = fmt.Sprintf("process %d (%s)", child.Pid, p.argv[0])
+		proc = &Process{st: st, argv: p.argv, pid: child.Pid, child: child, done: make(chan struct{})}
+		return nil
+	}
+	if !p.detach {
+		rec.Undo = func() (bool, error) { return proc.reap() }
+	}
+	entry, err := st.ex.Do(th, rec)
 	if err != nil {
 		return fail(err)
 	}
+	proc.entry = entry
 	cleanup()
-	proc := &Process{st: st, argv: p.argv, pid: child.Pid, child: child, done: make(chan struct{})}
 	for i, r := range readers {
 		if r == nil {
 			continue
@@ -941,9 +990,6 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 	here := p.wait && p.timeout == 0 && readers == [3]*os.File{} && !st.reg.Guarded()
 	if !here {
 		go func() { reaped(child.Wait()) }()
-	}
-	if !p.detach {
-		proc.entry = st.reg.Add(fmt.Sprintf("process %d (%s)", proc.pid, p.argv[0]), proc.reap)
 	}
 	if !p.wait {
 		return proc, nil
@@ -1121,15 +1167,17 @@ func (p *Process) kill(sig unix.Signal) error {
 }
 
 // reap is the process's undo at the end of the run: SIGKILL, reap, and
-// wait (briefly) for its output pipes to close.
-func (p *Process) reap() error {
+// wait (briefly) for its output pipes to close. It reports whether the
+// process was still running.
+func (p *Process) reap() (bool, error) {
+	running := !p.isDone()
 	if err := p.kill(unix.SIGKILL); err != nil {
-		return err
+		return running, err
 	}
 	select {
 	case <-p.done:
 	case <-time.After(10 * time.Second):
-		return fmt.Errorf("process %d did not die after SIGKILL", p.pid)
+		return running, fmt.Errorf("process %d did not die after SIGKILL", p.pid)
 	}
 	outs := make(chan struct{})
 	go func() { p.outs.Wait(); close(outs) }()
@@ -1139,7 +1187,7 @@ func (p *Process) reap() error {
 		// A descendant outside its PID namespace keeps the pipe open;
 		// the reader ends when it does.
 	}
-	return nil
+	return running, nil
 }
 
 var (
@@ -1287,4 +1335,85 @@ func (p *Process) killMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 		return nil, err
 	}
 	return starlark.None, p.kill(sig)
+}
+
+// processRecord describes the start of p, in directory cwd ("": nsh's),
+// for the trace: its command line in the namespaces of its context, with
+// unshare(1)'s options for those it is born in, setpriv(1)'s for its ids.
+// A run that does not trace gets the record without its description: a
+// process start is cheap, and the description is not.
+func (st *state) processRecord(p *procSpec, cwd string) *change.Process {
+	cfg := &p.cfg
+	rec := &change.Process{Argv: p.argv, Detach: p.detach}
+	rec.What, rec.Aside = "process ("+p.argv[0]+")", true
+	if !change.Tracing(st.reg) {
+		return rec
+	}
+	rec.Enter, rec.Cwd, rec.Root, rec.Background = st.enterOf(p.ctx), cwd, cfg.Root, !p.wait
+	rec.Hostname, rec.Domain = cfg.Hostname, cfg.Domainname
+	rec.Unshare = unshareFlags(cfg.New, p.propagate, cfg.UIDMap, cfg.GIDMap, cfg.Paused)
+	if cfg.New&unix.CLONE_NEWPID != 0 {
+		rec.Unshare = append(rec.Unshare, "--fork")
+	}
+	if cfg.MountProc {
+		rec.Unshare = append(rec.Unshare, "--mount-proc")
+	}
+	if cfg.TimeOffsets {
+		rec.Unshare = append(rec.Unshare, "--monotonic="+change.Seconds(cfg.Monotonic), "--boottime="+change.Seconds(cfg.Boottime))
+	}
+	if id := cfg.Identity; id != nil {
+		if id.UID >= 0 {
+			rec.Setpriv = append(rec.Setpriv, fmt.Sprintf("--reuid=%d", id.UID))
+		}
+		if id.GID >= 0 {
+			rec.Setpriv = append(rec.Setpriv, fmt.Sprintf("--regid=%d", id.GID))
+		}
+		if id.GroupsGiven {
+			if len(id.Groups) == 0 {
+				rec.Setpriv = append(rec.Setpriv, "--clear-groups")
+			} else {
+				g := make([]string, len(id.Groups))
+				for i, x := range id.Groups {
+					g[i] = strconv.Itoa(x)
+				}
+				rec.Setpriv = append(rec.Setpriv, "--groups="+strings.Join(g, ","))
+			}
+		}
+	}
+	return rec
+}
+
+// unshareFlags renders unshare(1)'s options for the new namespaces of
+// flags: "--user" (with the maps: "--map-root-user" for none given,
+// "--map-users=OUTER,INNER,COUNT"), "--net", "--mount" (with
+// "--propagation=P" unless private, unshare's default) and so on.
+func unshareFlags(flags int, propagation string, uids, gids idmap.Map, paused bool) []string {
+	var out []string
+	for _, k := range nsthread.Kinds {
+		if flags&k.Flag == 0 {
+			continue
+		}
+		name := k.Name
+		if name == "mnt" {
+			name = "mount"
+		}
+		out = append(out, "--"+name)
+		switch {
+		case k.Name == "user" && paused:
+		case k.Name == "user" && uids == nil && gids == nil:
+			out = append(out, "--map-root-user")
+		case k.Name == "user":
+			for _, m := range []struct {
+				opt string
+				m   idmap.Map
+			}{{"--map-users=", uids}, {"--map-groups=", gids}} {
+				for _, e := range m.m {
+					out = append(out, fmt.Sprintf("%s%d,%d,%d", m.opt, e.Outside, e.Inside, e.Count))
+				}
+			}
+		case k.Name == "mnt" && propagation != "" && propagation != "private":
+			out = append(out, "--propagation="+propagation)
+		}
+	}
+	return out
 }

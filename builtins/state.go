@@ -3,6 +3,7 @@ package builtins
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 
 	"go.starlark.net/starlark"
@@ -10,6 +11,7 @@ import (
 	"nsh.dev/nsh/internal/change"
 	"nsh.dev/nsh/internal/lifecycle"
 	"nsh.dev/nsh/internal/nsctx"
+	"nsh.dev/nsh/internal/nsthread"
 	"nsh.dev/nsh/internal/reaper"
 	"nsh.dev/nsh/internal/spawn"
 )
@@ -25,6 +27,9 @@ type state struct {
 	mu    sync.Mutex
 	cur   nsctx.Context
 	names map[uint64]string // net namespace inode -> ip-netns name
+	// made holds the namespaces unshare() made, which die with the run
+	// (what is set in them needs no restoring).
+	made map[[2]uint64]bool
 	// unready holds the links brought up whose carrier and IPv6 are made
 	// ready before the run's next traffic (carrier.go).
 	unready map[*Link]bool
@@ -69,7 +74,7 @@ func sharedState(th *starlark.Thread) (*state, error) {
 		if err != nil {
 			return stateOrErr{err: fmt.Errorf("cannot open nsh's own namespaces: %w", err)}
 		}
-		st := &state{reg: reg, tab: tab, cur: tab.Initial, names: map[uint64]string{}}
+		st := &state{reg: reg, tab: tab, cur: tab.Initial, names: map[uint64]string{}, made: map[[2]uint64]bool{}}
 		st.ex = change.NewExecutor(reg, st.reaperFor)
 		if st.lab = labOf(reg); st.lab != nil {
 			if err := st.lab.openJournal(st); err != nil {
@@ -80,11 +85,12 @@ func sharedState(th *starlark.Thread) (*state, error) {
 		tab.OnRelease(func(dev, ino uint64) {
 			st.mu.Lock()
 			delete(st.names, ino)
+			delete(st.made, [2]uint64{dev, ino})
 			st.mu.Unlock()
 		})
 		// The first entry, so undone last: after everything the reaper
 		// was given is undone.
-		reg.Add("namespace descriptors", func() error {
+		st.ex.Hold("namespace descriptors", func() error {
 			st.stopReaper()
 			return tab.Close()
 		})
@@ -92,12 +98,6 @@ func sharedState(th *starlark.Thread) (*state, error) {
 	}).(stateOrErr)
 	return v.st, v.err
 }
-
-// watch gives the run's reaper (internal/reaper) the undo of e's object
-// as ops, so that it is undone even if nsh is killed (SIGKILL) before its
-// teardown; the reaper forgets it when e is done (undone, kept, gone).
-// Without ops, e's earlier ops are withdrawn.
-func (st *state) watch(e *lifecycle.Entry, ops ...reaper.Op) { st.ex.Watch(e, ops...) }
 
 // startReaper returns the run's reaper, started by the first call; if
 // that fails, the run goes on with its own teardown only, and says so
@@ -161,6 +161,22 @@ func (st *state) setCurrent(c nsctx.Context) {
 	st.mu.Unlock()
 }
 
+// markMade records that unshare() made ns.
+func (st *state) markMade(ns ...*nsctx.NS) {
+	st.mu.Lock()
+	for _, n := range ns {
+		st.made[[2]uint64{n.Dev, n.Ino}] = true
+	}
+	st.mu.Unlock()
+}
+
+// madeHere reports whether unshare() made ns.
+func (st *state) madeHere(ns *nsctx.NS) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.made[[2]uint64{ns.Dev, ns.Ino}]
+}
+
 func (st *state) nameOf(n *nsctx.NS) string {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -171,6 +187,64 @@ func (st *state) setName(n *nsctx.NS, name string) {
 	st.mu.Lock()
 	st.names[n.Ino] = name
 	st.mu.Unlock()
+}
+
+// enterOf names the namespaces of c that are not nsh's own as nsenter(1)
+// options, for the commands of what is done in c: a network namespace by
+// its ip-netns name (`ip netns exec NAME` when it is the only one), the
+// others by nsh's descriptors, /proc/PID/fd/N.
+func (st *state) enterOf(c nsctx.Context) change.Enter {
+	var e change.Enter
+	named := ""
+	for i, k := range nsthread.Kinds {
+		n := c[i]
+		if n == nil || nsctx.Same(n, st.tab.Initial[i]) {
+			continue
+		}
+		path := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), n.Fd())
+		if k.Name == "net" {
+			if named = st.nameOf(n); named != "" {
+				path = netnsDir + "/" + named
+			}
+		}
+		opt := k.Name
+		if opt == "mnt" {
+			opt = "mount"
+		}
+		e.Opts = append(e.Opts, "--"+opt+"="+path)
+	}
+	if len(e.Opts) == 1 && named != "" {
+		e.Netns = named
+	}
+	return e
+}
+
+// nsenterShort are nsenter(1)'s options that enter a kind of namespace
+// of its --target process.
+var nsenterShort = map[string]string{"user": "-U", "cgroup": "-C", "ipc": "-i", "uts": "-u", "net": "-n", "pid": "-p", "time": "-T", "mnt": "-m"}
+
+// enterOfProcess is enterOf(c) for a context that took the kinds joined
+// (CLONE_NEW* flags) from process pid: `nsenter -t PID -n -u`, with the
+// descriptors of its other kinds that are not nsh's own.
+func (st *state) enterOfProcess(c nsctx.Context, pid, joined int) change.Enter {
+	e := change.Enter{Opts: []string{"-t", strconv.Itoa(pid)}}
+	var other nsctx.Context
+	all := 0
+	for _, k := range nsthread.Kinds {
+		all |= k.Flag
+	}
+	if joined&all == all {
+		return change.Enter{Opts: append(e.Opts, "-a")}
+	}
+	for i, k := range nsthread.Kinds {
+		if joined&k.Flag != 0 {
+			e.Opts = append(e.Opts, nsenterShort[k.Name])
+		} else {
+			other[i] = c[i]
+		}
+	}
+	e.Opts = append(e.Opts, st.enterOf(other).Opts...)
+	return e
 }
 
 // describe renders the kinds of c that differ from the initial context, with

@@ -226,3 +226,37 @@ u = unshare("net").net
 	}
 	t.Logf("%d changes, nsh up killed after each, with and without its reaper", changes)
 }
+
+// A process the recipe starts and does not wait for is a daemon of the
+// lab: it outlives nsh up (which returns: the daemon does not hold its
+// output), writes to the lab's log, and dies with nsh down.
+func TestLabDaemonLivesUntilDown(t *testing.T) {
+	needLabs(t)
+	r := labRecipe(t, "daemon.star", `
+a = netns("ld-a", persist = False)
+spawn(["sh", "-c", "echo started; exec sleep 3601"], ns = a)
+`)
+	if _, stderr, code := nsh(t, "", "up", r); code != 0 {
+		t.Fatalf("up: %d %q", code, stderr)
+	}
+	if out, _ := exec.Command("pgrep", "-f", "^sleep 3601$").Output(); len(out) == 0 {
+		t.Error("the daemon did not outlive nsh up")
+	}
+	l, err := labs.Open("daemon")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, _ := filepath.Glob(filepath.Join(l.Dir, "logs", "*.log"))
+	if len(logs) != 1 {
+		t.Fatalf("logs: %q", logs)
+	}
+	if b, _ := os.ReadFile(logs[0]); string(b) != "started\n" {
+		t.Errorf("daemon log %q", b)
+	}
+	if _, stderr, code := nsh(t, "", "down", "daemon"); code != 0 {
+		t.Fatalf("down: %d %q", code, stderr)
+	}
+	if s := survivors("^sleep 3601$"); s != "" {
+		t.Errorf("the daemon survived nsh down: %s", s)
+	}
+}

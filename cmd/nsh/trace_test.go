@@ -41,7 +41,14 @@ func TestTraceTwoNetnsPing(t *testing.T) {
 	}
 	fd := `nsenter --net=/proc/\d+/fd/\d+ `
 	at := `\+ \.\./\.\./scripts/two-netns-ping\.star:23: `
+	unshare := []string{
+		`\+ \.\./\.\./scripts/two-netns-ping\.star:13: # unshare --net: nsh holds net:\[\d+\] as /proc/\d+/fd/\d+`,
+		`\+ \.\./\.\./scripts/two-netns-ping\.star:13: ` + fd + `ip link set dev lo up`,
+		`\+ \.\./\.\./scripts/two-netns-ping\.star:14: # setns: back in nsh's own namespaces`,
+	}
 	matchLines(t, stderr, []string{
+		unshare[0], unshare[1], unshare[2],
+		unshare[0], unshare[1], unshare[2],
 		at + fd + `ip link add name veth-red up type veth peer name veth-blue netns /proc/\d+/fd/\d+`,
 		at + fd + `ip addr add 10\.0\.0\.1/24 dev veth-red`,
 		at + fd + `ip addr add fd00::1/64 dev veth-red nodad`,
@@ -104,6 +111,7 @@ hostname("box")
 		at("10") + `ip -n nsh-tr-blue link set dev nsh-tr-b up`,
 		at("11") + `ip -n nsh-tr-blue route add default via 10\.77\.0\.1 dev nsh-tr-b`,
 		at("12") + `ip netns exec nsh-tr-blue sysctl -q -w net\.ipv4\.ip_forward=1`,
+		at("13") + `# unshare --uts: nsh holds uts:\[\d+\] as /proc/\d+/fd/\d+`,
 		at("14") + `nsenter --uts=/proc/\d+/fd/\d+ hostname box  # uts:\[\d+\]`,
 		// Teardown, newest first; what sits in the dying namespaces
 		// (the bridge, the route in nsh-tr-blue) goes with them.
@@ -278,6 +286,8 @@ func TestTraceOneLiner(t *testing.T) {
 	}
 	fd := `nsenter --net=/proc/\d+/fd/\d+ `
 	matchLines(t, stderr, []string{
+		`\+ -c:1: # unshare --net: nsh holds net:\[\d+\] as /proc/\d+/fd/\d+`,
+		`\+ -c:1: ` + fd + `ip link set dev lo up`,
 		`\+ -c:2: ` + fd + `ip link add name t1 type veth peer name t2`,
 		`\+ -c:2: ` + fd + `ip addr add 10\.83\.0\.1/24 dev t1`,
 	})
@@ -342,6 +352,7 @@ mount("/usr", %[3]q + "/usr", bind=True, readonly=True, mkdir=True)`, d+"/host/m
 		`\+ -c:2: mkdir -p ` + q + `/gone/m`,
 		`\+ -c:2: mount -t tmpfs tmpfs ` + q + `/gone/m`,
 		`\+ -c:3: umount ` + q + `/gone/m`,
+		`\+ -c:4: # unshare --mount: nsh holds mnt:\[\d+\] as /proc/\d+/fd/\d+`,
 		`\+ -c:5: ` + ns + `mount --make-rslave /` + mnt,
 		`\+ -c:6: ` + ns + `mkdir -p ` + q + `/box` + mnt,
 		`\+ -c:6: ` + ns + `mount -t tmpfs tmpfs ` + q + `/box` + mnt,

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/internal/mountinfo"
+	"nsh.dev/nsh/internal/fault"
 	"nsh.dev/nsh/internal/nserr"
 )
 
@@ -80,17 +81,34 @@ func Own() (string, error) {
 	return "", ErrNoCgroup2
 }
 
-// Create makes the cgroup name under nsh's own one and opens it. It fails (EACCES, EROFS, ErrNoCgroup2, ENOENT for a
-// kernel without cgroup.kill) where nsh may not make one.
-func Create(name string) (*Group, error) {
+// Path returns the directory of the cgroup name under nsh's own one,
+// which Make makes: known before it exists, so that its removal can be
+// arranged first.
+func Path(name string) (string, error) {
 	own, err := Own()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(own, name), nil
+}
+
+// Create makes the cgroup name under nsh's own one and opens it; see Make.
+func Create(name string) (*Group, error) {
+	path, err := Path(name)
 	if err != nil {
 		return nil, err
 	}
-	path := filepath.Join(own, name)
+	return Make(path)
+}
+
+// Make makes the cgroup directory path (from Path) and opens it. It fails
+// (EACCES, EROFS, ErrNoCgroup2, ENOENT for a kernel without cgroup.kill)
+// where nsh may not make one, and then leaves nothing.
+func Make(path string) (*Group, error) {
 	if err := unix.Mkdir(path, 0o755); err != nil {
 		return nil, nserr.New("mkdir", path, err)
 	}
+	fault.At("cgroup.made")
 	g := &Group{Path: path}
 	if err := unix.Access(filepath.Join(path, "cgroup.kill"), unix.W_OK); err != nil {
 		unix.Rmdir(path)

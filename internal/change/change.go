@@ -3,7 +3,8 @@
 // the one executor that makes them. A record knows how to apply its
 // change and in which namespace, its undo at the end of the run, the ops
 // the reaper needs to undo it after SIGKILL, and the equivalent command
-// lines (iproute2, sysctl(8), hostname(1)) of the change and of its undo.
+// lines (iproute2, sysctl(8), hostname(1), mount(8), unshare(1),
+// nsenter(1)) of the change and of its undo.
 // Builtins build records and hand them to the run's Executor, which
 // applies them, registers the undo in the run's lifecycle registry, gives
 // the reaper its ops and, under `nsh -x`, prints each change as it is
@@ -14,9 +15,18 @@
 // the run's error messages; what a change is, and how a person would
 // make it with the standard tools, is the record's typed data.
 //
-// Migrated so far: links, addresses, routes, qdiscs, sysctl writes,
-// hostname and domainname, the naming of network namespaces (netns()),
-// mounts, umounts and the directories mount(mkdir=True) makes.
+// Every undo of a run is registered by its executor: kernel changes
+// through Do, what the run holds that is no kernel change (netlink
+// handles, spawner threads, namespace descriptors) through Hold.
+//
+// Records: links, addresses, routes, qdiscs, sysctl writes, hostname and
+// domainname (restored where the UTS namespace outlives the run), the
+// naming of network namespaces (netns()), mounts, umounts and the
+// directories mount(mkdir=True) makes, pivot_root, id map writes, the
+// namespaces unshare() makes (and the init of a new PID namespace), the
+// context setns() moves to, the processes the run starts and the cgroup
+// they are born in (or nsh as their subreaper). The last four are part
+// of running the script rather than of what it builds (Effect.Aside).
 package change
 
 import (
@@ -76,6 +86,12 @@ type Effect struct {
 	// netns with persist=True): nsh does not undo it, but the teardown
 	// script of --trace does.
 	Kept bool
+	// Aside marks a change that is part of running the script rather
+	// than of what it builds (a process it starts, the cgroup they are
+	// born in, a namespace held only by nsh's descriptor): nsh -x shows
+	// its commands, the setup script of --trace has them as comments,
+	// and its teardown script leaves out their undo.
+	Aside bool
 
 	// intend, set by the executor while Apply runs, gives the reaper ops
 	// ahead of a system call of Apply.
@@ -392,33 +408,43 @@ func (r *Sysctl) Commands() []string { return []string{r.cmd(r.Value)} }
 func (r *Sysctl) UndoCommands() []string { return []string{r.cmd(r.Old)} }
 
 // UTSName sets the hostname (Domain false) or the NIS domain name of a
-// UTS namespace.
+// UTS namespace. In one that outlives the run (Restore), the undo writes
+// Old back.
 type UTSName struct {
 	Effect
 	// UTS is the path of the UTS namespace when it is not nsh's own
 	// (/proc/PID/fd/N), else "".
-	UTS    string
-	Label  string // the namespace, "uts:[4026532200]"
-	Domain bool
-	Name   string
+	UTS     string
+	Label   string // the namespace, "uts:[4026532200]"
+	Domain  bool
+	Name    string
+	Old     string
+	Restore bool
 }
 
-// Commands renders `hostname NAME` or `domainname NAME`, run with
-// nsenter --uts= in a namespace that is not nsh's own.
-func (r *UTSName) Commands() []string {
-	c := "hostname " + Quote(r.Name)
+func (r *UTSName) cmd(name string) string {
+	c := "hostname " + Quote(name)
 	if r.Domain {
-		c = "domainname " + Quote(r.Name)
+		c = "domainname " + Quote(name)
 	}
 	if r.UTS != "" {
 		c = "nsenter --uts=" + r.UTS + " " + c + "  # " + r.Label
 	}
-	return []string{c}
+	return c
 }
 
-// UndoCommands is empty: nsh does not restore a name (a UTS namespace it
-// made goes away with its name).
-func (r *UTSName) UndoCommands() []string { return nil }
+// Commands renders `hostname NAME` or `domainname NAME`, run with
+// nsenter --uts= in a namespace that is not nsh's own.
+func (r *UTSName) Commands() []string { return []string{r.cmd(r.Name)} }
+
+// UndoCommands renders `hostname OLD` when the name is restored; nothing
+// in a UTS namespace the run made (it goes away with its name).
+func (r *UTSName) UndoCommands() []string {
+	if !r.Restore {
+		return nil
+	}
+	return []string{r.cmd(r.Old)}
+}
 
 // Qdisc adds, changes or replaces (Verb) the root qdisc of a link, a tbf
 // (Kind "tbf": Rate, Burst, Limit) or a netem (Kind "netem": Delay,

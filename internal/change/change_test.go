@@ -12,6 +12,7 @@ import (
 
 	"go.starlark.net/starlark"
 
+	"nsh.dev/nsh/internal/idmap"
 	"nsh.dev/nsh/internal/lifecycle"
 	"nsh.dev/nsh/internal/reaper"
 )
@@ -23,6 +24,7 @@ func TestCommands(t *testing.T) {
 	mac, _ := net.ParseMAC("02:00:00:00:00:01")
 	ns := MountNS{Path: "/proc/1/fd/8", Label: "mnt:[4026532300]"}
 	unmounted := func(r *Mount) *Mount { r.Unmounted(); return r }
+	box := "box"
 	for _, c := range []struct {
 		r          Record
 		cmds, undo string
@@ -95,6 +97,37 @@ func TestCommands(t *testing.T) {
 		{unmounted(&Mount{Args: []string{"-t", "tmpfs"}, Source: "tmpfs", Target: "/x/y", Dirs: []string{"/x", "/x/y"}}),
 			"mkdir -p /x/y\nmount -t tmpfs tmpfs /x/y", "rmdir /x/y /x"},
 		{&Umount{Target: "/x"}, "umount /x", ""},
+		{&UTSName{Name: "box", Old: "vm", Restore: true}, "hostname box", "hostname vm"},
+		{&Cgroup{Path: "/sys/fs/cgroup/unified/nsh-7-ab"}, "mkdir /sys/fs/cgroup/unified/nsh-7-ab",
+			"echo 1 > /sys/fs/cgroup/unified/nsh-7-ab/cgroup.kill\nrmdir /sys/fs/cgroup/unified/nsh-7-ab"},
+		{&Subreaper{}, "# prctl(PR_SET_CHILD_SUBREAPER): the orphans of the run's processes are nsh's",
+			"# the orphans of the run's processes are killed (kill -KILL)"},
+		{&Process{Argv: []string{"sleep", "1"}, Pid: 42}, "sleep 1  # pid 42", "kill -KILL 42"},
+		{&Process{Argv: []string{"id"}, Unshare: []string{"--net", "--uts", "--pid", "--fork", "--mount-proc"}, Hostname: &box, Background: true, Pid: 9},
+			`unshare --net --uts --pid --fork --mount-proc sh -c 'hostname box && exec "$0" "$@"' id &  # pid 9`, "kill -KILL 9"},
+		{&Process{Argv: []string{"ip", "addr"}, Enter: Enter{Opts: []string{"--net=/run/netns/red"}, Netns: "red"}, Cwd: "/tmp", Pid: 3},
+			"ip netns exec red env -C /tmp ip addr  # pid 3", "kill -KILL 3"},
+		{&Process{Argv: []string{"sh", "-c", "echo $$"}, Enter: Enter{Opts: []string{"--uts=/proc/1/fd/9", "--net=/run/netns/red"}},
+			Setpriv: []string{"--reuid=1000", "--regid=1000", "--clear-groups"}, Detach: true, Pid: 5},
+			`nsenter --uts=/proc/1/fd/9 --net=/run/netns/red setsid setpriv --reuid=1000 --regid=1000 --clear-groups sh -c 'echo $$'  # pid 5`, ""},
+		{&Process{Argv: []string{"/bin/sh"}, Unshare: []string{"--mount"}, Root: "/tmp/root", Cwd: "/", Pid: 8},
+			"unshare --mount --root=/tmp/root --wd=/ /bin/sh  # pid 8; nsh pivots the root, unshare --root chroots", "kill -KILL 8"},
+		{&Unshare{Opts: []string{"--net", "--uts"}, Held: []string{"net:[4026532300] as /proc/1/fd/7", "uts:[4026532301] as /proc/1/fd/8"}, LoUp: true, Net: anon},
+			"# unshare --net --uts: nsh holds net:[4026532300] as /proc/1/fd/7, uts:[4026532301] as /proc/1/fd/8\nnsenter --net=" + path + " ip link set dev lo up", ""},
+		{&Unshare{Opts: []string{"--user", "--map-root-user", "--pid"}, Held: []string{"user:[1] as /proc/1/fd/7", "pid:[2] as /proc/1/fd/8"}, Init: 77},
+			"# unshare --user --map-root-user --pid: nsh holds user:[1] as /proc/1/fd/7, pid:[2] as /proc/1/fd/8; pid 77 is the init of the new pid namespace",
+			"kill -KILL 77  # the init of the pid namespace"},
+		{&Setns{Enter: Enter{Opts: []string{"--net=/run/netns/red"}, Netns: "red"}}, "# nsenter --net=/run/netns/red: what follows runs there", ""},
+		{&Setns{}, "# setns: back in nsh's own namespaces", ""},
+		{&PivotRoot{NewRoot: "/tmp/r", PutOld: "/old", Bound: true, NS: ns},
+			"nsenter --mount=/proc/1/fd/8 mount --rbind /tmp/r /tmp/r  # mnt:[4026532300]\nnsenter --mount=/proc/1/fd/8 mkdir -p /tmp/r/old  # mnt:[4026532300]\nnsenter --mount=/proc/1/fd/8 pivot_root /tmp/r /tmp/r/old  # mnt:[4026532300]", ""},
+		{&PivotRoot{NewRoot: "/tmp/r"}, `sh -c 'cd /tmp/r && pivot_root . . && mount --make-rslave / && umount -l /'`, ""},
+		{&IDMaps{Pid: 9, UID: idmap.Root(1000), GID: idmap.Root(1000), Setgroups: "deny"},
+			"echo deny > /proc/9/setgroups\necho '0 1000 1' > /proc/9/uid_map\necho '0 1000 1' > /proc/9/gid_map", ""},
+		{&IDMaps{Pid: 9, UID: idmap.Map{{Inside: 0, Outside: 1000, Count: 1}, {Inside: 1, Outside: 100000, Count: 65536}}, Parent: true},
+			`printf '0 1000 1\n1 100000 65536\n' > /proc/9/uid_map  # from the parent user namespace of process 9's`, ""},
+		{&IDMaps{Pid: 9, UID: idmap.Map{{Inside: 0, Outside: 1000, Count: 1}, {Inside: 1, Outside: 100000, Count: 65536}}, GID: idmap.Root(1000), Helpers: true},
+			"newuidmap 9 0 1000 1 1 100000 65536\nnewgidmap 9 0 1000 1", ""},
 		{&Umount{Target: "/x", Recursive: true, Detach: true, NS: ns}, "nsenter --mount=/proc/1/fd/8 umount -R -l /x  # mnt:[4026532300]", ""},
 	} {
 		if got := strings.Join(c.r.Commands(), "\n"); got != c.cmds {
@@ -198,7 +231,8 @@ func TestNoTrace(t *testing.T) {
 // TestScript checks the two scripts of --trace: the setup has the commands
 // of what was applied (not of what failed), with the script positions as
 // comments; the teardown undoes, newest first, what nsh registered an undo
-// for and what it made to outlive the run (Kept).
+// for and what it made to outlive the run (Kept). What is Aside is a
+// comment in the setup script and has no undo in the teardown.
 func TestScript(t *testing.T) {
 	reg := lifecycle.New()
 	var setup, teardown bytes.Buffer
@@ -213,7 +247,16 @@ func TestScript(t *testing.T) {
 	a.Apply = func() error { return nil }
 	bad := &LinkDel{NS: Netns{Name: "red"}, Name: "gone"}
 	bad.Apply = func() error { return errors.New("boom") }
-	for _, r := range []Record{n, l, a, bad} {
+	// A process the script runs is no part of what it builds: a comment
+	// in the setup script, and its kill is not in the teardown script.
+	p := &Process{Argv: []string{"sh", "-c", "ip -n red addr\nip -n red route"}, Pid: 9}
+	p.Aside = true
+	p.Apply = func() error { return nil }
+	p.Undo = func() (bool, error) { return true, nil }
+	u := &Unshare{Opts: []string{"--net"}, Held: []string{"net:[1] as /proc/1/fd/3"}}
+	u.Aside = true
+	u.Apply = func() error { return nil }
+	for _, r := range []Record{n, l, p, u, a, bad} {
 		x.Do(nil, r)
 	}
 	if err := reg.Teardown(); err != nil {
@@ -225,6 +268,9 @@ func TestScript(t *testing.T) {
 	want := setupHeader + `ip netns add red
 ip -n red link set dev lo up
 ip -n red link add name br0 type bridge
+# sh -c 'ip -n red addr
+# ip -n red route'  # pid 9
+# unshare --net: nsh holds net:[1] as /proc/1/fd/3
 ip -n red addr add 10.0.0.1/24 dev br0
 `
 	if setup.String() != want {

@@ -89,8 +89,13 @@ func failed(r Record, err error) error {
 }
 
 // failedCommand is the command of r that failed: the mount(8) line of a
-// mount (after its mkdir -p), else the first.
+// mount (after its mkdir -p), else the first; none for an Aside record.
 func failedCommand(r Record) string {
+	if r.effect().Aside {
+		// Notes of running the script (a process started, a namespace
+		// held by nsh): their errors name the step that failed.
+		return ""
+	}
 	cmds := r.Commands()
 	if len(cmds) == 0 {
 		return ""

@@ -151,6 +151,14 @@ func (x *Executor) KeepAll() {
 	}
 }
 
+// Hold registers the release, at the end of the run, of what the run
+// holds that is no kernel change (netlink handles, spawner threads,
+// namespace descriptors): nothing to trace, nothing for the reaper (the
+// kernel frees it with nsh). Like every undo, it is registered here.
+func (x *Executor) Hold(what string, release func() error) *lifecycle.Entry {
+	return x.reg.Add(what, release)
+}
+
 // Watch gives the reaper new ops for e's object (a link that moved has a
 // new index, maybe in a namespace with another fate); no ops withdraws
 // the earlier ones. The reaper forgets them when e is done.
@@ -219,7 +227,9 @@ func Script(reg *lifecycle.Registry, setup, teardown io.Writer) {
 const setupHeader = `#!/bin/sh
 # The kernel changes of an nsh run (nsh --trace), as the equivalent commands.
 # A namespace that was held only by nsh's descriptor is named by its
-# /proc/PID/fd/N path, which exists only while that run does.
+# /proc/PID/fd/N path, which exists only while that run does. What running
+# the script did besides (the processes it started and their cgroup, the
+# namespaces only nsh's descriptors held, setns) is noted in comments.
 set -e
 `
 
@@ -308,11 +318,16 @@ func (t *tracer) setup(th *starlark.Thread, r Record, ok bool) {
 		b.WriteString("# " + pos + "\n")
 		t.lastPos = pos
 	}
+	aside := r.effect().Aside
 	for _, c := range cmds {
+		if aside && !strings.HasPrefix(c, "#") {
+			// Every line: a quoted argument may span several.
+			c = "# " + strings.ReplaceAll(c, "\n", "\n# ")
+		}
 		b.WriteString(c + "\n")
 	}
 	t.put(t.setupW, b.String())
-	if b := r.effect(); b.Undo != nil || b.Kept {
+	if b := r.effect(); (b.Undo != nil || b.Kept) && !b.Aside {
 		t.made = append(t.made, r)
 	}
 }

@@ -73,56 +73,59 @@ func StrangerIn(ns *nsctx.NS) int {
 // PivotRoot makes newRoot the root of the calling thread's mount
 // namespace (bind-mounting it on itself first if it is not a mount point)
 // and moves the old root to putOld, a path under newRoot, or detaches it
-// when putOld is "". It runs on a thread that joined the namespace.
-func PivotRoot(newRoot, putOld string) error {
+// when putOld is "". It runs on a thread that joined the namespace, and
+// reports whether it bind-mounted newRoot on itself (also when it failed
+// later: the bind mount stays in the namespace).
+func PivotRoot(newRoot, putOld string) (bound bool, err error) {
 	obj := strconv.Quote(newRoot)
 	fd, err := unix.Open(newRoot, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nserr.Errorf("pivot_root", obj, err, "new_root must be an existing directory")
+		return bound, nserr.Errorf("pivot_root", obj, err, "new_root must be an existing directory")
 	}
 	defer unix.Close(fd)
 	if _, isRoot, err := mountID(fd); err != nil {
-		return err
+		return bound, err
 	} else if !isRoot {
 		// pivot_root(2) wants a mount point: make new_root one.
 		if err := unix.Mount(newRoot, newRoot, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			return nserr.New("mount", "--rbind "+obj+" "+obj, err)
+			return bound, nserr.New("mount", "--rbind "+obj+" "+obj, err)
 		}
+		bound = true
 		nfd, err := unix.Open(newRoot, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return nserr.New("open", obj, err)
+			return bound, nserr.New("open", obj, err)
 		}
 		defer unix.Close(nfd)
 		fd = nfd
 	}
 	if err := unix.Fchdir(fd); err != nil {
-		return nserr.New("chdir", obj, err)
+		return bound, nserr.New("chdir", obj, err)
 	}
 	hint := "the new root's parent mount and the current root must not be shared: unshare(\"mnt\") makes them private, or mount(target=\"/\", propagation=\"private\", recursive=True)"
 	if putOld != "" {
 		ofd, _, err := inroot.Create(unix.AT_FDCWD, putOld, false, nil)
 		var ce *inroot.CreateError
 		if errors.As(err, &ce) {
-			return mkdirError(filepath.Join(newRoot, ce.Path), "put_old "+strconv.Quote(putOld), ce)
+			return bound, mkdirError(filepath.Join(newRoot, ce.Path), "put_old "+strconv.Quote(putOld), ce)
 		} else if err != nil {
-			return nserr.New("open", "put_old "+strconv.Quote(putOld), err)
+			return bound, nserr.New("open", "put_old "+strconv.Quote(putOld), err)
 		}
 		unix.Close(ofd)
 		if err := unix.PivotRoot(".", inroot.Rel(putOld)); err != nil {
-			return nserr.Errorf("pivot_root", obj+" "+strconv.Quote(putOld), err, "%s", hint)
+			return bound, nserr.Errorf("pivot_root", obj+" "+strconv.Quote(putOld), err, "%s", hint)
 		}
-		return unix.Chdir("/")
+		return bound, unix.Chdir("/")
 	}
 	// pivot_root(".", ".") stacks the old root on the new one; detaching
 	// the top of "." then drops the old root (runc's trick, no put_old dir).
 	if err := unix.PivotRoot(".", "."); err != nil {
-		return nserr.Errorf("pivot_root", obj, err, "%s", hint)
+		return bound, nserr.Errorf("pivot_root", obj, err, "%s", hint)
 	}
 	if err := unix.Mount("", ".", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
-		return nserr.New("mount", "--make-rslave (old root)", err)
+		return bound, nserr.New("mount", "--make-rslave (old root)", err)
 	}
 	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
-		return nserr.New("umount", "-l (old root)", err)
+		return bound, nserr.New("umount", "-l (old root)", err)
 	}
-	return unix.Chdir("/")
+	return bound, unix.Chdir("/")
 }

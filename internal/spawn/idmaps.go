@@ -31,14 +31,32 @@ import (
 // Start writes the maps of a new user namespace the same way, with
 // Config.UIDMap and GIDMap, a map not given then mapping the writer's own
 // id to root.
-func (s *Spawner) WriteIDMaps(pid int, uid, gid idmap.Map, setgroups string) error {
-	return s.writeIDMaps(pid, uid, gid, setgroups, false)
+//
+// It reports how it wrote them, for the equivalent commands.
+func (s *Spawner) WriteIDMaps(pid int, uid, gid idmap.Map, setgroups string) (Written, error) {
+	var w Written
+	err := s.writeIDMaps(pid, uid, gid, setgroups, false, &w)
+	return w, err
+}
+
+// Written says how WriteIDMaps wrote the maps.
+type Written struct {
+	// Setgroups is what was written to setgroups ("" nothing): the
+	// one asked for, or "deny" where the kernel wants it first.
+	Setgroups string
+	// Helpers: through newuidmap/newgidmap.
+	Helpers bool
+	// Parent: from a helper process in the parent user namespace.
+	Parent bool
 }
 
 // writeIDMaps is WriteIDMaps; rootByDefault maps the writer's own id to
-// root for a map not given.
-func (s *Spawner) writeIDMaps(pid int, uids, gids idmap.Map, setgroups string, rootByDefault bool) error {
-	base := fmt.Sprintf("/proc/%d/", pid)
+// root for a map not given. How is filled in when not nil.
+func (s *Spawner) writeIDMaps(pid int, uids, gids idmap.Map, setgroups string, rootByDefault bool, how *Written) error {
+	if how == nil {
+		how = &Written{}
+	}
+	how.Setgroups = setgroups
 	parent, err := parentUserNS(pid)
 	if err != nil {
 		return err
@@ -46,6 +64,66 @@ func (s *Spawner) writeIDMaps(pid int, uids, gids idmap.Map, setgroups string, r
 	if parent != nil {
 		defer parent.Close()
 	}
+	if err := checkIDMaps(pid, parent == nil, uids, gids); err != nil {
+		return err
+	}
+	if parent != nil {
+		if s == nil {
+			return fmt.Errorf("process %d's user namespace is not a child of nsh's", pid)
+		}
+		u, g := uids, gids
+		if rootByDefault && u == nil {
+			u = idmap.Map{}
+		}
+		if rootByDefault && g == nil {
+			g = idmap.Map{}
+		}
+		join := nsthread.Join{Fd: int(parent.Fd()), Type: unix.CLONE_NEWUSER, Name: fmt.Sprintf("the parent user namespace of process %d", pid)}
+		how.Parent = true
+		return s.writeIDMapsAs(join, pid, u, g, setgroups)
+	}
+	if rootByDefault && uids == nil {
+		uids = idmap.Root(os.Geteuid())
+	}
+	if rootByDefault && gids == nil {
+		gids = idmap.Root(os.Getegid())
+	}
+	capUID, capGID := Capable(unix.CAP_SETUID), Capable(unix.CAP_SETGID)
+	if (uids != nil && !capUID && !uids.OwnIDOnly(os.Geteuid())) || (gids != nil && !capGID && !gids.OwnIDOnly(os.Getegid())) {
+		how.Helpers = true
+		if setgroups != "deny" {
+			how.Setgroups = "" // newgidmap leaves it as it is
+		}
+		return writeWithHelpers(pid, uids, gids, setgroups)
+	}
+	if gids != nil && !capGID {
+		if setgroups == "allow" {
+			return fmt.Errorf(`setgroups="allow" cannot go with a gid_map written without CAP_SETGID: the kernel wants "deny" in /proc/%d/setgroups first (leave setgroups unset and nsh writes it)`, pid)
+		}
+		setgroups = "deny"
+	}
+	how.Setgroups = setgroups
+	return writeMapFiles(pid, uids, gids, setgroups)
+}
+
+// CheckIDMaps applies WriteIDMaps's checks (the kernel's rules, maps not
+// written yet) and writes nothing: a caller refuses what WriteIDMaps
+// would before it starts.
+func CheckIDMaps(pid int, uids, gids idmap.Map) error {
+	parent, err := parentUserNS(pid)
+	if err != nil {
+		return err
+	}
+	if parent != nil {
+		parent.Close()
+	}
+	return checkIDMaps(pid, parent == nil, uids, gids)
+}
+
+// checkIDMaps checks the maps of pid's user namespace, whose parent is
+// nsh's own user namespace when ownParent.
+func checkIDMaps(pid int, ownParent bool, uids, gids idmap.Map) error {
+	base := fmt.Sprintf("/proc/%d/", pid)
 	for _, w := range []struct {
 		kind string
 		maps idmap.Map
@@ -54,7 +132,8 @@ func (s *Spawner) writeIDMaps(pid int, uids, gids idmap.Map, setgroups string, r
 			continue
 		}
 		var own [][2]uint64 // the ids of the parent: nsh's own, or unknown
-		if parent == nil {
+		if ownParent {
+			var err error
 			if own, err = OwnIDs(w.kind); err != nil {
 				return err
 			}
@@ -70,37 +149,7 @@ func (s *Spawner) writeIDMaps(pid int, uids, gids idmap.Map, setgroups string, r
 			return fmt.Errorf("the %s_map of process %d is already written (%s); the kernel allows one write", w.kind, pid, cur[0].Format(w.kind))
 		}
 	}
-	if parent != nil {
-		if s == nil {
-			return fmt.Errorf("process %d's user namespace is not a child of nsh's", pid)
-		}
-		u, g := uids, gids
-		if rootByDefault && u == nil {
-			u = idmap.Map{}
-		}
-		if rootByDefault && g == nil {
-			g = idmap.Map{}
-		}
-		join := nsthread.Join{Fd: int(parent.Fd()), Type: unix.CLONE_NEWUSER, Name: fmt.Sprintf("the parent user namespace of process %d", pid)}
-		return s.writeIDMapsAs(join, pid, u, g, setgroups)
-	}
-	if rootByDefault && uids == nil {
-		uids = idmap.Root(os.Geteuid())
-	}
-	if rootByDefault && gids == nil {
-		gids = idmap.Root(os.Getegid())
-	}
-	capUID, capGID := Capable(unix.CAP_SETUID), Capable(unix.CAP_SETGID)
-	if (uids != nil && !capUID && !uids.OwnIDOnly(os.Geteuid())) || (gids != nil && !capGID && !gids.OwnIDOnly(os.Getegid())) {
-		return writeWithHelpers(pid, uids, gids, setgroups)
-	}
-	if gids != nil && !capGID {
-		if setgroups == "allow" {
-			return fmt.Errorf(`setgroups="allow" cannot go with a gid_map written without CAP_SETGID: the kernel wants "deny" in /proc/%d/setgroups first (leave setgroups unset and nsh writes it)`, pid)
-		}
-		setgroups = "deny"
-	}
-	return writeMapFiles(pid, uids, gids, setgroups)
+	return nil
 }
 
 // ReadIDMap reads a /proc/PID/uid_map or gid_map.

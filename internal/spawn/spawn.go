@@ -666,7 +666,7 @@ func (ch *Child) handshake() error {
 				ch.paused = true
 				return nil
 			}
-			if err := ch.spawner.writeIDMaps(ch.Pid, cfg.UIDMap, cfg.GIDMap, "", true); err != nil {
+			if err := ch.spawner.writeIDMaps(ch.Pid, cfg.UIDMap, cfg.GIDMap, "", true, nil); err != nil {
 				return err
 			}
 			if err := ch.send(msg{Type: C.NSH_MSG_GO}); err != nil {

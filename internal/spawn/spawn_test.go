@@ -173,7 +173,7 @@ func TestPausedUserNamespace(t *testing.T) {
 			t.Errorf("paused child has a uid_map: %q", b)
 		}
 		if mapped {
-			if err := s.WriteIDMaps(ch.Pid, idmap.Root(os.Geteuid()), idmap.Root(os.Getegid()), ""); err != nil {
+			if _, err := s.WriteIDMaps(ch.Pid, idmap.Root(os.Geteuid()), idmap.Root(os.Getegid()), ""); err != nil {
 				t.Fatal(err)
 			}
 		}
