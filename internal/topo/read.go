@@ -107,9 +107,11 @@ func Read(names []string) (*Topology, error) {
 			}
 		}
 	}
-	defaults, err := freshSysctls()
-	if err != nil {
-		return nil, err
+	var defaults map[string]string
+	if len(want) > 0 {
+		if defaults, err = freshSysctls(); err != nil {
+			return nil, err
+		}
 	}
 
 	t := &Topology{}
@@ -251,10 +253,17 @@ func readOne(f *nsFile, all []*nsFile, self *nsFile, defaults map[string]string)
 		}
 		return nil
 	})
-	if errors.Is(err, unix.EPERM) {
-		err = fmt.Errorf("%w (reading another network namespace needs root)", err)
+	return r, privileged(err, "reading another network namespace needs root")
+}
+
+// privileged gives an EPERM error of the kernel the hint that says what
+// privilege nsh export and nsh graph need.
+func privileged(err error, hint string) error {
+	var e *nserr.Error
+	if errors.Is(err, unix.EPERM) && errors.As(err, &e) {
+		e.Hint = hint
 	}
-	return r, err
+	return err
 }
 
 func (f *nsFile) label() string {
@@ -427,10 +436,7 @@ func freshSysctls() (map[string]string, error) {
 		out, err = readSysctls()
 		return err
 	})
-	if errors.Is(err, unix.EPERM) {
-		err = fmt.Errorf("%w (nsh compares sysctls with a fresh network namespace's, which needs root)", err)
-	}
-	return out, err
+	return out, privileged(err, "nsh compares sysctls with a fresh network namespace's, and making one needs root")
 }
 
 // resolvePeers fills in the Peer of every veth, matching the peer's

@@ -158,9 +158,9 @@ func (r *recipe) header() {
 		r.line("# Written with --persist: a plain \"nsh FILE\" run keeps what it builds")
 		r.line("# (routes are added by ip(8): route() has no persist()).")
 	} else {
-		r.line("# Written for \"nsh up\", which keeps what it builds: under plain \"nsh FILE\"")
-		r.line("# its links, routes and sysctls are undone when the run ends (\"nsh export")
-		r.line("# --persist\" writes a recipe that keeps them).")
+		r.line("# Written for \"nsh up\", which keeps what it builds. A plain \"nsh FILE\" run")
+		r.line("# removes its links and routes when it ends, leaving the namespaces empty")
+		r.line("# (\"nsh export --persist\" writes a recipe that keeps them).")
 	}
 	if len(names) == 0 {
 		r.line("# There were none.")

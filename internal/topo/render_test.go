@@ -63,9 +63,9 @@ const labMermaid = `graph LR
 `
 
 const labRecipe = `# Rebuilds the network namespaces h1, r, route as "nsh export" read them.
-# Written for "nsh up", which keeps what it builds: under plain "nsh FILE"
-# its links, routes and sysctls are undone when the run ends ("nsh export
-# --persist" writes a recipe that keeps them).
+# Written for "nsh up", which keeps what it builds. A plain "nsh FILE" run
+# removes its links and routes when it ends, leaving the namespaces empty
+# ("nsh export --persist" writes a recipe that keeps them).
 
 h1 = netns("h1")
 r = netns("r")
