@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/internal/netnsdir"
@@ -56,10 +58,18 @@ func openNetns(name, path string) (*nsFile, error) {
 
 // raw is what one namespace's thread read, before peers are resolved.
 type raw struct {
-	ns    *Netns
-	links map[int]*Link    // by ifindex
-	veths map[*Link][2]int // peer's ifindex and IFLA_LINK_NETNSID (-1: same namespace)
-	nsids map[int]*nsFile  // netnsid in this namespace -> the namespace
+	f       *nsFile
+	ns      *Netns
+	links   map[int]*Link // by ifindex
+	veths   map[*Link]veth
+	nsids   map[int]*nsFile // the namespaces its netnsids name
+	sysctls map[string]string
+}
+
+// veth is what a veth end says of its peer.
+type veth struct {
+	index int // the peer's ifindex
+	nsid  int // IFLA_LINK_NETNSID: the peer's namespace's id here; -1: this one
 }
 
 // Read reads the named network namespaces (entries of /run/netns); no
@@ -107,47 +117,60 @@ func Read(names []string) (*Topology, error) {
 			}
 		}
 	}
-	var defaults map[string]string
-	if len(want) > 0 {
-		if defaults, err = freshSysctls(); err != nil {
-			return nil, err
+	t := &Topology{}
+	if len(want) == 0 {
+		return t, nil
+	}
+	// One file per namespace (several names can hold one): the first of
+	// want are the ones read, then other named ones, then nsh's own.
+	var nss []*nsFile
+	seen := map[[2]uint64]bool{}
+	for _, f := range append(append(append([]*nsFile(nil), want...), all...), self) {
+		if k := [2]uint64{f.dev, f.ino}; !seen[k] {
+			seen[k] = true
+			nss = append(nss, f)
 		}
 	}
-
-	t := &Topology{}
+	nread := 0
+	for _, f := range nss {
+		if contains(want, f) {
+			nread++
+		}
+	}
+	byIno := map[[2]uint64]*raw{}
 	var raws []*raw
-	read := map[*nsFile]*raw{}
-	for _, f := range want {
-		var dup *raw
-		for g, r := range read {
-			if g.same(f) {
-				dup = r
-			}
-		}
-		if dup != nil {
-			dup.ns.Aliases = append(dup.ns.Aliases, f.name)
-			continue
-		}
-		r, err := readOne(f, all, self, defaults)
+	for _, f := range nss[:nread] {
+		r, err := readOne(f)
 		if err != nil {
 			return nil, err
 		}
-		read[f] = r
+		byIno[[2]uint64{f.dev, f.ino}] = r
 		raws = append(raws, r)
 		t.Netns = append(t.Netns, r.ns)
 	}
-	// Named namespaces that were not asked for but share a namespace
-	// with one that was are aliases too.
-	if len(names) > 0 {
-		for _, f := range all {
-			for g, r := range read {
-				if g.same(f) && g.name != f.name && !containsName(r.ns.Aliases, f.name) {
-					r.ns.Aliases = append(r.ns.Aliases, f.name)
-				}
+	// After the link dumps: a namespace gets a netnsid for the namespace
+	// of a veth's peer when the kernel first reports that veth.
+	defaults, peers, err := scratch(nss, nread)
+	if err != nil {
+		return nil, err
+	}
+	for i, r := range raws {
+		r.nsids = peers[i]
+		for _, k := range Sysctls {
+			if v, ok := r.sysctls[k]; ok && v != defaults[k] {
+				r.ns.Sysctls = append(r.ns.Sysctls, Sysctl{Key: k, Value: v, Default: defaults[k]})
 			}
 		}
 	}
-	resolvePeers(raws, read)
+	// Other names of the namespaces read are their aliases.
+	for _, f := range all {
+		if r := byIno[[2]uint64{f.dev, f.ino}]; r != nil && r.f.name != f.name && !containsName(r.ns.Aliases, f.name) {
+			r.ns.Aliases = append(r.ns.Aliases, f.name)
+		}
+	}
+	for _, f := range nss[:nread] {
+		resolvePeers(byIno[[2]uint64{f.dev, f.ino}], byIno)
+	}
 	t.sortAll()
 	return t, nil
 }
@@ -209,10 +232,10 @@ func containsName(names []string, name string) bool {
 }
 
 // readOne reads namespace f from a thread that joins it and is discarded
-// after. all and self are there to map the namespace's netnsids to names.
-func readOne(f *nsFile, all []*nsFile, self *nsFile, defaults map[string]string) (*raw, error) {
-	r := &raw{ns: &Netns{Name: f.name}, links: map[int]*Link{}, veths: map[*Link][2]int{}, nsids: map[int]*nsFile{}}
-	label := fmt.Sprintf("network namespace %q", f.name)
+// after.
+func readOne(f *nsFile) (*raw, error) {
+	r := &raw{f: f, ns: &Netns{Name: f.name}, links: map[int]*Link{}, veths: map[*Link]veth{}}
+	label := f.label()
 	join := []nsthread.Join{{Fd: f.fd, Type: unix.CLONE_NEWNET, Name: label, Hold: f}}
 	err := nsthread.Do(join, func() error {
 		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
@@ -229,27 +252,8 @@ func readOne(f *nsFile, all []*nsFile, self *nsFile, defaults map[string]string)
 		if err := readRoutes(h, r, label); err != nil {
 			return err
 		}
-		vals, err := readSysctls()
-		if err != nil {
+		if r.sysctls, err = readSysctls(); err != nil {
 			return fmt.Errorf("%s: %w", label, err)
-		}
-		for _, k := range Sysctls {
-			v, ok := vals[k]
-			if ok && v != defaults[k] {
-				r.ns.Sysctls = append(r.ns.Sysctls, Sysctl{Key: k, Value: v, Default: defaults[k]})
-			}
-		}
-		for _, g := range append(append([]*nsFile(nil), all...), self) {
-			if g.same(f) {
-				continue
-			}
-			id, err := h.GetNetNsIdByFd(g.fd)
-			if err != nil {
-				return nserr.New("netnsid of", g.label()+" in "+label, err)
-			}
-			if _, ok := r.nsids[id]; id >= 0 && !ok {
-				r.nsids[id] = g
-			}
 		}
 		return nil
 	})
@@ -295,7 +299,7 @@ func readLinks(h *netlink.Handle, r *raw, label string) error {
 		}
 		r.links[a.Index] = l
 		if l.Kind == "veth" {
-			r.veths[l] = [2]int{a.ParentIndex, a.NetNsID}
+			r.veths[l] = veth{index: a.ParentIndex, nsid: a.NetNsID}
 		}
 		r.ns.Links = append(r.ns.Links, l)
 	}
@@ -427,51 +431,121 @@ func readSysctls() (map[string]string, error) {
 	return out, nil
 }
 
-// freshSysctls reads Sysctls in a network namespace made for the purpose
-// on a thread of its own, which dies with the thread.
-func freshSysctls() (map[string]string, error) {
-	var out map[string]string
+// scratch works in a network namespace made for the purpose on a thread of
+// its own (it dies with the thread): it reads Sysctls there, the defaults,
+// and says which namespaces the netnsids of each of the first nread of nss
+// name. netnsids are local to each namespace; the scratch one gives every
+// namespace of nss an id of its own (its index), then asks the kernel for
+// the netnsids of each namespace read along with their ids in the scratch
+// namespace (RTM_GETNSID dump with NETNSA_TARGET_NSID, Linux 4.20+): one
+// request per namespace. Nothing but the scratch namespace is changed.
+func scratch(nss []*nsFile, nread int) (map[string]string, []map[int]*nsFile, error) {
+	var defaults map[string]string
+	peers := make([]map[int]*nsFile, nread)
 	err := nsthread.Unshare(nil, unix.CLONE_NEWNET, func() error {
 		var err error
-		out, err = readSysctls()
-		return err
+		if defaults, err = readSysctls(); err != nil {
+			return err
+		}
+		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+		if err != nil {
+			return nserr.New("socket", "netlink route", err)
+		}
+		defer h.Close()
+		for i, f := range nss {
+			if err := h.SetNetNsIdByFd(f.fd, i); err != nil {
+				return nserr.New("set netnsid of", f.label()+" in a scratch network namespace", err)
+			}
+		}
+		// The kernel reads a dump request's attributes only from a
+		// socket that asked for strict checking.
+		sk, err := nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_ROUTE)
+		if err != nil {
+			return nserr.New("socket", "netlink route", err)
+		}
+		defer sk.Close()
+		if err := unix.SetsockoptInt(sk.GetFd(), unix.SOL_NETLINK, unix.NETLINK_GET_STRICT_CHK, 1); err != nil {
+			return nserr.New("setsockopt", "NETLINK_GET_STRICT_CHK", err)
+		}
+		sh := &nl.SocketHandle{Socket: sk}
+		for i, f := range nss[:nread] {
+			if peers[i], err = netnsids(sh, nss, i); err != nil {
+				return nserr.New("list netnsids of", f.label(), err)
+			}
+		}
+		return nil
 	})
-	return out, privileged(err, "nsh compares sysctls with a fresh network namespace's, and making one needs root")
+	return defaults, peers, privileged(err, "nsh compares sysctls with a fresh network namespace's, and making one needs root")
 }
 
-// resolvePeers fills in the Peer of every veth, matching the peer's
-// ifindex in the namespace its netnsid names.
-func resolvePeers(raws []*raw, read map[*nsFile]*raw) {
-	for _, r := range raws {
-		for l, p := range r.veths {
-			index, nsid := p[0], p[1]
-			if nsid < 0 { // the peer is in the same namespace
-				l.Peer = &Peer{Where: InRead, Netns: r.ns.Name}
-				if pl, ok := r.links[index]; ok {
-					l.Peer.Name = pl.Name
-				}
+// netnsids lists the netnsids of nss[target] with the namespaces of nss
+// they name, through sh, a socket of the network namespace where each of
+// nss has its index as netnsid.
+func netnsids(sh *nl.SocketHandle, nss []*nsFile, target int) (map[int]*nsFile, error) {
+	req := nl.NewNetlinkRequest(unix.RTM_GETNSID, unix.NLM_F_DUMP)
+	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: sh}
+	req.AddData(nl.NewRtGenMsg())
+	req.AddData(nl.NewRtAttr(unix.NETNSA_TARGET_NSID, nl.Uint32Attr(uint32(target))))
+	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWNSID)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]*nsFile{}
+	for _, m := range msgs {
+		g := nl.DeserializeRtGenMsg(m)
+		attrs, err := nl.ParseRouteAttr(m[g.Len():])
+		if err != nil {
+			return nil, err
+		}
+		id, cur := -1, -1
+		for _, a := range attrs {
+			if len(a.Value) < 4 {
 				continue
 			}
-			g, ok := r.nsids[nsid]
-			if !ok {
-				l.Peer = &Peer{Where: InUnnamed}
-				continue
+			v := int(int32(nl.NativeEndian().Uint32(a.Value)))
+			switch a.Attr.Type {
+			case unix.NETNSA_NSID:
+				id = v
+			case unix.NETNSA_CURRENT_NSID:
+				cur = v
 			}
-			for f, pr := range read {
-				if f.same(g) {
-					l.Peer = &Peer{Where: InRead, Netns: pr.ns.Name}
-					if pl, ok := pr.links[index]; ok {
-						l.Peer.Name = pl.Name
-					}
-				}
+		}
+		if id >= 0 && cur >= 0 && cur < len(nss) {
+			out[id] = nss[cur]
+		}
+	}
+	return out, nil
+}
+
+// resolvePeers fills in the Peer of every veth of r: a peer in another
+// namespace is named by its ifindex there and the netnsid that namespace
+// has in r's (see scratch).
+func resolvePeers(r *raw, read map[[2]uint64]*raw) {
+	for l, v := range r.veths {
+		if v.nsid < 0 { // the peer is in the same namespace
+			l.Peer = &Peer{Where: InRead, Netns: r.ns.Name}
+			if pl, ok := r.links[v.index]; ok {
+				l.Peer.Name = pl.Name
 			}
-			switch {
-			case l.Peer != nil:
-			case g.name == "": // the reader's own namespace
-				l.Peer = &Peer{Where: InHost}
-			default:
-				l.Peer = &Peer{Where: InNamed, Netns: g.name}
+			continue
+		}
+		g, ok := r.nsids[v.nsid]
+		pr := (*raw)(nil)
+		if ok {
+			pr = read[[2]uint64{g.dev, g.ino}]
+		}
+		switch {
+		case !ok:
+			l.Peer = &Peer{Where: InUnnamed}
+		case pr != nil:
+			l.Peer = &Peer{Where: InRead, Netns: pr.ns.Name}
+			if pl, ok := pr.links[v.index]; ok {
+				l.Peer.Name = pl.Name
 			}
+		case g.name == "": // the reader's own namespace
+			l.Peer = &Peer{Where: InHost}
+		default:
+			l.Peer = &Peer{Where: InNamed, Netns: g.name}
 		}
 	}
 }
