@@ -20,7 +20,8 @@ var labNames = []string{"xh1", "xr", "xh2"}
 // buildLab makes, with ip(8), three namespaces: xh1 and xh2 on a bridge
 // of xr (ports p1, p2), xh2 also on a routed link p3 of xr (MTU 1400 at
 // both ends), a pair between xh1 and xh2 that is down, IPv4 and IPv6
-// addresses, static routes through xr, and forwarding on in xr.
+// addresses, static routes (through xr, by device only, via an IPv6
+// link-local gateway), and forwarding on in xr.
 func buildLab(t *testing.T) {
 	t.Helper()
 	script := `
@@ -47,6 +48,8 @@ ip -n xh2 addr add fd00:2::1/64 dev eth1 nodad
 ip -n xh1 route add 10.0.2.0/24 via 10.0.0.254
 ip -n xh1 route add fd00:2::/64 via fd00::fe dev eth0
 ip -n xh2 route add 10.0.3.0/24 dev eth1
+ip -n xh2 -6 route add default dev eth1
+ip -n xh2 -6 route add fd00:5::/64 via fe80::1 dev eth1
 ip netns exec xr sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward; echo 1 > /proc/sys/net/ipv6/conf/all/forwarding'
 `
 	if out, err := exec.Command("sh", "-ec", script).CombinedOutput(); err != nil {

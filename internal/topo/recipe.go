@@ -391,7 +391,11 @@ func (r *recipe) routes() {
 				r.line("run([%s], ns=%s)", strings.Join(args, ", "), r.nsv[n.Name])
 				continue
 			}
-			args := []string{strconv.Quote(rt.Dst)}
+			dst := rt.Dst
+			if dst == "default" && rt.V6 && rt.Via == "" {
+				dst = "::/0" // route() takes "default" without via for IPv4
+			}
+			args := []string{strconv.Quote(dst)}
 			if rt.Via != "" {
 				args = append(args, "via="+strconv.Quote(rt.Via))
 			}

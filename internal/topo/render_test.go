@@ -17,7 +17,7 @@ func lab() *Topology {
 			{Name: "eth0", Kind: "veth", MTU: 1500, Up: true, Addrs: []string{"10.0.1.1/24", "fd00:1::1/64"}, Peer: &Peer{Where: InRead, Netns: "r", Name: "p1"}},
 			{Name: "lo", Kind: "loopback", MTU: 65536, Up: true},
 			{Name: "up", Kind: "veth", MTU: 1500, Up: true, Peer: &Peer{Where: InHost}},
-		}, Routes: []Route{{Dst: "default", Via: "10.0.1.254", Dev: "eth0"}}},
+		}, Routes: []Route{{Dst: "default", Via: "10.0.1.254", Dev: "eth0"}, {Dst: "default", Dev: "eth0", V6: true, Metric: 1024}}},
 		{Name: "r", Links: []*Link{
 			{Name: "br0", Kind: "bridge", MTU: 1500, Up: true, Addrs: []string{"10.0.1.254/24"}},
 			{Name: "lo", Kind: "loopback", MTU: 65536, Up: true, Addrs: []string{"10.9.9.9/32"}},
@@ -90,6 +90,7 @@ r_lo.add_addr("10.9.9.9/32")
 # blackhole route 10.8.0.0/16 in r: route() adds unicast routes only
 
 route("default", via="10.0.1.254", dev="eth0", ns=h1)
+route("::/0", dev="eth0", ns=h1)
 # route 10.7.7.0/24 dev vx0: not rebuilt, as its link vx0 is not
 route("fd00:2::/64", via="fd00:1::2", dev="p2", ns=r)
 route("10.0.1.0/24", via="10.0.2.254", dev="eth0", ns=route_2)  # metric 5 not kept: route() takes none
@@ -140,6 +141,7 @@ func TestRecipePersist(t *testing.T) {
 		"r_br0 = bridge(\"br0\", ns=r)\nr_br0.persist()\n",
 		"    addr=[\"10.0.1.1/24\", \"fd00:1::1/64\"])\nh1_eth0.persist()\n",
 		`run(["ip", "-4", "route", "add", "default", "via", "10.0.1.254", "dev", "eth0"], ns=h1)`,
+		`run(["ip", "-6", "route", "add", "default", "dev", "eth0"], ns=h1)`,
 		`run(["ip", "-4", "route", "add", "10.0.1.0/24", "via", "10.0.2.254", "dev", "eth0", "metric", "5"], ns=route_2)`,
 		`sysctl("net.ipv4.ip_forward", "1", ns=r, persist=True)  # default 0`,
 	} {

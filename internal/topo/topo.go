@@ -12,11 +12,18 @@
 // (SLAAC), and routes of protocol kernel or ra (connected subnets, IPv6
 // prefix and multicast routes).
 //
+// Only the main routing table is read; policy rules, other tables, qdiscs,
+// neighbours and per-interface sysctls are not.
+//
 // Each namespace is read from a thread of its own that has joined it and is
 // discarded afterwards (internal/nsthread), so no thread of the process is
-// left in another namespace. Reading needs the privilege to enter the
-// namespaces (CAP_SYS_ADMIN over their user namespace: root, for those
-// "ip netns add" makes).
+// left in another namespace. A veth names its peer by ifindex and by the
+// netnsid the peer's namespace has in its own; which namespace that is is
+// asked of the kernel from a scratch network namespace (see scratch), which
+// also gives the sysctls' defaults. Nothing else is changed anywhere.
+// Reading needs the privilege to enter the namespaces and to make the
+// scratch one (root; CAP_SYS_ADMIN and CAP_NET_ADMIN over the namespaces'
+// user namespace), and Linux 4.20 or later.
 package topo
 
 import (
