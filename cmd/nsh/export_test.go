@@ -21,7 +21,7 @@ var labNames = []string{"xh1", "xr", "xh2"}
 // of xr (ports p1, p2), xh2 also on a routed link p3 of xr (MTU 1400 at
 // both ends), a pair between xh1 and xh2 that is down, IPv4 and IPv6
 // addresses, static routes (through xr, by device only, via an IPv6
-// link-local gateway), and forwarding on in xr.
+// link-local gateway), tbf rate limits, and forwarding on in xr.
 func buildLab(t *testing.T) {
 	t.Helper()
 	script := `
@@ -50,6 +50,8 @@ ip -n xh1 route add fd00:2::/64 via fd00::fe dev eth0
 ip -n xh2 route add 10.0.3.0/24 dev eth1
 ip -n xh2 -6 route add default dev eth1
 ip -n xh2 -6 route add fd00:5::/64 via fe80::1 dev eth1
+tc -n xh1 qdisc add dev eth0 root tbf rate 8mbit burst 32kb latency 50ms
+tc -n xr qdisc add dev p3 root tbf rate 100mbit burst 64kb latency 20ms
 ip netns exec xr sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward; echo 1 > /proc/sys/net/ipv6/conf/all/forwarding'
 `
 	if out, err := exec.Command("sh", "-ec", script).CombinedOutput(); err != nil {
@@ -86,8 +88,10 @@ func TestExportRoundTrip(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("nsh export reads other network namespaces, which needs root")
 	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("the test builds its lab with ip(8), which is not installed")
+	for _, cmd := range []string{"ip", "tc"} {
+		if _, err := exec.LookPath(cmd); err != nil {
+			t.Skipf("the test builds its lab with %s(8), which is not installed", cmd)
+		}
 	}
 	leakcheck.Check(t)
 	t.Cleanup(func() { deleteLab(t) })
@@ -106,6 +110,7 @@ func TestExportRoundTrip(t *testing.T) {
 		`xh1_eth0, xr_p1 = veth("eth0", "p1", ns=xh1, peer_ns=xr,`,
 		`xr_p1.set_master(xr_br0)`,
 		`mtu=1400`,
+		`xh1_eth0.netem(rate=8000000)`,
 		`route("10.0.2.0/24", via="10.0.0.254", dev="eth0", ns=xh1)`,
 		`sysctl("net.ipv4.ip_forward", "1", ns=xr)  # default 0`,
 	} {
@@ -115,6 +120,12 @@ func TestExportRoundTrip(t *testing.T) {
 	}
 	if strings.Contains(recipe, "Not rebuilt") {
 		t.Errorf("the recipe leaves something out:\n%s", recipe)
+	}
+	for flag, want := range map[string]string{"--dot": before.DOT(), "--mermaid": before.Mermaid()} {
+		out, stderr, code := nsh(t, "", append([]string{"graph", "--netns", flag}, labNames...)...)
+		if code != 0 || out != want || !strings.Contains(out, "xr_br0") && !strings.Contains(out, "xr/br0") {
+			t.Errorf("nsh graph --netns %s: exit %d\n%s\n%s\nwant:\n%s", flag, code, stderr, out, want)
+		}
 	}
 	dir := t.TempDir()
 

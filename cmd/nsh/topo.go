@@ -13,14 +13,15 @@ const exportUsage = `usage: nsh export [--persist] [NETNS...]
 Reads the live state of the named network namespaces (entries of /run/netns,
 whoever made them; all of them if none is named) and prints a Starlark
 recipe that rebuilds it: netns(), bridge() and veth() with their addresses,
-bridge ports, MTUs and up/down state, static routes of the main table, and
-the sysctls of a short list that differ from a fresh namespace's. What it
-cannot rebuild (links of other kinds, veths whose peer is outside the
-namespaces read) is printed as comments that say so. Needs root.
+bridge ports, MTUs and up/down state, tbf rate limits, static routes of the
+main table, and the sysctls of a short list that differ from a fresh
+namespace's. What it cannot rebuild (links of other kinds, veths whose peer
+is outside the namespaces read, other qdiscs) is printed as comments that
+say so. Needs root.
 
 The recipe is for "nsh up", which keeps what it builds. --persist writes
 one that a plain "nsh FILE" run keeps: links get persist(), sysctls
-persist=True, and routes are added by ip(8).
+persist=True, and routes and rate limits are added by ip(8) and tc(8).
 `
 
 const graphUsage = `usage: nsh graph --netns [--mermaid] [NETNS...]

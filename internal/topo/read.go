@@ -252,6 +252,9 @@ func readOne(f *nsFile) (*raw, error) {
 		if err := readRoutes(h, r, label); err != nil {
 			return err
 		}
+		if err := readQdiscs(h, r, label); err != nil {
+			return err
+		}
 		if r.sysctls, err = readSysctls(); err != nil {
 			return fmt.Errorf("%s: %w", label, err)
 		}
@@ -390,6 +393,34 @@ func readRoutes(h *netlink.Handle, r *raw, label string) error {
 			r.ns.Skipped = append(r.ns.Skipped, Skipped{What: "route " + out.Dst, Why: "it has neither gateway nor device"})
 		default:
 			r.ns.Routes = append(r.ns.Routes, out)
+		}
+	}
+	return nil
+}
+
+// readQdiscs reads the root qdiscs someone added (the kernel's own have
+// handle 0, or are noqueue).
+func readQdiscs(h *netlink.Handle, r *raw, label string) error {
+	qs, err := retry(func() ([]netlink.Qdisc, error) { return h.QdiscList(nil) })
+	if err != nil {
+		return nserr.New("qdisc show", label, err)
+	}
+	for _, q := range qs {
+		a := q.Attrs()
+		l, ok := r.links[a.LinkIndex]
+		if !ok || a.Parent != netlink.HANDLE_ROOT || a.Handle == 0 || q.Type() == "noqueue" {
+			continue
+		}
+		what := fmt.Sprintf("qdisc %s on %s", q.Type(), l.Name)
+		switch t, _ := q.(*netlink.Tbf); {
+		case t != nil && t.Peakrate == 0:
+			l.Rate = t.Rate * 8
+		case t != nil:
+			r.ns.Skipped = append(r.ns.Skipped, Skipped{What: what, Why: "link.netem(rate=) sets no peak rate"})
+		case q.Type() == "netem":
+			r.ns.Skipped = append(r.ns.Skipped, Skipped{What: what, Why: "nsh export does not read netem's parameters yet"})
+		default:
+			r.ns.Skipped = append(r.ns.Skipped, Skipped{What: what, Why: "link.netem() makes tbf and netem qdiscs only"})
 		}
 	}
 	return nil

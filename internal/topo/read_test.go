@@ -17,8 +17,10 @@ func needRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("reading other network namespaces needs root")
 	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("the test builds its topology with ip(8), which is not installed")
+	for _, cmd := range []string{"ip", "tc"} {
+		if _, err := exec.LookPath(cmd); err != nil {
+			t.Skipf("the test builds its topology with %s(8), which is not installed", cmd)
+		}
 	}
 }
 
@@ -79,6 +81,8 @@ ip -n ta route add 10.2.0.0/16 via 10.0.0.2 metric 7
 ip -n ta route add fd00:9::/64 via fd00::2 dev eth0
 ip -n ta route add blackhole 10.9.0.0/16
 ip netns exec tb sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
+tc -n ta qdisc add dev eth0 root tbf rate 8mbit burst 32kb latency 50ms
+tc -n tb qdisc add dev p0 root handle 1: htb
 touch /run/netns/talias; mount --bind /run/netns/ta /run/netns/talias
 touch /run/netns/tstale
 `)
@@ -86,7 +90,7 @@ touch /run/netns/tstale
 
 var wantTA = &Netns{Name: "ta", Aliases: []string{"talias"},
 	Links: []*Link{
-		{Name: "eth0", Kind: "veth", MTU: 1500, Up: true, Addrs: []string{"10.0.0.1/24", "fd00::1/64"}, Peer: &Peer{Where: InRead, Netns: "tb", Name: "p0"}},
+		{Name: "eth0", Kind: "veth", MTU: 1500, Up: true, Addrs: []string{"10.0.0.1/24", "fd00::1/64"}, Peer: &Peer{Where: InRead, Netns: "tb", Name: "p0"}, Rate: 8000000},
 		{Name: "lo", Kind: "loopback", MTU: 65536, Up: true},
 		{Name: "out", Kind: "veth", MTU: 1500, Peer: &Peer{Where: InHost}},
 		{Name: "un", Kind: "veth", MTU: 1500, Peer: &Peer{Where: InUnnamed}},
@@ -106,6 +110,7 @@ var wantTB = &Netns{Name: "tb",
 		{Name: "p0", Kind: "veth", MTU: 1500, Up: true, Master: "br0", Peer: &Peer{Where: InRead, Netns: "ta", Name: "eth0"}},
 	},
 	Sysctls: []Sysctl{{Key: "net.ipv4.ip_forward", Value: "1", Default: "0"}},
+	Skipped: []Skipped{{What: "qdisc htb on p0", Why: "link.netem() makes tbf and netem qdiscs only"}},
 }
 
 func TestRead(t *testing.T) {
@@ -248,7 +253,7 @@ func fmtNetns(n *Netns) string {
 	var b strings.Builder
 	b.WriteString("netns " + n.Name + " aliases " + strings.Join(n.Aliases, ",") + "\n")
 	for _, l := range n.Links {
-		b.WriteString("  link " + l.Name + " " + l.Kind + " mtu " + strconv.Itoa(l.MTU) + " up " + strconv.FormatBool(l.Up) + " master " + l.Master + " addrs " + strings.Join(l.Addrs, ","))
+		b.WriteString("  link " + l.Name + " " + l.Kind + " mtu " + strconv.Itoa(l.MTU) + " up " + strconv.FormatBool(l.Up) + " master " + l.Master + " addrs " + strings.Join(l.Addrs, ",") + " rate " + strconv.FormatUint(l.Rate, 10))
 		if l.Peer != nil {
 			b.WriteString(" peer " + string(l.Peer.Where) + " " + l.Peer.Netns + " " + l.Peer.Name)
 		}

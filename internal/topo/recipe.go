@@ -10,9 +10,9 @@ import (
 type RecipeOptions struct {
 	// Persist writes a recipe that keeps what it builds when run by plain
 	// "nsh FILE": links get persist(), sysctls persist=True, and routes
-	// are added by ip(8) (route() undoes its route at the end of the run
-	// and has no persist()). Without it the recipe is for "nsh up", which
-	// keeps everything it builds.
+	// and rate limits are added by ip(8) and tc(8) (route() and netem()
+	// undo theirs at the end of the run and have no persist()). Without
+	// it the recipe is for "nsh up", which keeps everything it builds.
 	Persist bool
 }
 
@@ -156,7 +156,8 @@ func (r *recipe) header() {
 	r.line("# Rebuilds the %s %s as \"nsh export\" read them.", what, strings.Join(names, ", "))
 	if r.opt.Persist {
 		r.line("# Written with --persist: a plain \"nsh FILE\" run keeps what it builds")
-		r.line("# (routes are added by ip(8): route() has no persist()).")
+		r.line("# (routes and rate limits are added by ip(8) and tc(8): route() and")
+		r.line("# netem() have no persist()).")
 	} else {
 		r.line("# Written for \"nsh up\", which keeps what it builds. A plain \"nsh FILE\" run")
 		r.line("# removes its links and routes when it ends, leaving the namespaces empty")
@@ -234,8 +235,28 @@ func (r *recipe) bridges() {
 				r.line("%s.add_addr(%s)", v, strings.Join(quoteAll(l.Addrs), ", "))
 			}
 			r.master(n, l)
+			r.shape(n, l, v)
 		}
 	}
+}
+
+// shape writes l's rate limit: netem(), or with Persist tc(8), as netem()
+// restores the link's qdisc at the end of the run. The tbf made by tc has
+// the burst and queue length netem(rate=) would give it.
+func (r *recipe) shape(n *Netns, l *Link, v string) {
+	if l.Rate == 0 {
+		return
+	}
+	if !r.opt.Persist {
+		r.line("%s.netem(rate=%d)", v, l.Rate)
+		return
+	}
+	bytesPerSec := max(l.Rate/8, 1)
+	burst := max(min(bytesPerSec/100, 1<<24), uint64(4*(l.MTU+14)))
+	limit := min(burst+bytesPerSec/20, 1<<30) // 50 ms of traffic queued
+	args := []string{"tc", "qdisc", "replace", "dev", l.Name, "root", "tbf", "rate", fmt.Sprintf("%dbit", l.Rate),
+		"burst", strconv.FormatUint(burst, 10), "limit", strconv.FormatUint(limit, 10)}
+	r.line("run([%s], ns=%s)", strings.Join(quoteAll(args), ", "), r.nsv[n.Name])
 }
 
 // master attaches l to its master, or says why it cannot.
@@ -298,6 +319,7 @@ func (r *recipe) veths() {
 					r.line("%s.up()", e.v)
 				}
 				r.master(e.n, e.l)
+				r.shape(e.n, e.l, e.v)
 			}
 		}
 	}
@@ -328,7 +350,7 @@ func (r *recipe) call(head string, args []string) {
 func (r *recipe) loopbacks() {
 	for _, n := range r.t.Netns {
 		lo := n.Link("lo")
-		if lo == nil || len(lo.Addrs) == 0 && lo.MTU == loopbackMTU {
+		if lo == nil || len(lo.Addrs) == 0 && lo.MTU == loopbackMTU && lo.Rate == 0 {
 			continue
 		}
 		r.line("")
@@ -340,6 +362,7 @@ func (r *recipe) loopbacks() {
 		if lo.MTU != loopbackMTU {
 			r.line("%s.set_mtu(%d)", v, lo.MTU)
 		}
+		r.shape(n, lo, v)
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 func lab() *Topology {
 	return &Topology{Netns: []*Netns{
 		{Name: "h1", Links: []*Link{
-			{Name: "eth0", Kind: "veth", MTU: 1500, Up: true, Addrs: []string{"10.0.1.1/24", "fd00:1::1/64"}, Peer: &Peer{Where: InRead, Netns: "r", Name: "p1"}},
+			{Name: "eth0", Kind: "veth", MTU: 1500, Up: true, Addrs: []string{"10.0.1.1/24", "fd00:1::1/64"}, Peer: &Peer{Where: InRead, Netns: "r", Name: "p1"}, Rate: 10000000},
 			{Name: "lo", Kind: "loopback", MTU: 65536, Up: true},
 			{Name: "up", Kind: "veth", MTU: 1500, Up: true, Peer: &Peer{Where: InHost}},
 		}, Routes: []Route{{Dst: "default", Via: "10.0.1.254", Dev: "eth0"}, {Dst: "default", Dev: "eth0", V6: true, Metric: 1024}}},
@@ -76,6 +76,7 @@ r_br0.add_addr("10.0.1.254/24")
 
 h1_eth0, r_p1 = veth("eth0", "p1", ns=h1, peer_ns=r,
     addr=["10.0.1.1/24", "fd00:1::1/64"])
+h1_eth0.netem(rate=10000000)
 r_p1.set_master(r_br0)
 r_p2, route_eth0 = veth("p2", "eth0", ns=r, peer_ns=route_2,
     peer_addr="10.0.2.1/24", mtu=9000, up=False)
@@ -144,6 +145,7 @@ func TestRecipePersist(t *testing.T) {
 		`run(["ip", "-6", "route", "add", "default", "dev", "eth0"], ns=h1)`,
 		`run(["ip", "-4", "route", "add", "10.0.1.0/24", "via", "10.0.2.254", "dev", "eth0", "metric", "5"], ns=route_2)`,
 		`sysctl("net.ipv4.ip_forward", "1", ns=r, persist=True)  # default 0`,
+		`run(["tc", "qdisc", "replace", "dev", "eth0", "root", "tbf", "rate", "10000000bit", "burst", "12500", "limit", "75000"], ns=h1)`,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("persistent recipe lacks %q:\n%s", want, got)

@@ -12,8 +12,10 @@
 // (SLAAC), and routes of protocol kernel or ra (connected subnets, IPv6
 // prefix and multicast routes).
 //
-// Only the main routing table is read; policy rules, other tables, qdiscs,
-// neighbours and per-interface sysctls are not.
+// Only the main routing table is read; policy rules, other tables,
+// neighbours and per-interface sysctls are not. Of the qdiscs, a root tbf
+// is read (its rate); other root qdiscs someone added are reported as not
+// rebuilt, and ingress qdiscs and filters are not read.
 //
 // Each namespace is read from a thread of its own that has joined it and is
 // discarded afterwards (internal/nsthread), so no thread of the process is
@@ -44,7 +46,7 @@ type Netns struct {
 	Links   []*Link   // sorted by name
 	Routes  []Route   // sorted (see Route.less)
 	Sysctls []Sysctl  // those that differ from a fresh namespace's, by key
-	Skipped []Skipped // routes Read found but cannot describe as a Route
+	Skipped []Skipped // routes and qdiscs Read found but cannot describe
 }
 
 // Link is one network interface.
@@ -58,6 +60,10 @@ type Link struct {
 	// ascending order, without those the kernel makes by itself.
 	Addrs []string
 	Peer  *Peer // the other end of a veth; nil for other kinds
+	// Rate is what a tbf root qdisc (as link.netem(rate=) makes) shapes
+	// what the link sends to, in bits per second; 0: none. Other root
+	// qdiscs someone added are listed in Netns.Skipped.
+	Rate uint64
 }
 
 // Where says where a veth's peer is.
