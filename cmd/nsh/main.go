@@ -10,6 +10,8 @@
 //	nsh [flags] - [ARG...]           run a script read from stdin
 //	nsh [flags]                      REPL on a terminal, else script from stdin
 //	nsh doc [NAME]                   print the reference
+//	nsh export [--persist] [NETNS...] print a recipe rebuilding named netns
+//	nsh graph --netns [--mermaid] [NETNS...]  draw them (DOT or Mermaid)
 package main
 
 import (
@@ -36,6 +38,8 @@ var version = "dev"
 const usage = `usage: nsh [flags] [FILE.star | -c CODE | -] [ARG...]
        nsh doc [NAME]
        nsh up|down|ls|status|exec|gc ...   (labs; see below)
+       nsh export [--persist] [NETNS...]
+       nsh graph [--mermaid] LAB | --netns [NETNS...]
 
 nsh runs Starlark scripts that create and enter Linux namespaces (mnt, uts,
 ipc, pid, net, user, cgroup, time), veth links, mounts and processes, and
@@ -52,6 +56,17 @@ that says so.
   nsh                    start the REPL when stdin is a terminal, else run stdin
   nsh doc [NAME]         print the reference of NAME (a builtin, type, method
                          such as link.up, or topic), or the index
+  nsh export [--persist] [NETNS...]
+                         print a Starlark recipe that rebuilds the named
+                         network namespaces (all of /run/netns if none):
+                         links, veth pairs, bridges, addresses, routes and
+                         sysctls that differ from a fresh namespace's;
+                         for "nsh up", or with --persist for plain nsh
+  nsh graph --netns [--mermaid] [NETNS...]
+                         print them as a Graphviz DOT graph, or Mermaid
+
+doc, export, graph and the lab commands are verbs only as the first
+argument: run a script named like one as ./export.
 
 flags:
   -c CODE        run CODE instead of a file
@@ -100,8 +115,15 @@ func init() { runtime.LockOSThread() }
 func main() { os.Exit(run(os.Args[1:])) }
 
 func run(args []string) int {
-	if len(args) > 0 && args[0] == "doc" {
-		return docCmd(args[1:])
+	if len(args) > 0 {
+		switch args[0] {
+		case "doc":
+			return docCmd(args[1:])
+		case "export":
+			return exportCmd(args[1:])
+		case "graph":
+			return graphCmd(args[1:])
+		}
 	}
 	if len(args) > 0 {
 		if verb := labVerbs[args[0]]; verb != nil {

@@ -23,8 +23,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"nsh.dev/nsh/internal/mountinfo"
 	"nsh.dev/nsh/internal/fault"
+	"nsh.dev/nsh/internal/mountinfo"
 	"nsh.dev/nsh/internal/nserr"
 )
 
