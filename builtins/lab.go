@@ -32,6 +32,8 @@ type labRun struct {
 	// nodes are the named network namespaces the run made or opened.
 	nodes map[string]bool
 	logs  int // daemons given a log so far
+	// daemons are the processes started and not waited for.
+	daemons []labs.Daemon
 }
 
 const labKey = "nsh.builtins.lab"
@@ -76,6 +78,18 @@ func (lr *labRun) daemonStream(i int, argv0 string) (*os.File, error) {
 	}
 	path := filepath.Join(dir, fmt.Sprintf("%d-%s.log", lr.logs, filepath.Base(argv0)))
 	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+}
+
+// labDaemon notes a daemon of the lab.
+func (st *state) labDaemon(pid int, argv []string) {
+	start, _ := labs.StartTime(pid)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	d := labs.Daemon{Pid: pid, Start: start, Argv: argv}
+	if st.lab.logs > 0 {
+		d.Log = filepath.Join(st.lab.lab.Dir, "logs", fmt.Sprintf("%d-%s.log", st.lab.logs, filepath.Base(argv[0])))
+	}
+	st.lab.daemons = append(st.lab.daemons, d)
 }
 
 // labTable predeclares lab, as it is outside nsh up (nsh up replaces it).
@@ -207,6 +221,12 @@ func LabUp(th *starlark.Thread, reg *lifecycle.Registry) error {
 	lr.lab.Nodes = nil
 	for _, n := range nodes {
 		lr.lab.Nodes = append(lr.lab.Nodes, labs.Node{Name: n, Net: filepath.Join(netnsDir, n)})
+	}
+	lr.lab.Daemons = nil
+	for _, d := range lr.daemons {
+		if labs.Alive(d.Pid, d.Start) {
+			lr.lab.Daemons = append(lr.lab.Daemons, d)
+		}
 	}
 	if err := lr.j.Freeze(); err != nil {
 		return fmt.Errorf("writing the journal of lab %q: %w", lr.lab.Name, err)

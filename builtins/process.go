@@ -956,6 +956,9 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 		return fail(err)
 	}
 	proc.entry = entry
+	if daemon {
+		st.labDaemon(proc.pid, p.argv)
+	}
 	cleanup()
 	for i, r := range readers {
 		if r == nil {

@@ -19,6 +19,7 @@ import (
 
 	"nsh.dev/nsh/builtins"
 	"nsh.dev/nsh/internal/labs"
+	"nsh.dev/nsh/internal/topo"
 	"nsh.dev/nsh/interp"
 )
 
@@ -197,6 +198,18 @@ func downLab(name string, w io.Writer) int {
 		return labFail("down: %v", err)
 	}
 	failed := 0
+	// Its daemons first (the journal kills their cgroup too; without
+	// one, as rootless, by pid and start time).
+	for _, d := range l.Daemons {
+		if labs.Alive(d.Pid, d.Start) {
+			if err := unix.Kill(d.Pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+				failed++
+				fmt.Fprintf(w, "nsh: down %s: kill daemon %d (%s): %v\n", name, d.Pid, strings.Join(d.Argv, " "), err)
+			}
+		} else {
+			fmt.Fprintf(w, "nsh: down %s: daemon %d (%s): already gone (it exited)\n", name, d.Pid, strings.Join(d.Argv, " "))
+		}
+	}
 	for _, o := range labs.Undo(recs) {
 		switch {
 		case o.Err != nil:
@@ -301,10 +314,17 @@ func statusCmd(args []string) int {
 	if err != nil {
 		return labFail("status: %v", err)
 	}
+	type daemon struct {
+		Pid   int      `json:"pid"`
+		Argv  []string `json:"argv"`
+		Alive bool     `json:"alive"`
+		Log   string   `json:"log,omitempty"`
+	}
 	type node struct {
-		Name string `json:"name"`
-		Net  string `json:"net"`
-		Up   bool   `json:"present"`
+		Name    string      `json:"name"`
+		Net     string      `json:"net"`
+		Present bool        `json:"present"`
+		Live    *topo.Netns `json:"live,omitempty"`
 	}
 	out := struct {
 		Name    string   `json:"name"`
@@ -312,13 +332,36 @@ func statusCmd(args []string) int {
 		Recipe  string   `json:"recipe"`
 		Args    []string `json:"args,omitempty"`
 		Nodes   []node   `json:"nodes"`
+		Daemons []daemon `json:"daemons,omitempty"`
 		Changes int      `json:"changes"`
 		Missing []string `json:"missing,omitempty"`
 	}{Name: l.Name, State: labState(l, recs), Recipe: l.Recipe, Args: l.Args, Changes: len(recs)}
+	var present []string
 	for _, n := range l.Nodes {
-		out.Nodes = append(out.Nodes, node{n.Name, n.Net, isNetns(n.Net)})
-		if !isNetns(n.Net) {
+		ok := isNetns(n.Net)
+		out.Nodes = append(out.Nodes, node{Name: n.Name, Net: n.Net, Present: ok})
+		if ok {
+			present = append(present, n.Name)
+		} else {
 			out.Missing = append(out.Missing, "node "+n.Name+" ("+n.Net+" is no network namespace)")
+		}
+	}
+	if len(present) > 0 && os.Geteuid() == 0 {
+		if t, err := topo.Read(present); err == nil {
+			for i := range out.Nodes {
+				for _, ns := range t.Netns {
+					if ns.Name == out.Nodes[i].Name {
+						out.Nodes[i].Live = ns
+					}
+				}
+			}
+		}
+	}
+	for _, d := range l.Daemons {
+		alive := labs.Alive(d.Pid, d.Start)
+		out.Daemons = append(out.Daemons, daemon{d.Pid, d.Argv, alive, d.Log})
+		if !alive {
+			out.Missing = append(out.Missing, fmt.Sprintf("daemon %d (%s) has exited", d.Pid, strings.Join(d.Argv, " ")))
 		}
 	}
 	for _, r := range recs {
@@ -328,18 +371,77 @@ func statusCmd(args []string) int {
 			}
 		}
 	}
+	if out.State == "up" && len(out.Missing) > 0 {
+		out.State = "degraded"
+	}
 	if asJSON {
 		b, _ := json.MarshalIndent(out, "", "  ")
 		fmt.Println(string(b))
 		return 0
 	}
-	fmt.Printf("lab %s: %s (%s %s), %d changes journaled\n", out.Name, out.State, out.Recipe, strings.Join(out.Args, " "), out.Changes)
+	fmt.Printf("lab %s: %s (%s), %d changes journaled\n", out.Name, out.State, strings.TrimSpace(out.Recipe+" "+strings.Join(out.Args, " ")), out.Changes)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tNETNS\tPRESENT")
+	fmt.Fprintln(tw, "NODE\tLINK\tKIND\tSTATE\tADDRESSES\tPEER")
 	for _, n := range out.Nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%v\n", n.Name, n.Net, n.Up)
+		if !n.Present {
+			fmt.Fprintf(tw, "%s\t-\t-\tgone\t-\t-\n", n.Name)
+			continue
+		}
+		if n.Live == nil {
+			fmt.Fprintf(tw, "%s\t\t\t\t\t\n", n.Name)
+			continue
+		}
+		first := true
+		for _, lk := range n.Live.Links {
+			if lk.Kind == "loopback" {
+				continue
+			}
+			state, peer := "down", ""
+			if lk.Up {
+				state = "up"
+			}
+			if lk.Peer != nil {
+				peer = strings.TrimPrefix(lk.Peer.Netns+"/"+lk.Peer.Name, "/")
+				if peer == "" {
+					peer = string(lk.Peer.Where)
+				}
+			}
+			if lk.Master != "" {
+				peer = strings.TrimSpace(peer + " (in " + lk.Master + ")")
+			}
+			label := ""
+			if first {
+				label = n.Name
+			}
+			first = false
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", label, lk.Name, lk.Kind, state, strings.Join(lk.Addrs, " "), peer)
+		}
+		if first {
+			fmt.Fprintf(tw, "%s\t(no links)\t\t\t\t\n", n.Name)
+		}
 	}
 	tw.Flush()
+	for _, n := range out.Nodes {
+		if n.Live != nil && len(n.Live.Routes) > 0 {
+			var rs []string
+			for _, r := range n.Live.Routes {
+				s := r.Dst
+				if r.Via != "" {
+					s += " via " + r.Via
+				}
+				rs = append(rs, s)
+			}
+			fmt.Printf("routes of %s: %s\n", n.Name, strings.Join(rs, ", "))
+		}
+	}
+	if len(out.Daemons) > 0 {
+		tw = tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "DAEMON\tALIVE\tCOMMAND\tLOG")
+		for _, d := range out.Daemons {
+			fmt.Fprintf(tw, "%d\t%v\t%s\t%s\n", d.Pid, d.Alive, strings.Join(d.Argv, " "), d.Log)
+		}
+		tw.Flush()
+	}
 	for _, m := range out.Missing {
 		fmt.Printf("differs from the journal: %s\n", m)
 	}

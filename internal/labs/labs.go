@@ -56,6 +56,9 @@ type Lab struct {
 	// Nodes are the lab's named network namespaces, with the other
 	// namespaces of the context each was made in.
 	Nodes []Node `json:"nodes,omitempty"`
+	// Daemons are the processes the recipe started and did not wait
+	// for, alive when the lab came up.
+	Daemons []Daemon `json:"daemons,omitempty"`
 
 	// Dir is the lab's directory (not stored).
 	Dir string `json:"-"`
@@ -68,6 +71,15 @@ type Node struct {
 	Name string            `json:"name"`
 	Net  string            `json:"net"`
 	More map[string]string `json:"more,omitempty"`
+}
+
+// Daemon is a process of a lab, identified by pid and start time so a
+// reused pid is never taken for it.
+type Daemon struct {
+	Pid   int      `json:"pid"`
+	Start uint64   `json:"start"`
+	Argv  []string `json:"argv"`
+	Log   string   `json:"log,omitempty"` // where its inherited output goes
 }
 
 // Root returns the directory of all labs: /run/nsh/labs for root, else
@@ -232,28 +244,35 @@ func Create(l *Lab) (unlock func(), err error) {
 // StartTime returns the start time of process pid (clock ticks after
 // boot, /proc/PID/stat field 22).
 func StartTime(pid int) (uint64, error) {
+	start, _, err := stat(pid)
+	return start, err
+}
+
+// stat reads the start time and the state letter of process pid.
+func stat(pid int) (uint64, byte, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no ')'", pid)
+		return 0, 0, fmt.Errorf("/proc/%d/stat: no ')'", pid)
 	}
 	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	if len(f) < 20 || len(f[0]) != 1 {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
 	}
-	return strconv.ParseUint(f[19], 10, 64)
+	start, err := strconv.ParseUint(f[19], 10, 64)
+	return start, f[0][0], err
 }
 
-// Alive reports whether process pid still runs and is the one that
-// started at start (not a process that reused its pid).
+// Alive reports whether process pid still runs (is not a zombie) and is
+// the one that started at start (not a process that reused its pid).
 func Alive(pid int, start uint64) bool {
 	if pid <= 0 {
 		return false
 	}
-	s, err := StartTime(pid)
-	return err == nil && s == start
+	s, state, err := stat(pid)
+	return err == nil && s == start && state != 'Z' && state != 'X'
 }
