@@ -229,7 +229,8 @@ func TestExportUsage(t *testing.T) {
 	}{
 		{[]string{"export", "--bogus"}, 2, `nsh export: unknown flag "--bogus"`},
 		{[]string{"graph", "--bogus"}, 2, `nsh graph: unknown flag "--bogus"`},
-		{[]string{"graph", "lab"}, 2, "nsh graph: labs are not there yet: say --netns"},
+		{[]string{"graph", "nosuchlab"}, 1, `nsh graph: lab "nosuchlab": no such lab`},
+		{[]string{"graph", "a", "b"}, 2, "nsh graph: which lab?"},
 		{[]string{"export", "nosuchns"}, 1, `nsh export: no network namespace called "nosuchns"`},
 		{[]string{"graph", "--netns", "a/b"}, 1, `nsh graph: invalid network namespace name "a/b"`},
 	} {
