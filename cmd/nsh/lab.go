@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/builtins"
+	"nsh.dev/nsh/internal/keeper"
 	"nsh.dev/nsh/internal/labs"
 	"nsh.dev/nsh/internal/topo"
 	"nsh.dev/nsh/interp"
@@ -105,7 +106,7 @@ recipe:
 		}
 	}
 	abs, _ := filepath.Abs(recipe)
-	l := &labs.Lab{Name: name, Recipe: abs, Args: rargs, Prefix: prefix}
+	l := &labs.Lab{Name: name, Recipe: abs, Args: rargs, Prefix: prefix, Keeper: keeper.Joined()}
 	unlock, err := labs.Create(l)
 	if err != nil {
 		return labFail("up: %v", err)
@@ -222,6 +223,9 @@ func downLab(name string, w io.Writer) int {
 	if failed > 0 {
 		return labFail("down: lab %q: %d steps failed; the lab is kept (nsh down %s tries again)", name, failed, name)
 	}
+	if err := endKeeper(l); err != nil {
+		return labFail("down: lab %q: %v; the lab is kept", name, err)
+	}
 	if err := os.RemoveAll(l.Dir); err != nil {
 		return labFail("down: %v", err)
 	}
@@ -268,13 +272,20 @@ func lsCmd(args []string) int {
 }
 
 // labState is "up", "building" (by a live nsh), "broken" (its nsh died
-// building it: nsh gc), or "degraded" (a node is gone).
+// building it: nsh gc), "degraded" (a node is gone), or "gone" (the keeper
+// of a rootless lab is gone, with everything it held: nsh gc).
 func labState(l *labs.Lab, recs []labs.Record) string {
+	if l.Keeper != nil && !l.Keeper.Alive() {
+		return "gone"
+	}
 	if l.State == labs.Building {
 		if labs.Alive(l.Pid, l.PidStart) {
 			return "building"
 		}
 		return "broken"
+	}
+	if !inKeeper(l) {
+		return "up" // its nodes are in its keeper's mount namespace
 	}
 	for _, n := range l.Nodes {
 		if !isNetns(n.Net) {

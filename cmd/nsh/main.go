@@ -27,6 +27,7 @@ import (
 	"golang.org/x/term"
 
 	"nsh.dev/nsh/builtins"
+	_ "nsh.dev/nsh/internal/keeper" // rootless labs: C that runs before the Go runtime
 	"nsh.dev/nsh/internal/rootless"
 	_ "nsh.dev/nsh/internal/startup" // cheaper Go runtime start: C that runs before it
 	"nsh.dev/nsh/interp"
@@ -115,6 +116,9 @@ func init() { runtime.LockOSThread() }
 func main() { os.Exit(run(os.Args[1:])) }
 
 func run(args []string) int {
+	if code, done := rootlessLab(args); done {
+		return code
+	}
 	if len(args) > 0 {
 		switch args[0] {
 		case "doc":

@@ -28,6 +28,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/internal/nserr"
+	"nsh.dev/nsh/internal/rootless"
 )
 
 // Version is the format of lab.json and of the journal.
@@ -59,6 +60,10 @@ type Lab struct {
 	// Daemons are the processes the recipe started and did not wait
 	// for, alive when the lab came up.
 	Daemons []Daemon `json:"daemons,omitempty"`
+	// Keeper, for a lab made by a user other than root, is the process
+	// that holds the lab's user and mount namespaces (see
+	// internal/keeper); nil for root's labs.
+	Keeper *Keeper `json:"keeper,omitempty"`
 
 	// Dir is the lab's directory (not stored).
 	Dir string `json:"-"`
@@ -82,10 +87,21 @@ type Daemon struct {
 	Log   string   `json:"log,omitempty"` // where its inherited output goes
 }
 
+// Keeper is the keeper of a rootless lab, identified by pid and start
+// time so a reused pid is never taken for it.
+type Keeper struct {
+	Pid   int    `json:"pid"`
+	Start uint64 `json:"start"`
+}
+
+// Alive reports whether the keeper still runs.
+func (k Keeper) Alive() bool { return Alive(k.Pid, k.Start) }
+
 // Root returns the directory of all labs: /run/nsh/labs for root, else
-// $XDG_RUNTIME_DIR/nsh/labs.
+// $XDG_RUNTIME_DIR/nsh/labs; root of a user namespace (rootless nsh, a
+// process that joined a rootless lab's keeper) is not root.
 func Root() (string, error) {
-	if os.Geteuid() == 0 {
+	if os.Geteuid() == 0 && !rootless.Active() {
 		return "/run/nsh/labs", nil
 	}
 	d := os.Getenv("XDG_RUNTIME_DIR")

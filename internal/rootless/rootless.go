@@ -52,6 +52,12 @@ var inner bool
 // Active, which holds in any container).
 func Inner() bool { return inner }
 
+// MarkInner makes Inner true in a process that joined, before its runtime
+// started, a user namespace made for its work alone (rootless nsh up, in
+// the lab's: see internal/keeper), so that everything in it counts as the
+// run's, as in rootless mode's own.
+func MarkInner() { inner = true }
+
 // ModeFromEnv reads NSH_ROOTLESS (1/on, 0/off, empty/auto).
 func ModeFromEnv() Mode {
 	switch strings.ToLower(os.Getenv("NSH_ROOTLESS")) {
@@ -256,6 +262,10 @@ func Subordinate() *SubIDs {
 	}
 	return &SubIDs{User: name, NewUIDMap: nu, NewGIDMap: ng, UID: [2]int{su[0], su[1]}, GID: [2]int{sg[0], sg[1]}}
 }
+
+// WriteMaps writes the maps of rootless mode for process pid, in a new
+// user namespace: the caller as root and the subordinate ranges from 1 up.
+func (s *SubIDs) WriteMaps(pid int) error { return s.write(pid) }
 
 // write maps the caller to root and the subordinate ranges from 1 up.
 func (s *SubIDs) write(pid int) error {
