@@ -1,0 +1,313 @@
+package main_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"nsh.dev/nsh/internal/labs"
+	"nsh.dev/nsh/internal/leakcheck"
+)
+
+// rootlessLabs is a user other than root with labs of its own: nsh run as
+// uid 65534 (through setpriv when the test runs as root; as the test's own
+// user under make test-rootless) with XDG_RUNTIME_DIR a directory of its
+// own, and the working directory work, where the recipes are.
+type rootlessLabs struct {
+	xdg, work string
+	asRoot    bool
+}
+
+func newRootlessLabs(t *testing.T) *rootlessLabs {
+	t.Helper()
+	if _, err := exec.LookPath("ping"); err != nil {
+		t.Skip("ping not installed")
+	}
+	r := &rootlessLabs{asRoot: os.Geteuid() == 0}
+	if r.asRoot {
+		if _, err := exec.LookPath("setpriv"); err != nil {
+			t.Skip("setpriv not installed")
+		}
+		leakcheck.Check(t)
+		os.Chmod(filepath.Dir(nshBin), 0o755)
+	}
+	dir, err := os.MkdirTemp("", "nsh-rootless-lab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	r.xdg, r.work = filepath.Join(dir, "xdg"), filepath.Join(dir, "work")
+	for _, d := range []string{r.xdg, r.work} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chmod(r.work, 0o755)
+	os.Chmod(dir, 0o755)
+	src, err := os.ReadFile("../../scripts/chain.star")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(r.work, "chain.star"), src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r.asRoot {
+		for _, d := range []string{r.xdg, r.work} {
+			os.Chown(d, 65534, 65534)
+		}
+	}
+	if _, stderr, code := r.nsh(t, "--rootless", "-c", "pass"); code != 0 {
+		t.Skipf("no user namespace for an unprivileged user here: %s", stderr)
+	}
+	t.Cleanup(func() {
+		if ls, _ := os.ReadDir(filepath.Join(r.xdg, "nsh", "labs")); len(ls) > 0 {
+			for _, l := range ls {
+				t.Errorf("lab %s left", l.Name())
+			}
+			r.nsh(t, "down", "--all")
+		}
+	})
+	return r
+}
+
+// nsh runs nsh as the unprivileged user.
+func (r *rootlessLabs) nsh(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var cmd *exec.Cmd
+	if r.asRoot {
+		cmd = exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", nshBin}, args...)...)
+	} else {
+		cmd = exec.Command(nshBin, args...)
+	}
+	cmd.Env = append(os.Environ(), "HOME=/tmp", "XDG_RUNTIME_DIR="+r.xdg, "NSH_ROOTLESS=")
+	cmd.Dir = r.work
+	return runCmd(t, cmd)
+}
+
+func (r *rootlessLabs) recipe(t *testing.T, name, src string) {
+	t.Helper()
+	p := filepath.Join(r.work, name)
+	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// lab reads lab name's lab.json.
+func (r *rootlessLabs) lab(t *testing.T, name string) *labs.Lab {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(r.xdg, "nsh", "labs", name, "lab.json"))
+	if err != nil {
+		t.Fatalf("lab %s: %v", name, err)
+	}
+	var l labs.Lab
+	if err := json.Unmarshal(b, &l); err != nil {
+		t.Fatal(err)
+	}
+	if l.Keeper == nil || !l.Keeper.Alive() {
+		t.Fatalf("lab %s: no live keeper in lab.json: %s", name, b)
+	}
+	return &l
+}
+
+// gone reports whether lab name's directory is gone.
+func (r *rootlessLabs) gone(name string) bool {
+	_, err := os.Stat(filepath.Join(r.xdg, "nsh", "labs", name))
+	return os.IsNotExist(err)
+}
+
+// usernsOf is the inode of process pid's user namespace.
+func usernsOf(t *testing.T, pid int) uint64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(fmt.Sprintf("/proc/%d/ns/user", pid), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+// inUserns lists the live processes of the user namespace whose inode is
+// ino (zombies are dead: their parent has yet to reap them).
+func inUserns(ino uint64) []string {
+	ents, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		var st syscall.Stat_t
+		if syscall.Stat(fmt.Sprintf("/proc/%d/ns/user", pid), &st) != nil || st.Ino != ino {
+			continue
+		}
+		if start, err := labs.StartTime(pid); err == nil && labs.Alive(pid, start) {
+			cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			out = append(out, fmt.Sprintf("%d %s", pid, strings.ReplaceAll(string(cmd), "\x00", " ")))
+		}
+	}
+	return out
+}
+
+// noneLeft fails unless no process of user namespace ino is left (within
+// 5 s) and the lab's directory is gone.
+func (r *rootlessLabs) noneLeft(t *testing.T, ino uint64, name string) {
+	t.Helper()
+	var left []string
+	for i := 0; i < 500; i++ {
+		if left = inUserns(ino); len(left) == 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(left) > 0 {
+		t.Errorf("processes of lab %s's user namespace left: %q", name, left)
+	}
+	if !r.gone(name) {
+		t.Errorf("lab %s's directory is left", name)
+	}
+}
+
+// The issue's done-criterion, rootless: nsh up scripts/chain.star 5 &&
+// nsh exec chain c1 -- ping -c1 <c5> && nsh status chain && nsh graph chain
+// && nsh down chain works for an unprivileged user and leaves nothing.
+func TestRootlessLabUpStatusExecDown(t *testing.T) {
+	r := newRootlessLabs(t)
+	out, stderr, code := r.nsh(t, "up", "chain.star", "5")
+	if code != 0 || !strings.Contains(stderr, `lab "chain" is up: 5 nodes`) {
+		t.Fatalf("up: %d\n%s%s", code, out, stderr)
+	}
+	l := r.lab(t, "chain")
+	ns := usernsOf(t, l.Keeper.Pid)
+	if self := usernsOf(t, os.Getpid()); ns == self {
+		t.Fatalf("the keeper is in the test's own user namespace")
+	}
+	// The lab's nodes are in the keeper's private /run/netns.
+	if _, err := os.Stat("/run/netns/c1"); err == nil {
+		t.Error("/run/netns/c1 exists outside the lab's mount namespace")
+	}
+	if out, stderr, code := r.nsh(t, "exec", "chain", "c1", "--", "ping", "-c1", "-W2", "10.100.4.2"); code != 0 || !strings.Contains(out, "1 received") {
+		t.Errorf("c1 cannot reach c5: %d\n%s%s", code, out, stderr)
+	}
+	if _, _, code := r.nsh(t, "exec", "chain", "c3", "--", "sh", "-c", "exit 7"); code != 7 {
+		t.Errorf("exec's exit status %d, want 7 (passed through)", code)
+	}
+	out, stderr, code = r.nsh(t, "status", "chain", "--json")
+	var st struct {
+		State string
+		Nodes []struct {
+			Name    string
+			Present bool
+			Live    *struct{ Links []struct{ Name string } }
+		}
+		Missing []string
+	}
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil {
+		t.Fatalf("status --json: %d %v\n%s%s", code, err, out, stderr)
+	}
+	if st.State != "up" || len(st.Nodes) != 5 || !st.Nodes[4].Present || st.Nodes[4].Live == nil || len(st.Missing) > 0 {
+		t.Errorf("status: %s", out)
+	}
+	if out, stderr, code := r.nsh(t, "status", "chain"); code != 0 || !strings.Contains(out, "c5-eth0") || !strings.Contains(out, "10.100.4.2/24") {
+		t.Errorf("status: %d\n%s%s", code, out, stderr)
+	}
+	if out, stderr, code := r.nsh(t, "graph", "chain"); code != 0 || !strings.Contains(out, `"netns c4" -- "netns c5"`) {
+		t.Errorf("graph: %d\n%s%s", code, out, stderr)
+	}
+	if out, _, _ := r.nsh(t, "ls"); !strings.Contains(out, "chain  up") {
+		t.Errorf("ls:\n%s", out)
+	}
+	if _, stderr, code := r.nsh(t, "down", "chain"); code != 0 || !strings.Contains(stderr, `lab "chain" is down`) {
+		t.Fatalf("down: %d %q", code, stderr)
+	}
+	r.noneLeft(t, ns, "chain")
+	if _, stderr, code := r.nsh(t, "down", "chain"); code != 0 || !strings.Contains(stderr, `no lab named "chain"`) {
+		t.Errorf("down twice: %d %q", code, stderr)
+	}
+}
+
+// A lab whose keeper was killed is gone with it, but for its directory and
+// daemons that outlived it: ls says so, exec refuses, gc removes them.
+func TestRootlessLabKeeperKilled(t *testing.T) {
+	r := newRootlessLabs(t)
+	r.recipe(t, "dmn.star", `
+a = netns("d1", persist = False)
+spawn("sleep 4546", ns = a)
+`)
+	if _, stderr, code := r.nsh(t, "up", "dmn.star"); code != 0 {
+		t.Fatalf("up: %d %q", code, stderr)
+	}
+	l := r.lab(t, "dmn")
+	ns := usernsOf(t, l.Keeper.Pid)
+	if len(l.Daemons) != 1 || !labs.Alive(l.Daemons[0].Pid, l.Daemons[0].Start) {
+		t.Fatalf("daemons: %+v", l.Daemons)
+	}
+	if err := syscall.Kill(l.Keeper.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 500 && l.Keeper.Alive(); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if out, _, _ := r.nsh(t, "ls"); !strings.Contains(out, "dmn   gone") {
+		t.Errorf("ls after the keeper's death:\n%s", out)
+	}
+	if _, stderr, code := r.nsh(t, "exec", "dmn", "d1", "--", "true"); code == 0 || !strings.Contains(stderr, "keeper is gone") {
+		t.Errorf("exec in a lab whose keeper is gone: %d %q", code, stderr)
+	}
+	if out, _, code := r.nsh(t, "gc", "--dry-run"); code != 0 || !strings.Contains(out, "dmn: its keeper") || r.gone("dmn") {
+		t.Errorf("gc --dry-run: %d %q", code, out)
+	}
+	if _, stderr, code := r.nsh(t, "gc"); code != 0 || !strings.Contains(stderr, `lab "dmn" is down`) {
+		t.Errorf("gc: %d %q", code, stderr)
+	}
+	r.noneLeft(t, ns, "dmn")
+	if _, stderr, _ := r.nsh(t, "gc"); !strings.Contains(stderr, "nothing to collect") {
+		t.Errorf("gc twice: %q", stderr)
+	}
+}
+
+// A recipe that fails leaves no lab, no keeper, no process; --replace
+// builds a lab again.
+func TestRootlessLabFailsAndReplace(t *testing.T) {
+	r := newRootlessLabs(t)
+	r.recipe(t, "half.star", `
+a = netns("h1", persist = False)
+spawn("sleep 4547", ns = a)
+fail("half-way")
+`)
+	_, stderr, code := r.nsh(t, "up", "half.star")
+	if code == 0 || !strings.Contains(stderr, "half-way") || !strings.Contains(stderr, `lab "half" not made`) {
+		t.Errorf("up of a failing recipe: %d %q", code, stderr)
+	}
+	if !r.gone("half") {
+		t.Error("a failed up left a lab")
+	}
+	if left := sleepers("4547"); len(left) > 0 {
+		t.Errorf("the failed lab's daemon is left: %v", left)
+	}
+	if _, stderr, code := r.nsh(t, "up", "chain.star", "2"); code != 0 {
+		t.Fatalf("up: %d %q", code, stderr)
+	}
+	first := r.lab(t, "chain").Keeper
+	ns := usernsOf(t, first.Pid)
+	if _, stderr, code := r.nsh(t, "up", "--replace", "chain.star", "3"); code != 0 || !strings.Contains(stderr, `lab "chain" is up: 3 nodes`) {
+		t.Fatalf("up --replace: %d %q", code, stderr)
+	}
+	second := r.lab(t, "chain").Keeper
+	if *first == *second || first.Alive() {
+		t.Errorf("--replace kept the first keeper %+v (now %+v)", first, second)
+	}
+	if left := inUserns(ns); len(left) > 0 {
+		t.Errorf("the replaced lab's processes are left: %q", left)
+	}
+	ns = usernsOf(t, second.Pid)
+	if _, stderr, code := r.nsh(t, "down", "--all"); code != 0 {
+		t.Errorf("down --all: %d %q", code, stderr)
+	}
+	r.noneLeft(t, ns, "chain")
+}
