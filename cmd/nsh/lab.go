@@ -42,6 +42,9 @@ const labUsage = `lab commands:
   nsh exec LAB NODE -- CMD [ARG...]
                  run CMD in the node's namespaces
   nsh gc [--dry-run]         take down labs whose nsh died building them
+Run by a user other than root, a lab lives in a user and a mount namespace
+of its own (with a private /run/netns), held by a keeper process
+(nsh-keeper) until nsh down; its state is in $XDG_RUNTIME_DIR/nsh/labs.
 `
 
 func labFail(format string, a ...any) int {
