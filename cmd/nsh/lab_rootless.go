@@ -105,6 +105,9 @@ func labArg(verb string, args []string) string {
 
 // rootlessUp is nsh up for a user other than root.
 func rootlessUp(args []string) int {
+	if _, err := labs.Root(); err != nil {
+		return labFail("up: %v", err)
+	}
 	if name, replace := upTarget(args); replace && name != "" {
 		if _, err := labs.Open(name); err == nil {
 			if code := rootlessDownLab(name); code != 0 {
