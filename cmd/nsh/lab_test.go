@@ -17,7 +17,7 @@ import (
 func needLabs(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (rootless labs need a keeper process: not yet)")
+		t.Skip("needs root (rootless labs are tested in lab_rootless_test.go)")
 	}
 	leakcheck.Check(t)
 	t.Cleanup(func() {
