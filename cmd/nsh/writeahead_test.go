@@ -102,6 +102,23 @@ func hostState(t *testing.T, dir string) string {
 	return fmt.Sprintf("keepalive_intvl=%s files=%q hostname=%s", strings.TrimSpace(string(b)), files, host)
 }
 
+// keepaliveIntvl returns the host's net.ipv4.tcp_keepalive_intvl, the
+// sysctl these tests change, and puts it back when the test ends.
+func keepaliveIntvl(t *testing.T) int {
+	t.Helper()
+	const path = "/proc/sys/net/ipv4/tcp_keepalive_intvl"
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.WriteFile(path, b, 0) })
+	return n
+}
+
 // noCgroups fails the test if the nsh run with pid left a cgroup (named
 // nsh-PID-*, see builtins' tracker).
 func noCgroups(t *testing.T, pid int) {
@@ -120,11 +137,7 @@ func noCgroups(t *testing.T, pid int) {
 // before nsh records anything else (kill-after).
 func TestKillDuringEveryChange(t *testing.T) {
 	bin := needFaultBin(t)
-	intvl, err := os.ReadFile("/proc/sys/net/ipv4/tcp_keepalive_intvl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, _ := strconv.Atoi(strings.TrimSpace(string(intvl)))
+	n := keepaliveIntvl(t)
 	moveBoth := `
 host = namespaces()
 inner = unshare("net").net
@@ -162,10 +175,7 @@ a.rename("wa-r2")`, "kill-at=link.renamed"},
 			leakcheck.Check(t)
 			dir := t.TempDir()
 			before := hostState(t, dir)
-			t.Cleanup(func() {
-				os.WriteFile("/proc/sys/net/ipv4/tcp_keepalive_intvl", intvl, 0)
-				exec.Command("ip", "netns", "del", "wa-kept").Run()
-			})
+			t.Cleanup(func() { exec.Command("ip", "netns", "del", "wa-kept").Run() })
 			script := fmt.Sprintf("DIR = %q\n%s", dir, c.script)
 			stderr, ws := faultRun(t, bin, script, c.fault)
 			killed(t, c.fault, stderr, ws)
@@ -187,12 +197,7 @@ var scriptPos = regexp.MustCompile(`(?m)^-c:\d+:\d+: `)
 // nothing either, with an error naming the script's line.
 func TestKillAfterEveryChange(t *testing.T) {
 	bin := needFaultBin(t)
-	intvl, err := os.ReadFile("/proc/sys/net/ipv4/tcp_keepalive_intvl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, _ := strconv.Atoi(strings.TrimSpace(string(intvl)))
-	t.Cleanup(func() { os.WriteFile("/proc/sys/net/ipv4/tcp_keepalive_intvl", intvl, 0) })
+	n := keepaliveIntvl(t)
 	dir := t.TempDir()
 	script := fmt.Sprintf(`
 netns("wk-red", persist = False)
@@ -246,12 +251,7 @@ func TestKillAtRandomTimes(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (the host's links, mounts, sysctls)")
 	}
-	intvl, err := os.ReadFile("/proc/sys/net/ipv4/tcp_keepalive_intvl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, _ := strconv.Atoi(strings.TrimSpace(string(intvl)))
-	t.Cleanup(func() { os.WriteFile("/proc/sys/net/ipv4/tcp_keepalive_intvl", intvl, 0) })
+	n := keepaliveIntvl(t)
 	dir := t.TempDir()
 	script := fmt.Sprintf(`
 netns("wr-p1", persist = False)
