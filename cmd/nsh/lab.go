@@ -40,7 +40,8 @@ const labUsage = `lab commands:
   nsh status LAB [--json]    the lab's nodes and what differs from its journal
   nsh exec LAB NODE -- CMD [ARG...]
                  run CMD in the node's namespaces
-  nsh gc [--dry-run]         take down labs whose nsh died building them
+  nsh gc [--dry-run]         take down labs whose nsh died building them, and
+                             undo runs whose nsh and reaper were both killed
 `
 
 func labFail(format string, a ...any) int {
@@ -511,6 +512,32 @@ func gcCmd(args []string) int {
 		if c := downLab(l.Name, os.Stderr); c != 0 {
 			code = c
 		}
+	}
+	// Runs whose nsh and reaper were both killed.
+	runs, err := labs.Runs()
+	if err != nil {
+		return labFail("gc: %v", err)
+	}
+	for _, run := range runs {
+		found++
+		recs, _ := labs.Read(run.Dir)
+		if dry {
+			fmt.Printf("run of nsh %d, killed with its reaper: %d changes to undo (%s)\n", run.Pid, len(recs), run.Dir)
+			continue
+		}
+		failed := 0
+		for _, o := range labs.Undo(recs) {
+			if o.Err != nil {
+				failed++
+				fmt.Fprintf(os.Stderr, "nsh: gc: run of nsh %d: %s\n", run.Pid, o)
+			}
+		}
+		if failed > 0 {
+			code = 1
+			continue
+		}
+		os.RemoveAll(run.Dir)
+		fmt.Fprintf(os.Stderr, "nsh: gc: undid %d changes of the run of nsh %d\n", len(recs), run.Pid)
 	}
 	if found == 0 {
 		fmt.Fprintln(os.Stderr, "nsh: gc: nothing to collect")

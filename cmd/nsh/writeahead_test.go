@@ -300,3 +300,54 @@ veth("wr-c", "wr-d", peer_ns = netns("wr-p2"))
 	}
 	t.Logf("%d runs killed at random in their first 30 ms: nothing left", runs)
 }
+
+// A plain run that makes what no descriptor holds keeps a journal beside
+// its reaper: gone at the end of the run, removed by the reaper after a
+// SIGKILL of nsh, and undone by nsh gc when nsh and its reaper are both
+// killed (as the OOM killer may), after each change in turn.
+func TestRunJournalGC(t *testing.T) {
+	bin := needFaultBin(t)
+	n := keepaliveIntvl(t)
+	dir := t.TempDir()
+	script := fmt.Sprintf(`
+netns("wg-red", persist = False)
+veth("wg-a", "wg-b", peer_ns = netns("wg-red"))
+bridge("wg-br")
+sysctl("net.ipv4.tcp_keepalive_intvl", %d)
+mount("tmpfs", %q, "tmpfs", mkdir = True)
+`, n+1, filepath.Join(dir, "x", "mnt"))
+	runDirs := func() []string { m, _ := filepath.Glob("/run/nsh/runs/*"); return m }
+	before := runDirs()
+	count := filepath.Join(t.TempDir(), "count")
+	if stderr, ws := faultRun(t, bin, script, "count="+count); ws.ExitStatus() != 0 {
+		t.Fatalf("without faults: %v\n%s", ws, stderr)
+	}
+	if got := runDirs(); len(got) != len(before) {
+		t.Fatalf("a run that ended left its journal: %q", got)
+	}
+	b, _ := os.ReadFile(count)
+	changes := strings.Count(string(b), "\n")
+	for k := 1; k <= changes; k++ {
+		for _, with := range []string{"", ",with-reaper"} {
+			fault := fmt.Sprintf("kill-after=%d%s", k, with)
+			t.Run(fault, func(t *testing.T) {
+				leakcheck.Check(t)
+				hs := hostState(t, dir)
+				stderr, ws := faultRun(t, bin, script, fault)
+				killed(t, fault, stderr, ws)
+				if with == "" && len(runDirs()) != len(before) {
+					t.Errorf("the reaper left the run's journal: %q", runDirs())
+				}
+				if _, stderr, code := nsh(t, "", "gc"); code != 0 {
+					t.Errorf("gc: %d %q", code, stderr)
+				}
+				if got := runDirs(); len(got) != len(before) {
+					t.Errorf("gc left the run's journal: %q", got)
+				}
+				if now := hostState(t, dir); now != hs {
+					t.Errorf("NSH_FAULT=%s then gc left:\n%s\nwas:\n%s", fault, now, hs)
+				}
+			})
+		}
+	}
+}
