@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -348,7 +349,7 @@ func statusCmd(args []string) int {
 		}
 	}
 	if len(present) > 0 && os.Geteuid() == 0 {
-		if t, err := topo.Read(present); err == nil {
+		if t, err := topo.ReadWith(present, topo.Options{Lean: len(present) > 50}); err == nil {
 			for i := range out.Nodes {
 				for _, ns := range t.Netns {
 					if ns.Name == out.Nodes[i].Name {
@@ -380,8 +381,10 @@ func statusCmd(args []string) int {
 		fmt.Println(string(b))
 		return 0
 	}
-	fmt.Printf("lab %s: %s (%s), %d changes journaled\n", out.Name, out.State, strings.TrimSpace(out.Recipe+" "+strings.Join(out.Args, " ")), out.Changes)
-	tw := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
+	stdout := bufio.NewWriter(os.Stdout)
+	defer stdout.Flush()
+	fmt.Fprintf(stdout, "lab %s: %s (%s), %d changes journaled\n", out.Name, out.State, strings.TrimSpace(out.Recipe+" "+strings.Join(out.Args, " ")), out.Changes)
+	tw := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tLINK\tKIND\tSTATE\tADDRESSES\tPEER")
 	for _, n := range out.Nodes {
 		if !n.Present {
@@ -432,11 +435,11 @@ func statusCmd(args []string) int {
 				}
 				rs = append(rs, s)
 			}
-			fmt.Printf("routes of %s: %s\n", n.Name, strings.Join(rs, ", "))
+			fmt.Fprintf(stdout, "routes of %s: %s\n", n.Name, strings.Join(rs, ", "))
 		}
 	}
 	if len(out.Daemons) > 0 {
-		tw = tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
+		tw = tabwriter.NewWriter(stdout, 0, 8, 2, ' ', 0)
 		fmt.Fprintln(tw, "DAEMON\tALIVE\tCOMMAND\tLOG")
 		for _, d := range out.Daemons {
 			fmt.Fprintf(tw, "%d\t%v\t%s\t%s\n", d.Pid, d.Alive, strings.Join(d.Argv, " "), d.Log)
@@ -444,7 +447,7 @@ func statusCmd(args []string) int {
 		tw.Flush()
 	}
 	for _, m := range out.Missing {
-		fmt.Printf("differs from the journal: %s\n", m)
+		fmt.Fprintf(stdout, "differs from the journal: %s\n", m)
 	}
 	return 0
 }
