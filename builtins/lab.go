@@ -104,7 +104,8 @@ func labTable() doc.Table {
   lab.up      True under nsh up
 In a lab everything the recipe makes is kept until nsh down: namespaces,
 links, addresses, routes, sysctls, mounts, and processes started without
-waiting (its daemons). A lab's named network namespaces are its nodes
+waiting (its daemons); persist=True and persist() change nothing there,
+since nsh down undoes all of it. A lab's named network namespaces are its nodes
 (nsh exec LAB NODE -- CMD); a name the lab did not make is refused. A
 daemon's standard streams that it would inherit from nsh are /dev/null
 and a log in the lab's directory (/run/nsh/labs/LAB/logs/N-NAME.log).`},
