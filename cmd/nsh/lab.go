@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,7 +42,8 @@ const labUsage = `lab commands:
   nsh status LAB [--json]    the lab's nodes and what differs from its journal
   nsh exec LAB NODE -- CMD [ARG...]
                  run CMD in the node's namespaces
-  nsh gc [--dry-run]         take down labs whose nsh died building them
+  nsh gc [--dry-run]         take down labs whose nsh died building them, and
+                             undo runs whose nsh and reaper were both killed
 Run by a user other than root, a lab lives in a user and a mount namespace
 of its own (with a private /run/netns), held by a keeper process
 (nsh-keeper) until nsh down; its state is in $XDG_RUNTIME_DIR/nsh/labs.
@@ -361,7 +363,7 @@ func statusCmd(args []string) int {
 		}
 	}
 	if len(present) > 0 && os.Geteuid() == 0 {
-		if t, err := topo.Read(present); err == nil {
+		if t, err := topo.ReadWith(present, topo.Options{Lean: len(present) > 50}); err == nil {
 			for i := range out.Nodes {
 				for _, ns := range t.Netns {
 					if ns.Name == out.Nodes[i].Name {
@@ -393,8 +395,10 @@ func statusCmd(args []string) int {
 		fmt.Println(string(b))
 		return 0
 	}
-	fmt.Printf("lab %s: %s (%s), %d changes journaled\n", out.Name, out.State, strings.TrimSpace(out.Recipe+" "+strings.Join(out.Args, " ")), out.Changes)
-	tw := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
+	stdout := bufio.NewWriter(os.Stdout)
+	defer stdout.Flush()
+	fmt.Fprintf(stdout, "lab %s: %s (%s), %d changes journaled\n", out.Name, out.State, strings.TrimSpace(out.Recipe+" "+strings.Join(out.Args, " ")), out.Changes)
+	tw := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tLINK\tKIND\tSTATE\tADDRESSES\tPEER")
 	for _, n := range out.Nodes {
 		if !n.Present {
@@ -445,11 +449,11 @@ func statusCmd(args []string) int {
 				}
 				rs = append(rs, s)
 			}
-			fmt.Printf("routes of %s: %s\n", n.Name, strings.Join(rs, ", "))
+			fmt.Fprintf(stdout, "routes of %s: %s\n", n.Name, strings.Join(rs, ", "))
 		}
 	}
 	if len(out.Daemons) > 0 {
-		tw = tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
+		tw = tabwriter.NewWriter(stdout, 0, 8, 2, ' ', 0)
 		fmt.Fprintln(tw, "DAEMON\tALIVE\tCOMMAND\tLOG")
 		for _, d := range out.Daemons {
 			fmt.Fprintf(tw, "%d\t%v\t%s\t%s\n", d.Pid, d.Alive, strings.Join(d.Argv, " "), d.Log)
@@ -457,7 +461,7 @@ func statusCmd(args []string) int {
 		tw.Flush()
 	}
 	for _, m := range out.Missing {
-		fmt.Printf("differs from the journal: %s\n", m)
+		fmt.Fprintf(stdout, "differs from the journal: %s\n", m)
 	}
 	return 0
 }
@@ -525,6 +529,32 @@ func gcCmd(args []string) int {
 		if c := downLab(l.Name, os.Stderr); c != 0 {
 			code = c
 		}
+	}
+	// Runs whose nsh and reaper were both killed.
+	runs, err := labs.Runs()
+	if err != nil {
+		return labFail("gc: %v", err)
+	}
+	for _, run := range runs {
+		found++
+		recs, _ := labs.Read(run.Dir)
+		if dry {
+			fmt.Printf("run of nsh %d, killed with its reaper: %d changes to undo (%s)\n", run.Pid, len(recs), run.Dir)
+			continue
+		}
+		failed := 0
+		for _, o := range labs.Undo(recs) {
+			if o.Err != nil {
+				failed++
+				fmt.Fprintf(os.Stderr, "nsh: gc: run of nsh %d: %s\n", run.Pid, o)
+			}
+		}
+		if failed > 0 {
+			code = 1
+			continue
+		}
+		os.RemoveAll(run.Dir)
+		fmt.Fprintf(os.Stderr, "nsh: gc: undid %d changes of the run of nsh %d\n", len(recs), run.Pid)
 	}
 	if found == 0 {
 		fmt.Fprintln(os.Stderr, "nsh: gc: nothing to collect")
