@@ -23,14 +23,25 @@ import (
 type rootlessLabs struct {
 	xdg, work string
 	asRoot    bool
+	uid       int
+	// wrap, if set, is a shell command line run before nsh in a private
+	// mount namespace (unshare -m), as root.
+	wrap string
 }
 
 func newRootlessLabs(t *testing.T) *rootlessLabs {
 	t.Helper()
+	return newRootlessLabsAs(t, 65534)
+}
+
+// newRootlessLabsAs is newRootlessLabs for uid (when the test runs as
+// root).
+func newRootlessLabsAs(t *testing.T, uid int) *rootlessLabs {
+	t.Helper()
 	if _, err := exec.LookPath("ping"); err != nil {
 		t.Skip("ping not installed")
 	}
-	r := &rootlessLabs{asRoot: os.Geteuid() == 0}
+	r := &rootlessLabs{asRoot: os.Geteuid() == 0, uid: uid}
 	if r.asRoot {
 		if _, err := exec.LookPath("setpriv"); err != nil {
 			t.Skip("setpriv not installed")
@@ -60,7 +71,7 @@ func newRootlessLabs(t *testing.T) *rootlessLabs {
 	}
 	if r.asRoot {
 		for _, d := range []string{r.xdg, r.work} {
-			os.Chown(d, 65534, 65534)
+			os.Chown(d, uid, uid)
 		}
 	}
 	if _, stderr, code := r.nsh(t, "--rootless", "-c", "pass"); code != 0 {
@@ -81,9 +92,13 @@ func newRootlessLabs(t *testing.T) *rootlessLabs {
 func (r *rootlessLabs) nsh(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	var cmd *exec.Cmd
-	if r.asRoot {
-		cmd = exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", nshBin}, args...)...)
-	} else {
+	id := strconv.Itoa(r.uid)
+	switch {
+	case r.wrap != "":
+		cmd = exec.Command("unshare", append([]string{"-m", "sh", "-c", r.wrap + ` && exec setpriv --reuid=$0 --regid=$0 --clear-groups "$@"`, id, nshBin}, args...)...)
+	case r.asRoot:
+		cmd = exec.Command("setpriv", append([]string{"--reuid=" + id, "--regid=" + id, "--clear-groups", nshBin}, args...)...)
+	default:
 		cmd = exec.Command(nshBin, args...)
 	}
 	cmd.Env = append(os.Environ(), "HOME=/tmp", "XDG_RUNTIME_DIR="+r.xdg, "NSH_ROOTLESS=")
@@ -308,6 +323,54 @@ fail("half-way")
 	ns = usernsOf(t, second.Pid)
 	if _, stderr, code := r.nsh(t, "down", "--all"); code != 0 {
 		t.Errorf("down --all: %d %q", code, stderr)
+	}
+	r.noneLeft(t, ns, "chain")
+}
+
+// A user with subordinate ranges (/etc/subuid, newuidmap) gets them in the
+// lab's user namespace, as rootless mode maps them: the keeper's maps are
+// written after it started, by newuidmap.
+func TestRootlessLabSubIDs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (a made-up user with subordinate ranges, in a private mount namespace)")
+	}
+	for _, c := range []string{"newuidmap", "unshare"} {
+		if _, err := exec.LookPath(c); err != nil {
+			t.Skipf("%s is not installed", c)
+		}
+	}
+	const uid = 23458
+	r := newRootlessLabsAs(t, uid)
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	for _, f := range [][3]string{
+		{"passwd", "/etc/passwd", fmt.Sprintf("nshsublab:x:%d:%d::/tmp:/bin/sh\n", uid, uid)},
+		{"group", "/etc/group", fmt.Sprintf("nshsublab:x:%d:\n", uid)},
+		{"subuid", "/dev/null", "nshsublab:400000:65536\n"},
+		{"subgid", "/dev/null", "nshsublab:400000:65536\n"},
+	} {
+		b, _ := os.ReadFile(f[1])
+		p := filepath.Join(dir, f[0])
+		if err := os.WriteFile(p, append(b, f[2]...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r.wrap += fmt.Sprintf("mount --bind %s /etc/%s && ", p, f[0])
+	}
+	r.wrap += "true"
+	if _, stderr, code := r.nsh(t, "up", "chain.star", "3"); code != 0 {
+		t.Fatalf("up: %d %q", code, stderr)
+	}
+	r.wrap = ""
+	l := r.lab(t, "chain")
+	ns := usernsOf(t, l.Keeper.Pid)
+	if m, _ := os.ReadFile(fmt.Sprintf("/proc/%d/uid_map", l.Keeper.Pid)); !regexpMatch(`400000\s+65536`, string(m)) {
+		t.Errorf("the subordinate range is not mapped in the lab's user namespace: %q", m)
+	}
+	if out, stderr, code := r.nsh(t, "exec", "chain", "c1", "--", "ping", "-c1", "-W2", "10.100.2.2"); code != 0 || !strings.Contains(out, "1 received") {
+		t.Errorf("c1 cannot reach c3: %d\n%s%s", code, out, stderr)
+	}
+	if _, stderr, code := r.nsh(t, "down", "chain"); code != 0 {
+		t.Errorf("down: %d %q", code, stderr)
 	}
 	r.noneLeft(t, ns, "chain")
 }
