@@ -262,8 +262,11 @@ func removeGone(l *labs.Lab, verb string) int {
 	if err := os.RemoveAll(l.Dir); err != nil {
 		return labFail("%s: %v", verb, err)
 	}
-	if verb == "down" {
+	switch verb {
+	case "down":
 		fmt.Fprintf(os.Stderr, "nsh: lab %q is down (its keeper, pid %d, was gone, and everything in its namespaces with it)\n", l.Name, l.Keeper.Pid)
+	case "up":
+		fmt.Fprintf(os.Stderr, "nsh: lab %q removed: its keeper ended, and what the recipe left in its namespaces with it\n", l.Name)
 	}
 	return 0
 }
