@@ -297,7 +297,7 @@ func Alive(pid int, start uint64) bool {
 // "" for a rootless nsh, whose user namespace, and all it made in it,
 // dies with it and its reaper).
 func RunsRoot() string {
-	if os.Geteuid() != 0 {
+	if os.Geteuid() != 0 || rootless.Active() {
 		return ""
 	}
 	return "/run/nsh/runs"
