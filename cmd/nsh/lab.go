@@ -19,6 +19,7 @@ import (
 
 	"nsh.dev/nsh/builtins"
 	"nsh.dev/nsh/internal/labs"
+	"nsh.dev/nsh/internal/netnsdir"
 	"nsh.dev/nsh/internal/topo"
 	"nsh.dev/nsh/interp"
 )
@@ -310,7 +311,7 @@ func statusCmd(args []string) int {
 	if err != nil {
 		return labFail("status: %v", err)
 	}
-	recs, err := labs.Read(l.Dir)
+	recs, notes, err := labs.ReadAll(l.Dir)
 	if err != nil {
 		return labFail("status: %v", err)
 	}
@@ -370,6 +371,9 @@ func statusCmd(args []string) int {
 				out.Missing = append(out.Missing, r.What+": "+gone)
 			}
 		}
+	}
+	if os.Geteuid() == 0 {
+		out.Missing = append(out.Missing, journalDiff(l, notes)...)
 	}
 	if out.State == "up" && len(out.Missing) > 0 {
 		out.State = "degraded"
@@ -446,6 +450,44 @@ func statusCmd(args []string) int {
 		fmt.Printf("differs from the journal: %s\n", m)
 	}
 	return 0
+}
+
+// journalDiff compares what the lab's journal notes say it built (links,
+// their state, addresses, bridge ports and tbf rates, routes) with the
+// live kernel, and says what is missing or changed. Namespaces that are
+// gone are not compared (status reports a missing node apart).
+func journalDiff(l *labs.Lab, notes []labs.Note) []string {
+	exp := labs.Expect(notes)
+	label := func(ns string) string {
+		switch {
+		case ns == "":
+			return "the host"
+		case filepath.Dir(ns) == netnsdir.Dir:
+			return "node " + filepath.Base(ns)
+		}
+		return "namespace " + ns
+	}
+	var out []string
+	live := map[string]*topo.Netns{}
+	for _, ns := range exp.Namespaces() {
+		path := ns
+		if ns == "" {
+			path = "/proc/self/ns/net"
+		}
+		if !isNetns(path) {
+			if filepath.Dir(ns) != netnsdir.Dir {
+				out = append(out, label(ns)+" is gone")
+			}
+			continue
+		}
+		n, err := topo.ReadAt(label(ns), path)
+		if err != nil {
+			out = append(out, fmt.Sprintf("cannot read %s: %v", label(ns), err))
+			continue
+		}
+		live[ns] = n
+	}
+	return append(out, exp.Diff(live, label)...)
 }
 
 func execCmd(args []string) int {

@@ -260,3 +260,58 @@ spawn(["sh", "-c", "echo started; exec sleep 3601"], ns = a)
 		t.Errorf("the daemon survived nsh down: %s", s)
 	}
 }
+
+// nsh status compares what the journal notes the lab built with the
+// kernel: a veth, an address and a route deleted by hand are listed,
+// exactly those, and the lab is degraded.
+func TestLabStatusDiff(t *testing.T) {
+	needLabs(t)
+	r := labRecipe(t, "diff.star", `
+a = netns("ls-a", persist = False)
+b = netns("ls-b", persist = False)
+veth("ls-a0", "ls-b0", ns = a, peer_ns = b, addr = ["10.231.0.1/24", "10.231.1.1/24"], peer_addr = "10.231.0.2/24")
+veth("ls-a1", "ls-b1", ns = a, peer_ns = b)
+route("10.231.9.0/24", via = "10.231.0.2", ns = a)
+route("10.231.8.0/24", via = "10.231.0.2", ns = a)
+br = bridge("ls-br", ns = b)
+`)
+	if _, stderr, code := nsh(t, "", "up", r); code != 0 {
+		t.Fatalf("up: %d %q", code, stderr)
+	}
+	defer nsh(t, "", "down", "diff")
+	out, _, _ := nsh(t, "", "status", "diff")
+	if strings.Contains(out, "differs") || !strings.Contains(out, "lab diff: up") {
+		t.Fatalf("status of an intact lab:\n%s", out)
+	}
+	for _, c := range [][]string{
+		{"-n", "ls-a", "link", "del", "ls-a1"},
+		{"-n", "ls-a", "addr", "del", "10.231.1.1/24", "dev", "ls-a0"},
+		{"-n", "ls-a", "route", "del", "10.231.9.0/24"},
+	} {
+		if b, err := exec.Command("ip", c...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v %s", c, err, b)
+		}
+	}
+	out, stderr, code := nsh(t, "", "status", "diff", "--json")
+	var st struct {
+		State   string
+		Missing []string
+	}
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil {
+		t.Fatalf("status --json: %d %v\n%s%s", code, err, out, stderr)
+	}
+	// Links in the order made, each with its addresses; then routes.
+	want := []string{
+		"address 10.231.1.1/24 of link ls-a0 in node ls-a is missing",
+		"link ls-a1 in node ls-a (veth) is missing",
+		"link ls-b1 in node ls-b (veth) is missing",
+		"route 10.231.9.0/24 via 10.231.0.2 in node ls-a is missing",
+	}
+	if st.State != "degraded" || strings.Join(st.Missing, "\n") != strings.Join(want, "\n") {
+		t.Errorf("status after deleting a veth, an address and a route by hand: %s\n%s\nwant:\n%s", st.State, strings.Join(st.Missing, "\n"), strings.Join(want, "\n"))
+	}
+	out, _, _ = nsh(t, "", "status", "diff")
+	if !strings.Contains(out, "lab diff: degraded") || !strings.Contains(out, "differs from the journal: route 10.231.9.0/24") {
+		t.Errorf("status:\n%s", out)
+	}
+}

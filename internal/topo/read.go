@@ -580,3 +580,21 @@ func resolvePeers(r *raw, read map[[2]uint64]*raw) {
 		}
 	}
 }
+
+// ReadAt reads the network namespace at path (any nsfs file: an entry of
+// /run/netns, a bind mount elsewhere, /proc/PID/ns/net), calling it name.
+// Its veths' peers are not resolved (Link.Peer is nil).
+func ReadAt(name, path string) (*Netns, error) {
+	f, err := openNetns(name, path)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(f.fd)
+	r, err := readOne(f)
+	if err != nil {
+		return nil, err
+	}
+	t := &Topology{Netns: []*Netns{r.ns}}
+	t.sortAll()
+	return r.ns, nil
+}
