@@ -28,7 +28,7 @@ import (
 // (a script with such a name is run as ./up).
 var labVerbs = map[string]func([]string) int{
 	"up": upCmd, "down": downCmd, "ls": lsCmd, "status": statusCmd, "inspect": statusCmd,
-	"exec": execCmd, "gc": gcCmd,
+	"exec": execCmd, "gc": gcCmd, "attach": attachCmd,
 }
 
 const labUsage = `lab commands:
@@ -42,6 +42,8 @@ const labUsage = `lab commands:
   nsh exec LAB NODE -- CMD [ARG...]
                  run CMD in the node's namespaces
   nsh gc [--dry-run]         take down labs whose nsh died building them
+  nsh attach LAB             the REPL with the lab's nodes and links bound
+                             by name; leaving it keeps the lab
 `
 
 func labFail(format string, a ...any) int {

@@ -315,3 +315,37 @@ br = bridge("ls-br", ns = b)
 		t.Errorf("status:\n%s", out)
 	}
 }
+
+// nsh attach binds the lab's nodes and links in the REPL (read from a
+// pipe here); leaving it undoes what the session made and keeps the lab.
+func TestLabAttach(t *testing.T) {
+	needLabs(t)
+	if _, stderr, code := nsh(t, "", "up", "../../scripts/chain.star", "3"); code != 0 {
+		t.Fatalf("up: %d %q", code, stderr)
+	}
+	defer nsh(t, "", "down", "chain")
+	in := `print(c1 == netns("c1"), c3)
+print(c1_eth1, c2_eth1)
+veth("at-0", "at-1", ns = c1, peer_ns = c2)
+print(len(c2_eth0.addrs))
+`
+	out, stderr, code := nsh(t, in, "attach", "chain")
+	if code != 0 || !strings.Contains(stderr, "nodes c1 c2 c3; links c1_eth1 c2_eth0 c2_eth1 c3_eth0") {
+		t.Fatalf("attach: %d\n%s%s", code, out, stderr)
+	}
+	for _, want := range []string{"True net:[", "link(c1-eth1, netns c1) link(c2-eth1, netns c2)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("attach printed no %q:\n%s%s", want, out, stderr)
+		}
+	}
+	if b, err := exec.Command("ip", "-n", "c1", "link", "show", "at-0").CombinedOutput(); err == nil {
+		t.Errorf("the veth the session made outlived it: %s", b)
+	}
+	out, _, _ = nsh(t, "", "status", "chain")
+	if !strings.Contains(out, "lab chain: up") || strings.Contains(out, "differs") {
+		t.Errorf("the lab after attach:\n%s", out)
+	}
+	if _, stderr, code := nsh(t, "", "attach", "nolab"); code == 0 || !strings.Contains(stderr, `lab "nolab"`) {
+		t.Errorf("attach of a missing lab: %d %q", code, stderr)
+	}
+}
