@@ -32,9 +32,11 @@ var labVerbs = map[string]func([]string) int{
 }
 
 const labUsage = `lab commands:
-  nsh up [--name LAB] [--prefix P] [--replace] RECIPE.star [ARG...]
+  nsh up [--name LAB] [--prefix P] [--replace] [--dry-run] RECIPE.star [ARG...]
                  run the recipe and keep everything it makes as lab LAB
-                 (default: the recipe's base name) until nsh down
+                 (default: the recipe's base name) until nsh down;
+                 --dry-run builds it in a throwaway sandbox instead and
+                 prints the plan as the equivalent commands
   nsh down LAB | --all
                  undo exactly what the lab's journal holds, newest first
   nsh ls [--json]            list the labs
@@ -75,7 +77,7 @@ func upCmd(args []string) int {
 		case strings.HasPrefix(a, "--prefix="):
 			prefix = strings.TrimPrefix(a, "--prefix=")
 		case a == "--dry-run":
-			return labFail("up: --dry-run is not implemented yet")
+			return dryRun(append(args[:i:i], args[i+1:]...))
 		case strings.HasPrefix(a, "-") && a != "-":
 			return labFail("up: unknown flag %q\n%s", a, labUsage)
 		default:
@@ -117,6 +119,10 @@ recipe:
 
 	cfg := interp.Config{Builtins: builtins.Table(), Prompt: builtins.Prompt, MaxMemory: interp.DefaultMaxMemory,
 		Abort: abort, Extra: starlark.StringDict{"lab": builtins.LabValue(name, prefix)}}
+	if dryPlan != nil {
+		cfg.TraceSetup, cfg.TraceTeardown = dryPlan, io.Discard
+		cfg.Stdout = os.Stderr // stdout is the plan's
+	}
 	in := interp.New(cfg)
 	r := in.NewRun(filepath.Dir(recipe), append([]string{recipe}, rargs...))
 	builtins.SetLab(r.Registry, l)
@@ -150,6 +156,10 @@ recipe:
 		fmt.Fprintf(os.Stderr, "nsh: %v\n", err)
 	}
 	recs, _ := labs.Read(l.Dir)
+	if dryPlan != nil {
+		fmt.Fprintf(os.Stderr, "nsh: dry run of lab %q: %d nodes, %d changes journaled; all undone with the sandbox\n", name, len(l.Nodes), len(recs))
+		return 0
+	}
 	fmt.Fprintf(os.Stderr, "nsh: lab %q is up: %d nodes, %d changes journaled (nsh status %s; nsh down %s)\n",
 		name, len(l.Nodes), len(recs), name, name)
 	return 0

@@ -349,3 +349,45 @@ print(len(c2_eth0.addrs))
 		t.Errorf("attach of a missing lab: %d %q", code, stderr)
 	}
 }
+
+// nsh up --dry-run builds the lab in a throwaway sandbox and prints the
+// plan as commands: nothing is left, not even a daemon of the recipe, and
+// the host's sysctls cannot be written.
+func TestLabDryRun(t *testing.T) {
+	needLabs(t)
+	out, stderr, code := nsh(t, "", "up", "--dry-run", "../../scripts/chain.star", "3")
+	if code != 0 {
+		t.Fatalf("up --dry-run: %d\n%s%s", code, out, stderr)
+	}
+	for _, want := range []string{"#!/bin/sh\n# nsh up --dry-run", "\nip netns add c1\n", "\nip -n c1 link add name c1-eth1 up type veth peer name c2-eth0 netns c2\n",
+		"\nip -n c2 addr add 10.100.1.2/24 dev c2-eth0\n", "\nip -n c3 route add default via 10.100.2.1\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the plan has no %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "chain: c1") || !strings.Contains(stderr, "chain: c1 --- c2 --- c3") {
+		t.Errorf("the recipe's output belongs on stderr (stdout is the plan):\n%s\n%s", out, stderr)
+	}
+	if _, err := os.Stat("/run/netns/c1"); err == nil {
+		t.Error("/run/netns/c1 after a dry run")
+	}
+	if _, err := labs.Open("chain"); err == nil {
+		t.Error("a dry run left a lab")
+	}
+	r := labRecipe(t, "dryd.star", `
+a = netns("ldr-a", persist = False)
+spawn(["sleep", "3602"], ns = a)
+sysctl("net.ipv4.ip_forward", 1, ns = a)
+`)
+	out, stderr, code = nsh(t, "", "up", "--dry-run", r)
+	if code != 0 || !strings.Contains(out, "ip netns add ldr-a") || !strings.Contains(out, "sleep 3602") {
+		t.Errorf("dry run with a daemon: %d\n%s%s", code, out, stderr)
+	}
+	if s := survivors("^sleep 3602$"); s != "" {
+		t.Errorf("the recipe's daemon survived the dry run: %s", s)
+	}
+	r = labRecipe(t, "dryk.star", `sysctl("vm.swappiness", 59)`)
+	if _, stderr, code = nsh(t, "", "up", "--dry-run", r); code == 0 || !strings.Contains(stderr, "read-only") {
+		t.Errorf("a dry run wrote a host sysctl (vm.swappiness): %d %q", code, stderr)
+	}
+}
