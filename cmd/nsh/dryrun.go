@@ -13,6 +13,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"nsh.dev/nsh/internal/labs"
 )
 
 // nsh up --dry-run builds the lab for real, in a throwaway sandbox, and
@@ -104,37 +106,19 @@ func inSandbox(args []string) int {
 		fmt.Fprintln(os.Stderr, "nsh: up --dry-run: the recipe failed in the sandbox (the plan above stops there); nsh up fails the same way, unless it failed on what a sandbox lacks: the host's sysctls outside net.* (read-only here), cgroups, the host's links and /run/netns")
 		return code
 	}
-	name := upName(args)
-	var down bytes.Buffer
-	if c := downLab(name, &down); c != 0 {
-		os.Stderr.Write(down.Bytes())
-		fmt.Fprintln(os.Stderr, "nsh: up --dry-run: taking the lab down in the sandbox failed; the sandbox goes with everything in it anyway")
+	// The sandbox's /run is its own: the lab just made is its only one.
+	ls, err := labs.List()
+	if err != nil {
+		return labFail("up --dry-run: %v", err)
 	}
-	return 0
-}
-
-// upName is the lab name nsh up's arguments give.
-func upName(args []string) string {
-	name := ""
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--name" && i+1 < len(args):
-			name = args[i+1]
-			i++
-		case strings.HasPrefix(a, "--name="):
-			name = strings.TrimPrefix(a, "--name=")
-		case a == "--prefix":
-			i++
-		case strings.HasPrefix(a, "-") && a != "-":
-		default:
-			if name == "" {
-				name = strings.TrimSuffix(a[strings.LastIndexByte(a, '/')+1:], ".star")
-			}
-			return name
+	for _, l := range ls {
+		var down bytes.Buffer
+		if c := downLab(l.Name, &down); c != 0 {
+			os.Stderr.Write(down.Bytes())
+			fmt.Fprintln(os.Stderr, "nsh: up --dry-run: taking the lab down in the sandbox failed; the sandbox goes with everything in it anyway")
 		}
 	}
-	return name
+	return 0
 }
 
 // sandboxMounts gives the sandbox (already in its own mount namespace,
