@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/internal/labs"
+	"nsh.dev/nsh/internal/netnsdir"
 )
 
 // nsh up --dry-run builds the lab for real, in a throwaway sandbox, and
@@ -87,6 +88,15 @@ func dryRun(args []string) int {
 // the lab down.
 func inSandbox(args []string) int {
 	os.Unsetenv(sandboxEnv)
+	// What the host has that the sandbox hides, to say where nsh up
+	// would fail on it.
+	hostNetns := map[string]bool{}
+	if ents, err := os.ReadDir(netnsdir.Dir); err == nil {
+		for _, e := range ents {
+			hostNetns[e.Name()] = true
+		}
+	}
+	hostLabs, _ := labs.List()
 	if err := sandboxMounts(); err != nil {
 		return labFail("up --dry-run: setting up the sandbox: %v", err)
 	}
@@ -112,6 +122,20 @@ func inSandbox(args []string) int {
 		return labFail("up --dry-run: %v", err)
 	}
 	for _, l := range ls {
+		for _, h := range hostLabs {
+			if h.Name == l.Name {
+				fmt.Fprintf(os.Stderr, "nsh: up --dry-run: on this host, lab %q exists: nsh up fails unless --replace\n", l.Name)
+			}
+		}
+		var clash []string
+		for _, n := range l.Nodes {
+			if hostNetns[n.Name] {
+				clash = append(clash, n.Name)
+			}
+		}
+		if len(clash) > 0 {
+			fmt.Fprintf(os.Stderr, "nsh: up --dry-run: on this host, %s exist in %s: nsh up refuses names it did not make (unless they are the lab's it replaces; --prefix P gives other names)\n", strings.Join(clash, ", "), netnsdir.Dir)
+		}
 		var down bytes.Buffer
 		if c := downLab(l.Name, &down); c != 0 {
 			os.Stderr.Write(down.Bytes())

@@ -374,6 +374,18 @@ func TestLabDryRun(t *testing.T) {
 	if _, err := labs.Open("chain"); err == nil {
 		t.Error("a dry run left a lab")
 	}
+	// What the sandbox hides of the host is checked: a lab of that name,
+	// names taken in /run/netns.
+	if _, stderr, code := nsh(t, "", "up", "--name", "dry1", "../../scripts/chain.star", "2"); code != 0 {
+		t.Fatalf("up: %d %q", code, stderr)
+	}
+	_, stderr, code = nsh(t, "", "up", "--dry-run", "--name", "dry1", "../../scripts/chain.star", "2")
+	if code != 0 || !strings.Contains(stderr, `on this host, lab "dry1" exists`) || !strings.Contains(stderr, "on this host, c1, c2 exist in /run/netns") {
+		t.Errorf("dry run of a lab whose names the host has: %d %q", code, stderr)
+	}
+	if _, stderr, code := nsh(t, "", "down", "dry1"); code != 0 {
+		t.Errorf("down: %d %q", code, stderr)
+	}
 	r := labRecipe(t, "dryd.star", `
 a = netns("ldr-a", persist = False)
 spawn(["sleep", "3602"], ns = a)
