@@ -21,6 +21,7 @@ import (
 	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nserr"
 	"nsh.dev/nsh/internal/reaper"
+	"nsh.dev/nsh/internal/rootless"
 )
 
 // labRun is what a run that builds a lab (nsh up) keeps beside the
@@ -105,7 +106,8 @@ func labTable() doc.Table {
   lab.up      True under nsh up
 In a lab everything the recipe makes is kept until nsh down: namespaces,
 links, addresses, routes, sysctls, mounts, and processes started without
-waiting (its daemons). A lab's named network namespaces are its nodes
+waiting (its daemons); persist=True and persist() change nothing there,
+since nsh down undoes all of it. A lab's named network namespaces are its nodes
 (nsh exec LAB NODE -- CMD); a name the lab did not make is refused. A
 daemon's standard streams that it would inherit from nsh are /dev/null
 and a log in the lab's directory (/run/nsh/labs/LAB/logs/N-NAME.log).`},
@@ -115,15 +117,7 @@ and a log in the lab's directory (/run/nsh/labs/LAB/logs/N-NAME.log).`},
 // openJournal opens the lab's journal for st, naming namespaces by the
 // paths that outlive the run.
 func (lr *labRun) openJournal(st *state) error {
-	j, err := labs.OpenJournal(lr.lab.Dir, func(ns *nsctx.NS) (string, error) {
-		if nsctx.Same(ns, st.tab.Initial.Get(ns.Kind.Name)) {
-			return "", nil
-		}
-		if name := st.nameOf(ns); name != "" && ns.Kind.Name == "net" {
-			return filepath.Join(netnsDir, name), nil
-		}
-		return "", fmt.Errorf("%s has no path that outlives the run", ns)
-	})
+	j, err := labs.OpenJournal(lr.lab.Dir, st.durablePath)
 	if err != nil {
 		return err
 	}
@@ -135,17 +129,74 @@ func (lr *labRun) openJournal(st *state) error {
 // lab the journal too.
 func (st *state) reaperFor() change.Reaper {
 	r := st.startReaper()
-	if st.lab == nil {
+	j := st.runJournal(r)
+	if st.lab != nil {
+		j = st.lab.j
+	}
+	if j == nil {
 		if r == nil {
 			return nil
 		}
 		return r
 	}
-	t := labs.Tee{J: st.lab.j}
+	t := labs.Tee{J: j}
 	if r != nil {
 		t.R = r
 	}
 	return t
+}
+
+// durablePath names a namespace in a journal by a path that outlives the
+// run: "" for nsh's own, /run/netns/NAME for a named network namespace.
+func (st *state) durablePath(ns *nsctx.NS) (string, error) {
+	if nsctx.Same(ns, st.tab.Initial.Get(ns.Kind.Name)) {
+		return "", nil
+	}
+	if name := st.nameOf(ns); name != "" && ns.Kind.Name == "net" {
+		return filepath.Join(netnsDir, name), nil
+	}
+	return "", fmt.Errorf("%s has no path that outlives the run", ns)
+}
+
+// runJournal returns the journal of a plain run (root only), made with
+// the reaper r: what the reaper is given is written there too, so that
+// nsh gc can undo it if nsh and its reaper are both killed (the OOM
+// killer, a container runtime). The reaper is told first to remove the
+// journal's directory, last: after a SIGKILL of nsh alone nothing is
+// left for gc. A normal end of the run removes it.
+func (st *state) runJournal(r *reaper.Reaper) *labs.Journal {
+	if st.lab != nil || r == nil || labs.RunsRoot() == "" || rootless.Inner() {
+		return nil
+	}
+	st.runOnce.Do(func() {
+		run, err := labs.NewRun()
+		if err != nil {
+			return
+		}
+		j, err := labs.OpenJournal(run.Dir, st.durablePath)
+		if err != nil {
+			os.RemoveAll(run.Dir)
+			return
+		}
+		j.Lenient = true
+		if err := r.Set(j.NewID(), "the run's journal "+run.Dir,
+			reaper.Unlink(nil, filepath.Join(run.Dir, "journal"), 0), reaper.Rmdir(nil, run.Dir)); err != nil {
+			j.Close()
+			os.RemoveAll(run.Dir)
+			return
+		}
+		st.run, st.runJ = run, j
+	})
+	return st.runJ
+}
+
+// endRunJournal removes the run's journal at the end of a run that undid
+// everything itself.
+func (st *state) endRunJournal() {
+	if st.runJ != nil {
+		st.runJ.Close()
+		os.RemoveAll(st.run.Dir)
+	}
 }
 
 // labKeep notes namespaces the run made, which a lab keeps.

@@ -882,7 +882,7 @@ func (l *Link) persistMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 	if err := starlark.UnpackArgs(fn.Name(), args, kw); err != nil {
 		return nil, err
 	}
-	if l.entry != nil {
+	if l.entry != nil && l.st.lab == nil { // a lab keeps it until nsh down anyway
 		l.entry.Persist()
 	}
 	return starlark.None, nil

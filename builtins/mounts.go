@@ -189,7 +189,7 @@ func (m *Mount) persist(th *starlark.Thread, fn *starlark.Builtin, args starlark
 	if !m.made {
 		return nil, fmt.Errorf("%s was not made by this run's mount(); only those can be persisted", m.e.Target)
 	}
-	if m.entry != nil {
+	if m.entry != nil && m.st.lab == nil { // a lab keeps it until nsh down anyway
 		m.entry.Persist()
 	}
 	return m, nil
@@ -286,6 +286,7 @@ func mountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	if err != nil {
 		return nil, err
 	}
+	persist = persist && st.lab == nil // a lab keeps it until nsh down anyway
 	cur := st.current()
 	mnt := cur.Get("mnt")
 	host := nsctx.Same(mnt, st.tab.Initial.Get("mnt"))

@@ -424,6 +424,8 @@ func netnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	if err != nil {
 		return nil, err
 	}
+	// A lab keeps what it names until nsh down, which deletes it.
+	persist = persist && st.lab == nil
 	path := filepath.Join(netnsDir, name)
 	var ns, fresh *nsctx.NS
 	var mntID, ino uint64
@@ -607,32 +609,92 @@ func (n *Namespace) persist(th *starlark.Thread, fn *starlark.Builtin, args star
 		return nil, err
 	}
 	st := n.st
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	cur := st.current()
+	mnt := cur.Get("mnt")
 	src := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), n.ns.Fd())
-	err := nsthread.Do(st.tab.Joins(st.current()), func() error {
-		created := false
-		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
-			f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0o444)
+	rec := &change.NsKeep{Kind: n.ns.Kind.Name, Fd: n.ns.Fd(), Path: path}
+	rec.What = fmt.Sprintf("%s kept on %s", n.ns, path)
+	var created bool
+	var mntID, ino uint64
+	rec.Apply = func() error {
+		return nsthread.Do(st.tab.Joins(cur), func() error {
+			// The mount path is on before the bind, and the file if made
+			// here: what the reaper may undo if nsh dies meanwhile.
+			before, err := mountIDOf(path)
+			if errors.Is(err, fs.ErrNotExist) {
+				before, err = mountIDOf(filepath.Dir(path))
+				f, cerr := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0o444)
+				if cerr != nil {
+					return nserr.New("create", strconv.Quote(path), cerr)
+				}
+				var sb unix.Stat_t
+				unix.Fstat(int(f.Fd()), &sb)
+				f.Close()
+				created, ino = true, sb.Ino
+			}
 			if err != nil {
-				return nserr.New("create", strconv.Quote(path), err)
+				if created {
+					os.Remove(path)
+				}
+				return err
 			}
-			f.Close()
-			created = true
-		}
-		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+			ops := []reaper.Op{reaper.UmountNew(mnt, path, before)}
 			if created {
-				os.Remove(path)
+				ops = append(ops, reaper.Unlink(mnt, path, ino))
 			}
-			if errors.Is(err, unix.EINVAL) {
-				return nserr.Errorf("mount", "--bind "+n.ns.String()+" "+strconv.Quote(path), err,
-					"the parent mount of %s is probably shared; bind its directory onto itself and make it private first", path)
+			rec.Intend(ops...)
+			if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+				if created {
+					os.Remove(path)
+				}
+				if errors.Is(err, unix.EINVAL) {
+					return nserr.Errorf("mount", "--bind "+n.ns.String()+" "+strconv.Quote(path), err,
+						"the parent mount of %s is probably shared; bind its directory onto itself and make it private first", path)
+				}
+				return nserr.New("mount", "--bind "+n.ns.String()+" "+strconv.Quote(path), err)
 			}
-			return nserr.New("mount", "--bind "+n.ns.String()+" "+strconv.Quote(path), err)
+			mntID, err = mountIDOf(path)
+			return err
+		})
+	}
+	if st.lab != nil {
+		// A lab keeps it until nsh down, which undoes it.
+		rec.Undo = func() (bool, error) {
+			return true, nsthread.Do(st.tab.Joins(cur), func() error {
+				if err := unix.Unmount(path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil && !errors.Is(err, unix.EINVAL) {
+					return nserr.New("umount", strconv.Quote(path), err)
+				}
+				if created {
+					os.Remove(path)
+				}
+				return nil
+			})
 		}
-		return nil
-	})
-	if err != nil {
+		rec.Reap = func() []reaper.Op {
+			ops := []reaper.Op{reaper.Umount(mnt, path, mntID)}
+			if created {
+				ops = append(ops, reaper.Unlink(mnt, path, ino))
+			}
+			return ops
+		}
+	} else {
+		rec.Kept = true
+	}
+	if _, err := st.ex.Do(th, rec); err != nil {
 		return nil, err
 	}
 	st.keepNetns(n.ns)
 	return starlark.None, nil
+}
+
+// mountIDOf returns the ID of the mount path is on (statx STATX_MNT_ID).
+func mountIDOf(path string) (uint64, error) {
+	var sx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &sx); err != nil {
+		return 0, nserr.New("statx", strconv.Quote(path), err)
+	}
+	return sx.Mnt_id, nil
 }

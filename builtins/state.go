@@ -9,6 +9,7 @@ import (
 	"go.starlark.net/starlark"
 
 	"nsh.dev/nsh/internal/change"
+	"nsh.dev/nsh/internal/labs"
 	"nsh.dev/nsh/internal/lifecycle"
 	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nsthread"
@@ -42,6 +43,10 @@ type state struct {
 	ex *change.Executor
 	// lab is the lab the run builds (nsh up), nil for a plain run.
 	lab *labRun
+	// run and runJ are a plain run's journal (runJournal).
+	runOnce sync.Once
+	run     *labs.Run
+	runJ    *labs.Journal
 }
 
 type stateOrErr struct {
@@ -136,6 +141,7 @@ func (st *state) stopReaper() {
 		r.Stop()
 		spawn.Track(r.Pid(), false)
 	}
+	st.endRunJournal()
 }
 
 // netnsRef names ns in the equivalent commands of a change: by its

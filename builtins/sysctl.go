@@ -108,6 +108,7 @@ func sysctlBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 	if err != nil {
 		return nil, err
 	}
+	persist = persist && st.lab == nil // a lab restores it at nsh down
 	ctx := st.current()
 	if nsv != starlark.None {
 		if l, ok := nsv.(*Link); ok {

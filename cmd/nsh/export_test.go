@@ -145,6 +145,29 @@ func TestExportRoundTrip(t *testing.T) {
 		}
 	})
 
+	t.Run("nsh up", func(t *testing.T) {
+		deleteLab(t)
+		file := filepath.Join(dir, "xlab.star")
+		os.WriteFile(file, []byte(recipe), 0o644)
+		if _, stderr, code := nsh(t, "", "up", file); code != 0 {
+			t.Fatalf("nsh up %s: exit %d\n%s\n%s", file, code, stderr, recipe)
+		}
+		if after := readLab(t); !reflect.DeepEqual(before, after) {
+			t.Errorf("the lab nsh up built differs:\n%s\nwas:\n%s", topoText(after), topoText(before))
+		}
+		if out, stderr, code := nsh(t, "", "exec", "xlab", "xh1", "--", "ping", "-c1", "-W3", "10.0.2.1"); code != 0 {
+			t.Errorf("xh1 cannot reach xh2 through xr in the lab: %d\n%s%s", code, out, stderr)
+		}
+		if _, stderr, code := nsh(t, "", "down", "xlab"); code != 0 {
+			t.Fatalf("nsh down xlab: %d %s", code, stderr)
+		}
+		for _, n := range labNames {
+			if _, err := os.Stat("/run/netns/" + n); err == nil {
+				t.Errorf("nsh down left %s", n)
+			}
+		}
+	})
+
 	t.Run("up", func(t *testing.T) {
 		deleteLab(t)
 		ready, done := filepath.Join(dir, "ready"), filepath.Join(dir, "done")

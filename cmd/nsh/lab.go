@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,7 +44,8 @@ const labUsage = `lab commands:
   nsh status LAB [--json]    the lab's nodes and what differs from its journal
   nsh exec LAB NODE -- CMD [ARG...]
                  run CMD in the node's namespaces
-  nsh gc [--dry-run]         take down labs whose nsh died building them
+  nsh gc [--dry-run]         take down labs whose nsh died building them, and
+                             undo runs whose nsh and reaper were both killed
   nsh attach LAB             the REPL with the lab's nodes and links bound
                              by name; leaving it keeps the lab
 `
@@ -359,8 +361,9 @@ func statusCmd(args []string) int {
 			out.Missing = append(out.Missing, "node "+n.Name+" ("+n.Net+" is no network namespace)")
 		}
 	}
+	lean := len(present) > 50 // a large lab: no sysctls, qdiscs
 	if len(present) > 0 && os.Geteuid() == 0 {
-		if t, err := topo.Read(present); err == nil {
+		if t, err := topo.ReadWith(present, topo.Options{Lean: lean}); err == nil {
 			for i := range out.Nodes {
 				for _, ns := range t.Netns {
 					if ns.Name == out.Nodes[i].Name {
@@ -385,7 +388,13 @@ func statusCmd(args []string) int {
 		}
 	}
 	if os.Geteuid() == 0 {
-		out.Missing = append(out.Missing, journalDiff(l, notes)...)
+		read := map[string]*topo.Netns{}
+		for _, n := range out.Nodes {
+			if n.Live != nil {
+				read[n.Net] = n.Live
+			}
+		}
+		out.Missing = append(out.Missing, journalDiff(l, notes, read, lean)...)
 	}
 	if out.State == "up" && len(out.Missing) > 0 {
 		out.State = "degraded"
@@ -395,8 +404,10 @@ func statusCmd(args []string) int {
 		fmt.Println(string(b))
 		return 0
 	}
-	fmt.Printf("lab %s: %s (%s), %d changes journaled\n", out.Name, out.State, strings.TrimSpace(out.Recipe+" "+strings.Join(out.Args, " ")), out.Changes)
-	tw := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
+	stdout := bufio.NewWriter(os.Stdout)
+	defer stdout.Flush()
+	fmt.Fprintf(stdout, "lab %s: %s (%s), %d changes journaled\n", out.Name, out.State, strings.TrimSpace(out.Recipe+" "+strings.Join(out.Args, " ")), out.Changes)
+	tw := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tLINK\tKIND\tSTATE\tADDRESSES\tPEER")
 	for _, n := range out.Nodes {
 		if !n.Present {
@@ -447,11 +458,11 @@ func statusCmd(args []string) int {
 				}
 				rs = append(rs, s)
 			}
-			fmt.Printf("routes of %s: %s\n", n.Name, strings.Join(rs, ", "))
+			fmt.Fprintf(stdout, "routes of %s: %s\n", n.Name, strings.Join(rs, ", "))
 		}
 	}
 	if len(out.Daemons) > 0 {
-		tw = tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
+		tw = tabwriter.NewWriter(stdout, 0, 8, 2, ' ', 0)
 		fmt.Fprintln(tw, "DAEMON\tALIVE\tCOMMAND\tLOG")
 		for _, d := range out.Daemons {
 			fmt.Fprintf(tw, "%d\t%v\t%s\t%s\n", d.Pid, d.Alive, strings.Join(d.Argv, " "), d.Log)
@@ -459,16 +470,18 @@ func statusCmd(args []string) int {
 		tw.Flush()
 	}
 	for _, m := range out.Missing {
-		fmt.Printf("differs from the journal: %s\n", m)
+		fmt.Fprintf(stdout, "differs from the journal: %s\n", m)
 	}
 	return 0
 }
 
 // journalDiff compares what the lab's journal notes say it built (links,
 // their state, addresses, bridge ports and tbf rates, routes) with the
-// live kernel, and says what is missing or changed. Namespaces that are
-// gone are not compared (status reports a missing node apart).
-func journalDiff(l *labs.Lab, notes []labs.Note) []string {
+// live kernel, and says what is missing or changed. read are the
+// namespaces status has read already, by path; lean says they were read
+// without qdiscs. Namespaces that are gone are not compared (status
+// reports a missing node apart).
+func journalDiff(l *labs.Lab, notes []labs.Note, read map[string]*topo.Netns, lean bool) []string {
 	exp := labs.Expect(notes)
 	label := func(ns string) string {
 		switch {
@@ -492,14 +505,18 @@ func journalDiff(l *labs.Lab, notes []labs.Note) []string {
 			}
 			continue
 		}
-		n, err := topo.ReadAt(label(ns), path)
+		if n := read[ns]; n != nil {
+			live[ns] = n
+			continue
+		}
+		n, err := topo.ReadAt(label(ns), path, topo.Options{Lean: lean})
 		if err != nil {
 			out = append(out, fmt.Sprintf("cannot read %s: %v", label(ns), err))
 			continue
 		}
 		live[ns] = n
 	}
-	return append(out, exp.Diff(live, label)...)
+	return append(out, exp.Diff(live, label, lean)...)
 }
 
 func execCmd(args []string) int {
@@ -565,6 +582,32 @@ func gcCmd(args []string) int {
 		if c := downLab(l.Name, os.Stderr); c != 0 {
 			code = c
 		}
+	}
+	// Runs whose nsh and reaper were both killed.
+	runs, err := labs.Runs()
+	if err != nil {
+		return labFail("gc: %v", err)
+	}
+	for _, run := range runs {
+		found++
+		recs, _ := labs.Read(run.Dir)
+		if dry {
+			fmt.Printf("run of nsh %d, killed with its reaper: %d changes to undo (%s)\n", run.Pid, len(recs), run.Dir)
+			continue
+		}
+		failed := 0
+		for _, o := range labs.Undo(recs) {
+			if o.Err != nil {
+				failed++
+				fmt.Fprintf(os.Stderr, "nsh: gc: run of nsh %d: %s\n", run.Pid, o)
+			}
+		}
+		if failed > 0 {
+			code = 1
+			continue
+		}
+		os.RemoveAll(run.Dir)
+		fmt.Fprintf(os.Stderr, "nsh: gc: undid %d changes of the run of nsh %d\n", len(recs), run.Pid)
 	}
 	if found == 0 {
 		fmt.Fprintln(os.Stderr, "nsh: gc: nothing to collect")

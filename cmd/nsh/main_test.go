@@ -26,23 +26,37 @@ import (
 var nshBin string
 
 func TestMain(m *testing.M) {
+	if os.Getenv("XDG_RUNTIME_DIR") == "" {
+		// Where a rootless nsh keeps its labs (setpriv leaves it unset).
+		if d, err := os.MkdirTemp("", "nsh-xdg"); err == nil {
+			os.Setenv("XDG_RUNTIME_DIR", d)
+			code := runTests(m.Run)
+			os.RemoveAll(d)
+			os.Exit(code)
+		}
+	}
+	os.Exit(runTests(m.Run))
+}
+
+// runTests builds nsh (unless NSH_BIN names a prebuilt one) and runs the
+// tests.
+func runTests(run func() int) int {
 	if bin := os.Getenv("NSH_BIN"); bin != "" {
 		// Prebuilt (the rootless run cannot build).
 		nshBin = bin
-		os.Exit(m.Run())
+		return run()
 	}
 	dir, err := os.MkdirTemp("", "nsh-cmd-test")
 	if err != nil {
 		panic(err)
 	}
+	defer os.RemoveAll(dir)
 	nshBin = filepath.Join(dir, "nsh")
 	if out, err := exec.Command("go", "build", "-o", nshBin, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building nsh: %v\n%s", err, out)
-		os.Exit(1)
+		return 1
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	return run()
 }
 
 func nsh(t *testing.T, stdin string, args ...string) (string, string, int) {

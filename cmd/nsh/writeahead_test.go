@@ -102,6 +102,23 @@ func hostState(t *testing.T, dir string) string {
 	return fmt.Sprintf("keepalive_intvl=%s files=%q hostname=%s", strings.TrimSpace(string(b)), files, host)
 }
 
+// keepaliveIntvl returns the host's net.ipv4.tcp_keepalive_intvl, the
+// sysctl these tests change, and puts it back when the test ends.
+func keepaliveIntvl(t *testing.T) int {
+	t.Helper()
+	const path = "/proc/sys/net/ipv4/tcp_keepalive_intvl"
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.WriteFile(path, b, 0) })
+	return n
+}
+
 // noCgroups fails the test if the nsh run with pid left a cgroup (named
 // nsh-PID-*, see builtins' tracker).
 func noCgroups(t *testing.T, pid int) {
@@ -120,11 +137,7 @@ func noCgroups(t *testing.T, pid int) {
 // before nsh records anything else (kill-after).
 func TestKillDuringEveryChange(t *testing.T) {
 	bin := needFaultBin(t)
-	intvl, err := os.ReadFile("/proc/sys/net/ipv4/tcp_keepalive_intvl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, _ := strconv.Atoi(strings.TrimSpace(string(intvl)))
+	n := keepaliveIntvl(t)
 	moveBoth := `
 host = namespaces()
 inner = unshare("net").net
@@ -162,10 +175,7 @@ a.rename("wa-r2")`, "kill-at=link.renamed"},
 			leakcheck.Check(t)
 			dir := t.TempDir()
 			before := hostState(t, dir)
-			t.Cleanup(func() {
-				os.WriteFile("/proc/sys/net/ipv4/tcp_keepalive_intvl", intvl, 0)
-				exec.Command("ip", "netns", "del", "wa-kept").Run()
-			})
+			t.Cleanup(func() { exec.Command("ip", "netns", "del", "wa-kept").Run() })
 			script := fmt.Sprintf("DIR = %q\n%s", dir, c.script)
 			stderr, ws := faultRun(t, bin, script, c.fault)
 			killed(t, c.fault, stderr, ws)
@@ -187,12 +197,7 @@ var scriptPos = regexp.MustCompile(`(?m)^-c:\d+:\d+: `)
 // nothing either, with an error naming the script's line.
 func TestKillAfterEveryChange(t *testing.T) {
 	bin := needFaultBin(t)
-	intvl, err := os.ReadFile("/proc/sys/net/ipv4/tcp_keepalive_intvl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, _ := strconv.Atoi(strings.TrimSpace(string(intvl)))
-	t.Cleanup(func() { os.WriteFile("/proc/sys/net/ipv4/tcp_keepalive_intvl", intvl, 0) })
+	n := keepaliveIntvl(t)
 	dir := t.TempDir()
 	script := fmt.Sprintf(`
 netns("wk-red", persist = False)
@@ -246,12 +251,7 @@ func TestKillAtRandomTimes(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (the host's links, mounts, sysctls)")
 	}
-	intvl, err := os.ReadFile("/proc/sys/net/ipv4/tcp_keepalive_intvl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, _ := strconv.Atoi(strings.TrimSpace(string(intvl)))
-	t.Cleanup(func() { os.WriteFile("/proc/sys/net/ipv4/tcp_keepalive_intvl", intvl, 0) })
+	n := keepaliveIntvl(t)
 	dir := t.TempDir()
 	script := fmt.Sprintf(`
 netns("wr-p1", persist = False)
@@ -299,4 +299,55 @@ veth("wr-c", "wr-d", peer_ns = netns("wr-p2"))
 		}
 	}
 	t.Logf("%d runs killed at random in their first 30 ms: nothing left", runs)
+}
+
+// A plain run that makes what no descriptor holds keeps a journal beside
+// its reaper: gone at the end of the run, removed by the reaper after a
+// SIGKILL of nsh, and undone by nsh gc when nsh and its reaper are both
+// killed (as the OOM killer may), after each change in turn.
+func TestRunJournalGC(t *testing.T) {
+	bin := needFaultBin(t)
+	n := keepaliveIntvl(t)
+	dir := t.TempDir()
+	script := fmt.Sprintf(`
+netns("wg-red", persist = False)
+veth("wg-a", "wg-b", peer_ns = netns("wg-red"))
+bridge("wg-br")
+sysctl("net.ipv4.tcp_keepalive_intvl", %d)
+mount("tmpfs", %q, "tmpfs", mkdir = True)
+`, n+1, filepath.Join(dir, "x", "mnt"))
+	runDirs := func() []string { m, _ := filepath.Glob("/run/nsh/runs/*"); return m }
+	before := runDirs()
+	count := filepath.Join(t.TempDir(), "count")
+	if stderr, ws := faultRun(t, bin, script, "count="+count); ws.ExitStatus() != 0 {
+		t.Fatalf("without faults: %v\n%s", ws, stderr)
+	}
+	if got := runDirs(); len(got) != len(before) {
+		t.Fatalf("a run that ended left its journal: %q", got)
+	}
+	b, _ := os.ReadFile(count)
+	changes := strings.Count(string(b), "\n")
+	for k := 1; k <= changes; k++ {
+		for _, with := range []string{"", ",with-reaper"} {
+			fault := fmt.Sprintf("kill-after=%d%s", k, with)
+			t.Run(fault, func(t *testing.T) {
+				leakcheck.Check(t)
+				hs := hostState(t, dir)
+				stderr, ws := faultRun(t, bin, script, fault)
+				killed(t, fault, stderr, ws)
+				if with == "" && len(runDirs()) != len(before) {
+					t.Errorf("the reaper left the run's journal: %q", runDirs())
+				}
+				if _, stderr, code := nsh(t, "", "gc"); code != 0 {
+					t.Errorf("gc: %d %q", code, stderr)
+				}
+				if got := runDirs(); len(got) != len(before) {
+					t.Errorf("gc left the run's journal: %q", got)
+				}
+				if now := hostState(t, dir); now != hs {
+					t.Errorf("NSH_FAULT=%s then gc left:\n%s\nwas:\n%s", fault, now, hs)
+				}
+			})
+		}
+	}
 }

@@ -52,7 +52,7 @@ func TestExpectDiff(t *testing.T) {
 		}},
 		"/run/netns/b": {Links: []*topo.Link{{Name: "lo", Kind: "loopback", Up: true}}},
 	}
-	got := e.Diff(live, func(ns string) string { return ns })
+	got := e.Diff(live, func(ns string) string { return ns }, false)
 	want := []string{
 		"link v0 in /run/netns/a is down, was made up",
 		"link v1 in /run/netns/b (veth) is missing",

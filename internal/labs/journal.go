@@ -66,12 +66,15 @@ type noteLine struct {
 // one line written with one write(2) in O_APPEND mode; a line cut short by
 // a crash is ignored by Read.
 type Journal struct {
-	mu     sync.Mutex
-	f      *os.File
-	path   func(*nsctx.NS) (string, error)
-	next   uint64
-	frozen bool
-	err    error
+	// Lenient drops the steps in namespaces that have no path (a run's
+	// journal: the reaper has them all); else such a record is an error.
+	Lenient bool
+	mu      sync.Mutex
+	f       *os.File
+	path    func(*nsctx.NS) (string, error)
+	next    uint64
+	frozen  bool
+	err     error
 }
 
 // OpenJournal opens (creates) the journal of the lab in dir; path names a
@@ -99,17 +102,24 @@ func (j *Journal) Set(id uint64, what string, ops ...reaper.Op) error {
 		s := op.Step()
 		st := Step{Kind: s.Kind, Arg: s.Arg, Path: s.Path, Value: s.Value, Expect: s.Expect}
 		var err error
+		skip := false
 		for _, x := range []struct {
 			ns  *nsctx.NS
 			out *string
 		}{{s.Mnt, &st.Mnt}, {s.Net, &st.Net}, {s.UTS, &st.UTS}} {
 			if x.ns != nil {
 				if *x.out, err = j.path(x.ns); err != nil {
+					if j.Lenient {
+						skip = true
+						continue
+					}
 					return fmt.Errorf("journal of %s: %w", what, err)
 				}
 			}
 		}
-		rec.Steps = append(rec.Steps, st)
+		if !skip {
+			rec.Steps = append(rec.Steps, st)
+		}
 	}
 	return j.write(rec)
 }

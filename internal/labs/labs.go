@@ -276,3 +276,69 @@ func Alive(pid int, start uint64) bool {
 	s, state, err := stat(pid)
 	return err == nil && s == start && state != 'Z' && state != 'X'
 }
+
+// RunsRoot is where runs keep their journals: /run/nsh/runs (root only;
+// "" for a rootless nsh, whose user namespace, and all it made in it,
+// dies with it and its reaper).
+func RunsRoot() string {
+	if os.Geteuid() != 0 {
+		return ""
+	}
+	return "/run/nsh/runs"
+}
+
+// Run is a run's journal directory, RunsRoot/PID-START: kept while the
+// run lives, removed at its end, or by its reaper after a SIGKILL; nsh gc
+// undoes and removes the ones whose nsh and reaper were both killed.
+type Run struct {
+	Dir        string
+	Pid        int
+	Start      uint64
+	JournalErr error
+}
+
+// NewRun makes the journal directory of this process's run.
+func NewRun() (*Run, error) {
+	root := RunsRoot()
+	if root == "" {
+		return nil, errors.New("no run journals when rootless")
+	}
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, err
+	}
+	start, err := StartTime(os.Getpid())
+	if err != nil {
+		return nil, err
+	}
+	r := &Run{Pid: os.Getpid(), Start: start}
+	r.Dir = filepath.Join(root, fmt.Sprintf("%d-%d", r.Pid, start))
+	if err := os.Mkdir(r.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Runs returns the journal directories of runs whose nsh is gone.
+func Runs() ([]*Run, error) {
+	root := RunsRoot()
+	if root == "" {
+		return nil, nil
+	}
+	ents, err := os.ReadDir(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []*Run
+	for _, e := range ents {
+		var r Run
+		if _, err := fmt.Sscanf(e.Name(), "%d-%d", &r.Pid, &r.Start); err != nil || Alive(r.Pid, r.Start) {
+			continue
+		}
+		r.Dir = filepath.Join(root, e.Name())
+		out = append(out, &r)
+	}
+	return out, nil
+}

@@ -124,18 +124,22 @@ func (s Step) undo() (gone string, err error) {
 	return gone, err
 }
 
-func (s Step) delLink() (string, error) {
-	var h *netlink.Handle
-	var err error
-	if s.Net == "" {
-		h, err = netlink.NewHandle()
-	} else {
-		var ns netns.NsHandle
-		if ns, err = netns.GetFromPath(s.Net); err == nil {
-			h, err = netlink.NewHandleAt(ns)
-			ns.Close()
-		}
+// handleIn opens a netlink handle in the network namespace at path ("":
+// nsh's own).
+func handleIn(path string) (*netlink.Handle, error) {
+	if path == "" {
+		return netlink.NewHandle()
 	}
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	return netlink.NewHandleAt(ns)
+}
+
+func (s Step) delLink() (string, error) {
+	h, err := handleIn(s.Net)
 	if err != nil {
 		return "", err
 	}
@@ -258,17 +262,9 @@ func killCgroup(path string) (string, error) {
 func Check(s Step) string {
 	switch s.Kind {
 	case "dellink":
-		var h *netlink.Handle
-		var err error
-		if s.Net == "" {
-			h, err = netlink.NewHandle()
-		} else {
-			var ns netns.NsHandle
-			if ns, err = netns.GetFromPath(s.Net); err != nil {
-				return "its namespace " + s.Net + " is gone"
-			}
-			h, err = netlink.NewHandleAt(ns)
-			ns.Close()
+		h, err := handleIn(s.Net)
+		if errors.Is(err, unix.ENOENT) {
+			return "its namespace " + s.Net + " is gone"
 		}
 		if err != nil {
 			return ""

@@ -8,9 +8,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -76,7 +78,19 @@ type veth struct {
 // names: all of them. A name that is no network namespace is an error;
 // several names of one namespace are read once, under the first in sorted
 // order (the others become its Aliases).
-func Read(names []string) (*Topology, error) {
+func Read(names []string) (*Topology, error) { return ReadWith(names, Options{}) }
+
+// Options choose what ReadWith leaves out, to be quicker.
+type Options struct {
+	// Lean reads links, addresses and routes only: no sysctls, no
+	// qdiscs, and a veth's peer only when it is in the same namespace
+	// (finding the namespace of the others needs a scratch namespace
+	// and a request per namespace). nsh status reads a lab this way.
+	Lean bool
+}
+
+// ReadWith is Read with options.
+func ReadWith(names []string, opt Options) (*Topology, error) {
 	all, err := namedAll()
 	if err != nil {
 		return nil, err
@@ -138,15 +152,27 @@ func Read(names []string) (*Topology, error) {
 		}
 	}
 	byIno := map[[2]uint64]*raw{}
-	var raws []*raw
-	for _, f := range nss[:nread] {
-		r, err := readOne(f)
-		if err != nil {
-			return nil, err
-		}
-		byIno[[2]uint64{f.dev, f.ino}] = r
-		raws = append(raws, r)
+	raws, err := readAll(nss[:nread], opt.Lean)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range raws {
+		byIno[[2]uint64{r.f.dev, r.f.ino}] = r
 		t.Netns = append(t.Netns, r.ns)
+	}
+	if opt.Lean {
+		for _, r := range raws {
+			for l, v := range r.veths {
+				if v.nsid < 0 { // the peer is in the same namespace
+					l.Peer = &Peer{Where: InRead, Netns: r.ns.Name}
+					if pl, ok := r.links[v.index]; ok {
+						l.Peer.Name = pl.Name
+					}
+				}
+			}
+		}
+		t.sortAll()
+		return t, nil
 	}
 	// After the link dumps: a namespace gets a netnsid for the namespace
 	// of a veth's peer when the kernel first reports that veth.
@@ -231,36 +257,83 @@ func containsName(names []string, name string) bool {
 	return false
 }
 
-// readOne reads namespace f from a thread that joins it and is discarded
-// after.
-func readOne(f *nsFile) (*raw, error) {
-	r := &raw{f: f, ns: &Netns{Name: f.name}, links: map[int]*Link{}, veths: map[*Link]veth{}}
-	label := f.label()
-	join := []nsthread.Join{{Fd: f.fd, Type: unix.CLONE_NEWNET, Name: label, Hold: f}}
-	err := nsthread.Do(join, func() error {
-		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
-		if err != nil {
-			return nserr.New("socket", "netlink route in "+label, err)
+// readAll reads the namespaces fs. One thread joins each in turn (and is
+// discarded afterwards) to open a netlink socket there and read its
+// sysctls; the dumps then go through those sockets from ordinary
+// goroutines, a few at once: a locked thread waiting on a socket costs a
+// hand-off between threads per reply. lean skips qdiscs and sysctls.
+func readAll(fs []*nsFile, lean bool) ([]*raw, error) {
+	raws := make([]*raw, len(fs))
+	hs := make([]*netlink.Handle, len(fs))
+	defer func() {
+		for _, h := range hs {
+			if h != nil {
+				h.Close()
+			}
 		}
-		defer h.Close()
-		if err := readLinks(h, r, label); err != nil {
-			return err
-		}
-		if err := readAddrs(h, r, label); err != nil {
-			return err
-		}
-		if err := readRoutes(h, r, label); err != nil {
-			return err
-		}
-		if err := readQdiscs(h, r, label); err != nil {
-			return err
-		}
-		if r.sysctls, err = readSysctls(); err != nil {
-			return fmt.Errorf("%s: %w", label, err)
+	}()
+	err := nsthread.Do(nil, func() error {
+		for i, f := range fs {
+			r := &raw{f: f, ns: &Netns{Name: f.name}, links: map[int]*Link{}, veths: map[*Link]veth{}}
+			raws[i] = r
+			label := f.label()
+			if err := unix.Setns(f.fd, unix.CLONE_NEWNET); err != nil {
+				return nserr.New("setns", label, err)
+			}
+			var err error
+			if hs[i], err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
+				return nserr.New("socket", "netlink route in "+label, err)
+			}
+			if !lean {
+				if r.sysctls, err = readSysctls(); err != nil {
+					return fmt.Errorf("%s: %w", label, err)
+				}
+			}
 		}
 		return nil
 	})
-	return r, privileged(err, "reading another network namespace needs root")
+	if err != nil {
+		return nil, privileged(err, "reading another network namespace needs root")
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(fs))
+	errs := make([]error, len(fs))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				errs[i] = readIn(hs[i], raws[i], fs[i].label(), lean)
+			}
+		}()
+	}
+	for i := range fs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, privileged(err, "reading another network namespace needs root")
+	}
+	return raws, nil
+}
+
+// readIn reads r's namespace through h, a handle opened there.
+func readIn(h *netlink.Handle, r *raw, label string, lean bool) error {
+	if err := readLinks(h, r, label); err != nil {
+		return err
+	}
+	if err := readAddrs(h, r, label); err != nil {
+		return err
+	}
+	if err := readRoutes(h, r, label); err != nil {
+		return err
+	}
+	if lean {
+		return nil
+	}
+	return readQdiscs(h, r, label)
 }
 
 // privileged gives an EPERM error of the kernel the hint that says what
@@ -584,17 +657,17 @@ func resolvePeers(r *raw, read map[[2]uint64]*raw) {
 // ReadAt reads the network namespace at path (any nsfs file: an entry of
 // /run/netns, a bind mount elsewhere, /proc/PID/ns/net), calling it name.
 // Its veths' peers are not resolved (Link.Peer is nil).
-func ReadAt(name, path string) (*Netns, error) {
+func ReadAt(name, path string, opt Options) (*Netns, error) {
 	f, err := openNetns(name, path)
 	if err != nil {
 		return nil, err
 	}
 	defer unix.Close(f.fd)
-	r, err := readOne(f)
+	rs, err := readAll([]*nsFile{f}, opt.Lean)
 	if err != nil {
 		return nil, err
 	}
-	t := &Topology{Netns: []*Netns{r.ns}}
+	t := &Topology{Netns: []*Netns{rs[0].ns}}
 	t.sortAll()
-	return r.ns, nil
+	return rs[0].ns, nil
 }
