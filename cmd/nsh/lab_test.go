@@ -403,3 +403,43 @@ sysctl("net.ipv4.ip_forward", 1, ns = a)
 		t.Errorf("a dry run wrote a host sysctl (vm.swappiness): %d %q", code, stderr)
 	}
 }
+
+// The recipes of scripts/ run as labs too (they run as plain scripts in
+// examples' TestScripts): each comes up, shows its nodes, and goes down
+// leaving nothing.
+func TestRecipesAsLabs(t *testing.T) {
+	needLabs(t)
+	recipes, _ := filepath.Glob("../../scripts/*.star")
+	if len(recipes) == 0 {
+		t.Fatal("no recipes in scripts/")
+	}
+	for _, r := range recipes {
+		name := strings.TrimSuffix(filepath.Base(r), ".star")
+		t.Run(name, func(t *testing.T) {
+			leakcheck.Check(t)
+			src, _ := os.ReadFile(r)
+			for _, line := range strings.SplitN(string(src), "\n", 15) {
+				if cmds, ok := strings.CutPrefix(line, "# needs:"); ok {
+					for _, c := range strings.Fields(cmds) {
+						if _, err := exec.LookPath(c); err != nil {
+							t.Skipf("needs %s", c)
+						}
+					}
+				}
+			}
+			args := []string{"up", r}
+			if name == "chain" || name == "star" {
+				args = append(args, "3")
+			}
+			if _, stderr, code := nsh(t, "", args...); code != 0 {
+				t.Fatalf("nsh up %s: %d\n%s", r, code, stderr)
+			}
+			if out, stderr, code := nsh(t, "", "status", name); code != 0 || !strings.Contains(out, "lab "+name+": up") {
+				t.Errorf("status: %d\n%s%s", code, out, stderr)
+			}
+			if _, stderr, code := nsh(t, "", "down", name); code != 0 {
+				t.Errorf("down: %d %s", code, stderr)
+			}
+		})
+	}
+}

@@ -40,11 +40,11 @@ func TestTraceTwoNetnsPing(t *testing.T) {
 		t.Fatalf("exit %d: %s%s", code, out, stderr)
 	}
 	fd := `nsenter --net=/proc/\d+/fd/\d+ `
-	at := `\+ \.\./\.\./scripts/two-netns-ping\.star:23: `
+	at := `\+ \.\./\.\./scripts/two-netns-ping\.star:30: `
 	unshare := []string{
-		`\+ \.\./\.\./scripts/two-netns-ping\.star:13: # unshare --net: nsh holds net:\[\d+\] as /proc/\d+/fd/\d+`,
-		`\+ \.\./\.\./scripts/two-netns-ping\.star:13: ` + fd + `ip link set dev lo up`,
-		`\+ \.\./\.\./scripts/two-netns-ping\.star:14: # setns: back in nsh's own namespaces`,
+		`\+ \.\./\.\./scripts/two-netns-ping\.star:20: # unshare --net: nsh holds net:\[\d+\] as /proc/\d+/fd/\d+`,
+		`\+ \.\./\.\./scripts/two-netns-ping\.star:20: ` + fd + `ip link set dev lo up`,
+		`\+ \.\./\.\./scripts/two-netns-ping\.star:21: # setns: back in nsh's own namespaces`,
 	}
 	matchLines(t, stderr, []string{
 		unshare[0], unshare[1], unshare[2],
