@@ -1,11 +1,13 @@
 package builtins
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
@@ -316,4 +318,41 @@ func (st *state) keepNS(th *starlark.Thread, ns *nsctx.NS, path string) error {
 	}
 	_, err := st.ex.Do(th, rec)
 	return err
+}
+
+// labNote writes to the lab's journal what the applied record r built
+// (a labs.Note), for nsh status to compare with the kernel; the func it
+// returns withdraws the note when the change is undone while the recipe
+// runs. An unnamed network namespace r names by nsh's descriptor is named
+// in the note by the path LabUp keeps it on.
+func (st *state) labNote(r change.Record) func() {
+	kind, nss, ok := labs.Noted(r)
+	if !ok {
+		return nil
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "nsh: warning: lab %q: nsh status will not check %s: %v\n", st.lab.lab.Name, kind, err)
+		return nil
+	}
+	j := st.lab.j
+	n := labs.Note{ID: j.NewID(), Kind: kind, Rec: b}
+	for _, ns := range nss {
+		if ns.Fd <= 0 {
+			continue
+		}
+		var s unix.Stat_t
+		if unix.Fstat(ns.Fd, &s) != nil {
+			continue
+		}
+		if n.NS == nil {
+			n.NS = map[string]string{}
+		}
+		n.NS[strconv.Itoa(ns.Fd)] = filepath.Join(st.lab.lab.Dir, "ns", fmt.Sprintf("net-%d", s.Ino))
+	}
+	if err := j.Note(n); err != nil {
+		fmt.Fprintf(os.Stderr, "nsh: warning: lab %q: writing the journal: %v\n", st.lab.lab.Name, err)
+		return nil
+	}
+	return func() { j.Note(labs.Note{ID: n.ID, Gone: true}) }
 }

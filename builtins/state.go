@@ -86,6 +86,7 @@ func sharedState(th *starlark.Thread) (*state, error) {
 				tab.Close()
 				return stateOrErr{err: fmt.Errorf("lab %q: %w", st.lab.lab.Name, err)}
 			}
+			st.ex.Observe(st.labNote)
 		}
 		tab.OnRelease(func(dev, ino uint64) {
 			st.mu.Lock()

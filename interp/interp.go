@@ -114,6 +114,14 @@ func New(cfg Config) *Interp {
 	return in
 }
 
+// Predeclared reports whether name is predeclared in every module of in
+// (a builtin, a constant, a module such as json, or argv), which a
+// global of that name would hide.
+func (in *Interp) Predeclared(name string) bool {
+	_, ok := in.predeclared[name]
+	return ok || name == "argv"
+}
+
 // Run is one execution of nsh: a script, a -c one-liner or a REPL session.
 // It owns the lifecycle registry that tears down what the run created.
 type Run struct {

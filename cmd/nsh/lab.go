@@ -21,6 +21,7 @@ import (
 	"nsh.dev/nsh/builtins"
 	"nsh.dev/nsh/internal/keeper"
 	"nsh.dev/nsh/internal/labs"
+	"nsh.dev/nsh/internal/netnsdir"
 	"nsh.dev/nsh/internal/topo"
 	"nsh.dev/nsh/interp"
 )
@@ -29,13 +30,15 @@ import (
 // (a script with such a name is run as ./up).
 var labVerbs = map[string]func([]string) int{
 	"up": upCmd, "down": downCmd, "ls": lsCmd, "status": statusCmd, "inspect": statusCmd,
-	"exec": execCmd, "gc": gcCmd,
+	"exec": execCmd, "gc": gcCmd, "attach": attachCmd,
 }
 
 const labUsage = `lab commands:
-  nsh up [--name LAB] [--prefix P] [--replace] RECIPE.star [ARG...]
+  nsh up [--name LAB] [--prefix P] [--replace] [--dry-run] RECIPE.star [ARG...]
                  run the recipe and keep everything it makes as lab LAB
-                 (default: the recipe's base name) until nsh down
+                 (default: the recipe's base name) until nsh down;
+                 --dry-run builds it in a throwaway sandbox instead and
+                 prints the plan as the equivalent commands
   nsh down LAB | --all
                  undo exactly what the lab's journal holds, newest first
   nsh ls [--json]            list the labs
@@ -44,6 +47,8 @@ const labUsage = `lab commands:
                  run CMD in the node's namespaces
   nsh gc [--dry-run]         take down labs whose nsh died building them, and
                              undo runs whose nsh and reaper were both killed
+  nsh attach LAB             the REPL with the lab's nodes and links bound
+                             by name; leaving it keeps the lab
 Run by a user other than root, a lab lives in a user and a mount namespace
 of its own (with a private /run/netns), held by a keeper process
 (nsh-keeper) until nsh down; its state is in $XDG_RUNTIME_DIR/nsh/labs.
@@ -78,7 +83,7 @@ func upCmd(args []string) int {
 		case strings.HasPrefix(a, "--prefix="):
 			prefix = strings.TrimPrefix(a, "--prefix=")
 		case a == "--dry-run":
-			return labFail("up: --dry-run is not implemented yet")
+			return dryRun(append(args[:i:i], args[i+1:]...))
 		case strings.HasPrefix(a, "-") && a != "-":
 			return labFail("up: unknown flag %q\n%s", a, labUsage)
 		default:
@@ -120,6 +125,10 @@ recipe:
 
 	cfg := interp.Config{Builtins: builtins.Table(), Prompt: builtins.Prompt, MaxMemory: interp.DefaultMaxMemory,
 		Abort: abort, Extra: starlark.StringDict{"lab": builtins.LabValue(name, prefix)}}
+	if dryPlan != nil {
+		cfg.TraceSetup, cfg.TraceTeardown = dryPlan, io.Discard
+		cfg.Stdout = os.Stderr // stdout is the plan's
+	}
 	in := interp.New(cfg)
 	r := in.NewRun(filepath.Dir(recipe), append([]string{recipe}, rargs...))
 	builtins.SetLab(r.Registry, l)
@@ -153,6 +162,10 @@ recipe:
 		fmt.Fprintf(os.Stderr, "nsh: %v\n", err)
 	}
 	recs, _ := labs.Read(l.Dir)
+	if dryPlan != nil {
+		fmt.Fprintf(os.Stderr, "nsh: dry run of lab %q: %d nodes, %d changes journaled; all undone with the sandbox\n", name, len(l.Nodes), len(recs))
+		return 0
+	}
 	fmt.Fprintf(os.Stderr, "nsh: lab %q is up: %d nodes, %d changes journaled (nsh status %s; nsh down %s)\n",
 		name, len(l.Nodes), len(recs), name, name)
 	return 0
@@ -326,7 +339,7 @@ func statusCmd(args []string) int {
 	if err != nil {
 		return labFail("status: %v", err)
 	}
-	recs, err := labs.Read(l.Dir)
+	recs, notes, err := labs.ReadAll(l.Dir)
 	if err != nil {
 		return labFail("status: %v", err)
 	}
@@ -362,8 +375,9 @@ func statusCmd(args []string) int {
 			out.Missing = append(out.Missing, "node "+n.Name+" ("+n.Net+" is no network namespace)")
 		}
 	}
+	lean := len(present) > 50 // a large lab: no sysctls, qdiscs
 	if len(present) > 0 && os.Geteuid() == 0 {
-		if t, err := topo.ReadWith(present, topo.Options{Lean: len(present) > 50}); err == nil {
+		if t, err := topo.ReadWith(present, topo.Options{Lean: lean}); err == nil {
 			for i := range out.Nodes {
 				for _, ns := range t.Netns {
 					if ns.Name == out.Nodes[i].Name {
@@ -386,6 +400,15 @@ func statusCmd(args []string) int {
 				out.Missing = append(out.Missing, r.What+": "+gone)
 			}
 		}
+	}
+	if os.Geteuid() == 0 {
+		read := map[string]*topo.Netns{}
+		for _, n := range out.Nodes {
+			if n.Live != nil {
+				read[n.Net] = n.Live
+			}
+		}
+		out.Missing = append(out.Missing, journalDiff(l, notes, read, lean)...)
 	}
 	if out.State == "up" && len(out.Missing) > 0 {
 		out.State = "degraded"
@@ -464,6 +487,50 @@ func statusCmd(args []string) int {
 		fmt.Fprintf(stdout, "differs from the journal: %s\n", m)
 	}
 	return 0
+}
+
+// journalDiff compares what the lab's journal notes say it built (links,
+// their state, addresses, bridge ports and tbf rates, routes) with the
+// live kernel, and says what is missing or changed. read are the
+// namespaces status has read already, by path; lean says they were read
+// without qdiscs. Namespaces that are gone are not compared (status
+// reports a missing node apart).
+func journalDiff(l *labs.Lab, notes []labs.Note, read map[string]*topo.Netns, lean bool) []string {
+	exp := labs.Expect(notes)
+	label := func(ns string) string {
+		switch {
+		case ns == "":
+			return "the host"
+		case filepath.Dir(ns) == netnsdir.Dir:
+			return "node " + filepath.Base(ns)
+		}
+		return "namespace " + ns
+	}
+	var out []string
+	live := map[string]*topo.Netns{}
+	for _, ns := range exp.Namespaces() {
+		path := ns
+		if ns == "" {
+			path = "/proc/self/ns/net"
+		}
+		if !isNetns(path) {
+			if filepath.Dir(ns) != netnsdir.Dir {
+				out = append(out, label(ns)+" is gone")
+			}
+			continue
+		}
+		if n := read[ns]; n != nil {
+			live[ns] = n
+			continue
+		}
+		n, err := topo.ReadAt(label(ns), path, topo.Options{Lean: lean})
+		if err != nil {
+			out = append(out, fmt.Sprintf("cannot read %s: %v", label(ns), err))
+			continue
+		}
+		live[ns] = n
+	}
+	return append(out, exp.Diff(live, label, lean)...)
 }
 
 func execCmd(args []string) int {

@@ -261,6 +261,149 @@ spawn(["sh", "-c", "echo started; exec sleep 3601"], ns = a)
 	}
 }
 
+// nsh status compares what the journal notes the lab built with the
+// kernel: a veth, an address and a route deleted by hand are listed,
+// exactly those, and the lab is degraded.
+func TestLabStatusDiff(t *testing.T) {
+	needLabs(t)
+	r := labRecipe(t, "diff.star", `
+a = netns("ls-a", persist = False)
+b = netns("ls-b", persist = False)
+veth("ls-a0", "ls-b0", ns = a, peer_ns = b, addr = ["10.231.0.1/24", "10.231.1.1/24"], peer_addr = "10.231.0.2/24")
+veth("ls-a1", "ls-b1", ns = a, peer_ns = b)
+route("10.231.9.0/24", via = "10.231.0.2", ns = a)
+route("10.231.8.0/24", via = "10.231.0.2", ns = a)
+br = bridge("ls-br", ns = b)
+`)
+	if _, stderr, code := nsh(t, "", "up", r); code != 0 {
+		t.Fatalf("up: %d %q", code, stderr)
+	}
+	defer nsh(t, "", "down", "diff")
+	out, _, _ := nsh(t, "", "status", "diff")
+	if strings.Contains(out, "differs") || !strings.Contains(out, "lab diff: up") {
+		t.Fatalf("status of an intact lab:\n%s", out)
+	}
+	for _, c := range [][]string{
+		{"-n", "ls-a", "link", "del", "ls-a1"},
+		{"-n", "ls-a", "addr", "del", "10.231.1.1/24", "dev", "ls-a0"},
+		{"-n", "ls-a", "route", "del", "10.231.9.0/24"},
+	} {
+		if b, err := exec.Command("ip", c...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v %s", c, err, b)
+		}
+	}
+	out, stderr, code := nsh(t, "", "status", "diff", "--json")
+	var st struct {
+		State   string
+		Missing []string
+	}
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil {
+		t.Fatalf("status --json: %d %v\n%s%s", code, err, out, stderr)
+	}
+	// Links in the order made, each with its addresses; then routes.
+	want := []string{
+		"address 10.231.1.1/24 of link ls-a0 in node ls-a is missing",
+		"link ls-a1 in node ls-a (veth) is missing",
+		"link ls-b1 in node ls-b (veth) is missing",
+		"route 10.231.9.0/24 via 10.231.0.2 in node ls-a is missing",
+	}
+	if st.State != "degraded" || strings.Join(st.Missing, "\n") != strings.Join(want, "\n") {
+		t.Errorf("status after deleting a veth, an address and a route by hand: %s\n%s\nwant:\n%s", st.State, strings.Join(st.Missing, "\n"), strings.Join(want, "\n"))
+	}
+	out, _, _ = nsh(t, "", "status", "diff")
+	if !strings.Contains(out, "lab diff: degraded") || !strings.Contains(out, "differs from the journal: route 10.231.9.0/24") {
+		t.Errorf("status:\n%s", out)
+	}
+}
+
+// nsh attach binds the lab's nodes and links in the REPL (read from a
+// pipe here); leaving it undoes what the session made and keeps the lab.
+func TestLabAttach(t *testing.T) {
+	needLabs(t)
+	if _, stderr, code := nsh(t, "", "up", "../../scripts/chain.star", "3"); code != 0 {
+		t.Fatalf("up: %d %q", code, stderr)
+	}
+	defer nsh(t, "", "down", "chain")
+	in := `print(c1 == netns("c1"), c3)
+print(c1_eth1, c2_eth1)
+veth("at-0", "at-1", ns = c1, peer_ns = c2)
+print(len(c2_eth0.addrs))
+`
+	out, stderr, code := nsh(t, in, "attach", "chain")
+	if code != 0 || !strings.Contains(stderr, "nodes c1 c2 c3; links c1_eth1 c2_eth0 c2_eth1 c3_eth0") {
+		t.Fatalf("attach: %d\n%s%s", code, out, stderr)
+	}
+	for _, want := range []string{"True net:[", "link(c1-eth1, netns c1) link(c2-eth1, netns c2)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("attach printed no %q:\n%s%s", want, out, stderr)
+		}
+	}
+	if b, err := exec.Command("ip", "-n", "c1", "link", "show", "at-0").CombinedOutput(); err == nil {
+		t.Errorf("the veth the session made outlived it: %s", b)
+	}
+	out, _, _ = nsh(t, "", "status", "chain")
+	if !strings.Contains(out, "lab chain: up") || strings.Contains(out, "differs") {
+		t.Errorf("the lab after attach:\n%s", out)
+	}
+	if _, stderr, code := nsh(t, "", "attach", "nolab"); code == 0 || !strings.Contains(stderr, `lab "nolab"`) {
+		t.Errorf("attach of a missing lab: %d %q", code, stderr)
+	}
+}
+
+// nsh up --dry-run builds the lab in a throwaway sandbox and prints the
+// plan as commands: nothing is left, not even a daemon of the recipe, and
+// the host's sysctls cannot be written.
+func TestLabDryRun(t *testing.T) {
+	needLabs(t)
+	out, stderr, code := nsh(t, "", "up", "--dry-run", "../../scripts/chain.star", "3")
+	if code != 0 {
+		t.Fatalf("up --dry-run: %d\n%s%s", code, out, stderr)
+	}
+	for _, want := range []string{"#!/bin/sh\n# nsh up --dry-run", "\nip netns add c1\n", "\nip -n c1 link add name c1-eth1 up type veth peer name c2-eth0 netns c2\n",
+		"\nip -n c2 addr add 10.100.1.2/24 dev c2-eth0\n", "\nip -n c3 route add default via 10.100.2.1\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the plan has no %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "chain: c1") || !strings.Contains(stderr, "chain: c1 --- c2 --- c3") {
+		t.Errorf("the recipe's output belongs on stderr (stdout is the plan):\n%s\n%s", out, stderr)
+	}
+	if _, err := os.Stat("/run/netns/c1"); err == nil {
+		t.Error("/run/netns/c1 after a dry run")
+	}
+	if _, err := labs.Open("chain"); err == nil {
+		t.Error("a dry run left a lab")
+	}
+	// What the sandbox hides of the host is checked: a lab of that name,
+	// names taken in /run/netns.
+	if _, stderr, code := nsh(t, "", "up", "--name", "dry1", "../../scripts/chain.star", "2"); code != 0 {
+		t.Fatalf("up: %d %q", code, stderr)
+	}
+	_, stderr, code = nsh(t, "", "up", "--dry-run", "--name", "dry1", "../../scripts/chain.star", "2")
+	if code != 0 || !strings.Contains(stderr, `on this host, lab "dry1" exists`) || !strings.Contains(stderr, "on this host, c1, c2 exist in /run/netns") {
+		t.Errorf("dry run of a lab whose names the host has: %d %q", code, stderr)
+	}
+	if _, stderr, code := nsh(t, "", "down", "dry1"); code != 0 {
+		t.Errorf("down: %d %q", code, stderr)
+	}
+	r := labRecipe(t, "dryd.star", `
+a = netns("ldr-a", persist = False)
+spawn(["sleep", "3602"], ns = a)
+sysctl("net.ipv4.ip_forward", 1, ns = a)
+`)
+	out, stderr, code = nsh(t, "", "up", "--dry-run", r)
+	if code != 0 || !strings.Contains(out, "ip netns add ldr-a") || !strings.Contains(out, "sleep 3602") {
+		t.Errorf("dry run with a daemon: %d\n%s%s", code, out, stderr)
+	}
+	if s := survivors("^sleep 3602$"); s != "" {
+		t.Errorf("the recipe's daemon survived the dry run: %s", s)
+	}
+	r = labRecipe(t, "dryk.star", `sysctl("vm.swappiness", 59)`)
+	if _, stderr, code = nsh(t, "", "up", "--dry-run", r); code == 0 || !strings.Contains(stderr, "read-only") {
+		t.Errorf("a dry run wrote a host sysctl (vm.swappiness): %d %q", code, stderr)
+	}
+}
+
 // The recipes of scripts/ run as labs too (they run as plain scripts in
 // examples' TestScripts): each comes up, shows its nodes, and goes down
 // leaving nothing.

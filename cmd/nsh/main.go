@@ -38,7 +38,7 @@ var version = "dev"
 
 const usage = `usage: nsh [flags] [FILE.star | -c CODE | -] [ARG...]
        nsh doc [NAME]
-       nsh up|down|ls|status|exec|gc ...   (labs; see below)
+       nsh up|down|ls|status|exec|gc|attach ...   (labs; see below)
        nsh export [--persist] [NETNS...]
        nsh graph [--mermaid] LAB | --netns [NETNS...]
 

@@ -62,12 +62,12 @@ type Effect struct {
 	// e.g. `veth "a"/"b"`.
 	What string
 	// Apply makes the change. On failure it has undone what it did.
-	Apply func() error
+	Apply func() error `json:"-"`
 	// Undo undoes the change at the end of the run (or on an explicit
 	// release); it reports whether it did anything (false: the object
 	// went away by itself, e.g. with its namespace). nil after Apply:
 	// nothing is registered.
-	Undo func() (bool, error)
+	Undo func() (bool, error) `json:"-"`
 	// Ahead returns the reaper's ops that undo the change if nsh dies
 	// while it is being made. They are given before Apply runs, so they
 	// must be right whether or not the change was made, and touch only
@@ -76,12 +76,12 @@ type Effect struct {
 	// there (reaper.UmountNew), a file by its inode, a value only over
 	// the one nsh wrote (reaper.WriteIf). nil: nothing to give ahead, or
 	// Apply gives it with Intend.
-	Ahead func() []reaper.Op
+	Ahead func() []reaper.Op `json:"-"`
 	// Reap returns the reaper's ops that undo the change after SIGKILL,
 	// once it is made; they replace Ahead's. nil: Ahead's stay (or there
 	// are none: the kernel reclaims the object, or it is not undone).
 	// No ops: the reaper has nothing to do.
-	Reap func() []reaper.Op
+	Reap func() []reaper.Op `json:"-"`
 	// Kept, set by Apply, marks an object made to outlive the run (a
 	// netns with persist=True): nsh does not undo it, but the teardown
 	// script of --trace does.

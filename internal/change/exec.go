@@ -24,7 +24,16 @@ type Executor struct {
 	// reaper returns the run's reaper, started on first use; nil if it
 	// could not be started (the run then has its own teardown only).
 	reaper func() Reaper
+	// observe, if set, is told of each record applied (Observe).
+	observe func(r Record) (undone func())
 }
+
+// Observe makes x call applied with each record once it is applied (a
+// lab's journal notes what every change built, for nsh status), before
+// its undo is registered; the func applied returns, if not nil, is called
+// when the change is undone during the run. Call it before the first Do.
+// Records marshal to JSON (their closures are left out).
+func (x *Executor) Observe(applied func(r Record) (undone func())) { x.observe = applied }
 
 // Reaper is what the executor needs of the run's reaper (a
 // *reaper.Reaper): record ids, ops given or replaced by id, withdrawn.
@@ -109,6 +118,10 @@ func (x *Executor) Do(th *starlark.Thread, r Record) (*lifecycle.Entry, error) {
 	if t != nil {
 		t.setup(th, r, err == nil)
 	}
+	var undone func()
+	if err == nil && x.observe != nil {
+		undone = x.observe(r)
+	}
 	undo, reap := b.Undo, b.Reap
 	// The record is data from here on (the tracer may keep it to the end
 	// of the run): its closures, which hold namespaces, are not kept.
@@ -127,6 +140,9 @@ func (x *Executor) Do(th *starlark.Thread, r Record) (*lifecycle.Entry, error) {
 		did, err := undo()
 		if did && t != nil {
 			t.teardown(r.UndoCommands())
+		}
+		if err == nil && undone != nil {
+			undone()
 		}
 		return err
 	})

@@ -39,6 +39,26 @@ type Record struct {
 	Del bool `json:"del,omitempty"`
 }
 
+// Note is a journal note: what one applied change built, for nsh status
+// to compare with the kernel. Kind is the change record's type
+// (change.LinkAdd: "LinkAdd") and Rec its typed fields as JSON; NS maps
+// the descriptors that name unnamed network namespaces in Rec
+// (change.Netns.Fd, as a decimal string) to the paths the lab keeps them
+// on. Gone withdraws note ID: the change was undone while the recipe ran.
+type Note struct {
+	ID   uint64            `json:"id"`
+	Kind string            `json:"kind,omitempty"`
+	NS   map[string]string `json:"ns,omitempty"`
+	Rec  json.RawMessage   `json:"rec,omitempty"`
+	Gone bool              `json:"gone,omitempty"`
+}
+
+// noteLine is a journal line holding a note (a record's line has none;
+// readers that know no notes skip the line, as it has no id).
+type noteLine struct {
+	Note *Note `json:"note"`
+}
+
 // Journal appends a lab's records to its journal file: the undo steps of
 // each change, given before the change is made, replaced once it is,
 // withdrawn when no longer needed (see change.Reaper, which it
@@ -107,7 +127,10 @@ func (j *Journal) Set(id uint64, what string, ops ...reaper.Op) error {
 // Del withdraws record id.
 func (j *Journal) Del(id uint64) error { return j.write(Record{ID: id, Del: true}) }
 
-func (j *Journal) write(r Record) error {
+// Note writes a note (n.ID from NewID).
+func (j *Journal) Note(n Note) error { return j.write(noteLine{&n}) }
+
+func (j *Journal) write(r any) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -143,19 +166,37 @@ func (j *Journal) Close() error { return j.f.Close() }
 // Read returns the live records of the journal in dir (set and not
 // withdrawn), oldest first.
 func Read(dir string) ([]Record, error) {
+	recs, _, err := ReadAll(dir)
+	return recs, err
+}
+
+// ReadAll returns the live records of the journal in dir (set and not
+// withdrawn) and its live notes, each oldest first.
+func ReadAll(dir string) ([]Record, []Note, error) {
 	f, err := os.Open(filepath.Join(dir, "journal"))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer f.Close()
 	live := map[uint64]int{} // id -> index in recs
 	var recs []Record
+	var notes []Note
+	gone := map[uint64]bool{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for sc.Scan() {
+		var nl noteLine
+		if json.Unmarshal(sc.Bytes(), &nl) == nil && nl.Note != nil {
+			if nl.Note.Gone {
+				gone[nl.Note.ID] = true
+			} else {
+				notes = append(notes, *nl.Note)
+			}
+			continue
+		}
 		var r Record
 		if json.Unmarshal(sc.Bytes(), &r) != nil || r.ID == 0 {
 			continue // a line a crash cut short
@@ -174,7 +215,7 @@ func Read(dir string) ([]Record, error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := recs[:0]
 	for _, r := range recs {
@@ -182,7 +223,13 @@ func Read(dir string) ([]Record, error) {
 			out = append(out, r)
 		}
 	}
-	return out, nil
+	kept := notes[:0]
+	for _, n := range notes {
+		if !gone[n.ID] {
+			kept = append(kept, n)
+		}
+	}
+	return out, kept, nil
 }
 
 // Tee gives the run's reaper (r, nil if it could not start) and the

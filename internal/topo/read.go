@@ -653,3 +653,21 @@ func resolvePeers(r *raw, read map[[2]uint64]*raw) {
 		}
 	}
 }
+
+// ReadAt reads the network namespace at path (any nsfs file: an entry of
+// /run/netns, a bind mount elsewhere, /proc/PID/ns/net), calling it name.
+// Its veths' peers are not resolved (Link.Peer is nil).
+func ReadAt(name, path string, opt Options) (*Netns, error) {
+	f, err := openNetns(name, path)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(f.fd)
+	rs, err := readAll([]*nsFile{f}, opt.Lean)
+	if err != nil {
+		return nil, err
+	}
+	t := &Topology{Netns: []*Netns{rs[0].ns}}
+	t.sortAll()
+	return rs[0].ns, nil
+}
