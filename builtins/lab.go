@@ -169,22 +169,27 @@ func (st *state) runJournal(r *reaper.Reaper) *labs.Journal {
 		return nil
 	}
 	st.runOnce.Do(func() {
-		run, err := labs.NewRun()
+		// The reaper learns of the directory first (write ahead): it
+		// removes the journal and the directory last of all it undoes.
+		id := r.NewID()
+		run, err := labs.NewRun(func(dir string) error {
+			return r.Set(id, "the run's journal "+dir,
+				reaper.Unlink(nil, filepath.Join(dir, "journal"), 0), reaper.Rmdir(nil, dir))
+		})
 		if err != nil {
+			if run == nil {
+				r.Del(id)
+			}
 			return
 		}
 		j, err := labs.OpenJournal(run.Dir, st.durablePath)
 		if err != nil {
 			os.RemoveAll(run.Dir)
+			r.Del(id)
 			return
 		}
 		j.Lenient = true
-		if err := r.Set(j.NewID(), "the run's journal "+run.Dir,
-			reaper.Unlink(nil, filepath.Join(run.Dir, "journal"), 0), reaper.Rmdir(nil, run.Dir)); err != nil {
-			j.Close()
-			os.RemoveAll(run.Dir)
-			return
-		}
+		j.Skip(id) // its ids continue after the reaper's
 		st.run, st.runJ = run, j
 	})
 	return st.runJ

@@ -297,6 +297,9 @@ veth("wr-c", "wr-d", peer_ns = netns("wr-p2"))
 		if now := hostState(t, dir); now != before {
 			t.Fatalf("run %d, killed after %v, left:\n%s\nwas:\n%s\nnsh's stderr:\n%s", i, after, now, before, stderr.String())
 		}
+		if m, _ := filepath.Glob(fmt.Sprintf("/run/nsh/runs/%d-*", cmd.Process.Pid)); len(m) > 0 {
+			t.Fatalf("run %d, killed after %v, left its journal %s", i, after, m[0])
+		}
 	}
 	t.Logf("%d runs killed at random in their first 30 ms: nothing left", runs)
 }

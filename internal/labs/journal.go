@@ -87,6 +87,16 @@ func OpenJournal(dir string, path func(*nsctx.NS) (string, error)) (*Journal, er
 	return &Journal{f: f, path: path}, nil
 }
 
+// Skip makes the journal's record ids start after id (one given
+// elsewhere, that the next must follow).
+func (j *Journal) Skip(id uint64) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.next < id {
+		j.next = id
+	}
+}
+
 // NewID returns a record id.
 func (j *Journal) NewID() uint64 {
 	j.mu.Lock()

@@ -313,8 +313,9 @@ type Run struct {
 	JournalErr error
 }
 
-// NewRun makes the journal directory of this process's run.
-func NewRun() (*Run, error) {
+// NewRun makes the journal directory of this process's run; before, it
+// calls ahead with its path (to tell the reaper, which removes it last).
+func NewRun(ahead func(dir string) error) (*Run, error) {
 	root := RunsRoot()
 	if root == "" {
 		return nil, errors.New("no run journals when rootless")
@@ -328,6 +329,9 @@ func NewRun() (*Run, error) {
 	}
 	r := &Run{Pid: os.Getpid(), Start: start}
 	r.Dir = filepath.Join(root, fmt.Sprintf("%d-%d", r.Pid, start))
+	if err := ahead(r.Dir); err != nil {
+		return nil, err
+	}
 	if err := os.Mkdir(r.Dir, 0o700); err != nil {
 		return nil, err
 	}
