@@ -1,0 +1,51 @@
+package labs
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"nsh.dev/nsh/internal/nsctx"
+	"nsh.dev/nsh/internal/reaper"
+)
+
+func TestCheckName(t *testing.T) {
+	for _, ok := range []string{"a", "chain", "lab-1", "a.b_c", "Z9", strings.Repeat("x", 64)} {
+		if err := CheckName(ok); err != nil {
+			t.Errorf("CheckName(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "-a", ".a", "_a", "a/b", "a b", "..", "a\x00", "é", strings.Repeat("x", 65)} {
+		if err := CheckName(bad); err == nil || !strings.Contains(err.Error(), "invalid lab name") {
+			t.Errorf("CheckName(%q) = %v, want a refusal", bad, err)
+		}
+	}
+}
+
+// A journal replays to its live records: set, replaced, withdrawn; a
+// line cut short by a crash is skipped.
+func TestJournalRead(t *testing.T) {
+	dir := t.TempDir()
+	j, err := OpenJournal(dir, func(*nsctx.NS) (string, error) { return "", nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b, c := j.NewID(), j.NewID(), j.NewID()
+	j.Set(a, "a", reaper.Unlink(nil, "/x", 1))
+	j.Set(b, "b", reaper.Rmdir(nil, "/y"))
+	j.Set(a, "a", reaper.Unlink(nil, "/x", 2)) // replaced once made
+	j.Set(c, "c", reaper.Rmdir(nil, "/z"))
+	j.Del(b)
+	j.Close()
+	f, _ := os.OpenFile(filepath.Join(dir, "journal"), os.O_WRONLY|os.O_APPEND, 0)
+	f.WriteString(`{"id":9,"what":"cut sh`)
+	f.Close()
+	recs, err := Read(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[0].What != "a" || recs[0].Steps[0].Arg != 2 || recs[1].What != "c" {
+		t.Errorf("live records %+v, want a (inode 2) and c", recs)
+	}
+}
