@@ -202,8 +202,7 @@ u = unshare("net").net
 	if _, stderr, code := nsh(t, "", "down", "gcme"); code != 0 {
 		t.Fatalf("down: %q", stderr)
 	}
-	b, _ := os.ReadFile(count)
-	changes := strings.Count(string(b), "\n")
+	changes := counted(t, count)
 	for k := 1; k <= changes; k++ {
 		for _, with := range []string{"", ",with-reaper"} {
 			fault := fmt.Sprintf("kill-after=%d%s", k, with)
