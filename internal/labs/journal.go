@@ -2,6 +2,7 @@ package labs
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -176,13 +177,20 @@ func (j *Journal) Close() error { return j.f.Close() }
 // Read returns the live records of the journal in dir (set and not
 // withdrawn), oldest first.
 func Read(dir string) ([]Record, error) {
-	recs, _, err := ReadAll(dir)
+	recs, _, err := readJournal(dir, false)
 	return recs, err
 }
 
 // ReadAll returns the live records of the journal in dir (set and not
 // withdrawn) and its live notes, each oldest first.
-func ReadAll(dir string) ([]Record, []Note, error) {
+func ReadAll(dir string) ([]Record, []Note, error) { return readJournal(dir, true) }
+
+// notePrefix starts every note line (json.Marshal of a noteLine).
+var notePrefix = []byte(`{"note":`)
+
+// readJournal reads the journal in dir; the notes only if wantNotes (nsh
+// down needs none: they are most of a lab's journal).
+func readJournal(dir string, wantNotes bool) ([]Record, []Note, error) {
 	f, err := os.Open(filepath.Join(dir, "journal"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, nil
@@ -198,8 +206,11 @@ func ReadAll(dir string) ([]Record, []Note, error) {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for sc.Scan() {
-		var nl noteLine
-		if json.Unmarshal(sc.Bytes(), &nl) == nil && nl.Note != nil {
+		if bytes.HasPrefix(sc.Bytes(), notePrefix) {
+			var nl noteLine
+			if !wantNotes || json.Unmarshal(sc.Bytes(), &nl) != nil || nl.Note == nil {
+				continue
+			}
 			if nl.Note.Gone {
 				gone[nl.Note.ID] = true
 			} else {
