@@ -32,8 +32,10 @@ type labRun struct {
 	// keep are the unnamed network namespaces the run made, kept (bound
 	// in the lab's ns/ directory) when the lab is up.
 	keep []*nsctx.NS
-	// nodes are the named network namespaces the run made or opened.
+	// nodes are the named network namespaces the run made or opened,
+	// and more their other namespaces, by kind (labKeep).
 	nodes map[string]bool
+	more  map[string]map[string]*nsctx.NS
 	logs  int // daemons given a log so far
 	// daemons are the processes started and not waited for.
 	daemons []labs.Daemon
@@ -46,7 +48,9 @@ const labKey = "nsh.builtins.lab"
 // LabUp keeps what the run made once the recipe has finished. Call it
 // before the run's first builtin.
 func SetLab(reg *lifecycle.Registry, l *labs.Lab) {
-	reg.Shared(labKey, func() any { return &labRun{lab: l, nodes: map[string]bool{}} })
+	reg.Shared(labKey, func() any {
+		return &labRun{lab: l, nodes: map[string]bool{}, more: map[string]map[string]*nsctx.NS{}}
+	})
 }
 
 // labOf returns the run's lab, nil when the run builds none.
@@ -108,7 +112,9 @@ In a lab everything the recipe makes is kept until nsh down: namespaces,
 links, addresses, routes, sysctls, mounts, and processes started without
 waiting (its daemons); persist=True and persist() change nothing there,
 since nsh down undoes all of it. A lab's named network namespaces are its nodes
-(nsh exec LAB NODE -- CMD); a name the lab did not make is refused. A
+(nsh exec LAB NODE -- CMD), with the UTS and IPC namespaces made by
+unshare() while the node's network namespace was the current one; a name
+the lab did not make is refused. A
 daemon's standard streams that it would inherit from nsh are /dev/null
 and a log in the lab's directory (/run/nsh/labs/LAB/logs/N-NAME.log).`},
 	}
@@ -205,15 +211,34 @@ func (st *state) endRunJournal() {
 }
 
 // labKeep notes namespaces the run made, which a lab keeps.
-func (st *state) labKeep(nss ...*nsctx.NS) {
+// A UTS or IPC namespace made (unshare) in a context whose network
+// namespace is a node of the lab becomes that node's: nsh exec joins it.
+func (st *state) labKeep(cur nsctx.Context, nss ...*nsctx.NS) {
 	if st.lab == nil {
 		return
+	}
+	node := ""
+	if net := cur.Get("net"); net != nil {
+		node = st.nameOf(net)
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for _, ns := range nss {
-		if ns.Kind.Name == "net" {
+		switch ns.Kind.Name {
+		case "net":
 			st.lab.keep = append(st.lab.keep, ns)
+			node = "" // the context's network namespace is a new one
+		}
+	}
+	if node == "" || !st.lab.nodes[node] {
+		return
+	}
+	for _, ns := range nss {
+		if k := ns.Kind.Name; k == "uts" || k == "ipc" {
+			if st.lab.more[node] == nil {
+				st.lab.more[node] = map[string]*nsctx.NS{}
+			}
+			st.lab.more[node][k] = ns
 		}
 	}
 }
@@ -278,7 +303,21 @@ func LabUp(th *starlark.Thread, reg *lifecycle.Registry) error {
 	sort.Strings(nodes)
 	lr.lab.Nodes = nil
 	for _, n := range nodes {
-		lr.lab.Nodes = append(lr.lab.Nodes, labs.Node{Name: n, Net: filepath.Join(netnsDir, n)})
+		node := labs.Node{Name: n, Net: filepath.Join(netnsDir, n)}
+		for kind, ns := range lr.more[n] {
+			path := filepath.Join(nsDir, fmt.Sprintf("%s-%d", kind, ns.Ino))
+			if err := os.MkdirAll(nsDir, 0o700); err != nil {
+				return err
+			}
+			if err := st.keepNS(th, ns, path); err != nil {
+				return err
+			}
+			if node.More == nil {
+				node.More = map[string]string{}
+			}
+			node.More[kind] = path
+		}
+		lr.lab.Nodes = append(lr.lab.Nodes, node)
 	}
 	lr.lab.Daemons = nil
 	for _, d := range lr.daemons {

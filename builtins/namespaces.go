@@ -322,7 +322,7 @@ func (st *state) unshareOnThread(cur nsctx.Context, flags int, propagation strin
 		if created, err = st.tab.OpenThreadSelf(flags); err != nil {
 			return err
 		}
-		st.labKeep(created...)
+		st.labKeep(cur, created...)
 		if flags&unix.CLONE_NEWNET != 0 {
 			return st.setupNetns(nsctx.Context{}.With(created...).Get("net"), lo, true)
 		}

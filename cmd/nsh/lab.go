@@ -44,7 +44,8 @@ const labUsage = `lab commands:
   nsh ls [--json]            list the labs
   nsh status LAB [--json]    the lab's nodes and what differs from its journal
   nsh exec LAB NODE -- CMD [ARG...]
-                 run CMD in the node's namespaces
+                 run CMD in the node's namespaces: its network namespace,
+                 and the UTS and IPC namespaces the recipe made in it
   nsh gc [--dry-run]         take down labs whose nsh died building them, and
                              undo runs whose nsh and reaper were both killed
   nsh attach LAB             the REPL with the lab's nodes and links bound
@@ -561,14 +562,28 @@ func execCmd(args []string) int {
 	// The whole process becomes the command: this thread joins the
 	// node's namespaces and execs, which ends every other thread.
 	runtime.LockOSThread()
-	fd, err := unix.Open(node.Net, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return labFail("exec: node %s: %v", node.Name, err)
+	joins := []struct {
+		path string
+		typ  int
+	}{{node.Net, unix.CLONE_NEWNET}}
+	for kind, typ := range map[string]int{"uts": unix.CLONE_NEWUTS, "ipc": unix.CLONE_NEWIPC} {
+		if p := node.More[kind]; p != "" {
+			joins = append(joins, struct {
+				path string
+				typ  int
+			}{p, typ})
+		}
 	}
-	if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-		return labFail("exec: setns into node %s (%s): %v", node.Name, node.Net, err)
+	for _, j := range joins {
+		fd, err := unix.Open(j.path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return labFail("exec: node %s: %v", node.Name, err)
+		}
+		if err := unix.Setns(fd, j.typ); err != nil {
+			return labFail("exec: setns into node %s (%s): %v", node.Name, j.path, err)
+		}
+		unix.Close(fd)
 	}
-	unix.Close(fd)
 	err = syscall.Exec(path, args[3:], os.Environ())
 	return labFail("exec: %s: %v", path, err)
 }

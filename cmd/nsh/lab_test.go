@@ -442,3 +442,42 @@ func TestRecipesAsLabs(t *testing.T) {
 		})
 	}
 }
+
+// A UTS and an IPC namespace the recipe makes in a node's context are
+// the node's: nsh exec runs there too, and nsh down removes them.
+func TestLabNodeUTSAndIPC(t *testing.T) {
+	needLabs(t)
+	r := labRecipe(t, "node.star", `
+h = netns("ln-u1", persist = False)
+setns(h)
+unshare("uts", "ipc")
+hostname("ln-u1-host")
+`)
+	host, _ := os.Hostname()
+	if _, stderr, code := nsh(t, "", "up", r); code != 0 {
+		t.Fatalf("up: %d %s", code, stderr)
+	}
+	out, stderr, code := nsh(t, "", "exec", "node", "ln-u1", "--", "hostname")
+	if code != 0 || strings.TrimSpace(out) != "ln-u1-host" {
+		t.Errorf("hostname in the node: %d %q %q", code, out, stderr)
+	}
+	self, _ := os.Readlink("/proc/self/ns/ipc")
+	out, _, _ = nsh(t, "", "exec", "node", "ln-u1", "--", "readlink", "/proc/self/ns/ipc")
+	if strings.TrimSpace(out) == self || !strings.HasPrefix(out, "ipc:[") {
+		t.Errorf("the node's IPC namespace is %q, nsh's own %q", out, self)
+	}
+	if h, _ := os.Hostname(); h != host {
+		t.Errorf("the host's name changed to %q", h)
+	}
+	l, err := labs.Open("node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, _ := filepath.Glob(filepath.Join(l.Dir, "ns", "*"))
+	if len(kept) != 2 {
+		t.Errorf("kept namespaces %q, want the node's uts and ipc", kept)
+	}
+	if _, stderr, code := nsh(t, "", "down", "node"); code != 0 {
+		t.Fatalf("down: %d %s", code, stderr)
+	}
+}
