@@ -351,10 +351,12 @@ func statusCmd(args []string) int {
 		Log   string   `json:"log,omitempty"`
 	}
 	type node struct {
-		Name    string      `json:"name"`
-		Net     string      `json:"net"`
-		Present bool        `json:"present"`
-		Live    *topo.Netns `json:"live,omitempty"`
+		Name    string            `json:"name"`
+		Kinds   []string          `json:"kinds"` // "net", and "uts", "ipc" when the node has its own
+		Net     string            `json:"net"`
+		More    map[string]string `json:"more,omitempty"`
+		Present bool              `json:"present"`
+		Live    *topo.Netns       `json:"live,omitempty"`
 	}
 	out := struct {
 		Name    string   `json:"name"`
@@ -369,7 +371,13 @@ func statusCmd(args []string) int {
 	var present []string
 	for _, n := range l.Nodes {
 		ok := isNetns(n.Net)
-		out.Nodes = append(out.Nodes, node{Name: n.Name, Net: n.Net, Present: ok})
+		kinds := []string{"net"}
+		for _, k := range []string{"uts", "ipc"} {
+			if n.More[k] != "" {
+				kinds = append(kinds, k)
+			}
+		}
+		out.Nodes = append(out.Nodes, node{Name: n.Name, Kinds: kinds, Net: n.Net, More: n.More, Present: ok})
 		if ok {
 			present = append(present, n.Name)
 		} else {
@@ -454,12 +462,19 @@ func statusCmd(args []string) int {
 			label := ""
 			if first {
 				label = n.Name
+				if len(n.Kinds) > 1 {
+					label += " (" + strings.Join(n.Kinds, ",") + ")"
+				}
 			}
 			first = false
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", label, lk.Name, lk.Kind, state, strings.Join(lk.Addrs, " "), peer)
 		}
 		if first {
-			fmt.Fprintf(tw, "%s\t(no links)\t\t\t\t\n", n.Name)
+			label := n.Name
+			if len(n.Kinds) > 1 {
+				label += " (" + strings.Join(n.Kinds, ",") + ")"
+			}
+			fmt.Fprintf(tw, "%s\t(no links)\t\t\t\t\n", label)
 		}
 	}
 	tw.Flush()
