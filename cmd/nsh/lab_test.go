@@ -481,3 +481,34 @@ hostname("ln-u1-host")
 		t.Fatalf("down: %d %s", code, stderr)
 	}
 }
+
+// nsh status sums up a lab of over 100 nodes (reading every node's links
+// would cost the kernel more than the whole summary); NODE names or
+// --links read them.
+func TestLabStatusLargeLab(t *testing.T) {
+	needLabs(t)
+	if _, stderr, code := nsh(t, "", "up", "--name", "big", "../../scripts/star.star", "101"); code != 0 {
+		t.Fatalf("up: %d %s", code, stderr)
+	}
+	defer nsh(t, "", "down", "big")
+	out, _, code := nsh(t, "", "status", "big")
+	if code != 0 || !strings.Contains(out, "102 nodes, 102 present (a large lab") || strings.Contains(out, "h1-eth0") {
+		t.Errorf("status of a large lab:\n%s", out)
+	}
+	out, _, _ = nsh(t, "", "status", "big", "h7")
+	if !strings.Contains(out, "h7-eth0") || strings.Contains(out, "h8-eth0") {
+		t.Errorf("status big h7:\n%s", out)
+	}
+	out, _, _ = nsh(t, "", "status", "big", "--links")
+	if !strings.Contains(out, "h101-eth0") {
+		t.Errorf("status big --links lacks h101:\n%.2000s", out)
+	}
+	exec.Command("ip", "netns", "exec", "h7", "ip", "link", "del", "h7-eth0").Run()
+	out, _, _ = nsh(t, "", "status", "big", "h7")
+	if !strings.Contains(out, "link h7-eth0 in node h7 (veth) is missing") {
+		t.Errorf("status big h7 after deleting its link:\n%s", out)
+	}
+	if _, _, code := nsh(t, "", "status", "big", "nosuch"); code == 0 {
+		t.Error("status of a node the lab lacks succeeded")
+	}
+}
