@@ -362,3 +362,43 @@ mount("tmpfs", %q, "tmpfs", mkdir = True)
 		}
 	}
 }
+
+// nsh gc undoes a link in a named network namespace only while the name
+// still holds the namespace the link was made in: a namespace made again
+// under the name, with a link of the same name and index, is left alone.
+func TestGCMatchesTheNamespace(t *testing.T) {
+	bin := needFaultBin(t)
+	leakcheck.Check(t)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", "wn-k").Run() })
+	script := `
+k = netns("wn-k")
+veth("wn-a", "wn-b", ns = k, peer_ns = k)
+`
+	stderr, ws := faultRun(t, bin, script, "kill-after=2,with-reaper")
+	killed(t, "kill-after=2,with-reaper", stderr, ws)
+	journals, _ := filepath.Glob("/run/nsh/runs/*/journal")
+	var index string
+	for _, j := range journals {
+		b, _ := os.ReadFile(j)
+		if m := regexp.MustCompile(`"kind":"dellink","arg":(\d+),"path":"wn-a"`).FindSubmatch(b); m != nil {
+			index = string(m[1])
+		}
+	}
+	if index == "" {
+		t.Fatalf("no run journal holds the link: %q", journals)
+	}
+	for _, c := range [][]string{
+		{"netns", "del", "wn-k"}, {"netns", "add", "wn-k"},
+		{"-n", "wn-k", "link", "add", "name", "wn-a", "index", index, "type", "veth", "peer", "name", "wn-b"},
+	} {
+		if b, err := exec.Command("ip", c...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v %s", c, err, b)
+		}
+	}
+	if _, stderr, code := nsh(t, "", "gc"); code != 0 {
+		t.Errorf("gc: %d %s", code, stderr)
+	}
+	if err := exec.Command("ip", "-n", "wn-k", "link", "show", "wn-a").Run(); err != nil {
+		t.Error("gc deleted a link of the same name and index in another namespace of the same name")
+	}
+}

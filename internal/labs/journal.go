@@ -29,6 +29,10 @@ type Step struct {
 	Mnt    string `json:"mnt,omitempty"`
 	Net    string `json:"net,omitempty"`
 	UTS    string `json:"uts,omitempty"`
+	// NetIno is the inode of the network namespace at Net when the step
+	// was written: a step is not done in another namespace that took the
+	// name since (0: not known, as in journals of older nsh).
+	NetIno uint64 `json:"net_ino,omitempty"`
 }
 
 // Record is a journal record: the undo of one change, as last given.
@@ -127,6 +131,9 @@ func (j *Journal) Set(id uint64, what string, ops ...reaper.Op) error {
 					return fmt.Errorf("journal of %s: %w", what, err)
 				}
 			}
+		}
+		if s.Net != nil && st.Net != "" {
+			st.NetIno = s.Net.Ino
 		}
 		if !skip {
 			rec.Steps = append(rec.Steps, st)

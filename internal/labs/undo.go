@@ -94,6 +94,13 @@ func (s Step) joins() ([]nsthread.Join, func(), error) {
 			return nil, nil, nserr.New("open", x.path, err)
 		}
 		fds = append(fds, fd)
+		if x.typ == unix.CLONE_NEWNET && s.NetIno != 0 {
+			var st unix.Stat_t
+			if unix.Fstat(fd, &st) == nil && st.Ino != s.NetIno {
+				done()
+				return nil, nil, errOtherNetns
+			}
+		}
 		js = append(js, nsthread.Join{Fd: fd, Type: x.typ, Name: x.path})
 	}
 	return js, done, nil
@@ -103,6 +110,9 @@ func (s Step) joins() ([]nsthread.Join, func(), error) {
 func (s Step) undo() (gone string, err error) {
 	js, done, err := s.joins()
 	if err != nil {
+		if errors.Is(err, errOtherNetns) {
+			return "its namespace " + s.Net + " is another one now", nil
+		}
 		if errors.Is(err, unix.ENOENT) {
 			return "its namespace is gone", nil
 		}
@@ -124,9 +134,12 @@ func (s Step) undo() (gone string, err error) {
 	return gone, err
 }
 
+// errOtherNetns says a step's namespace path holds another namespace now.
+var errOtherNetns = errors.New("another network namespace has its name now")
+
 // handleIn opens a netlink handle in the network namespace at path ("":
-// nsh's own).
-func handleIn(path string) (*netlink.Handle, error) {
+// nsh's own), if it is still the one with inode ino (0: any).
+func handleIn(path string, ino uint64) (*netlink.Handle, error) {
 	if path == "" {
 		return netlink.NewHandle()
 	}
@@ -135,11 +148,23 @@ func handleIn(path string) (*netlink.Handle, error) {
 		return nil, err
 	}
 	defer ns.Close()
+	if ino != 0 {
+		var st unix.Stat_t
+		if err := unix.Fstat(int(ns), &st); err != nil {
+			return nil, err
+		}
+		if st.Ino != ino {
+			return nil, errOtherNetns
+		}
+	}
 	return netlink.NewHandleAt(ns)
 }
 
 func (s Step) delLink() (string, error) {
-	h, err := handleIn(s.Net)
+	h, err := handleIn(s.Net, s.NetIno)
+	if errors.Is(err, errOtherNetns) {
+		return "its namespace " + s.Net + " is another one now", nil
+	}
 	if err != nil {
 		return "", err
 	}
@@ -262,8 +287,8 @@ func killCgroup(path string) (string, error) {
 func Check(s Step) string {
 	switch s.Kind {
 	case "dellink":
-		h, err := handleIn(s.Net)
-		if errors.Is(err, unix.ENOENT) {
+		h, err := handleIn(s.Net, s.NetIno)
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, errOtherNetns) {
 			return "its namespace " + s.Net + " is gone"
 		}
 		if err != nil {
