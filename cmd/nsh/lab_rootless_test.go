@@ -91,6 +91,12 @@ func newRootlessLabsAs(t *testing.T, uid int) *rootlessLabs {
 // nsh runs nsh as the unprivileged user.
 func (r *rootlessLabs) nsh(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
+	return r.nshIn(t, "", args...)
+}
+
+// nshIn is nsh with stdin.
+func (r *rootlessLabs) nshIn(t *testing.T, stdin string, args ...string) (string, string, int) {
+	t.Helper()
 	var cmd *exec.Cmd
 	id := strconv.Itoa(r.uid)
 	switch {
@@ -103,6 +109,7 @@ func (r *rootlessLabs) nsh(t *testing.T, args ...string) (string, string, int) {
 	}
 	cmd.Env = append(os.Environ(), "HOME=/tmp", "XDG_RUNTIME_DIR="+r.xdg, "NSH_ROOTLESS=")
 	cmd.Dir = r.work
+	cmd.Stdin = strings.NewReader(stdin)
 	return runCmd(t, cmd)
 }
 
@@ -373,4 +380,28 @@ func TestRootlessLabSubIDs(t *testing.T) {
 		t.Errorf("down: %d %q", code, stderr)
 	}
 	r.noneLeft(t, ns, "chain")
+}
+
+// attach and --dry-run work for a rootless lab too: attach joins the
+// keeper's namespaces like status and exec, and a dry run builds in a
+// sandbox of its own and leaves no lab.
+func TestRootlessLabAttachAndDryRun(t *testing.T) {
+	r := newRootlessLabs(t)
+	if _, stderr, code := r.nsh(t, "up", "chain.star", "3"); code != 0 {
+		t.Fatalf("up: %d %s", code, stderr)
+	}
+	out, stderr, code := r.nshIn(t, "print(c1_eth1.addrs[0])\n", "attach", "chain")
+	if code != 0 || !strings.Contains(out, "10.100.1.1/24") {
+		t.Errorf("attach: %d\n%s%s", code, out, stderr)
+	}
+	if _, stderr, code := r.nsh(t, "down", "chain"); code != 0 {
+		t.Fatalf("down: %d %s", code, stderr)
+	}
+	out, stderr, code = r.nsh(t, "up", "--dry-run", "chain.star", "3")
+	if code != 0 || !strings.Contains(out, "ip netns add c1") {
+		t.Errorf("dry run: %d\n%s%s", code, out, stderr)
+	}
+	if !r.gone("chain") {
+		t.Error("a dry run left a lab")
+	}
 }
