@@ -323,24 +323,9 @@ func supervise(cmd *exec.Cmd) int {
 	if err := cmd.Start(); err != nil {
 		return labFail("%v", err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	for {
-		select {
-		case s := <-sigc:
-			cmd.Process.Signal(s)
-		case err := <-done:
-			var ee *exec.ExitError
-			switch {
-			case err == nil:
-				return 0
-			case errors.As(err, &ee):
-				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-					return 128 + int(ws.Signal())
-				}
-				return ee.ExitCode()
-			}
-			return labFail("%v", err)
-		}
+	code, err := rootless.Forward(cmd, sigc)
+	if err != nil {
+		return labFail("%v", err)
 	}
+	return code
 }

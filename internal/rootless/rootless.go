@@ -215,26 +215,7 @@ func reexec() (int, error) {
 		w.Write([]byte{1})
 		w.Close()
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	for {
-		select {
-		case s := <-sigc:
-			cmd.Process.Signal(s)
-		case err := <-done:
-			if err == nil {
-				return 0, nil
-			}
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-					return 128 + int(ws.Signal()), nil
-				}
-				return ee.ExitCode(), nil
-			}
-			return 0, err
-		}
-	}
+	return Forward(cmd, sigc)
 }
 
 // SubIDs are the caller's subordinate ranges (/etc/subuid, /etc/subgid)
@@ -320,4 +301,29 @@ func subRange(file, name string, uid int) []int {
 		}
 	}
 	return nil
+}
+
+// Forward waits for cmd, started, passing it each signal from sigc, and
+// returns its exit status (128+N when signal N ended it), as a shell does.
+func Forward(cmd *exec.Cmd, sigc <-chan os.Signal) (int, error) {
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for {
+		select {
+		case s := <-sigc:
+			cmd.Process.Signal(s)
+		case err := <-done:
+			if err == nil {
+				return 0, nil
+			}
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+					return 128 + int(ws.Signal()), nil
+				}
+				return ee.ExitCode(), nil
+			}
+			return 0, err
+		}
+	}
 }
