@@ -49,27 +49,17 @@ func bridgeBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 	rec := &change.LinkAdd{Kind: "bridge", NS: st.netnsRef(ns), Name: name, Up: up}
 	rec.What = fmt.Sprintf("bridge %q", name)
 	rec.Apply = func() error {
-		var err error
-		var idx int // see chooseIndex
-		if !st.diesWithRun(ns) {
-			idx = chooseIndex()
-		}
 		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}
 		if up {
 			br.Flags = net.FlagUp
 		}
-		for try := 0; ; try++ {
+		idx, err := withChosenIndex(!st.diesWithRun(ns), func(idx int) error { // see chooseIndex
 			if idx > 0 {
 				rec.Intend(reaper.DelLink(ns, idx, name))
 			}
 			br.Index = idx
-			err = h.LinkAdd(br)
-			if idx > 0 && errors.Is(err, unix.EBUSY) && try < 8 {
-				idx = chooseIndex()
-				continue
-			}
-			break
-		}
+			return h.LinkAdd(br)
+		})
 		if err != nil {
 			if errors.Is(err, unix.EEXIST) {
 				return st.linkExists(h, ns, name)

@@ -282,9 +282,9 @@ func idsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, 
 	if err != nil {
 		return nil, err
 	}
-	sg, err := os.ReadFile(base + "setgroups")
+	sg, err := readSetgroups(base)
 	if err != nil {
-		return nil, nserr.New("read", base+"setgroups", err)
+		return nil, err
 	}
 	userNS, err := st.tab.Open(base+"ns/user", "user")
 	if err != nil {
@@ -306,7 +306,7 @@ func idsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, 
 		"inside_gid": starlark.MakeInt(inside(gid, gm, sameNS)),
 		"uid_map":    toList("uid", um),
 		"gid_map":    toList("gid", gm),
-		"setgroups":  starlark.String(strings.TrimSpace(string(sg))),
+		"setgroups":  starlark.String(sg),
 		"user":       &Namespace{ns: userNS, st: st},
 	}), nil
 }

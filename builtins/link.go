@@ -385,15 +385,10 @@ func (st *state) makeVeth(th *starlark.Thread, a *vethArgs) (*Link, *Link, error
 	what := fmt.Sprintf("veth %q/%q", a.name, a.peer)
 	rec.What = what
 	rec.Apply = func() error {
-		var err error
 		// A pair that no namespace of the run takes down with it gets
 		// an index nsh chooses, which the reaper knows before the pair
 		// exists (see chosenIndex).
-		var idx int
-		if !st.diesWithRun(a.ns) && !st.diesWithRun(a.peerNS) {
-			idx = chooseIndex()
-		}
-		for try := 0; ; try++ {
+		idx, err := withChosenIndex(!st.diesWithRun(a.ns) && !st.diesWithRun(a.peerNS), func(idx int) error {
 			if idx > 0 {
 				rec.Intend(reaper.DelLink(a.ns, idx, a.name))
 			}
@@ -404,14 +399,10 @@ func (st *state) makeVeth(th *starlark.Thread, a *vethArgs) (*Link, *Link, error
 			if !nsctx.Same(a.ns, a.peerNS) {
 				v.PeerNamespace = netlink.NsFd(a.peerNS.Fd())
 			}
-			err = h.LinkAdd(v)
+			err := h.LinkAdd(v)
 			runtime.KeepAlive(a.peerNS) // its descriptor is in v
-			if idx > 0 && errors.Is(err, unix.EBUSY) && try < 8 {
-				idx = chooseIndex() // taken: choose again
-				continue
-			}
-			break
-		}
+			return err
+		})
 		if err != nil {
 			if errors.Is(err, unix.EEXIST) {
 				return st.whichExists(h, ph, a)
@@ -558,6 +549,25 @@ func (st *state) linkOps(ends ...*Link) []reaper.Op {
 // 1; one taken already (EBUSY) is chosen again.
 func chooseIndex() int { return 1<<24 + rand.IntN(1<<30-1<<24) }
 
+// withChosenIndex runs make with an index nsh chooses (chooseIndex) when
+// chosen is true, else with 0 (the kernel's choice). An index taken
+// already (EBUSY) is chosen again, 8 times at most. It returns the index
+// of make's last call and its error.
+func withChosenIndex(chosen bool, make func(idx int) error) (int, error) {
+	idx := 0
+	if chosen {
+		idx = chooseIndex()
+	}
+	for try := 0; ; try++ {
+		err := make(idx)
+		if idx > 0 && errors.Is(err, unix.EBUSY) && try < 8 {
+			idx = chooseIndex()
+			continue
+		}
+		return idx, err
+	}
+}
+
 // ends returns the link and, for a veth nsh created, its peer.
 func (l *Link) ends() []*Link {
 	if l.peer != nil {
@@ -633,20 +643,14 @@ func (l *Link) moveMethod(th *starlark.Thread, fn *starlark.Builtin, args starla
 	// Into a namespace that outlives the run, the link gets an index nsh
 	// chooses, which the reaper knows before the move (see chooseIndex).
 	var idx int
-	if !l.st.diesWithRun(dst) {
-		idx = chooseIndex()
-	}
 	err = l.st.setLink(th, src, name, &change.LinkSet{MoveTo: &to}, func() error {
-		for try := 0; ; try++ {
-			err := l.around(dst, idx, name, func() error {
+		var err error
+		idx, err = withChosenIndex(!l.st.diesWithRun(dst), func(idx int) error {
+			return l.around(dst, idx, name, func() error {
 				return moveLink(l.st, src, nl.Attrs().Index, dst, idx)
 			})
-			if idx > 0 && errors.Is(err, unix.EBUSY) && try < 8 {
-				idx = chooseIndex()
-				continue
-			}
-			return nserr.New("link set netns", fmt.Sprintf("%q to %s", name, l.st.nsLabel(dst)), err)
-		}
+		})
+		return nserr.New("link set netns", fmt.Sprintf("%q to %s", name, l.st.nsLabel(dst)), err)
 	})
 	if err != nil {
 		return nil, err

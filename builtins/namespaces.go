@@ -15,6 +15,7 @@ import (
 
 	"nsh.dev/nsh/internal/change"
 	"nsh.dev/nsh/internal/doc"
+	"nsh.dev/nsh/internal/mountinfo"
 	"nsh.dev/nsh/internal/mountopt"
 	"nsh.dev/nsh/internal/netnsdir"
 	"nsh.dev/nsh/internal/nsctx"
@@ -690,11 +691,11 @@ func (n *Namespace) persist(th *starlark.Thread, fn *starlark.Builtin, args star
 	return starlark.None, nil
 }
 
-// mountIDOf returns the ID of the mount path is on (statx STATX_MNT_ID).
+// mountIDOf returns the ID of the mount path is on.
 func mountIDOf(path string) (uint64, error) {
-	var sx unix.Statx_t
-	if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &sx); err != nil {
+	id, err := mountinfo.IDOf(path)
+	if err != nil {
 		return 0, nserr.New("statx", strconv.Quote(path), err)
 	}
-	return sx.Mnt_id, nil
+	return id, nil
 }

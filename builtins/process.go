@@ -1349,7 +1349,7 @@ func (st *state) processRecord(p *procSpec, cwd string) *change.Process {
 	cfg := &p.cfg
 	rec := &change.Process{Argv: p.argv, Detach: p.detach}
 	rec.What, rec.Aside = "process ("+p.argv[0]+")", true
-	if !change.Tracing(st.reg) {
+	if !st.ex.Tracing() {
 		return rec
 	}
 	rec.Enter, rec.Cwd, rec.Root, rec.Background = st.enterOf(p.ctx), cwd, cfg.Root, !p.wait

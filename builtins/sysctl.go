@@ -142,7 +142,8 @@ func sysctlBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 	// IPC namespace nsh joined. In a namespace the run made, nothing is
 	// restored.
 	var net, uts *nsctx.NS
-	reapable := !st.createdHere(ctx.Get("net"))
+	created := st.createdHere(ctx.Get("net"))
+	reapable := !created
 	for _, j := range joins {
 		switch j.Type {
 		case unix.CLONE_NEWNET:
@@ -174,7 +175,7 @@ func sysctlBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 			return err
 		}
 		rec.Old = old
-		if persist || old == now || st.createdHere(ctx.Get("net")) {
+		if persist || old == now || created {
 			return nil
 		}
 		rec.Undo = func() (bool, error) {
@@ -182,8 +183,6 @@ func sysctlBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 		}
 		if reapable {
 			rec.Reap = func() []reaper.Op { return []reaper.Op{reaper.WriteIf(net, uts, path, old, now)} }
-		} else {
-			rec.Reap = func() []reaper.Op { return nil }
 		}
 		return nil
 	}

@@ -213,7 +213,7 @@ func downLab(name string, w io.Writer) int {
 		return labFail("down: %v", err)
 	}
 	defer unlock()
-	if l.State == labs.Building && labs.Alive(l.Pid, l.PidStart) {
+	if l.BeingBuilt() {
 		return labFail("down: lab %q is being built by nsh %d; it undoes what it made if it fails", name, l.Pid)
 	}
 	recs, err := labs.Read(l.Dir)
@@ -663,7 +663,7 @@ func gcCmd(args []string) int {
 	}
 	code, found := 0, 0
 	for _, l := range ls {
-		if l.State != labs.Building || labs.Alive(l.Pid, l.PidStart) {
+		if !l.Broken() {
 			continue
 		}
 		found++

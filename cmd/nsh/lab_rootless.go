@@ -249,7 +249,7 @@ func removeGone(l *labs.Lab, verb string) int {
 		return labFail("%s: %v", verb, err)
 	}
 	defer unlock()
-	if l.State == labs.Building && labs.Alive(l.Pid, l.PidStart) {
+	if l.BeingBuilt() {
 		return labFail("%s: lab %q is being built by nsh %d; it undoes what it made if it fails", verb, l.Name, l.Pid)
 	}
 	for _, d := range l.Daemons {
@@ -283,7 +283,7 @@ func rootlessGC(args []string) int {
 	code, found := 0, 0
 	for _, l := range ls {
 		gone := l.Keeper != nil && !l.Keeper.Alive()
-		broken := l.State == labs.Building && !labs.Alive(l.Pid, l.PidStart)
+		broken := l.Broken()
 		if !gone && !broken {
 			continue
 		}

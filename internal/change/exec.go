@@ -18,6 +18,7 @@ import (
 // their undo and gives the reaper their ops.
 type Executor struct {
 	reg *lifecycle.Registry
+	t   *tracer // the run's (tracerOf), tracing or not
 	mu  sync.Mutex
 	// made are the entries of the changes with an undo (KeepAll).
 	made []*lifecycle.Entry
@@ -47,7 +48,7 @@ type Reaper interface {
 // reaper returns the run's reaper, starting it on first use (nil if it
 // cannot).
 func NewExecutor(reg *lifecycle.Registry, reaper func() Reaper) *Executor {
-	return &Executor{reg: reg, reaper: reaper}
+	return &Executor{reg: reg, reaper: reaper, t: tracerOf(reg)}
 }
 
 // ahead is a reaper record given before its change is made.
@@ -114,7 +115,7 @@ func (x *Executor) Do(th *starlark.Thread, r Record) (*lifecycle.Entry, error) {
 		fault.Applied()
 	}
 	b.intend = nil
-	t := traceOf(x.reg)
+	t := x.t.active()
 	if t != nil {
 		t.setup(th, r, err == nil)
 	}
@@ -282,9 +283,8 @@ func Finish(reg *lifecycle.Registry) error {
 	return nil
 }
 
-// traceOf returns the run's tracer, nil when the run does not trace.
-func traceOf(reg *lifecycle.Registry) *tracer {
-	t := tracerOf(reg)
+// active returns t, nil when the run does not trace.
+func (t *tracer) active() *tracer {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.w == nil && t.setupW == nil {
@@ -294,7 +294,10 @@ func traceOf(reg *lifecycle.Registry) *tracer {
 }
 
 // Tracing reports whether the run of reg traces its changes.
-func Tracing(reg *lifecycle.Registry) bool { return traceOf(reg) != nil }
+func Tracing(reg *lifecycle.Registry) bool { return tracerOf(reg).active() != nil }
+
+// Tracing reports whether the executor's run traces its changes.
+func (x *Executor) Tracing() bool { return x.t.active() != nil }
 
 // setup traces r, applied if ok (else it failed).
 func (t *tracer) setup(th *starlark.Thread, r Record, ok bool) {

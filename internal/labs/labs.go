@@ -21,12 +21,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/internal/nserr"
+	"nsh.dev/nsh/internal/procstat"
 	"nsh.dev/nsh/internal/rootless"
 )
 
@@ -76,6 +76,12 @@ type Node struct {
 	Net  string            `json:"net"`
 	More map[string]string `json:"more,omitempty"`
 }
+
+// Broken reports whether the lab's nsh died building it (nsh gc).
+func (l *Lab) Broken() bool { return l.State == Building && !Alive(l.Pid, l.PidStart) }
+
+// BeingBuilt reports whether a live nsh is building the lab.
+func (l *Lab) BeingBuilt() bool { return l.State == Building && Alive(l.Pid, l.PidStart) }
 
 // Daemon is a process of a lab, identified by pid and start time so a
 // reused pid is never taken for it.
@@ -147,6 +153,11 @@ func Open(name string) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
+	return openDir(name, dir)
+}
+
+// openDir reads lab name from its directory dir.
+func openDir(name, dir string) (*Lab, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "lab.json"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("lab %q: %w (nsh ls lists the labs)", name, ErrNoLab)
@@ -180,7 +191,11 @@ func List() ([]*Lab, error) {
 	}
 	var out []*Lab
 	for _, e := range ents {
-		if l, err := Open(e.Name()); err == nil {
+		if CheckName(e.Name()) != nil {
+			continue
+		}
+		// Root once for all (it reads /proc/self/uid_map).
+		if l, err := openDir(e.Name(), filepath.Join(root, e.Name())); err == nil {
 			out = append(out, l)
 		}
 	}
@@ -238,7 +253,7 @@ func Create(l *Lab) (unlock func(), err error) {
 	}
 	if err := os.Mkdir(dir, 0o700); errors.Is(err, fs.ErrExist) {
 		old, oerr := Open(l.Name)
-		if oerr == nil && old.State == Building && !Alive(old.Pid, old.PidStart) {
+		if oerr == nil && old.Broken() {
 			return nil, fmt.Errorf("lab %q exists, half built by nsh %d, which is gone: nsh gc undoes it", l.Name, old.Pid)
 		}
 		return nil, fmt.Errorf("lab %q exists (nsh down %s takes it down; nsh up --replace builds it again)", l.Name, l.Name)
@@ -270,16 +285,10 @@ func StartTime(pid int) (uint64, error) {
 
 // stat reads the start time and the state letter of process pid.
 func stat(pid int) (uint64, byte, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	f, err := procstat.Fields(pid)
 	if err != nil {
 		return 0, 0, err
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, 0, fmt.Errorf("/proc/%d/stat: no ')'", pid)
-	}
-	f := strings.Fields(s[i+1:])
 	if len(f) < 20 || len(f[0]) != 1 {
 		return 0, 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"nsh.dev/nsh/internal/mountinfo"
 	"nsh.dev/nsh/internal/nserr"
 	"nsh.dev/nsh/internal/nsthread"
 )
@@ -189,20 +190,12 @@ func (s Step) delLink() (string, error) {
 	return "", nil
 }
 
-func mountID(path string) (uint64, error) {
-	var sx unix.Statx_t
-	if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &sx); err != nil {
-		return 0, err
-	}
-	return sx.Mnt_id, nil
-}
-
 // local does a step that acts through paths, on a thread in its
 // namespaces.
 func (s Step) local() (string, error) {
 	switch s.Kind {
 	case "umount", "umount-new":
-		id, err := mountID(s.Path)
+		id, err := mountinfo.IDOf(s.Path)
 		if errors.Is(err, unix.ENOENT) {
 			return "the mount point is gone", nil
 		}

@@ -5,13 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/internal/inroot"
 	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nserr"
+	"nsh.dev/nsh/internal/procstat"
 )
 
 // StrangerIn returns the pid of a process in mount namespace ns that is
@@ -43,14 +43,9 @@ func StrangerIn(ns *nsctx.NS) int {
 		if p, ok := parent[pid]; ok {
 			return p
 		}
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 		p := 0
-		if err == nil {
-			if i := strings.LastIndexByte(string(b), ')'); i >= 0 {
-				if f := strings.Fields(string(b[i+1:])); len(f) > 1 {
-					p, _ = strconv.Atoi(f[1])
-				}
-			}
+		if f, err := procstat.Fields(pid); err == nil && len(f) > 1 {
+			p, _ = strconv.Atoi(f[1])
 		}
 		parent[pid] = p
 		return p

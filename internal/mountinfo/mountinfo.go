@@ -150,3 +150,13 @@ func Unescape(s string) string {
 }
 
 func isOctal(c byte) bool { return c >= '0' && c <= '7' }
+
+// IDOf returns the ID of the mount path is on (statx STATX_MNT_ID, the
+// ID of field (1)), not following a final symlink.
+func IDOf(path string) (uint64, error) {
+	var sx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &sx); err != nil {
+		return 0, err
+	}
+	return sx.Mnt_id, nil
+}

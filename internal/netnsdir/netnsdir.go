@@ -31,6 +31,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/internal/fault"
+	"nsh.dev/nsh/internal/mountinfo"
 	"nsh.dev/nsh/internal/nserr"
 )
 
@@ -172,13 +173,13 @@ func Publish(path string, nsfd int, intend func(dirMnt, ino uint64)) (mntID, ino
 		unix.Unlink(path)
 		return 0, 0, nserr.New("mount", "--bind "+src+" "+strconv.Quote(path), err)
 	}
-	var sx unix.Statx_t
-	if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &sx); err != nil {
+	id, err := mountinfo.IDOf(path)
+	if err != nil {
 		unix.Unmount(path, unix.MNT_DETACH)
 		unix.Unlink(path)
 		return 0, 0, nserr.New("statx", strconv.Quote(path), err)
 	}
-	return sx.Mnt_id, ino, nil
+	return id, ino, nil
 }
 
 // Inspect says why the entry path has no namespace on it: ErrMaking,

@@ -48,6 +48,7 @@ import (
 	"nsh.dev/nsh/internal/idmap"
 	"nsh.dev/nsh/internal/nserr"
 	"nsh.dev/nsh/internal/nsthread"
+	"nsh.dev/nsh/internal/procstat"
 )
 
 // Mode says what the child does once its namespaces are in place.
@@ -1031,17 +1032,8 @@ func ownChildren() ([]int, error) {
 
 // sessionOf returns the session of process pid from /proc/PID/stat, or 0.
 func sessionOf(pid int) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	// pid (comm) state ppid pgrp session ...; comm may hold spaces and ')'.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 4 {
+	f, err := procstat.Fields(pid)
+	if err != nil || len(f) < 4 {
 		return 0
 	}
 	sid, _ := strconv.Atoi(f[3])
