@@ -2,7 +2,6 @@ package builtins
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"go.starlark.net/starlark"
@@ -274,7 +273,7 @@ func (st *state) mountNS(mnt *nsctx.NS) change.MountNS {
 	if nsctx.Same(mnt, st.tab.Initial.Get("mnt")) {
 		return change.MountNS{}
 	}
-	return change.MountNS{Path: fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), mnt.Fd()), Label: mnt.String()}
+	return change.MountNS{Path: change.FdPath(mnt.Fd()), Label: mnt.String()}
 }
 
 func mountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {

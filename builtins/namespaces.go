@@ -377,14 +377,20 @@ func setnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	}
 	// Nothing in the kernel changes, but the trace says where what
 	// follows runs.
-	rec := &change.Setns{Enter: st.enterOf(next)}
+	rec := &change.Setns{}
+	pid := 0
 	switch t := args[0].(type) {
 	case *Process:
-		rec.Enter = st.enterOfProcess(next, t.pid, want)
+		pid = t.pid
 	case starlark.Int:
-		if pid, ok := t.Int64(); ok && pid > 0 {
-			rec.Enter = st.enterOfProcess(next, int(pid), want)
+		if p, ok := t.Int64(); ok && p > 0 {
+			pid = int(p)
 		}
+	}
+	if pid > 0 {
+		rec.Enter = st.enterOfProcess(next, pid, want)
+	} else {
+		rec.Enter = st.enterOf(next)
 	}
 	rec.What, rec.Aside = "setns", true
 	rec.Apply = func() error {
@@ -615,7 +621,7 @@ func (n *Namespace) persist(th *starlark.Thread, fn *starlark.Builtin, args star
 	}
 	cur := st.current()
 	mnt := cur.Get("mnt")
-	src := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), n.ns.Fd())
+	src := change.FdPath(n.ns.Fd())
 	rec := &change.NsKeep{Kind: n.ns.Kind.Name, Fd: n.ns.Fd(), Path: path}
 	rec.What = fmt.Sprintf("%s kept on %s", n.ns, path)
 	var created bool

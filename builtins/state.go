@@ -208,7 +208,7 @@ func (st *state) enterOf(c nsctx.Context) change.Enter {
 		if n == nil || nsctx.Same(n, st.tab.Initial[i]) {
 			continue
 		}
-		path := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), n.Fd())
+		path := change.FdPath(n.Fd())
 		if k.Name == "net" {
 			if named = st.nameOf(n); named != "" {
 				path = netnsDir + "/" + named

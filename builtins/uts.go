@@ -2,7 +2,6 @@ package builtins
 
 import (
 	"fmt"
-	"os"
 
 	"go.starlark.net/starlark"
 	"golang.org/x/sys/unix"
@@ -98,7 +97,7 @@ func (st *state) setUTSName(th *starlark.Thread, uts *nsctx.NS, host bool, name 
 	}
 	var reapNS *nsctx.NS // nil: the reaper's own UTS namespace, nsh's
 	if !nsctx.Same(uts, st.tab.Initial.Get("uts")) {
-		rec.UTS = fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), uts.Fd())
+		rec.UTS = change.FdPath(uts.Fd())
 		reapNS = uts
 	}
 	set := func(v string) error {

@@ -176,6 +176,12 @@ recipe:
 }
 
 func downCmd(args []string) int {
+	return downWith(args, func(name string) int { return downLab(name, os.Stderr) })
+}
+
+// downWith is nsh down LAB | --all, taking each lab down with down (as
+// root: downLab; rootless: in the lab's keeper).
+func downWith(args []string, down func(name string) int) int {
 	if len(args) == 1 && args[0] == "--all" {
 		ls, err := labs.List()
 		if err != nil {
@@ -183,7 +189,7 @@ func downCmd(args []string) int {
 		}
 		code := 0
 		for _, l := range ls {
-			if c := downLab(l.Name, os.Stderr); c != 0 {
+			if c := down(l.Name); c != 0 {
 				code = c
 			}
 		}
@@ -195,7 +201,7 @@ func downCmd(args []string) int {
 	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
 		return labFail("down: which lab? (nsh down LAB, or nsh down --all)")
 	}
-	return downLab(args[0], os.Stderr)
+	return down(args[0])
 }
 
 // downLab takes lab name down, reporting on w; 0 when it is gone.

@@ -199,28 +199,9 @@ func endKeeper(l *labs.Lab) error {
 	return keeper.KillUserns()
 }
 
-func rootlessDown(args []string) int {
-	if len(args) == 1 && args[0] == "--all" {
-		ls, err := labs.List()
-		if err != nil {
-			return labFail("down: %v", err)
-		}
-		code := 0
-		for _, l := range ls {
-			if c := rootlessDownLab(l.Name); c != 0 {
-				code = c
-			}
-		}
-		if len(ls) == 0 {
-			fmt.Fprintln(os.Stderr, "nsh: down --all: no labs")
-		}
-		return code
-	}
-	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
-		return labFail("down: which lab? (nsh down LAB, or nsh down --all)")
-	}
-	return rootlessDownLab(args[0])
-}
+// rootlessDown is nsh down for a user other than root: each lab is taken
+// down in its keeper's namespaces.
+func rootlessDown(args []string) int { return downWith(args, rootlessDownLab) }
 
 // rootlessDownLab takes lab name down: nsh down in its keeper's
 // namespaces, or, if the keeper is gone, the removal of what is left.

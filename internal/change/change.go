@@ -122,7 +122,11 @@ type Netns struct {
 func (n Netns) Host() bool { return n.Name == "" && n.Fd <= 0 }
 
 // path is where an unnamed namespace is opened from.
-func (n Netns) path() string { return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), n.Fd) }
+func (n Netns) path() string { return FdPath(n.Fd) }
+
+// FdPath is the path by which other processes reach nsh's descriptor fd
+// (a namespace it holds): /proc/PID/fd/FD.
+func FdPath(fd int) string { return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), fd) }
 
 // Ref is how `ip link ... netns X` names it: its name or a path.
 func (n Netns) Ref() string {

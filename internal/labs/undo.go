@@ -109,6 +109,9 @@ func (s Step) joins() ([]nsthread.Join, func(), error) {
 
 // undo does the step; gone (not "") says there was nothing to do.
 func (s Step) undo() (gone string, err error) {
+	if s.Kind == "dellink" {
+		return s.delLink() // by a netlink socket opened in its namespace
+	}
 	js, done, err := s.joins()
 	if err != nil {
 		if errors.Is(err, errOtherNetns) {
@@ -120,9 +123,6 @@ func (s Step) undo() (gone string, err error) {
 		return "", err
 	}
 	defer done()
-	if s.Kind == "dellink" {
-		return s.delLink()
-	}
 	if len(js) == 0 {
 		// In nsh's own namespaces: no thread of its own needed.
 		return s.local()
@@ -165,6 +165,9 @@ func (s Step) delLink() (string, error) {
 	h, err := handleIn(s.Net, s.NetIno)
 	if errors.Is(err, errOtherNetns) {
 		return "its namespace " + s.Net + " is another one now", nil
+	}
+	if errors.Is(err, unix.ENOENT) {
+		return "its namespace is gone", nil
 	}
 	if err != nil {
 		return "", err
