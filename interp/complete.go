@@ -76,16 +76,16 @@ func (c *completer) Do(line []rune, pos int) ([][]rune, int) {
 	return out, len([]rune(prefix))
 }
 
-var keywordArg = regexp.MustCompile(`^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=($|[^=])`)
+var keywordArgRe = regexp.MustCompile(`^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=($|[^=])`)
 
 // keywordArgs returns "name=" for each parameter of the call's callee that
 // the arguments so far leave open: not given by keyword, nor by position.
-func (c *completer) keywordArgs(call *frame) []string {
+func (c *completer) keywordArgs(call *openBracket) []string {
 	params := c.params(call.callee)
 	used := map[string]bool{}
 	npos := 0
 	for _, a := range call.args[:len(call.args)-1] {
-		if m := keywordArg.FindStringSubmatch(a); m != nil {
+		if m := keywordArgRe.FindStringSubmatch(a); m != nil {
 			used[m[1]] = true
 		} else if t := strings.TrimSpace(a); t != "" && !strings.HasPrefix(t, "*") {
 			npos++
@@ -137,7 +137,7 @@ func (c *completer) params(callee string) []string {
 		var out []string
 		for i := 0; i < n; i++ {
 			if i == n-v.NumKwonlyParams() {
-				out = append(out, firstNonEmpty(star, "*"))
+				out = append(out, starOr(star))
 				star = ""
 			}
 			name, _ := v.Param(i)
@@ -154,11 +154,12 @@ func (c *completer) params(callee string) []string {
 	return nil
 }
 
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
+// starOr is the *args parameter, or a bare * before keyword-only ones.
+func starOr(star string) string {
+	if star != "" {
+		return star
 	}
-	return b
+	return "*"
 }
 
 func (c *completer) lookup(path string) starlark.Value {
@@ -186,17 +187,17 @@ func (c *completer) lookup(path string) starlark.Value {
 
 func isIdent(r rune) bool { return r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r) }
 
-// code is what scanCode learns of a piece of Starlark source, read up to
+// typedCode is what scanCode learns of a piece of Starlark source, read up to
 // its end (the cursor): the brackets still open, and whether the end is
 // inside a string or a comment.
-type code struct {
-	frames  []frame
+type typedCode struct {
+	frames  []openBracket
 	quote   string // the quote of the string the end is in, or ""
 	comment int    // offset of the comment the end is in, or -1
 }
 
-// frame is one open bracket.
-type frame struct {
+// openBracket is one bracket still open.
+type openBracket struct {
 	open     byte
 	callee   string   // for "(": the dotted name before it ("ping", "p.expect"), if any
 	args     []string // the text of each argument so far; the last is being typed
@@ -204,20 +205,20 @@ type frame struct {
 }
 
 // call returns the innermost open bracket if it is a call of a dotted name.
-func (c *code) call() *frame {
+func (c *typedCode) call() *openBracket {
 	if n := len(c.frames); n > 0 && c.frames[n-1].open == '(' && c.frames[n-1].callee != "" {
 		return &c.frames[n-1]
 	}
 	return nil
 }
 
-var dottedName = regexp.MustCompile(`([A-Za-z_][A-Za-z0-9_]*(?:\s*\.\s*[A-Za-z_][A-Za-z0-9_]*)*)\s*$`)
+var calleeRe = regexp.MustCompile(`([A-Za-z_][A-Za-z0-9_]*(?:\s*\.\s*[A-Za-z_][A-Za-z0-9_]*)*)\s*$`)
 
 // scanCode reads s as Starlark source, tracking strings, comments and
 // brackets; it is lenient (a stray closing bracket is ignored), as the
 // text of a line being typed need not parse.
-func scanCode(s string) code {
-	c := code{comment: -1}
+func scanCode(s string) typedCode {
+	c := typedCode{comment: -1}
 	for i := 0; i < len(s); i++ {
 		ch := s[i]
 		if c.quote != "" {
@@ -249,10 +250,10 @@ func scanCode(s string) code {
 			c.quote = q
 			i += len(q) - 1
 		case '(', '[', '{':
-			f := frame{open: ch, argStart: i + 1}
+			f := openBracket{open: ch, argStart: i + 1}
 			if ch == '(' {
 				// Not a method of a literal ("".join): no dot before the name.
-				if m := dottedName.FindStringSubmatchIndex(s[:i]); m != nil && !strings.HasSuffix(strings.TrimSpace(s[:m[2]]), ".") {
+				if m := calleeRe.FindStringSubmatchIndex(s[:i]); m != nil && !strings.HasSuffix(strings.TrimSpace(s[:m[2]]), ".") {
 					if name := strings.Join(strings.Fields(s[m[2]:m[3]]), ""); !isKeyword(name) {
 						f.callee = name
 					}

@@ -249,19 +249,19 @@ func indentAfter(src string) string {
 	switch {
 	case strings.HasSuffix(code, ":"):
 		return indent + "    "
-	case dedents.MatchString(code):
-		if w := width(indent); w > 0 {
+	case dedentAfter.MatchString(code):
+		if w := indentWidth(indent); w > 0 {
 			return strings.Repeat(" ", max(0, (w-1)/4*4))
 		}
 	}
 	return indent
 }
 
-var dedents = regexp.MustCompile(`^(return|pass|break|continue)\b`)
+var dedentAfter = regexp.MustCompile(`^(return|pass|break|continue)\b`)
 
-// width is the column an indentation reaches, a tab advancing to the next
+// indentWidth is the column an indentation reaches, a tab advancing to the next
 // multiple of 8 as in Starlark's scanner.
-func width(indent string) int {
+func indentWidth(indent string) int {
 	w := 0
 	for _, c := range indent {
 		if c == '\t' {
