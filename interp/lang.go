@@ -22,7 +22,7 @@ func (in *Interp) languageTable() doc.Table {
 help() lists every builtin with its summary. help(veth) prints the doc of the
 veth builtin; help(link) or help("nsh.link") that of a type with its
 attributes and methods; help(l.up) that of a bound method; help("language")
-the Starlark dialect nsh accepts. help("persist"), for a word that names
+the Starlark dialect nsh accepts. help("WORD"), for a word that names
 nothing, lists the builtins, methods, types and topics whose doc mentions it.
 The same text is printed by "nsh doc NAME".`,
 				Impl: in.help,
