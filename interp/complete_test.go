@@ -129,6 +129,8 @@ func TestIndentAfter(t *testing.T) {
 		{"def f():\n    s = 'a:'  # b\n", "    "},
 		{"def f():\n    s = \"x\" # y:\n", "    "}, // the colon is in the comment
 		{"\tif x:\n", "\t    "},
+		{"def f():\n    s = \"\"\"a:\n", ""}, // inside a string
+		{"def f():\n    s = \"\"\"a\"\"\"\n", "    "},
 	} {
 		if got := indentAfter(tc.src); got != tc.want {
 			t.Errorf("indentAfter(%q) = %q, want %q", tc.src, got, tc.want)

@@ -232,13 +232,17 @@ const contextType = "nsh.namespaces"
 // indentAfter returns the indentation a continuation of src (the lines of
 // a chunk so far, each ending in a newline) most likely needs: that of
 // its last line, four spaces more after a line ending in ":", four less
-// after return, pass, break or continue, the same inside brackets.
+// after return, pass, break or continue, the same inside brackets, none
+// inside a string.
 func indentAfter(src string) string {
 	body := strings.TrimSuffix(src, "\n")
 	last := body[strings.LastIndexByte(body, '\n')+1:]
 	indent := last[:len(last)-len(strings.TrimLeft(last, " \t"))]
 	sc := scanCode(src)
-	if sc.quote != "" || len(sc.frames) > 0 {
+	if sc.quote != "" {
+		return "" // inside a string: spaces would be part of it
+	}
+	if len(sc.frames) > 0 {
 		return indent
 	}
 	code := last
