@@ -1198,18 +1198,67 @@ var (
 	_ contextTarget     = (*Process)(nil)
 )
 
-// String renders the process as <process 42 [sleep 1]>, with a note for
-// a captured stream that was cut: <process 42 [yes] (stdout cut at 1048576 bytes)>.
+// String renders the process with its state: <process 42 [sleep 1]
+// running>, <process 42 [ip -br a] exited 0, stdout "lo UNKNOWN …">, or
+// <process 42 [sleep 60] killed by SIGTERM>. A finished one shows the
+// start of its captured output (stdout, else stderr), at most
+// reprOutput characters with newlines escaped, and a note for a captured
+// stream that was cut: (stdout cut at 1048576 bytes).
 func (p *Process) String() string {
-	var note string
 	p.mu.Lock()
-	for i, b := range p.bufs {
-		if b != nil && b.cut {
-			note += fmt.Sprintf(" (%s cut at %d bytes)", [3]string{"", "stdout", "stderr"}[i], b.max)
+	defer p.mu.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "<process %d %s", p.pid, quoteArgv(p.argv))
+	switch {
+	case !p.exited && p.child.Paused():
+		b.WriteString(" paused")
+	case !p.exited:
+		b.WriteString(" running")
+	case p.werr != nil:
+		fmt.Fprintf(&b, " (wait failed: %v)", p.werr)
+	case p.ws.Signaled():
+		fmt.Fprintf(&b, " killed by %s", unix.SignalName(p.ws.Signal()))
+		if p.ws.CoreDump() {
+			b.WriteString(" (core dumped)")
+		}
+	default:
+		fmt.Fprintf(&b, " exited %d", p.ws.ExitStatus())
+	}
+	if p.exited {
+		for fd := 1; fd <= 2; fd++ {
+			if c := p.bufs[fd]; c != nil && len(c.b) > 0 {
+				fmt.Fprintf(&b, ", %s %s", [3]string{"", "stdout", "stderr"}[fd], quoteHead(c.b, reprOutput))
+				break
+			}
 		}
 	}
-	p.mu.Unlock()
-	return fmt.Sprintf("<process %d %s%s>", p.pid, quoteArgv(p.argv), note)
+	for i, c := range p.bufs {
+		if c != nil && c.cut {
+			fmt.Fprintf(&b, " (%s cut at %d bytes)", [3]string{"", "stdout", "stderr"}[i], c.max)
+		}
+	}
+	b.WriteString(">")
+	return b.String()
+}
+
+// reprOutput is how many characters of its output a process's str() shows.
+const reprOutput = 60
+
+// quoteHead quotes the first n characters of b as a Starlark string,
+// with "…" at its end if there was more.
+func quoteHead(b []byte, n int) string {
+	head := string(b[:min(len(b), 4*n)]) // n characters take at most 4n bytes
+	i := 0
+	for at := range head {
+		if i == n {
+			return strconv.Quote(head[:at] + "…")
+		}
+		i++
+	}
+	if len(head) < len(b) {
+		head += "…"
+	}
+	return strconv.Quote(head)
 }
 
 // Type returns "nsh.process".

@@ -22,7 +22,9 @@ func (in *Interp) languageTable() doc.Table {
 help() lists every builtin with its summary. help(veth) prints the doc of the
 veth builtin; help(link) or help("nsh.link") that of a type with its
 attributes and methods; help(l.up) that of a bound method; help("language")
-the Starlark dialect nsh accepts. The same text is printed by "nsh doc NAME".`,
+the Starlark dialect nsh accepts. help("WORD"), for a word that names
+nothing, lists the builtins, methods, types and topics whose doc mentions it.
+The same text is printed by "nsh doc NAME".`,
 				Impl: in.help,
 			},
 			{
@@ -118,7 +120,9 @@ func (in *Interp) HelpOf(x starlark.Value) (string, error) {
 }
 
 // Doc returns the reference text for a name: a builtin, a type ("link",
-// "nsh.link"), a method ("link.up"), a constant or a topic.
+// "nsh.link"), a method ("link.up"), a constant or a topic. A word that
+// names none of those is searched for: the text lists the entries whose
+// name, parameters or doc mention it (doc.Table.Search), best first.
 func (in *Interp) Doc(name string) (string, error) {
 	if f, ok := in.table.Func(name); ok {
 		return doc.FormatFunc(f), nil
@@ -134,7 +138,43 @@ func (in *Interp) Doc(name string) (string, error) {
 	if t, ok := in.table.Topic[name]; ok {
 		return t + "\n", nil
 	}
-	return "", fmt.Errorf("no help for %q (help() lists what there is)", name)
+	if hits := in.table.Search(name); len(hits) > 0 {
+		return formatHits(name, hits), nil
+	}
+	return "", fmt.Errorf("no help for %q, and no doc mentions it (help() lists what there is)", name)
+}
+
+// formatHits renders what Search found for a word that names nothing: one
+// line per entry, its name and the signature or the line that mentions
+// the word.
+func formatHits(word string, hits []doc.Hit) string {
+	width := 0
+	for _, h := range hits {
+		width = max(width, min(len(h.Name), 20))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Nothing is named %q; these mention it (help(NAME) or nsh doc NAME for one):\n", word)
+	for _, h := range hits {
+		fmt.Fprintf(&b, "  %-*s  %s\n", width, h.Name, excerpt(h.Line, word, 76-width))
+	}
+	return b.String()
+}
+
+// excerpt shortens line to at most room bytes, keeping the first mention
+// of word in view.
+func excerpt(line, word string, room int) string {
+	if len(line) <= room {
+		return line
+	}
+	at := strings.Index(strings.ToLower(line), strings.ToLower(word))
+	if at < 0 || at+len(word) <= room-3 {
+		return line[:room-3] + "..."
+	}
+	start := min(at-(room-len(word))/2, len(line)-(room-3))
+	if start+room-3 >= len(line) {
+		return "..." + line[start:]
+	}
+	return "..." + line[start:start+room-6] + "..."
 }
 
 // Index lists every builtin, type and topic with its summary.
