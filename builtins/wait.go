@@ -64,13 +64,14 @@ func sleepBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		return nil, err
 	}
 	ctx := lifecycle.From(th).Context()
+	start := time.Now()
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return starlark.None, nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("sleep(%s): interrupted", secs)
+		return nil, fmt.Errorf("sleep: interrupted after %s of %s seconds", time.Since(start).Round(time.Millisecond), secs)
 	}
 }
 
@@ -126,7 +127,7 @@ func waitPortBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tu
 	case errors.Is(err, context.DeadlineExceeded):
 		return nil, fmt.Errorf("wait_port: nothing listens on %s in %s after %s", w, st.nsLabel(ns), d)
 	case errors.Is(err, context.Canceled):
-		return nil, fmt.Errorf("wait_port(%d): interrupted", port)
+		return nil, fmt.Errorf("wait_port: interrupted while waiting for %s in %s", w, st.nsLabel(ns))
 	}
 	return nil, fmt.Errorf("wait_port: %w", err)
 }
