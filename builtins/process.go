@@ -105,6 +105,10 @@ mapped; run("id", uid=1000) picks another id of its maps.`},
 cmd, ns and env as for run(); stdin, stdout, stderr, detach and max_output
 as for clone() (stdout=True captures). Use .wait() for its exit code and .kill()
 to signal it. It is killed at the end of the run unless detach=True.
+Captured output can be followed while it runs: .stdout is what it wrote so
+far, p.readline() its next line, p.expect(regex) the first line matching:
+  p = spawn(["sh", "-c", "echo starting; sleep 0.2; echo ready"], stdout=True)
+  p.expect("ready", timeout=5)
 uid, gid and groups as for clone() and run().`},
 			{Name: "lsns", Sig: "lsns(kind=None)", Impl: lsnsBuiltin,
 				Doc: `Lists the namespaces of the system like lsns(8), as a list of structs.
@@ -122,7 +126,9 @@ unless detach=True; nsh's own death, even by SIGKILL, takes them along (a
 cgroup of the run's killed by the reaper, or rootless, the user namespace
 nsh made). run() returns when its command exits, even if a process it left
 keeps its output pipe open. Captured output is cut at max_output (64 MiB
-per stream by default).`,
+per stream by default); while a process runs, .stdout and .stderr show
+what it wrote so far, and p.readline() and p.expect() follow them line by
+line. sleep() waits for a time, wait_port() for a listening socket.`,
 		},
 	}
 }
