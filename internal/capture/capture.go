@@ -24,7 +24,8 @@ type Buffer struct {
 	max     int64
 	cut     bool
 	closed  bool
-	changed chan struct{} // closed and replaced at every change
+	changed chan struct{} // closed and replaced at a change, if watched
+	watched bool          // someone waits on changed
 }
 
 // New returns an empty buffer that keeps at most max bytes (0: no limit).
@@ -42,13 +43,14 @@ func (c *Buffer) Write(p []byte) (int, error) {
 	if c.max > 0 {
 		room := c.max - int64(len(c.b))
 		if int64(len(p)) > room {
-			p, c.cut = p[:room], true
+			if !c.cut {
+				c.cut = true
+				defer c.wake() // the end of the stream for its followers
+			}
+			p = p[:room]
 		}
 	}
 	if len(p) == 0 {
-		if c.cut {
-			c.wake()
-		}
 		return n, nil
 	}
 	if need := len(c.b) + len(p); need > cap(c.b) {
@@ -77,8 +79,10 @@ func (c *Buffer) Close() {
 
 // wake tells the waiters something changed; c.mu is held.
 func (c *Buffer) wake() {
-	close(c.changed)
-	c.changed = make(chan struct{})
+	if c.watched {
+		close(c.changed)
+		c.changed, c.watched = make(chan struct{}), false
+	}
 }
 
 // String returns everything kept so far.
@@ -146,6 +150,7 @@ func (c *Buffer) Line(ctx context.Context, off int, deadline <-chan time.Time) (
 			return line, off + len(line), nil
 		}
 		changed := c.changed
+		c.watched = true
 		c.mu.Unlock()
 		select {
 		case <-changed:
