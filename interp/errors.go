@@ -17,7 +17,7 @@ func FormatError(err error) string {
 	var ee *starlark.EvalError
 	if errors.As(err, &ee) {
 		frames := scriptFrames(ee.CallStack)
-		msg := ee.Msg
+		msg := percentHint(ee.Msg)
 		if len(frames) == 0 {
 			return msg
 		}
@@ -44,6 +44,18 @@ func FormatError(err error) string {
 		return strings.Join(lines, "\n")
 	}
 	return err.Error()
+}
+
+// percentHint adds to Starlark's "unknown conversion %." (or %5, %-, %+,
+// %#, % ) that fmt() has what % lacks: width, precision, flags.
+func percentHint(msg string) string {
+	const prefix = "unknown conversion %"
+	if i := strings.Index(msg, prefix); i >= 0 && i+len(prefix) < len(msg) {
+		if c := msg[i+len(prefix)]; c == '.' || c == '-' || c == '+' || c == '#' || c == ' ' || c >= '0' && c <= '9' {
+			return msg + ` (Starlark's % has no width, precision or flags: use fmt("{:.1f}", x); see help(fmt))`
+		}
+	}
+	return msg
 }
 
 // scriptFrames drops the frames of builtins (their position is

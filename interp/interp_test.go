@@ -64,6 +64,18 @@ func TestSyntaxErrorPosition(t *testing.T) {
 	}
 }
 
+// Starlark's % has no precision: its error points to fmt().
+func TestPercentPrecisionHint(t *testing.T) {
+	_, msg, _ := run(t, ".", "p.star", "x = 19.87\nprint(\"%.1f\" % x)\n")
+	if !strings.Contains(msg, `p.star:2:14: unknown conversion %. (Starlark's % has no width, precision or flags: use fmt("{:.1f}", x); see help(fmt))`) {
+		t.Errorf("got %q", msg)
+	}
+	_, msg, _ = run(t, ".", "q.star", "print(\"%q\" % 1)\n")
+	if strings.Contains(msg, "fmt(") {
+		t.Errorf("%%q is no width or precision, got %q", msg)
+	}
+}
+
 func TestExit(t *testing.T) {
 	out, _, code := run(t, ".", "x.star", "print('a')\nexit(3)\nprint('b')\n")
 	if code != 3 || out != "a\n" {
