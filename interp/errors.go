@@ -3,11 +3,14 @@ package interp
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"go.starlark.net/resolve"
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
+
+	"nsh.dev/nsh/internal/spell"
 )
 
 // FormatError renders an error the way a compiler would: the position of
@@ -44,6 +47,32 @@ func FormatError(err error) string {
 		return strings.Join(lines, "\n")
 	}
 	return err.Error()
+}
+
+// suggestUndefined adds "(did you mean NAME?)" to the resolver's
+// "undefined: X" errors in err, the nearest of names. go.starlark.net
+// suggests only the module's own globals; names are what it does not
+// see: the predeclared names (builtins such as ping) and, in the REPL,
+// the session's globals. The errors are changed in place.
+func suggestUndefined(err error, names func() []string) {
+	var rl resolve.ErrorList
+	if !errors.As(err, &rl) {
+		return
+	}
+	var cands []string
+	for i, e := range rl {
+		name, ok := strings.CutPrefix(e.Msg, "undefined: ")
+		if !ok || strings.Contains(name, " ") {
+			continue // not undefined, or already with a suggestion
+		}
+		if cands == nil {
+			cands = names()
+			sort.Strings(cands)
+		}
+		if n := spell.Nearest(name, cands); n != "" {
+			rl[i].Msg += fmt.Sprintf(" (did you mean %s?)", n)
+		}
+	}
 }
 
 // percentHint adds to Starlark's "unknown conversion %." (or %5, %-, %+,
