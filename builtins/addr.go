@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 	"go.starlark.net/starlark"
@@ -73,6 +74,14 @@ func (l *Link) addAddrMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 }
 
 func (l *Link) delAddrMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
+	missingOK := false
+	if len(kw) == 1 && kw[0][0] == starlark.String("missing_ok") {
+		b, ok := kw[0][1].(starlark.Bool)
+		if !ok {
+			return nil, fmt.Errorf("%s: missing_ok must be a bool, not %s", fn.Name(), kw[0][1].Type())
+		}
+		missingOK, kw = bool(b), nil
+	}
 	addrs, err := cidrArgs(fn.Name(), args, kw)
 	if err != nil {
 		return nil, err
@@ -81,8 +90,17 @@ func (l *Link) delAddrMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 	if err != nil {
 		return nil, err
 	}
+	var have []netlink.Addr
+	if missingOK {
+		if have, err = h.AddrList(nl, netlink.FAMILY_ALL); err != nil {
+			return nil, nserr.New("addr show", fmt.Sprintf("dev %q", nl.Attrs().Name), err)
+		}
+	}
 	ref := l.st.netnsRef(l.netns())
 	for _, a := range addrs {
+		if missingOK && !slices.ContainsFunc(have, func(x netlink.Addr) bool { return x.IPNet.String() == a.IPNet.String() }) {
+			continue // not there: no change
+		}
 		rec := &change.Addr{NS: ref, Dev: nl.Attrs().Name, CIDR: a.IPNet.String(), Del: true}
 		rec.Apply = func() error {
 			err := h.AddrDel(nl, a)

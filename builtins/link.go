@@ -197,7 +197,9 @@ link compare equal.`,
 		{Name: "add_addr", Sig: "add_addr(*cidrs)", Impl: (*Link).addAddrMethod, Doc: `Adds addresses.
 cidrs are strings such as "10.0.0.1/24" or "fd00::1/64". All are parsed before the first is added; if one is refused, those added
 by this call are removed again.`},
-		{Name: "del_addr", Sig: "del_addr(*cidrs)", Impl: (*Link).delAddrMethod, Doc: "Removes addresses."},
+		{Name: "del_addr", Sig: "del_addr(*cidrs, missing_ok=False)", Impl: (*Link).delAddrMethod, Doc: `Removes addresses.
+An address not on the link is an error unless missing_ok=True:
+l.del_addr("10.0.0.1/24", missing_ok=True)`},
 		{Name: "move", Sig: "move(ns)", Impl: (*Link).moveMethod, Doc: `Moves the link into another network namespace.
 ns is a target as for setns(). The link arrives down and without its
 addresses, as with "ip link set dev X netns Y".`},
