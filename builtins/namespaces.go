@@ -88,7 +88,7 @@ stale entry (no namespace on it, see netns()) is listed too, so that
 netns_delete() can clear it. ip's "(id: N)" is left out: it is relative to
 the namespace asking. netns(name) opens one.
 Example: if "blue" not in netns_list(): netns("blue")
-         for n in netns_list(): print(n, netns(n, persist=True))`},
+         for n in netns_list(): print(n, netns(n))`},
 			{Name: "hostname", Sig: "hostname(name=None, ns=None)", Impl: utsBuiltin(true), Doc: `Returns, or sets when name is given, the hostname of a UTS namespace.
 ns is a target as for setns(); default the current context. In a UTS
 namespace that outlives the run (nsh's own, one setns() joined; not one
