@@ -75,14 +75,10 @@ func (l *Link) addAddrMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 
 func (l *Link) delAddrMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
 	missingOK := false
-	if len(kw) == 1 && kw[0][0] == starlark.String("missing_ok") {
-		b, ok := kw[0][1].(starlark.Bool)
-		if !ok {
-			return nil, fmt.Errorf("%s: missing_ok must be a bool, not %s", fn.Name(), kw[0][1].Type())
-		}
-		missingOK, kw = bool(b), nil
+	if err := starlark.UnpackArgs(fn.Name(), nil, kw, "missing_ok?", &missingOK); err != nil {
+		return nil, err
 	}
-	addrs, err := cidrArgs(fn.Name(), args, kw)
+	addrs, err := cidrArgs(fn.Name(), args, nil)
 	if err != nil {
 		return nil, err
 	}
