@@ -57,7 +57,7 @@ func TestHostNoteOnce(t *testing.T) {
 	const note = "nsh: veth: creating in the host's network namespace; pass ns= to build elsewhere (nsh --no-host-note hides this note)\n"
 	for _, tc := range []struct {
 		name, src, want string
-		on             bool
+		on              bool
 	}{
 		{"once", `veth("hn-a0", "hn-a1")
 veth("hn-b0", "hn-b1")
