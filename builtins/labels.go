@@ -47,7 +47,7 @@ Example:
   h1 = host("h1", kinds=["net", "uts"], hostname="h1")
   r = host("r")
   veth("h1-eth0", "r-eth0", ns=h1, peer_ns=r, addr="10.1.0.2/24", peer_addr="10.1.0.1/24")
-  run(["hostname"], ns=h1, stdout=True)   # "h1\n"`
+  run("hostname", ns=h1).stdout   # "h1\n"`
 
 // labelRE is what a label may be: a hostname-like word, usable as a
 // file name in /run/netns.

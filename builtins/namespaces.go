@@ -36,6 +36,8 @@ func namespaceTable() doc.Table {
 target is a pid, a process, a namespaces value, a namespace file path or an
 ip-netns name. Example: namespaces().net, namespaces(1).uts.`},
 			{Name: "unshare", Sig: `unshare(*kinds, propagation="private", lo=True, uidmap=None, gidmap=None, monotonic=None, boottime=None)`, Impl: unshareBuiltin, Doc: `Creates new namespaces and moves the current context into them.
+To make namespaces for a topology without moving (and with a label), use
+netns_new() or host().
 kinds are /proc/PID/ns names ("net", "uts", ...) or CLONE_NEW* constants,
 which may be OR-ed: unshare("net", "uts") == unshare(CLONE_NEWNET|CLONE_NEWUTS).
 Returns the new context as nsh.namespaces. As with unshare(1), a new mount

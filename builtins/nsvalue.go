@@ -186,8 +186,8 @@ func (n *Namespaces) CompareSameType(op syntax.Token, y starlark.Value, depth in
 
 var namespacesType = doc.Members[*Namespaces]{
 	Name: "nsh.namespaces",
-	Doc: `A context: one namespace of each kind, as returned by namespaces(), unshare()
-and setns(). Its attributes are the eight kinds. str() lists the kinds that
+	Doc: `A context: one namespace of each kind, as returned by namespaces(), unshare(),
+setns() and host(). Its attributes are the eight kinds. str() lists the kinds that
 differ from the namespaces nsh started in. For pid and time, the namespace is
 the one new processes are started in (pid_for_children, time_for_children).`,
 	Attrs: []doc.AttrOf[*Namespaces]{
