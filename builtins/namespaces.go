@@ -659,7 +659,7 @@ func (n *Namespace) persist(th *starlark.Thread, fn *starlark.Builtin, args star
 	mnt := cur.Get("mnt")
 	src := change.FdPath(n.ns.Fd())
 	rec := &change.NsKeep{Kind: n.ns.Kind.Name, Fd: n.ns.Fd(), Path: path}
-	rec.What = fmt.Sprintf("%s kept on %s", n.ns, path)
+	rec.What = fmt.Sprintf("%s kept on %s", st.nsName(n.ns), path)
 	var created bool
 	var mntID, ino uint64
 	rec.Apply = func() error {
@@ -694,10 +694,10 @@ func (n *Namespace) persist(th *starlark.Thread, fn *starlark.Builtin, args star
 					os.Remove(path)
 				}
 				if errors.Is(err, unix.EINVAL) {
-					return nserr.Errorf("mount", "--bind "+n.ns.String()+" "+strconv.Quote(path), err,
+					return nserr.Errorf("mount", "--bind "+st.nsName(n.ns)+" "+strconv.Quote(path), err,
 						"the parent mount of %s is probably shared; bind its directory onto itself and make it private first", path)
 				}
-				return nserr.New("mount", "--bind "+n.ns.String()+" "+strconv.Quote(path), err)
+				return nserr.New("mount", "--bind "+st.nsName(n.ns)+" "+strconv.Quote(path), err)
 			}
 			mntID, err = mountIDOf(path)
 			return err

@@ -117,7 +117,7 @@ func (n *Namespace) owner() (starlark.Value, error) {
 		return starlark.None, nil // owned by an ancestor of nsh's user namespace
 	}
 	if err != nil {
-		return nil, nserr.New("ioctl NS_GET_USERNS", n.ns.String(), err)
+		return nil, nserr.New("ioctl NS_GET_USERNS", n.st.nsName(n.ns), err)
 	}
 	defer unix.Close(fd)
 	o, err := n.st.tab.Open(fmt.Sprintf("/proc/self/fd/%d", fd), "user")
