@@ -27,7 +27,9 @@ ns=h1)) or setns(h1). Its loopback is up unless lo=False. Like unshare's,
 it lives as long as the run holds it, and has no name in /run/netns;
 under nsh up it is the lab's node lab.prefix + label, named so in
 /run/netns (nsh exec LAB NODE -- CMD). A label is 1 to 64 letters, digits,
-'_', '-' or '.', not starting with '.' or '-'. Example:
+'_', '-' or '.', not starting with '.' or '-'. Give each namespace its own:
+a plain run does not check (a label names, nsh compares namespaces by
+inode), a lab refuses a label it has already used. Example:
   h1 = netns_new("h1")
   h2 = netns_new("h2")
   veth("h1-eth0", "h2-eth0", ns=h1, peer_ns=h2, addr="10.0.0.1/24", peer_addr="10.0.0.2/24")
@@ -168,7 +170,7 @@ func (st *state) newLabelled(th *starlark.Thread, label string, flags int, lo bo
 			return cur, err
 		}
 		if opened {
-			return cur, fmt.Errorf("label %q: the lab's network namespace %q exists already (made by netns()?): give each its own label", label, name)
+			return cur, fmt.Errorf("label %q: the lab's network namespace %q exists already (an earlier netns_new, host or netns made it): give each its own label", label, name)
 		}
 		st.setLabel(label, net)
 		cur = cur.With(net)

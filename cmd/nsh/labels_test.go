@@ -47,6 +47,23 @@ print(h1, h1.name, h2)
 	}
 }
 
+// A lab's labels are its node names: a second netns_new() of one label
+// fails the recipe, which leaves no lab.
+func TestLabLabelTwice(t *testing.T) {
+	needLabs(t)
+	r := labRecipe(t, "twice.star", `
+netns_new("lt-x")
+netns_new("lt-x")
+`)
+	_, stderr, code := nsh(t, "", "up", r)
+	if code == 0 || !strings.Contains(stderr, `label "lt-x": the lab's network namespace "lt-x" exists already`) {
+		t.Errorf("up: %d %s", code, stderr)
+	}
+	if _, err := os.Stat("/run/netns/lt-x"); err == nil {
+		t.Errorf("/run/netns/lt-x outlived the failed nsh up")
+	}
+}
+
 // A script that builds in the host's network namespace without ns= is told
 // so once on stderr; --no-host-note, NSH_NO_HOST_NOTE=1 and the REPL print
 // nothing.
