@@ -10,7 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/internal/lifecycle"
-	"nsh.dev/nsh/internal/mountopt"
 	"nsh.dev/nsh/internal/nsctx"
 )
 
@@ -38,8 +37,9 @@ inode), a lab refuses a label it has already used. Example:
 const hostDoc = `Creates new namespaces of the given kinds, labelled label, without moving the current context.
 Returns the context they make with the current one (the kinds not given
 stay as they are) as nsh.namespaces, for ns= or setns(): a Mininet-style
-host. kinds is a list of kind names or CLONE_NEW* constants (see
-help("kinds")); default ["net"]. A new network namespace has its loopback
+host. kinds is a list of kind names or CLONE_NEW* constants, or one of
+them (see help("kinds")); default ["net"]. A new mount namespace is
+recursively private, as unshare()'s. A new network namespace has its loopback
 up unless lo=False; hostname= sets the hostname of the new UTS namespace
 ("uts" must be among the kinds). Each new namespace shows as KIND:LABEL
 (net:h1, uts:h1) in str(), errors and the REPL prompt. Under nsh up the
@@ -157,9 +157,6 @@ func hostBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple,
 func (st *state) newLabelled(th *starlark.Thread, label string, flags int, lo bool) (nsctx.Context, error) {
 	cur := st.current()
 	opts := unshareOpts{propagation: "private", lo: lo}
-	if _, err := mountopt.Propagation(opts.propagation, true); err != nil {
-		return cur, err
-	}
 	if st.lab != nil && flags&unix.CLONE_NEWNET != 0 {
 		name := st.lab.lab.Prefix + label
 		if err := checkNetnsName(name); err != nil {
