@@ -93,8 +93,12 @@ func (l *Link) String() string {
 	return fmt.Sprintf("link(%s, %s)", name, l.st.nsLabel(ns))
 }
 
-// nsLabel renders a network namespace by its ip-netns name if it has one.
+// nsLabel renders a network namespace by its label (net:h1) or else its
+// ip-netns name (netns red) if it has one.
 func (st *state) nsLabel(ns *nsctx.NS) string {
+	if l := st.labelOf(ns); l != "" {
+		return ns.Kind.Name + ":" + l
+	}
 	if n := st.nameOf(ns); n != "" {
 		return "netns " + n
 	}
@@ -258,9 +262,9 @@ func (l *Link) fetch() (*nlhandle.Handle, netlink.Link, error) {
 	nl, err := h.LinkByIndex(idx)
 	if err != nil || nl.Attrs().Name != name {
 		if err != nil && !isNotFound(err) {
-			return nil, nil, nserr.New("link show", fmt.Sprintf("%q in %s", name, l.st.nsLabel(ns)), err)
+			return nil, nil, nserr.New("link show", fmt.Sprintf("%q in %s", name, l.st.nsWhere(ns)), err)
 		}
-		return nil, nil, nserr.Explain(unix.ENODEV, "link %q no longer exists in %s", name, l.st.nsLabel(ns))
+		return nil, nil, nserr.Explain(unix.ENODEV, "link %q no longer exists in %s", name, l.st.nsWhere(ns))
 	}
 	return h, nl, nil
 }
@@ -274,9 +278,9 @@ func (st *state) lookupLink(ns *nsctx.NS, name string) (*nlhandle.Handle, netlin
 	nl, err := h.LinkByName(name)
 	if err != nil {
 		if isNotFound(err) {
-			return nil, nil, nserr.Explain(unix.ENODEV, "no link named %q in %s", name, st.nsLabel(ns))
+			return nil, nil, nserr.Explain(unix.ENODEV, "no link named %q in %s", name, st.nsWhere(ns))
 		}
-		return nil, nil, nserr.New("link show", fmt.Sprintf("%q in %s", name, st.nsLabel(ns)), err)
+		return nil, nil, nserr.New("link show", fmt.Sprintf("%q in %s", name, st.nsWhere(ns)), err)
 	}
 	return h, nl, nil
 }
@@ -346,6 +350,11 @@ func vethBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple,
 	}
 	if a.name == a.peer && nsctx.Same(a.ns, a.peerNS) {
 		return nil, fmt.Errorf("both ends are named %q in the same namespace", a.name)
+	}
+	if nsv == starlark.None {
+		st.noteHost(fn.Name(), a.ns)
+	} else if peerNsv == starlark.None {
+		st.noteHost(fn.Name(), a.peerNS)
 	}
 	x, y, err := st.makeVeth(th, &a)
 	if err != nil {
@@ -654,14 +663,14 @@ func (l *Link) moveMethod(th *starlark.Thread, fn *starlark.Builtin, args starla
 				return moveLink(l.st, src, nl.Attrs().Index, dst, idx)
 			})
 		})
-		return nserr.New("link set netns", fmt.Sprintf("%q to %s", name, l.st.nsLabel(dst)), err)
+		return nserr.New("link set netns", fmt.Sprintf("%q to %s", name, l.st.nsWhere(dst)), err)
 	})
 	if err != nil {
 		return nil, err
 	}
 	moved, err := dh.LinkByName(name)
 	if err != nil {
-		return nil, nserr.New("link show", fmt.Sprintf("%q in %s", name, l.st.nsLabel(dst)), err)
+		return nil, nserr.New("link show", fmt.Sprintf("%q in %s", name, l.st.nsWhere(dst)), err)
 	}
 	if i := moved.Attrs().Index; i != idx {
 		l.set(dst, i, name) // the kernel did not take the index nsh chose

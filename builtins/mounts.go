@@ -275,7 +275,7 @@ func (st *state) mountNS(mnt *nsctx.NS) change.MountNS {
 	if nsctx.Same(mnt, st.tab.Initial.Get("mnt")) {
 		return change.MountNS{}
 	}
-	return change.MountNS{Path: change.FdPath(mnt.Fd()), Label: mnt.String()}
+	return change.MountNS{Path: change.FdPath(mnt.Fd()), Label: st.nsName(mnt)}
 }
 
 func mountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {

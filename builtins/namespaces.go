@@ -37,6 +37,8 @@ func namespaceTable() doc.Table {
 target is a pid, a process, a namespaces value, a namespace file path or an
 ip-netns name. Example: namespaces().net, namespaces(1).uts.`},
 			{Name: "unshare", Sig: `unshare(*kinds, propagation="private", lo=True, uidmap=None, gidmap=None, monotonic=None, boottime=None)`, Impl: unshareBuiltin, Doc: `Creates new namespaces and moves the current context into them.
+To make namespaces for a topology without moving (and with a label), use
+netns_new() or host().
 kinds are /proc/PID/ns names ("net", "uts", ...) or CLONE_NEW* constants,
 which may be OR-ed: unshare("net", "uts") == unshare(CLONE_NEWNET|CLONE_NEWUTS).
 Returns the new context as nsh.namespaces. As with unshare(1), a new mount
@@ -97,6 +99,8 @@ nsh is killed, unless the name was changed again since.`},
 			{Name: "domainname", Sig: "domainname(name=None, ns=None)", Impl: utsBuiltin(false), Doc: `Returns, or sets when name is given, the NIS domain name of a UTS namespace.
 ns is a target as for setns(); default the current context. Restored at the
 end of the run as for hostname().`},
+			{Name: "netns_new", Sig: "netns_new(label, lo=True)", Impl: netnsNewBuiltin, Doc: netnsNewDoc},
+			{Name: "host", Sig: `host(label, kinds=["net"], lo=True, hostname=None)`, Impl: hostBuiltin, Doc: hostDoc},
 		},
 		Types:  []doc.Type{namespaceType.Type(), namespacesType.Type()},
 		Consts: consts,
@@ -259,6 +263,20 @@ func unshareBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tup
 		return nil, err
 	}
 	cur := st.current()
+	created, err := st.unshareNew(th, cur, flags, &opts, "")
+	if err != nil {
+		return nil, err
+	}
+	next := cur.With(created...)
+	st.setCurrent(next)
+	return &Namespaces{ctx: next, st: st}, nil
+}
+
+// unshareNew creates namespaces of the kinds in flags, made from the
+// context cur (which it does not move), as one change through the
+// executor; label, if not "", is given to each of them before the change
+// is traced (see netns_new and host).
+func (st *state) unshareNew(th *starlark.Thread, cur nsctx.Context, flags int, opts *unshareOpts, label string) ([]*nsctx.NS, error) {
 	var created []*nsctx.NS
 	userForeign := !nsctx.Same(cur.Get("user"), st.tab.Initial.Get("user"))
 	rec := &change.Unshare{Opts: unshareFlags(flags, opts.propagation, opts.uidmap, opts.gidmap, false)}
@@ -266,13 +284,16 @@ func unshareBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tup
 		rec.Opts = append(rec.Opts, "--monotonic="+change.Seconds(opts.monotonic), "--boottime="+change.Seconds(opts.boottime))
 	}
 	rec.What, rec.Aside = "namespaces "+nsthread.FlagNames(flags), true
+	if label != "" {
+		rec.What = fmt.Sprintf("namespaces %s of %q", nsthread.FlagNames(flags), label)
+	}
 	rec.Apply = func() error {
 		var err error
 		if flags&^threadKinds == 0 && !userForeign && opts.processOnly() {
 			created, err = st.unshareOnThread(cur, flags, opts.propagation, opts.lo)
 		} else {
 			var init *spawn.Child
-			if created, init, err = st.unshareViaProcess(cur, flags, &opts); err != nil {
+			if created, init, err = st.unshareViaProcess(cur, flags, opts); err != nil {
 				return err
 			}
 			if init != nil {
@@ -293,8 +314,15 @@ func unshareBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tup
 			return err
 		}
 		st.markMade(created...)
+		if label != "" {
+			st.setLabel(label, created...)
+		}
 		for _, n := range created {
-			rec.Held = append(rec.Held, fmt.Sprintf("%s as /proc/%d/fd/%d", n, os.Getpid(), n.Fd()))
+			held := n.String()
+			if label != "" {
+				held = st.nsName(n) + " " + held[len(n.Kind.Name)+1:]
+			}
+			rec.Held = append(rec.Held, fmt.Sprintf("%s as /proc/%d/fd/%d", held, os.Getpid(), n.Fd()))
 			if n.Kind.Name == "net" && opts.lo {
 				rec.LoUp, rec.Net = true, st.netnsRef(n)
 			}
@@ -304,9 +332,7 @@ func unshareBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tup
 	if _, err := st.ex.Do(th, rec); err != nil {
 		return nil, err
 	}
-	next := cur.With(created...)
-	st.setCurrent(next)
-	return &Namespaces{ctx: next, st: st}, nil
+	return created, nil
 }
 
 // unshareOnThread creates namespaces on a pinned thread that has joined
@@ -443,10 +469,20 @@ func netnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	if err != nil {
 		return nil, err
 	}
+	ns, _, err := st.makeNetns(th, name, persist, lo)
+	if err != nil {
+		return nil, err
+	}
+	return &Namespace{ns: ns, st: st}, nil
+}
+
+// makeNetns creates, or opens if it exists (opened), the network
+// namespace named name, as netns() does.
+func (st *state) makeNetns(th *starlark.Thread, name string, persist, lo bool) (ns *nsctx.NS, opened bool, err error) {
 	// A lab keeps what it names until nsh down, which deletes it.
 	persist = persist && st.lab == nil
 	path := filepath.Join(netnsDir, name)
-	var ns, fresh *nsctx.NS
+	var fresh *nsctx.NS
 	var mntID, ino uint64
 	cur := st.current()
 	rec := &change.NetnsAdd{Name: name, LoUp: lo}
@@ -509,9 +545,9 @@ func netnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		return nil
 	}
 	if _, err := st.ex.Do(th, rec); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return &Namespace{ns: ns, st: st}, nil
+	return ns, rec.Opened, nil
 }
 
 // unbackedGrace is how long an entry of /run/netns may be an empty,
@@ -674,7 +710,7 @@ func (n *Namespace) persist(th *starlark.Thread, fn *starlark.Builtin, args star
 	mnt := cur.Get("mnt")
 	src := change.FdPath(n.ns.Fd())
 	rec := &change.NsKeep{Kind: n.ns.Kind.Name, Fd: n.ns.Fd(), Path: path}
-	rec.What = fmt.Sprintf("%s kept on %s", n.ns, path)
+	rec.What = fmt.Sprintf("%s kept on %s", st.nsName(n.ns), path)
 	var created bool
 	var mntID, ino uint64
 	rec.Apply = func() error {
@@ -709,10 +745,10 @@ func (n *Namespace) persist(th *starlark.Thread, fn *starlark.Builtin, args star
 					os.Remove(path)
 				}
 				if errors.Is(err, unix.EINVAL) {
-					return nserr.Errorf("mount", "--bind "+n.ns.String()+" "+strconv.Quote(path), err,
+					return nserr.Errorf("mount", "--bind "+st.nsName(n.ns)+" "+strconv.Quote(path), err,
 						"the parent mount of %s is probably shared; bind its directory onto itself and make it private first", path)
 				}
-				return nserr.New("mount", "--bind "+n.ns.String()+" "+strconv.Quote(path), err)
+				return nserr.New("mount", "--bind "+st.nsName(n.ns)+" "+strconv.Quote(path), err)
 			}
 			mntID, err = mountIDOf(path)
 			return err

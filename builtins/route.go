@@ -144,7 +144,7 @@ func (r *Route) deleteMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 	rec.Apply = func() error {
 		err := h.RouteDel(&r.r)
 		if err != nil && isNotFound(err) {
-			return nserr.Explain(unix.ESRCH, "route %s is not in %s", r, r.st.nsLabel(r.ns))
+			return nserr.Explain(unix.ESRCH, "route %s is not in %s", r, r.st.nsWhere(r.ns))
 		}
 		return nserr.New("route del", r.String(), err)
 	}
@@ -282,7 +282,7 @@ func routeBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	switch {
 	case devLink != nil:
 		if !nsctx.Same(devLink.netns(), ns) {
-			return nil, fmt.Errorf("dev %s is not in %s", devLink, st.nsLabel(ns))
+			return nil, fmt.Errorf("dev %s is not in %s", devLink, st.nsWhere(ns))
 		}
 		_, nl, err := devLink.fetch()
 		if err != nil {
@@ -308,9 +308,9 @@ func routeBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 			return st.routeExists(h, ns, out)
 		case errors.Is(err, unix.ENETUNREACH), errors.Is(err, unix.EHOSTUNREACH):
 			// IPv4 says ENETUNREACH, IPv6 EHOSTUNREACH.
-			return nserr.Errorf("route add", out.String(), err, "the gateway is not on a directly connected subnet of %s", st.nsLabel(ns))
+			return nserr.Errorf("route add", out.String(), err, "the gateway is not on a directly connected subnet of %s", st.nsWhere(ns))
 		}
-		return nserr.New("route add", fmt.Sprintf("%s in %s", out, st.nsLabel(ns)), err)
+		return nserr.New("route add", fmt.Sprintf("%s in %s", out, st.nsWhere(ns)), err)
 	}
 	rec.Undo = func() (bool, error) {
 		if st.diesWithRun(ns) {
@@ -349,11 +349,11 @@ func routesBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 	}
 	rs, err := h.RouteList(nil, netlink.FAMILY_ALL)
 	if err != nil {
-		return nil, nserr.New("route show", st.nsLabel(ns), err)
+		return nil, nserr.New("route show", st.nsWhere(ns), err)
 	}
 	links, err := h.LinkList()
 	if err != nil {
-		return nil, nserr.New("link show", st.nsLabel(ns), err)
+		return nil, nserr.New("link show", st.nsWhere(ns), err)
 	}
 	names := make(map[int]string, len(links))
 	for _, l := range links {
