@@ -208,8 +208,15 @@ addresses, as with "ip link set dev X netns Y".`},
 bridge is an nsh.link or the name of a bridge in the link's namespace.`},
 		{Name: "delete", Sig: "delete()", Impl: (*Link).deleteMethod, Doc: "Deletes the link now (both ends, for a veth)."},
 		{Name: "persist", Sig: "persist()", Impl: (*Link).persistMethod, Doc: `Keeps the link after the run (both ends, for a veth).
+What is on it is kept with it: its addresses, the routes that go out of
+it (route(dev=) or through a gateway it reaches) and its netem() qdisc.
 It still goes away with its namespace if that namespace dies. Links nsh
-did not create (found with link()) are never deleted by nsh anyway.`},
+did not create (found with link()) are never deleted by nsh anyway.
+Example:
+  a = netns("pa")
+  x, _ = veth("pa-eth0", "pa-peer", ns=a, addr="10.9.0.1/24")
+  x.persist()
+  route("default", via="10.9.0.2", ns=a)   # kept with x (and with a)`},
 		{Name: "netem", Sig: "netem(delay=None, jitter=None, loss=None, rate=None)", Impl: (*Link).netemMethod, Doc: netemDoc},
 	},
 }
@@ -464,6 +471,7 @@ func (st *state) makeVeth(th *starlark.Thread, a *vethArgs) (*Link, *Link, error
 		// traffic (see carrier.go).
 		st.readyLater(x, y)
 	}
+	st.madeLinks(true, x, y)
 	return x, y, nil
 }
 
@@ -875,12 +883,17 @@ func (l *Link) deleteMethod(th *starlark.Thread, fn *starlark.Builtin, args star
 	}
 	if l.entry != nil {
 		l.entry.Forget()
+		l.st.madeLinks(false, l.ends()...)
 	}
 	if l.qdisc != nil {
 		l.qdisc.Forget()
 	}
 	return starlark.None, nil
 }
+
+// kept reports whether l is a link this run made and keeps after the run
+// (persist(), a lab).
+func (l *Link) kept() bool { return l.entry != nil && l.entry.Persistent() }
 
 func (l *Link) persistMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
 	if err := starlark.UnpackArgs(fn.Name(), args, kw); err != nil {

@@ -31,6 +31,10 @@ type netState struct {
 	// netnsDirs holds the mount namespaces whose /run/netns this run has
 	// made a shared mount.
 	netnsDirs map[[2]uint64]bool
+	// links are the links this run made and has not deleted (both ends
+	// of a veth): what a route or a qdisc is on, to keep it when its link
+	// is kept (keptLink).
+	links map[*Link]bool
 }
 
 // netOf returns the run's netState. It is created on first use; its
@@ -42,7 +46,7 @@ func netOf(st *state) *netState {
 		st.ex.Hold("network namespace runner", w.Close)
 		c := nlhandle.New(st.tab.Initial.Get("net"), w)
 		st.ex.Hold("netlink handles", c.Close)
-		n := &netState{nl: c, maker: w, created: map[[2]uint64]bool{}, netnsDirs: map[[2]uint64]bool{}}
+		n := &netState{nl: c, maker: w, created: map[[2]uint64]bool{}, netnsDirs: map[[2]uint64]bool{}, links: map[*Link]bool{}}
 		// A namespace the run no longer references: its netlink socket
 		// (which would keep a network namespace alive) and what is known
 		// of it go, before its inode number can name another one.
@@ -75,6 +79,47 @@ func (st *state) keepNetns(ns *nsctx.NS) {
 		st.markCreated(ns, false)
 	}
 }
+
+// madeLinks notes links this run made (made true) or deleted (false).
+func (st *state) madeLinks(made bool, ls ...*Link) {
+	n := netOf(st)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, l := range ls {
+		if made {
+			n.links[l] = true
+		} else {
+			delete(n.links, l)
+		}
+	}
+}
+
+// keptLink reports whether the link with index index in ns is one this
+// run made and keeps (persist()): what is on it (its routes, its qdisc)
+// is kept with it, not undone at the end of the run.
+func (st *state) keptLink(ns *nsctx.NS, index int) bool {
+	if index <= 0 {
+		return false
+	}
+	n := netOf(st)
+	n.mu.Lock()
+	var found *Link
+	for l := range n.links {
+		if lns, i, _ := l.where(); i == index && nsctx.Same(lns, ns) {
+			found = l
+			break
+		}
+	}
+	n.mu.Unlock()
+	return found != nil && found.kept()
+}
+
+// keptHere reports whether what is made in ns needs no undo at the end of
+// the run: ns is a namespace this run created, which either dies with the
+// run (and everything in it) or is kept (and everything in it with it:
+// netns(), persist()), so that a kept namespace keeps its routes and
+// qdiscs as it keeps its sysctls.
+func (st *state) keptHere(ns *nsctx.NS) bool { return st.createdHere(ns) }
 
 // createdHere reports whether this run created ns (with unshare or netns).
 // Settings made inside such a namespace go away with it and need no undo.
