@@ -60,6 +60,7 @@ propagation and remounts of existing mounts are not undone.`},
 recursive=True unmounts the mounts below target first; detach=True is a
 lazy unmount (MNT_DETACH) that also takes everything below. A busy mount or
 a path that is not a mount point is an error.`},
+			{Name: "mkdir", Sig: "mkdir(path, mode=0o755, parents=False, exist_ok=False, persist=False)", Impl: mkdirBuiltin, Doc: mkdirDoc},
 			{Name: "mounts", Sig: "mounts(ns=None)", Impl: mountsBuiltin, Doc: `Returns the mount table of a mount namespace as a list of nsh.mount, in
 /proc/PID/mountinfo order, with targets as seen from that namespace's root.
 ns is a target as for setns() (a namespaces value, a mnt namespace, a pid,
