@@ -92,7 +92,8 @@ end of the run as for hostname().`},
 			"kinds": `Namespace kinds: mnt, uts, ipc, pid, net, user, cgroup, time (the names in
 /proc/PID/ns), or the constants CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC,
 CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWUSER, CLONE_NEWCGROUP, CLONE_NEWTIME,
-which may be OR-ed together as in C.`,
+which may be OR-ed together as in C. unshare() and clone() also take a
+list of them: unshare(["net", "uts"]), clone(argv, kinds=["pid", "mnt"]).`,
 		},
 	}
 }

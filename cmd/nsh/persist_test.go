@@ -1,8 +1,10 @@
 package main_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -112,4 +114,55 @@ func TestItem7PersistenceIsWhole(t *testing.T) {
 		waitExited(t, reaper, "the reaper")
 		checkKeptWhole(t, "after SIGKILL")
 	})
+}
+
+// Issue 21 item 8: what mkdir() makes is removed at the end of the run
+// (newest first, while empty), and by the reaper after SIGKILL; a
+// directory something was put in, and persist=True, are kept.
+func TestItem8MkdirUndone(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (the reaper of nsh's own mount namespace)")
+	}
+	dir := t.TempDir()
+	gone := func(how, p string) {
+		t.Helper()
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s: %s is still there (%v)", how, p, err)
+		}
+	}
+	there := func(how, p string) {
+		t.Helper()
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s: %s is gone: %v", how, p, err)
+		}
+	}
+	script := fmt.Sprintf(`
+mkdir(%[1]q + "/a/b/c", parents = True)
+mkdir(%[1]q + "/kept", persist = True)
+mkdir(%[1]q + "/full")
+run(["touch", %[1]q + "/full/f"])
+`, dir)
+	if out, stderr, code := nsh(t, "", "-c", script); code != 0 {
+		t.Fatalf("nsh: %d %q %q", code, out, stderr)
+	}
+	gone("end of run", dir+"/a")
+	there("end of run", dir+"/kept")
+	there("end of run", dir+"/full/f")
+
+	k := filepath.Join(dir, "k")
+	cmd := startUntilReady(t, fmt.Sprintf(`mkdir(%[1]q + "/x/y", parents = True)
+mkdir(%[1]q + "/kept2", persist = True)
+`, k))
+	for _, p := range []string{k + "/x/y", k + "/kept2"} {
+		there("before SIGKILL", p)
+	}
+	reaper := childNamed(cmd.Process.Pid, "nsh-reaper")
+	if reaper == 0 {
+		t.Fatal("the run started no reaper")
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	waitExited(t, reaper, "the reaper")
+	gone("after SIGKILL", k+"/x")
+	there("after SIGKILL", k+"/kept2")
 }
