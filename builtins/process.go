@@ -57,9 +57,11 @@ owned by the user namespace the process ends up in.
                tty bound in (binds, not mknod: works rootless), a new devpts
                instance on /dev/pts with /dev/ptmx -> pts/ptmx, a tmpfs on
                /dev/shm, and /dev/fd, stdin, stdout, stderr -> /proc/self/fd.
-               None (default): made when the root has a dev directory to
-               mount it on, else left out; True: made, an error if the root
-               has no dev directory; False: /dev as the root has it.
+               None (default): made when the root's dev is an empty
+               directory (a /dev the caller filled, e.g. a bind of the
+               host's, is left as it is); True: made, over whatever dev
+               holds, an error if there is no dev directory; False: /dev
+               as the root has it. The root itself is not written to.
                  clone(["sh", "-c", "echo hi > /dev/null; ls /dev"], "pid",
                        root="/tmp/box", mount_proc=True, env={"PATH": "/bin"})
   cwd          working directory (inside root, if given)
@@ -596,9 +598,9 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		}
 		p.cfg.Root = *r
 		flags |= unix.CLONE_NEWNS
-		// A minimal /dev: by default when the root has a dev directory
-		// to mount it on (the child looks, in its mount namespace);
-		// dev=True insists on it.
+		// A minimal /dev: by default when the root's dev is an empty
+		// directory (the child looks, in its mount namespace); dev=True
+		// insists on it.
 		switch dev {
 		case starlark.None:
 			p.cfg.Dev = spawn.DevIfDir

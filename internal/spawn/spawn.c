@@ -329,6 +329,28 @@ static const char *const dev_links[][2] = {
 	{"dev/stderr", "/proc/self/fd/2"},
 };
 
+// empty_dir reports whether path is a directory with no entries (what a
+// /dev left by the caller, e.g. a bind of the host's, is not).
+static int empty_dir(const char *path) {
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	char buf[512] __attribute__((aligned(8)));
+	long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
+	int empty = n >= 0;
+	for (long off = 0; empty && off < n;) {
+		// struct linux_dirent64: d_ino, d_off, d_reclen, d_type, d_name
+		unsigned short reclen;
+		memcpy(&reclen, buf + off + 16, sizeof reclen);
+		const char *name = buf + off + 19;
+		if (strcmp(name, ".") != 0 && strcmp(name, "..") != 0)
+			empty = 0;
+		off += reclen;
+	}
+	close(fd);
+	return empty;
+}
+
 // setup_dev makes the minimal /dev of a new root, as bubblewrap's --dev
 // does, in the directory "dev" of the current directory (the new root,
 // before pivot_root, while the host's /dev is still visible): a tmpfs, the
@@ -437,8 +459,7 @@ static void __attribute__((noreturn)) child(const struct nsh_cfg *c, int join_cg
 			fail(c, NSH_STEP_ROOT_BIND, 0, errno);
 		if (chdir(c->root) < 0)
 			fail(c, NSH_STEP_CHDIR, 0, errno);
-		struct stat st;
-		if (c->dev == NSH_DEV_ON || (c->dev == NSH_DEV_IF_DIR && stat("dev", &st) == 0 && S_ISDIR(st.st_mode)))
+		if (c->dev == NSH_DEV_ON || (c->dev == NSH_DEV_IF_DIR && empty_dir("dev")))
 			setup_dev(c);
 		// pivot_root(".", "."): the old root ends up stacked under the new
 		// one at "/", and is detached at once.

@@ -837,7 +837,7 @@ type Dev int
 const (
 	DevOff   Dev = C.NSH_DEV_OFF
 	DevOn    Dev = C.NSH_DEV_ON     // made; an error if the root has no dev directory
-	DevIfDir Dev = C.NSH_DEV_IF_DIR // made if the root has a dev directory
+	DevIfDir Dev = C.NSH_DEV_IF_DIR // made if the root's dev is an empty directory
 )
 
 // devNodes and devLinks are the entries of the minimal /dev (Config.Dev),
