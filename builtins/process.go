@@ -1421,6 +1421,7 @@ func (st *state) processRecord(p *procSpec, cwd string) *change.Process {
 	}
 	rec.Enter, rec.Cwd, rec.Root, rec.Background = st.enterOf(p.ctx), cwd, cfg.Root, !p.wait
 	rec.Hostname, rec.Domain = cfg.Hostname, cfg.Domainname
+	rec.LoUp, rec.Dev = cfg.LoUp, cfg.Root != "" && cfg.Dev != spawn.DevOff
 	rec.Unshare = unshareFlags(cfg.New, p.propagate, cfg.UIDMap, cfg.GIDMap, cfg.Paused)
 	if cfg.New&unix.CLONE_NEWPID != 0 {
 		rec.Unshare = append(rec.Unshare, "--fork")
