@@ -86,6 +86,5 @@ func bridgeBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 	if l.entry, err = st.ex.Do(th, rec); err != nil {
 		return nil, err
 	}
-	st.madeLinks(true, l)
 	return l, nil
 }

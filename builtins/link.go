@@ -82,9 +82,16 @@ func (l *Link) where() (*nsctx.NS, int, string) {
 func (l *Link) netns() *nsctx.NS { ns, _, _ := l.where(); return ns }
 
 func (l *Link) set(ns *nsctx.NS, index int, name string) {
+	kept := l.kept()
+	if kept {
+		l.st.keepLinks(false, l) // what is kept moves with it
+	}
 	l.mu.Lock()
 	l.ns, l.index, l.name = ns, index, name
 	l.mu.Unlock()
+	if kept {
+		l.st.keepLinks(true, l)
+	}
 }
 
 // String renders the link as "link(nt-a, net:[4026532201])".
@@ -471,7 +478,6 @@ func (st *state) makeVeth(th *starlark.Thread, a *vethArgs) (*Link, *Link, error
 		// traffic (see carrier.go).
 		st.readyLater(x, y)
 	}
-	st.madeLinks(true, x, y)
 	return x, y, nil
 }
 
@@ -883,7 +889,7 @@ func (l *Link) deleteMethod(th *starlark.Thread, fn *starlark.Builtin, args star
 	}
 	if l.entry != nil {
 		l.entry.Forget()
-		l.st.madeLinks(false, l.ends()...)
+		l.st.keepLinks(false, l.ends()...)
 	}
 	if l.qdisc != nil {
 		l.qdisc.Forget()
@@ -901,6 +907,7 @@ func (l *Link) persistMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 	}
 	if l.entry != nil && l.st.lab == nil { // a lab keeps it until nsh down anyway
 		l.entry.Persist()
+		l.st.keepLinks(true, l.ends()...)
 	}
 	return starlark.None, nil
 }

@@ -14,7 +14,9 @@ import (
 // persistSetup builds two kept namespaces joined by a kept veth, with
 // addresses, routes and a tbf qdisc in them, a kept host veth with a route
 // and a qdisc, and what is not kept: a veth in a kept namespace and a host
-// veth, each with a route out of it.
+// veth, each with a route out of it; and a kept veth made in a kept
+// namespace with one end moved to the host, with a route out of that end
+// given by name.
 const persistSetup = `
 a = netns("p7a")
 b = netns("p7b")
@@ -32,6 +34,12 @@ route("10.97.6.0/24", via = "10.97.5.2")
 h.netem(rate = "20mbit")
 veth("p7-g0", "p7-g1", addr = "10.97.7.1/24")
 route("10.97.4.0/24", via = "10.97.7.2")
+m0, m1 = veth("p7-m0", "p7-m1", ns = a, peer_ns = a, addr = "10.97.11.1/24")
+m0.persist()
+m1.move(namespaces().net)
+m1.add_addr("10.97.11.2/24")
+m1.up()
+route("10.97.12.0/24", via = "10.97.11.1", dev = "p7-m1")
 `
 
 // cmdOut runs a command and returns its output and whether it succeeded.
@@ -67,6 +75,7 @@ func checkKeptWhole(t *testing.T, how string) {
 	has("qdisc tbf 1: root", "tc", "qdisc", "show", "dev", "p7-h0")
 	lacks("p7-g0", "ip", "link")
 	lacks("10.97.4.0/24", "ip", "route")
+	has("10.97.12.0/24 via 10.97.11.1 dev p7-m1", "ip", "route", "show", "10.97.12.0/24")
 	// The kept topology works: a second run pings across it with the
 	// kept default route, and so does iputils.
 	if out, stderr, code := nsh(t, "", "-c", `print(ping("10.97.2.1", ns = "p7a", count = 1, timeout = 2).received)`); code != 0 || out != "1\n" {
@@ -78,7 +87,7 @@ func checkKeptWhole(t *testing.T, how string) {
 }
 
 func cleanupKept(t *testing.T) {
-	for _, c := range [][]string{{"ip", "netns", "del", "p7a"}, {"ip", "netns", "del", "p7b"}, {"ip", "link", "del", "p7-h0"}} {
+	for _, c := range [][]string{{"ip", "link", "del", "p7-m1"}, {"ip", "netns", "del", "p7a"}, {"ip", "netns", "del", "p7b"}, {"ip", "link", "del", "p7-h0"}} {
 		if out, ok := cmdOut(c[0], c[1:]...); !ok && !strings.Contains(out, "No such") && !strings.Contains(out, "Cannot find") {
 			t.Errorf("%s: %s", strings.Join(c, " "), out)
 		}
