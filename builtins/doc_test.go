@@ -29,6 +29,7 @@ values = [
     route("10.78.0.0/24", dev=a),
     ping("127.0.0.1"),
     transfer("127.0.0.1", ns, size=4096),
+    spawn("echo hi", stdout=True).expect("hi"),
 ]
 `
 

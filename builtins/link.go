@@ -204,7 +204,9 @@ link compare equal.`,
 		{Name: "add_addr", Sig: "add_addr(*cidrs)", Impl: (*Link).addAddrMethod, Doc: `Adds addresses.
 cidrs are strings such as "10.0.0.1/24" or "fd00::1/64". All are parsed before the first is added; if one is refused, those added
 by this call are removed again.`},
-		{Name: "del_addr", Sig: "del_addr(*cidrs)", Impl: (*Link).delAddrMethod, Doc: "Removes addresses."},
+		{Name: "del_addr", Sig: "del_addr(*cidrs, missing_ok=False)", Impl: (*Link).delAddrMethod, Doc: `Removes addresses.
+An address not on the link is an error unless missing_ok=True:
+l.del_addr("10.0.0.1/24", missing_ok=True)`},
 		{Name: "move", Sig: "move(ns)", Impl: (*Link).moveMethod, Doc: `Moves the link into another network namespace.
 ns is a target as for setns(). The link arrives down and without its
 addresses, as with "ip link set dev X netns Y".`},
@@ -213,7 +215,9 @@ addresses, as with "ip link set dev X netns Y".`},
 		{Name: "set_mac", Sig: "set_mac(mac)", Impl: (*Link).setMACMethod, Doc: `Sets the hardware address ("02:00:00:00:00:01").`},
 		{Name: "set_master", Sig: "set_master(bridge)", Impl: (*Link).setMasterMethod, Doc: `Attaches the link to a bridge, or detaches it with None.
 bridge is an nsh.link or the name of a bridge in the link's namespace.`},
-		{Name: "delete", Sig: "delete()", Impl: (*Link).deleteMethod, Doc: "Deletes the link now (both ends, for a veth)."},
+		{Name: "delete", Sig: "delete(missing_ok=False)", Impl: (*Link).deleteMethod, Doc: `Deletes the link now (both ends, for a veth).
+A link that no longer exists (deleted by hand, its peer deleted, its
+namespace gone) is an error unless missing_ok=True: l.delete(missing_ok=True)`},
 		{Name: "persist", Sig: "persist()", Impl: (*Link).persistMethod, Doc: `Keeps the link after the run (both ends, for a veth).
 What is on it is kept with it: its addresses, the routes that go out of
 it (route(dev=) or through a gateway it reaches) and its netem() qdisc.
@@ -875,11 +879,15 @@ func (l *Link) setMasterMethod(th *starlark.Thread, fn *starlark.Builtin, args s
 }
 
 func (l *Link) deleteMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
-	if err := starlark.UnpackArgs(fn.Name(), args, kw); err != nil {
+	var missingOK bool
+	if err := starlark.UnpackArgs(fn.Name(), args, kw, "missing_ok?", &missingOK); err != nil {
 		return nil, err
 	}
 	h, nl, err := l.fetch()
 	if err != nil {
+		if missingOK && errors.Is(err, unix.ENODEV) {
+			return starlark.None, nil
+		}
 		return nil, err
 	}
 	rec := &change.LinkDel{NS: l.st.netnsRef(l.netns()), Name: nl.Attrs().Name}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -73,10 +74,21 @@ name appears. Runs asking for one name at once agree: one creates it, the
 others wait for it and open it. An empty /run/netns/NAME with no namespace
 on it (its maker was killed while making it) is reported, not reused:
 netns_delete(NAME) removes it.`},
-			{Name: "netns_delete", Sig: "netns_delete(name)", Impl: netnsDeleteBuiltin, Doc: `Deletes a named network namespace, as "ip netns del NAME".
+			{Name: "netns_delete", Sig: "netns_delete(name, missing_ok=False)", Impl: netnsDeleteBuiltin, Doc: `Deletes a named network namespace, as "ip netns del NAME".
 The namespace itself goes away once nothing else holds it. It also removes
 a stale entry (an empty file with no namespace on it); an entry another run
-is making is deleted once made.`},
+is making is deleted once made. A name that does not exist is an error
+unless missing_ok=True, which makes a clean start one line:
+  netns_delete("blue", missing_ok=True)
+  blue = netns("blue")`},
+			{Name: "netns_list", Sig: "netns_list()", Impl: netnsListBuiltin, Doc: `Lists the named network namespaces, as "ip netns list": their names, sorted.
+The names are the entries of /run/netns in the current context's mount
+namespace (what netns(), netns_delete() and "ip netns" use), as strings; a
+stale entry (no namespace on it, see netns()) is listed too, so that
+netns_delete() can clear it. ip's "(id: N)" is left out: it is relative to
+the namespace asking. netns(name) opens one.
+Example: if "blue" not in netns_list(): netns("blue")
+         for n in netns_list(): print(n, netns(n))`},
 			{Name: "hostname", Sig: "hostname(name=None, ns=None)", Impl: utsBuiltin(true), Doc: `Returns, or sets when name is given, the hostname of a UTS namespace.
 ns is a target as for setns(); default the current context. In a UTS
 namespace that outlives the run (nsh's own, one setns() joined; not one
@@ -607,7 +619,8 @@ func removeNetns(st *state, ctx nsctx.Context, name string, want *netnsdir.Ident
 
 func netnsDeleteBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var name string
-	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "name", &name); err != nil {
+	var missingOK bool
+	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "name", &name, "missing_ok?", &missingOK); err != nil {
 		return nil, err
 	}
 	if err := checkNetnsName(name); err != nil {
@@ -618,9 +631,47 @@ func netnsDeleteBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark
 		return nil, err
 	}
 	if _, err := os.Lstat(filepath.Join(netnsDir, name)); err != nil {
-		return nil, fmt.Errorf("no network namespace named %q", name)
+		if missingOK && errors.Is(err, fs.ErrNotExist) {
+			return starlark.None, nil
+		}
+		return nil, fmt.Errorf("no network namespace named %q (netns_list() lists them; missing_ok=True accepts none)", name)
 	}
 	return starlark.None, removeNetns(st, st.current(), name, nil)
+}
+
+func netnsListBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if err := starlark.UnpackArgs(fn.Name(), args, kwargs); err != nil {
+		return nil, err
+	}
+	st, err := stateOf(th)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	err = st.doIn(st.tab.Joins(st.current()), func() error {
+		es, err := os.ReadDir(netnsDir)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // no named namespace yet
+		}
+		if err != nil {
+			return nserr.New("read", netnsDir, err)
+		}
+		for _, e := range es {
+			if e.Type().IsRegular() {
+				names = append(names, e.Name())
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	out := make([]starlark.Value, len(names))
+	for i, n := range names {
+		out[i] = starlark.String(n)
+	}
+	return starlark.NewList(out), nil
 }
 
 func (n *Namespace) persist(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {

@@ -76,7 +76,9 @@ str() reads like "ip route": "10.0.2.0/24 via 10.0.1.1 dev h1-eth0".`,
 		}},
 	},
 	Methods: []doc.MethodOf[*Route]{
-		{Name: "delete", Sig: "delete()", Impl: (*Route).deleteMethod, Doc: "Removes the route now."},
+		{Name: "delete", Sig: "delete(missing_ok=False)", Impl: (*Route).deleteMethod, Doc: `Removes the route now.
+A route no longer in its table (deleted already, or gone with its link) is
+an error unless missing_ok=True: r.delete(missing_ok=True)`},
 	},
 }
 
@@ -121,12 +123,26 @@ func (r *Route) AttrNames() []string { return routeType.AttrNames() }
 func (r *Route) Attr(name string) (starlark.Value, error) { return routeType.Attr(r, name) }
 
 func (r *Route) deleteMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
-	if err := starlark.UnpackArgs(fn.Name(), args, kw); err != nil {
+	var missingOK bool
+	if err := starlark.UnpackArgs(fn.Name(), args, kw, "missing_ok?", &missingOK); err != nil {
 		return nil, err
 	}
 	h, err := r.st.handle(r.ns)
 	if err != nil {
 		return nil, err
+	}
+	if missingOK {
+		// A route that is gone is no change: nothing is traced or done.
+		there, err := r.present(h)
+		if err != nil {
+			return nil, err
+		}
+		if !there {
+			if r.entry != nil {
+				r.entry.Forget()
+			}
+			return starlark.None, nil
+		}
 	}
 	rec := r.record(true)
 	rec.Apply = func() error {
@@ -143,6 +159,22 @@ func (r *Route) deleteMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 		r.entry.Forget()
 	}
 	return starlark.None, nil
+}
+
+// present reports whether the route is in its namespace's main table: one
+// to the same destination, through the same gateway and device when the
+// route names them.
+func (r *Route) present(h *nlhandle.Handle) (bool, error) {
+	rs, err := h.RouteListFiltered(r.r.Family, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return false, nserr.New("route show", "in "+r.st.nsLabel(r.ns), err)
+	}
+	for _, x := range rs {
+		if sameDst(x.Dst, r.r.Dst) && (r.r.Gw == nil || r.r.Gw.Equal(x.Gw)) && (r.r.LinkIndex == 0 || r.r.LinkIndex == x.LinkIndex) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // record is the change that adds (del: removes) the route.
@@ -278,7 +310,8 @@ func routeBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 			return nil
 		case errors.Is(err, unix.EEXIST):
 			return st.routeExists(h, ns, out)
-		case errors.Is(err, unix.ENETUNREACH):
+		case errors.Is(err, unix.ENETUNREACH), errors.Is(err, unix.EHOSTUNREACH):
+			// IPv4 says ENETUNREACH, IPv6 EHOSTUNREACH.
 			return nserr.Errorf("route add", out.String(), err, "the gateway is not on a directly connected subnet of %s", st.nsLabel(ns))
 		}
 		return nserr.New("route add", fmt.Sprintf("%s in %s", out, st.nsLabel(ns)), err)

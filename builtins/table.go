@@ -24,6 +24,7 @@ func Table() doc.Table {
 		transferTable(),
 		netemTable(),
 		processTable(),
+		waitTable(),
 		labTable(),
 	)
 }

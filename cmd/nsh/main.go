@@ -56,7 +56,9 @@ that says so.
   nsh - ARG...           run the script read from stdin; argv is ["-", ARG...]
   nsh                    start the REPL when stdin is a terminal, else run stdin
   nsh doc [NAME]         print the reference of NAME (a builtin, type, method
-                         such as link.up, or topic), or the index
+                         such as link.up, or topic), or the index; for a
+                         word that names nothing, the builtins, types and
+                         topics whose doc mentions it ("nsh doc persist")
   nsh export [--persist] [NETNS...]
                          print a Starlark recipe that rebuilds the named
                          network namespaces (all of /run/netns if none):
