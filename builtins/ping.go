@@ -80,20 +80,6 @@ could not send. str() reads "seq 1: Destination Host Unreachable from
 	{Name: "icmp_code", Doc: "the ICMP (or ICMPv6) code, an int; None for a request not sent"},
 })
 
-// PingInterrupted is the error of a ping() cut short by an interruption
-// (Ctrl-C): it carries the partial result, an nsh.ping with
-// interrupted=True, for a caller (the REPL, a Go test) that wants it.
-type PingInterrupted struct {
-	Result starlark.Value // the nsh.ping so far
-	Sent   int            // requests sent before the interruption
-	Count  int            // requests asked for
-}
-
-func (e *PingInterrupted) Error() string {
-	return fmt.Sprintf("ping %s interrupted after %d of %d requests: %s",
-		e.Result.(*record).fields["addr"].(starlark.String).GoString(), e.Sent, e.Count, e.Result)
-}
-
 func pingBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var addr string
 	var nsv, ttlv starlark.Value = starlark.None, starlark.None
@@ -137,7 +123,7 @@ func pingBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple,
 	}
 	r := pingResult(ip, out)
 	if out.interrupted {
-		return nil, &PingInterrupted{Result: r, Sent: out.sent, Count: count}
+		return nil, &Interrupted{What: fmt.Sprintf("ping %s interrupted after %d of %d requests", ip, out.sent, count), Result: r}
 	}
 	return r, nil
 }
