@@ -42,7 +42,7 @@ that does not answer ARP or neighbour solicitation only after about 3 s
 Interrupted (Ctrl-C) while it runs, ping stops and fails with an error
 that carries the partial result (nsh.ping with interrupted=True) and
 prints its summary, as ping(8) prints its statistics on Ctrl-C:
-  ping 10.0.0.2 interrupted after 12 of 50 requests: 10.0.0.2: 12/12 replies, ...
+  ping: interrupted after 12 of 50 requests: 10.0.0.2: 12/12 replies, ...
 Examples:
   r = ping("10.0.0.2", ns=red, count=3); print(r)
   r = ping("10.9.9.9", ns=red, count=3, timeout=3)
@@ -123,7 +123,7 @@ func pingBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple,
 	}
 	r := pingResult(ip, out)
 	if out.interrupted {
-		return nil, &Interrupted{What: fmt.Sprintf("ping %s interrupted after %d of %d requests", ip, out.sent, count), Result: r}
+		return nil, interrupted(th, fmt.Sprintf("interrupted after %d of %d requests", out.sent, count), r)
 	}
 	return r, nil
 }

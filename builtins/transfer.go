@@ -43,8 +43,8 @@ The time runs from the connection to the last byte read by the receiver.
 timeout (seconds; default 30, or seconds + 30 with seconds=) bounds the
 whole run: when it expires, transfer() returns what was measured so far
 with complete=False and timed_out=True; it fails only when no connection
-could be made. Interrupted (Ctrl-C), it fails with an error that carries
-the partial result (interrupted=True) and shows its summary.
+could be made. Interrupted (Ctrl-C), it prints the summary of what it
+measured so far and fails, as ping() does.
 Errors say which namespace lacks what: "10.0.0.9 is not an address in
 to_ns net:[4026532240]", "no route from ns ... to 10.0.0.2".
 Examples:
@@ -87,15 +87,28 @@ var streamType = recordType("nsh.transfer_stream", `One stream of transfer(): st
 })
 
 // Interrupted is the error of a measurement (ping(), transfer()) cut
-// short by an interruption (Ctrl-C): it carries the partial result, marked
-// interrupted=True, for a caller (the REPL, a Go test) that wants it, and
-// reads as What followed by the result's summary.
+// short by an interruption (Ctrl-C). As ping(8) prints its statistics on
+// Ctrl-C, the builtin prints the partial result's summary (a script that is
+// interrupted ends without an error message, so this is what it shows);
+// the error carries the result itself, marked interrupted=True, for a
+// caller (the REPL, a Go test) that wants it.
 type Interrupted struct {
-	What   string         // "ping 10.0.0.2 interrupted after 12 of 50 requests"
+	What   string         // "interrupted after 12 of 50 requests"
 	Result starlark.Value // the result so far
 }
 
-func (e *Interrupted) Error() string { return e.What + ": " + e.Result.String() }
+func (e *Interrupted) Error() string { return e.What + " (the partial result was printed)" }
+
+// interrupted prints the summary of a partial result, through the
+// thread's print (stdout in nsh), and returns the error that carries it.
+func interrupted(th *starlark.Thread, what string, r starlark.Value) error {
+	if th.Print != nil {
+		th.Print(th, r.String())
+	} else {
+		fmt.Fprintln(os.Stderr, r.String())
+	}
+	return &Interrupted{What: what, Result: r}
+}
 
 // udpPayload is the size of a UDP datagram's payload: it fits an IPv6
 // packet in a 1500-byte MTU.
@@ -226,7 +239,7 @@ func transferBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tu
 	}
 	r := x.result(out)
 	if out.interrupt {
-		return nil, &Interrupted{What: fmt.Sprintf("transfer to %s interrupted", x.ip), Result: r}
+		return nil, interrupted(th, fmt.Sprintf("interrupted after %s", fmtSeconds(out.end.Sub(out.start))), r)
 	}
 	return r, nil
 }
