@@ -39,7 +39,8 @@ udp=True sends UDP datagrams of 1400 bytes paced at rate bits per second
 ("10mbit", "512kbit", "100kbps" in bytes, or a number; default "1mbit"),
 and measures what arrives: the rate received, the datagrams lost and the
 jitter (RFC 3550, as iperf3 reports it).
-The time runs from the connection to the last byte read by the receiver.
+The time runs from the connection to the last byte read by the receiver
+(with seconds=, to the end of the duration).
 timeout (seconds; default 30, or seconds + 30 with seconds=) bounds the
 whole run: when it expires, transfer() returns what was measured so far
 with complete=False and timed_out=True; it fails only when no connection
