@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"go.starlark.net/starlark"
 	"golang.org/x/sys/unix"
 
@@ -36,9 +37,10 @@ answered). Nor is an ICMP error about a request (Destination Host
 Unreachable, Time to live exceeded, a prohibited route...): it is listed
 in .errors, with the address that sent it, and str() names it, as
 ping(8) prints it. A request the namespace itself cannot send (no route:
-ENETUNREACH) is listed with from_addr None. The kernel reports a next hop
-that does not answer ARP or neighbour solicitation only after about 3 s
-(Destination Host Unreachable): pass timeout=3 or more to see it.
+ENETUNREACH) is listed with from_addr None. When the last wait is over
+and the next hop is still being resolved (ARP or neighbour solicitation
+unanswered so far), ping waits for the kernel's verdict, as ping(8) does:
+Destination Host Unreachable after about 3 s (a wrong gateway).
 Interrupted (Ctrl-C) while it runs, ping stops and fails with an error
 that carries the partial result (nsh.ping with interrupted=True) and
 prints its summary, as ping(8) prints its statistics on Ctrl-C:
@@ -228,7 +230,8 @@ func (p pinger) run(ctx context.Context, nl *nlhandle.Cache, ns *nsctx.NS) (ping
 	dst := &net.IPAddr{IP: p.ip}
 	buf := make([]byte, 1500)
 	sentAt := make([]time.Time, p.count+1)
-	answered := make([]bool, p.count+1)
+	answered := make([]bool, p.count+1) // a reply or an error came
+	replied := make([]bool, p.count+1)
 	// read takes one message off the socket until deadline and records
 	// what it is; it reports whether seq is now settled (a reply or an
 	// error about it came), and ok false when the wait is over.
@@ -254,8 +257,8 @@ func (p pinger) run(ctx context.Context, nl *nlhandle.Cache, ns *nsctx.NS) (ping
 			return false, false, fmt.Errorf("ping %s: %w", p.ip, err)
 		}
 		msg := buf[:n]
-		if s, ok := echoReply(msg, v6, id); ok && s >= 1 && s <= out.sent && !answered[s] {
-			answered[s] = true
+		if s, ok := echoReply(msg, v6, id); ok && s >= 1 && s <= out.sent && !replied[s] {
+			replied[s], answered[s] = true, true
 			out.rtts = append(out.rtts, now.Sub(sentAt[s]))
 			return s == seq, true, nil
 		}
@@ -264,6 +267,7 @@ func (p pinger) run(ctx context.Context, nl *nlhandle.Cache, ns *nsctx.NS) (ping
 				e.from = a.IP
 			}
 			out.errs = append(out.errs, e)
+			answered[e.seq] = true
 			return e.seq == seq, true, nil
 		}
 		return false, true, nil
@@ -286,6 +290,7 @@ func (p pinger) run(ctx context.Context, nl *nlhandle.Cache, ns *nsctx.NS) (ping
 			}
 			if e := localSendError(seq, err); e != nil {
 				out.errs = append(out.errs, *e)
+				answered[seq] = true
 				continue
 			}
 			return out, nserr.New("sendto", p.ip.String(), err)
@@ -315,7 +320,69 @@ func (p pinger) run(ctx context.Context, nl *nlhandle.Cache, ns *nsctx.NS) (ping
 			break
 		}
 	}
+	// A request still unsettled while the kernel resolves its next hop
+	// (ARP or neighbour solicitation unanswered so far) gets its verdict:
+	// Destination Host Unreachable when resolution fails, or a late reply,
+	// as ping(8) waits for them. The kernel gives up after about 3 s.
+	unsettled := func() bool {
+		for s := 1; s <= out.sent; s++ {
+			if !answered[s] {
+				return true
+			}
+		}
+		return false
+	}
+	limit := time.Now().Add(maxResolveWait)
+	for unsettled() && ctx.Err() == nil && time.Now().Before(limit) && p.resolving(nl, ns) {
+		for {
+			_, more, err := read(0, time.Now().Add(100*time.Millisecond))
+			if err != nil {
+				return out, err
+			}
+			if !more {
+				break
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		out.interrupted = true
+	}
 	return out, nil
+}
+
+// maxResolveWait bounds the wait for the kernel's verdict on a next hop
+// being resolved (3 s with the default neighbour settings).
+const maxResolveWait = 6 * time.Second
+
+// resolving reports whether the next hop towards p.ip (its gateway, or
+// itself on a link) has a neighbour entry still being resolved.
+func (p pinger) resolving(nl *nlhandle.Cache, ns *nsctx.NS) bool {
+	h, err := nl.Get(ns)
+	if err != nil {
+		return false
+	}
+	routes, err := h.RouteGet(p.ip)
+	if err != nil || len(routes) == 0 {
+		return false
+	}
+	hop := routes[0].Gw
+	if hop == nil {
+		hop = p.ip
+	}
+	family := netlink.FAMILY_V4
+	if p.ip.To4() == nil {
+		family = netlink.FAMILY_V6
+	}
+	neighs, err := h.NeighList(routes[0].LinkIndex, family)
+	if err != nil {
+		return false
+	}
+	for _, n := range neighs {
+		if n.IP.Equal(hop) {
+			return n.State&netlink.NUD_INCOMPLETE != 0
+		}
+	}
+	return false
 }
 
 func minTime(a, b time.Time) time.Time {
