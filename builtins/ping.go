@@ -47,7 +47,7 @@ prints its summary, as ping(8) prints its statistics on Ctrl-C:
   ping: interrupted after 12 of 50 requests: 10.0.0.2: 12/12 replies, ...
 Examples:
   r = ping("10.0.0.2", ns=red, count=3); print(r)
-  r = ping("10.9.9.9", ns=red, count=3, timeout=3)
+  r = ping("10.9.9.9", ns=red, count=3)
   if r.errors: print(r.errors[0].message, "from", r.errors[0].from_addr)
   ping("10.0.2.2", ns=red, ttl=1).errors[0].kind   # "ttl-exceeded"`},
 		},
