@@ -41,10 +41,11 @@ ENETUNREACH) is listed with from_addr None. When the last wait is over
 and the next hop is still being resolved (ARP or neighbour solicitation
 unanswered so far), ping waits for the kernel's verdict, as ping(8) does:
 Destination Host Unreachable after about 3 s (a wrong gateway).
-Interrupted (Ctrl-C) while it runs, ping stops and fails with an error
-that carries the partial result (nsh.ping with interrupted=True) and
-prints its summary, as ping(8) prints its statistics on Ctrl-C:
-  ping: interrupted after 12 of 50 requests: 10.0.0.2: 12/12 replies, ...
+Interrupted (Ctrl-C) while it runs, ping stops, prints the summary of
+what it saw, as ping(8) prints its statistics on Ctrl-C, and fails (a
+script is interrupted; the REPL goes on):
+  10.0.0.2: 12/12 replies, rtt min/avg/max ... (interrupted)
+  ping: interrupted after 12 of 50 requests (the partial result was printed)
 Examples:
   r = ping("10.0.0.2", ns=red, count=3); print(r)
   r = ping("10.9.9.9", ns=red, count=3)
