@@ -298,7 +298,9 @@ func (x *xfer) runTCP(parent context.Context) (xferOutcome, error) {
 	defer ln.Close()
 	accepted := make(chan net.Conn, x.streams)
 	acceptErr := make(chan error, 1)
+	acceptDone := make(chan struct{})
 	go func() {
+		defer close(acceptDone)
 		for i := 0; i < x.streams; i++ {
 			c, err := ln.Accept()
 			if err != nil {
@@ -310,6 +312,20 @@ func (x *xfer) runTCP(parent context.Context) (xferOutcome, error) {
 	}()
 	stopLn := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stopLn()
+	defer func() {
+		// Connections accepted but never taken (a failure half-way) are
+		// closed too, once the accepting goroutine is gone.
+		ln.Close()
+		<-acceptDone
+		for {
+			select {
+			case c := <-accepted:
+				c.Close()
+			default:
+				return
+			}
+		}
+	}()
 	var clients, servers []net.Conn
 	defer func() {
 		for _, c := range append(clients, servers...) {
