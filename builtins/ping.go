@@ -258,12 +258,15 @@ func (p pinger) run(ctx context.Context, nl *nlhandle.Cache, ns *nsctx.NS) (ping
 			return false, false, fmt.Errorf("ping %s: %w", p.ip, err)
 		}
 		msg := buf[:n]
-		if s, ok := echoReply(msg, v6, id); ok && s >= 1 && s <= out.sent && !replied[s] {
+		full := func(s16 int) int { return fullSeq(out.sent, s16) }
+		if s, ok := echoReply(msg, v6, id); ok && full(s) >= 1 && !replied[full(s)] {
+			s = full(s)
 			replied[s], answered[s] = true, true
 			out.rtts = append(out.rtts, now.Sub(sentAt[s]))
 			return s == seq, true, nil
 		}
-		if e, ok := icmpError(msg, v6, id, p.ip); ok && e.seq >= 1 && e.seq <= out.sent {
+		if e, ok := icmpError(msg, v6, id, p.ip); ok && full(e.seq) >= 1 {
+			e.seq = full(e.seq)
 			if a, ok := from.(*net.IPAddr); ok {
 				e.from = a.IP
 			}
@@ -423,6 +426,11 @@ func echoRequest(v6 bool, id, seq uint16) []byte {
 	}
 	return b
 }
+
+// fullSeq maps a 16-bit sequence number from the wire to the latest of
+// the sent requests that carried it (count may exceed 65535); below 1 when
+// none did.
+func fullSeq(sent, s16 int) int { return sent - int(uint16(sent)-uint16(s16)) }
 
 // echoReply returns the sequence number of an ICMP echo reply with our id
 // (the IPv4 header already stripped by the net package).

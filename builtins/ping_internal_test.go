@@ -74,3 +74,16 @@ func TestPingResultString(t *testing.T) {
 		t.Errorf("error str = %q", e)
 	}
 }
+
+// Sequence numbers wrap at 65536 on the wire; a reply maps to the latest
+// request that carried its number.
+func TestFullSeq(t *testing.T) {
+	for _, c := range []struct{ sent, s16, want int }{
+		{3, 3, 3}, {3, 1, 1}, {3, 4, -65532}, {65536, 0, 65536}, {65537, 65535, 65535},
+		{70000, 70000 - 65536, 70000}, {70000, 65000, 65000}, {70000, 4460, 69996},
+	} {
+		if got := fullSeq(c.sent, c.s16); got != c.want {
+			t.Errorf("fullSeq(%d, %d) = %d, want %d", c.sent, c.s16, got, c.want)
+		}
+	}
+}
