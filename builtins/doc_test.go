@@ -31,6 +31,7 @@ values = [
     transfer("127.0.0.1", ns, size=4096),
     ping("192.0.2.1", timeout=0.01).errors[0],
     transfer("127.0.0.1", ns, size=4096).streams[0],
+    spawn("echo hi", stdout=True).expect("hi"),
 ]
 `
 

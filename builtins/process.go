@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
+	"nsh.dev/nsh/internal/capture"
 	"nsh.dev/nsh/internal/cgroup"
 	"nsh.dev/nsh/internal/change"
 	"nsh.dev/nsh/internal/doc"
@@ -104,6 +105,10 @@ mapped; run("id", uid=1000) picks another id of its maps.`},
 cmd, ns and env as for run(); stdin, stdout, stderr, detach and max_output
 as for clone() (stdout=True captures). Use .wait() for its exit code and .kill()
 to signal it. It is killed at the end of the run unless detach=True.
+Captured output can be followed while it runs: .stdout is what it wrote so
+far, p.readline() its next line, p.expect(regex) the first line matching:
+  p = spawn(["sh", "-c", "echo starting; sleep 0.2; echo ready"], stdout=True)
+  p.expect("ready", timeout=5)
 uid, gid and groups as for clone() and run().`},
 			{Name: "lsns", Sig: "lsns(kind=None)", Impl: lsnsBuiltin,
 				Doc: `Lists the namespaces of the system like lsns(8), as a list of structs.
@@ -111,7 +116,7 @@ Each has ns (inode), type (kind), nprocs, pid (the lowest pid in it),
 uid (of that process) and command. kind limits the list to one kind. Only
 namespaces that some process is in are found.`},
 		},
-		Types: []doc.Type{processType.Type()},
+		Types: []doc.Type{processType.Type(), matchType.Type()},
 		Topic: map[string]string{
 			"processes": `Processes: clone() starts one in new namespaces, run() runs one to its end
 in the current context, spawn() starts one in the background. All start in
@@ -121,7 +126,9 @@ unless detach=True; nsh's own death, even by SIGKILL, takes them along (a
 cgroup of the run's killed by the reaper, or rootless, the user namespace
 nsh made). run() returns when its command exits, even if a process it left
 keeps its output pipe open. Captured output is cut at max_output (64 MiB
-per stream by default).`,
+per stream by default); while a process runs, .stdout and .stderr show
+what it wrote so far, and p.readline() and p.expect() follow them line by
+line. sleep() waits for a time, wait_port() for a listening socket.`,
 		},
 	}
 }
@@ -164,8 +171,8 @@ It can be a target of setns() and namespaces() while it runs.`,
 			defer p.mu.Unlock()
 			return starlark.Bool(!p.exited && p.child.Paused()), nil
 		}},
-		{Name: "stdout", Doc: "captured standard output (a string), or None if not captured", Get: func(p *Process) (starlark.Value, error) { return p.captured(1), nil }},
-		{Name: "stderr", Doc: "captured standard error (a string), or None if not captured", Get: func(p *Process) (starlark.Value, error) { return p.captured(2), nil }},
+		{Name: "stdout", Doc: "captured standard output (a string), or None if not captured; while it runs, what it has written so far (all of it once wait() returned)", Get: func(p *Process) (starlark.Value, error) { return p.captured(1), nil }},
+		{Name: "stderr", Doc: "captured standard error (a string), or None if not captured; live as .stdout", Get: func(p *Process) (starlark.Value, error) { return p.captured(2), nil }},
 		{Name: "stdout_truncated", Doc: "True if captured stdout was cut at max_output", Get: func(p *Process) (starlark.Value, error) { return p.cut(1), nil }},
 		{Name: "stderr_truncated", Doc: "True if captured stderr was cut at max_output", Get: func(p *Process) (starlark.Value, error) { return p.cut(2), nil }},
 		{Name: "truncated", Doc: "True if either captured stream was cut at max_output", Get: func(p *Process) (starlark.Value, error) { return p.cut(1, 2), nil }},
@@ -180,6 +187,8 @@ Signalling a process that has exited does nothing.`},
 the last step of the user-namespace handshake, after set_idmaps(). It
 returns once the process has exec'd (or fails with the step that failed,
 e.g. an unmapped process refused a mount). Without maps it runs as nobody.`},
+		{Name: "readline", Sig: `readline(timeout=None, stream="stdout")`, Impl: (*Process).readlineMethod, Doc: readlineDoc},
+		{Name: "expect", Sig: `expect(pattern, timeout=5.0, stream="stdout")`, Impl: (*Process).expectMethod, Doc: expectDoc},
 	},
 }
 
@@ -765,47 +774,16 @@ type Process struct {
 	outs   sync.WaitGroup // capture readers
 	mu     sync.Mutex
 	exited bool
-	bufs   [3]*captured
-}
+	bufs   [3]*capture.Buffer // captured streams, nil where not captured
+	pipes  [3]*os.File        // their read ends
 
-// captured is one captured stream: its first max bytes (0: all of it).
-// What comes after is read and thrown away, so the producer never blocks
-// on a full pipe and nsh's memory stays bounded; cut says it happened.
-type captured struct {
-	b   []byte
-	max int64
-	cut bool
-	r   *os.File
+	follow sync.Mutex // held by readline() and expect() while they read
+	next   [3]int     // where they go on in bufs
 }
 
 // defaultMaxOutput is what run(), spawn() and clone() keep of each
 // captured stream unless max_output= says otherwise.
 const defaultMaxOutput = 64 << 20
-
-// keep appends what was read, up to the limit; p.mu is held. The buffer
-// grows by doubling but never past the limit, so a stream cut at the
-// limit costs that many bytes and no more.
-func (c *captured) keep(b []byte) {
-	if c.max > 0 {
-		room := c.max - int64(len(c.b))
-		if int64(len(b)) > room {
-			b, c.cut = b[:room], true
-		}
-	}
-	if len(b) == 0 {
-		return
-	}
-	if need := len(c.b) + len(b); need > cap(c.b) {
-		n := max(2*cap(c.b), need, 4096)
-		if c.max > 0 && int64(n) > c.max {
-			n = int(c.max)
-		}
-		nb := make([]byte, len(c.b), n)
-		copy(nb, c.b)
-		c.b = nb
-	}
-	c.b = append(c.b, b...)
-}
 
 // parseMaxOutput reads max_output=: a positive number of bytes, or None
 // for no limit.
@@ -964,9 +942,9 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 		if r == nil {
 			continue
 		}
-		proc.bufs[i] = &captured{max: p.maxOutput, r: r}
+		proc.bufs[i], proc.pipes[i] = capture.New(p.maxOutput), r
 		proc.outs.Add(1)
-		go proc.read(proc.bufs[i])
+		go proc.read(proc.bufs[i], r)
 	}
 	if inputW != nil {
 		go func(s string) {
@@ -980,9 +958,9 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 		child.Close()
 		proc.mu.Unlock()
 		close(proc.done)
-		for _, c := range proc.bufs {
-			if c != nil {
-				c.r.SetReadDeadline(time.Now()) // see read; fails once it closed r
+		for _, r := range proc.pipes {
+			if r != nil {
+				r.SetReadDeadline(time.Now()) // see read; fails once it closed r
 			}
 		}
 	}
@@ -1035,21 +1013,19 @@ var errTimeout = fmt.Errorf("timed out")
 // read and thrown away, so it never blocks on a full pipe (nor dies of
 // SIGPIPE), until it closes the pipe: at the latest when the run's
 // teardown kills it.
-func (p *Process) read(c *captured) {
+func (p *Process) read(c *capture.Buffer, r *os.File) {
 	buf := make([]byte, 64<<10)
-	r := c.r
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
-			p.mu.Lock()
-			c.keep(buf[:n])
-			p.mu.Unlock()
+			c.Write(buf[:n])
 		}
 		if err == nil {
 			continue
 		}
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			r.Close()
+			c.Close()
 			p.outs.Done()
 			return
 		}
@@ -1062,9 +1038,7 @@ func (p *Process) read(c *captured) {
 				for {
 					n, err := unix.Read(int(fd), buf)
 					if n > 0 {
-						p.mu.Lock()
-						c.keep(buf[:n])
-						p.mu.Unlock()
+						c.Write(buf[:n])
 						continue
 					}
 					if errors.Is(err, unix.EINTR) {
@@ -1076,6 +1050,7 @@ func (p *Process) read(c *captured) {
 			})
 		}
 	}
+	c.Close()
 	p.outs.Done()
 	if !eof {
 		io.Copy(io.Discard, r)
@@ -1095,22 +1070,13 @@ func quoteArgv(argv []string) string {
 	return "[" + strings.Join(q, " ") + "]"
 }
 
-func stderrTail(b *captured) string {
+func stderrTail(b *capture.Buffer) string {
 	if b == nil {
 		return ""
 	}
-	s := strings.TrimRight(string(b.b), "\n")
+	s := b.Tail()
 	if s == "" {
 		return ""
-	}
-	lines := strings.Split(s, "\n")
-	if len(lines) > 5 {
-		lines = lines[len(lines)-5:]
-	}
-	if t := strings.Join(lines, "\n"); len(t) > 1000 {
-		s = t[len(t)-1000:]
-	} else {
-		s = t
 	}
 	return "; stderr:\n" + s
 }
@@ -1132,7 +1098,7 @@ func (p *Process) waitFor(reg *lifecycle.Registry, timeout time.Duration) (int, 
 	case <-tc:
 		return 0, errTimeout
 	}
-	if p.bufs != [3]*captured{} {
+	if p.bufs != [3]*capture.Buffer{} {
 		outs := make(chan struct{})
 		go func() { p.outs.Wait(); close(outs) }()
 		select {
@@ -1198,18 +1164,68 @@ var (
 	_ contextTarget     = (*Process)(nil)
 )
 
-// String renders the process as <process 42 [sleep 1]>, with a note for
-// a captured stream that was cut: <process 42 [yes] (stdout cut at 1048576 bytes)>.
+// String renders the process with its state: <process 42 [sleep 1]
+// running>, <process 42 [ip -br a] exited 0, stdout "lo UNKNOWN …">, or
+// <process 42 [sleep 60] killed by SIGTERM>. A finished one shows the
+// start of its captured output (stdout, else stderr), at most
+// reprOutput characters with newlines escaped, and a note for a captured
+// stream that was cut: (stdout cut at 1048576 bytes).
 func (p *Process) String() string {
-	var note string
 	p.mu.Lock()
-	for i, b := range p.bufs {
-		if b != nil && b.cut {
-			note += fmt.Sprintf(" (%s cut at %d bytes)", [3]string{"", "stdout", "stderr"}[i], b.max)
+	defer p.mu.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "<process %d %s", p.pid, quoteArgv(p.argv))
+	switch {
+	case !p.exited && p.child.Paused():
+		b.WriteString(" paused")
+	case !p.exited:
+		b.WriteString(" running")
+	case p.werr != nil:
+		fmt.Fprintf(&b, " (wait failed: %v)", p.werr)
+	case p.ws.Signaled():
+		fmt.Fprintf(&b, " killed by %s", unix.SignalName(p.ws.Signal()))
+		if p.ws.CoreDump() {
+			b.WriteString(" (core dumped)")
+		}
+	default:
+		fmt.Fprintf(&b, " exited %d", p.ws.ExitStatus())
+	}
+	if p.exited {
+		for fd := 1; fd <= 2; fd++ {
+			// One byte past what quoteHead shows tells it there is more.
+			if h := p.bufs[fd].Head(4*reprOutput + 1); len(h) > 0 {
+				fmt.Fprintf(&b, ", %s %s", [3]string{"", "stdout", "stderr"}[fd], quoteHead(h, reprOutput))
+				break
+			}
 		}
 	}
-	p.mu.Unlock()
-	return fmt.Sprintf("<process %d %s%s>", p.pid, quoteArgv(p.argv), note)
+	for i, c := range p.bufs {
+		if c != nil && c.Cut() {
+			fmt.Fprintf(&b, " (%s cut at %d bytes)", [3]string{"", "stdout", "stderr"}[i], c.Max())
+		}
+	}
+	b.WriteString(">")
+	return b.String()
+}
+
+// reprOutput is how many characters of its output a process's str() shows.
+const reprOutput = 60
+
+// quoteHead quotes the first n characters of b as a Starlark string,
+// with "…" at its end if there was more.
+func quoteHead(b []byte, n int) string {
+	head := string(b[:min(len(b), 4*n)]) // n characters take at most 4n bytes
+	i := 0
+	for at := range head {
+		if i == n {
+			return strconv.Quote(head[:at] + "…")
+		}
+		i++
+	}
+	if len(head) < len(b) {
+		head += "…"
+	}
+	return strconv.Quote(head)
 }
 
 // Type returns "nsh.process".
@@ -1245,17 +1261,13 @@ func (p *Process) captured(fd int) starlark.Value {
 	if b == nil {
 		return starlark.None
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return starlark.String(b.b)
+	return starlark.String(b.String())
 }
 
 // cut reports whether the output captured on any of fds was cut at max_output.
 func (p *Process) cut(fds ...int) starlark.Bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	for _, fd := range fds {
-		if b := p.bufs[fd]; b != nil && b.cut {
+		if b := p.bufs[fd]; b != nil && b.Cut() {
 			return true
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"nsh.dev/nsh/internal/change"
 	"nsh.dev/nsh/internal/doc"
 	"nsh.dev/nsh/internal/lifecycle"
+	"nsh.dev/nsh/internal/nlhandle"
 	"nsh.dev/nsh/internal/nsctx"
 	"nsh.dev/nsh/internal/nserr"
 )
@@ -71,7 +72,9 @@ str() reads like "ip route": "10.0.2.0/24 via 10.0.1.1 dev h1-eth0".`,
 		}},
 	},
 	Methods: []doc.MethodOf[*Route]{
-		{Name: "delete", Sig: "delete()", Impl: (*Route).deleteMethod, Doc: "Removes the route now."},
+		{Name: "delete", Sig: "delete(missing_ok=False)", Impl: (*Route).deleteMethod, Doc: `Removes the route now.
+A route no longer in its table (deleted already, or gone with its link) is
+an error unless missing_ok=True: r.delete(missing_ok=True)`},
 	},
 }
 
@@ -116,18 +119,32 @@ func (r *Route) AttrNames() []string { return routeType.AttrNames() }
 func (r *Route) Attr(name string) (starlark.Value, error) { return routeType.Attr(r, name) }
 
 func (r *Route) deleteMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
-	if err := starlark.UnpackArgs(fn.Name(), args, kw); err != nil {
+	var missingOK bool
+	if err := starlark.UnpackArgs(fn.Name(), args, kw, "missing_ok?", &missingOK); err != nil {
 		return nil, err
 	}
 	h, err := r.st.handle(r.ns)
 	if err != nil {
 		return nil, err
 	}
+	if missingOK {
+		// A route that is gone is no change: nothing is traced or done.
+		there, err := r.present(h)
+		if err != nil {
+			return nil, err
+		}
+		if !there {
+			if r.entry != nil {
+				r.entry.Forget()
+			}
+			return starlark.None, nil
+		}
+	}
 	rec := r.record(true)
 	rec.Apply = func() error {
 		err := h.RouteDel(&r.r)
 		if err != nil && isNotFound(err) {
-			return nserr.Explain(unix.ESRCH, "route %s is not in %s", r, r.st.nsLabel(r.ns))
+			return nserr.Explain(unix.ESRCH, "route %s is not in %s", r, r.st.nsWhere(r.ns))
 		}
 		return nserr.New("route del", r.String(), err)
 	}
@@ -138,6 +155,22 @@ func (r *Route) deleteMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 		r.entry.Forget()
 	}
 	return starlark.None, nil
+}
+
+// present reports whether the route is in its namespace's main table: one
+// to the same destination, through the same gateway and device when the
+// route names them.
+func (r *Route) present(h *nlhandle.Handle) (bool, error) {
+	rs, err := h.RouteListFiltered(r.r.Family, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return false, nserr.New("route show", "in "+r.st.nsLabel(r.ns), err)
+	}
+	for _, x := range rs {
+		if sameDst(x.Dst, r.r.Dst) && (r.r.Gw == nil || r.r.Gw.Equal(x.Gw)) && (r.r.LinkIndex == 0 || r.r.LinkIndex == x.LinkIndex) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // record is the change that adds (del: removes) the route.
@@ -249,7 +282,7 @@ func routeBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	switch {
 	case devLink != nil:
 		if !nsctx.Same(devLink.netns(), ns) {
-			return nil, fmt.Errorf("dev %s is not in %s", devLink, st.nsLabel(ns))
+			return nil, fmt.Errorf("dev %s is not in %s", devLink, st.nsWhere(ns))
 		}
 		_, nl, err := devLink.fetch()
 		if err != nil {
@@ -273,10 +306,11 @@ func routeBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 			return nil
 		case errors.Is(err, unix.EEXIST):
 			return st.routeExists(h, ns, out)
-		case errors.Is(err, unix.ENETUNREACH):
-			return nserr.Errorf("route add", out.String(), err, "the gateway is not on a directly connected subnet of %s", st.nsLabel(ns))
+		case errors.Is(err, unix.ENETUNREACH), errors.Is(err, unix.EHOSTUNREACH):
+			// IPv4 says ENETUNREACH, IPv6 EHOSTUNREACH.
+			return nserr.Errorf("route add", out.String(), err, "the gateway is not on a directly connected subnet of %s", st.nsWhere(ns))
 		}
-		return nserr.New("route add", fmt.Sprintf("%s in %s", out, st.nsLabel(ns)), err)
+		return nserr.New("route add", fmt.Sprintf("%s in %s", out, st.nsWhere(ns)), err)
 	}
 	rec.Undo = func() (bool, error) {
 		if st.diesWithRun(ns) {
@@ -315,11 +349,11 @@ func routesBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 	}
 	rs, err := h.RouteList(nil, netlink.FAMILY_ALL)
 	if err != nil {
-		return nil, nserr.New("route show", st.nsLabel(ns), err)
+		return nil, nserr.New("route show", st.nsWhere(ns), err)
 	}
 	links, err := h.LinkList()
 	if err != nil {
-		return nil, nserr.New("link show", st.nsLabel(ns), err)
+		return nil, nserr.New("link show", st.nsWhere(ns), err)
 	}
 	names := make(map[int]string, len(links))
 	for _, l := range links {

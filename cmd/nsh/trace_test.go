@@ -40,15 +40,18 @@ func TestTraceTwoNetnsPing(t *testing.T) {
 		t.Fatalf("exit %d: %s%s", code, out, stderr)
 	}
 	fd := `nsenter --net=/proc/\d+/fd/\d+ `
-	at := `\+ \.\./\.\./scripts/two-netns-ping\.star:30: `
-	unshare := []string{
-		`\+ \.\./\.\./scripts/two-netns-ping\.star:20: # unshare --net: nsh holds net:\[\d+\] as /proc/\d+/fd/\d+`,
-		`\+ \.\./\.\./scripts/two-netns-ping\.star:20: ` + fd + `ip link set dev lo up`,
-		`\+ \.\./\.\./scripts/two-netns-ping\.star:21: # setns: back in nsh's own namespaces`,
+	at := `\+ \.\./\.\./scripts/two-netns-ping\.star:20: `
+	netnsNew := func(line, label string) []string {
+		at := `\+ \.\./\.\./scripts/two-netns-ping\.star:` + line + `: `
+		return []string{
+			at + `# unshare --net: nsh holds net:` + label + ` \[\d+\] as /proc/\d+/fd/\d+`,
+			at + fd + `ip link set dev lo up`,
+		}
 	}
+	red, blue := netnsNew("14", "red"), netnsNew("15", "blue")
 	matchLines(t, stderr, []string{
-		unshare[0], unshare[1], unshare[2],
-		unshare[0], unshare[1], unshare[2],
+		red[0], red[1],
+		blue[0], blue[1],
 		at + fd + `ip link add name veth-red up type veth peer name veth-blue netns /proc/\d+/fd/\d+`,
 		at + fd + `ip addr add 10\.0\.0\.1/24 dev veth-red`,
 		at + fd + `ip addr add fd00::1/64 dev veth-red nodad`,
@@ -98,6 +101,7 @@ hostname("box")
 		at("1") + `ip -n nsh-tr-red link set dev lo up`,
 		at("2") + `ip netns add nsh-tr-blue`,
 		at("2") + `ip -n nsh-tr-blue link set dev lo up`,
+		`nsh: veth: creating in the host's network namespace; pass ns= to build elsewhere \(nsh --no-host-note hides this note\)`,
 		at("3") + `ip link add name nsh-tr-a up type veth peer name nsh-tr-b netns nsh-tr-red`,
 		at("3") + `ip addr add 10\.77\.0\.1/24 dev nsh-tr-a`,
 		at("3") + `ip -n nsh-tr-red addr add 10\.77\.0\.2/24 dev nsh-tr-b`,

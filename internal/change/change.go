@@ -116,6 +116,9 @@ func (b *Effect) effect() *Effect { return b }
 type Netns struct {
 	Name string // ip-netns name
 	Fd   int    // nsh's descriptor, when not named and not nsh's own
+	// Label is the label the script gave it (netns_new, host), which
+	// names it in messages: "net:h1".
+	Label string `json:",omitempty"`
 }
 
 // Host reports whether n is nsh's own network namespace.
