@@ -46,8 +46,9 @@ whole run: when it expires, transfer() returns what was measured so far
 with complete=False and timed_out=True; it fails only when no connection
 could be made. Interrupted (Ctrl-C), it prints the summary of what it
 measured so far and fails, as ping() does.
-Errors say which namespace lacks what: "10.0.0.9 is not an address in
-to_ns net:[4026532240]", "no route from ns ... to 10.0.0.2".
+Errors say which namespace lacks what, by its label (netns_new()) or
+inode: "10.0.0.9 is not an address in to_ns net:h2", "no route from ns
+net:h1 to 10.0.0.2".
 Examples:
   r = transfer("10.0.0.2", blue, ns=red, size=2 << 20); print(r.mbit)
   print(transfer("10.0.0.2", blue, ns=red, seconds=2, streams=4))
@@ -118,16 +119,18 @@ const udpPayload = 1400
 type xfer struct {
 	ip       net.IP
 	from, to *nsctx.NS
-	size     int64         // bytes to send, or 0 with dur
-	dur      time.Duration // how long to send, or 0 with size
-	reverse  bool
-	streams  int
-	udp      bool
-	rate     uint64 // bits/s, UDP
-	timeout  time.Duration
-	nl       *nlhandle.Cache
-	sent     atomic.Int64 // UDP datagrams sent
-	sendEnd  time.Time    // when the UDP sender was done
+	// how errors name them: by label (net:h1), netns name, or inode
+	fromName, toName string
+	size             int64         // bytes to send, or 0 with dur
+	dur              time.Duration // how long to send, or 0 with size
+	reverse          bool
+	streams          int
+	udp              bool
+	rate             uint64 // bits/s, UDP
+	timeout          time.Duration
+	nl               *nlhandle.Cache
+	sent             atomic.Int64 // UDP datagrams sent
+	sendEnd          time.Time    // when the UDP sender was done
 }
 
 // streamStat is what one stream's receiver counted.
@@ -228,6 +231,7 @@ func transferBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tu
 	if err := st.makeReady(); err != nil {
 		return nil, err
 	}
+	x.fromName, x.toName = st.xferName(x.from), st.xferName(x.to)
 	x.nl = netlinkOf(st)
 	var out xferOutcome
 	if udp {
@@ -245,17 +249,26 @@ func transferBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tu
 	return r, nil
 }
 
+// xferName names a namespace in transfer()'s errors: by its label (net:h1),
+// its ip-netns name, or its inode; nsh's own as the host's.
+func (st *state) xferName(ns *nsctx.NS) string {
+	if nsctx.Same(ns, st.tab.Initial.Get("net")) {
+		return "the host's network namespace"
+	}
+	return st.nsLabel(ns)
+}
+
 // listenErr says in words why the listener could not be opened on addr
 // inside to_ns.
 func (x *xfer) listenErr(err error) error {
 	var errno unix.Errno
 	if !errors.As(err, &errno) {
-		return fmt.Errorf("listen on %s in to_ns %s: %w", x.ip, x.to, err)
+		return fmt.Errorf("listen on %s in to_ns %s: %w", x.ip, x.toName, err)
 	}
 	if errno == unix.EADDRNOTAVAIL {
-		return nserr.Explain(errno, "%s is not an address in to_ns %s (transfer listens on addr inside to_ns; EADDRNOTAVAIL)", x.ip, x.to)
+		return nserr.Explain(errno, "%s is not an address in to_ns %s (transfer listens on addr inside to_ns; EADDRNOTAVAIL)", x.ip, x.toName)
 	}
-	return nserr.New("listen", fmt.Sprintf("on %s in to_ns %s", x.ip, x.to), errno)
+	return nserr.New("listen", fmt.Sprintf("on %s in to_ns %s", x.ip, x.toName), errno)
 }
 
 // connectErr says in words why ns could not reach the listener.
@@ -263,21 +276,21 @@ func (x *xfer) connectErr(err error, to string) error {
 	var errno unix.Errno
 	if !errors.As(err, &errno) {
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-			return fmt.Errorf("could not connect from ns %s to %s within %s (no answer: is there a route back from to_ns %s?)", x.from, to, x.timeout, x.to)
+			return fmt.Errorf("could not connect from ns %s to %s within %s (no answer: is there a route back from to_ns %s?)", x.fromName, to, x.timeout, x.toName)
 		}
-		return fmt.Errorf("connect from ns %s to %s: %w", x.from, to, err)
+		return fmt.Errorf("connect from ns %s to %s: %w", x.fromName, to, err)
 	}
 	switch errno {
 	case unix.ENETUNREACH:
-		return nserr.Explain(errno, "no route from ns %s to %s (ENETUNREACH: network is unreachable; add an address or a route in ns)", x.from, x.ip)
+		return nserr.Explain(errno, "no route from ns %s to %s (ENETUNREACH: network is unreachable; add an address or a route in ns)", x.fromName, x.ip)
 	case unix.EHOSTUNREACH:
-		return nserr.Explain(errno, "%s is unreachable from ns %s (EHOSTUNREACH: no route to host; its next hop did not answer, or a route refuses it)", x.ip, x.from)
+		return nserr.Explain(errno, "%s is unreachable from ns %s (EHOSTUNREACH: no route to host; its next hop did not answer, or a route refuses it)", x.ip, x.fromName)
 	case unix.ECONNREFUSED:
-		return nserr.Explain(errno, "connection from ns %s to %s refused (ECONNREFUSED): the port is not open where the packets arrived, so %s in ns does not lead to to_ns %s", x.from, to, x.ip, x.to)
+		return nserr.Explain(errno, "connection from ns %s to %s refused (ECONNREFUSED): the port is not open where the packets arrived, so %s in ns does not lead to to_ns %s", x.fromName, to, x.ip, x.toName)
 	case unix.ETIMEDOUT:
-		return nserr.Explain(errno, "connection from ns %s to %s timed out (ETIMEDOUT): no answer; is there a route back from to_ns %s?", x.from, to, x.to)
+		return nserr.Explain(errno, "connection from ns %s to %s timed out (ETIMEDOUT): no answer; is there a route back from to_ns %s?", x.fromName, to, x.toName)
 	}
-	return nserr.New("connect", fmt.Sprintf("from ns %s to %s", x.from, to), errno)
+	return nserr.New("connect", fmt.Sprintf("from ns %s to %s", x.fromName, to), errno)
 }
 
 // runTCP opens the listener and the streams, moves the data and counts
@@ -344,7 +357,7 @@ func (x *xfer) runTCP(parent context.Context) (xferOutcome, error) {
 	})
 	if err != nil {
 		if parent.Err() != nil {
-			return out, fmt.Errorf("transfer to %s interrupted while connecting", x.ip)
+			return out, fmt.Errorf("interrupted while connecting to %s", x.ip)
 		}
 		return out, x.connectErr(err, ln.Addr().String())
 	}
@@ -353,9 +366,9 @@ func (x *xfer) runTCP(parent context.Context) (xferOutcome, error) {
 		case c := <-accepted:
 			servers = append(servers, c)
 		case err := <-acceptErr:
-			return out, fmt.Errorf("accept on %s in to_ns %s: %w", x.ip, x.to, err)
+			return out, fmt.Errorf("accept on %s in to_ns %s: %w", x.ip, x.toName, err)
 		case <-ctx.Done():
-			return out, fmt.Errorf("transfer to %s: the connections were not accepted in time", x.ip)
+			return out, fmt.Errorf("the connections to %s were not accepted in time", x.ip)
 		}
 	}
 	senders, receivers := clients, servers
@@ -514,9 +527,9 @@ func (x *xfer) runUDP(parent context.Context) (xferOutcome, error) {
 			}
 			if ctx.Err() != nil {
 				if parent.Err() != nil {
-					return out, fmt.Errorf("transfer to %s interrupted while connecting", x.ip)
+					return out, fmt.Errorf("interrupted while connecting to %s", x.ip)
 				}
-				return out, fmt.Errorf("transfer: no hello from ns %s reached %s in to_ns %s within %s (is there a route?)", x.from, server.LocalAddr(), x.to, x.timeout)
+				return out, fmt.Errorf("no hello from ns %s reached %s in to_ns %s within %s (is there a route?)", x.fromName, server.LocalAddr(), x.toName, x.timeout)
 			}
 		}
 		server.SetReadDeadline(time.Time{})
