@@ -117,10 +117,9 @@ func interrupted(th *starlark.Thread, what string, r starlark.Value) error {
 const udpPayload = 1400
 
 type xfer struct {
-	ip       net.IP
-	from, to *nsctx.NS
-	// how errors name them: by label (net:h1), netns name, or inode
-	fromName, toName string
+	ip               net.IP
+	from, to         *nsctx.NS
+	fromName, toName string        // how errors name them (see xferName)
 	size             int64         // bytes to send, or 0 with dur
 	dur              time.Duration // how long to send, or 0 with size
 	reverse          bool
@@ -131,6 +130,7 @@ type xfer struct {
 	nl               *nlhandle.Cache
 	sent             atomic.Int64 // UDP datagrams sent
 	sendEnd          time.Time    // when the UDP sender was done
+	sendErr          error        // what stopped the UDP sender, if not the end
 }
 
 // streamStat is what one stream's receiver counted.
@@ -542,6 +542,9 @@ func (x *xfer) runUDP(parent context.Context) (xferOutcome, error) {
 	if !x.receiveUDP(ctx, recv, &out, senderDone) {
 		<-senderDone // cut short: the deadlines set above end its writes
 	}
+	if x.sendErr != nil {
+		return out, fmt.Errorf("send to %s from ns %s: %w", x.ip, x.fromName, nserr.Cause(x.sendErr))
+	}
 	out.sent = x.sent.Load()
 	out.end = out.stats[0].end
 	if out.end.IsZero() {
@@ -586,8 +589,19 @@ func (x *xfer) sendUDP(ctx context.Context, send func([]byte) error, start time.
 		binary.BigEndian.PutUint64(buf, uint64(i))
 		binary.BigEndian.PutUint64(buf[8:], uint64(time.Now().UnixNano()))
 		// A datagram the kernel refuses (a full queue: ENOBUFS, an ICMP
-		// error of an earlier one: ECONNREFUSED) is lost, and counted so.
-		send(buf)
+		// error about an earlier one: ECONNREFUSED...) is lost, and
+		// counted so; a deadline means the run was cut short.
+		if err := send(buf); err != nil {
+			switch {
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				return false
+			case errors.Is(err, unix.ENOBUFS), errors.Is(err, unix.EAGAIN), errors.Is(err, unix.ECONNREFUSED),
+				errors.Is(err, unix.EHOSTUNREACH), errors.Is(err, unix.ENETUNREACH):
+			default:
+				x.sendErr = err
+				return false
+			}
+		}
 		x.sent.Add(1)
 	}
 	x.sendEnd = time.Now()
@@ -600,7 +614,7 @@ func (x *xfer) sendUDP(ctx context.Context, send func([]byte) error, start time.
 func (x *xfer) receiveUDP(ctx context.Context, c *net.UDPConn, out *xferOutcome, senderDone chan bool) bool {
 	const quiet = 300 * time.Millisecond
 	buf := make([]byte, 2048)
-	seen := map[uint64]bool{}
+	var seen []uint64 // a bit per sequence number received
 	var lastTransit time.Duration
 	var jitter float64
 	done, sentAll := false, false
@@ -649,10 +663,16 @@ func (x *xfer) receiveUDP(ctx context.Context, c *net.UDPConn, out *xferOutcome,
 			continue
 		}
 		seq := binary.BigEndian.Uint64(buf)
-		if seen[seq] {
+		if seq >= 1<<40 { // not ours
 			continue
 		}
-		seen[seq] = true
+		for uint64(len(seen)) <= seq/64 {
+			seen = append(seen, 0)
+		}
+		if seen[seq/64]&(1<<(seq%64)) != 0 {
+			continue // a duplicate
+		}
+		seen[seq/64] |= 1 << (seq % 64)
 		transit := now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(buf[8:]))))
 		if out.received > 0 {
 			d := math.Abs(float64(transit - lastTransit))
