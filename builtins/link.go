@@ -82,9 +82,16 @@ func (l *Link) where() (*nsctx.NS, int, string) {
 func (l *Link) netns() *nsctx.NS { ns, _, _ := l.where(); return ns }
 
 func (l *Link) set(ns *nsctx.NS, index int, name string) {
+	kept := l.kept()
+	if kept {
+		l.st.keepLinks(false, l) // what is kept moves with it
+	}
 	l.mu.Lock()
 	l.ns, l.index, l.name = ns, index, name
 	l.mu.Unlock()
+	if kept {
+		l.st.keepLinks(true, l)
+	}
 }
 
 // String renders the link as "link(nt-a, net:[4026532201])".
@@ -216,8 +223,15 @@ bridge is an nsh.link or the name of a bridge in the link's namespace.`},
 A link that no longer exists (deleted by hand, its peer deleted, its
 namespace gone) is an error unless missing_ok=True: l.delete(missing_ok=True)`},
 		{Name: "persist", Sig: "persist()", Impl: (*Link).persistMethod, Doc: `Keeps the link after the run (both ends, for a veth).
+What is on it is kept with it: its addresses, the routes that go out of
+it (route(dev=) or through a gateway it reaches) and its netem() qdisc.
 It still goes away with its namespace if that namespace dies. Links nsh
-did not create (found with link()) are never deleted by nsh anyway.`},
+did not create (found with link()) are never deleted by nsh anyway.
+Example:
+  a = netns("pa")
+  x, _ = veth("pa-eth0", "pa-peer", ns=a, addr="10.9.0.1/24")
+  x.persist()
+  route("default", via="10.9.0.2", ns=a)   # kept with x (and with a)`},
 		{Name: "netem", Sig: "netem(delay=None, jitter=None, loss=None, rate=None)", Impl: (*Link).netemMethod, Doc: netemDoc},
 	},
 }
@@ -892,6 +906,7 @@ func (l *Link) deleteMethod(th *starlark.Thread, fn *starlark.Builtin, args star
 	}
 	if l.entry != nil {
 		l.entry.Forget()
+		l.st.keepLinks(false, l.ends()...)
 	}
 	if l.qdisc != nil {
 		l.qdisc.Forget()
@@ -899,12 +914,17 @@ func (l *Link) deleteMethod(th *starlark.Thread, fn *starlark.Builtin, args star
 	return starlark.None, nil
 }
 
+// kept reports whether l is a link this run made and keeps after the run
+// (persist(), a lab).
+func (l *Link) kept() bool { return l.entry != nil && l.entry.Persistent() }
+
 func (l *Link) persistMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
 	if err := starlark.UnpackArgs(fn.Name(), args, kw); err != nil {
 		return nil, err
 	}
 	if l.entry != nil && l.st.lab == nil { // a lab keeps it until nsh down anyway
 		l.entry.Persist()
+		l.st.keepLinks(true, l.ends()...)
 	}
 	return starlark.None, nil
 }

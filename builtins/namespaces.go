@@ -108,17 +108,36 @@ end of the run as for hostname().`},
 			"kinds": `Namespace kinds: mnt, uts, ipc, pid, net, user, cgroup, time (the names in
 /proc/PID/ns), or the constants CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC,
 CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWUSER, CLONE_NEWCGROUP, CLONE_NEWTIME,
-which may be OR-ed together as in C.`,
+which may be OR-ed together as in C. unshare() and clone() also take a
+list of them: unshare(["net", "uts"]), clone(argv, kinds=["pid", "mnt"]).`,
 		},
 	}
 }
 
-// parseKinds turns kind arguments (names or OR-ed CLONE_NEW* ints) into
-// flags. It fails on anything unknown before any syscall is made.
+// parseKinds turns kind arguments (names or OR-ed CLONE_NEW* ints, or
+// lists of them) into flags. It fails on anything unknown before any syscall is made.
 func parseKinds(args starlark.Tuple) (int, error) {
 	flags := 0
 	for _, a := range args {
 		switch a := a.(type) {
+		case *starlark.List, starlark.Tuple:
+			// A list of kinds, as clone(argv, kinds=[...]) takes.
+			var inner starlark.Tuple
+			it := starlark.Iterate(a)
+			var x starlark.Value
+			for it.Next(&x) {
+				if _, nested := x.(starlark.Indexable); nested && x.Type() != "string" {
+					it.Done()
+					return 0, fmt.Errorf("namespace kind must be a string or CLONE_NEW* int, not %s (in %s)", x.Type(), a)
+				}
+				inner = append(inner, x)
+			}
+			it.Done()
+			f, err := parseKinds(inner)
+			if err != nil {
+				return 0, err
+			}
+			flags |= f
 		case starlark.String:
 			k, ok := nsthread.KindByName(string(a))
 			if !ok {

@@ -21,9 +21,9 @@
 //
 // Records: links, addresses, routes, qdiscs, sysctl writes, hostname and
 // domainname (restored where the UTS namespace outlives the run), the
-// naming of network namespaces (netns()), mounts, umounts and the
-// directories mount(mkdir=True) makes, pivot_root, id map writes, the
-// namespaces unshare() makes (and the init of a new PID namespace), the
+// naming of network namespaces (netns()), mounts, umounts, the
+// directories mount(mkdir=True) and mkdir() make, pivot_root, id map
+// writes, the namespaces unshare() makes (and the init of a new PID namespace), the
 // context setns() moves to, the processes the run starts and the cgroup
 // they are born in (or nsh as their subreaper). The last four are part
 // of running the script rather than of what it builds (Effect.Aside).
