@@ -39,8 +39,9 @@ in .errors, with the address that sent it, and str() names it, as
 ping(8) prints it. A request the namespace itself cannot send (no route:
 ENETUNREACH) is listed with from_addr None. When the last wait is over
 and the next hop is still being resolved (ARP or neighbour solicitation
-unanswered so far), ping waits for the kernel's verdict, as ping(8) does:
-Destination Host Unreachable after about 3 s (a wrong gateway).
+unanswered so far), ping with the default timeout waits for the kernel's
+verdict, as ping(8) without -W does: Destination Host Unreachable after
+about 3 s (a wrong gateway). A timeout given is kept to, as ping -W is.
 Interrupted (Ctrl-C) while it runs, ping stops, prints the summary of
 what it saw, as ping(8) prints its statistics on Ctrl-C, and fails (a
 script is interrupted; the REPL goes on):
@@ -119,7 +120,8 @@ func pingBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple,
 	if err := st.makeReady(); err != nil {
 		return nil, err
 	}
-	p := pinger{ip: ip, count: count, timeout: secs(float64(timeout)), interval: secs(float64(interval)), ttl: ttl}
+	p := pinger{ip: ip, count: count, timeout: secs(float64(timeout)), interval: secs(float64(interval)), ttl: ttl,
+		verdict: len(args) < 4 && !hasKeyword(kwargs, "timeout")}
 	out, err := p.run(st.reg.Context(), netlinkOf(st), ns)
 	if err != nil {
 		return nil, err
@@ -139,6 +141,9 @@ type pinger struct {
 	count             int
 	timeout, interval time.Duration
 	ttl               int // 0: the namespace's default
+	// verdict: wait for the kernel's verdict on a next hop still being
+	// resolved once the last timeout is over (no timeout was given).
+	verdict bool
 }
 
 // pingOutcome is what a ping run saw.
@@ -337,7 +342,7 @@ func (p pinger) run(ctx context.Context, nl *nlhandle.Cache, ns *nsctx.NS) (ping
 		return false
 	}
 	limit := time.Now().Add(maxResolveWait)
-	for unsettled() && ctx.Err() == nil && time.Now().Before(limit) && p.resolving(nl, ns) {
+	for p.verdict && unsettled() && ctx.Err() == nil && time.Now().Before(limit) && p.resolving(nl, ns) {
 		for {
 			_, more, err := read(0, time.Now().Add(100*time.Millisecond))
 			if err != nil {
@@ -656,4 +661,14 @@ func (e pingErr) value() *record {
 		r.fields["icmp_type"], r.fields["icmp_code"] = starlark.MakeInt(e.typ), starlark.MakeInt(e.code)
 	}
 	return r
+}
+
+// hasKeyword reports whether kwargs names the keyword argument name.
+func hasKeyword(kwargs []starlark.Tuple, name string) bool {
+	for _, kv := range kwargs {
+		if k, ok := kv[0].(starlark.String); ok && string(k) == name {
+			return true
+		}
+	}
+	return false
 }
