@@ -112,9 +112,13 @@ In a lab everything the recipe makes is kept until nsh down: namespaces,
 links, addresses, routes, sysctls, mounts, and processes started without
 waiting (its daemons); persist=True and persist() change nothing there,
 since nsh down undoes all of it. A lab's named network namespaces are its nodes
-(nsh exec LAB NODE -- CMD), with the UTS and IPC namespaces made by
-unshare() while the node's network namespace was the current one; a name
-the lab did not make is refused. A
+(nsh exec LAB NODE -- CMD), with the UTS, IPC and mount namespaces made by
+unshare() while the node's network namespace was the current one, and the
+pid namespace of the first daemon started in the node with one of its own:
+  setns(netns(lab.prefix + "r1"))
+  unshare("uts", "ipc", "mnt"); hostname("r1")
+  clone("sleep infinity", "pid", mount_proc=True, wait=False)
+A name the lab did not make is refused. A
 daemon's standard streams that it would inherit from nsh are /dev/null
 and a log in the lab's directory (/run/nsh/labs/LAB/logs/N-NAME.log).`},
 	}
@@ -211,8 +215,10 @@ func (st *state) endRunJournal() {
 }
 
 // labKeep notes namespaces the run made, which a lab keeps.
-// A UTS or IPC namespace made (unshare) in a context whose network
+// A UTS, IPC or mount namespace made (unshare) in a context whose network
 // namespace is a node of the lab becomes that node's: nsh exec joins it.
+// (A mount namespace file can be bound only by a process in an older
+// mount namespace, the kernel's mnt_ns_loop: LabUp binds it from nsh's.)
 func (st *state) labKeep(cur nsctx.Context, nss ...*nsctx.NS) {
 	if st.lab == nil {
 		return
@@ -234,7 +240,7 @@ func (st *state) labKeep(cur nsctx.Context, nss ...*nsctx.NS) {
 		return
 	}
 	for _, ns := range nss {
-		if k := ns.Kind.Name; k == "uts" || k == "ipc" {
+		if k := ns.Kind.Name; k == "uts" || k == "ipc" || k == "mnt" {
 			if st.lab.more[node] == nil {
 				st.lab.more[node] = map[string]*nsctx.NS{}
 			}
@@ -325,6 +331,9 @@ func LabUp(th *starlark.Thread, reg *lifecycle.Registry) error {
 			lr.lab.Daemons = append(lr.lab.Daemons, d)
 		}
 	}
+	if err := st.labInits(lr.lab); err != nil {
+		return err
+	}
 	if err := lr.j.Freeze(); err != nil {
 		return fmt.Errorf("writing the journal of lab %q: %w", lr.lab.Name, err)
 	}
@@ -333,6 +342,69 @@ func LabUp(th *starlark.Thread, reg *lifecycle.Registry) error {
 	lr.lab.State = labs.Up
 	lr.lab.Pid, lr.lab.PidStart = 0, 0
 	return lr.lab.Save()
+}
+
+// labInits gives each node of l the first of l's daemons that runs in the
+// node's network namespace with a pid namespace of its own (clone(...,
+// "pid", wait=False)): nsh exec joins the node's pid namespace through it,
+// and its UTS, IPC and mount namespaces where they are not the node's (a
+// daemon with mount_proc=True has a mount namespace of its own, with its
+// /proc).
+func (st *state) labInits(l *labs.Lab) error {
+	if len(l.Daemons) == 0 {
+		return nil
+	}
+	ino := func(path string) (unix.Stat_t, error) {
+		var s unix.Stat_t
+		err := unix.Stat(path, &s)
+		return s, err
+	}
+	same := func(a, b unix.Stat_t) bool { return a.Dev == b.Dev && a.Ino == b.Ino }
+	initial := func(kind string) (unix.Stat_t, bool) {
+		ns := st.tab.Initial.Get(kind)
+		if ns == nil {
+			return unix.Stat_t{}, false
+		}
+		return unix.Stat_t{Dev: ns.Dev, Ino: ns.Ino}, true
+	}
+	ownPid, ok := initial("pid")
+	if !ok {
+		return nil
+	}
+	for i := range l.Nodes {
+		n := &l.Nodes[i]
+		net, err := ino(n.Net)
+		if err != nil {
+			return nserr.New("stat", strconv.Quote(n.Net), err)
+		}
+		for _, d := range l.Daemons {
+			proc := fmt.Sprintf("/proc/%d/ns/", d.Pid)
+			dnet, err1 := ino(proc + "net")
+			dpid, err2 := ino(proc + "pid")
+			if err1 != nil || err2 != nil || !same(dnet, net) || same(dpid, ownPid) {
+				continue // gone, another node's, or no pid namespace of its own
+			}
+			in := &labs.NodeInit{Daemon: d, Kinds: []string{"pid"}}
+			for _, kind := range []string{"uts", "ipc", "mnt"} {
+				base, ok := initial(kind)
+				if p := n.More[kind]; p != "" {
+					s, err := ino(p)
+					if err != nil {
+						return nserr.New("stat", strconv.Quote(p), err)
+					}
+					base, ok = s, true
+				}
+				if s, err := ino(proc + kind); err == nil && ok && !same(s, base) {
+					in.Kinds = append(in.Kinds, kind)
+				}
+			}
+			if labs.Alive(d.Pid, d.Start) { // the namespaces read were its
+				n.Init = in
+				break
+			}
+		}
+	}
+	return nil
 }
 
 // keepNS binds ns on path, through the executor (journal, reaper, trace).

@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/internal/labs"
 	"nsh.dev/nsh/internal/leakcheck"
@@ -510,5 +513,107 @@ func TestLabStatusLargeLab(t *testing.T) {
 	}
 	if _, _, code := nsh(t, "", "status", "big", "nosuch"); code == 0 {
 		t.Error("status of a node the lab lacks succeeded")
+	}
+}
+
+// A node with every kind nsh exec joins: the UTS, IPC and mount namespaces
+// unshared in its context, and the pid namespace (with its own /proc) of
+// a daemon cloned there. nsh exec runs in all of them, passes the exit
+// status through, gives the command the terminal, refuses to run once the
+// daemon holding the pid namespace is gone, and nsh down leaves nothing.
+func TestLabExecEveryNamespace(t *testing.T) {
+	needLabs(t)
+	dir := t.TempDir()
+	r := labRecipe(t, "every.star", `
+setns(netns(lab.prefix + "ln-e1", persist = False))
+unshare("uts", "ipc", "mnt")
+hostname("ln-e1-host")
+mount("tmpfs", argv[1], "tmpfs", "size=1m")
+clone("sleep infinity", "pid", mount_proc = True, wait = False)
+`)
+	if _, stderr, code := nsh(t, "", "up", r, dir); code != 0 {
+		t.Fatalf("up: %d %s", code, stderr)
+	}
+	defer nsh(t, "", "down", "every")
+	l, err := labs.Open("every")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Nodes) != 1 || len(l.Daemons) != 1 || l.Nodes[0].Init == nil || l.Nodes[0].Init.Pid != l.Daemons[0].Pid {
+		t.Fatalf("lab.json: nodes %+v, daemons %+v: want the daemon as the node's init", l.Nodes, l.Daemons)
+	}
+	daemon := l.Daemons[0].Pid
+	if got := strings.Join(l.Nodes[0].Kinds(), ","); got != "net,uts,ipc,mnt,pid" {
+		t.Errorf("the node's kinds are %s", got)
+	}
+	out, stderr, code := nsh(t, "", "exec", "every", "ln-e1", "--", "hostname")
+	if code != 0 || strings.TrimSpace(out) != "ln-e1-host" {
+		t.Errorf("hostname in the node: %d %q %q", code, out, stderr)
+	}
+	mounted := func(mountinfo string) bool {
+		for _, line := range strings.Split(mountinfo, "\n") {
+			if f := strings.Fields(line); len(f) > 8 && f[4] == dir && strings.Contains(line, " - tmpfs ") {
+				return true
+			}
+		}
+		return false
+	}
+	out, stderr, code = nsh(t, "", "exec", "every", "ln-e1", "--", "cat", "/proc/self/mountinfo")
+	if code != 0 || !mounted(out) {
+		t.Errorf("the node's tmpfs on %s is not in its mount namespace: %d %q\n%s", dir, code, stderr, out)
+	}
+	if b, _ := os.ReadFile("/proc/self/mountinfo"); mounted(string(b)) {
+		t.Errorf("the node's tmpfs on %s is in the host's mount namespace", dir)
+	}
+	for _, kind := range []string{"ipc", "uts", "mnt", "pid"} {
+		want, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", daemon, kind))
+		self, _ := os.Readlink("/proc/self/ns/" + kind)
+		out, _, _ = nsh(t, "", "exec", "every", "ln-e1", "--", "readlink", "/proc/self/ns/"+kind)
+		if got := strings.TrimSpace(out); got != want || got == self {
+			t.Errorf("exec's %s namespace is %q, want the daemon's %q (the host's is %q)", kind, got, want, self)
+		}
+	}
+	// In the daemon's pid namespace, with its /proc: the command's pid is
+	// small and pid 1 is the daemon.
+	out, stderr, _ = nsh(t, "", "exec", "every", "ln-e1", "--", "sh", "-c", `echo $$; tr '\0' ' ' </proc/1/cmdline`)
+	if f := strings.Fields(out); len(f) != 3 || len(f[0]) > 2 || f[1] != "sleep" || f[2] != "infinity" {
+		t.Errorf("pid and /proc/1 in the node: %q %q, want a small pid and the daemon", out, stderr)
+	}
+	if _, _, code := nsh(t, "", "exec", "every", "ln-e1", "--", "sh", "-c", "exit 7"); code != 7 {
+		t.Errorf("exec's exit status %d, want 7 (passed through)", code)
+	}
+	if _, _, code := nsh(t, "", "exec", "every", "ln-e1", "--", "sh", "-c", "kill -TERM $$"); code != 128+15 {
+		t.Errorf("exec of a command killed by SIGTERM: %d, want 143", code)
+	}
+	// On a terminal the command leads the foreground process group (in
+	// nsh's, the group's id would be 0 in the node's pid namespace):
+	// Ctrl-C reaches it.
+	cmd, s := startOnPTY(t, nil, "exec", "every", "ln-e1", "--", "sh", "-c",
+		`[ "$(ps -o tpgid= -p $$)" -eq $$ ] && [ "$(ps -o pgid= -p $$)" -eq $$ ] && echo FORE$(echo GROUND); exec sleep 60`)
+	s.waitFor(t, "FOREGROUND")
+	s.typeIn("\x03")
+	if err := cmd.Wait(); cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 130 {
+		t.Errorf("exec on a terminal after Ctrl-C: %v, want exit status 130", err)
+	}
+	// The daemon holding the pid namespace dies: exec refuses, naming it.
+	if err := unix.Kill(daemon, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100 && labs.Alive(daemon, l.Daemons[0].Start); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	out, stderr, code = nsh(t, "", "exec", "every", "ln-e1", "--", "hostname")
+	if want := fmt.Sprintf("held by daemon %d (sleep infinity), which has exited", daemon); code == 0 || out != "" || !strings.Contains(stderr, want) {
+		t.Errorf("exec after the daemon died: %d %q %q, want a refusal saying %q", code, out, stderr, want)
+	}
+	out, _, _ = nsh(t, "", "status", "every")
+	if !strings.Contains(out, "ln-e1 (net,uts,ipc,mnt,pid)") || !strings.Contains(out, "pid namespace is gone") {
+		t.Errorf("status after the daemon died:\n%s", out)
+	}
+	if _, stderr, code := nsh(t, "", "down", "every"); code != 0 {
+		t.Fatalf("down: %d %s", code, stderr)
+	}
+	if ents, _ := os.ReadDir(l.Dir); len(ents) > 0 {
+		t.Errorf("%s left after down", l.Dir)
 	}
 }
