@@ -183,7 +183,7 @@ spawn(["sleep", "3600"], ns = a)
 
 // nsh up killed after each of its changes in turn — and its reaper with
 // it, as the OOM killer may — leaves a journal that nsh gc undoes:
-// nothing is left.
+// nothing is left (a node's mount namespace bound in the lab's ns/ too).
 func TestLabKilledThenGC(t *testing.T) {
 	bin := needFaultBin(t)
 	needLabs(t)
@@ -194,6 +194,8 @@ veth("lg-0", "lg-1", ns = a, peer_ns = b, addr = "10.233.0.1/24", peer_addr = "1
 veth("lg-h0", "lg-h1", peer_ns = b)
 bridge("lg-br")
 u = unshare("net").net
+setns(b)
+unshare("mnt", "uts")
 
 `)
 	count := filepath.Join(t.TempDir(), "count")
