@@ -448,14 +448,15 @@ func TestRecipesAsLabs(t *testing.T) {
 	}
 }
 
-// A UTS and an IPC namespace the recipe makes in a node's context are
-// the node's: nsh exec runs there too, and nsh down removes them.
+// A UTS, an IPC and a mount namespace the recipe makes in a node's
+// context are the node's: nsh exec runs there too (with no pid namespace
+// to enter, the command replaces nsh), and nsh down removes them.
 func TestLabNodeUTSAndIPC(t *testing.T) {
 	needLabs(t)
 	r := labRecipe(t, "node.star", `
 h = netns("ln-u1", persist = False)
 setns(h)
-unshare("uts", "ipc")
+unshare("uts", "ipc", "mnt")
 hostname("ln-u1-host")
 `)
 	host, _ := os.Hostname()
@@ -466,10 +467,12 @@ hostname("ln-u1-host")
 	if code != 0 || strings.TrimSpace(out) != "ln-u1-host" {
 		t.Errorf("hostname in the node: %d %q %q", code, out, stderr)
 	}
-	self, _ := os.Readlink("/proc/self/ns/ipc")
-	out, _, _ = nsh(t, "", "exec", "node", "ln-u1", "--", "readlink", "/proc/self/ns/ipc")
-	if strings.TrimSpace(out) == self || !strings.HasPrefix(out, "ipc:[") {
-		t.Errorf("the node's IPC namespace is %q, nsh's own %q", out, self)
+	for _, kind := range []string{"ipc", "mnt"} {
+		self, _ := os.Readlink("/proc/self/ns/" + kind)
+		out, _, _ = nsh(t, "", "exec", "node", "ln-u1", "--", "readlink", "/proc/self/ns/"+kind)
+		if strings.TrimSpace(out) == self || !strings.HasPrefix(out, kind+":[") {
+			t.Errorf("the node's %s namespace is %q, nsh's own %q", kind, out, self)
+		}
 	}
 	if h, _ := os.Hostname(); h != host {
 		t.Errorf("the host's name changed to %q", h)
@@ -479,8 +482,8 @@ hostname("ln-u1-host")
 		t.Fatal(err)
 	}
 	kept, _ := filepath.Glob(filepath.Join(l.Dir, "ns", "*"))
-	if len(kept) != 2 {
-		t.Errorf("kept namespaces %q, want the node's uts and ipc", kept)
+	if len(kept) != 3 {
+		t.Errorf("kept namespaces %q, want the node's uts, ipc and mnt", kept)
 	}
 	if _, stderr, code := nsh(t, "", "down", "node"); code != 0 {
 		t.Fatalf("down: %d %s", code, stderr)
