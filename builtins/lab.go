@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"unsafe"
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
@@ -249,6 +250,83 @@ func (st *state) labKeep(cur nsctx.Context, nss ...*nsctx.NS) {
 	}
 }
 
+// nsGetMntnsID is the nsfs ioctl NS_GET_MNTNS_ID (_IOR(0xb7, 5, __u64),
+// Linux 6.8+): the id of the mount namespace of a namespace file.
+const nsGetMntnsID = 0x8008b705
+
+// mntnsID returns the id of the mount namespace open on fd.
+func mntnsID(fd int) (uint64, error) {
+	var id uint64
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), nsGetMntnsID, uintptr(unsafe.Pointer(&id))); e != 0 {
+		return 0, e
+	}
+	return id, nil
+}
+
+// newerMountNS makes sure that the mount namespace this thread has just
+// unshared can be kept by LabUp's bind mount of its file from nsh's own
+// (own). The kernel binds a mount namespace file only when the
+// namespace's id is above the binder's (mnt_ns_loop, against cycles), and
+// since Linux 6.18 namespace ids come from per-CPU batches: a namespace
+// made on one CPU can have a lower id than an older one made on another,
+// as when nsh itself runs in a recent mount namespace (unshare -m, a
+// container, a rootless lab's keeper). Such a namespace is made again, on
+// each CPU nsh may use in turn, until its id is above own's: the CPU that
+// made own hands out higher ids from then on. A kernel without the ids
+// (before 6.8) numbers mount namespaces in order: nothing to do.
+func newerMountNS(own *nsctx.NS) error {
+	if own == nil {
+		return nil
+	}
+	ownID, err := mntnsID(own.Fd())
+	if err != nil {
+		return nil
+	}
+	self := func() (uint64, error) {
+		fd, err := unix.Open("/proc/thread-self/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return 0, nserr.New("open", "/proc/thread-self/ns/mnt", err)
+		}
+		defer unix.Close(fd)
+		id, err := mntnsID(fd)
+		if err != nil {
+			return 0, nserr.New("ioctl NS_GET_MNTNS_ID", "/proc/thread-self/ns/mnt", err)
+		}
+		return id, nil
+	}
+	id, err := self()
+	if err != nil || id > ownID {
+		return err
+	}
+	var allowed unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &allowed); err != nil {
+		return nserr.New("sched_getaffinity", "", err)
+	}
+	defer unix.SchedSetaffinity(0, &allowed) // the thread is discarded anyway
+	// The CPUs nsh may use first, then the others (nsh may be confined
+	// to CPUs whose batches are all below own's; the thread is nsh's
+	// for this one call, and moving it is allowed unless a cpuset forbids).
+	for _, mine := range []bool{true, false} {
+		for cpu := 0; cpu < len(allowed)*64; cpu++ {
+			if allowed.IsSet(cpu) != mine {
+				continue
+			}
+			var one unix.CPUSet
+			one.Set(cpu)
+			if unix.SchedSetaffinity(0, &one) != nil {
+				continue // offline, or not in nsh's cpuset
+			}
+			if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+				return nserr.New("unshare", "mnt", err)
+			}
+			if id, err = self(); err != nil || id > ownID {
+				return err
+			}
+		}
+	}
+	return fmt.Errorf("a new mount namespace gets no id above nsh's own (%d) on any CPU: the lab could not keep it (the kernel binds a mount namespace file only from a namespace of a lower id)", ownID)
+}
+
 // labNode notes a named network namespace of the lab. A name the run
 // did not make (opened) is refused: it is another lab's, or someone's.
 func (st *state) labNode(name string, opened bool) error {
@@ -419,6 +497,9 @@ func (st *state) keepNS(th *starlark.Thread, ns *nsctx.NS, path string) error {
 		})
 		if errors.Is(err, unix.EEXIST) {
 			return nserr.Explain(unix.EEXIST, "%s exists", path)
+		}
+		if errors.Is(err, unix.EINVAL) && ns.Kind.Name == "mnt" {
+			return nserr.Explain(unix.EINVAL, "binding %s on %s: the kernel binds a mount namespace file only from a mount namespace of a lower id (mnt_ns_loop), and nsh's own is not", ns, path)
 		}
 		return err
 	}

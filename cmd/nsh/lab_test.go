@@ -3,12 +3,15 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -590,6 +593,22 @@ clone("sleep infinity", "pid", mount_proc = True, wait = False)
 	if _, _, code := nsh(t, "", "exec", "every", "ln-e1", "--", "sh", "-c", "kill -TERM $$"); code != 128+15 {
 		t.Errorf("exec of a command killed by SIGTERM: %d, want 143", code)
 	}
+	// A SIGTERM sent to nsh is passed on to the command.
+	term := exec.Command(nshBin, "exec", "every", "ln-e1", "--", "sh", "-c", "echo ready; exec sleep 60")
+	stdout, err := term.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := term.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if b := make([]byte, 6); func() bool { n, _ := io.ReadFull(stdout, b); return n < 6 }() {
+		t.Error("exec of sh printed nothing")
+	}
+	term.Process.Signal(unix.SIGTERM)
+	if term.Wait(); term.ProcessState.ExitCode() != 128+15 {
+		t.Errorf("nsh exec sent SIGTERM: %v, want exit status 143 (the command's, passed on)", term.ProcessState)
+	}
 	// On a terminal the command leads the foreground process group (in
 	// nsh's, the group's id would be 0 in the node's pid namespace):
 	// Ctrl-C reaches it.
@@ -620,5 +639,70 @@ clone("sleep infinity", "pid", mount_proc = True, wait = False)
 	}
 	if ents, _ := os.ReadDir(l.Dir); len(ents) > 0 {
 		t.Errorf("%s left after down", l.Dir)
+	}
+}
+
+// mntnsIDOn returns the id of a mount namespace made on cpu (the nsfs
+// ioctl NS_GET_MNTNS_ID); false where the kernel has no such ids or the
+// CPU cannot be used.
+func mntnsIDOn(cpu int) (uint64, bool) {
+	type result struct {
+		id uint64
+		ok bool
+	}
+	c := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		var one unix.CPUSet
+		one.Set(cpu)
+		if unix.SchedSetaffinity(0, &one) != nil || unix.Unshare(unix.CLONE_FS|unix.CLONE_NEWNS) != nil {
+			c <- result{}
+			return
+		}
+		fd, err := unix.Open("/proc/thread-self/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			c <- result{}
+			return
+		}
+		defer unix.Close(fd)
+		var id uint64
+		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), 0x8008b705, uintptr(unsafe.Pointer(&id)))
+		c <- result{id, e == 0}
+	}()
+	r := <-c
+	return r.id, r.ok
+}
+
+// Namespace ids come from per-CPU batches (Linux 6.18), and the kernel
+// binds a mount namespace file only from a namespace of a lower id: nsh
+// up, confined to a CPU whose ids are below those of its own mount
+// namespace (made on another CPU), still keeps a node's mount namespace
+// (it is made again on a CPU that gives it a higher id).
+func TestLabNodeMountNSFromLowerCPU(t *testing.T) {
+	needLabs(t)
+	if _, err := exec.LookPath("taskset"); err != nil {
+		t.Skip("taskset not installed")
+	}
+	id0, ok0 := mntnsIDOn(0)
+	id1, ok1 := mntnsIDOn(1)
+	if !ok0 || !ok1 {
+		t.Skip("no mount namespace ids (NS_GET_MNTNS_ID, Linux 6.8+) or CPUs 0 and 1 unusable")
+	}
+	high, low := "0", "1"
+	if id1 > id0 {
+		high, low = "1", "0"
+	}
+	r := labRecipe(t, "lowcpu.star", `
+setns(netns("ln-c1", persist = False))
+unshare("mnt", "uts")
+hostname("ln-c1-host")
+`)
+	// nsh runs in a mount namespace made on the high CPU, itself on the
+	// low one; the lab lives and goes within that namespace.
+	cmd := exec.Command("taskset", "-c", high, "unshare", "-m", "--propagation", "private", "sh", "-c",
+		`taskset -c `+low+` "$0" up "$1" && taskset -c `+low+` "$0" exec lowcpu ln-c1 -- hostname; "$0" down lowcpu`, nshBin, r)
+	out, stderr, code := runCmd(t, cmd)
+	if code != 0 || strings.TrimSpace(out) != "ln-c1-host" || !strings.Contains(stderr, `lab "lowcpu" is up`) || !strings.Contains(stderr, `lab "lowcpu" is down`) {
+		t.Errorf("nsh up on CPU %s in a mount namespace made on CPU %s: %d %q\n%s", low, high, code, out, stderr)
 	}
 }
