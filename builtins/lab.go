@@ -453,7 +453,7 @@ func (st *state) labInits(l *labs.Lab) error {
 		n := &l.Nodes[i]
 		net, err := ino(n.Net)
 		if err != nil {
-			return nserr.New("stat", strconv.Quote(n.Net), err)
+			continue // gone already: nsh status says so
 		}
 		for _, d := range l.Daemons {
 			proc := fmt.Sprintf("/proc/%d/ns/", d.Pid)
