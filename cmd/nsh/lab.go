@@ -23,7 +23,6 @@ import (
 	"nsh.dev/nsh/internal/keeper"
 	"nsh.dev/nsh/internal/labs"
 	"nsh.dev/nsh/internal/netnsdir"
-	"nsh.dev/nsh/internal/rootless"
 	"nsh.dev/nsh/internal/topo"
 	"nsh.dev/nsh/interp"
 )
@@ -733,7 +732,10 @@ func nodeJoins(l *labs.Lab, node *labs.Node) ([]nsJoin, error) {
 // runForeground runs path with argv from this thread (the namespaces it
 // joined are the child's), giving it the terminal's foreground when nsh
 // has it, passes it the signals sent to nsh, and returns its exit status
-// (128+N when signal N ended it).
+// (128+N when signal N ended it). When the command stops (Ctrl-Z), nsh
+// takes the terminal back and stops too, so that the shell that started it
+// sees the job stopped; continued, it hands the terminal back and
+// continues the command, as a shell does.
 func runForeground(path string, argv []string) int {
 	cmd := &exec.Cmd{Path: path, Args: argv, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 	tty := false
@@ -752,14 +754,61 @@ func runForeground(path string, argv []string) int {
 	if err := cmd.Start(); err != nil {
 		return labFail("exec: %v", err)
 	}
-	code, err := rootless.Forward(cmd, sigc)
-	if tty {
-		unix.IoctlSetPointerInt(0, unix.TIOCSPGRP, unix.Getpgrp())
+	pid := cmd.Process.Pid
+	type waited struct {
+		ws  unix.WaitStatus
+		err error
 	}
-	if err != nil {
-		return labFail("exec: %v", err)
+	waitc := make(chan waited)
+	go func() {
+		for {
+			var ws unix.WaitStatus
+			_, err := unix.Wait4(pid, &ws, unix.WUNTRACED, nil)
+			if err == unix.EINTR {
+				continue
+			}
+			waitc <- waited{ws, err}
+			if err != nil || !ws.Stopped() {
+				return
+			}
+		}
+	}()
+	takeBack := func() {
+		if tty {
+			unix.IoctlSetPointerInt(0, unix.TIOCSPGRP, unix.Getpgrp())
+		}
 	}
-	return code
+	for {
+		select {
+		case s := <-sigc:
+			unix.Kill(pid, s.(syscall.Signal))
+		case w := <-waitc:
+			switch {
+			case w.err != nil:
+				takeBack()
+				return labFail("exec: wait for %d: %v", pid, w.err)
+			case w.ws.Stopped():
+				takeBack()
+				unix.Kill(unix.Getpid(), unix.SIGSTOP)
+				// Continued (fg or bg): the terminal goes back to the
+				// command if nsh has it, then the command goes on.
+				if fg, err := unix.IoctlGetInt(0, unix.TIOCGPGRP); tty && err == nil && fg == unix.Getpgrp() {
+					unix.IoctlSetPointerInt(0, unix.TIOCSPGRP, pid)
+				}
+				if tty {
+					unix.Kill(-pid, unix.SIGCONT) // its process group
+				} else {
+					unix.Kill(pid, unix.SIGCONT)
+				}
+			case w.ws.Signaled():
+				takeBack()
+				return 128 + int(w.ws.Signal())
+			default:
+				takeBack()
+				return w.ws.ExitStatus()
+			}
+		}
+	}
 }
 
 func gcCmd(args []string) int {

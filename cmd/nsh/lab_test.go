@@ -619,6 +619,30 @@ clone("sleep infinity", "pid", mount_proc = True, wait = False)
 	if err := cmd.Wait(); cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 130 {
 		t.Errorf("exec on a terminal after Ctrl-C: %v, want exit status 130", err)
 	}
+	// Ctrl-Z stops the command, and nsh with it, which takes the
+	// terminal back (so the shell that ran it sees the job stopped);
+	// continued, nsh hands the terminal back and the command goes on.
+	cmd, s = startOnPTY(t, nil, "exec", "every", "ln-e1", "--", "sh", "-c", `echo READY; sleep 1; echo RESU$(echo MED)`)
+	s.waitFor(t, "READY")
+	s.typeIn("\x1a")
+	stopped := func() bool {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		return len(f) > 0 && f[0] == "T"
+	}
+	for i := 0; i < 250 && !stopped(); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !stopped() {
+		t.Error("nsh exec did not stop with its command after Ctrl-Z")
+	} else if fg, err := unix.IoctlGetInt(int(s.ptmx.Fd()), unix.TIOCGPGRP); err != nil || fg != cmd.Process.Pid {
+		t.Errorf("the terminal's foreground while nsh is stopped: %d %v, want nsh's group %d", fg, err, cmd.Process.Pid)
+	}
+	unix.Kill(cmd.Process.Pid, unix.SIGCONT)
+	s.waitFor(t, "RESUMED")
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exec continued after Ctrl-Z: %v, want exit status 0", err)
+	}
 	// The daemon holding the pid namespace dies: exec refuses, naming it.
 	if err := unix.Kill(daemon, unix.SIGKILL); err != nil {
 		t.Fatal(err)
