@@ -746,13 +746,14 @@ func runForeground(path string, argv []string) int {
 	sigc := make(chan os.Signal, 8)
 	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigc)
-	if tty {
-		// Taking the terminal back from the command's process group
-		// would stop nsh (SIGTTOU) while it is in the background.
-		signal.Ignore(syscall.SIGTTOU)
-	}
 	if err := cmd.Start(); err != nil {
 		return labFail("exec: %v", err)
+	}
+	if tty {
+		// Taking the terminal back from the command's process group
+		// would stop nsh (SIGTTOU) while it is in the background. (Not
+		// before the start: an ignored signal stays ignored across exec.)
+		signal.Ignore(syscall.SIGTTOU)
 	}
 	pid := cmd.Process.Pid
 	type waited struct {
