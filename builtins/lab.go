@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"unsafe"
 
 	"go.starlark.net/starlark"
@@ -478,11 +479,30 @@ func (st *state) labInits(l *labs.Lab) error {
 			}
 			if labs.Alive(d.Pid, d.Start) { // the namespaces read were its
 				n.Init = in
+				if !pidNSInit(d.Pid) {
+					fmt.Fprintf(os.Stderr, "nsh: warning: lab %q: node %s's pid namespace has nsh up's process as its init (unshare(\"pid\")): it ends with nsh up, and daemon %d (%s) with it; clone(..., \"pid\", wait=False) starts a daemon that is the init of a pid namespace of its own\n",
+						l.Name, n.Name, d.Pid, strings.Join(d.Argv, " "))
+				}
 				break
 			}
 		}
 	}
 	return nil
+}
+
+// pidNSInit reports whether process pid is the init (pid 1) of its pid
+// namespace: the last field of NSpid in /proc/PID/status.
+func pidNSInit(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "NSpid:" {
+			return f[len(f)-1] == "1"
+		}
+	}
+	return false
 }
 
 // keepNS binds ns on path, through the executor (journal, reaper, trace).

@@ -730,3 +730,30 @@ hostname("ln-c1-host")
 		t.Errorf("nsh up on CPU %s in a mount namespace made on CPU %s: %d %q\n%s", low, high, code, out, stderr)
 	}
 }
+
+// A pid namespace made by unshare("pid") has nsh up's process as its init
+// and ends with nsh up: nsh up warns, and nsh exec then refuses to run
+// outside it rather than run in the host's.
+func TestLabUnsharedPidNamespaceWarns(t *testing.T) {
+	needLabs(t)
+	r := labRecipe(t, "pidns.star", `
+setns(netns("ln-q1", persist = False))
+unshare("pid")
+spawn("sleep infinity")
+`)
+	_, stderr, code := nsh(t, "", "up", r)
+	if code != 0 || !strings.Contains(stderr, `node ln-q1's pid namespace has nsh up's process as its init (unshare("pid")): it ends with nsh up`) {
+		t.Errorf("up: %d %q, want a warning", code, stderr)
+	}
+	defer nsh(t, "", "down", "pidns")
+	var out string
+	for i := 0; i < 100; i++ {
+		if out, stderr, code = nsh(t, "", "exec", "pidns", "ln-q1", "--", "true"); code != 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code == 0 || out != "" || !strings.Contains(stderr, "(sleep infinity), which has exited") {
+		t.Errorf("exec once the pid namespace ended: %d %q %q, want a refusal", code, out, stderr)
+	}
+}
