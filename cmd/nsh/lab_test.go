@@ -622,7 +622,9 @@ clone("sleep infinity", "pid", mount_proc = True, wait = False)
 	// Ctrl-Z stops the command, and nsh with it, which takes the
 	// terminal back (so the shell that ran it sees the job stopped);
 	// continued, nsh hands the terminal back and the command goes on.
-	cmd, s = startOnPTY(t, nil, "exec", "every", "ln-e1", "--", "sh", "-c", `echo READY; sleep 1; echo RESU$(echo MED)`)
+	// (The command forks nothing meanwhile: a vfork child stopped before
+	// its exec leaves its parent unstoppable, in any shell's job.)
+	cmd, s = startOnPTY(t, nil, "exec", "every", "ln-e1", "--", "sh", "-c", `echo READY; read x; echo "RESU$x"`)
 	s.waitFor(t, "READY")
 	s.typeIn("\x1a")
 	stopped := func() bool {
@@ -639,6 +641,7 @@ clone("sleep infinity", "pid", mount_proc = True, wait = False)
 		t.Errorf("the terminal's foreground while nsh is stopped: %d %v, want nsh's group %d", fg, err, cmd.Process.Pid)
 	}
 	unix.Kill(cmd.Process.Pid, unix.SIGCONT)
+	s.typeIn("MED\r")
 	s.waitFor(t, "RESUMED")
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("exec continued after Ctrl-Z: %v, want exit status 0", err)
