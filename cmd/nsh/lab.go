@@ -669,7 +669,16 @@ func execCmd(args []string) int {
 		err = syscall.Exec(path, args[3:], os.Environ())
 		return labFail("exec: %s: %v", path, err)
 	}
-	return runForeground(path, args[3:])
+	code, err := runForeground(path, args[3:])
+	if errors.Is(err, unix.ENOMEM) {
+		// fork(2) into a pid namespace whose init has exited.
+		return labFail("exec: node %s of lab %q: its pid namespace has lost its init (daemon %d (%s) is ending with it, or was not its init): no process can start there",
+			node.Name, l.Name, node.Init.Pid, strings.Join(node.Init.Argv, " "))
+	}
+	if err != nil {
+		return labFail("exec: %v", err)
+	}
+	return code
 }
 
 // nsJoin is a namespace nsh exec joins: its kind, the setns type, the
@@ -732,11 +741,12 @@ func nodeJoins(l *labs.Lab, node *labs.Node) ([]nsJoin, error) {
 // runForeground runs path with argv from this thread (the namespaces it
 // joined are the child's), giving it the terminal's foreground when nsh
 // has it, passes it the signals sent to nsh, and returns its exit status
-// (128+N when signal N ended it). When the command stops (Ctrl-Z), nsh
+// (128+N when signal N ended it), or the error that kept it from
+// starting or from being waited for. When the command stops (Ctrl-Z), nsh
 // takes the terminal back and stops too, so that the shell that started it
 // sees the job stopped; continued, it hands the terminal back and
 // continues the command, as a shell does.
-func runForeground(path string, argv []string) int {
+func runForeground(path string, argv []string) (int, error) {
 	cmd := &exec.Cmd{Path: path, Args: argv, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 	tty := false
 	if fg, err := unix.IoctlGetInt(0, unix.TIOCGPGRP); err == nil && fg == unix.Getpgrp() {
@@ -747,7 +757,7 @@ func runForeground(path string, argv []string) int {
 	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigc)
 	if err := cmd.Start(); err != nil {
-		return labFail("exec: %v", err)
+		return 0, err
 	}
 	if tty {
 		// Taking the terminal back from the command's process group
@@ -787,7 +797,7 @@ func runForeground(path string, argv []string) int {
 			switch {
 			case w.err != nil:
 				takeBack()
-				return labFail("exec: wait for %d: %v", pid, w.err)
+				return 0, fmt.Errorf("wait for %d: %w", pid, w.err)
 			case w.ws.Stopped():
 				takeBack()
 				unix.Kill(unix.Getpid(), unix.SIGSTOP)
@@ -803,10 +813,10 @@ func runForeground(path string, argv []string) int {
 				}
 			case w.ws.Signaled():
 				takeBack()
-				return 128 + int(w.ws.Signal())
+				return 128 + int(w.ws.Signal()), nil
 			default:
 				takeBack()
-				return w.ws.ExitStatus()
+				return w.ws.ExitStatus(), nil
 			}
 		}
 	}
