@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
+	"nsh.dev/nsh/internal/capture"
 	"nsh.dev/nsh/internal/cgroup"
 	"nsh.dev/nsh/internal/change"
 	"nsh.dev/nsh/internal/doc"
@@ -34,18 +35,36 @@ import (
 func processTable() doc.Table {
 	return doc.Table{
 		Funcs: []doc.Func{
-			{Name: "clone", Sig: `clone(argv, *kinds, hostname=None, domainname=None, mount_proc=False, root=None, cwd=None, env=None, stdin=None, stdout=None, stderr=None, wait=True, uidmap=None, gidmap=None, monotonic=None, boottime=None, propagation="private", detach=False, paused=False, uid=None, gid=None, groups=None, max_output=67108864)`,
+			{Name: "clone", Sig: `clone(argv, *kinds, kinds=None, lo=False, dev=None, hostname=None, domainname=None, mount_proc=False, root=None, cwd=None, env=None, stdin=None, stdout=None, stderr=None, wait=True, uidmap=None, gidmap=None, monotonic=None, boottime=None, propagation="private", detach=False, paused=False, uid=None, gid=None, groups=None, max_output=67108864)`,
 				Impl: cloneBuiltin, Doc: `Starts a process in new namespaces of the given kinds, relative to the current context.
 argv is a list of strings or a string split as a shell would (quotes and
 backslashes; no shell is run); argv[0] is searched in the PATH of env.
-kinds are as for unshare(). Namespaces are created the way clone(2) would:
+kinds are as for unshare(), given as arguments or as a list, positionally
+or as kinds=: clone(argv, "pid", "mnt") == clone(argv, ["pid", "mnt"]) ==
+clone(argv, kinds=["pid", "mnt"], mount_proc=True) (a list lets keywords
+come first). Namespaces are created the way clone(2) would:
 a new user namespace first (mapping the caller to root unless uidmap= and
 gidmap= give lists of (inside, outside, count)), and every other new kind is
 owned by the user namespace the process ends up in.
   hostname, domainname  set in the new UTS namespace (needs "uts")
   mount_proc   mount a fresh /proc (implies "mnt"), as unshare --mount-proc
+  lo           with "net": bring up the loopback of the new network
+               namespace before the exec (default False: as clone(2) and
+               unshare(1) leave it down; unshare() brings it up)
   root         pivot_root into this directory (implies "mnt"); the old root
                is detached, as unshare --root / bubblewrap
+  dev          with root: a minimal /dev in it, as bubblewrap's --dev: a
+               tmpfs with the host's null, zero, full, random, urandom and
+               tty bound in (binds, not mknod: works rootless), a new devpts
+               instance on /dev/pts with /dev/ptmx -> pts/ptmx, a tmpfs on
+               /dev/shm, and /dev/fd, stdin, stdout, stderr -> /proc/self/fd.
+               None (default): made when the root's dev is an empty
+               directory (a /dev the caller filled, e.g. a bind of the
+               host's, is left as it is); True: made, over whatever dev
+               holds, an error if there is no dev directory; False: /dev
+               as the root has it. The root itself is not written to.
+                 clone(["sh", "-c", "echo hi > /dev/null; ls /dev"], "pid",
+                       root="/tmp/box", mount_proc=True, env={"PATH": "/bin"})
   cwd          working directory (inside root, if given)
   env          dict of the environment; default nsh's
   stdin        None: inherit; False: /dev/null; a string: read that file
@@ -104,6 +123,10 @@ mapped; run("id", uid=1000) picks another id of its maps.`},
 cmd, ns and env as for run(); stdin, stdout, stderr, detach and max_output
 as for clone() (stdout=True captures). Use .wait() for its exit code and .kill()
 to signal it. It is killed at the end of the run unless detach=True.
+Captured output can be followed while it runs: .stdout is what it wrote so
+far, p.readline() its next line, p.expect(regex) the first line matching:
+  p = spawn(["sh", "-c", "echo starting; sleep 0.2; echo ready"], stdout=True)
+  p.expect("ready", timeout=5)
 uid, gid and groups as for clone() and run().`},
 			{Name: "lsns", Sig: "lsns(kind=None)", Impl: lsnsBuiltin,
 				Doc: `Lists the namespaces of the system like lsns(8), as a list of structs.
@@ -111,7 +134,7 @@ Each has ns (inode), type (kind), nprocs, pid (the lowest pid in it),
 uid (of that process) and command. kind limits the list to one kind. Only
 namespaces that some process is in are found.`},
 		},
-		Types: []doc.Type{processType.Type()},
+		Types: []doc.Type{processType.Type(), matchType.Type()},
 		Topic: map[string]string{
 			"processes": `Processes: clone() starts one in new namespaces, run() runs one to its end
 in the current context, spawn() starts one in the background. All start in
@@ -121,7 +144,9 @@ unless detach=True; nsh's own death, even by SIGKILL, takes them along (a
 cgroup of the run's killed by the reaper, or rootless, the user namespace
 nsh made). run() returns when its command exits, even if a process it left
 keeps its output pipe open. Captured output is cut at max_output (64 MiB
-per stream by default).`,
+per stream by default); while a process runs, .stdout and .stderr show
+what it wrote so far, and p.readline() and p.expect() follow them line by
+line. sleep() waits for a time, wait_port() for a listening socket.`,
 		},
 	}
 }
@@ -164,8 +189,8 @@ It can be a target of setns() and namespaces() while it runs.`,
 			defer p.mu.Unlock()
 			return starlark.Bool(!p.exited && p.child.Paused()), nil
 		}},
-		{Name: "stdout", Doc: "captured standard output (a string), or None if not captured", Get: func(p *Process) (starlark.Value, error) { return p.captured(1), nil }},
-		{Name: "stderr", Doc: "captured standard error (a string), or None if not captured", Get: func(p *Process) (starlark.Value, error) { return p.captured(2), nil }},
+		{Name: "stdout", Doc: "captured standard output (a string), or None if not captured; while it runs, what it has written so far (all of it once wait() returned)", Get: func(p *Process) (starlark.Value, error) { return p.captured(1), nil }},
+		{Name: "stderr", Doc: "captured standard error (a string), or None if not captured; live as .stdout", Get: func(p *Process) (starlark.Value, error) { return p.captured(2), nil }},
 		{Name: "stdout_truncated", Doc: "True if captured stdout was cut at max_output", Get: func(p *Process) (starlark.Value, error) { return p.cut(1), nil }},
 		{Name: "stderr_truncated", Doc: "True if captured stderr was cut at max_output", Get: func(p *Process) (starlark.Value, error) { return p.cut(2), nil }},
 		{Name: "truncated", Doc: "True if either captured stream was cut at max_output", Get: func(p *Process) (starlark.Value, error) { return p.cut(1, 2), nil }},
@@ -180,6 +205,8 @@ Signalling a process that has exited does nothing.`},
 the last step of the user-namespace handshake, after set_idmaps(). It
 returns once the process has exec'd (or fails with the step that failed,
 e.g. an unmapped process refused a mount). Without maps it runs as nobody.`},
+		{Name: "readline", Sig: `readline(timeout=None, stream="stdout")`, Impl: (*Process).readlineMethod, Doc: readlineDoc},
+		{Name: "expect", Sig: `expect(pattern, timeout=5.0, stream="stdout")`, Impl: (*Process).expectMethod, Doc: expectDoc},
 	},
 }
 
@@ -498,9 +525,11 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	var hostname, domainname, root, cwd, env, stdin, stdout, stderr, uidmap, gidmap starlark.Value = starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None
 	var monotonic, boottime, uid, gid, groups starlark.Value = starlark.None, starlark.None, starlark.None, starlark.None, starlark.None
 	var maxOutput starlark.Value = starlark.MakeInt(defaultMaxOutput)
-	mountProc, wait, detach, paused := false, true, false, false
+	var kindsKw, dev starlark.Value = starlark.None, starlark.None
+	mountProc, wait, detach, paused, lo := false, true, false, false, false
 	propagation := "private"
 	if err := starlark.UnpackArgs(fn.Name(), nil, kwargs,
+		"kinds?", &kindsKw, "lo?", &lo, "dev?", &dev,
 		"hostname?", &hostname, "domainname?", &domainname, "mount_proc?", &mountProc, "root?", &root,
 		"cwd?", &cwd, "env?", &env, "stdin?", &stdin, "stdout?", &stdout, "stderr?", &stderr, "wait?", &wait,
 		"uidmap?", &uidmap, "gidmap?", &gidmap, "monotonic?", &monotonic, "boottime?", &boottime,
@@ -516,10 +545,21 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	if p.argv, err = parseArgv(args[0]); err != nil {
 		return nil, err
 	}
-	flags, err := parseKinds(args[1:])
+	kinds := args[1:]
+	if kindsKw != starlark.None {
+		if len(kinds) > 0 {
+			return nil, fmt.Errorf("kinds given twice: as arguments %s and as kinds=%s", kinds, kindsKw)
+		}
+		kinds = starlark.Tuple{kindsKw}
+	}
+	flags, err := parseKinds(kinds)
 	if err != nil {
 		return nil, err
 	}
+	if lo && flags&unix.CLONE_NEWNET == 0 {
+		return nil, fmt.Errorf("lo=True needs a new net namespace: add \"net\" to the kinds")
+	}
+	p.cfg.LoUp = lo
 	optStr := func(name string, v starlark.Value) (*string, error) {
 		if v == starlark.None {
 			return nil, nil
@@ -562,18 +602,25 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		if err := checkNoNUL("root", *r); err != nil {
 			return nil, err
 		}
-		fi, err := os.Stat(*r)
-		if err != nil {
-			return nil, nserr.New("stat", strconv.Quote(*r), err)
-		}
-		if !fi.IsDir() {
-			return nil, fmt.Errorf("root %q is not a directory", *r)
-		}
 		if filepath.Clean(*r) == "/" {
 			return nil, fmt.Errorf("root %q is already the root", *r)
 		}
 		p.cfg.Root = *r
 		flags |= unix.CLONE_NEWNS
+		// A minimal /dev: by default when the root's dev is an empty
+		// directory (the child looks, in its mount namespace); dev=True
+		// insists on it.
+		switch dev {
+		case starlark.None:
+			p.cfg.Dev = spawn.DevIfDir
+		case starlark.True:
+			p.cfg.Dev = spawn.DevOn
+		case starlark.False:
+		default:
+			return nil, fmt.Errorf("dev must be True, False or None, not %s", dev.Type())
+		}
+	} else if dev == starlark.True {
+		return nil, fmt.Errorf("dev=True needs root=: the minimal /dev is made in a new root")
 	}
 	if mountProc {
 		p.cfg.MountProc = true
@@ -637,10 +684,39 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	}
 	p.cfg.New = flags
 	p.ctx = st.current()
+	if p.cfg.Root != "" {
+		if err := checkRootDir(st, p.ctx, p.cfg.Root); err != nil {
+			return nil, err
+		}
+	}
 	if err := st.identityArgs(p, uid, gid, groups, flags&unix.CLONE_NEWUSER != 0, paused, uids, gids); err != nil {
 		return nil, err
 	}
 	return st.start(th, p)
+}
+
+// checkRootDir checks that root, clone()'s root=, is a directory in the
+// mount namespace of ctx, where the child will look for it.
+func checkRootDir(st *state, ctx nsctx.Context, root string) error {
+	var fi os.FileInfo
+	stat := func() error {
+		var err error
+		fi, err = os.Stat(root)
+		return err
+	}
+	var err error
+	if nsctx.Same(ctx.Get("mnt"), st.tab.Initial.Get("mnt")) {
+		err = stat()
+	} else {
+		err = nsthread.Do(st.tab.Joins(st.tab.Initial.With(ctx.Get("mnt"))), stat)
+	}
+	if err != nil {
+		return nserr.New("stat", strconv.Quote(root), err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("root %q is not a directory", root)
+	}
+	return nil
 }
 
 // commonArgs parses what run() and spawn() share.
@@ -765,47 +841,16 @@ type Process struct {
 	outs   sync.WaitGroup // capture readers
 	mu     sync.Mutex
 	exited bool
-	bufs   [3]*captured
-}
+	bufs   [3]*capture.Buffer // captured streams, nil where not captured
+	pipes  [3]*os.File        // their read ends
 
-// captured is one captured stream: its first max bytes (0: all of it).
-// What comes after is read and thrown away, so the producer never blocks
-// on a full pipe and nsh's memory stays bounded; cut says it happened.
-type captured struct {
-	b   []byte
-	max int64
-	cut bool
-	r   *os.File
+	follow sync.Mutex // held by readline() and expect() while they read
+	next   [3]int     // where they go on in bufs
 }
 
 // defaultMaxOutput is what run(), spawn() and clone() keep of each
 // captured stream unless max_output= says otherwise.
 const defaultMaxOutput = 64 << 20
-
-// keep appends what was read, up to the limit; p.mu is held. The buffer
-// grows by doubling but never past the limit, so a stream cut at the
-// limit costs that many bytes and no more.
-func (c *captured) keep(b []byte) {
-	if c.max > 0 {
-		room := c.max - int64(len(c.b))
-		if int64(len(b)) > room {
-			b, c.cut = b[:room], true
-		}
-	}
-	if len(b) == 0 {
-		return
-	}
-	if need := len(c.b) + len(b); need > cap(c.b) {
-		n := max(2*cap(c.b), need, 4096)
-		if c.max > 0 && int64(n) > c.max {
-			n = int(c.max)
-		}
-		nb := make([]byte, len(c.b), n)
-		copy(nb, c.b)
-		c.b = nb
-	}
-	c.b = append(c.b, b...)
-}
 
 // parseMaxOutput reads max_output=: a positive number of bytes, or None
 // for no limit.
@@ -964,9 +1009,9 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 		if r == nil {
 			continue
 		}
-		proc.bufs[i] = &captured{max: p.maxOutput, r: r}
+		proc.bufs[i], proc.pipes[i] = capture.New(p.maxOutput), r
 		proc.outs.Add(1)
-		go proc.read(proc.bufs[i])
+		go proc.read(proc.bufs[i], r)
 	}
 	if inputW != nil {
 		go func(s string) {
@@ -980,9 +1025,9 @@ func (st *state) start(th *starlark.Thread, p *procSpec) (starlark.Value, error)
 		child.Close()
 		proc.mu.Unlock()
 		close(proc.done)
-		for _, c := range proc.bufs {
-			if c != nil {
-				c.r.SetReadDeadline(time.Now()) // see read; fails once it closed r
+		for _, r := range proc.pipes {
+			if r != nil {
+				r.SetReadDeadline(time.Now()) // see read; fails once it closed r
 			}
 		}
 	}
@@ -1035,21 +1080,19 @@ var errTimeout = fmt.Errorf("timed out")
 // read and thrown away, so it never blocks on a full pipe (nor dies of
 // SIGPIPE), until it closes the pipe: at the latest when the run's
 // teardown kills it.
-func (p *Process) read(c *captured) {
+func (p *Process) read(c *capture.Buffer, r *os.File) {
 	buf := make([]byte, 64<<10)
-	r := c.r
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
-			p.mu.Lock()
-			c.keep(buf[:n])
-			p.mu.Unlock()
+			c.Write(buf[:n])
 		}
 		if err == nil {
 			continue
 		}
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			r.Close()
+			c.Close()
 			p.outs.Done()
 			return
 		}
@@ -1062,9 +1105,7 @@ func (p *Process) read(c *captured) {
 				for {
 					n, err := unix.Read(int(fd), buf)
 					if n > 0 {
-						p.mu.Lock()
-						c.keep(buf[:n])
-						p.mu.Unlock()
+						c.Write(buf[:n])
 						continue
 					}
 					if errors.Is(err, unix.EINTR) {
@@ -1076,6 +1117,7 @@ func (p *Process) read(c *captured) {
 			})
 		}
 	}
+	c.Close()
 	p.outs.Done()
 	if !eof {
 		io.Copy(io.Discard, r)
@@ -1095,22 +1137,13 @@ func quoteArgv(argv []string) string {
 	return "[" + strings.Join(q, " ") + "]"
 }
 
-func stderrTail(b *captured) string {
+func stderrTail(b *capture.Buffer) string {
 	if b == nil {
 		return ""
 	}
-	s := strings.TrimRight(string(b.b), "\n")
+	s := b.Tail()
 	if s == "" {
 		return ""
-	}
-	lines := strings.Split(s, "\n")
-	if len(lines) > 5 {
-		lines = lines[len(lines)-5:]
-	}
-	if t := strings.Join(lines, "\n"); len(t) > 1000 {
-		s = t[len(t)-1000:]
-	} else {
-		s = t
 	}
 	return "; stderr:\n" + s
 }
@@ -1132,7 +1165,7 @@ func (p *Process) waitFor(reg *lifecycle.Registry, timeout time.Duration) (int, 
 	case <-tc:
 		return 0, errTimeout
 	}
-	if p.bufs != [3]*captured{} {
+	if p.bufs != [3]*capture.Buffer{} {
 		outs := make(chan struct{})
 		go func() { p.outs.Wait(); close(outs) }()
 		select {
@@ -1198,18 +1231,68 @@ var (
 	_ contextTarget     = (*Process)(nil)
 )
 
-// String renders the process as <process 42 [sleep 1]>, with a note for
-// a captured stream that was cut: <process 42 [yes] (stdout cut at 1048576 bytes)>.
+// String renders the process with its state: <process 42 [sleep 1]
+// running>, <process 42 [ip -br a] exited 0, stdout "lo UNKNOWN …">, or
+// <process 42 [sleep 60] killed by SIGTERM>. A finished one shows the
+// start of its captured output (stdout, else stderr), at most
+// reprOutput characters with newlines escaped, and a note for a captured
+// stream that was cut: (stdout cut at 1048576 bytes).
 func (p *Process) String() string {
-	var note string
 	p.mu.Lock()
-	for i, b := range p.bufs {
-		if b != nil && b.cut {
-			note += fmt.Sprintf(" (%s cut at %d bytes)", [3]string{"", "stdout", "stderr"}[i], b.max)
+	defer p.mu.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "<process %d %s", p.pid, quoteArgv(p.argv))
+	switch {
+	case !p.exited && p.child.Paused():
+		b.WriteString(" paused")
+	case !p.exited:
+		b.WriteString(" running")
+	case p.werr != nil:
+		fmt.Fprintf(&b, " (wait failed: %v)", p.werr)
+	case p.ws.Signaled():
+		fmt.Fprintf(&b, " killed by %s", unix.SignalName(p.ws.Signal()))
+		if p.ws.CoreDump() {
+			b.WriteString(" (core dumped)")
+		}
+	default:
+		fmt.Fprintf(&b, " exited %d", p.ws.ExitStatus())
+	}
+	if p.exited {
+		for fd := 1; fd <= 2; fd++ {
+			// One byte past what quoteHead shows tells it there is more.
+			if h := p.bufs[fd].Head(4*reprOutput + 1); len(h) > 0 {
+				fmt.Fprintf(&b, ", %s %s", [3]string{"", "stdout", "stderr"}[fd], quoteHead(h, reprOutput))
+				break
+			}
 		}
 	}
-	p.mu.Unlock()
-	return fmt.Sprintf("<process %d %s%s>", p.pid, quoteArgv(p.argv), note)
+	for i, c := range p.bufs {
+		if c != nil && c.Cut() {
+			fmt.Fprintf(&b, " (%s cut at %d bytes)", [3]string{"", "stdout", "stderr"}[i], c.Max())
+		}
+	}
+	b.WriteString(">")
+	return b.String()
+}
+
+// reprOutput is how many characters of its output a process's str() shows.
+const reprOutput = 60
+
+// quoteHead quotes the first n characters of b as a Starlark string,
+// with "…" at its end if there was more.
+func quoteHead(b []byte, n int) string {
+	head := string(b[:min(len(b), 4*n)]) // n characters take at most 4n bytes
+	i := 0
+	for at := range head {
+		if i == n {
+			return strconv.Quote(head[:at] + "…")
+		}
+		i++
+	}
+	if len(head) < len(b) {
+		head += "…"
+	}
+	return strconv.Quote(head)
 }
 
 // Type returns "nsh.process".
@@ -1245,17 +1328,13 @@ func (p *Process) captured(fd int) starlark.Value {
 	if b == nil {
 		return starlark.None
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return starlark.String(b.b)
+	return starlark.String(b.String())
 }
 
 // cut reports whether the output captured on any of fds was cut at max_output.
 func (p *Process) cut(fds ...int) starlark.Bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	for _, fd := range fds {
-		if b := p.bufs[fd]; b != nil && b.cut {
+		if b := p.bufs[fd]; b != nil && b.Cut() {
 			return true
 		}
 	}
@@ -1354,6 +1433,7 @@ func (st *state) processRecord(p *procSpec, cwd string) *change.Process {
 	}
 	rec.Enter, rec.Cwd, rec.Root, rec.Background = st.enterOf(p.ctx), cwd, cfg.Root, !p.wait
 	rec.Hostname, rec.Domain = cfg.Hostname, cfg.Domainname
+	rec.LoUp, rec.Dev = cfg.LoUp, cfg.Root != "" && cfg.Dev != spawn.DevOff
 	rec.Unshare = unshareFlags(cfg.New, p.propagate, cfg.UIDMap, cfg.GIDMap, cfg.Paused)
 	if cfg.New&unix.CLONE_NEWPID != 0 {
 		rec.Unshare = append(rec.Unshare, "--fork")

@@ -6,10 +6,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
+	"regexp"
 	"strings"
+	"sync/atomic"
 	"syscall"
-	"unicode"
 
 	"github.com/chzyer/readline"
 	"go.starlark.net/starlark"
@@ -41,31 +41,35 @@ func (r *Run) REPL(globals starlark.StringDict, stdin io.ReadCloser) error {
 		env[k] = v
 	}
 	th := r.NewThread("<stdin>")
+	comp := &completer{env: env, table: r.in.table}
+	ai := &autoIndent{}
 	hist := HistoryPath()
 	if hist != "" {
 		os.MkdirAll(filepath.Dir(hist), 0o700)
 	}
 	rl, err := readline.NewEx(&readline.Config{
-		Prompt:            r.prompt(th),
-		HistoryFile:       hist,
-		AutoComplete:      &completer{env: env},
-		InterruptPrompt:   "^C",
-		EOFPrompt:         "",
-		Stdin:             stdin,
-		Stdout:            r.in.cfg.Stdout,
-		Stderr:            r.in.cfg.Stderr,
-		HistorySearchFold: true,
+		Prompt:              r.prompt(th),
+		HistoryFile:         hist,
+		AutoComplete:        comp,
+		InterruptPrompt:     "^C",
+		EOFPrompt:           "",
+		Stdin:               stdin,
+		Stdout:              r.in.cfg.Stdout,
+		Stderr:              r.in.cfg.Stderr,
+		HistorySearchFold:   true,
+		FuncFilterInputRune: ai.filter,
 	})
 	if err != nil {
 		return err
 	}
+	ai.rl = rl
 	defer rl.Close()
 	r.mu.Lock()
 	r.onStop = func() { rl.Close() }
 	r.mu.Unlock()
 	fmt.Fprintln(r.in.cfg.Stdout, `nsh: Starlark shell for Linux namespaces. help() lists the builtins; Ctrl-D leaves.`)
 	for {
-		err := r.rep(rl, th, env)
+		err := r.rep(rl, th, env, comp, ai)
 		r.mu.Lock()
 		leave := r.exitReq != nil
 		r.mu.Unlock()
@@ -96,18 +100,23 @@ func (r *Run) REPL(globals starlark.StringDict, stdin io.ReadCloser) error {
 }
 
 // rep reads one chunk (a statement, or a block ended by a blank line),
-// runs it and prints the value of a lone expression.
-func (r *Run) rep(rl *readline.Instance, th *starlark.Thread, env starlark.StringDict) error {
+// runs it and prints the value of a lone expression. A continuation line
+// starts with the indentation it most likely needs (see indentAfter); a
+// line of only that indentation is blank, and ends the block.
+func (r *Run) rep(rl *readline.Instance, th *starlark.Thread, env starlark.StringDict, comp *completer, ai *autoIndent) error {
 	eof, interrupted := false, false
-	first := true
+	var chunk strings.Builder // the lines read so far
 	read := func() ([]byte, error) {
-		if first {
+		indent := ""
+		if chunk.Len() == 0 {
 			rl.SetPrompt(r.prompt(th))
-			first = false
 		} else {
 			rl.SetPrompt("... ")
+			indent = indentAfter(chunk.String())
 		}
-		line, err := rl.Readline()
+		comp.before = chunk.String()
+		ai.prefilled.Store(indent != "")
+		line, err := rl.ReadlineWithDefault(indent)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				eof = true
@@ -117,6 +126,7 @@ func (r *Run) rep(rl *readline.Instance, th *starlark.Thread, env starlark.Strin
 			}
 			return nil, err
 		}
+		chunk.WriteString(line + "\n")
 		return []byte(line + "\n"), nil
 	}
 	f, err := Options.ParseCompoundStmt("<stdin>", read)
@@ -133,19 +143,30 @@ func (r *Run) rep(rl *readline.Instance, th *starlark.Thread, env starlark.Strin
 		fmt.Fprintln(r.in.cfg.Stderr, FormatError(err))
 		return nil
 	}
+	names := func() []string {
+		return append(r.predeclaredNames(), env.Keys()...)
+	}
 	err = r.track(th, func() error {
 		if expr := soleExpr(f); expr != nil {
+			before := r.prompt(th)
 			v, err := starlark.EvalExprOptions(f.Options, th, expr, env)
+			suggestUndefined(err, names)
 			if err != nil {
 				r.printErr(err)
 				return nil
 			}
-			if v != starlark.None {
+			// A call that moved the context, as setns(prev) or
+			// unshare("net"), returns a context: the prompt shows
+			// where it went, and echoing the context is noise.
+			_, call := expr.(*syntax.CallExpr)
+			quiet := call && v.Type() == contextType && r.prompt(th) != before
+			if v != starlark.None && !quiet {
 				fmt.Fprintln(r.in.cfg.Stdout, v.String())
 			}
 			return nil
 		}
 		if err := starlark.ExecREPLChunk(f, th, env); err != nil {
+			suggestUndefined(err, names)
 			r.printErr(err)
 		}
 		return nil
@@ -194,69 +215,69 @@ func soleExpr(f *syntax.File) syntax.Expr {
 	return nil
 }
 
-// completer completes global names and, after "x.y.", attribute names of
-// the value the dotted path denotes (looked up, never called).
-type completer struct{ env starlark.StringDict }
-
-var keywords = []string{"and", "break", "continue", "def", "elif", "else", "for", "if", "in", "lambda", "load", "not", "or", "pass", "return", "while", "True", "False", "None"}
-
-// Do implements readline.AutoCompleter.
-func (c *completer) Do(line []rune, pos int) ([][]rune, int) {
-	start := pos
-	for start > 0 && (isIdent(line[start-1]) || line[start-1] == '.') {
-		start--
-	}
-	word := string(line[start:pos])
-	var cands []string
-	prefix := word
-	if i := strings.LastIndexByte(word, '.'); i >= 0 {
-		prefix = word[i+1:]
-		v := c.lookup(word[:i])
-		if ha, ok := v.(starlark.HasAttrs); ok {
-			cands = ha.AttrNames()
-		}
-	} else {
-		for k := range c.env {
-			cands = append(cands, k)
-		}
-		for k := range starlark.Universe {
-			cands = append(cands, k)
-		}
-		cands = append(cands, keywords...)
-	}
-	sort.Strings(cands)
-	var out [][]rune
-	last := ""
-	for _, s := range cands {
-		if s != last && strings.HasPrefix(s, prefix) && !strings.HasPrefix(s, "_") {
-			out = append(out, []rune(s[len(prefix):]))
-		}
-		last = s
-	}
-	return out, len([]rune(prefix))
+// autoIndent lets typed or pasted indentation replace the indentation
+// rep pre-filled a continuation line with: a space typed first on such a
+// line clears it, so that code pasted with its own indentation keeps it.
+type autoIndent struct {
+	rl        *readline.Instance
+	prefilled atomic.Bool // the line has its pre-filled indentation and no key yet
 }
 
-func (c *completer) lookup(path string) starlark.Value {
-	parts := strings.Split(path, ".")
-	v, ok := c.env[parts[0]]
-	if !ok {
-		v, ok = starlark.Universe[parts[0]]
-		if !ok {
-			return nil
-		}
+// filter implements readline's FuncFilterInputRune.
+func (a *autoIndent) filter(r rune) (rune, bool) {
+	if a.prefilled.Swap(false) && r == ' ' && a.rl != nil {
+		a.rl.Operation.SetBuffer("")
 	}
-	for _, p := range parts[1:] {
-		ha, ok := v.(starlark.HasAttrs)
-		if !ok {
-			return nil
-		}
-		next, err := ha.Attr(p)
-		if err != nil || next == nil {
-			return nil
-		}
-		v = next
-	}
-	return v
+	return r, true
 }
 
-func isIdent(r rune) bool { return r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r) }
+// contextType is the type of the values that describe a context.
+const contextType = "nsh.namespaces"
+
+// indentAfter returns the indentation a continuation of src (the lines of
+// a chunk so far, each ending in a newline) most likely needs: that of
+// its last line, four spaces more after a line ending in ":", four less
+// after return, pass, break or continue, the same inside brackets, none
+// inside a string.
+func indentAfter(src string) string {
+	body := strings.TrimSuffix(src, "\n")
+	last := body[strings.LastIndexByte(body, '\n')+1:]
+	indent := last[:len(last)-len(strings.TrimLeft(last, " \t"))]
+	sc := scanCode(src)
+	if sc.quote != "" {
+		return "" // inside a string: spaces would be part of it
+	}
+	if len(sc.frames) > 0 {
+		return indent
+	}
+	code := last
+	if c := scanCode(last); c.comment >= 0 {
+		code = last[:c.comment]
+	}
+	code = strings.TrimSpace(code)
+	switch {
+	case strings.HasSuffix(code, ":"):
+		return indent + "    "
+	case dedentAfter.MatchString(code):
+		if w := indentWidth(indent); w > 0 {
+			return strings.Repeat(" ", max(0, (w-1)/4*4))
+		}
+	}
+	return indent
+}
+
+var dedentAfter = regexp.MustCompile(`^(return|pass|break|continue)\b`)
+
+// indentWidth is the column an indentation reaches, a tab advancing to the next
+// multiple of 8 as in Starlark's scanner.
+func indentWidth(indent string) int {
+	w := 0
+	for _, c := range indent {
+		if c == '\t' {
+			w += 8 - w%8
+		} else {
+			w++
+		}
+	}
+	return w
+}
