@@ -115,7 +115,8 @@ links, addresses, routes, sysctls, mounts, and processes started without
 waiting (its daemons); persist=True and persist() change nothing there,
 since nsh down undoes all of it. A lab's named network namespaces are its nodes
 (nsh exec LAB NODE -- CMD), with the UTS, IPC and mount namespaces made by
-unshare() while the node's network namespace was the current one, and the
+unshare() while the node's network namespace was the current one (or with
+it by host(LABEL, kinds=[...])), and the
 pid namespace of the first daemon started in the node with one of its own:
   setns(netns(lab.prefix + "r1"))
   unshare("uts", "ipc", "mnt"); hostname("r1")
