@@ -213,7 +213,7 @@ func downWith(args []string, down func(name string) int) int {
 
 // downLab takes lab name down, reporting on w; 0 when it is gone.
 func downLab(name string, w io.Writer) int {
-	l, err := labs.Open(name)
+	l, err := labs.OpenHead(name) // no nodes: it needs none
 	if errors.Is(err, labs.ErrNoLab) {
 		fmt.Fprintf(w, "nsh: down: no lab named %q: nothing to do (nsh ls lists the labs)\n", name)
 		return 0
