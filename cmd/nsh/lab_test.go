@@ -247,9 +247,6 @@ spawn(["sh", "-c", "echo started; exec sleep 3601"], ns = a)
 	if _, stderr, code := nsh(t, "", "up", r); code != 0 {
 		t.Fatalf("up: %d %q", code, stderr)
 	}
-	if out, _ := exec.Command("pgrep", "-f", "^sleep 3601$").Output(); len(out) == 0 {
-		t.Error("the daemon did not outlive nsh up")
-	}
 	l, err := labs.Open("daemon")
 	if err != nil {
 		t.Fatal(err)
@@ -258,8 +255,22 @@ spawn(["sh", "-c", "echo started; exec sleep 3601"], ns = a)
 	if len(logs) != 1 {
 		t.Fatalf("logs: %q", logs)
 	}
-	if b, _ := os.ReadFile(logs[0]); string(b) != "started\n" {
-		t.Errorf("daemon log %q", b)
+	// nsh up returns once the daemon is started, not once its shell has
+	// written and exec'd sleep: give it time (a loaded machine is slow).
+	var running bool
+	var log []byte
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		out, _ := exec.Command("pgrep", "-f", "^sleep 3601$").Output()
+		log, _ = os.ReadFile(logs[0])
+		if running = len(out) > 0; running && string(log) == "started\n" {
+			break
+		}
+	}
+	if !running {
+		t.Error("the daemon did not outlive nsh up")
+	}
+	if string(log) != "started\n" {
+		t.Errorf("daemon log %q", log)
 	}
 	if _, stderr, code := nsh(t, "", "down", "daemon"); code != 0 {
 		t.Fatalf("down: %d %q", code, stderr)
