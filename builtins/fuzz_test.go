@@ -243,9 +243,10 @@ func shOracle(s string) bool {
 // FuzzSplitCommand covers the splitting of run("...")/spawn("...")
 // command strings (splitCommand): words quoted back with change.Quote (as
 // nsh -x prints them) split into the same words, and where sh splits the
-// string without expanding anything, the words are sh's. None of issue
-// 15's defects was in this parser; it found one of its own (a trailing
-// backslash was dropped).
+// string without expanding anything, the words are sh's; an empty word
+// comes only from quotes. None of issue 15's defects was in this parser;
+// it found two of its own (a trailing backslash was dropped, and a
+// backslash-newline between words made an empty word).
 func FuzzSplitCommand(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		words, err := splitCommand(s)
@@ -255,6 +256,11 @@ func FuzzSplitCommand(f *testing.F) {
 				t.Fatalf("splitCommand(%q) = %v without a quote", s, err)
 			}
 			return
+		}
+		for _, w := range words {
+			if w == "" && !strings.ContainsAny(s, `'"`) {
+				t.Fatalf("splitCommand(%q) = %q: an empty word comes only from quotes", s, words)
+			}
 		}
 		if !strings.ContainsAny(s, `'"\`) {
 			if want := strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '\t' || r == '\n' }); !reflect.DeepEqual(words, want) && len(want)+len(words) > 0 {
