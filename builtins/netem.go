@@ -144,7 +144,9 @@ func parseRate(v starlark.Value) (uint64, error) {
 		return 0, fmt.Errorf("rate must be a string like \"10mbit\" or bits per second, not %s", v.Type())
 	}
 	switch {
-	case math.IsNaN(f) || f < 0:
+	case math.IsNaN(f):
+		return 0, fmt.Errorf("rate %s is not a number", v)
+	case f < 0:
 		return 0, fmt.Errorf("rate %s is negative", v)
 	case f < minRate:
 		return 0, fmt.Errorf("rate %s is too low (at least %d bit/s)", v, minRate)
