@@ -86,6 +86,10 @@ func parseDuration(what string, v starlark.Value) (time.Duration, error) {
 	if d > maxDelay {
 		return 0, fmt.Errorf("%s %s is absurd (at most %s)", what, v, maxDelay)
 	}
+	if d > 0 && d < time.Microsecond {
+		// netem keeps microseconds: the delay would silently be 0.
+		return 0, fmt.Errorf("%s %s is less than a microsecond, netem's resolution", what, v)
+	}
 	return d, nil
 }
 
