@@ -45,7 +45,8 @@ func extents(b []byte) Map {
 }
 
 // FuzzCheck covers the kernel's rules for a map (Map.Check): what it
-// accepts has 1..340 lines, is written out in less than a page, has no
+// accepts has 1..340 lines of at least one id, none past 2^32-2, is
+// written out in less than a page, has no
 // two lines overlapping inside or outside, and (with the writer's own
 // ranges given) maps outside only ids that exist; a refusal is a short
 // message. It would have caught issue 15's item 2 (a 340-line map passed
@@ -72,8 +73,9 @@ func FuzzCheck(f *testing.F) {
 			t.Fatalf("Check accepts a map of %d lines, %d bytes", len(m), len(m.Text()))
 		}
 		for i, a := range m {
-			if a.Count == 0 || uint64(a.Inside)+uint64(a.Count) > MaxID+1 || uint64(a.Outside)+uint64(a.Count) > MaxID+1 {
-				// The kernel refuses a count of 0 and ranges past 2^32-1.
+			if a.Count == 0 || uint64(a.Inside)+uint64(a.Count) > MaxID || uint64(a.Outside)+uint64(a.Count) > MaxID {
+				// The kernel refuses a count of 0 and a range that wraps
+				// past 2^32-1 (map_write: first + count <= first).
 				t.Fatalf("Check accepts line %v", a)
 			}
 			for _, b := range m[i+1:] {
