@@ -136,6 +136,9 @@ recipe:
 	in := interp.New(cfg)
 	r := in.NewRun(filepath.Dir(recipe), append([]string{recipe}, rargs...))
 	builtins.SetLab(r.Registry, l)
+	if !hostNoteOff() {
+		builtins.SetHostNote(r.Registry, os.Stderr)
+	}
 	_, err = r.ExecFile(recipe, src)
 	if err == nil {
 		err = builtins.LabUp(r.NewThread("nsh up"), r.Registry)
