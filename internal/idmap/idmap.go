@@ -113,12 +113,11 @@ func (m Map) OwnIDOnly(id int) bool {
 
 // Check applies the kernel's rules to a map before it is written: at
 // most 340 lines, each of at least one id and not past 2^32-2, written
-// out in less than a page (map_write takes one
-// write(2) shorter than PAGE_SIZE, else EINVAL), no overlap inside, no
-// overlap outside, and every outside id mapped in the writer's own user
-// namespace (own lists the ranges of ids that exist there, as [start,
-// count] pairs; nil: unknown). Its messages name a long map by its first
-// lines only.
+// out in less than a page (map_write takes one write(2) shorter than
+// PAGE_SIZE, else EINVAL), no overlap inside, no overlap outside, and
+// every outside id mapped in the writer's own user namespace (own lists
+// the ranges of ids that exist there, as [start, count] pairs; nil:
+// unknown). Its messages name a long map by its first lines only.
 func (m Map) Check(kind string, own [][2]uint64) error {
 	if len(m) == 0 {
 		return fmt.Errorf("empty %s map", kind)
