@@ -247,8 +247,9 @@ func shOracle(s string) bool {
 // nsh -x prints them) split into the same words, and where sh splits the
 // string without expanding anything, the words are sh's; an empty word
 // comes only from quotes. None of issue 15's defects was in this parser;
-// it found two of its own (a trailing backslash was dropped, and a
-// backslash-newline between words made an empty word).
+// writing it brought two of its own to light (a trailing backslash was
+// dropped, and a backslash-newline between words made an empty word),
+// which its seeds keep.
 func FuzzSplitCommand(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		words, err := splitCommand(s)
@@ -314,8 +315,8 @@ func FuzzSysctlKey(f *testing.F) {
 // FuzzParseRate covers netem()'s rate= (parseRate), as a string and as a
 // number: an accepted rate lies between minRate and maxRate and reads back
 // the same written as N"bit"; a refusal names the value. None of issue
-// 15's defects was in this parser; it found that "nanbit" was said to be
-// negative.
+// 15's defects was in this parser; writing it brought to light that
+// "nanbit" was said to be negative (a seed keeps it).
 func FuzzParseRate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string, n float64) {
 		for _, v := range []starlark.Value{starlark.String(s), starlark.Float(n)} {
