@@ -388,10 +388,10 @@ func FuzzParseNetem(f *testing.F) {
 // (makeIDMap, parseIDMaps) and the kernel's rules for a whole map
 // (idmap.Map.Check): an accepted line holds exactly the numbers given,
 // within 0..2^32-2; n copies of it make a list that Check then refuses
-// (copies overlap), with a message of at most 512 bytes. It would have
-// caught issue 15's item 2 (a seed makes 340 copies of a line written
-// out in more than a page, whose message dumped the whole map). Writing
-// it brought an int64 overflow in the range check to light (seeded).
+// (copies overlap), with a message of at most 512 bytes. Of issue 15's
+// defects, none: copies overlap, so a map too long for a page is refused
+// for that too (item 2 is internal/idmap's FuzzCheck's). Writing it
+// brought an int64 overflow in the range check to light (seeded).
 func FuzzIDMap(f *testing.F) {
 	f.Fuzz(func(t *testing.T, inside, outside, count int64, n uint16) {
 		m, err := makeIDMap("uid", inside, outside, count)
