@@ -86,9 +86,10 @@ func FuzzParsePrefix(f *testing.F) {
 }
 
 // FuzzParseRoute covers route destinations and gateways (parseRoute):
-// the destination is the network of what was written, and gateway and
-// destination are of one family. Issue 15's item 13 (IPv4-mapped
-// gateways, /024 destinations) is the defect it would have caught.
+// the destination is the network of what was written, with its prefix
+// length as written, and gateway and destination are of one family, the
+// one written. It would have caught issue 15's item 13 (IPv4-mapped
+// addresses, /024 read as /24) in routes.
 func FuzzParseRoute(f *testing.F) {
 	f.Fuzz(func(t *testing.T, dst, via string) {
 		r, err := parseRoute(dst, via)
@@ -108,6 +109,14 @@ func FuzzParseRoute(f *testing.F) {
 		}
 		if r.v6 != (r.dst.IP.To4() == nil) || (r.via != nil && (r.via.To4() == nil) != r.v6) {
 			t.Fatalf("parseRoute(%q, %q) = %s via %s: families differ", dst, via, r.dst, r.via)
+		}
+		if r.via != nil && strings.Contains(via, ":") != (r.via.To4() == nil) {
+			t.Fatalf("parseRoute(%q, %q): gateway taken as %s", dst, via, r.via)
+		}
+		if _, n, ok := strings.Cut(dst, "/"); ok {
+			if ones, _ := r.dst.Mask.Size(); n != strconv.Itoa(ones) {
+				t.Fatalf("parseRoute(%q, %q) = %s: prefix length written %q", dst, via, r.dst, n)
+			}
 		}
 	})
 }
