@@ -391,6 +391,11 @@ func (st *state) unshareOnThread(cur nsctx.Context, flags int, propagation strin
 		}
 	}
 	err := unshare(st.tab.Joins(cur), flags, func() error {
+		if flags&unix.CLONE_NEWNS != 0 && st.lab != nil {
+			if err := newerMountNS(st.tab.Initial.Get("mnt")); err != nil {
+				return err
+			}
+		}
 		if flags&unix.CLONE_NEWNS != 0 {
 			if err := setPropagation("/", propagation); err != nil {
 				return err
