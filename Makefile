@@ -17,7 +17,7 @@ STATIC_CC ?= $(shell command -v musl-gcc 2>/dev/null || echo gcc)
 ROOTLESS_USER ?= 65534
 TESTBIN := $(CURDIR)/.testbin
 
-.PHONY: build demo deps test test-root test-rootless install lint bench clean
+.PHONY: build demo deps test test-root test-rootless install lint bench fuzz clean
 
 build:
 	CC=$(STATIC_CC) $(GO) build -tags '$(TAGS)' -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/nsh
@@ -62,6 +62,21 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags nshfault ./internal/fault ./internal/change
+
+# Every Go fuzz target (func FuzzXxx in a _test.go file) for FUZZTIME, one
+# after the other, each with FUZZPARALLEL workers. New failing inputs land
+# in the package's testdata/fuzz/FuzzXxx; plain `go test` (make test) runs
+# the seed corpora there. README's "Reliability" has the last figures.
+FUZZTIME     ?= 10m
+FUZZPARALLEL ?= 1
+fuzz:
+	@set -e; for file in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
+		pkg=$$(dirname $$file); \
+		for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
+			echo "== $$pkg $$target"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) -parallel $(FUZZPARALLEL) $$pkg; \
+		done; \
+	done
 
 # One table of medians and ratios against our raw programs (bench/run says how).
 bench: build
