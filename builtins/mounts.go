@@ -328,6 +328,12 @@ func mountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 			return err
 		}
 		made.created = res.Created
+		if !host && len(res.Created) > 0 {
+			// Before Apply returns: a SIGKILL right after it must not
+			// leave the directories (a kill between the mkdir and here
+			// still does; see README "Reliability").
+			rec.Intend(sharedDirOps(res.Created, rec.File)...)
+		}
 		rec.What = fmt.Sprintf("directories made for mount on %s", res.Entry.Target)
 		switch {
 		case host && r.NewMount() && persist:
@@ -369,7 +375,7 @@ func mountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	}
 	rec.Reap = func() []reaper.Op {
 		if !host {
-			return nil
+			return sharedDirOps(res.Created, rec.File)
 		}
 		ops := []reaper.Op{reaper.Umount(mnt, res.Entry.Target, uint64(res.Entry.ID))}
 		return append(ops, rmdirOps(mnt, res.Created, rec.File)...)
@@ -402,6 +408,28 @@ func rmdirOps(mnt *nsctx.NS, created []mount.Made, file bool) []reaper.Op {
 		ops = append(ops, reaper.Rmdir(mnt, created[i].Path))
 	}
 	return ops
+}
+
+// sharedDirOps are the reaper's ops that remove, where nsh started, what
+// mkdir=True made for a mount in another mount namespace: the mount dies
+// with its namespace, but the directories may be on a filesystem nsh's
+// own namespace shares, where they would outlive a SIGKILL of nsh. Only
+// the paths that name there the very directory (or file) made get an op.
+func sharedDirOps(created []mount.Made, file bool) []reaper.Op {
+	var same []mount.Made
+	nsthread.Do(nil, func() error {
+		for _, m := range created {
+			var sb unix.Stat_t
+			if unix.Lstat(m.Path, &sb) == nil && sb.Dev == m.Dev && sb.Ino == m.Ino {
+				same = append(same, m)
+			}
+		}
+		return nil
+	})
+	if len(same) == 0 {
+		return nil
+	}
+	return rmdirOps(nil, same, file && same[len(same)-1] == created[len(created)-1])
 }
 
 // aheadOps are the reaper's ops that undo what a mount is about to make

@@ -136,6 +136,7 @@ type Run struct {
 	signal   syscall.Signal // the signal that interrupted the run, if any
 	sigOnce  sync.Once      // starts signal handling
 	sigc     chan os.Signal
+	watched  chan struct{} // closed when watchSignals returns; nil if never started
 	done     chan struct{}
 	onStop   func()      // closes the REPL's input on SIGTERM/SIGHUP
 	exitReq  *int        // set by exit() in the REPL
@@ -223,7 +224,11 @@ func (r *Run) handleSignals() {
 			return
 		}
 		signal.Notify(r.sigc, sigs...)
-		go r.watchSignals()
+		r.watched = make(chan struct{})
+		go func() {
+			defer close(r.watched)
+			r.watchSignals()
+		}()
 	})
 }
 
@@ -370,6 +375,22 @@ func (r *Run) Teardown() error {
 		close(r.done)
 		if r.memWatch != nil {
 			r.memWatch.stop()
+		}
+		// A signal that came as the run ended (its watcher not yet
+		// scheduled, or during the teardown) still sets the exit
+		// status: nsh was asked to stop, and says so with 128+N.
+		r.sigOnce.Do(func() {}) // handleSignals has set r.watched, or never will
+		if r.watched != nil {
+			<-r.watched
+		}
+		select {
+		case s := <-r.sigc:
+			r.mu.Lock()
+			if r.signal == 0 {
+				r.signal = s.(syscall.Signal)
+			}
+			r.mu.Unlock()
+		default:
 		}
 	}
 	return err
