@@ -300,6 +300,27 @@ func mountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		// Written ahead: what the mount is about to make, before each
 		// step (the directories, the file, the mount itself).
 		r.Ahead = func(a mount.Ahead) { rec.Intend(aheadOps(mnt, a)...) }
+	} else if r.Mkdir {
+		// The mount dies with its namespace; what mkdir=True makes for
+		// it may not (see sharedDirOps): written ahead where nsh
+		// started, if the directory it is made in is the same there.
+		var shared *bool
+		r.Ahead = func(a mount.Ahead) {
+			if len(a.Dirs) == 0 && a.File == "" {
+				return
+			}
+			if shared == nil {
+				first := a.File
+				if len(a.Dirs) > 0 {
+					first = a.Dirs[0]
+				}
+				same := sameWhereStarted(filepath.Dir(first))
+				shared = &same
+			}
+			if *shared {
+				rec.Intend(aheadOps(nil, mount.Ahead{Dirs: a.Dirs, File: a.File, FileIno: a.FileIno})...)
+			}
+		}
 	}
 	rec.Apply = func() error {
 		proc, err := mount.OpenProc()
@@ -329,9 +350,8 @@ func mountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		}
 		made.created = res.Created
 		if !host && len(res.Created) > 0 {
-			// Before Apply returns: a SIGKILL right after it must not
-			// leave the directories (a kill between the mkdir and here
-			// still does; see README "Reliability").
+			// Checked by inode now that they are made (r.Ahead gave
+			// them by path, before each mkdir).
 			rec.Intend(sharedDirOps(res.Created, rec.File)...)
 		}
 		rec.What = fmt.Sprintf("directories made for mount on %s", res.Entry.Target)
@@ -430,6 +450,17 @@ func sharedDirOps(created []mount.Made, file bool) []reaper.Op {
 		return nil
 	}
 	return rmdirOps(nil, same, file && same[len(same)-1] == created[len(created)-1])
+}
+
+// sameWhereStarted reports whether dir, as this thread sees it, is the
+// very directory the path names in nsh's initial mount namespace.
+func sameWhereStarted(dir string) bool {
+	var here, there unix.Stat_t
+	if unix.Stat(dir, &here) != nil {
+		return false
+	}
+	err := nsthread.Do(nil, func() error { return unix.Stat(dir, &there) })
+	return err == nil && here.Dev == there.Dev && here.Ino == there.Ino
 }
 
 // aheadOps are the reaper's ops that undo what a mount is about to make

@@ -222,6 +222,12 @@ a.rename("wa-r2")`, "kill-at=link.renamed"},
 		{"mount: made", `mount("tmpfs", DIR + "/a/b", "tmpfs", mkdir = True)`, "kill-after=1"},
 		{"file bind: file made", `mount("/etc/hostname", DIR + "/f/hostname", bind = True, mkdir = True)`, "kill-at=inroot.created#2"},
 		{"file bind: mounted", `mount("/etc/hostname", DIR + "/f/hostname", bind = True, mkdir = True)`, "kill-at=mount.mounted"},
+		{"mount in the run's mount namespace: directory made", `unshare("mnt")
+mount("tmpfs", DIR + "/a/b", "tmpfs", mkdir = True)`, "kill-at=inroot.created#1"},
+		{"mount in the run's mount namespace: mounted", `unshare("mnt")
+mount("tmpfs", DIR + "/a/b", "tmpfs", mkdir = True)`, "kill-at=mount.mounted"},
+		{"mount in the run's mount namespace: made", `unshare("mnt")
+mount("tmpfs", DIR + "/a/b", "tmpfs", mkdir = True)`, "kill-after=2"},
 		{"the run's cgroup made", `spawn(["sleep", "100"])`, "kill-at=cgroup.made"},
 		{"a process started", `spawn(["sleep", "100"])`, "kill-after=2"},
 		{"host hostname set", `hostname("wa-" + hostname())`, "kill-at=uts.set"},
