@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 	"go.starlark.net/starlark"
@@ -21,7 +22,7 @@ func (st *state) addAddrs(th *starlark.Thread, h *nlhandle.Handle, nl netlink.Li
 	if len(addrs) == 0 {
 		return nil
 	}
-	where, ref := st.nsLabel(ns), st.netnsRef(ns)
+	where, ref := st.nsWhere(ns), st.netnsRef(ns)
 	for i, a := range addrs {
 		rec := &change.Addr{NS: ref, Dev: nl.Attrs().Name, CIDR: a.IPNet.String(), NoDAD: a.Flags&unix.IFA_F_NODAD != 0}
 		rec.Apply = func() error {
@@ -73,7 +74,11 @@ func (l *Link) addAddrMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 }
 
 func (l *Link) delAddrMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
-	addrs, err := cidrArgs(fn.Name(), args, kw)
+	missingOK := false
+	if err := starlark.UnpackArgs(fn.Name(), nil, kw, "missing_ok?", &missingOK); err != nil {
+		return nil, err
+	}
+	addrs, err := cidrArgs(fn.Name(), args, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -81,8 +86,17 @@ func (l *Link) delAddrMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 	if err != nil {
 		return nil, err
 	}
+	var have []netlink.Addr
+	if missingOK {
+		if have, err = h.AddrList(nl, netlink.FAMILY_ALL); err != nil {
+			return nil, nserr.New("addr show", fmt.Sprintf("dev %q", nl.Attrs().Name), err)
+		}
+	}
 	ref := l.st.netnsRef(l.netns())
 	for _, a := range addrs {
+		if missingOK && !slices.ContainsFunc(have, func(x netlink.Addr) bool { return x.IPNet.String() == a.IPNet.String() }) {
+			continue // not there: no change
+		}
 		rec := &change.Addr{NS: ref, Dev: nl.Attrs().Name, CIDR: a.IPNet.String(), Del: true}
 		rec.Apply = func() error {
 			err := h.AddrDel(nl, a)

@@ -56,10 +56,13 @@ Mounts made in a mount namespace the run created vanish with it. Mounts
 made in the mount namespace nsh started in are unmounted at the end of the
 run, unless persist=True or .persist() is called on the result. Changes of
 propagation and remounts of existing mounts are not undone.`},
-			{Name: "umount", Sig: "umount(target, detach=False, recursive=False)", Impl: umountBuiltin, Doc: `Unmounts target in the current context's mount namespace.
+			{Name: "umount", Sig: "umount(target, detach=False, recursive=False, missing_ok=False)", Impl: umountBuiltin, Doc: `Unmounts target in the current context's mount namespace.
 recursive=True unmounts the mounts below target first; detach=True is a
 lazy unmount (MNT_DETACH) that also takes everything below. A busy mount or
-a path that is not a mount point is an error.`},
+a path that is not a mount point is an error; with missing_ok=True a target
+that does not exist or is not a mount point is left as it is, silently.
+Example: umount("/mnt/lab", recursive=True, missing_ok=True)`},
+			{Name: "mkdir", Sig: "mkdir(path, mode=0o755, parents=False, exist_ok=False, persist=False)", Impl: mkdirBuiltin, Doc: mkdirDoc},
 			{Name: "mounts", Sig: "mounts(ns=None)", Impl: mountsBuiltin, Doc: `Returns the mount table of a mount namespace as a list of nsh.mount, in
 /proc/PID/mountinfo order, with targets as seen from that namespace's root.
 ns is a target as for setns() (a namespaces value, a mnt namespace, a pid,
@@ -273,7 +276,7 @@ func (st *state) mountNS(mnt *nsctx.NS) change.MountNS {
 	if nsctx.Same(mnt, st.tab.Initial.Get("mnt")) {
 		return change.MountNS{}
 	}
-	return change.MountNS{Path: change.FdPath(mnt.Fd()), Label: mnt.String()}
+	return change.MountNS{Path: change.FdPath(mnt.Fd()), Label: st.nsName(mnt)}
 }
 
 func mountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -482,8 +485,8 @@ func aheadOps(mnt *nsctx.NS, a mount.Ahead) []reaper.Op {
 
 func umountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var target string
-	var detach, recursive bool
-	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "target", &target, "detach?", &detach, "recursive?", &recursive); err != nil {
+	var detach, recursive, missingOK bool
+	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "target", &target, "detach?", &detach, "recursive?", &recursive, "missing_ok?", &missingOK); err != nil {
 		return nil, err
 	}
 	if target == "" {
@@ -503,6 +506,21 @@ func umountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 	var gone []int
 	cur := st.current()
 	mnt := cur.Get("mnt")
+	if missingOK {
+		// Nothing to unmount is no change: nothing is traced or done.
+		var mounted bool
+		err := nsthread.Do(st.tab.Joins(cur), func() error {
+			var err error
+			mounted, err = mount.Mounted(target)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if !mounted {
+			return starlark.None, nil
+		}
+	}
 	rec := &change.Umount{NS: st.mountNS(mnt), Target: target, Detach: detach, Recursive: recursive}
 	rec.What = "umount " + target
 	rec.Apply = func() error {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +37,8 @@ func namespaceTable() doc.Table {
 target is a pid, a process, a namespaces value, a namespace file path or an
 ip-netns name. Example: namespaces().net, namespaces(1).uts.`},
 			{Name: "unshare", Sig: `unshare(*kinds, propagation="private", lo=True, uidmap=None, gidmap=None, monotonic=None, boottime=None)`, Impl: unshareBuiltin, Doc: `Creates new namespaces and moves the current context into them.
+To make namespaces for a topology without moving (and with a label), use
+netns_new() or host().
 kinds are /proc/PID/ns names ("net", "uts", ...) or CLONE_NEW* constants,
 which may be OR-ed: unshare("net", "uts") == unshare(CLONE_NEWNET|CLONE_NEWUTS).
 Returns the new context as nsh.namespaces. As with unshare(1), a new mount
@@ -73,10 +76,21 @@ name appears. Runs asking for one name at once agree: one creates it, the
 others wait for it and open it. An empty /run/netns/NAME with no namespace
 on it (its maker was killed while making it) is reported, not reused:
 netns_delete(NAME) removes it.`},
-			{Name: "netns_delete", Sig: "netns_delete(name)", Impl: netnsDeleteBuiltin, Doc: `Deletes a named network namespace, as "ip netns del NAME".
+			{Name: "netns_delete", Sig: "netns_delete(name, missing_ok=False)", Impl: netnsDeleteBuiltin, Doc: `Deletes a named network namespace, as "ip netns del NAME".
 The namespace itself goes away once nothing else holds it. It also removes
 a stale entry (an empty file with no namespace on it); an entry another run
-is making is deleted once made.`},
+is making is deleted once made. A name that does not exist is an error
+unless missing_ok=True, which makes a clean start one line:
+  netns_delete("blue", missing_ok=True)
+  blue = netns("blue")`},
+			{Name: "netns_list", Sig: "netns_list()", Impl: netnsListBuiltin, Doc: `Lists the named network namespaces, as "ip netns list": their names, sorted.
+The names are the entries of /run/netns in the current context's mount
+namespace (what netns(), netns_delete() and "ip netns" use), as strings; a
+stale entry (no namespace on it, see netns()) is listed too, so that
+netns_delete() can clear it. ip's "(id: N)" is left out: it is relative to
+the namespace asking. netns(name) opens one.
+Example: if "blue" not in netns_list(): netns("blue")
+         for n in netns_list(): print(n, netns(n))`},
 			{Name: "hostname", Sig: "hostname(name=None, ns=None)", Impl: utsBuiltin(true), Doc: `Returns, or sets when name is given, the hostname of a UTS namespace.
 ns is a target as for setns(); default the current context. In a UTS
 namespace that outlives the run (nsh's own, one setns() joined; not one
@@ -85,6 +99,8 @@ nsh is killed, unless the name was changed again since.`},
 			{Name: "domainname", Sig: "domainname(name=None, ns=None)", Impl: utsBuiltin(false), Doc: `Returns, or sets when name is given, the NIS domain name of a UTS namespace.
 ns is a target as for setns(); default the current context. Restored at the
 end of the run as for hostname().`},
+			{Name: "netns_new", Sig: "netns_new(label, lo=True)", Impl: netnsNewBuiltin, Doc: netnsNewDoc},
+			{Name: "host", Sig: `host(label, kinds=["net"], lo=True, hostname=None)`, Impl: hostBuiltin, Doc: hostDoc},
 		},
 		Types:  []doc.Type{namespaceType.Type(), namespacesType.Type()},
 		Consts: consts,
@@ -92,17 +108,36 @@ end of the run as for hostname().`},
 			"kinds": `Namespace kinds: mnt, uts, ipc, pid, net, user, cgroup, time (the names in
 /proc/PID/ns), or the constants CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC,
 CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWUSER, CLONE_NEWCGROUP, CLONE_NEWTIME,
-which may be OR-ed together as in C.`,
+which may be OR-ed together as in C. unshare() and clone() also take a
+list of them: unshare(["net", "uts"]), clone(argv, kinds=["pid", "mnt"]).`,
 		},
 	}
 }
 
-// parseKinds turns kind arguments (names or OR-ed CLONE_NEW* ints) into
-// flags. It fails on anything unknown before any syscall is made.
+// parseKinds turns kind arguments (names or OR-ed CLONE_NEW* ints, or
+// lists of them) into flags. It fails on anything unknown before any syscall is made.
 func parseKinds(args starlark.Tuple) (int, error) {
 	flags := 0
 	for _, a := range args {
 		switch a := a.(type) {
+		case *starlark.List, starlark.Tuple:
+			// A list of kinds, as clone(argv, kinds=[...]) takes.
+			var inner starlark.Tuple
+			it := starlark.Iterate(a)
+			var x starlark.Value
+			for it.Next(&x) {
+				if _, nested := x.(starlark.Indexable); nested && x.Type() != "string" {
+					it.Done()
+					return 0, fmt.Errorf("namespace kind must be a string or CLONE_NEW* int, not %s (in %s)", x.Type(), a)
+				}
+				inner = append(inner, x)
+			}
+			it.Done()
+			f, err := parseKinds(inner)
+			if err != nil {
+				return 0, err
+			}
+			flags |= f
 		case starlark.String:
 			k, ok := nsthread.KindByName(string(a))
 			if !ok {
@@ -247,6 +282,20 @@ func unshareBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tup
 		return nil, err
 	}
 	cur := st.current()
+	created, err := st.unshareNew(th, cur, flags, &opts, "")
+	if err != nil {
+		return nil, err
+	}
+	next := cur.With(created...)
+	st.setCurrent(next)
+	return &Namespaces{ctx: next, st: st}, nil
+}
+
+// unshareNew creates namespaces of the kinds in flags, made from the
+// context cur (which it does not move), as one change through the
+// executor; label, if not "", is given to each of them before the change
+// is traced (see netns_new and host).
+func (st *state) unshareNew(th *starlark.Thread, cur nsctx.Context, flags int, opts *unshareOpts, label string) ([]*nsctx.NS, error) {
 	var created []*nsctx.NS
 	userForeign := !nsctx.Same(cur.Get("user"), st.tab.Initial.Get("user"))
 	rec := &change.Unshare{Opts: unshareFlags(flags, opts.propagation, opts.uidmap, opts.gidmap, false)}
@@ -254,13 +303,16 @@ func unshareBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tup
 		rec.Opts = append(rec.Opts, "--monotonic="+change.Seconds(opts.monotonic), "--boottime="+change.Seconds(opts.boottime))
 	}
 	rec.What, rec.Aside = "namespaces "+nsthread.FlagNames(flags), true
+	if label != "" {
+		rec.What = fmt.Sprintf("namespaces %s of %q", nsthread.FlagNames(flags), label)
+	}
 	rec.Apply = func() error {
 		var err error
 		if flags&^threadKinds == 0 && !userForeign && opts.processOnly() {
 			created, err = st.unshareOnThread(cur, flags, opts.propagation, opts.lo)
 		} else {
 			var init *spawn.Child
-			if created, init, err = st.unshareViaProcess(cur, flags, &opts); err != nil {
+			if created, init, err = st.unshareViaProcess(cur, flags, opts); err != nil {
 				return err
 			}
 			if init != nil {
@@ -281,8 +333,15 @@ func unshareBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tup
 			return err
 		}
 		st.markMade(created...)
+		if label != "" {
+			st.setLabel(label, created...)
+		}
 		for _, n := range created {
-			rec.Held = append(rec.Held, fmt.Sprintf("%s as /proc/%d/fd/%d", n, os.Getpid(), n.Fd()))
+			held := n.String()
+			if label != "" {
+				held = st.nsName(n) + " " + held[len(n.Kind.Name)+1:]
+			}
+			rec.Held = append(rec.Held, fmt.Sprintf("%s as /proc/%d/fd/%d", held, os.Getpid(), n.Fd()))
 			if n.Kind.Name == "net" && opts.lo {
 				rec.LoUp, rec.Net = true, st.netnsRef(n)
 			}
@@ -292,9 +351,7 @@ func unshareBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tup
 	if _, err := st.ex.Do(th, rec); err != nil {
 		return nil, err
 	}
-	next := cur.With(created...)
-	st.setCurrent(next)
-	return &Namespaces{ctx: next, st: st}, nil
+	return created, nil
 }
 
 // unshareOnThread creates namespaces on a pinned thread that has joined
@@ -314,6 +371,11 @@ func (st *state) unshareOnThread(cur nsctx.Context, flags int, propagation strin
 		}
 	}
 	err := unshare(st.tab.Joins(cur), flags, func() error {
+		if flags&unix.CLONE_NEWNS != 0 && st.lab != nil {
+			if err := newerMountNS(st.tab.Initial.Get("mnt")); err != nil {
+				return err
+			}
+		}
 		if flags&unix.CLONE_NEWNS != 0 {
 			if err := setPropagation("/", propagation); err != nil {
 				return err
@@ -431,10 +493,20 @@ func netnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	if err != nil {
 		return nil, err
 	}
+	ns, _, err := st.makeNetns(th, name, persist, lo)
+	if err != nil {
+		return nil, err
+	}
+	return &Namespace{ns: ns, st: st}, nil
+}
+
+// makeNetns creates, or opens if it exists (opened), the network
+// namespace named name, as netns() does.
+func (st *state) makeNetns(th *starlark.Thread, name string, persist, lo bool) (ns *nsctx.NS, opened bool, err error) {
 	// A lab keeps what it names until nsh down, which deletes it.
 	persist = persist && st.lab == nil
 	path := filepath.Join(netnsDir, name)
-	var ns, fresh *nsctx.NS
+	var fresh *nsctx.NS
 	var mntID, ino uint64
 	cur := st.current()
 	rec := &change.NetnsAdd{Name: name, LoUp: lo}
@@ -497,9 +569,9 @@ func netnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		return nil
 	}
 	if _, err := st.ex.Do(th, rec); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return &Namespace{ns: ns, st: st}, nil
+	return ns, rec.Opened, nil
 }
 
 // unbackedGrace is how long an entry of /run/netns may be an empty,
@@ -588,7 +660,8 @@ func removeNetns(st *state, ctx nsctx.Context, name string, want *netnsdir.Ident
 
 func netnsDeleteBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var name string
-	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "name", &name); err != nil {
+	var missingOK bool
+	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "name", &name, "missing_ok?", &missingOK); err != nil {
 		return nil, err
 	}
 	if err := checkNetnsName(name); err != nil {
@@ -599,9 +672,47 @@ func netnsDeleteBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark
 		return nil, err
 	}
 	if _, err := os.Lstat(filepath.Join(netnsDir, name)); err != nil {
-		return nil, fmt.Errorf("no network namespace named %q", name)
+		if missingOK && errors.Is(err, fs.ErrNotExist) {
+			return starlark.None, nil
+		}
+		return nil, fmt.Errorf("no network namespace named %q (netns_list() lists them; missing_ok=True accepts none)", name)
 	}
 	return starlark.None, removeNetns(st, st.current(), name, nil)
+}
+
+func netnsListBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if err := starlark.UnpackArgs(fn.Name(), args, kwargs); err != nil {
+		return nil, err
+	}
+	st, err := stateOf(th)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	err = st.doIn(st.tab.Joins(st.current()), func() error {
+		es, err := os.ReadDir(netnsDir)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // no named namespace yet
+		}
+		if err != nil {
+			return nserr.New("read", netnsDir, err)
+		}
+		for _, e := range es {
+			if e.Type().IsRegular() {
+				names = append(names, e.Name())
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	out := make([]starlark.Value, len(names))
+	for i, n := range names {
+		out[i] = starlark.String(n)
+	}
+	return starlark.NewList(out), nil
 }
 
 func (n *Namespace) persist(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -623,7 +734,7 @@ func (n *Namespace) persist(th *starlark.Thread, fn *starlark.Builtin, args star
 	mnt := cur.Get("mnt")
 	src := change.FdPath(n.ns.Fd())
 	rec := &change.NsKeep{Kind: n.ns.Kind.Name, Fd: n.ns.Fd(), Path: path}
-	rec.What = fmt.Sprintf("%s kept on %s", n.ns, path)
+	rec.What = fmt.Sprintf("%s kept on %s", st.nsName(n.ns), path)
 	var created bool
 	var mntID, ino uint64
 	rec.Apply = func() error {
@@ -658,10 +769,10 @@ func (n *Namespace) persist(th *starlark.Thread, fn *starlark.Builtin, args star
 					os.Remove(path)
 				}
 				if errors.Is(err, unix.EINVAL) {
-					return nserr.Errorf("mount", "--bind "+n.ns.String()+" "+strconv.Quote(path), err,
+					return nserr.Errorf("mount", "--bind "+st.nsName(n.ns)+" "+strconv.Quote(path), err,
 						"the parent mount of %s is probably shared; bind its directory onto itself and make it private first", path)
 				}
-				return nserr.New("mount", "--bind "+n.ns.String()+" "+strconv.Quote(path), err)
+				return nserr.New("mount", "--bind "+st.nsName(n.ns)+" "+strconv.Quote(path), err)
 			}
 			mntID, err = mountIDOf(path)
 			return err

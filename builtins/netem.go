@@ -38,7 +38,9 @@ milliseconds); loss is a percentage (0..100); rate is "10mbit",
 rate alone uses a tbf qdisc; delay, jitter or loss need tc netem (the
 kernel's sch_netem), which also carries the rate. netem() with no
 arguments removes the emulation. Shape both directions by calling it on
-both ends. The original qdisc is restored at the end of the run.
+both ends. The original qdisc is restored at the end of the run, unless
+the link is kept (persist()) or is in a network namespace this run made
+and keeps (netns()): then the emulation is kept with it.
 Where the kernel lacks sch_netem (CONFIG_NET_SCH_NETEM unset), delay,
 jitter and loss fail with an error saying so and nothing is changed.`
 
@@ -237,13 +239,18 @@ func (l *Link) netemMethod(th *starlark.Thread, fn *starlark.Builtin, args starl
 	if l.qdisc == nil {
 		// The first shaping of the link restores its default qdisc at the
 		// end of the run, unless the link goes with its namespace first.
+		// A link kept after the run, or in a namespace this run made and
+		// keeps, keeps its qdisc too.
 		rec.Undo = func() (bool, error) {
-			if l.st.diesWithRun(l.netns()) {
+			if l.st.keptHere(l.netns()) || l.kept() {
 				return false, nil
 			}
 			h, nl, err := l.fetch()
 			if err != nil {
 				return false, nil // the link is gone, and its qdisc with it
+			}
+			if l.st.keptLink(l.netns(), nl.Attrs().Index) {
+				return false, nil
 			}
 			return clearQdisc(h, nl)
 		}

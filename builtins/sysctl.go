@@ -15,6 +15,7 @@ import (
 	"nsh.dev/nsh/internal/nserr"
 	"nsh.dev/nsh/internal/nsthread"
 	"nsh.dev/nsh/internal/reaper"
+	"nsh.dev/nsh/internal/spell"
 )
 
 func sysctlTable() doc.Table {
@@ -220,7 +221,7 @@ func readSysctl(key, path string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		if os.IsNotExist(err) {
-			return "", fmt.Errorf("no sysctl %q (%s does not exist)", key, path)
+			return "", noSysctl(key, path)
 		}
 		return "", nserr.New("read", path, err)
 	}
@@ -231,7 +232,7 @@ func writeSysctl(key, path, val string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if os.IsNotExist(err) {
-			return fmt.Errorf("no sysctl %q (%s does not exist)", key, path)
+			return noSysctl(key, path)
 		}
 		return nserr.New("open", path, err)
 	}
@@ -243,4 +244,56 @@ func writeSysctl(key, path, val string) error {
 		return nserr.New("write", fmt.Sprintf("%q to %s", val, path), err)
 	}
 	return nil
+}
+
+// noSysctl is the error for a key with no file under /proc/sys, with the
+// nearest existing key when one is near ("net.ipv4.ip_fowrard": did you
+// mean net.ipv4.ip_forward?). It runs where the key was looked up, so it
+// sees the same namespace's /proc/sys/net.
+func noSysctl(key, path string) error {
+	msg := fmt.Sprintf("no sysctl %q (%s does not exist", key, path)
+	if s := nearestSysctl(key); s != "" {
+		msg += "; did you mean " + s + "?"
+	}
+	return nserr.Explain(unix.ENOENT, "%s)", msg)
+}
+
+// nearestSysctl corrects the first part of key that names nothing under
+// /proc/sys to the nearest entry of its directory, if the key so corrected
+// exists; it returns the corrected key in key's own form (dotted or
+// slashed), or "".
+func nearestSysctl(key string) string {
+	sep := "."
+	if strings.Contains(key, "/") {
+		sep = "/"
+	}
+	parts := strings.Split(key, sep)
+	dir := "/proc/sys"
+	for i, p := range parts {
+		next := dir + "/" + p
+		if _, err := os.Lstat(next); err == nil {
+			dir = next
+			continue
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return ""
+		}
+		names := make([]string, 0, len(entries))
+		for _, e := range entries {
+			if sep == "/" || !strings.Contains(e.Name(), ".") {
+				names = append(names, e.Name())
+			}
+		}
+		n := spell.Nearest(p, names)
+		if n == "" {
+			return ""
+		}
+		fixed := append(append(append([]string(nil), parts[:i]...), n), parts[i+1:]...)
+		if _, err := os.Lstat("/proc/sys/" + strings.Join(fixed, "/")); err != nil {
+			return ""
+		}
+		return strings.Join(fixed, sep)
+	}
+	return ""
 }

@@ -90,10 +90,11 @@ func uname(host bool) (string, error) {
 // nothing needs restoring.
 func (st *state) setUTSName(th *starlark.Thread, uts *nsctx.NS, host bool, name string) error {
 	joins := st.tab.Joins(nsctx.Context{}.With(uts))
-	rec := &change.UTSName{Domain: !host, Name: name, Label: uts.String()}
-	rec.What = fmt.Sprintf("hostname of %s", uts)
+	where := st.nsName(uts)
+	rec := &change.UTSName{Domain: !host, Name: name, Label: where}
+	rec.What = fmt.Sprintf("hostname of %s", where)
 	if !host {
-		rec.What = fmt.Sprintf("domainname of %s", uts)
+		rec.What = fmt.Sprintf("domainname of %s", where)
 	}
 	var reapNS *nsctx.NS // nil: the reaper's own UTS namespace, nsh's
 	if !nsctx.Same(uts, st.tab.Initial.Get("uts")) {
@@ -106,9 +107,9 @@ func (st *state) setUTSName(th *starlark.Thread, uts *nsctx.NS, host bool, name 
 			if err == nil {
 				fault.At("uts.set")
 			}
-			return nserr.New("sethostname", fmt.Sprintf("%q in %s", v, uts), err)
+			return nserr.New("sethostname", fmt.Sprintf("%q in %s", v, where), err)
 		}
-		return nserr.New("setdomainname", fmt.Sprintf("%q in %s", v, uts), unix.Setdomainname([]byte(v)))
+		return nserr.New("setdomainname", fmt.Sprintf("%q in %s", v, where), unix.Setdomainname([]byte(v)))
 	}
 	if !st.madeHere(uts) {
 		old, err := utsName(joins, host)

@@ -3,11 +3,14 @@ package interp
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"go.starlark.net/resolve"
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
+
+	"nsh.dev/nsh/internal/spell"
 )
 
 // FormatError renders an error the way a compiler would: the position of
@@ -17,7 +20,7 @@ func FormatError(err error) string {
 	var ee *starlark.EvalError
 	if errors.As(err, &ee) {
 		frames := scriptFrames(ee.CallStack)
-		msg := ee.Msg
+		msg := percentHint(ee.Msg)
 		if len(frames) == 0 {
 			return msg
 		}
@@ -44,6 +47,44 @@ func FormatError(err error) string {
 		return strings.Join(lines, "\n")
 	}
 	return err.Error()
+}
+
+// suggestUndefined adds "(did you mean NAME?)" to the resolver's
+// "undefined: X" errors in err, the nearest of names. go.starlark.net
+// suggests only the module's own globals; names are what it does not
+// see: the predeclared names (builtins such as ping) and, in the REPL,
+// the session's globals. The errors are changed in place.
+func suggestUndefined(err error, names func() []string) {
+	var rl resolve.ErrorList
+	if !errors.As(err, &rl) {
+		return
+	}
+	var cands []string
+	for i, e := range rl {
+		name, ok := strings.CutPrefix(e.Msg, "undefined: ")
+		if !ok || strings.Contains(name, " ") {
+			continue // not undefined, or already with a suggestion
+		}
+		if cands == nil {
+			cands = names()
+			sort.Strings(cands)
+		}
+		if n := spell.Nearest(name, cands); n != "" {
+			rl[i].Msg += fmt.Sprintf(" (did you mean %s?)", n)
+		}
+	}
+}
+
+// percentHint adds to Starlark's "unknown conversion %." (or %5, %-, %+,
+// %#, % ) that fmt() has what % lacks: width, precision, flags.
+func percentHint(msg string) string {
+	const prefix = "unknown conversion %"
+	if i := strings.Index(msg, prefix); i >= 0 && i+len(prefix) < len(msg) {
+		if c := msg[i+len(prefix)]; c == '.' || c == '-' || c == '+' || c == '#' || c == ' ' || c >= '0' && c <= '9' {
+			return msg + ` (Starlark's % has no width, precision or flags: use fmt("{:.1f}", x); see help(fmt))`
+		}
+	}
+	return msg
 }
 
 // scriptFrames drops the frames of builtins (their position is

@@ -338,6 +338,15 @@ func (r *Run) predeclared() starlark.StringDict {
 	return d
 }
 
+// predeclaredNames lists the names every module of this run sees.
+func (r *Run) predeclaredNames() []string {
+	names := make([]string, 0, len(r.in.predeclared)+1)
+	for k := range r.in.predeclared {
+		names = append(names, k)
+	}
+	return append(names, "argv")
+}
+
 // ExecFile runs a script's source as the main module and returns its
 // globals. filename is used in positions and to resolve loads.
 func (r *Run) ExecFile(filename string, src any) (starlark.StringDict, error) {
@@ -346,6 +355,7 @@ func (r *Run) ExecFile(filename string, src any) (starlark.StringDict, error) {
 	err := r.track(th, func() error {
 		var err error
 		globals, err = starlark.ExecFileOptions(Options, th, filename, src, r.predeclared())
+		suggestUndefined(err, r.predeclaredNames)
 		return err
 	})
 	return globals, err

@@ -64,6 +64,42 @@ func TestSyntaxErrorPosition(t *testing.T) {
 	}
 }
 
+// An undefined name gets the nearest predeclared one as a suggestion,
+// which go.starlark.net's resolver (it sees the module's globals only)
+// does not give.
+func TestUndefinedSuggestion(t *testing.T) {
+	noop := func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
+		return starlark.None, nil
+	}
+	in := interp.New(interp.Config{Builtins: doc.Table{Funcs: []doc.Func{{Name: "ping", Sig: "ping()", Doc: "x", Impl: noop}}}})
+	for _, c := range []struct{ src, want string }{
+		{"pnig(\"10.0.0.1\")\n", "u.star:1:1: undefined: pnig (did you mean ping?)"},
+		{"print(lenn([]))\n", "u.star:1:7: undefined: lenn (did you mean len?)"},
+		{"print(agrv)\n", "u.star:1:7: undefined: agrv (did you mean argv?)"},
+		{"myvar = 1\nprint(myvra)\n", "u.star:2:7: undefined: myvra (did you mean myvar?)"},
+		{"print(xyzzy)\n", "u.star:1:7: undefined: xyzzy"},
+	} {
+		r := in.NewRun(".", []string{"u.star"})
+		_, err := r.ExecFile("u.star", c.src)
+		r.Close()
+		if got := interp.FormatError(err); got != c.want {
+			t.Errorf("%q: got %q, want %q", c.src, got, c.want)
+		}
+	}
+}
+
+// Starlark's % has no precision: its error points to fmt().
+func TestPercentPrecisionHint(t *testing.T) {
+	_, msg, _ := run(t, ".", "p.star", "x = 19.87\nprint(\"%.1f\" % x)\n")
+	if !strings.Contains(msg, `p.star:2:14: unknown conversion %. (Starlark's % has no width, precision or flags: use fmt("{:.1f}", x); see help(fmt))`) {
+		t.Errorf("got %q", msg)
+	}
+	_, msg, _ = run(t, ".", "q.star", "print(\"%q\" % 1)\n")
+	if strings.Contains(msg, "fmt(") {
+		t.Errorf("%%q is no width or precision, got %q", msg)
+	}
+}
+
 func TestExit(t *testing.T) {
 	out, _, code := run(t, ".", "x.star", "print('a')\nexit(3)\nprint('b')\n")
 	if code != 3 || out != "a\n" {

@@ -8,6 +8,7 @@ import (
 	"go.starlark.net/starlark"
 
 	"nsh.dev/nsh/internal/doc"
+	"nsh.dev/nsh/internal/format"
 )
 
 // languageTable documents and implements the builtins that belong to the
@@ -34,6 +35,46 @@ The same text is printed by "nsh doc NAME".`,
 Everything the script created is torn down first, exactly as at the normal
 end of the script; what was persisted stays.`,
 				Impl: exitBuiltin,
+			},
+			{
+				Name: "fmt",
+				Sig:  "fmt(template, *args, **kwargs)",
+				Doc: `Formats numbers and text with width, precision and grouping, as Python's str.format.
+Starlark's % has no width or precision ("%.1f" % x fails with "unknown
+conversion %."); fmt has Python's format-spec mini-language:
+  fmt("{:.1f} Mbit/s", 19.87)        "19.9 Mbit/s"
+  fmt("{:>8}|{:<6}|", "eth0", 42)    "    eth0|42    |"
+  fmt("{:,}", 1234567)               "1,234,567"
+  fmt("{:x} {:#06x}", 255, 255)      "ff 0x00ff"
+  fmt("{:5.1%}", 0.25)               "25.0%"
+  fmt("{0} {0!r} {n:03d}", "a", n=7) "a \"a\" 007"
+  fmt("{r.mbit:.1f}", r=result)      an attribute of an nsh value
+  fmt("{:>{w}}", "x", w=5)           the width from an argument
+  fmt(".2f", 3.14159)                "3.14": a bare spec formats one value
+Fields: {} the next argument, {0} by position, {name} by keyword, then
+.attr and [index]; !r or !s; then :spec. {{ and }} are literal braces.
+Spec: [[fill]align][sign][z][#][0][width][,|_][.precision][type]
+  align  < left (text's default), > right (numbers'), ^ centre, = after the sign
+  sign   + always, - negatives only (default), space before positives
+  z      no "-" on a value that rounds to zero; # 0b/0o/0x prefix, keep the point
+  0      pad with zeros after the sign; , or _ groups thousands (_ by 4 for b/o/x)
+  type   int: d b o x X c n   float (or int): f F e E g G n %   text: s
+  no type: ints as d, floats as Python's repr (or g-like with a precision), the
+  rest as str(); bool formats as True/False, or 1/0 with a numeric type.
+A template is any string with a brace; a string without one and one argument
+is a bare spec (Python's format(x, spec)).`,
+				Impl: fmtBuiltin,
+			},
+			{
+				Name: "round",
+				Sig:  "round(x, ndigits=None)",
+				Doc: `Rounds a number as Python does: a tie goes to the even digit.
+round(2.5) is 2 and round(3.5) is 4, both ints: without ndigits the result
+is an int. round(19.87, 1) is 19.9 (a float); round(1250, -2) is 1200 (an
+int: negative ndigits round to tens, hundreds, ...). A float rounds by its
+exact binary value: round(2.675, 2) is 2.67, since 2.675 is stored as
+2.67499.... For text use fmt("{:.2f}", x).`,
+				Impl: roundBuiltin,
 			},
 		},
 		Topic: map[string]string{
@@ -74,6 +115,37 @@ func exitBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple,
 		return nil, fmt.Errorf("exit code %d is out of range 0..255", code)
 	}
 	return nil, &ExitError{Code: code}
+}
+
+func fmtBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if len(args) == 0 {
+		return nil, fmt.Errorf("fmt: missing template (e.g. fmt(\"{:.1f}\", x))")
+	}
+	tmpl, ok := starlark.AsString(args[0])
+	if !ok {
+		return nil, fmt.Errorf("fmt: template must be a string, not %s", args[0].Type())
+	}
+	var (
+		s   string
+		err error
+	)
+	if !strings.ContainsAny(tmpl, "{}") && len(args) == 2 && len(kwargs) == 0 {
+		s, err = format.Value(args[1], tmpl)
+	} else {
+		s, err = format.Template(tmpl, args[1:], kwargs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fmt: %v", err)
+	}
+	return starlark.String(s), nil
+}
+
+func roundBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var x, nd starlark.Value = nil, starlark.None
+	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "x", &x, "ndigits?", &nd); err != nil {
+		return nil, err
+	}
+	return format.Round(x, nd)
 }
 
 func (in *Interp) help(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {

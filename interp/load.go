@@ -48,6 +48,7 @@ func (r *Run) load(thread *starlark.Thread, name string) (starlark.StringDict, e
 		m.err = r.track(th, func() error {
 			var err error
 			m.globals, err = starlark.ExecFileOptions(Options, th, path, src, r.predeclared())
+			suggestUndefined(err, r.predeclaredNames)
 			return err
 		})
 	}

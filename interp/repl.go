@@ -143,10 +143,14 @@ func (r *Run) rep(rl *readline.Instance, th *starlark.Thread, env starlark.Strin
 		fmt.Fprintln(r.in.cfg.Stderr, FormatError(err))
 		return nil
 	}
+	names := func() []string {
+		return append(r.predeclaredNames(), env.Keys()...)
+	}
 	err = r.track(th, func() error {
 		if expr := soleExpr(f); expr != nil {
 			before := r.prompt(th)
 			v, err := starlark.EvalExprOptions(f.Options, th, expr, env)
+			suggestUndefined(err, names)
 			if err != nil {
 				r.printErr(err)
 				return nil
@@ -162,6 +166,7 @@ func (r *Run) rep(rl *readline.Instance, th *starlark.Thread, env starlark.Strin
 			return nil
 		}
 		if err := starlark.ExecREPLChunk(f, th, env); err != nil {
+			suggestUndefined(err, names)
 			r.printErr(err)
 		}
 		return nil

@@ -75,6 +75,39 @@ type Node struct {
 	Name string            `json:"name"`
 	Net  string            `json:"net"`
 	More map[string]string `json:"more,omitempty"`
+	// Init is the daemon that holds the node's pid namespace: a pid
+	// namespace can be entered only while its init lives, so nsh exec
+	// joins it through that process. nil when no daemon of the node has a
+	// pid namespace of its own.
+	Init *NodeInit `json:"init,omitempty"`
+}
+
+// NodeInit is the daemon of a node that holds its pid namespace, and the
+// kinds of namespace nsh exec joins through it, by /proc/PID/ns/KIND:
+// "pid", and each of "uts", "ipc", "mnt" in which the daemon has a
+// namespace other than the node's (a daemon with its own /proc has its
+// own mount namespace), overriding the node's More.
+type NodeInit struct {
+	Daemon
+	Kinds []string `json:"kinds"`
+}
+
+// Kinds lists the kinds of namespace of the node: "net", then "uts",
+// "ipc", "mnt" and "pid" as More and Init give it those.
+func (n Node) Kinds() []string {
+	kinds := []string{"net"}
+	for _, k := range []string{"uts", "ipc", "mnt", "pid"} {
+		has := n.More[k] != ""
+		if n.Init != nil {
+			for _, ik := range n.Init.Kinds {
+				has = has || ik == k
+			}
+		}
+		if has {
+			kinds = append(kinds, k)
+		}
+	}
+	return kinds
 }
 
 // Broken reports whether the lab's nsh died building it (nsh gc).

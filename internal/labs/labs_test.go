@@ -49,3 +49,19 @@ func TestJournalRead(t *testing.T) {
 		t.Errorf("live records %+v, want a (inode 2) and c", recs)
 	}
 }
+
+func TestNodeKinds(t *testing.T) {
+	for _, c := range []struct {
+		n    Node
+		want string
+	}{
+		{Node{Name: "a"}, "net"},
+		{Node{Name: "a", More: map[string]string{"ipc": "/x", "uts": "/y"}}, "net,uts,ipc"},
+		{Node{Name: "a", More: map[string]string{"mnt": "/m"}, Init: &NodeInit{Kinds: []string{"pid"}}}, "net,mnt,pid"},
+		{Node{Name: "a", Init: &NodeInit{Kinds: []string{"pid", "mnt", "uts"}}}, "net,uts,mnt,pid"},
+	} {
+		if got := strings.Join(c.n.Kinds(), ","); got != c.want {
+			t.Errorf("%+v: kinds %s, want %s", c.n, got, c.want)
+		}
+	}
+}

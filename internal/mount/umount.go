@@ -14,6 +14,27 @@ import (
 	"nsh.dev/nsh/internal/nserr"
 )
 
+// Mounted reports whether target (resolved in the calling thread's mount
+// namespace and root) is the root of a mount: false when it is a plain
+// directory or file, or does not exist.
+func Mounted(target string) (bool, error) {
+	rootfd, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false, nserr.New("open", "/", err)
+	}
+	fd, err := inroot.Open(rootfd, target)
+	unix.Close(rootfd)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return false, nil
+	}
+	if err != nil {
+		return false, nserr.New("open", strconv.Quote(target), err)
+	}
+	_, isRoot, err := mountID(fd)
+	unix.Close(fd)
+	return isRoot, err
+}
+
 // Umount unmounts target (and, when recursive, what is below it first)
 // and returns the ids of the mounts that went away.
 func Umount(proc int, target string, detach, recursive bool) ([]int, error) {
