@@ -344,10 +344,9 @@ var termOrder = regexp.MustCompile(`(?s)term \d+\n(.*)`)
 // ends it, which a shell reports as 143 too, and the kernel and the
 // reaper reclaim the rest. It found that a SIGTERM arriving as a run
 // ended was dropped (exit 0, 2% of the soak's runs; fixed in interp's
-// Teardown). It would have
-// caught "fourteen defects" item 8 in its run() form (a background
-// grandchild keeping run() blocked past the signal, then surviving the
-// run); no item of that issue is about teardown order.
+// Teardown). It would have caught "fourteen defects" item 8 in its run()
+// form (a background grandchild keeping run() blocked past the signal,
+// then surviving the run); no item of that issue is about teardown order.
 func TestTermAfterEveryStepOfRecipes(t *testing.T) {
 	byDefault, late := 0, 0
 	n := everyStep(t, "term-after", 1, func(t *testing.T, f faulted) {
@@ -397,10 +396,10 @@ func TestTermAfterEveryStepOfRecipes(t *testing.T) {
 // before). Two changes are ones whose failure nsh gets over, by design
 // (see builtins' tracker): the run's cgroup (nsh then becomes the
 // subreaper of the run's processes instead) and that subreaper (a warning
-// says descendants may outlive the run); the script goes on. It would have caught
-// "fourteen defects" item 3 (a veth() whose name the kernel expanded
-// failed after making the pair, leaving pa0/pq0: a failure that did not
-// undo what the failing call had made).
+// says descendants may outlive the run); the script goes on. It would
+// have caught "fourteen defects" item 3 (a veth() whose name the kernel
+// expanded failed after making the pair, leaving pa0/pq0: a failure that
+// did not undo what the failing call had made).
 func TestFailAtEveryStepOfRecipes(t *testing.T) {
 	fellBack, warned := 0, 0
 	n := everyStep(t, "fail-at", 2, func(t *testing.T, f faulted) {
