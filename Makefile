@@ -17,7 +17,7 @@ STATIC_CC ?= $(shell command -v musl-gcc 2>/dev/null || echo gcc)
 ROOTLESS_USER ?= 65534
 TESTBIN := $(CURDIR)/.testbin
 
-.PHONY: build demo deps test test-root test-rootless install lint bench fuzz clean
+.PHONY: build demo deps test test-root test-rootless soak install lint bench fuzz clean
 
 build:
 	CC=$(STATIC_CC) $(GO) build -tags '$(TAGS)' -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/nsh
@@ -44,15 +44,20 @@ test-root:
 test-rootless: build
 	rm -rf $(TESTBIN) && mkdir -p $(TESTBIN) && chmod 755 $(TESTBIN)
 	cp $(BIN) $(TESTBIN)/nsh
+	$(GO) build -tags nshfault -o $(TESTBIN)/nsh-fault ./cmd/nsh   # the fault injector's build (internal/fault)
 	set -e; for pkg in $$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.Dir}}{{end}}' ./...); do \
 		name=$$(basename $$pkg); \
 		$(GO) test -c -o $(TESTBIN)/$$name.test $$pkg; \
 		chmod -R a+rX $(TESTBIN) $$pkg; \
 		echo "== rootless: $$name"; \
-		(cd $$pkg && NSH_BIN=$(TESTBIN)/nsh HOME=/tmp setpriv --reuid=$(ROOTLESS_USER) --regid=$(ROOTLESS_USER) --clear-groups \
+		(cd $$pkg && NSH_BIN=$(TESTBIN)/nsh NSH_FAULT_BIN=$(TESTBIN)/nsh-fault HOME=/tmp setpriv --reuid=$(ROOTLESS_USER) --regid=$(ROOTLESS_USER) --clear-groups \
 			$(TESTBIN)/$$name.test -test.count=1) || exit 1; \
 	done
 	rm -rf $(TESTBIN)
+
+# The long forms of the reliability tests (README "Reliability").
+soak:
+	NSH_SOAK=1 $(GO) test -p 1 -count=1 -timeout 3h ./cmd/nsh -run 'StepOfRecipes|KillAtRandomTimes' -v >soak-faults.log 2>&1; s=$$?; grep -E '^(--- |ok|FAIL)|injected|SIGKILLs' soak-faults.log; exit $$s
 
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/nsh
@@ -83,4 +88,4 @@ bench: build
 	NSH=$(BIN) bench/run
 
 clean:
-	rm -rf $(BIN) $(TESTBIN)
+	rm -rf $(BIN) $(TESTBIN) soak-faults.log
