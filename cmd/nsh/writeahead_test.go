@@ -61,20 +61,7 @@ func faultRun(t *testing.T, bin, script, fault string) (string, syscall.WaitStat
 // the run left no cgroup.
 func faultRunPid(t *testing.T, bin, script, fault string) (string, syscall.WaitStatus, int) {
 	t.Helper()
-	cmd := exec.Command(bin, "-c", script)
-	cmd.Env = append(os.Environ(), "NSH_FAULT="+fault)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	cmd.WaitDelay = 10 * time.Second
-	err := cmd.Run()
-	if err == exec.ErrWaitDelay {
-		t.Fatalf("NSH_FAULT=%s: something that kept nsh's stderr still ran 10 s after nsh ended (the reaper?)", fault)
-	}
-	if _, ok := err.(*exec.ExitError); err != nil && !ok {
-		t.Fatal(err)
-	}
-	noCgroups(t, cmd.Process.Pid)
-	return stderr.String(), cmd.ProcessState.Sys().(syscall.WaitStatus), cmd.Process.Pid
+	return faultRunArgs(t, bin, fault, "-c", script)
 }
 
 // killed fails the test unless nsh died of the injected SIGKILL (else the
