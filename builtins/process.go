@@ -245,6 +245,10 @@ func (st *state) tracker(th *starlark.Thread) *os.File {
 			// killed, everything in it is the run's.
 			rec.Ahead = func() []reaper.Op { return []reaper.Op{reaper.KillUserns()} }
 		}
+		// Orphans adopted by nsh outlive it unless a teardown kills
+		// them: from here on a signal tears down (issue 18 item 6: SIGINT
+		// of a run that had only started processes left them).
+		st.reg.Guard()
 		rec.Apply = func() error { return spawn.SetSubreaper(true) }
 		rec.Undo = func() (bool, error) {
 			err := spawn.KillOrphans()
