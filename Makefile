@@ -17,7 +17,7 @@ STATIC_CC ?= $(shell command -v musl-gcc 2>/dev/null || echo gcc)
 ROOTLESS_USER ?= 65534
 TESTBIN := $(CURDIR)/.testbin
 
-.PHONY: build demo deps test test-root test-rootless install lint bench clean
+.PHONY: build demo deps test test-root test-rootless install lint bench clean soak
 
 build:
 	CC=$(STATIC_CC) $(GO) build -tags '$(TAGS)' -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/nsh
@@ -62,6 +62,11 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags nshfault ./internal/fault ./internal/change
+
+# The long soak (issue 18 item 5): TestSoak with 100,000 create/destroy
+# cycles in one nsh (make test runs 1,000). NSH_SOAK_CYCLES=N for another count.
+soak:
+	NSH_SOAK_CYCLES=$${NSH_SOAK_CYCLES:-100000} $(GO) test -count=1 -timeout 0 -v -run '^TestSoak$$' ./cmd/nsh
 
 # One table of medians and ratios against our raw programs (bench/run says how).
 bench: build
