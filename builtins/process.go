@@ -1301,6 +1301,12 @@ func (p *Process) waitMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 	if err != nil {
 		return nil, err
 	}
+	if p.entry != nil {
+		// Reaped and its output read: nothing is left to undo, and the
+		// registry need not keep the process (issue 18 item 5: a loop
+		// of spawn().wait() grew by ~1.7 KB a process until the run's end).
+		p.entry.Forget()
+	}
 	return starlark.MakeInt(code), nil
 }
 
