@@ -30,10 +30,9 @@ const cancelRuns = 5
 // long timeout, p.wait(), run("sleep ..."), sleep(), p.expect(),
 // readline()), and measures from the kill(2) to nsh's exit: status 130,
 // no process of the script is left, and the
-// median over cancelRuns runs is under cancelBound. (Of issue 15's
-// fourteen defects this would have caught none directly; item 8's run()
-// that waited for a grandchild's pipe is the nearest: a SIGINT there
-// waited for the pipe too.)
+// median over cancelRuns runs is under cancelBound. (It would have caught
+// none of issue 15's fourteen defects: it guards the cancellation of every
+// blocking builtin, which TestInterruptEndsWaits checks in-process only.)
 func TestSIGINTCancelsWithin100ms(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (rootless mode puts a supervisor in between)")
