@@ -17,7 +17,7 @@ STATIC_CC ?= $(shell command -v musl-gcc 2>/dev/null || echo gcc)
 ROOTLESS_USER ?= 65534
 TESTBIN := $(CURDIR)/.testbin
 
-.PHONY: build demo deps test test-root test-rootless install lint bench clean soak
+.PHONY: build demo deps test test-root test-rootless install lint bench fuzz clean soak
 
 build:
 	CC=$(STATIC_CC) $(GO) build -tags '$(TAGS)' -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/nsh
@@ -63,8 +63,23 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags nshfault ./internal/fault ./internal/change
 
+# Every Go fuzz target (func FuzzXxx in a _test.go file) for FUZZTIME, one
+# after the other, each with FUZZPARALLEL workers. New failing inputs land
+# in the package's testdata/fuzz/FuzzXxx; plain `go test` (make test) runs
+# the seed corpora there. README's "Reliability" has the last figures.
+FUZZTIME     ?= 10m
+FUZZPARALLEL ?= 1
+fuzz:
+	@set -e; for file in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
+		pkg=$$(dirname $$file); \
+		for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
+			echo "== $$pkg $$target"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) -parallel $(FUZZPARALLEL) $$pkg; \
+		done; \
+	done
+
 # The long soak (issue 18 item 5): TestSoak with 100,000 create/destroy
-# cycles in one nsh (make test runs 1,000). NSH_SOAK_CYCLES=N for another count.
+# cycles in one nsh (make test runs 500). NSH_SOAK_CYCLES=N for another count.
 soak:
 	NSH_SOAK_CYCLES=$${NSH_SOAK_CYCLES:-100000} $(GO) test -count=1 -timeout 0 -v -run '^TestSoak$$' ./cmd/nsh
 

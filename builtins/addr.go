@@ -22,7 +22,7 @@ func (st *state) addAddrs(th *starlark.Thread, h *nlhandle.Handle, nl netlink.Li
 	if len(addrs) == 0 {
 		return nil
 	}
-	where, ref := st.nsLabel(ns), st.netnsRef(ns)
+	where, ref := st.nsWhere(ns), st.netnsRef(ns)
 	for i, a := range addrs {
 		rec := &change.Addr{NS: ref, Dev: nl.Attrs().Name, CIDR: a.IPNet.String(), NoDAD: a.Flags&unix.IFA_F_NODAD != 0}
 		rec.Apply = func() error {

@@ -41,6 +41,9 @@ func bridgeBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 	if err != nil {
 		return nil, err
 	}
+	if nsv == starlark.None {
+		st.noteHost(fn.Name(), ns)
+	}
 	h, err := st.handle(ns)
 	if err != nil {
 		return nil, err
@@ -64,7 +67,7 @@ func bridgeBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 			if errors.Is(err, unix.EEXIST) {
 				return st.linkExists(h, ns, name)
 			}
-			return nserr.New("link add", fmt.Sprintf("bridge %q in %s", name, st.nsLabel(ns)), err)
+			return nserr.New("link add", fmt.Sprintf("bridge %q in %s", name, st.nsWhere(ns)), err)
 		}
 		fault.At("link.added")
 		if l.index = idx; idx > 0 {

@@ -20,7 +20,7 @@ import (
 // renamed to name) in ns: the link there, its kind (a veth with its peer),
 // and the fix.
 func (st *state) linkExists(h *nlhandle.Handle, ns *nsctx.NS, name string) error {
-	where := st.nsLabel(ns)
+	where := st.nsWhere(ns)
 	nl, err := h.LinkByName(name)
 	if err != nil {
 		return nserr.Explain(unix.EEXIST, "a link named %q already exists in %s", name, where)
@@ -51,7 +51,7 @@ func (st *state) linkExists(h *nlhandle.Handle, ns *nsctx.NS, name string) error
 // routeExists explains the EEXIST of adding r to ns's main table: the
 // routes to the same destination already there, and the fix.
 func (st *state) routeExists(h *nlhandle.Handle, ns *nsctx.NS, r *Route) error {
-	where := st.nsLabel(ns)
+	where := st.nsWhere(ns)
 	family := netlink.FAMILY_V4
 	if r.r.Family == netlink.FAMILY_V6 {
 		family = netlink.FAMILY_V6
@@ -105,5 +105,5 @@ func linkName(h *nlhandle.Handle, i int) string {
 
 // addrExists explains the EEXIST of adding a to the link nl of ns.
 func (st *state) addrExists(ns *nsctx.NS, nl netlink.Link, a *netlink.Addr) error {
-	return nserr.Explain(unix.EEXIST, "address %s is already on %q in %s; nothing to add (del_addr() removes it)", a.IPNet, nl.Attrs().Name, st.nsLabel(ns))
+	return nserr.Explain(unix.EEXIST, "address %s is already on %q in %s; nothing to add (del_addr() removes it)", a.IPNet, nl.Attrs().Name, st.nsWhere(ns))
 }

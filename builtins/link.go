@@ -82,9 +82,16 @@ func (l *Link) where() (*nsctx.NS, int, string) {
 func (l *Link) netns() *nsctx.NS { ns, _, _ := l.where(); return ns }
 
 func (l *Link) set(ns *nsctx.NS, index int, name string) {
+	kept := l.kept()
+	if kept {
+		l.st.keepLinks(false, l) // what is kept moves with it
+	}
 	l.mu.Lock()
 	l.ns, l.index, l.name = ns, index, name
 	l.mu.Unlock()
+	if kept {
+		l.st.keepLinks(true, l)
+	}
 }
 
 // String renders the link as "link(nt-a, net:[4026532201])".
@@ -93,8 +100,12 @@ func (l *Link) String() string {
 	return fmt.Sprintf("link(%s, %s)", name, l.st.nsLabel(ns))
 }
 
-// nsLabel renders a network namespace by its ip-netns name if it has one.
+// nsLabel renders a network namespace by its label (net:h1) or else its
+// ip-netns name (netns red) if it has one.
 func (st *state) nsLabel(ns *nsctx.NS) string {
+	if l := st.labelOf(ns); l != "" {
+		return ns.Kind.Name + ":" + l
+	}
 	if n := st.nameOf(ns); n != "" {
 		return "netns " + n
 	}
@@ -212,8 +223,15 @@ bridge is an nsh.link or the name of a bridge in the link's namespace.`},
 A link that no longer exists (deleted by hand, its peer deleted, its
 namespace gone) is an error unless missing_ok=True: l.delete(missing_ok=True)`},
 		{Name: "persist", Sig: "persist()", Impl: (*Link).persistMethod, Doc: `Keeps the link after the run (both ends, for a veth).
+What is on it is kept with it: its addresses, the routes that go out of
+it (route(dev=) or through a gateway it reaches) and its netem() qdisc.
 It still goes away with its namespace if that namespace dies. Links nsh
-did not create (found with link()) are never deleted by nsh anyway.`},
+did not create (found with link()) are never deleted by nsh anyway.
+Example:
+  a = netns("pa")
+  x, _ = veth("pa-eth0", "pa-peer", ns=a, addr="10.9.0.1/24")
+  x.persist()
+  route("default", via="10.9.0.2", ns=a)   # kept with x (and with a)`},
 		{Name: "netem", Sig: "netem(delay=None, jitter=None, loss=None, rate=None)", Impl: (*Link).netemMethod, Doc: netemDoc},
 	},
 }
@@ -258,9 +276,9 @@ func (l *Link) fetch() (*nlhandle.Handle, netlink.Link, error) {
 	nl, err := h.LinkByIndex(idx)
 	if err != nil || nl.Attrs().Name != name {
 		if err != nil && !isNotFound(err) {
-			return nil, nil, nserr.New("link show", fmt.Sprintf("%q in %s", name, l.st.nsLabel(ns)), err)
+			return nil, nil, nserr.New("link show", fmt.Sprintf("%q in %s", name, l.st.nsWhere(ns)), err)
 		}
-		return nil, nil, nserr.Explain(unix.ENODEV, "link %q no longer exists in %s", name, l.st.nsLabel(ns))
+		return nil, nil, nserr.Explain(unix.ENODEV, "link %q no longer exists in %s", name, l.st.nsWhere(ns))
 	}
 	return h, nl, nil
 }
@@ -274,9 +292,9 @@ func (st *state) lookupLink(ns *nsctx.NS, name string) (*nlhandle.Handle, netlin
 	nl, err := h.LinkByName(name)
 	if err != nil {
 		if isNotFound(err) {
-			return nil, nil, nserr.Explain(unix.ENODEV, "no link named %q in %s", name, st.nsLabel(ns))
+			return nil, nil, nserr.Explain(unix.ENODEV, "no link named %q in %s", name, st.nsWhere(ns))
 		}
-		return nil, nil, nserr.New("link show", fmt.Sprintf("%q in %s", name, st.nsLabel(ns)), err)
+		return nil, nil, nserr.New("link show", fmt.Sprintf("%q in %s", name, st.nsWhere(ns)), err)
 	}
 	return h, nl, nil
 }
@@ -346,6 +364,11 @@ func vethBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple,
 	}
 	if a.name == a.peer && nsctx.Same(a.ns, a.peerNS) {
 		return nil, fmt.Errorf("both ends are named %q in the same namespace", a.name)
+	}
+	if nsv == starlark.None {
+		st.noteHost(fn.Name(), a.ns)
+	} else if peerNsv == starlark.None {
+		st.noteHost(fn.Name(), a.peerNS)
 	}
 	x, y, err := st.makeVeth(th, &a)
 	if err != nil {
@@ -654,14 +677,14 @@ func (l *Link) moveMethod(th *starlark.Thread, fn *starlark.Builtin, args starla
 				return moveLink(l.st, src, nl.Attrs().Index, dst, idx)
 			})
 		})
-		return nserr.New("link set netns", fmt.Sprintf("%q to %s", name, l.st.nsLabel(dst)), err)
+		return nserr.New("link set netns", fmt.Sprintf("%q to %s", name, l.st.nsWhere(dst)), err)
 	})
 	if err != nil {
 		return nil, err
 	}
 	moved, err := dh.LinkByName(name)
 	if err != nil {
-		return nil, nserr.New("link show", fmt.Sprintf("%q in %s", name, l.st.nsLabel(dst)), err)
+		return nil, nserr.New("link show", fmt.Sprintf("%q in %s", name, l.st.nsWhere(dst)), err)
 	}
 	if i := moved.Attrs().Index; i != idx {
 		l.set(dst, i, name) // the kernel did not take the index nsh chose
@@ -883,6 +906,7 @@ func (l *Link) deleteMethod(th *starlark.Thread, fn *starlark.Builtin, args star
 	}
 	if l.entry != nil {
 		l.entry.Forget()
+		l.st.keepLinks(false, l.ends()...)
 	}
 	if l.qdisc != nil {
 		l.qdisc.Forget()
@@ -890,12 +914,17 @@ func (l *Link) deleteMethod(th *starlark.Thread, fn *starlark.Builtin, args star
 	return starlark.None, nil
 }
 
+// kept reports whether l is a link this run made and keeps after the run
+// (persist(), a lab).
+func (l *Link) kept() bool { return l.entry != nil && l.entry.Persistent() }
+
 func (l *Link) persistMethod(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kw []starlark.Tuple) (starlark.Value, error) {
 	if err := starlark.UnpackArgs(fn.Name(), args, kw); err != nil {
 		return nil, err
 	}
 	if l.entry != nil && l.st.lab == nil { // a lab keeps it until nsh down anyway
 		l.entry.Persist()
+		l.st.keepLinks(true, l.ends()...)
 	}
 	return starlark.None, nil
 }

@@ -62,6 +62,7 @@ lazy unmount (MNT_DETACH) that also takes everything below. A busy mount or
 a path that is not a mount point is an error; with missing_ok=True a target
 that does not exist or is not a mount point is left as it is, silently.
 Example: umount("/mnt/lab", recursive=True, missing_ok=True)`},
+			{Name: "mkdir", Sig: "mkdir(path, mode=0o755, parents=False, exist_ok=False, persist=False)", Impl: mkdirBuiltin, Doc: mkdirDoc},
 			{Name: "mounts", Sig: "mounts(ns=None)", Impl: mountsBuiltin, Doc: `Returns the mount table of a mount namespace as a list of nsh.mount, in
 /proc/PID/mountinfo order, with targets as seen from that namespace's root.
 ns is a target as for setns() (a namespaces value, a mnt namespace, a pid,
@@ -275,7 +276,7 @@ func (st *state) mountNS(mnt *nsctx.NS) change.MountNS {
 	if nsctx.Same(mnt, st.tab.Initial.Get("mnt")) {
 		return change.MountNS{}
 	}
-	return change.MountNS{Path: change.FdPath(mnt.Fd()), Label: mnt.String()}
+	return change.MountNS{Path: change.FdPath(mnt.Fd()), Label: st.nsName(mnt)}
 }
 
 func mountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {

@@ -37,6 +37,8 @@ func namespaceTable() doc.Table {
 target is a pid, a process, a namespaces value, a namespace file path or an
 ip-netns name. Example: namespaces().net, namespaces(1).uts.`},
 			{Name: "unshare", Sig: `unshare(*kinds, propagation="private", lo=True, uidmap=None, gidmap=None, monotonic=None, boottime=None)`, Impl: unshareBuiltin, Doc: `Creates new namespaces and moves the current context into them.
+To make namespaces for a topology without moving (and with a label), use
+netns_new() or host().
 kinds are /proc/PID/ns names ("net", "uts", ...) or CLONE_NEW* constants,
 which may be OR-ed: unshare("net", "uts") == unshare(CLONE_NEWNET|CLONE_NEWUTS).
 Returns the new context as nsh.namespaces. As with unshare(1), a new mount
@@ -97,6 +99,8 @@ nsh is killed, unless the name was changed again since.`},
 			{Name: "domainname", Sig: "domainname(name=None, ns=None)", Impl: utsBuiltin(false), Doc: `Returns, or sets when name is given, the NIS domain name of a UTS namespace.
 ns is a target as for setns(); default the current context. Restored at the
 end of the run as for hostname().`},
+			{Name: "netns_new", Sig: "netns_new(label, lo=True)", Impl: netnsNewBuiltin, Doc: netnsNewDoc},
+			{Name: "host", Sig: `host(label, kinds=["net"], lo=True, hostname=None)`, Impl: hostBuiltin, Doc: hostDoc},
 		},
 		Types:  []doc.Type{namespaceType.Type(), namespacesType.Type()},
 		Consts: consts,
@@ -104,17 +108,36 @@ end of the run as for hostname().`},
 			"kinds": `Namespace kinds: mnt, uts, ipc, pid, net, user, cgroup, time (the names in
 /proc/PID/ns), or the constants CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC,
 CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWUSER, CLONE_NEWCGROUP, CLONE_NEWTIME,
-which may be OR-ed together as in C.`,
+which may be OR-ed together as in C. unshare() and clone() also take a
+list of them: unshare(["net", "uts"]), clone(argv, kinds=["pid", "mnt"]).`,
 		},
 	}
 }
 
-// parseKinds turns kind arguments (names or OR-ed CLONE_NEW* ints) into
-// flags. It fails on anything unknown before any syscall is made.
+// parseKinds turns kind arguments (names or OR-ed CLONE_NEW* ints, or
+// lists of them) into flags. It fails on anything unknown before any syscall is made.
 func parseKinds(args starlark.Tuple) (int, error) {
 	flags := 0
 	for _, a := range args {
 		switch a := a.(type) {
+		case *starlark.List, starlark.Tuple:
+			// A list of kinds, as clone(argv, kinds=[...]) takes.
+			var inner starlark.Tuple
+			it := starlark.Iterate(a)
+			var x starlark.Value
+			for it.Next(&x) {
+				if _, nested := x.(starlark.Indexable); nested && x.Type() != "string" {
+					it.Done()
+					return 0, fmt.Errorf("namespace kind must be a string or CLONE_NEW* int, not %s (in %s)", x.Type(), a)
+				}
+				inner = append(inner, x)
+			}
+			it.Done()
+			f, err := parseKinds(inner)
+			if err != nil {
+				return 0, err
+			}
+			flags |= f
 		case starlark.String:
 			k, ok := nsthread.KindByName(string(a))
 			if !ok {
@@ -167,29 +190,24 @@ func resolveTarget(st *state, v starlark.Value) (nsctx.Context, int, error) {
 		c, err := v.targetContext(st)
 		return c, nsthread.AllFlags, err
 	case starlark.Int:
-		pid, ok := v.Int64()
-		if !ok || pid <= 0 {
-			return cur, 0, fmt.Errorf("invalid pid %s", v)
+		pid, err := targetPid(v)
+		if err != nil {
+			return cur, 0, err
 		}
-		c, err := st.tab.OpenProc(int(pid))
+		c, err := st.tab.OpenProc(pid)
 		return c, nsthread.AllFlags, err
 	case starlark.String:
 		s := string(v)
-		if s == "" {
-			return cur, 0, fmt.Errorf("empty namespace target")
-		}
-		if err := checkNoNUL("namespace target", s); err != nil {
+		isPath, err := parseTargetString(s)
+		if err != nil {
 			return cur, 0, err
 		}
-		if strings.HasPrefix(s, "/") || strings.HasPrefix(s, ".") {
+		if isPath {
 			n, err := st.tab.Open(s, "")
 			if err != nil {
 				return cur, 0, err
 			}
 			return cur.With(n), n.Kind.Flag, nil
-		}
-		if err := checkNetnsName(s); err != nil {
-			return cur, 0, err
 		}
 		n, err := st.openNetns(s, nil)
 		if errors.Is(err, unix.ENOENT) {
@@ -202,6 +220,31 @@ func resolveTarget(st *state, v starlark.Value) (nsctx.Context, int, error) {
 		return cur.With(n), n.Kind.Flag, nil
 	}
 	return cur, 0, fmt.Errorf("cannot use %s as a namespace target (want namespaces, namespace, process, pid, path or netns name)", v.Type())
+}
+
+// targetPid reads an int namespace target: a pid, at least 1.
+func targetPid(v starlark.Int) (int, error) {
+	pid, ok := v.Int64()
+	if !ok || pid <= 0 {
+		return 0, fmt.Errorf("invalid pid %s", v)
+	}
+	return int(pid), nil
+}
+
+// parseTargetString reads a string namespace target: a path to a
+// namespace file when it begins with '/' or '.' (isPath), else the name of
+// a network namespace under /run/netns, checked by checkNetnsName.
+func parseTargetString(s string) (isPath bool, err error) {
+	if s == "" {
+		return false, fmt.Errorf("empty namespace target")
+	}
+	if err := checkNoNUL("namespace target", s); err != nil {
+		return false, err
+	}
+	if strings.HasPrefix(s, "/") || strings.HasPrefix(s, ".") {
+		return true, nil
+	}
+	return false, checkNetnsName(s)
 }
 
 // contextOf resolves an optional ns= argument: None is the current
@@ -259,6 +302,20 @@ func unshareBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tup
 		return nil, err
 	}
 	cur := st.current()
+	created, err := st.unshareNew(th, cur, flags, &opts, "")
+	if err != nil {
+		return nil, err
+	}
+	next := cur.With(created...)
+	st.setCurrent(next)
+	return &Namespaces{ctx: next, st: st}, nil
+}
+
+// unshareNew creates namespaces of the kinds in flags, made from the
+// context cur (which it does not move), as one change through the
+// executor; label, if not "", is given to each of them before the change
+// is traced (see netns_new and host).
+func (st *state) unshareNew(th *starlark.Thread, cur nsctx.Context, flags int, opts *unshareOpts, label string) ([]*nsctx.NS, error) {
 	var created []*nsctx.NS
 	userForeign := !nsctx.Same(cur.Get("user"), st.tab.Initial.Get("user"))
 	rec := &change.Unshare{Opts: unshareFlags(flags, opts.propagation, opts.uidmap, opts.gidmap, false)}
@@ -266,13 +323,16 @@ func unshareBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tup
 		rec.Opts = append(rec.Opts, "--monotonic="+change.Seconds(opts.monotonic), "--boottime="+change.Seconds(opts.boottime))
 	}
 	rec.What, rec.Aside = "namespaces "+nsthread.FlagNames(flags), true
+	if label != "" {
+		rec.What = fmt.Sprintf("namespaces %s of %q", nsthread.FlagNames(flags), label)
+	}
 	rec.Apply = func() error {
 		var err error
 		if flags&^threadKinds == 0 && !userForeign && opts.processOnly() {
 			created, err = st.unshareOnThread(cur, flags, opts.propagation, opts.lo)
 		} else {
 			var init *spawn.Child
-			if created, init, err = st.unshareViaProcess(cur, flags, &opts); err != nil {
+			if created, init, err = st.unshareViaProcess(cur, flags, opts); err != nil {
 				return err
 			}
 			if init != nil {
@@ -293,8 +353,15 @@ func unshareBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tup
 			return err
 		}
 		st.markMade(created...)
+		if label != "" {
+			st.setLabel(label, created...)
+		}
 		for _, n := range created {
-			rec.Held = append(rec.Held, fmt.Sprintf("%s as /proc/%d/fd/%d", n, os.Getpid(), n.Fd()))
+			held := n.String()
+			if label != "" {
+				held = st.nsName(n) + " " + held[len(n.Kind.Name)+1:]
+			}
+			rec.Held = append(rec.Held, fmt.Sprintf("%s as /proc/%d/fd/%d", held, os.Getpid(), n.Fd()))
 			if n.Kind.Name == "net" && opts.lo {
 				rec.LoUp, rec.Net = true, st.netnsRef(n)
 			}
@@ -304,9 +371,7 @@ func unshareBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tup
 	if _, err := st.ex.Do(th, rec); err != nil {
 		return nil, err
 	}
-	next := cur.With(created...)
-	st.setCurrent(next)
-	return &Namespaces{ctx: next, st: st}, nil
+	return created, nil
 }
 
 // unshareOnThread creates namespaces on a pinned thread that has joined
@@ -326,6 +391,11 @@ func (st *state) unshareOnThread(cur nsctx.Context, flags int, propagation strin
 		}
 	}
 	err := unshare(st.tab.Joins(cur), flags, func() error {
+		if flags&unix.CLONE_NEWNS != 0 && st.lab != nil {
+			if err := newerMountNS(st.tab.Initial.Get("mnt")); err != nil {
+				return err
+			}
+		}
 		if flags&unix.CLONE_NEWNS != 0 {
 			if err := setPropagation("/", propagation); err != nil {
 				return err
@@ -443,10 +513,20 @@ func netnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	if err != nil {
 		return nil, err
 	}
+	ns, _, err := st.makeNetns(th, name, persist, lo)
+	if err != nil {
+		return nil, err
+	}
+	return &Namespace{ns: ns, st: st}, nil
+}
+
+// makeNetns creates, or opens if it exists (opened), the network
+// namespace named name, as netns() does.
+func (st *state) makeNetns(th *starlark.Thread, name string, persist, lo bool) (ns *nsctx.NS, opened bool, err error) {
 	// A lab keeps what it names until nsh down, which deletes it.
 	persist = persist && st.lab == nil
 	path := filepath.Join(netnsDir, name)
-	var ns, fresh *nsctx.NS
+	var fresh *nsctx.NS
 	var mntID, ino uint64
 	cur := st.current()
 	rec := &change.NetnsAdd{Name: name, LoUp: lo}
@@ -512,14 +592,14 @@ func netnsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	}
 	entry, err := st.ex.Do(th, rec)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if owned && entry != nil {
 		st.mu.Lock()
 		st.named[name] = entry
 		st.mu.Unlock()
 	}
-	return &Namespace{ns: ns, st: st}, nil
+	return ns, rec.Opened, nil
 }
 
 // unbackedGrace is how long an entry of /run/netns may be an empty,
@@ -697,7 +777,7 @@ func (n *Namespace) persist(th *starlark.Thread, fn *starlark.Builtin, args star
 	mnt := cur.Get("mnt")
 	src := change.FdPath(n.ns.Fd())
 	rec := &change.NsKeep{Kind: n.ns.Kind.Name, Fd: n.ns.Fd(), Path: path}
-	rec.What = fmt.Sprintf("%s kept on %s", n.ns, path)
+	rec.What = fmt.Sprintf("%s kept on %s", st.nsName(n.ns), path)
 	var created bool
 	var mntID, ino uint64
 	rec.Apply = func() error {
@@ -732,10 +812,10 @@ func (n *Namespace) persist(th *starlark.Thread, fn *starlark.Builtin, args star
 					os.Remove(path)
 				}
 				if errors.Is(err, unix.EINVAL) {
-					return nserr.Errorf("mount", "--bind "+n.ns.String()+" "+strconv.Quote(path), err,
+					return nserr.Errorf("mount", "--bind "+st.nsName(n.ns)+" "+strconv.Quote(path), err,
 						"the parent mount of %s is probably shared; bind its directory onto itself and make it private first", path)
 				}
-				return nserr.New("mount", "--bind "+n.ns.String()+" "+strconv.Quote(path), err)
+				return nserr.New("mount", "--bind "+st.nsName(n.ns)+" "+strconv.Quote(path), err)
 			}
 			mntID, err = mountIDOf(path)
 			return err

@@ -38,7 +38,9 @@ milliseconds); loss is a percentage (0..100); rate is "10mbit",
 rate alone uses a tbf qdisc; delay, jitter or loss need tc netem (the
 kernel's sch_netem), which also carries the rate. netem() with no
 arguments removes the emulation. Shape both directions by calling it on
-both ends. The original qdisc is restored at the end of the run.
+both ends. The original qdisc is restored at the end of the run, unless
+the link is kept (persist()) or is in a network namespace this run made
+and keeps (netns()): then the emulation is kept with it.
 Where the kernel lacks sch_netem (CONFIG_NET_SCH_NETEM unset), delay,
 jitter and loss fail with an error saying so and nothing is changed.`
 
@@ -85,6 +87,10 @@ func parseDuration(what string, v starlark.Value) (time.Duration, error) {
 	}
 	if d > maxDelay {
 		return 0, fmt.Errorf("%s %s is absurd (at most %s)", what, v, maxDelay)
+	}
+	if d > 0 && d < time.Microsecond {
+		// netem keeps microseconds: the delay would silently be 0.
+		return 0, fmt.Errorf("%s %s is less than a microsecond, netem's resolution", what, v)
 	}
 	return d, nil
 }
@@ -144,7 +150,9 @@ func parseRate(v starlark.Value) (uint64, error) {
 		return 0, fmt.Errorf("rate must be a string like \"10mbit\" or bits per second, not %s", v.Type())
 	}
 	switch {
-	case math.IsNaN(f) || f < 0:
+	case math.IsNaN(f):
+		return 0, fmt.Errorf("rate %s is not a number", v)
+	case f < 0:
 		return 0, fmt.Errorf("rate %s is negative", v)
 	case f < minRate:
 		return 0, fmt.Errorf("rate %s is too low (at least %d bit/s)", v, minRate)
@@ -237,13 +245,18 @@ func (l *Link) netemMethod(th *starlark.Thread, fn *starlark.Builtin, args starl
 	if l.qdisc == nil {
 		// The first shaping of the link restores its default qdisc at the
 		// end of the run, unless the link goes with its namespace first.
+		// A link kept after the run, or in a namespace this run made and
+		// keeps, keeps its qdisc too.
 		rec.Undo = func() (bool, error) {
-			if l.st.diesWithRun(l.netns()) {
+			if l.st.keptHere(l.netns()) || l.kept() {
 				return false, nil
 			}
 			h, nl, err := l.fetch()
 			if err != nil {
 				return false, nil // the link is gone, and its qdisc with it
+			}
+			if l.st.keptLink(l.netns(), nl.Attrs().Index) {
+				return false, nil
 			}
 			return clearQdisc(h, nl)
 		}

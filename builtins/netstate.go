@@ -31,7 +31,20 @@ type netState struct {
 	// netnsDirs holds the mount namespaces whose /run/netns this run has
 	// made a shared mount.
 	netnsDirs map[[2]uint64]bool
+	// kept are the links this run made and keeps (persist()), by
+	// namespace and index: what is on them (routes, a qdisc) is kept with
+	// them (keptLink). Keys, not the links, so that nothing here keeps a
+	// namespace open.
+	kept map[linkKey]bool
 }
+
+// linkKey names a link: its network namespace and its index there.
+type linkKey struct {
+	dev, ino uint64
+	index    int
+}
+
+func keyOf(ns *nsctx.NS, index int) linkKey { return linkKey{ns.Dev, ns.Ino, index} }
 
 // netOf returns the run's netState. It is created on first use; its
 // handles are closed at the end of the run, after every link, address and
@@ -42,7 +55,7 @@ func netOf(st *state) *netState {
 		st.ex.Hold("network namespace runner", w.Close)
 		c := nlhandle.New(st.tab.Initial.Get("net"), w)
 		st.ex.Hold("netlink handles", c.Close)
-		n := &netState{nl: c, maker: w, created: map[[2]uint64]bool{}, netnsDirs: map[[2]uint64]bool{}}
+		n := &netState{nl: c, maker: w, created: map[[2]uint64]bool{}, netnsDirs: map[[2]uint64]bool{}, kept: map[linkKey]bool{}}
 		// A namespace the run no longer references: its netlink socket
 		// (which would keep a network namespace alive) and what is known
 		// of it go, before its inode number can name another one.
@@ -51,6 +64,11 @@ func netOf(st *state) *netState {
 			n.mu.Lock()
 			delete(n.created, [2]uint64{dev, ino})
 			delete(n.netnsDirs, [2]uint64{dev, ino})
+			for k := range n.kept {
+				if k.dev == dev && k.ino == ino {
+					delete(n.kept, k)
+				}
+			}
 			n.mu.Unlock()
 		})
 		return n
@@ -69,12 +87,46 @@ func (st *state) markCreated(ns *nsctx.NS, ephemeral bool) {
 }
 
 // keepNetns records that ns, if this run created it, now outlives the run
-// (it was bind-mounted): what nsh made in it is undone one by one again.
+// (it was bind-mounted): the links nsh made in it are deleted one by one
+// again, unless kept; its routes, qdiscs and sysctls are kept with it.
 func (st *state) keepNetns(ns *nsctx.NS) {
 	if ns.Kind.Name == "net" && st.createdHere(ns) {
 		st.markCreated(ns, false)
 	}
 }
+
+// keepLinks notes that links this run made are kept (keep true), at
+// where they are now, or no longer there (false: deleted, or moving).
+func (st *state) keepLinks(keep bool, ls ...*Link) {
+	n := netOf(st)
+	for _, l := range ls {
+		ns, index, _ := l.where()
+		n.mu.Lock()
+		if keep {
+			n.kept[keyOf(ns, index)] = true
+		} else {
+			delete(n.kept, keyOf(ns, index))
+		}
+		n.mu.Unlock()
+	}
+}
+
+// keptLink reports whether the link with index index in ns is one this
+// run made and keeps (persist()): what is on it (its routes, its qdisc)
+// is kept with it, not undone at the end of the run.
+func (st *state) keptLink(ns *nsctx.NS, index int) bool {
+	n := netOf(st)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return index > 0 && n.kept[keyOf(ns, index)]
+}
+
+// keptHere reports whether what is made in ns needs no undo at the end of
+// the run: ns is a namespace this run created, which either dies with the
+// run (and everything in it) or is kept (and everything in it with it:
+// netns(), persist()), so that a kept namespace keeps its routes and
+// qdiscs as it keeps its sysctls.
+func (st *state) keptHere(ns *nsctx.NS) bool { return st.createdHere(ns) }
 
 // createdHere reports whether this run created ns (with unshare or netns).
 // Settings made inside such a namespace go away with it and need no undo.

@@ -27,8 +27,9 @@ var (
 	_ starlark.Comparable = (*Namespace)(nil)
 )
 
-// String renders the namespace as the kernel does: net:[4026531840].
-func (n *Namespace) String() string { return n.ns.String() }
+// String renders the namespace by its label (net:h1, see netns_new), else
+// as the kernel does: net:[4026531840].
+func (n *Namespace) String() string { return n.st.nsName(n.ns) }
 
 // Type returns "nsh.namespace".
 func (n *Namespace) Type() string { return "nsh.namespace" }
@@ -56,7 +57,8 @@ func (n *Namespace) CompareSameType(op syntax.Token, y starlark.Value, depth int
 
 var namespaceType = doc.Members[*Namespace]{
 	Name: "nsh.namespace",
-	Doc: `One namespace, held open by the run (str() is the kernel's notation, net:[4026531840]).
+	Doc: `One namespace, held open by the run (str() is its label, net:h1, if netns_new() or
+host() gave it one, else the kernel's notation, net:[4026531840]).
 Two values of the same namespace compare equal. The run holds a namespace
 while anything of the run refers to it: a value (kept in a variable or a
 list), the current context or a saved one, a link, mount or process in it;
@@ -70,6 +72,13 @@ made with persist().`,
 			Get: func(n *Namespace) (starlark.Value, error) { return starlark.MakeUint64(n.ns.Ino), nil }},
 		{Name: "dev", Doc: "device number of the nsfs the inode lives on",
 			Get: func(n *Namespace) (starlark.Value, error) { return starlark.MakeUint64(n.ns.Dev), nil }},
+		{Name: "label", Doc: "the label netns_new() or host() gave it, else None",
+			Get: func(n *Namespace) (starlark.Value, error) {
+				if s := n.st.labelOf(n.ns); s != "" {
+					return starlark.String(s), nil
+				}
+				return starlark.None, nil
+			}},
 		{Name: "name", Doc: "the ip-netns name of a net namespace opened or created by name, else None",
 			Get: func(n *Namespace) (starlark.Value, error) {
 				if s := n.st.nameOf(n.ns); s != "" {
@@ -108,7 +117,7 @@ func (n *Namespace) owner() (starlark.Value, error) {
 		return starlark.None, nil // owned by an ancestor of nsh's user namespace
 	}
 	if err != nil {
-		return nil, nserr.New("ioctl NS_GET_USERNS", n.ns.String(), err)
+		return nil, nserr.New("ioctl NS_GET_USERNS", n.st.nsName(n.ns), err)
 	}
 	defer unix.Close(fd)
 	o, err := n.st.tab.Open(fmt.Sprintf("/proc/self/fd/%d", fd), "user")
@@ -134,7 +143,7 @@ func (n *Namespaces) String() string {
 	var parts []string
 	for i, k := range nsthread.Kinds {
 		if !nsctx.Same(n.ctx[i], n.st.tab.Initial[i]) {
-			parts = append(parts, n.ctx[i].String())
+			parts = append(parts, n.st.nsName(n.ctx[i]))
 		}
 		_ = k
 	}
@@ -177,8 +186,8 @@ func (n *Namespaces) CompareSameType(op syntax.Token, y starlark.Value, depth in
 
 var namespacesType = doc.Members[*Namespaces]{
 	Name: "nsh.namespaces",
-	Doc: `A context: one namespace of each kind, as returned by namespaces(), unshare()
-and setns(). Its attributes are the eight kinds. str() lists the kinds that
+	Doc: `A context: one namespace of each kind, as returned by namespaces(), unshare(),
+setns() and host(). Its attributes are the eight kinds. str() lists the kinds that
 differ from the namespaces nsh started in. For pid and time, the namespace is
 the one new processes are started in (pid_for_children, time_for_children).`,
 	Attrs: []doc.AttrOf[*Namespaces]{

@@ -35,18 +35,36 @@ import (
 func processTable() doc.Table {
 	return doc.Table{
 		Funcs: []doc.Func{
-			{Name: "clone", Sig: `clone(argv, *kinds, hostname=None, domainname=None, mount_proc=False, root=None, cwd=None, env=None, stdin=None, stdout=None, stderr=None, wait=True, uidmap=None, gidmap=None, monotonic=None, boottime=None, propagation="private", detach=False, paused=False, uid=None, gid=None, groups=None, max_output=67108864)`,
+			{Name: "clone", Sig: `clone(argv, *kinds, kinds=None, lo=False, dev=None, hostname=None, domainname=None, mount_proc=False, root=None, cwd=None, env=None, stdin=None, stdout=None, stderr=None, wait=True, uidmap=None, gidmap=None, monotonic=None, boottime=None, propagation="private", detach=False, paused=False, uid=None, gid=None, groups=None, max_output=67108864)`,
 				Impl: cloneBuiltin, Doc: `Starts a process in new namespaces of the given kinds, relative to the current context.
 argv is a list of strings or a string split as a shell would (quotes and
 backslashes; no shell is run); argv[0] is searched in the PATH of env.
-kinds are as for unshare(). Namespaces are created the way clone(2) would:
+kinds are as for unshare(), given as arguments or as a list, positionally
+or as kinds=: clone(argv, "pid", "mnt") == clone(argv, ["pid", "mnt"]) ==
+clone(argv, kinds=["pid", "mnt"], mount_proc=True) (a list lets keywords
+come first). Namespaces are created the way clone(2) would:
 a new user namespace first (mapping the caller to root unless uidmap= and
 gidmap= give lists of (inside, outside, count)), and every other new kind is
 owned by the user namespace the process ends up in.
   hostname, domainname  set in the new UTS namespace (needs "uts")
   mount_proc   mount a fresh /proc (implies "mnt"), as unshare --mount-proc
+  lo           with "net": bring up the loopback of the new network
+               namespace before the exec (default False: as clone(2) and
+               unshare(1) leave it down; unshare() brings it up)
   root         pivot_root into this directory (implies "mnt"); the old root
                is detached, as unshare --root / bubblewrap
+  dev          with root: a minimal /dev in it, as bubblewrap's --dev: a
+               tmpfs with the host's null, zero, full, random, urandom and
+               tty bound in (binds, not mknod: works rootless), a new devpts
+               instance on /dev/pts with /dev/ptmx -> pts/ptmx, a tmpfs on
+               /dev/shm, and /dev/fd, stdin, stdout, stderr -> /proc/self/fd.
+               None (default): made when the root's dev is an empty
+               directory (a /dev the caller filled, e.g. a bind of the
+               host's, is left as it is); True: made, over whatever dev
+               holds, an error if there is no dev directory; False: /dev
+               as the root has it. The root itself is not written to.
+                 clone(["sh", "-c", "echo hi > /dev/null; ls /dev"], "pid",
+                       root="/tmp/box", mount_proc=True, env={"PATH": "/bin"})
   cwd          working directory (inside root, if given)
   env          dict of the environment; default nsh's
   stdin        None: inherit; False: /dev/null; a string: read that file
@@ -364,12 +382,15 @@ func splitCommand(s string) ([]string, error) {
 				inWord = false
 			}
 		case c == '\\':
-			inWord = true
-			if i+1 < len(s) {
-				i++
-				if s[i] != '\n' {
-					cur.WriteByte(s[i])
-				}
+			if i+1 == len(s) {
+				cur.WriteByte(c) // a trailing backslash escapes nothing: sh keeps it
+				inWord = true
+				break
+			}
+			i++
+			if s[i] != '\n' { // backslash-newline is removed, as sh removes it
+				cur.WriteByte(s[i])
+				inWord = true
 			}
 		case c == '\'':
 			inWord = true
@@ -511,9 +532,11 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	var hostname, domainname, root, cwd, env, stdin, stdout, stderr, uidmap, gidmap starlark.Value = starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None, starlark.None
 	var monotonic, boottime, uid, gid, groups starlark.Value = starlark.None, starlark.None, starlark.None, starlark.None, starlark.None
 	var maxOutput starlark.Value = starlark.MakeInt(defaultMaxOutput)
-	mountProc, wait, detach, paused := false, true, false, false
+	var kindsKw, dev starlark.Value = starlark.None, starlark.None
+	mountProc, wait, detach, paused, lo := false, true, false, false, false
 	propagation := "private"
 	if err := starlark.UnpackArgs(fn.Name(), nil, kwargs,
+		"kinds?", &kindsKw, "lo?", &lo, "dev?", &dev,
 		"hostname?", &hostname, "domainname?", &domainname, "mount_proc?", &mountProc, "root?", &root,
 		"cwd?", &cwd, "env?", &env, "stdin?", &stdin, "stdout?", &stdout, "stderr?", &stderr, "wait?", &wait,
 		"uidmap?", &uidmap, "gidmap?", &gidmap, "monotonic?", &monotonic, "boottime?", &boottime,
@@ -529,10 +552,21 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	if p.argv, err = parseArgv(args[0]); err != nil {
 		return nil, err
 	}
-	flags, err := parseKinds(args[1:])
+	kinds := args[1:]
+	if kindsKw != starlark.None {
+		if len(kinds) > 0 {
+			return nil, fmt.Errorf("kinds given twice: as arguments %s and as kinds=%s", kinds, kindsKw)
+		}
+		kinds = starlark.Tuple{kindsKw}
+	}
+	flags, err := parseKinds(kinds)
 	if err != nil {
 		return nil, err
 	}
+	if lo && flags&unix.CLONE_NEWNET == 0 {
+		return nil, fmt.Errorf("lo=True needs a new net namespace: add \"net\" to the kinds")
+	}
+	p.cfg.LoUp = lo
 	optStr := func(name string, v starlark.Value) (*string, error) {
 		if v == starlark.None {
 			return nil, nil
@@ -575,18 +609,25 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		if err := checkNoNUL("root", *r); err != nil {
 			return nil, err
 		}
-		fi, err := os.Stat(*r)
-		if err != nil {
-			return nil, nserr.New("stat", strconv.Quote(*r), err)
-		}
-		if !fi.IsDir() {
-			return nil, fmt.Errorf("root %q is not a directory", *r)
-		}
 		if filepath.Clean(*r) == "/" {
 			return nil, fmt.Errorf("root %q is already the root", *r)
 		}
 		p.cfg.Root = *r
 		flags |= unix.CLONE_NEWNS
+		// A minimal /dev: by default when the root's dev is an empty
+		// directory (the child looks, in its mount namespace); dev=True
+		// insists on it.
+		switch dev {
+		case starlark.None:
+			p.cfg.Dev = spawn.DevIfDir
+		case starlark.True:
+			p.cfg.Dev = spawn.DevOn
+		case starlark.False:
+		default:
+			return nil, fmt.Errorf("dev must be True, False or None, not %s", dev.Type())
+		}
+	} else if dev == starlark.True {
+		return nil, fmt.Errorf("dev=True needs root=: the minimal /dev is made in a new root")
 	}
 	if mountProc {
 		p.cfg.MountProc = true
@@ -650,10 +691,39 @@ func cloneBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	}
 	p.cfg.New = flags
 	p.ctx = st.current()
+	if p.cfg.Root != "" {
+		if err := checkRootDir(st, p.ctx, p.cfg.Root); err != nil {
+			return nil, err
+		}
+	}
 	if err := st.identityArgs(p, uid, gid, groups, flags&unix.CLONE_NEWUSER != 0, paused, uids, gids); err != nil {
 		return nil, err
 	}
 	return st.start(th, p)
+}
+
+// checkRootDir checks that root, clone()'s root=, is a directory in the
+// mount namespace of ctx, where the child will look for it.
+func checkRootDir(st *state, ctx nsctx.Context, root string) error {
+	var fi os.FileInfo
+	stat := func() error {
+		var err error
+		fi, err = os.Stat(root)
+		return err
+	}
+	var err error
+	if nsctx.Same(ctx.Get("mnt"), st.tab.Initial.Get("mnt")) {
+		err = stat()
+	} else {
+		err = nsthread.Do(st.tab.Joins(st.tab.Initial.With(ctx.Get("mnt"))), stat)
+	}
+	if err != nil {
+		return nserr.New("stat", strconv.Quote(root), err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("root %q is not a directory", root)
+	}
+	return nil
 }
 
 // commonArgs parses what run() and spawn() share.
@@ -1376,6 +1446,7 @@ func (st *state) processRecord(p *procSpec, cwd string) *change.Process {
 	}
 	rec.Enter, rec.Cwd, rec.Root, rec.Background = st.enterOf(p.ctx), cwd, cfg.Root, !p.wait
 	rec.Hostname, rec.Domain = cfg.Hostname, cfg.Domainname
+	rec.LoUp, rec.Dev = cfg.LoUp, cfg.Root != "" && cfg.Dev != spawn.DevOff
 	rec.Unshare = unshareFlags(cfg.New, p.propagate, cfg.UIDMap, cfg.GIDMap, cfg.Paused)
 	if cfg.New&unix.CLONE_NEWPID != 0 {
 		rec.Unshare = append(rec.Unshare, "--fork")

@@ -27,7 +27,11 @@ dst is a CIDR ("10.0.2.0/24", "fd00:2::/64"), a single address, or
 address, dev the outgoing link (an nsh.link or a name); one of them is
 needed. ns defaults to dev's namespace when dev is an nsh.link, else to the
 current context. Gateway and destination must be of the same family. The
-route is removed at the end of the run (if it is still there).
+route is removed at the end of the run (if it is still there), unless
+what it lives in is kept: a route in a network namespace this run made
+and keeps (netns(), persist()) or out of a link this run made and keeps
+(link.persist()) is kept with it, as that namespace's links, addresses,
+sysctls and qdiscs are.
 Example: route("default", via="10.0.1.1", ns=h1)`},
 			{Name: "routes", Sig: "routes(ns=None)", Impl: routesBuiltin, Doc: `Lists the routes of a network namespace's main table (IPv4 and IPv6).
 Returns nsh.route values, like "ip route; ip -6 route".`},
@@ -144,7 +148,7 @@ func (r *Route) deleteMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 	rec.Apply = func() error {
 		err := h.RouteDel(&r.r)
 		if err != nil && isNotFound(err) {
-			return nserr.Explain(unix.ESRCH, "route %s is not in %s", r, r.st.nsLabel(r.ns))
+			return nserr.Explain(unix.ESRCH, "route %s is not in %s", r, r.st.nsWhere(r.ns))
 		}
 		return nserr.New("route del", r.String(), err)
 	}
@@ -282,7 +286,7 @@ func routeBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	switch {
 	case devLink != nil:
 		if !nsctx.Same(devLink.netns(), ns) {
-			return nil, fmt.Errorf("dev %s is not in %s", devLink, st.nsLabel(ns))
+			return nil, fmt.Errorf("dev %s is not in %s", devLink, st.nsWhere(ns))
 		}
 		_, nl, err := devLink.fetch()
 		if err != nil {
@@ -308,17 +312,24 @@ func routeBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 			return st.routeExists(h, ns, out)
 		case errors.Is(err, unix.ENETUNREACH), errors.Is(err, unix.EHOSTUNREACH):
 			// IPv4 says ENETUNREACH, IPv6 EHOSTUNREACH.
-			return nserr.Errorf("route add", out.String(), err, "the gateway is not on a directly connected subnet of %s", st.nsLabel(ns))
+			return nserr.Errorf("route add", out.String(), err, "the gateway is not on a directly connected subnet of %s", st.nsWhere(ns))
 		}
-		return nserr.New("route add", fmt.Sprintf("%s in %s", out, st.nsLabel(ns)), err)
+		return nserr.New("route add", fmt.Sprintf("%s in %s", out, st.nsWhere(ns)), err)
 	}
 	rec.Undo = func() (bool, error) {
-		if st.diesWithRun(ns) {
-			return false, nil
+		if st.keptHere(ns) {
+			return false, nil // it goes with its namespace, or is kept with it
 		}
 		h, err := st.handle(ns)
 		if err != nil {
 			return true, err
+		}
+		oif, err := out.oif(h)
+		if err != nil || oif < 0 {
+			return false, err // gone already (oif < 0)
+		}
+		if st.keptLink(ns, oif) {
+			return false, nil // kept with the link it goes out of
 		}
 		if err := h.RouteDel(&r); err != nil {
 			if isNotFound(err) {
@@ -332,6 +343,24 @@ func routeBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		return nil, err
 	}
 	return out, nil
+}
+
+// oif returns the index of the link the route goes out of: its dev, or
+// the one the kernel chose for its gateway; -1 if the route is gone.
+func (r *Route) oif(h *nlhandle.Handle) (int, error) {
+	if r.r.LinkIndex > 0 {
+		return r.r.LinkIndex, nil
+	}
+	rs, err := h.RouteListFiltered(r.r.Family, &netlink.Route{Gw: r.r.Gw, Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_GW|netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return 0, nserr.New("route show", "via "+r.r.Gw.String()+" in "+r.st.nsLabel(r.ns), err)
+	}
+	for _, x := range rs {
+		if (&Route{r: x}).dst() == r.dst() {
+			return x.LinkIndex, nil
+		}
+	}
+	return -1, nil
 }
 
 func routesBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -349,11 +378,11 @@ func routesBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 	}
 	rs, err := h.RouteList(nil, netlink.FAMILY_ALL)
 	if err != nil {
-		return nil, nserr.New("route show", st.nsLabel(ns), err)
+		return nil, nserr.New("route show", st.nsWhere(ns), err)
 	}
 	links, err := h.LinkList()
 	if err != nil {
-		return nil, nserr.New("link show", st.nsLabel(ns), err)
+		return nil, nserr.New("link show", st.nsWhere(ns), err)
 	}
 	names := make(map[int]string, len(links))
 	for _, l := range links {

@@ -3,7 +3,9 @@ package builtins
 import (
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 
 	"go.starlark.net/starlark"
@@ -32,6 +34,9 @@ type state struct {
 	// gave in this run, so that netns_delete releases them (issue 18
 	// item 5: they stayed, with their reaper steps, until the run's end).
 	named map[string]*lifecycle.Entry
+	// labels are the names netns_new() and host() gave the namespaces
+	// they made (labels.go).
+	labels map[[2]uint64]string
 	// made holds the namespaces unshare() made, which die with the run
 	// (what is set in them needs no restoring).
 	made map[[2]uint64]bool
@@ -83,7 +88,8 @@ func sharedState(th *starlark.Thread) (*state, error) {
 		if err != nil {
 			return stateOrErr{err: fmt.Errorf("cannot open nsh's own namespaces: %w", err)}
 		}
-		st := &state{reg: reg, tab: tab, cur: tab.Initial, names: map[uint64]string{}, named: map[string]*lifecycle.Entry{}, made: map[[2]uint64]bool{}}
+		st := &state{reg: reg, tab: tab, cur: tab.Initial, names: map[uint64]string{}, named: map[string]*lifecycle.Entry{}, made: map[[2]uint64]bool{},
+			labels: map[[2]uint64]string{}}
 		st.ex = change.NewExecutor(reg, st.reaperFor)
 		if st.lab = labOf(reg); st.lab != nil {
 			if err := st.lab.openJournal(st); err != nil {
@@ -96,6 +102,7 @@ func sharedState(th *starlark.Thread) (*state, error) {
 			st.mu.Lock()
 			delete(st.names, ino)
 			delete(st.made, [2]uint64{dev, ino})
+			delete(st.labels, [2]uint64{dev, ino})
 			st.mu.Unlock()
 		})
 		// The first entry, so undone last: after everything the reaper
@@ -152,12 +159,12 @@ func (st *state) stopReaper() {
 // ip-netns name, as nsh's own (the host's), or by nsh's descriptor.
 func (st *state) netnsRef(ns *nsctx.NS) change.Netns {
 	if n := st.nameOf(ns); n != "" {
-		return change.Netns{Name: n}
+		return change.Netns{Name: n, Label: st.labelOf(ns)}
 	}
 	if nsctx.Same(ns, st.tab.Initial.Get("net")) {
 		return change.Netns{}
 	}
-	return change.Netns{Fd: ns.Fd()}
+	return change.Netns{Fd: ns.Fd(), Label: st.labelOf(ns)}
 }
 
 func (st *state) current() nsctx.Context {
@@ -258,14 +265,31 @@ func (st *state) enterOfProcess(c nsctx.Context, pid, joined int) change.Enter {
 	return e
 }
 
-// describe renders the kinds of c that differ from the initial context, with
-// the ip-netns name of the net namespace when it has one.
+// describe renders the kinds of c that differ from the initial context,
+// each by its label (net:h1) or else its inode (net:4026532201), with the
+// ip-netns name of an unlabelled net namespace when it has one.
 func (st *state) describe(c nsctx.Context) string {
-	d := st.tab.Diff(c)
-	if n := c.Get("net"); n != nil {
-		if name := st.nameOf(n); name != "" {
-			d = "netns:" + name + " " + d
+	var parts []string
+	netns := ""
+	for i, k := range nsthread.Kinds {
+		n := c[i]
+		if n == nil || nsctx.Same(n, st.tab.Initial[i]) {
+			continue
 		}
+		if l := st.labelOf(n); l != "" {
+			parts = append(parts, k.Name+":"+l)
+			continue
+		}
+		if k.Name == "net" {
+			if name := st.nameOf(n); name != "" {
+				netns = "netns:" + name
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%s:%d", k.Name, n.Ino))
 	}
-	return d
+	sort.Strings(parts)
+	if netns != "" {
+		parts = append([]string{netns}, parts...)
+	}
+	return strings.Join(parts, " ")
 }

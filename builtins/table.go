@@ -30,7 +30,9 @@ func Table() doc.Table {
 }
 
 // Prompt describes the thread's current context for the REPL prompt, e.g.
-// "net:4026532201 uts:4026532202", or "" when it is the one nsh started in.
+// "net:h1 uts:h1" for namespaces labelled h1 (netns_new, host),
+// "net:4026532201 uts:4026532202" for unlabelled ones, or "" when it is the
+// one nsh started in.
 func Prompt(th *starlark.Thread) string {
 	st, err := stateOf(th)
 	if err != nil {

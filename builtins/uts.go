@@ -29,10 +29,7 @@ func utsBuiltin(host bool) func(*starlark.Thread, *starlark.Builtin, starlark.Tu
 			if !ok {
 				return nil, fmt.Errorf("name must be a string, not %s", name.Type())
 			}
-			if len(s) > 64 {
-				return nil, fmt.Errorf("name %q is longer than 64 bytes", s)
-			}
-			if err := checkNoNUL("name", s); err != nil {
+			if err := checkUTSName(s); err != nil {
 				return nil, err
 			}
 			newName, set = s, true
@@ -56,6 +53,16 @@ func utsBuiltin(host bool) func(*starlark.Thread, *starlark.Builtin, starlark.Tu
 		}
 		return starlark.String(out), nil
 	}
+}
+
+// checkUTSName refuses a hostname or domainname the kernel would refuse or
+// cut short: longer than 64 bytes (__NEW_UTS_LEN: EINVAL), or holding a
+// NUL (the kernel keeps what precedes it).
+func checkUTSName(s string) error {
+	if len(s) > 64 {
+		return fmt.Errorf("name %q is longer than 64 bytes", s)
+	}
+	return checkNoNUL("name", s)
 }
 
 // utsName reads the hostname (host) or domainname of the UTS namespace
@@ -90,10 +97,11 @@ func uname(host bool) (string, error) {
 // nothing needs restoring.
 func (st *state) setUTSName(th *starlark.Thread, uts *nsctx.NS, host bool, name string) error {
 	joins := st.tab.Joins(nsctx.Context{}.With(uts))
-	rec := &change.UTSName{Domain: !host, Name: name, Label: uts.String()}
-	rec.What = fmt.Sprintf("hostname of %s", uts)
+	where := st.nsName(uts)
+	rec := &change.UTSName{Domain: !host, Name: name, Label: where}
+	rec.What = fmt.Sprintf("hostname of %s", where)
 	if !host {
-		rec.What = fmt.Sprintf("domainname of %s", uts)
+		rec.What = fmt.Sprintf("domainname of %s", where)
 	}
 	var reapNS *nsctx.NS // nil: the reaper's own UTS namespace, nsh's
 	if !nsctx.Same(uts, st.tab.Initial.Get("uts")) {
@@ -106,9 +114,9 @@ func (st *state) setUTSName(th *starlark.Thread, uts *nsctx.NS, host bool, name 
 			if err == nil {
 				fault.At("uts.set")
 			}
-			return nserr.New("sethostname", fmt.Sprintf("%q in %s", v, uts), err)
+			return nserr.New("sethostname", fmt.Sprintf("%q in %s", v, where), err)
 		}
-		return nserr.New("setdomainname", fmt.Sprintf("%q in %s", v, uts), unix.Setdomainname([]byte(v)))
+		return nserr.New("setdomainname", fmt.Sprintf("%q in %s", v, where), unix.Setdomainname([]byte(v)))
 	}
 	if !st.madeHere(uts) {
 		old, err := utsName(joins, host)

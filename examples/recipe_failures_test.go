@@ -105,8 +105,8 @@ def stub_pivot_root(new_root, put_old = None):
     return pivot_root(new_root, put_old)
 `, want: `^fail: the old root should be detached$`},
 	{recipe: "rootfs.star", site: "the host's root changed", stubs: `
-def stub_setns(target, *kinds):
-    return namespaces()   # stays in the pivoted mount namespace
+def stub_mounts(ns = None):
+    return mounts()   # reads the pivoted mount namespace, not the host's
 `, want: `^fail: the host's root changed$`},
 }
 

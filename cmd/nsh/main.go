@@ -88,6 +88,10 @@ flags:
   --max-memory SIZE
                  cancel the script with an error when nsh's Go heap passes
                  SIZE (e.g. 512MiB, 4GiB; 0 or none: no limit); default 2GiB
+  --no-host-note never say that veth() or bridge() without ns= builds in the
+                 host's network namespace (a script says it once, on stderr,
+                 when the context is still the one nsh started in; the REPL
+                 never does); also NSH_NO_HOST_NOTE=1
   --max-steps N  cancel each thread (the script, each loaded module, the
                  REPL session) after N Starlark steps; default: no limit,
                  as a script that loops forever (with sleeps) is legitimate
@@ -104,6 +108,7 @@ type options struct {
 	maxSteps    uint64
 	code        *string
 	interactive bool
+	noHostNote  bool
 	trace       bool
 	traceFile   string
 	script      string
@@ -191,12 +196,16 @@ func run(args []string) int {
 	r := in.NewRun(root, argv)
 	var err error
 	if src != nil {
+		if !opts.noHostNote {
+			builtins.SetHostNote(r.Registry, os.Stderr)
+		}
 		gl, e := r.ExecFile(name, src)
 		err = e
 		if err != nil && !interp.IsExit(err) && r.Signal() == 0 {
 			fmt.Fprintln(os.Stderr, interp.FormatError(err))
 		}
 		if opts.interactive && r.Signal() == 0 && !interp.IsExit(err) {
+			builtins.SetHostNote(r.Registry, nil)
 			err = r.REPL(gl, os.Stdin)
 		}
 	} else {
@@ -213,6 +222,13 @@ func run(args []string) int {
 		}
 	}
 	return r.ExitCode(err)
+}
+
+// hostNoteOff reports whether NSH_NO_HOST_NOTE asks for no host note
+// (set, and not "0" or empty).
+func hostNoteOff() bool {
+	v := os.Getenv("NSH_NO_HOST_NOTE")
+	return v != "" && v != "0"
 }
 
 // teardownPath is the teardown script written next to the setup script
@@ -261,6 +277,7 @@ func abort(msg string) {
 func parseArgs(args []string) (opts options, code int, done bool) {
 	opts.rootless = rootless.ModeFromEnv()
 	opts.maxMemory = interp.DefaultMaxMemory
+	opts.noHostNote = hostNoteOff()
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		// --flag=VALUE or --flag VALUE, for the flags that take one.
@@ -297,6 +314,8 @@ func parseArgs(args []string) (opts options, code int, done bool) {
 			opts.interactive = true
 		case a == "-x":
 			opts.trace = true
+		case a == "--no-host-note":
+			opts.noHostNote = true
 		case a == "--rootless":
 			opts.rootless = rootless.On
 		case a == "--no-rootless":

@@ -21,9 +21,9 @@
 //
 // Records: links, addresses, routes, qdiscs, sysctl writes, hostname and
 // domainname (restored where the UTS namespace outlives the run), the
-// naming of network namespaces (netns()), mounts, umounts and the
-// directories mount(mkdir=True) makes, pivot_root, id map writes, the
-// namespaces unshare() makes (and the init of a new PID namespace), the
+// naming of network namespaces (netns()), mounts, umounts, the
+// directories mount(mkdir=True) and mkdir() make, pivot_root, id map
+// writes, the namespaces unshare() makes (and the init of a new PID namespace), the
 // context setns() moves to, the processes the run starts and the cgroup
 // they are born in (or nsh as their subreaper). The last four are part
 // of running the script rather than of what it builds (Effect.Aside).
@@ -116,6 +116,9 @@ func (b *Effect) effect() *Effect { return b }
 type Netns struct {
 	Name string // ip-netns name
 	Fd   int    // nsh's descriptor, when not named and not nsh's own
+	// Label is the label the script gave it (netns_new, host), which
+	// names it in messages: "net:h1".
+	Label string `json:",omitempty"`
 }
 
 // Host reports whether n is nsh's own network namespace.

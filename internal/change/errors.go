@@ -163,8 +163,12 @@ func netnsOf(r Record) (Netns, bool) {
 	return Netns{}, false
 }
 
-// label names n in a message: "netns red", "net:[4026532200]".
+// label names n in a message: "net:h1" (its Label), "netns red",
+// "net:[4026532200]".
 func (n Netns) label() string {
+	if n.Label != "" {
+		return "net:" + n.Label
+	}
 	if n.Name != "" {
 		return "netns " + n.Name
 	}

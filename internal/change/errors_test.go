@@ -87,6 +87,22 @@ func TestFailedNamesUnnamedNamespace(t *testing.T) {
 	}
 }
 
+// A labelled namespace (netns_new) is named by its label, not its inode.
+func TestFailedNamesLabelledNamespace(t *testing.T) {
+	fd, err := unix.Open("/proc/self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer unix.Close(fd)
+	h1 := Netns{Fd: fd, Label: "h1"}
+	r := &Route{NS: h1, Dst: "10.1.0.0/24", Via: "10.0.0.2"}
+	got := failed(r, nserr.New("route add", "10.1.0.0/24 via 10.0.0.2", unix.ENETUNREACH)).Error()
+	want := h1.IP("route add 10.1.0.0/24 via 10.0.0.2") + "  # net:h1: ENETUNREACH: network is unreachable"
+	if got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
+
 func TestSameOp(t *testing.T) {
 	for _, c := range []struct {
 		op, cmd string

@@ -1,6 +1,7 @@
 package change
 
 import (
+	"fmt"
 	"strings"
 	"sync/atomic"
 )
@@ -119,3 +120,39 @@ func (r *Umount) Commands() []string {
 
 // UndoCommands is empty: nsh does not mount again what a script unmounted.
 func (r *Umount) UndoCommands() []string { return nil }
+
+// Mkdir makes a directory: `mkdir [-p] -m MODE PATH`. Dirs, set by Apply,
+// are the directories it made, oldest first (the missing parents too with
+// Parents); none when it existed (ExistOK).
+type Mkdir struct {
+	Effect
+	NS      MountNS
+	Path    string
+	Mode    uint32
+	Parents bool
+	Dirs    []string
+}
+
+// Commands renders `mkdir [-p] -m MODE PATH`; nothing when it made none.
+func (r *Mkdir) Commands() []string {
+	if len(r.Dirs) == 0 {
+		return nil
+	}
+	p := ""
+	if r.Parents {
+		p = "-p "
+	}
+	return []string{r.NS.Exec(fmt.Sprintf("mkdir %s-m %04o %s", p, r.Mode, Quote(r.Path)))}
+}
+
+// UndoCommands renders `rmdir` of what it made, newest first.
+func (r *Mkdir) UndoCommands() []string {
+	if len(r.Dirs) == 0 {
+		return nil
+	}
+	args := []string{"rmdir"}
+	for i := len(r.Dirs) - 1; i >= 0; i-- {
+		args = append(args, Quote(r.Dirs[i]))
+	}
+	return []string{r.NS.Exec(strings.Join(args, " "))}
+}

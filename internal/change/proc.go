@@ -81,6 +81,8 @@ type Process struct {
 	Domain   *string
 	Root     string // pivot_root into it (unshare --root is the nearest: a chroot)
 	Cwd      string
+	LoUp     bool // the loopback of its new net namespace is brought up
+	Dev      bool // a minimal /dev in Root (bubblewrap's --dev), if its dev is empty
 	// Setpriv are setpriv(1)'s options for the ids it runs as:
 	// "--reuid=1000", "--regid=1000", "--groups=1,2", "--clear-groups".
 	Setpriv    []string
@@ -120,6 +122,9 @@ func (r *Process) Commands() []string {
 	if r.Domain != nil {
 		set = append(set, "domainname "+Quote(*r.Domain))
 	}
+	if r.LoUp {
+		set = append(set, "ip link set lo up")
+	}
 	if len(set) > 0 {
 		w = append(w, "sh", "-c", Quote(strings.Join(set, " && ")+` && exec "$0" "$@"`))
 	}
@@ -136,6 +141,9 @@ func (r *Process) Commands() []string {
 	}
 	if r.Root != "" {
 		notes = append(notes, "nsh pivots the root, unshare --root chroots")
+	}
+	if r.Dev {
+		notes = append(notes, "with a minimal /dev as bwrap --dev")
 	}
 	if len(notes) > 0 {
 		c += "  # " + strings.Join(notes, "; ")

@@ -17,8 +17,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -297,6 +299,93 @@ static void set_identity(const struct nsh_cfg *c) {
 		fail(c, NSH_STEP_SETUID, 0, errno);
 }
 
+// lo_up brings up the loopback of the calling thread's network namespace,
+// as `ip link set lo up`; it returns 0 or an errno.
+static int lo_up(void) {
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return errno;
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof ifr);
+	memcpy(ifr.ifr_name, "lo", 3);
+	int err = 0;
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) {
+		err = errno;
+	} else {
+		ifr.ifr_flags |= IFF_UP;
+		if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+			err = errno;
+	}
+	close(s);
+	return err;
+}
+
+// The host's device nodes bound into the minimal /dev (bubblewrap's --dev).
+static const char *const dev_nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+static const char *const dev_links[][2] = {
+	{"dev/fd", "/proc/self/fd"},
+	{"dev/stdin", "/proc/self/fd/0"},
+	{"dev/stdout", "/proc/self/fd/1"},
+	{"dev/stderr", "/proc/self/fd/2"},
+};
+
+// empty_dir reports whether path is a directory with no entries (what a
+// /dev left by the caller, e.g. a bind of the host's, is not).
+static int empty_dir(const char *path) {
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	char buf[512] __attribute__((aligned(8)));
+	long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
+	int empty = n >= 0;
+	for (long off = 0; empty && off < n;) {
+		// struct linux_dirent64: d_ino, d_off, d_reclen, d_type, d_name
+		unsigned short reclen;
+		memcpy(&reclen, buf + off + 16, sizeof reclen);
+		const char *name = buf + off + 19;
+		if (strcmp(name, ".") != 0 && strcmp(name, "..") != 0)
+			empty = 0;
+		off += reclen;
+	}
+	close(fd);
+	return empty;
+}
+
+// setup_dev makes the minimal /dev of a new root, as bubblewrap's --dev
+// does, in the directory "dev" of the current directory (the new root,
+// before pivot_root, while the host's /dev is still visible): a tmpfs, the
+// host's null, zero, full, random, urandom and tty bound onto empty files
+// (binds, not mknod, so it works in a user namespace), a new devpts
+// instance on pts with ptmx a symlink to pts/ptmx, a tmpfs on shm, and
+// the symlinks fd, stdin, stdout and stderr into /proc/self/fd.
+static void setup_dev(const struct nsh_cfg *c) {
+	if (mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=0755") < 0)
+		fail(c, NSH_STEP_DEV, NSH_DEV_TMPFS, errno);
+	for (int i = 0; i < (int)(sizeof dev_nodes / sizeof dev_nodes[0]); i++) {
+		char src[32] = "/dev/", dst[32] = "dev/";
+		strcat(src, dev_nodes[i]);
+		strcat(dst, dev_nodes[i]);
+		int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+		if (fd < 0)
+			fail(c, NSH_STEP_DEV, NSH_DEV_NODES + i, errno);
+		close(fd);
+		if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
+			fail(c, NSH_STEP_DEV, NSH_DEV_NODES + i, errno);
+	}
+	if (mkdir("dev/pts", 0755) < 0 ||
+	    mount("devpts", "dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620") < 0)
+		fail(c, NSH_STEP_DEV, NSH_DEV_PTS, errno);
+	if (symlink("pts/ptmx", "dev/ptmx") < 0)
+		fail(c, NSH_STEP_DEV, NSH_DEV_PTMX, errno);
+	if (mkdir("dev/shm", 01777) < 0 ||
+	    mount("tmpfs", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
+		fail(c, NSH_STEP_DEV, NSH_DEV_SHM, errno);
+	for (int i = 0; i < (int)(sizeof dev_links / sizeof dev_links[0]); i++) {
+		if (symlink(dev_links[i][1], dev_links[i][0]) < 0)
+			fail(c, NSH_STEP_DEV, NSH_DEV_LINKS + i, errno);
+	}
+}
+
 // child runs in the new process until its exec. join_cg: it was not born
 // in c->cgroup_fd's cgroup (no clone3) and moves there first.
 static void __attribute__((noreturn)) child(const struct nsh_cfg *c, int join_cg) {
@@ -351,6 +440,11 @@ static void __attribute__((noreturn)) child(const struct nsh_cfg *c, int join_cg
 		fail(c, NSH_STEP_HOSTNAME, 0, errno);
 	if (c->domainname && setdomainname(c->domainname, strlen(c->domainname)) < 0)
 		fail(c, NSH_STEP_DOMAINNAME, 0, errno);
+	if (c->lo_up && ((c->unshare_flags | c->clone_flags) & CLONE_NEWNET)) {
+		int err = lo_up();
+		if (err)
+			fail(c, NSH_STEP_LO, 0, err);
+	}
 	if (c->mount_proc) {
 		const char *target = c->root ? "proc" : "/proc";
 		if (c->root && chdir(c->root) < 0)
@@ -365,6 +459,8 @@ static void __attribute__((noreturn)) child(const struct nsh_cfg *c, int join_cg
 			fail(c, NSH_STEP_ROOT_BIND, 0, errno);
 		if (chdir(c->root) < 0)
 			fail(c, NSH_STEP_CHDIR, 0, errno);
+		if (c->dev == NSH_DEV_ON || (c->dev == NSH_DEV_IF_DIR && empty_dir("dev")))
+			setup_dev(c);
 		// pivot_root(".", "."): the old root ends up stacked under the new
 		// one at "/", and is detached at once.
 		if (syscall(SYS_pivot_root, ".", ".") < 0)

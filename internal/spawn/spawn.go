@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -141,6 +142,15 @@ type Config struct {
 	Foreground  bool // make the child's new process group the foreground one of TTY
 	TTY         int
 	Pdeathsig   syscall.Signal
+	// LoUp brings up the loopback of a new network namespace (New has
+	// CLONE_NEWNET) before the exec.
+	LoUp bool
+	// Dev, with Root, mounts a minimal /dev on Root's dev directory
+	// before the pivot, as bubblewrap's --dev: a tmpfs with binds of the
+	// host's null, zero, full, random, urandom and tty, a new devpts on
+	// pts (ptmx a symlink to pts/ptmx), a tmpfs on shm, and fd, stdin,
+	// stdout, stderr symlinks into /proc/self/fd.
+	Dev Dev
 	// Cgroup, if not nil, is the directory of a cgroup (v2) the child
 	// is born in (clone3 CLONE_INTO_CGROUP), so that it and everything
 	// it forks can be killed together (cgroup.kill).
@@ -455,8 +465,12 @@ func (s *Spawner) Start(cfg *Config) (*Child, error) {
 	if cfg.MountProc {
 		c.mount_proc = 1
 	}
+	if cfg.LoUp {
+		c.lo_up = 1
+	}
 	if cfg.Root != "" {
 		c.root = cstr(cfg.Root)
+		c.dev = C.int(cfg.Dev)
 	}
 	if cfg.Cwd != "" {
 		c.cwd = cstr(cfg.Cwd)
@@ -804,6 +818,10 @@ func stepError(cfg *Config, step, arg int, errno syscall.Errno) error {
 		return nserr.New(op, strconv.Itoa(id), errno)
 	case C.NSH_STEP_CGROUP:
 		return nserr.New("write", "cgroup.procs of the run's cgroup "+cfg.Cgroup.Name(), errno)
+	case C.NSH_STEP_LO:
+		return nserr.New("link set up", "lo of the new network namespace", errno)
+	case C.NSH_STEP_DEV:
+		return devError(cfg, arg, errno)
 	case C.NSH_STEP_EXEC:
 		if cfg.Mode == Init {
 			return nserr.New("exec", "nsh-init", errno)
@@ -814,6 +832,48 @@ func stepError(cfg *Config, step, arg int, errno syscall.Errno) error {
 		return nserr.New("exec", strconv.Quote(cfg.Argv[0]), errno)
 	}
 	return nserr.New(fmt.Sprintf("spawn step %d", step), "", errno)
+}
+
+// Dev says whether a child with a new root gets a minimal /dev.
+type Dev int
+
+// The choices of Config.Dev (spawn.h's NSH_DEV_OFF...).
+const (
+	DevOff   Dev = C.NSH_DEV_OFF
+	DevOn    Dev = C.NSH_DEV_ON     // made; an error if the root has no dev directory
+	DevIfDir Dev = C.NSH_DEV_IF_DIR // made if the root's dev is an empty directory
+)
+
+// devNodes and devLinks are the entries of the minimal /dev (Config.Dev),
+// in the order of spawn.c's dev_nodes and dev_links.
+var (
+	devNodes = []string{"null", "zero", "full", "random", "urandom", "tty"}
+	devLinks = []string{"fd", "stdin", "stdout", "stderr"}
+)
+
+// devError renders a failed step of the minimal /dev; arg is its
+// NSH_DEV_* entry.
+func devError(cfg *Config, arg int, errno syscall.Errno) error {
+	dev := filepath.Join(cfg.Root, "dev")
+	switch {
+	case arg == C.NSH_DEV_TMPFS:
+		if errno == unix.ENOENT {
+			return nserr.Errorf("mount", "-t tmpfs tmpfs "+strconv.Quote(dev), errno, "the root has no dev directory for the minimal /dev: make it (mkdir()), or pass dev=False")
+		}
+		return nserr.New("mount", "-t tmpfs tmpfs "+strconv.Quote(dev), errno)
+	case arg >= C.NSH_DEV_NODES && arg < C.NSH_DEV_NODES+len(devNodes):
+		n := devNodes[arg-C.NSH_DEV_NODES]
+		return nserr.New("mount", "--bind /dev/"+n+" "+strconv.Quote(filepath.Join(dev, n)), errno)
+	case arg == C.NSH_DEV_PTS:
+		return nserr.New("mount", "-t devpts -o newinstance devpts "+strconv.Quote(filepath.Join(dev, "pts")), errno)
+	case arg == C.NSH_DEV_PTMX:
+		return nserr.New("symlink", "pts/ptmx "+strconv.Quote(filepath.Join(dev, "ptmx")), errno)
+	case arg == C.NSH_DEV_SHM:
+		return nserr.New("mount", "-t tmpfs tmpfs "+strconv.Quote(filepath.Join(dev, "shm")), errno)
+	case arg >= C.NSH_DEV_LINKS && arg < C.NSH_DEV_LINKS+len(devLinks):
+		return nserr.New("symlink", strconv.Quote(filepath.Join(dev, devLinks[arg-C.NSH_DEV_LINKS])), errno)
+	}
+	return nserr.New("minimal /dev", strconv.Quote(dev), errno)
 }
 
 func deref(s *string) string {

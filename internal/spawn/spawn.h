@@ -36,6 +36,23 @@ enum {
 	NSH_STEP_SETGID,
 	NSH_STEP_SETUID,
 	NSH_STEP_CGROUP,     // joining the run's cgroup where clone3 is hidden
+	NSH_STEP_LO,         // bringing up the loopback of a new net namespace
+	NSH_STEP_DEV,        // the minimal /dev of root= (arg: NSH_DEV_* entry)
+};
+
+// Choices of nsh_cfg.dev.
+enum { NSH_DEV_OFF = 0, NSH_DEV_ON = 1, NSH_DEV_IF_DIR = 2 };
+
+// Entries of the minimal /dev, in the order they are made (the arg of a
+// failed NSH_STEP_DEV): a tmpfs on dev, binds of the host's device nodes,
+// a new devpts instance, ptmx, a tmpfs on shm, and the symlinks.
+enum {
+	NSH_DEV_TMPFS = 0,
+	NSH_DEV_NODES = 1, // 1 + index into nsh_dev_nodes
+	NSH_DEV_PTS = 7,
+	NSH_DEV_PTMX,
+	NSH_DEV_SHM,
+	NSH_DEV_LINKS,     // + index into the symlinks fd, stdin, stdout, stderr
 };
 
 // Messages on the status socket: child -> parent.
@@ -69,7 +86,9 @@ struct nsh_cfg {
 	const char *domainname; // NULL: unchanged
 	unsigned long propagation; // MS_PRIVATE etc. for / in a new mount namespace; 0: unchanged
 	int mount_proc;
+	int lo_up;            // bring up lo of a new net namespace
 	const char *root;     // pivot_root into this directory; NULL: none
+	int dev;              // with root: a minimal /dev in it (NSH_DEV_OFF...; setup_dev in spawn.c)
 	const char *cwd;      // NULL: unchanged (or / after root)
 	int fd[3];            // stdin, stdout, stderr; -1: inherit
 	int setsid;
