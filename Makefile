@@ -58,6 +58,7 @@ test-rootless: build
 # The long forms of the reliability tests (README "Reliability").
 soak:
 	NSH_SOAK=1 $(GO) test -p 1 -count=1 -timeout 3h ./cmd/nsh -run 'StepOfRecipes|KillAtRandomTimes' -v >soak-faults.log 2>&1; s=$$?; grep -E '^(--- |ok|FAIL)|injected|SIGKILLs' soak-faults.log; exit $$s
+	NSH_SOAK_CYCLES=$${NSH_SOAK_CYCLES:-100000} $(GO) test -count=1 -timeout 0 -v -run '^TestSoak$$' ./cmd/nsh
 
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/nsh
@@ -82,6 +83,9 @@ fuzz:
 			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) -parallel $(FUZZPARALLEL) $$pkg; \
 		done; \
 	done
+
+# The long soak (issue 18 item 5): TestSoak with 100,000 create/destroy
+# cycles in one nsh (make test runs 500). NSH_SOAK_CYCLES=N for another count.
 
 # One table of medians and ratios against our raw programs (bench/run says how).
 bench: build

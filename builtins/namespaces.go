@@ -531,6 +531,7 @@ func (st *state) makeNetns(th *starlark.Thread, name string, persist, lo bool) (
 	cur := st.current()
 	rec := &change.NetnsAdd{Name: name, LoUp: lo}
 	rec.What = fmt.Sprintf("netns %q", name)
+	owned := false // the run made the name and removes it at its end
 	rec.Apply = func() error {
 		// On the run's network-namespace thread when the context differs from
 		// nsh's own in net at most; otherwise on a thread of its own. The
@@ -579,6 +580,7 @@ func (st *state) makeNetns(th *starlark.Thread, name string, persist, lo bool) (
 			// Only the run that made the namespace deletes its name, and only
 			// while the name is still this namespace's.
 			want := netnsdir.Ident{Dev: ns.Dev, Ino: ns.Ino}
+			owned = true
 			rec.Undo = func() (bool, error) { return true, removeNetns(st, cur, name, &want) }
 			rec.Reap = func() []reaper.Op {
 				return []reaper.Op{reaper.Umount(cur.Get("mnt"), path, mntID), reaper.Unlink(cur.Get("mnt"), path, ino)}
@@ -588,8 +590,14 @@ func (st *state) makeNetns(th *starlark.Thread, name string, persist, lo bool) (
 		}
 		return nil
 	}
-	if _, err := st.ex.Do(th, rec); err != nil {
+	entry, err := st.ex.Do(th, rec)
+	if err != nil {
 		return nil, false, err
+	}
+	if owned && entry != nil {
+		st.mu.Lock()
+		st.named[name] = entry
+		st.mu.Unlock()
 	}
 	return ns, rec.Opened, nil
 }
@@ -696,6 +704,21 @@ func netnsDeleteBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark
 			return starlark.None, nil
 		}
 		return nil, fmt.Errorf("no network namespace named %q (netns_list() lists them; missing_ok=True accepts none)", name)
+	}
+	// A name this run gave is released as its teardown would remove it
+	// (only while it is still that namespace's), with its reaper steps;
+	// whatever else holds the name is removed then.
+	st.mu.Lock()
+	entry := st.named[name]
+	delete(st.named, name)
+	st.mu.Unlock()
+	if entry != nil {
+		if err := entry.Release(); err != nil {
+			return nil, err
+		}
+		if _, err := os.Lstat(filepath.Join(netnsDir, name)); errors.Is(err, fs.ErrNotExist) {
+			return starlark.None, nil
+		}
 	}
 	return starlark.None, removeNetns(st, st.current(), name, nil)
 }

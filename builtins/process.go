@@ -263,6 +263,10 @@ func (st *state) tracker(th *starlark.Thread) *os.File {
 			// killed, everything in it is the run's.
 			rec.Ahead = func() []reaper.Op { return []reaper.Op{reaper.KillUserns()} }
 		}
+		// Orphans adopted by nsh outlive it unless a teardown kills
+		// them: from here on a signal tears down (issue 18 item 6: SIGINT
+		// of a run that had only started processes left them).
+		st.reg.Guard()
 		rec.Apply = func() error { return spawn.SetSubreaper(true) }
 		rec.Undo = func() (bool, error) {
 			err := spawn.KillOrphans()
@@ -1366,6 +1370,12 @@ func (p *Process) waitMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 	}
 	if err != nil {
 		return nil, err
+	}
+	if p.entry != nil {
+		// Reaped and its output read: nothing is left to undo, and the
+		// registry need not keep the process (issue 18 item 5: a loop
+		// of spawn().wait() grew by ~1.7 KB a process until the run's end).
+		p.entry.Forget()
 	}
 	return starlark.MakeInt(code), nil
 }

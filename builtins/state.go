@@ -30,6 +30,10 @@ type state struct {
 	mu    sync.Mutex
 	cur   nsctx.Context
 	names map[uint64]string // net namespace inode -> ip-netns name
+	// named holds the registry entries of the names netns(persist=False)
+	// gave in this run, so that netns_delete releases them (issue 18
+	// item 5: they stayed, with their reaper steps, until the run's end).
+	named map[string]*lifecycle.Entry
 	// labels are the names netns_new() and host() gave the namespaces
 	// they made (labels.go).
 	labels map[[2]uint64]string
@@ -84,7 +88,7 @@ func sharedState(th *starlark.Thread) (*state, error) {
 		if err != nil {
 			return stateOrErr{err: fmt.Errorf("cannot open nsh's own namespaces: %w", err)}
 		}
-		st := &state{reg: reg, tab: tab, cur: tab.Initial, names: map[uint64]string{}, made: map[[2]uint64]bool{},
+		st := &state{reg: reg, tab: tab, cur: tab.Initial, names: map[uint64]string{}, named: map[string]*lifecycle.Entry{}, made: map[[2]uint64]bool{},
 			labels: map[[2]uint64]string{}}
 		st.ex = change.NewExecutor(reg, st.reaperFor)
 		if st.lab = labOf(reg); st.lab != nil {

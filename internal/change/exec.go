@@ -20,8 +20,12 @@ type Executor struct {
 	reg *lifecycle.Registry
 	t   *tracer // the run's (tracerOf), tracing or not
 	mu  sync.Mutex
-	// made are the entries of the changes with an undo (KeepAll).
-	made []*lifecycle.Entry
+	// made are the entries of the changes with an undo (KeepAll); those
+	// gone are dropped once it holds compactAt, so that a loop making and
+	// deleting objects does not grow it (issue 18 item 5: it kept every
+	// change's entry, undo and reaper record until the end of the run).
+	made      []*lifecycle.Entry
+	compactAt int
 	// reaper returns the run's reaper, started on first use; nil if it
 	// could not be started (the run then has its own teardown only).
 	reaper func() Reaper
@@ -155,6 +159,17 @@ func (x *Executor) Do(th *starlark.Thread, r Record) (*lifecycle.Entry, error) {
 		e.OnDone(a.del)
 	}
 	x.mu.Lock()
+	if len(x.made) >= max(64, x.compactAt) {
+		live := x.made[:0]
+		for _, m := range x.made {
+			if !m.Gone() {
+				live = append(live, m)
+			}
+		}
+		clear(x.made[len(live):])
+		x.made = live
+		x.compactAt = 2 * len(live)
+	}
 	x.made = append(x.made, e)
 	x.mu.Unlock()
 	return e, nil

@@ -166,6 +166,14 @@ func (e *Entry) Persistent() bool {
 	return e.persist
 }
 
+// Gone reports whether the entry was released or forgotten: its object
+// needs no undo any more.
+func (e *Entry) Gone() bool {
+	e.reg.mu.Lock()
+	defer e.reg.mu.Unlock()
+	return e.gone
+}
+
 // Release undoes the object now (e.g. an explicit delete) and forgets it.
 // Releasing twice is a no-op.
 func (e *Entry) Release() error {

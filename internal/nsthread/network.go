@@ -108,6 +108,8 @@ func (r *NetRunner) doHere(joins []Join, fn func() error) (err error, ran bool) 
 	if r.home < 0 {
 		return nil, false
 	}
+	tid := unix.Gettid()
+	pinned(tid, true)
 	err = run(joins, fn)
 	if serr := unix.Setns(r.home, unix.CLONE_NEWNET); serr != nil {
 		stuck := fmt.Errorf("%w: %w", errStuck, nserr.New("setns", "back to nsh's network namespace", serr))
@@ -116,8 +118,9 @@ func (r *NetRunner) doHere(joins []Join, fn func() error) (err error, ran bool) 
 			r.stuck = stuck
 		}
 		r.busyMu.Unlock()
-		return errors.Join(err, stuck), true
+		return errors.Join(err, stuck), true // pinned for good
 	}
+	pinned(tid, false)
 	return err, true
 }
 

@@ -9,6 +9,7 @@ package nsthread
 import (
 	"fmt"
 	"runtime"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 	"nsh.dev/nsh/internal/nserr"
@@ -52,6 +53,7 @@ func Go(fn func()) {
 			Go(fn)
 			return
 		}
+		pinned(unix.Gettid(), true) // for good: the thread ends with fn
 		fn()
 	}()
 }
@@ -178,3 +180,26 @@ var AllFlags = func() int {
 	}
 	return f
 }()
+
+// watch is the function WatchPins installed, or nil.
+var watch atomic.Pointer[func(tid int, pinned bool)]
+
+// WatchPins is a hook for tests (TestStressNamespaces): until the returned
+// stop is called, w is told, on the thread itself, of every thread that
+// becomes free to leave nsh's namespaces — before its first setns or
+// unshare — and (pinned false) of a NetRunner thread that is back in
+// them. A thread of Go (and Do, Unshare) is never released: it is
+// destroyed with its goroutine. Every other thread of the process must
+// always be in nsh's own namespaces. Without a watcher, a hop costs one
+// atomic load more.
+func WatchPins(w func(tid int, pinned bool)) (stop func()) {
+	watch.Store(&w)
+	return func() { watch.Store(nil) }
+}
+
+// pinned tells the watcher, if any, of a thread pinned or released.
+func pinned(tid int, on bool) {
+	if w := watch.Load(); w != nil {
+		(*w)(tid, on)
+	}
+}

@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -199,6 +200,9 @@ var children = struct {
 	sync.Mutex
 	live, sessions map[int]bool
 	subreapers     int // runs that want nsh to be a subreaper
+	// stopReaping ends the goroutine that reaps exited orphans while nsh
+	// is a subreaper (reapOrphans); nil when none runs.
+	stopReaping chan struct{}
 	// starting is held for reading by whoever makes a child of nsh, from
 	// before its creation until it is in live (or Tracked), and for
 	// writing by KillOrphans while it tells orphans from children: a
@@ -1001,7 +1005,66 @@ func SetSubreaper(on bool) error {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, v, 0, 0, 0); err != nil {
 		return nserr.New("prctl", fmt.Sprintf("PR_SET_CHILD_SUBREAPER %d", v), err)
 	}
+	if on {
+		children.stopReaping = make(chan struct{})
+		go reapOrphans(children.stopReaping)
+	} else if children.stopReaping != nil {
+		close(children.stopReaping)
+		children.stopReaping = nil
+	}
 	return nil
+}
+
+// reapOrphans reaps, on each SIGCHLD until stop is closed, the orphans nsh
+// adopted as a subreaper that have exited: without it, each would stay a
+// zombie until the end of the run (a loop that double-forks leaves
+// thousands). Children nsh started itself (in live, or being started) are
+// left to their own Wait. SIGCHLDs that come in a burst are served by one
+// pass over the children every 10 ms at most.
+func reapOrphans(stop chan struct{}) {
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, unix.SIGCHLD)
+	defer signal.Stop(sigc)
+	for {
+		select {
+		case <-stop:
+			return
+		case <-sigc:
+		}
+		reapExited()
+		select {
+		case <-stop:
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// reapExited reaps the exited orphans among nsh's children.
+func reapExited() {
+	children.starting.Lock() // no child between its clone and live
+	defer children.starting.Unlock()
+	kids, err := ownChildren()
+	if err != nil {
+		return
+	}
+	children.Lock()
+	orphans := kids[:0]
+	for _, pid := range kids {
+		if !children.live[pid] {
+			orphans = append(orphans, pid)
+		}
+	}
+	children.Unlock()
+	for _, pid := range orphans {
+		// WNOHANG: a live orphan is left alone (KillOrphans ends it).
+		var ws unix.WaitStatus
+		for {
+			if _, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil); !errors.Is(err, unix.EINTR) {
+				break
+			}
+		}
+	}
 }
 
 // Track marks pid, a child nsh started by other means (the reaper), as

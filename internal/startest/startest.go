@@ -11,12 +11,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
 	"go.starlark.net/syntax"
+	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/internal/doc"
 	"nsh.dev/nsh/internal/leakcheck"
@@ -208,9 +210,28 @@ func NeedsRealRoot(t testing.TB) {
 
 // Main is a TestMain that runs the tests rootless (in a new user namespace)
 // when started by a user other than root, as the nsh binary does.
+// Descriptors the test binary inherited above 2 (from go test's own
+// parent: a CI runner's or a terminal's) are made close-on-exec first: nsh
+// passes what it inherited on to its children, as a shell does, and a test
+// that a child sees no descriptor of nsh's own must not count those.
 func Main(m *testing.M) {
+	closeInherited()
 	if outer, code := rootless.Enter(rootless.Auto); outer {
 		os.Exit(code)
 	}
 	os.Exit(m.Run())
+}
+
+// closeInherited marks every descriptor above 2 close-on-exec (those of
+// the Go runtime and the test are already).
+func closeInherited() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
+	}
 }
