@@ -191,6 +191,9 @@ func (r *Request) Apply(proc int) (res Result, err error) {
 			return res, mkdirError(filepath.Join(r.Root, ce.Path), "target "+strconv.Quote(r.Target), ce)
 		}
 		if errors.Is(err, unix.ENOENT) && !r.Mkdir {
+			if r.Root != "/" && r.Root != "" {
+				return res, nserr.Errorf("mount", obj, err, "the target does not exist in the root %s, where symlinks on its path are resolved as if it were /; mkdir=True creates it", r.Root)
+			}
 			return res, nserr.Errorf("mount", obj, err, "the target does not exist; mkdir=True creates it")
 		}
 		if errors.Is(err, unix.ELOOP) {
@@ -221,6 +224,10 @@ func (r *Request) Apply(proc int) (res Result, err error) {
 		ahead.Under = uint64(underID)
 		r.Ahead(ahead)
 	}
+	was := ahead.Target // where the target was before the mount, for movedOr
+	if was == "" && r.NewMount() {
+		was, _ = os.Readlink(tpath)
+	}
 
 	switch {
 	case r.propOnly():
@@ -239,7 +246,7 @@ func (r *Request) Apply(proc int) (res Result, err error) {
 		return finish(proc, res, underID, tfd)
 	case r.Bind:
 		if err := unix.Mount(srcPath, tpath, "", unix.MS_BIND|recFlag(r.Recursive), ""); err != nil {
-			return fail(explainMount(obj, r, err))
+			return fail(movedOr(rootfd, tfd, tpath, was, r.Target, obj, explainMount(obj, r, err), err))
 		}
 	default:
 		data := r.opts.DataString()
@@ -253,26 +260,24 @@ func (r *Request) Apply(proc int) (res Result, err error) {
 			if r.PidNS > 0 && errors.Is(err, unix.EINVAL) {
 				return fail(nserr.Errorf("mount", obj, err, `this kernel cannot mount the proc of another PID namespace (proc's pidns= option needs Linux 6.17 or later); clone(..., "pid", mount_proc=True) mounts one from inside`))
 			}
-			return fail(explainMount(obj, r, err))
+			return fail(movedOr(rootfd, tfd, tpath, was, r.Target, obj, explainMount(obj, r, err), err))
 		}
 	}
 	fault.At("mount.mounted")
-	// The new mount: its root is now what the target path leads to.
-	// If the path changed under us, the mount is taken off again by the
-	// name the kernel gives the directory it is on.
-	dropByName := func(err error) (Result, error) {
-		p, rerr := os.Readlink(tpath)
-		if rerr == nil {
-			rerr = unix.Unmount(p, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
-		}
-		if rerr != nil {
+	// The new mount: its root is now what the target path leads to, a
+	// mount whose parent is the one the target was on. If the path
+	// changed under us (a directory on it renamed), the mount is taken off
+	// again where the directory it is on now is (dropMoved).
+	moved := func() (Result, error) {
+		err := nserr.Errorf("mount", obj, unix.ESTALE, "the target moved while mounting (a directory on its path was renamed meanwhile); nothing was mounted")
+		if rerr := dropMoved(proc, tpath, underID, r.FSType, r.Bind); rerr != nil {
 			err = errors.Join(err, nserr.New("umount", "the mount just made on "+strconv.Quote(r.Target), rerr))
 		}
 		return fail(err)
 	}
 	nfd, err := inroot.Open(rootfd, r.Target)
 	if err != nil {
-		return dropByName(nserr.New("open", "new mount "+r.Target, err))
+		return moved()
 	}
 	defer unix.Close(nfd)
 	npath := fdPath(nfd)
@@ -287,7 +292,16 @@ func (r *Request) Apply(proc int) (res Result, err error) {
 		return undo(err)
 	}
 	if newID == underID {
-		return dropByName(fmt.Errorf("mount %s: the target moved while mounting", obj))
+		return moved()
+	}
+	if r.Bind || r.propFlag != 0 {
+		// Before changing its flags, make sure it is ours (else checked
+		// below, with the entry reported).
+		if es, err := ReadMounts(proc); err != nil {
+			return undo(err)
+		} else if e, ok := findMount(es, newID); !ok || e.Parent != underID {
+			return moved()
+		}
 	}
 	if r.Bind {
 		if err := bindFlags(nfd, npath, r); err != nil {
@@ -304,11 +318,79 @@ func (r *Request) Apply(proc int) (res Result, err error) {
 		return undo(err)
 	}
 	e, ok := findMount(es, newID)
-	if !ok {
-		return undo(fmt.Errorf("mount %s: the new mount is not in mountinfo", obj))
+	if !ok || e.Parent != underID {
+		// The path leads to some other mount now.
+		return moved()
 	}
 	res.Entry = e
 	return res, nil
+}
+
+// dropMoved unmounts the mount just made on the directory tpath (a
+// descriptor path) holds, after that directory was renamed: the kernel
+// does not cross the new mount through the descriptor, so the mount is
+// found at the directory's current name, and taken off only if it is one
+// whose parent is under (the mount the directory is on) and of the type
+// just mounted, and the directory still has that name after it was opened.
+// A renaming that goes on may move it again meanwhile: it tries a while.
+func dropMoved(proc int, tpath string, under int, fstype string, bind bool) error {
+	var last error = unix.ESTALE
+	for i := 0; i < 1000; i++ {
+		p, err := os.Readlink(tpath)
+		if err != nil {
+			return err
+		}
+		fd, err := openat2(p)
+		if err != nil {
+			last = err
+			continue
+		}
+		id, isRoot, err := mountID(fd)
+		again, _ := os.Readlink(tpath)
+		if err != nil || !isRoot || again != p {
+			unix.Close(fd)
+			continue
+		}
+		es, err := ReadMounts(proc)
+		if err != nil {
+			unix.Close(fd)
+			return err
+		}
+		e, ok := findMount(es, id)
+		if !ok || e.Parent != under || (!bind && e.FSType != fstype) {
+			unix.Close(fd)
+			last = fmt.Errorf("no mount just made at %s", p)
+			continue
+		}
+		err = unix.Unmount(fdPath(fd), unix.MNT_DETACH)
+		unix.Close(fd)
+		return err
+	}
+	return last
+}
+
+// openat2 opens an absolute path without following any symlink.
+func openat2(path string) (int, error) {
+	return unix.Openat2(unix.AT_FDCWD, path, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS})
+}
+
+// movedOr returns explained, the error of a refused mount, unless the
+// target, resolved again inside the root, is no longer the directory tfd
+// holds, or that directory's name is no longer was: then a directory on
+// its path was renamed while nsh mounted (the kernel refuses a mount on a
+// path that changes under it, at times with a bare EINVAL), and the error
+// says so.
+func movedOr(rootfd, tfd int, tpath, was, target, obj string, explained, err error) error {
+	fd, oerr := inroot.Open(rootfd, target)
+	if oerr == nil {
+		defer unix.Close(fd)
+		now, _ := os.Readlink(tpath)
+		var a, b unix.Stat_t
+		if unix.Fstat(tfd, &a) != nil || unix.Fstat(fd, &b) != nil || (a.Dev == b.Dev && a.Ino == b.Ino && now == was) {
+			return explained
+		}
+	}
+	return nserr.Errorf("mount", obj, err, "the target moved while mounting (a directory on its path was renamed meanwhile); nothing was mounted")
 }
 
 // finish reports the entry of the mount at tfd after an in-place change.
