@@ -160,6 +160,9 @@ func (r *Request) Apply(proc int) (res Result, err error) {
 		srcPath = fdPath(sfd)
 	}
 
+	if err := pseudoOnLink(rootfd, r, obj); err != nil {
+		return res, err
+	}
 	var tfd int
 	var ahead Ahead
 	if r.Mkdir {
@@ -372,6 +375,32 @@ func dropMoved(proc int, tpath string, under int, fstype string, bind bool) erro
 // openat2 opens an absolute path without following any symlink.
 func openat2(path string) (int, error) {
 	return unix.Openat2(unix.AT_FDCWD, path, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS})
+}
+
+// pseudoOnLink refuses to mount proc or sysfs inside a root (root= not
+// "/") on a target whose last component is a symlink, as runc does: the
+// link is resolved inside the root, but a root whose /proc or /sys is a
+// symlink is not one to trust with them.
+func pseudoOnLink(rootfd int, r *Request, obj string) error {
+	if r.Root == "/" || (r.FSType != "proc" && r.FSType != "sysfs") || !r.NewMount() {
+		return nil
+	}
+	rel := inroot.Rel(r.Target)
+	dir, base := filepath.Split(rel)
+	if base == "." {
+		return nil
+	}
+	pfd, err := inroot.Open(rootfd, dir)
+	if err != nil {
+		return nil // resolving the target reports it
+	}
+	defer unix.Close(pfd)
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(pfd, base, buf)
+	if err != nil {
+		return nil // not a symlink
+	}
+	return nserr.Errorf("mount", obj, unix.ELOOP, "%s is a symlink (to %q) in the root %s; %s is mounted only on a real directory there", filepath.Join(r.Root, rel), buf[:n], r.Root, r.FSType)
 }
 
 // movedOr returns explained, the error of a refused mount, unless the
