@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -204,6 +205,13 @@ func (r *Request) Apply(proc int) (res Result, err error) {
 		}
 		return res, nserr.New("mount", obj, err)
 	}
+	if r.NewMount() {
+		// Runs mounting on the same directory at once take turns, so
+		// that each finds its own mount after (they stack).
+		var unlock func()
+		tfd, unlock = lockTarget(rootfd, tfd, r.Target)
+		defer unlock()
+	}
 	defer unix.Close(tfd)
 	fail := func(err error) (Result, error) {
 		RemoveDirs(res.Created)
@@ -327,6 +335,47 @@ func (r *Request) Apply(proc int) (res Result, err error) {
 	}
 	res.Entry = e
 	return res, nil
+}
+
+// lockTarget takes an exclusive flock(2) on the directory tfd holds, the
+// target of a new mount, and returns it with the function that drops the
+// lock. If the target resolves to another directory once the lock is
+// held (another process mounted on it meanwhile, whose mount the new one
+// will stack on), it locks that one instead, and returns its descriptor
+// (tfd is closed). Processes of nsh mounting on one target thus mount one
+// at a time, each on the mount the previous one made, and each finds its
+// own after. A target that is not a directory, or that no longer
+// resolves, is returned unlocked (the mount's own checks report what
+// moved).
+func lockTarget(rootfd, tfd int, target string) (int, func()) {
+	none := func() {}
+	for i := 0; i < 1000; i++ {
+		lfd, err := unix.Openat(tfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return tfd, none
+		}
+		if err := unix.Flock(lfd, unix.LOCK_EX); err != nil {
+			unix.Close(lfd)
+			return tfd, none
+		}
+		unlock := func() { unix.Close(lfd) }
+		nfd, err := inroot.Open(rootfd, target)
+		if err != nil {
+			return tfd, unlock
+		}
+		var a, b unix.Stat_t
+		ida, _, erra := mountID(tfd)
+		idb, _, errb := mountID(nfd)
+		if unix.Fstat(tfd, &a) != nil || unix.Fstat(nfd, &b) != nil || erra != nil || errb != nil ||
+			(a.Dev == b.Dev && a.Ino == b.Ino && ida == idb) {
+			unix.Close(nfd)
+			return tfd, unlock
+		}
+		unlock()
+		unix.Close(tfd)
+		tfd = nfd
+	}
+	return tfd, none
 }
 
 // dropMoved unmounts the mount just made on the directory tpath (a
@@ -490,6 +539,28 @@ func bindFlags(nfd int, npath string, r *Request) error {
 	return unix.Mount("", npath, "", unix.MS_REMOUNT|unix.MS_BIND|have|want, "")
 }
 
+// CoveredWait is how long Undo waits for a mount stacked on the one it
+// takes off (by another run, on the same target) to go first.
+const CoveredWait = 5 * time.Second
+
+// covered reports whether mount id is still there with a mount on its root.
+func covered(proc, id int) bool {
+	es, err := ReadMounts(proc)
+	if err != nil {
+		return false
+	}
+	e, ok := findMount(es, id)
+	if !ok {
+		return false
+	}
+	for _, c := range es {
+		if c.Parent == id && c.Target == e.Target {
+			return true
+		}
+	}
+	return false
+}
+
 // Undo unmounts a mount this run made (mount id id, on target), if the
 // path it was made on still leads to it (same mount id, resolved without
 // leaving the root), and removes the directories mkdir=True made for it.
@@ -504,18 +575,46 @@ func Undo(proc, id int, target string, created []Made) ([]Made, error) {
 		return nil, nserr.New("open", "/", err)
 	}
 	defer unix.Close(rootfd)
-	if fd, err := inroot.Open(rootfd, target); err == nil {
-		defer unix.Close(fd)
+	// A mount another run stacked on this one (on the same target) is
+	// waited for, up to CoveredWait: each run takes off its own, the last
+	// made first.
+	for deadline := time.Now().Add(CoveredWait); ; {
+		fd, err := inroot.Open(rootfd, target)
+		if err != nil {
+			break
+		}
 		got, isRoot, err := mountID(fd)
 		if err == nil && got == id && isRoot {
+			// Under the lock a run stacking a mount on it takes
+			// (lockTarget), and only if still on top then.
+			lfd, unlock := lockTarget(rootfd, fd, target)
+			if got, _, err := mountID(lfd); err != nil || got != id {
+				unlock()
+				unix.Close(lfd)
+				continue
+			}
+			fd = lfd
+			defer unlock()
 			if err := unix.Fchdir(proc); err != nil {
+				unix.Close(fd)
 				return nil, nserr.New("chdir", "/proc", err)
 			}
 			// Lazily: the descriptor itself holds the mount.
-			if err := unix.Unmount(fdPath(fd), unix.MNT_DETACH); err != nil {
+			err := unix.Unmount(fdPath(fd), unix.MNT_DETACH)
+			unix.Close(fd)
+			if err != nil {
 				return nil, nserr.New("umount", strconv.Quote(target), err)
 			}
+			break
 		}
+		unix.Close(fd)
+		if err != nil || !covered(proc, id) {
+			break // gone, or moved away: not ours to chase
+		}
+		if time.Now().After(deadline) {
+			return RemoveDirs(created), fmt.Errorf("umount %q: left mounted: another mount still covers it after %v", target, CoveredWait)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	return RemoveDirs(created), nil
 }
