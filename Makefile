@@ -17,7 +17,7 @@ STATIC_CC ?= $(shell command -v musl-gcc 2>/dev/null || echo gcc)
 ROOTLESS_USER ?= 65534
 TESTBIN := $(CURDIR)/.testbin
 
-.PHONY: build demo deps test test-root test-rootless install lint bench clean
+.PHONY: build demo deps test test-root test-rootless install lint bench soak clean
 
 build:
 	CC=$(STATIC_CC) $(GO) build -tags '$(TAGS)' -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/nsh
@@ -53,6 +53,11 @@ test-rootless: build
 			$(TESTBIN)/$$name.test -test.count=1) || exit 1; \
 	done
 	rm -rf $(TESTBIN)
+
+# The long versions of the reliability tests (README, Reliability).
+soak:
+	NSH_SOAK=1 $(GO) test -p 1 -count=1 -timeout 30m -run 'TestMountSymlinkSwapRace' ./builtins/
+	NSH_SOAK=1 $(GO) test -p 1 -count=1 -timeout 30m -run 'TestConcurrentRunsSameObjects' ./cmd/nsh/
 
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/nsh

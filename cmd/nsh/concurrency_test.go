@@ -21,8 +21,8 @@ import (
 //     EEXIST naming the link, its peer, and the way to delete it.
 //   - mount on one target: all succeed, stacked one on another (each run
 //     mounts on the one before, under a lock on the directory); at the end
-//     each takes off its own, the last made first, waiting up to 5 s for
-//     one stacked on it.
+//     each takes off its own, the last made first, waiting for those
+//     stacked on it until 5 s pass without a change.
 //
 // After every round nothing is left: no /run/netns entry, no link, no
 // mount. 3 rounds by default, 20 with NSH_SOAK=1.

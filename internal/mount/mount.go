@@ -337,45 +337,41 @@ func (r *Request) Apply(proc int) (res Result, err error) {
 	return res, nil
 }
 
-// lockTarget takes an exclusive flock(2) on the directory tfd holds, the
-// target of a new mount, and returns it with the function that drops the
-// lock. If the target resolves to another directory once the lock is
-// held (another process mounted on it meanwhile, whose mount the new one
-// will stack on), it locks that one instead, and returns its descriptor
-// (tfd is closed). Processes of nsh mounting on one target thus mount one
-// at a time, each on the mount the previous one made, and each finds its
-// own after. A target that is not a directory, or that no longer
-// resolves, is returned unlocked (the mount's own checks report what
-// moved).
+// lockTarget takes an exclusive flock(2) on the directory that holds the
+// target of a new mount (its parent, resolved inside the root), and
+// returns the target resolved again once the lock is held, with the
+// function that drops the lock (tfd is then closed). Processes of nsh
+// mounting on one target, or taking a mount off it (Undo), thus do it one
+// at a time: each mounts on the mount the previous one made, and finds its
+// own after. A target whose parent cannot be locked, or that no longer
+// resolves, is returned as it was, unlocked (the mount's own checks report
+// what moved).
 func lockTarget(rootfd, tfd int, target string) (int, func()) {
 	none := func() {}
-	for i := 0; i < 1000; i++ {
-		lfd, err := unix.Openat(tfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return tfd, none
-		}
-		if err := unix.Flock(lfd, unix.LOCK_EX); err != nil {
-			unix.Close(lfd)
-			return tfd, none
-		}
-		unlock := func() { unix.Close(lfd) }
-		nfd, err := inroot.Open(rootfd, target)
-		if err != nil {
-			return tfd, unlock
-		}
-		var a, b unix.Stat_t
-		ida, _, erra := mountID(tfd)
-		idb, _, errb := mountID(nfd)
-		if unix.Fstat(tfd, &a) != nil || unix.Fstat(nfd, &b) != nil || erra != nil || errb != nil ||
-			(a.Dev == b.Dev && a.Ino == b.Ino && ida == idb) {
-			unix.Close(nfd)
-			return tfd, unlock
-		}
-		unlock()
-		unix.Close(tfd)
-		tfd = nfd
+	rel := inroot.Rel(target)
+	if rel == "." {
+		return tfd, none
 	}
-	return tfd, none
+	pfd, err := inroot.Open(rootfd, filepath.Dir(rel))
+	if err != nil {
+		return tfd, none
+	}
+	lfd, err := unix.Openat(pfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	unix.Close(pfd)
+	if err != nil {
+		return tfd, none
+	}
+	if err := unix.Flock(lfd, unix.LOCK_EX); err != nil {
+		unix.Close(lfd)
+		return tfd, none
+	}
+	unlock := func() { unix.Close(lfd) }
+	nfd, err := inroot.Open(rootfd, target)
+	if err != nil {
+		return tfd, unlock
+	}
+	unix.Close(tfd)
+	return nfd, unlock
 }
 
 // dropMoved unmounts the mount just made on the directory tpath (a
@@ -539,26 +535,36 @@ func bindFlags(nfd int, npath string, r *Request) error {
 	return unix.Mount("", npath, "", unix.MS_REMOUNT|unix.MS_BIND|have|want, "")
 }
 
-// CoveredWait is how long Undo waits for a mount stacked on the one it
-// takes off (by another run, on the same target) to go first.
+// CoveredWait is how long Undo waits for mounts stacked on the one it
+// takes off (by other runs, on the same target) to go first, counted from
+// the last change of their number.
 const CoveredWait = 5 * time.Second
 
-// covered reports whether mount id is still there with a mount on its root.
-func covered(proc, id int) bool {
+// covered returns how many mounts are stacked on mount id (0: none, or
+// it is gone).
+func covered(proc, id int) int {
 	es, err := ReadMounts(proc)
 	if err != nil {
-		return false
+		return 0
 	}
 	e, ok := findMount(es, id)
 	if !ok {
-		return false
+		return 0
 	}
-	for _, c := range es {
-		if c.Parent == id && c.Target == e.Target {
-			return true
+	n := 0
+	for cur := id; ; n++ {
+		next := 0
+		for _, c := range es {
+			if c.Parent == cur && c.Target == e.Target {
+				next = c.ID
+				break
+			}
 		}
+		if next == 0 {
+			return n
+		}
+		cur = next
 	}
-	return false
 }
 
 // Undo unmounts a mount this run made (mount id id, on target), if the
@@ -576,8 +582,9 @@ func Undo(proc, id int, target string, created []Made) ([]Made, error) {
 	}
 	defer unix.Close(rootfd)
 	// A mount another run stacked on this one (on the same target) is
-	// waited for, up to CoveredWait: each run takes off its own, the last
-	// made first.
+	// waited for: each run takes off its own, the last made first. The
+	// wait ends CoveredWait after the stack last changed.
+	above := -1
 	for deadline := time.Now().Add(CoveredWait); ; {
 		fd, err := inroot.Open(rootfd, target)
 		if err != nil {
@@ -608,11 +615,18 @@ func Undo(proc, id int, target string, created []Made) ([]Made, error) {
 			break
 		}
 		unix.Close(fd)
-		if err != nil || !covered(proc, id) {
+		n := 0
+		if err == nil {
+			n = covered(proc, id)
+		}
+		if n == 0 {
 			break // gone, or moved away: not ours to chase
 		}
+		if n != above {
+			above, deadline = n, time.Now().Add(CoveredWait)
+		}
 		if time.Now().After(deadline) {
-			return RemoveDirs(created), fmt.Errorf("umount %q: left mounted: another mount still covers it after %v", target, CoveredWait)
+			return RemoveDirs(created), fmt.Errorf("umount %q: left mounted: %d other mounts still stacked on it after %v", target, n, CoveredWait)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
