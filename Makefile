@@ -17,7 +17,7 @@ STATIC_CC ?= $(shell command -v musl-gcc 2>/dev/null || echo gcc)
 ROOTLESS_USER ?= 65534
 TESTBIN := $(CURDIR)/.testbin
 
-.PHONY: build demo deps test test-root test-rootless install lint bench soak clean
+.PHONY: build demo deps test test-root test-rootless soak install lint bench fuzz clean
 
 build:
 	CC=$(STATIC_CC) $(GO) build -tags '$(TAGS)' -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/nsh
@@ -44,18 +44,20 @@ test-root:
 test-rootless: build
 	rm -rf $(TESTBIN) && mkdir -p $(TESTBIN) && chmod 755 $(TESTBIN)
 	cp $(BIN) $(TESTBIN)/nsh
+	$(GO) build -tags nshfault -o $(TESTBIN)/nsh-fault ./cmd/nsh   # the fault injector's build (internal/fault)
 	set -e; for pkg in $$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.Dir}}{{end}}' ./...); do \
 		name=$$(basename $$pkg); \
 		$(GO) test -c -o $(TESTBIN)/$$name.test $$pkg; \
 		chmod -R a+rX $(TESTBIN) $$pkg; \
 		echo "== rootless: $$name"; \
-		(cd $$pkg && NSH_BIN=$(TESTBIN)/nsh HOME=/tmp setpriv --reuid=$(ROOTLESS_USER) --regid=$(ROOTLESS_USER) --clear-groups \
+		(cd $$pkg && NSH_BIN=$(TESTBIN)/nsh NSH_FAULT_BIN=$(TESTBIN)/nsh-fault HOME=/tmp setpriv --reuid=$(ROOTLESS_USER) --regid=$(ROOTLESS_USER) --clear-groups \
 			$(TESTBIN)/$$name.test -test.count=1) || exit 1; \
 	done
 	rm -rf $(TESTBIN)
 
-# The long versions of the reliability tests (README, Reliability).
+# The long forms of the reliability tests (README "Reliability").
 soak:
+	NSH_SOAK=1 $(GO) test -p 1 -count=1 -timeout 3h ./cmd/nsh -run 'StepOfRecipes|KillAtRandomTimes' -v >soak-faults.log 2>&1; s=$$?; grep -E '^(--- |ok|FAIL)|injected|SIGKILLs' soak-faults.log; exit $$s
 	NSH_SOAK=1 $(GO) test -p 1 -count=1 -timeout 30m -run 'TestMountSymlinkSwapRace' ./builtins/
 	NSH_SOAK=1 $(GO) test -p 1 -count=1 -timeout 30m -run 'TestConcurrentRunsSameObjects' ./cmd/nsh/
 
@@ -68,9 +70,24 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags nshfault ./internal/fault ./internal/change
 
+# Every Go fuzz target (func FuzzXxx in a _test.go file) for FUZZTIME, one
+# after the other, each with FUZZPARALLEL workers. New failing inputs land
+# in the package's testdata/fuzz/FuzzXxx; plain `go test` (make test) runs
+# the seed corpora there. README's "Reliability" has the last figures.
+FUZZTIME     ?= 10m
+FUZZPARALLEL ?= 1
+fuzz:
+	@set -e; for file in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
+		pkg=$$(dirname $$file); \
+		for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
+			echo "== $$pkg $$target"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) -parallel $(FUZZPARALLEL) $$pkg; \
+		done; \
+	done
+
 # One table of medians and ratios against our raw programs (bench/run says how).
 bench: build
 	NSH=$(BIN) bench/run
 
 clean:
-	rm -rf $(BIN) $(TESTBIN)
+	rm -rf $(BIN) $(TESTBIN) soak-faults.log

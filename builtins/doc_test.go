@@ -29,6 +29,8 @@ values = [
     route("10.78.0.0/24", dev=a),
     ping("127.0.0.1"),
     transfer("127.0.0.1", ns, size=4096),
+    ping("192.0.2.1", timeout=0.01).errors[0],
+    transfer("127.0.0.1", ns, size=4096).streams[0],
     spawn("echo hi", stdout=True).expect("hi"),
 ]
 `

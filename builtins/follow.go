@@ -121,12 +121,8 @@ func (p *Process) readlineMethod(th *starlark.Thread, fn *starlark.Builtin, args
 	if err != nil {
 		return nil, err
 	}
-	var deadline <-chan time.Time
-	if limited {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		deadline = t.C
-	}
+	deadline, stop := deadlineAfter(d, limited)
+	defer stop()
 	p.follow.Lock()
 	defer p.follow.Unlock()
 	line, err := p.nextLine(lifecycle.From(th).Context(), fd, deadline)
@@ -160,12 +156,8 @@ func (p *Process) expectMethod(th *starlark.Thread, fn *starlark.Builtin, args s
 	if err != nil {
 		return nil, err
 	}
-	var deadline <-chan time.Time
-	if limited {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		deadline = t.C
-	}
+	deadline, stop := deadlineAfter(d, limited)
+	defer stop()
 	ctx := lifecycle.From(th).Context()
 	p.follow.Lock()
 	defer p.follow.Unlock()
@@ -236,4 +228,14 @@ func newMatch(line string, m []int) *record {
 		"match":  starlark.String(line[m[0]:m[1]]),
 		"groups": groups,
 	}}
+}
+
+// deadlineAfter is a channel that fires d from now when limited, else
+// never; stop releases its timer.
+func deadlineAfter(d time.Duration, limited bool) (<-chan time.Time, func()) {
+	if !limited {
+		return nil, func() {}
+	}
+	t := time.NewTimer(d)
+	return t.C, func() { t.Stop() }
 }

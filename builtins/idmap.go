@@ -138,7 +138,7 @@ func makeIDMap(kind string, inside, outside, count int64) (IDMap, error) {
 		return IDMap{}, fmt.Errorf("%smap(%d, %d, %d): ids cannot be negative", kind, inside, outside, count)
 	case count < 1:
 		return IDMap{}, fmt.Errorf("%smap(%d, %d, %d): count must be at least 1", kind, inside, outside, count)
-	case inside+count > idmap.MaxID || outside+count > idmap.MaxID:
+	case inside > idmap.MaxID-count || outside > idmap.MaxID-count: // inside+count could overflow
 		return IDMap{}, fmt.Errorf("%smap(%d, %d, %d): range goes past the largest id %d", kind, inside, outside, count, idmap.MaxID-1)
 	}
 	return IDMap{Kind: kind, Extent: idmap.Extent{Inside: uint32(inside), Outside: uint32(outside), Count: uint32(count)}}, nil

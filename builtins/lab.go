@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
+	"unsafe"
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
@@ -112,9 +114,14 @@ In a lab everything the recipe makes is kept until nsh down: namespaces,
 links, addresses, routes, sysctls, mounts, and processes started without
 waiting (its daemons); persist=True and persist() change nothing there,
 since nsh down undoes all of it. A lab's named network namespaces are its nodes
-(nsh exec LAB NODE -- CMD), with the UTS and IPC namespaces made by
-unshare() while the node's network namespace was the current one; a name
-the lab did not make is refused. A
+(nsh exec LAB NODE -- CMD), with the UTS, IPC and mount namespaces made by
+unshare() while the node's network namespace was the current one (or with
+it by host(LABEL, kinds=[...])), and the
+pid namespace of the first daemon started in the node with one of its own:
+  setns(netns(lab.prefix + "r1"))
+  unshare("uts", "ipc", "mnt"); hostname("r1")
+  clone("sleep infinity", "pid", mount_proc=True, wait=False)
+A name the lab did not make is refused. A
 daemon's standard streams that it would inherit from nsh are /dev/null
 and a log in the lab's directory (/run/nsh/labs/LAB/logs/N-NAME.log).`},
 	}
@@ -211,8 +218,10 @@ func (st *state) endRunJournal() {
 }
 
 // labKeep notes namespaces the run made, which a lab keeps.
-// A UTS or IPC namespace made (unshare) in a context whose network
+// A UTS, IPC or mount namespace made (unshare) in a context whose network
 // namespace is a node of the lab becomes that node's: nsh exec joins it.
+// (A mount namespace file can be bound only by a process in an older
+// mount namespace, the kernel's mnt_ns_loop: LabUp binds it from nsh's.)
 func (st *state) labKeep(cur nsctx.Context, nss ...*nsctx.NS) {
 	if st.lab == nil {
 		return
@@ -234,13 +243,90 @@ func (st *state) labKeep(cur nsctx.Context, nss ...*nsctx.NS) {
 		return
 	}
 	for _, ns := range nss {
-		if k := ns.Kind.Name; k == "uts" || k == "ipc" {
+		if k := ns.Kind.Name; k == "uts" || k == "ipc" || k == "mnt" {
 			if st.lab.more[node] == nil {
 				st.lab.more[node] = map[string]*nsctx.NS{}
 			}
 			st.lab.more[node][k] = ns
 		}
 	}
+}
+
+// nsGetMntnsID is the nsfs ioctl NS_GET_MNTNS_ID (_IOR(0xb7, 5, __u64),
+// Linux 6.8+): the id of the mount namespace of a namespace file.
+const nsGetMntnsID = 0x8008b705
+
+// mntnsID returns the id of the mount namespace open on fd.
+func mntnsID(fd int) (uint64, error) {
+	var id uint64
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), nsGetMntnsID, uintptr(unsafe.Pointer(&id))); e != 0 {
+		return 0, e
+	}
+	return id, nil
+}
+
+// newerMountNS makes sure that the mount namespace this thread has just
+// unshared can be kept by LabUp's bind mount of its file from nsh's own
+// (own). The kernel binds a mount namespace file only when the
+// namespace's id is above the binder's (mnt_ns_loop, against cycles), and
+// since Linux 6.18 namespace ids come from per-CPU batches: a namespace
+// made on one CPU can have a lower id than an older one made on another,
+// as when nsh itself runs in a recent mount namespace (unshare -m, a
+// container, a rootless lab's keeper). Such a namespace is made again, on
+// each CPU nsh may use in turn, until its id is above own's: the CPU that
+// made own hands out higher ids from then on. A kernel without the ids
+// (before 6.8) numbers mount namespaces in order: nothing to do.
+func newerMountNS(own *nsctx.NS) error {
+	if own == nil {
+		return nil
+	}
+	ownID, err := mntnsID(own.Fd())
+	if err != nil {
+		return nil
+	}
+	self := func() (uint64, error) {
+		fd, err := unix.Open("/proc/thread-self/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return 0, nserr.New("open", "/proc/thread-self/ns/mnt", err)
+		}
+		defer unix.Close(fd)
+		id, err := mntnsID(fd)
+		if err != nil {
+			return 0, nserr.New("ioctl NS_GET_MNTNS_ID", "/proc/thread-self/ns/mnt", err)
+		}
+		return id, nil
+	}
+	id, err := self()
+	if err != nil || id > ownID {
+		return err
+	}
+	var allowed unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &allowed); err != nil {
+		return nserr.New("sched_getaffinity", "", err)
+	}
+	defer unix.SchedSetaffinity(0, &allowed) // the thread is discarded anyway
+	// The CPUs nsh may use first, then the others (nsh may be confined
+	// to CPUs whose batches are all below own's; the thread is nsh's
+	// for this one call, and moving it is allowed unless a cpuset forbids).
+	for _, mine := range []bool{true, false} {
+		for cpu := 0; cpu < len(allowed)*64; cpu++ {
+			if allowed.IsSet(cpu) != mine {
+				continue
+			}
+			var one unix.CPUSet
+			one.Set(cpu)
+			if unix.SchedSetaffinity(0, &one) != nil {
+				continue // offline, or not in nsh's cpuset
+			}
+			if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+				return nserr.New("unshare", "mnt", err)
+			}
+			if id, err = self(); err != nil || id > ownID {
+				return err
+			}
+		}
+	}
+	return fmt.Errorf("a new mount namespace gets no id above nsh's own (%d) on any CPU: the lab could not keep it (the kernel binds a mount namespace file only from a namespace of a lower id)", ownID)
 }
 
 // labNode notes a named network namespace of the lab. A name the run
@@ -325,6 +411,9 @@ func LabUp(th *starlark.Thread, reg *lifecycle.Registry) error {
 			lr.lab.Daemons = append(lr.lab.Daemons, d)
 		}
 	}
+	if err := st.labInits(lr.lab); err != nil {
+		return err
+	}
 	if err := lr.j.Freeze(); err != nil {
 		return fmt.Errorf("writing the journal of lab %q: %w", lr.lab.Name, err)
 	}
@@ -333,6 +422,88 @@ func LabUp(th *starlark.Thread, reg *lifecycle.Registry) error {
 	lr.lab.State = labs.Up
 	lr.lab.Pid, lr.lab.PidStart = 0, 0
 	return lr.lab.Save()
+}
+
+// labInits gives each node of l the first of l's daemons that runs in the
+// node's network namespace with a pid namespace of its own (clone(...,
+// "pid", wait=False)): nsh exec joins the node's pid namespace through it,
+// and its UTS, IPC and mount namespaces where they are not the node's (a
+// daemon with mount_proc=True has a mount namespace of its own, with its
+// /proc).
+func (st *state) labInits(l *labs.Lab) error {
+	if len(l.Daemons) == 0 {
+		return nil
+	}
+	ino := func(path string) (unix.Stat_t, error) {
+		var s unix.Stat_t
+		err := unix.Stat(path, &s)
+		return s, err
+	}
+	same := func(a, b unix.Stat_t) bool { return a.Dev == b.Dev && a.Ino == b.Ino }
+	initial := func(kind string) (unix.Stat_t, bool) {
+		ns := st.tab.Initial.Get(kind)
+		if ns == nil {
+			return unix.Stat_t{}, false
+		}
+		return unix.Stat_t{Dev: ns.Dev, Ino: ns.Ino}, true
+	}
+	ownPid, ok := initial("pid")
+	if !ok {
+		return nil
+	}
+	for i := range l.Nodes {
+		n := &l.Nodes[i]
+		net, err := ino(n.Net)
+		if err != nil {
+			continue // gone already: nsh status says so
+		}
+		for _, d := range l.Daemons {
+			proc := fmt.Sprintf("/proc/%d/ns/", d.Pid)
+			dnet, err1 := ino(proc + "net")
+			dpid, err2 := ino(proc + "pid")
+			if err1 != nil || err2 != nil || !same(dnet, net) || same(dpid, ownPid) {
+				continue // gone, another node's, or no pid namespace of its own
+			}
+			in := &labs.NodeInit{Daemon: d, Kinds: []string{"pid"}}
+			for _, kind := range []string{"uts", "ipc", "mnt"} {
+				base, ok := initial(kind)
+				if p := n.More[kind]; p != "" {
+					s, err := ino(p)
+					if err != nil {
+						return nserr.New("stat", strconv.Quote(p), err)
+					}
+					base, ok = s, true
+				}
+				if s, err := ino(proc + kind); err == nil && ok && !same(s, base) {
+					in.Kinds = append(in.Kinds, kind)
+				}
+			}
+			if labs.Alive(d.Pid, d.Start) { // the namespaces read were its
+				n.Init = in
+				if !pidNSInit(d.Pid) {
+					fmt.Fprintf(os.Stderr, "nsh: warning: lab %q: node %s's pid namespace has nsh up's process as its init (unshare(\"pid\")): it ends with nsh up, and daemon %d (%s) with it; clone(..., \"pid\", wait=False) starts a daemon that is the init of a pid namespace of its own\n",
+						l.Name, n.Name, d.Pid, strings.Join(d.Argv, " "))
+				}
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// pidNSInit reports whether process pid is the init (pid 1) of its pid
+// namespace: the last field of NSpid in /proc/PID/status.
+func pidNSInit(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "NSpid:" {
+			return f[len(f)-1] == "1"
+		}
+	}
+	return false
 }
 
 // keepNS binds ns on path, through the executor (journal, reaper, trace).
@@ -347,6 +518,9 @@ func (st *state) keepNS(th *starlark.Thread, ns *nsctx.NS, path string) error {
 		})
 		if errors.Is(err, unix.EEXIST) {
 			return nserr.Explain(unix.EEXIST, "%s exists", path)
+		}
+		if errors.Is(err, unix.EINVAL) && ns.Kind.Name == "mnt" {
+			return nserr.Explain(unix.EINVAL, "binding %s on %s: the kernel binds a mount namespace file only from a mount namespace of a lower id (mnt_ns_loop), and nsh's own is not", ns, path)
 		}
 		return err
 	}

@@ -303,6 +303,27 @@ func mountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 		// Written ahead: what the mount is about to make, before each
 		// step (the directories, the file, the mount itself).
 		r.Ahead = func(a mount.Ahead) { rec.Intend(aheadOps(mnt, a)...) }
+	} else if r.Mkdir {
+		// The mount dies with its namespace; what mkdir=True makes for
+		// it may not (see sharedDirOps): written ahead where nsh
+		// started, if the directory it is made in is the same there.
+		var shared *bool
+		r.Ahead = func(a mount.Ahead) {
+			if len(a.Dirs) == 0 && a.File == "" {
+				return
+			}
+			if shared == nil {
+				first := a.File
+				if len(a.Dirs) > 0 {
+					first = a.Dirs[0]
+				}
+				same := sameWhereStarted(filepath.Dir(first))
+				shared = &same
+			}
+			if *shared {
+				rec.Intend(aheadOps(nil, mount.Ahead{Dirs: a.Dirs, File: a.File, FileIno: a.FileIno})...)
+			}
+		}
 	}
 	rec.Apply = func() error {
 		proc, err := mount.OpenProc()
@@ -331,6 +352,11 @@ func mountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 			return err
 		}
 		made.created = res.Created
+		if !host && len(res.Created) > 0 {
+			// Checked by inode now that they are made (r.Ahead gave
+			// them by path, before each mkdir).
+			rec.Intend(sharedDirOps(res.Created, rec.File)...)
+		}
 		rec.What = fmt.Sprintf("directories made for mount on %s", res.Entry.Target)
 		switch {
 		case host && r.NewMount() && persist:
@@ -372,7 +398,7 @@ func mountBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple
 	}
 	rec.Reap = func() []reaper.Op {
 		if !host {
-			return nil
+			return sharedDirOps(res.Created, rec.File)
 		}
 		ops := []reaper.Op{reaper.Umount(mnt, res.Entry.Target, uint64(res.Entry.ID))}
 		return append(ops, rmdirOps(mnt, res.Created, rec.File)...)
@@ -405,6 +431,39 @@ func rmdirOps(mnt *nsctx.NS, created []mount.Made, file bool) []reaper.Op {
 		ops = append(ops, reaper.Rmdir(mnt, created[i].Path))
 	}
 	return ops
+}
+
+// sharedDirOps are the reaper's ops that remove, where nsh started, what
+// mkdir=True made for a mount in another mount namespace: the mount dies
+// with its namespace, but the directories may be on a filesystem nsh's
+// own namespace shares, where they would outlive a SIGKILL of nsh. Only
+// the paths that name there the very directory (or file) made get an op.
+func sharedDirOps(created []mount.Made, file bool) []reaper.Op {
+	var same []mount.Made
+	nsthread.Do(nil, func() error {
+		for _, m := range created {
+			var sb unix.Stat_t
+			if unix.Lstat(m.Path, &sb) == nil && sb.Dev == m.Dev && sb.Ino == m.Ino {
+				same = append(same, m)
+			}
+		}
+		return nil
+	})
+	if len(same) == 0 {
+		return nil
+	}
+	return rmdirOps(nil, same, file && same[len(same)-1] == created[len(created)-1])
+}
+
+// sameWhereStarted reports whether dir, as this thread sees it, is the
+// very directory the path names in nsh's initial mount namespace.
+func sameWhereStarted(dir string) bool {
+	var here, there unix.Stat_t
+	if unix.Stat(dir, &here) != nil {
+		return false
+	}
+	err := nsthread.Do(nil, func() error { return unix.Stat(dir, &there) })
+	return err == nil && here.Dev == there.Dev && here.Ino == there.Ino
 }
 
 // aheadOps are the reaper's ops that undo what a mount is about to make

@@ -190,29 +190,24 @@ func resolveTarget(st *state, v starlark.Value) (nsctx.Context, int, error) {
 		c, err := v.targetContext(st)
 		return c, nsthread.AllFlags, err
 	case starlark.Int:
-		pid, ok := v.Int64()
-		if !ok || pid <= 0 {
-			return cur, 0, fmt.Errorf("invalid pid %s", v)
+		pid, err := targetPid(v)
+		if err != nil {
+			return cur, 0, err
 		}
-		c, err := st.tab.OpenProc(int(pid))
+		c, err := st.tab.OpenProc(pid)
 		return c, nsthread.AllFlags, err
 	case starlark.String:
 		s := string(v)
-		if s == "" {
-			return cur, 0, fmt.Errorf("empty namespace target")
-		}
-		if err := checkNoNUL("namespace target", s); err != nil {
+		isPath, err := parseTargetString(s)
+		if err != nil {
 			return cur, 0, err
 		}
-		if strings.HasPrefix(s, "/") || strings.HasPrefix(s, ".") {
+		if isPath {
 			n, err := st.tab.Open(s, "")
 			if err != nil {
 				return cur, 0, err
 			}
 			return cur.With(n), n.Kind.Flag, nil
-		}
-		if err := checkNetnsName(s); err != nil {
-			return cur, 0, err
 		}
 		n, err := st.openNetns(s, nil)
 		if errors.Is(err, unix.ENOENT) {
@@ -225,6 +220,31 @@ func resolveTarget(st *state, v starlark.Value) (nsctx.Context, int, error) {
 		return cur.With(n), n.Kind.Flag, nil
 	}
 	return cur, 0, fmt.Errorf("cannot use %s as a namespace target (want namespaces, namespace, process, pid, path or netns name)", v.Type())
+}
+
+// targetPid reads an int namespace target: a pid, at least 1.
+func targetPid(v starlark.Int) (int, error) {
+	pid, ok := v.Int64()
+	if !ok || pid <= 0 {
+		return 0, fmt.Errorf("invalid pid %s", v)
+	}
+	return int(pid), nil
+}
+
+// parseTargetString reads a string namespace target: a path to a
+// namespace file when it begins with '/' or '.' (isPath), else the name of
+// a network namespace under /run/netns, checked by checkNetnsName.
+func parseTargetString(s string) (isPath bool, err error) {
+	if s == "" {
+		return false, fmt.Errorf("empty namespace target")
+	}
+	if err := checkNoNUL("namespace target", s); err != nil {
+		return false, err
+	}
+	if strings.HasPrefix(s, "/") || strings.HasPrefix(s, ".") {
+		return true, nil
+	}
+	return false, checkNetnsName(s)
 }
 
 // contextOf resolves an optional ns= argument: None is the current
@@ -371,6 +391,11 @@ func (st *state) unshareOnThread(cur nsctx.Context, flags int, propagation strin
 		}
 	}
 	err := unshare(st.tab.Joins(cur), flags, func() error {
+		if flags&unix.CLONE_NEWNS != 0 && st.lab != nil {
+			if err := newerMountNS(st.tab.Initial.Get("mnt")); err != nil {
+				return err
+			}
+		}
 		if flags&unix.CLONE_NEWNS != 0 {
 			if err := setPropagation("/", propagation); err != nil {
 				return err

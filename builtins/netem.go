@@ -88,6 +88,10 @@ func parseDuration(what string, v starlark.Value) (time.Duration, error) {
 	if d > maxDelay {
 		return 0, fmt.Errorf("%s %s is absurd (at most %s)", what, v, maxDelay)
 	}
+	if d > 0 && d < time.Microsecond {
+		// netem keeps microseconds: the delay would silently be 0.
+		return 0, fmt.Errorf("%s %s is less than a microsecond, netem's resolution", what, v)
+	}
 	return d, nil
 }
 
@@ -146,7 +150,9 @@ func parseRate(v starlark.Value) (uint64, error) {
 		return 0, fmt.Errorf("rate must be a string like \"10mbit\" or bits per second, not %s", v.Type())
 	}
 	switch {
-	case math.IsNaN(f) || f < 0:
+	case math.IsNaN(f):
+		return 0, fmt.Errorf("rate %s is not a number", v)
+	case f < 0:
 		return 0, fmt.Errorf("rate %s is negative", v)
 	case f < minRate:
 		return 0, fmt.Errorf("rate %s is too low (at least %d bit/s)", v, minRate)

@@ -189,10 +189,10 @@ func TestChecksum(t *testing.T) {
 	if c := checksum(b); c != 0 {
 		t.Errorf("checksum over a finished packet = %#x, want 0", c)
 	}
-	if !isEchoReply(append([]byte{0, 0}, b[2:]...), false, 0x1234, 7) {
+	if seq, ok := echoReply(append([]byte{0, 0}, b[2:]...), false, 0x1234); !ok || seq != 7 {
 		t.Errorf("reply not recognised")
 	}
-	if isEchoReply(b, false, 0x1234, 7) {
+	if _, ok := echoReply(b, false, 0x1234); ok {
 		t.Errorf("our own request taken for a reply")
 	}
 }

@@ -378,12 +378,15 @@ func splitCommand(s string) ([]string, error) {
 				inWord = false
 			}
 		case c == '\\':
-			inWord = true
-			if i+1 < len(s) {
-				i++
-				if s[i] != '\n' {
-					cur.WriteByte(s[i])
-				}
+			if i+1 == len(s) {
+				cur.WriteByte(c) // a trailing backslash escapes nothing: sh keeps it
+				inWord = true
+				break
+			}
+			i++
+			if s[i] != '\n' { // backslash-newline is removed, as sh removes it
+				cur.WriteByte(s[i])
+				inWord = true
 			}
 		case c == '\'':
 			inWord = true

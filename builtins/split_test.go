@@ -19,6 +19,10 @@ func TestSplitCommand(t *testing.T) {
 		{`''`, []string{""}, false},
 		{`a""b`, []string{"ab"}, false},
 		{"", nil, false},
+		{`a\`, []string{`a\`}, false},
+		{`\`, []string{`\`}, false},
+		{"a \\\n b", []string{"a", "b"}, false},
+		{"a\\\nb", []string{"ab"}, false},
 		{`'open`, nil, true},
 		{`"open`, nil, true},
 	} {

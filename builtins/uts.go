@@ -29,10 +29,7 @@ func utsBuiltin(host bool) func(*starlark.Thread, *starlark.Builtin, starlark.Tu
 			if !ok {
 				return nil, fmt.Errorf("name must be a string, not %s", name.Type())
 			}
-			if len(s) > 64 {
-				return nil, fmt.Errorf("name %q is longer than 64 bytes", s)
-			}
-			if err := checkNoNUL("name", s); err != nil {
+			if err := checkUTSName(s); err != nil {
 				return nil, err
 			}
 			newName, set = s, true
@@ -56,6 +53,16 @@ func utsBuiltin(host bool) func(*starlark.Thread, *starlark.Builtin, starlark.Tu
 		}
 		return starlark.String(out), nil
 	}
+}
+
+// checkUTSName refuses a hostname or domainname the kernel would refuse or
+// cut short: longer than 64 bytes (__NEW_UTS_LEN: EINVAL), or holding a
+// NUL (the kernel keeps what precedes it).
+func checkUTSName(s string) error {
+	if len(s) > 64 {
+		return fmt.Errorf("name %q is longer than 64 bytes", s)
+	}
+	return checkNoNUL("name", s)
 }
 
 // utsName reads the hostname (host) or domainname of the UTS namespace

@@ -136,6 +136,7 @@ type Run struct {
 	signal   syscall.Signal // the signal that interrupted the run, if any
 	sigOnce  sync.Once      // starts signal handling
 	sigc     chan os.Signal
+	watched  chan struct{} // closed when watchSignals returns; nil if never started
 	done     chan struct{}
 	onStop   func()      // closes the REPL's input on SIGTERM/SIGHUP
 	exitReq  *int        // set by exit() in the REPL
@@ -223,7 +224,11 @@ func (r *Run) handleSignals() {
 			return
 		}
 		signal.Notify(r.sigc, sigs...)
-		go r.watchSignals()
+		r.watched = make(chan struct{})
+		go func() {
+			defer close(r.watched)
+			r.watchSignals()
+		}()
 	})
 }
 
@@ -364,11 +369,9 @@ func (r *Run) Close() error {
 	return err
 }
 
-// Teardown is Close for a process that exits right after: the run's
-// signals stay caught (and are ignored from now on) instead of getting
-// their default action back. signal.Stop waits for the runtime's signal
-// delivery to go idle, ~0.3 ms here, which a process about to exit need
-// not spend.
+// Teardown is Close for a process that exits right after. A run that
+// handles signals stops handling them at its end, after taking a signal
+// that came meanwhile for its exit status (see ExitCode).
 func (r *Run) Teardown() error {
 	err := r.Registry.Teardown()
 	if terr := change.Finish(r.Registry); terr != nil {
@@ -380,6 +383,27 @@ func (r *Run) Teardown() error {
 		close(r.done)
 		if r.memWatch != nil {
 			r.memWatch.stop()
+		}
+		// A signal that came as the run ended (still in the Go
+		// runtime's queue, its watcher not yet scheduled, or during
+		// the teardown) still sets the exit status: nsh was asked to
+		// stop, and says so with 128+N. signal.Stop delivers what is
+		// queued before it returns (~0.3 ms, only for runs that
+		// handle signals); one that comes later has its default
+		// action, which a shell reports as 128+N too.
+		r.sigOnce.Do(func() {}) // handleSignals has set r.watched, or never will
+		if r.watched != nil {
+			<-r.watched
+			signal.Stop(r.sigc)
+			select {
+			case s := <-r.sigc:
+				r.mu.Lock()
+				if r.signal == 0 {
+					r.signal = s.(syscall.Signal)
+				}
+				r.mu.Unlock()
+			default:
+			}
 		}
 	}
 	return err

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -48,7 +49,10 @@ const labUsage = `lab commands:
                  --links say which links to read)
   nsh exec LAB NODE -- CMD [ARG...]
                  run CMD in the node's namespaces: its network namespace,
-                 and the UTS and IPC namespaces the recipe made in it
+                 the UTS, IPC and mount namespaces the recipe made in it,
+                 and the pid namespace of its first daemon with one (CMD is
+                 then a child of nsh, which passes it signals and its exit
+                 status; it fails if that daemon has exited)
   nsh gc [--dry-run]         take down labs whose nsh died building them, and
                              undo runs whose nsh and reaper were both killed
   nsh attach LAB             the REPL with the lab's nodes and links bound
@@ -209,7 +213,7 @@ func downWith(args []string, down func(name string) int) int {
 
 // downLab takes lab name down, reporting on w; 0 when it is gone.
 func downLab(name string, w io.Writer) int {
-	l, err := labs.Open(name)
+	l, err := labs.OpenHead(name) // no nodes: it needs none
 	if errors.Is(err, labs.ErrNoLab) {
 		fmt.Fprintf(w, "nsh: down: no lab named %q: nothing to do (nsh ls lists the labs)\n", name)
 		return 0
@@ -381,9 +385,10 @@ func statusCmd(args []string) int {
 	}
 	type node struct {
 		Name    string            `json:"name"`
-		Kinds   []string          `json:"kinds"` // "net", and "uts", "ipc" when the node has its own
+		Kinds   []string          `json:"kinds"` // "net", and "uts", "ipc", "mnt", "pid" when the node has its own
 		Net     string            `json:"net"`
 		More    map[string]string `json:"more,omitempty"`
+		Init    *labs.NodeInit    `json:"init,omitempty"` // the daemon holding its pid namespace
 		Present bool              `json:"present"`
 		Live    *topo.Netns       `json:"live,omitempty"`
 	}
@@ -408,17 +413,14 @@ func statusCmd(args []string) int {
 		}
 		delete(want, n.Name)
 		ok := isNetns(n.Net)
-		kinds := []string{"net"}
-		for _, k := range []string{"uts", "ipc"} {
-			if n.More[k] != "" {
-				kinds = append(kinds, k)
-			}
-		}
-		out.Nodes = append(out.Nodes, node{Name: n.Name, Kinds: kinds, Net: n.Net, More: n.More, Present: ok})
+		out.Nodes = append(out.Nodes, node{Name: n.Name, Kinds: n.Kinds(), Net: n.Net, More: n.More, Init: n.Init, Present: ok})
 		if ok {
 			present = append(present, n.Name)
 		} else {
 			out.Missing = append(out.Missing, "node "+n.Name+" ("+n.Net+" is no network namespace)")
+		}
+		if n.Init != nil && !labs.Alive(n.Init.Pid, n.Init.Start) {
+			out.Missing = append(out.Missing, fmt.Sprintf("node %s's pid namespace is gone: its init, daemon %d, has exited", n.Name, n.Init.Pid))
 		}
 	}
 	for n := range want {
@@ -628,37 +630,199 @@ func execCmd(args []string) int {
 		}
 		return labFail("exec: lab %q has no node %q (its nodes: %s)", l.Name, args[1], strings.Join(names, ", "))
 	}
-	path, err := exec.LookPath(args[3])
+	joins, err := nodeJoins(l, node)
 	if err != nil {
 		return labFail("exec: %v", err)
 	}
-	// The whole process becomes the command: this thread joins the
-	// node's namespaces and execs, which ends every other thread.
+	defer func() {
+		for _, j := range joins {
+			unix.Close(j.fd)
+		}
+	}()
+	// This thread joins the node's namespaces (a mount namespace only
+	// after unsharing its filesystem information from the other
+	// threads'), then execs, which ends every other thread; or, to enter
+	// a pid namespace, which only children do, starts the command from
+	// this thread and waits for it.
 	runtime.LockOSThread()
-	joins := []struct {
-		path string
-		typ  int
-	}{{node.Net, unix.CLONE_NEWNET}}
-	for kind, typ := range map[string]int{"uts": unix.CLONE_NEWUTS, "ipc": unix.CLONE_NEWIPC} {
-		if p := node.More[kind]; p != "" {
-			joins = append(joins, struct {
-				path string
-				typ  int
-			}{p, typ})
+	cwd, _ := os.Getwd()
+	pid, mnt := false, false
+	for _, j := range joins {
+		pid = pid || j.kind == "pid"
+		mnt = mnt || j.kind == "mnt"
+	}
+	if mnt {
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			return labFail("exec: unshare(CLONE_FS): %v", err)
 		}
 	}
 	for _, j := range joins {
-		fd, err := unix.Open(j.path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return labFail("exec: node %s: %v", node.Name, err)
+		if err := unix.Setns(j.fd, j.typ); err != nil {
+			return labFail("exec: setns into node %s's %s namespace (%s): %v", node.Name, j.kind, j.path, err)
 		}
-		if err := unix.Setns(fd, j.typ); err != nil {
-			return labFail("exec: setns into node %s (%s): %v", node.Name, j.path, err)
-		}
-		unix.Close(fd)
 	}
-	err = syscall.Exec(path, args[3:], os.Environ())
-	return labFail("exec: %s: %v", path, err)
+	if mnt && (cwd == "" || unix.Chdir(cwd) != nil) {
+		unix.Chdir("/") // as nsenter -m: the root of the node's mounts
+	}
+	path, err := exec.LookPath(args[3])
+	if err != nil {
+		return labFail("exec: node %s: %v", node.Name, err)
+	}
+	if !pid {
+		err = syscall.Exec(path, args[3:], os.Environ())
+		return labFail("exec: %s: %v", path, err)
+	}
+	code, err := runForeground(path, args[3:])
+	if errors.Is(err, unix.ENOMEM) {
+		// fork(2) into a pid namespace whose init has exited.
+		return labFail("exec: node %s of lab %q: its pid namespace has lost its init (daemon %d (%s) is ending with it, or was not its init): no process can start there",
+			node.Name, l.Name, node.Init.Pid, strings.Join(node.Init.Argv, " "))
+	}
+	if err != nil {
+		return labFail("exec: %v", err)
+	}
+	return code
+}
+
+// nsJoin is a namespace nsh exec joins: its kind, the setns type, the
+// path it was opened from, and the descriptor.
+type nsJoin struct {
+	kind, path string
+	typ, fd    int
+}
+
+// nodeJoins opens the namespaces of node, in setns order: its network
+// namespace, the UTS, IPC and mount namespaces the lab kept for it, and
+// through its init daemon (if it has one) the pid namespace and the kinds
+// the daemon has of its own. A node whose init daemon is gone is refused:
+// its pid namespace went with it, and the command must not run outside it.
+func nodeJoins(l *labs.Lab, node *labs.Node) ([]nsJoin, error) {
+	paths := map[string]string{"net": node.Net}
+	for k, p := range node.More {
+		paths[k] = p
+	}
+	in := node.Init
+	if in != nil {
+		if !labs.Alive(in.Pid, in.Start) {
+			return nil, fmt.Errorf("node %s of lab %q: its pid namespace was held by daemon %d (%s), which has exited; "+
+				"with no pid namespace to join the command is not run (nsh status %s shows the daemons; nsh up --replace builds the lab again)",
+				node.Name, l.Name, in.Pid, strings.Join(in.Argv, " "), l.Name)
+		}
+		for _, k := range in.Kinds {
+			paths[k] = fmt.Sprintf("/proc/%d/ns/%s", in.Pid, k)
+		}
+	}
+	var joins []nsJoin
+	fail := func(err error) ([]nsJoin, error) {
+		for _, j := range joins {
+			unix.Close(j.fd)
+		}
+		return nil, err
+	}
+	for _, k := range []struct {
+		kind string
+		typ  int
+	}{{"ipc", unix.CLONE_NEWIPC}, {"uts", unix.CLONE_NEWUTS}, {"net", unix.CLONE_NEWNET}, {"pid", unix.CLONE_NEWPID}, {"mnt", unix.CLONE_NEWNS}} {
+		p := paths[k.kind]
+		if p == "" {
+			continue
+		}
+		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fail(fmt.Errorf("node %s's %s namespace: open %s: %w", node.Name, k.kind, p, err))
+		}
+		joins = append(joins, nsJoin{k.kind, p, k.typ, fd})
+	}
+	if in != nil && !labs.Alive(in.Pid, in.Start) {
+		// Its pid was taken by another process while we opened.
+		return fail(fmt.Errorf("node %s of lab %q: daemon %d (%s), which holds its pid namespace, exited just now",
+			node.Name, l.Name, in.Pid, strings.Join(in.Argv, " ")))
+	}
+	return joins, nil
+}
+
+// runForeground runs path with argv from this thread (the namespaces it
+// joined are the child's), giving it the terminal's foreground when nsh
+// has it, passes it the signals sent to nsh, and returns its exit status
+// (128+N when signal N ended it), or the error that kept it from
+// starting or from being waited for. When the command stops (Ctrl-Z), nsh
+// takes the terminal back and stops too, so that the shell that started it
+// sees the job stopped; continued, it hands the terminal back and
+// continues the command, as a shell does.
+func runForeground(path string, argv []string) (int, error) {
+	cmd := &exec.Cmd{Path: path, Args: argv, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	tty := false
+	if fg, err := unix.IoctlGetInt(0, unix.TIOCGPGRP); err == nil && fg == unix.Getpgrp() {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Foreground: true, Ctty: 0}
+		tty = true
+	}
+	sigc := make(chan os.Signal, 8)
+	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(sigc)
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	if tty {
+		// Taking the terminal back from the command's process group
+		// would stop nsh (SIGTTOU) while it is in the background. (Not
+		// before the start: an ignored signal stays ignored across exec.)
+		signal.Ignore(syscall.SIGTTOU)
+	}
+	pid := cmd.Process.Pid
+	type waited struct {
+		ws  unix.WaitStatus
+		err error
+	}
+	waitc := make(chan waited)
+	go func() {
+		for {
+			var ws unix.WaitStatus
+			_, err := unix.Wait4(pid, &ws, unix.WUNTRACED, nil)
+			if err == unix.EINTR {
+				continue
+			}
+			waitc <- waited{ws, err}
+			if err != nil || !ws.Stopped() {
+				return
+			}
+		}
+	}()
+	takeBack := func() {
+		if tty {
+			unix.IoctlSetPointerInt(0, unix.TIOCSPGRP, unix.Getpgrp())
+		}
+	}
+	for {
+		select {
+		case s := <-sigc:
+			unix.Kill(pid, s.(syscall.Signal))
+		case w := <-waitc:
+			switch {
+			case w.err != nil:
+				takeBack()
+				return 0, fmt.Errorf("wait for %d: %w", pid, w.err)
+			case w.ws.Stopped():
+				takeBack()
+				unix.Kill(unix.Getpid(), unix.SIGSTOP)
+				// Continued (fg or bg): the terminal goes back to the
+				// command if nsh has it, then the command goes on.
+				if fg, err := unix.IoctlGetInt(0, unix.TIOCGPGRP); tty && err == nil && fg == unix.Getpgrp() {
+					unix.IoctlSetPointerInt(0, unix.TIOCSPGRP, pid)
+				}
+				if tty {
+					unix.Kill(-pid, unix.SIGCONT) // its process group
+				} else {
+					unix.Kill(pid, unix.SIGCONT)
+				}
+			case w.ws.Signaled():
+				takeBack()
+				return 128 + int(w.ws.Signal()), nil
+			default:
+				takeBack()
+				return w.ws.ExitStatus(), nil
+			}
+		}
+	}
 }
 
 func gcCmd(args []string) int {

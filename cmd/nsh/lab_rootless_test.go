@@ -405,3 +405,59 @@ func TestRootlessLabAttachAndDryRun(t *testing.T) {
 		t.Error("a dry run left a lab")
 	}
 }
+
+// A rootless lab's node with its own UTS, IPC and mount namespaces and a
+// daemon's pid namespace: nsh exec joins them all inside the keeper's
+// user and mount namespaces, passes the exit status through, and refuses
+// once the daemon is gone; nsh down leaves nothing.
+func TestRootlessLabExecEveryNamespace(t *testing.T) {
+	r := newRootlessLabs(t)
+	mnt := filepath.Join(r.work, "m")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if r.asRoot {
+		os.Chown(mnt, r.uid, r.uid)
+	}
+	r.recipe(t, "every.star", fmt.Sprintf(`
+setns(netns("re1"))
+unshare("uts", "ipc", "mnt")
+hostname("re1-host")
+mount("tmpfs", %q, "tmpfs", "size=1m")
+clone("sleep infinity", "pid", mount_proc = True, wait = False)
+`, mnt))
+	if _, stderr, code := r.nsh(t, "up", "every.star"); code != 0 {
+		t.Fatalf("up: %d %s", code, stderr)
+	}
+	l := r.lab(t, "every")
+	ns := usernsOf(t, l.Keeper.Pid)
+	if len(l.Nodes) != 1 || l.Nodes[0].Init == nil || len(l.Daemons) != 1 {
+		t.Fatalf("lab.json: nodes %+v, daemons %+v: want the daemon as the node's init", l.Nodes, l.Daemons)
+	}
+	out, stderr, code := r.nsh(t, "exec", "every", "re1", "--", "sh", "-c",
+		`hostname; echo $$; tr '\0' ' ' </proc/1/cmdline; echo; grep -c " `+mnt+` " /proc/self/mountinfo`)
+	if f := strings.Fields(out); code != 0 || len(f) != 5 || f[0] != "re1-host" || len(f[1]) > 2 || f[2] != "sleep" || f[4] != "1" {
+		t.Errorf("in the node: %d %q %q, want its hostname, a small pid, the daemon as pid 1 and the tmpfs", code, out, stderr)
+	}
+	if b, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(b), " "+mnt+" ") {
+		t.Errorf("the node's tmpfs on %s is in the host's mount namespace", mnt)
+	}
+	if _, _, code := r.nsh(t, "exec", "every", "re1", "--", "sh", "-c", "exit 7"); code != 7 {
+		t.Errorf("exec's exit status %d, want 7 (passed through)", code)
+	}
+	d := l.Daemons[0]
+	if err := syscall.Kill(d.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100 && labs.Alive(d.Pid, d.Start); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	out, stderr, code = r.nsh(t, "exec", "every", "re1", "--", "hostname")
+	if want := fmt.Sprintf("held by daemon %d (sleep infinity), which has exited", d.Pid); code == 0 || out != "" || !strings.Contains(stderr, want) {
+		t.Errorf("exec after the daemon died: %d %q %q, want a refusal saying %q", code, out, stderr, want)
+	}
+	if _, stderr, code := r.nsh(t, "down", "every"); code != 0 {
+		t.Fatalf("down: %d %s", code, stderr)
+	}
+	r.noneLeft(t, ns, "every")
+}

@@ -3,11 +3,18 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/internal/labs"
 	"nsh.dev/nsh/internal/leakcheck"
@@ -180,7 +187,7 @@ spawn(["sleep", "3600"], ns = a)
 
 // nsh up killed after each of its changes in turn — and its reaper with
 // it, as the OOM killer may — leaves a journal that nsh gc undoes:
-// nothing is left.
+// nothing is left (a node's mount namespace bound in the lab's ns/ too).
 func TestLabKilledThenGC(t *testing.T) {
 	bin := needFaultBin(t)
 	needLabs(t)
@@ -191,6 +198,8 @@ veth("lg-0", "lg-1", ns = a, peer_ns = b, addr = "10.233.0.1/24", peer_addr = "1
 veth("lg-h0", "lg-h1", peer_ns = b)
 bridge("lg-br")
 u = unshare("net").net
+setns(b)
+unshare("mnt", "uts")
 
 `)
 	count := filepath.Join(t.TempDir(), "count")
@@ -238,9 +247,6 @@ spawn(["sh", "-c", "echo started; exec sleep 3601"], ns = a)
 	if _, stderr, code := nsh(t, "", "up", r); code != 0 {
 		t.Fatalf("up: %d %q", code, stderr)
 	}
-	if out, _ := exec.Command("pgrep", "-f", "^sleep 3601$").Output(); len(out) == 0 {
-		t.Error("the daemon did not outlive nsh up")
-	}
 	l, err := labs.Open("daemon")
 	if err != nil {
 		t.Fatal(err)
@@ -249,8 +255,22 @@ spawn(["sh", "-c", "echo started; exec sleep 3601"], ns = a)
 	if len(logs) != 1 {
 		t.Fatalf("logs: %q", logs)
 	}
-	if b, _ := os.ReadFile(logs[0]); string(b) != "started\n" {
-		t.Errorf("daemon log %q", b)
+	// nsh up returns once the daemon is started, not once its shell has
+	// written and exec'd sleep: give it time (a loaded machine is slow).
+	var running bool
+	var log []byte
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		out, _ := exec.Command("pgrep", "-f", "^sleep 3601$").Output()
+		log, _ = os.ReadFile(logs[0])
+		if running = len(out) > 0; running && string(log) == "started\n" {
+			break
+		}
+	}
+	if !running {
+		t.Error("the daemon did not outlive nsh up")
+	}
+	if string(log) != "started\n" {
+		t.Errorf("daemon log %q", log)
 	}
 	if _, stderr, code := nsh(t, "", "down", "daemon"); code != 0 {
 		t.Fatalf("down: %d %q", code, stderr)
@@ -443,14 +463,15 @@ func TestRecipesAsLabs(t *testing.T) {
 	}
 }
 
-// A UTS and an IPC namespace the recipe makes in a node's context are
-// the node's: nsh exec runs there too, and nsh down removes them.
+// A UTS, an IPC and a mount namespace the recipe makes in a node's
+// context are the node's: nsh exec runs there too (with no pid namespace
+// to enter, the command replaces nsh), and nsh down removes them.
 func TestLabNodeUTSAndIPC(t *testing.T) {
 	needLabs(t)
 	r := labRecipe(t, "node.star", `
 h = netns("ln-u1", persist = False)
 setns(h)
-unshare("uts", "ipc")
+unshare("uts", "ipc", "mnt")
 hostname("ln-u1-host")
 `)
 	host, _ := os.Hostname()
@@ -461,10 +482,12 @@ hostname("ln-u1-host")
 	if code != 0 || strings.TrimSpace(out) != "ln-u1-host" {
 		t.Errorf("hostname in the node: %d %q %q", code, out, stderr)
 	}
-	self, _ := os.Readlink("/proc/self/ns/ipc")
-	out, _, _ = nsh(t, "", "exec", "node", "ln-u1", "--", "readlink", "/proc/self/ns/ipc")
-	if strings.TrimSpace(out) == self || !strings.HasPrefix(out, "ipc:[") {
-		t.Errorf("the node's IPC namespace is %q, nsh's own %q", out, self)
+	for _, kind := range []string{"ipc", "mnt"} {
+		self, _ := os.Readlink("/proc/self/ns/" + kind)
+		out, _, _ = nsh(t, "", "exec", "node", "ln-u1", "--", "readlink", "/proc/self/ns/"+kind)
+		if strings.TrimSpace(out) == self || !strings.HasPrefix(out, kind+":[") {
+			t.Errorf("the node's %s namespace is %q, nsh's own %q", kind, out, self)
+		}
 	}
 	if h, _ := os.Hostname(); h != host {
 		t.Errorf("the host's name changed to %q", h)
@@ -474,8 +497,8 @@ hostname("ln-u1-host")
 		t.Fatal(err)
 	}
 	kept, _ := filepath.Glob(filepath.Join(l.Dir, "ns", "*"))
-	if len(kept) != 2 {
-		t.Errorf("kept namespaces %q, want the node's uts and ipc", kept)
+	if len(kept) != 3 {
+		t.Errorf("kept namespaces %q, want the node's uts, ipc and mnt", kept)
 	}
 	if _, stderr, code := nsh(t, "", "down", "node"); code != 0 {
 		t.Fatalf("down: %d %s", code, stderr)
@@ -510,5 +533,244 @@ func TestLabStatusLargeLab(t *testing.T) {
 	}
 	if _, _, code := nsh(t, "", "status", "big", "nosuch"); code == 0 {
 		t.Error("status of a node the lab lacks succeeded")
+	}
+}
+
+// A node with every kind nsh exec joins: the UTS, IPC and mount namespaces
+// unshared in its context, and the pid namespace (with its own /proc) of
+// a daemon cloned there. nsh exec runs in all of them, passes the exit
+// status through, gives the command the terminal, refuses to run once the
+// daemon holding the pid namespace is gone, and nsh down leaves nothing.
+func TestLabExecEveryNamespace(t *testing.T) {
+	needLabs(t)
+	dir := t.TempDir()
+	r := labRecipe(t, "every.star", `
+setns(netns(lab.prefix + "ln-e1", persist = False))
+unshare("uts", "ipc", "mnt")
+hostname("ln-e1-host")
+mount("tmpfs", argv[1], "tmpfs", "size=1m")
+clone("sleep infinity", "pid", mount_proc = True, wait = False)
+`)
+	if _, stderr, code := nsh(t, "", "up", r, dir); code != 0 {
+		t.Fatalf("up: %d %s", code, stderr)
+	}
+	defer nsh(t, "", "down", "every")
+	l, err := labs.Open("every")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Nodes) != 1 || len(l.Daemons) != 1 || l.Nodes[0].Init == nil || l.Nodes[0].Init.Pid != l.Daemons[0].Pid {
+		t.Fatalf("lab.json: nodes %+v, daemons %+v: want the daemon as the node's init", l.Nodes, l.Daemons)
+	}
+	daemon := l.Daemons[0].Pid
+	if got := strings.Join(l.Nodes[0].Kinds(), ","); got != "net,uts,ipc,mnt,pid" {
+		t.Errorf("the node's kinds are %s", got)
+	}
+	out, stderr, code := nsh(t, "", "exec", "every", "ln-e1", "--", "hostname")
+	if code != 0 || strings.TrimSpace(out) != "ln-e1-host" {
+		t.Errorf("hostname in the node: %d %q %q", code, out, stderr)
+	}
+	mounted := func(mountinfo string) bool {
+		for _, line := range strings.Split(mountinfo, "\n") {
+			if f := strings.Fields(line); len(f) > 8 && f[4] == dir && strings.Contains(line, " - tmpfs ") {
+				return true
+			}
+		}
+		return false
+	}
+	out, stderr, code = nsh(t, "", "exec", "every", "ln-e1", "--", "cat", "/proc/self/mountinfo")
+	if code != 0 || !mounted(out) {
+		t.Errorf("the node's tmpfs on %s is not in its mount namespace: %d %q\n%s", dir, code, stderr, out)
+	}
+	if b, _ := os.ReadFile("/proc/self/mountinfo"); mounted(string(b)) {
+		t.Errorf("the node's tmpfs on %s is in the host's mount namespace", dir)
+	}
+	for _, kind := range []string{"ipc", "uts", "mnt", "pid"} {
+		want, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", daemon, kind))
+		self, _ := os.Readlink("/proc/self/ns/" + kind)
+		out, _, _ = nsh(t, "", "exec", "every", "ln-e1", "--", "readlink", "/proc/self/ns/"+kind)
+		if got := strings.TrimSpace(out); got != want || got == self {
+			t.Errorf("exec's %s namespace is %q, want the daemon's %q (the host's is %q)", kind, got, want, self)
+		}
+	}
+	// In the daemon's pid namespace, with its /proc: the command's pid is
+	// small and pid 1 is the daemon.
+	out, stderr, _ = nsh(t, "", "exec", "every", "ln-e1", "--", "sh", "-c", `echo $$; tr '\0' ' ' </proc/1/cmdline`)
+	if f := strings.Fields(out); len(f) != 3 || len(f[0]) > 2 || f[1] != "sleep" || f[2] != "infinity" {
+		t.Errorf("pid and /proc/1 in the node: %q %q, want a small pid and the daemon", out, stderr)
+	}
+	if _, _, code := nsh(t, "", "exec", "every", "ln-e1", "--", "sh", "-c", "exit 7"); code != 7 {
+		t.Errorf("exec's exit status %d, want 7 (passed through)", code)
+	}
+	if _, _, code := nsh(t, "", "exec", "every", "ln-e1", "--", "sh", "-c", "kill -TERM $$"); code != 128+15 {
+		t.Errorf("exec of a command killed by SIGTERM: %d, want 143", code)
+	}
+	// A SIGTERM sent to nsh is passed on to the command.
+	term := exec.Command(nshBin, "exec", "every", "ln-e1", "--", "sh", "-c", "echo ready; exec sleep 60")
+	stdout, err := term.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := term.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if b := make([]byte, 6); func() bool { n, _ := io.ReadFull(stdout, b); return n < 6 }() {
+		t.Error("exec of sh printed nothing")
+	}
+	term.Process.Signal(unix.SIGTERM)
+	if term.Wait(); term.ProcessState.ExitCode() != 128+15 {
+		t.Errorf("nsh exec sent SIGTERM: %v, want exit status 143 (the command's, passed on)", term.ProcessState)
+	}
+	// On a terminal the command leads the foreground process group (in
+	// nsh's, the group's id would be 0 in the node's pid namespace):
+	// Ctrl-C reaches it.
+	cmd, s := startOnPTY(t, nil, "exec", "every", "ln-e1", "--", "sh", "-c",
+		`[ "$(ps -o tpgid= -p $$)" -eq $$ ] && [ "$(ps -o pgid= -p $$)" -eq $$ ] && echo FORE$(echo GROUND); exec sleep 60`)
+	s.waitFor(t, "FOREGROUND")
+	s.typeIn("\x03")
+	if err := cmd.Wait(); cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 130 {
+		t.Errorf("exec on a terminal after Ctrl-C: %v, want exit status 130", err)
+	}
+	// Ctrl-Z stops the command, and nsh with it, which takes the
+	// terminal back (so the shell that ran it sees the job stopped);
+	// continued, nsh hands the terminal back and the command goes on.
+	// (The command forks nothing meanwhile: a vfork child stopped before
+	// its exec leaves its parent unstoppable, in any shell's job.)
+	cmd, s = startOnPTY(t, nil, "exec", "every", "ln-e1", "--", "sh", "-c", `echo READY; read x; echo "RESU$x"`)
+	s.waitFor(t, "READY")
+	s.typeIn("\x1a")
+	stopped := func() bool {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		return len(f) > 0 && f[0] == "T"
+	}
+	for i := 0; i < 250 && !stopped(); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !stopped() {
+		t.Error("nsh exec did not stop with its command after Ctrl-Z")
+	} else if fg, err := unix.IoctlGetInt(int(s.ptmx.Fd()), unix.TIOCGPGRP); err != nil || fg != cmd.Process.Pid {
+		t.Errorf("the terminal's foreground while nsh is stopped: %d %v, want nsh's group %d", fg, err, cmd.Process.Pid)
+	}
+	unix.Kill(cmd.Process.Pid, unix.SIGCONT)
+	s.typeIn("MED\r")
+	s.waitFor(t, "RESUMED")
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exec continued after Ctrl-Z: %v, want exit status 0", err)
+	}
+	// The daemon holding the pid namespace dies: exec refuses, naming it.
+	if err := unix.Kill(daemon, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100 && labs.Alive(daemon, l.Daemons[0].Start); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	out, stderr, code = nsh(t, "", "exec", "every", "ln-e1", "--", "hostname")
+	if want := fmt.Sprintf("held by daemon %d (sleep infinity), which has exited", daemon); code == 0 || out != "" || !strings.Contains(stderr, want) {
+		t.Errorf("exec after the daemon died: %d %q %q, want a refusal saying %q", code, out, stderr, want)
+	}
+	out, _, _ = nsh(t, "", "status", "every")
+	if !strings.Contains(out, "ln-e1 (net,uts,ipc,mnt,pid)") || !strings.Contains(out, "pid namespace is gone") {
+		t.Errorf("status after the daemon died:\n%s", out)
+	}
+	if _, stderr, code := nsh(t, "", "down", "every"); code != 0 {
+		t.Fatalf("down: %d %s", code, stderr)
+	}
+	if ents, _ := os.ReadDir(l.Dir); len(ents) > 0 {
+		t.Errorf("%s left after down", l.Dir)
+	}
+}
+
+// mntnsIDOn returns the id of a mount namespace made on cpu (the nsfs
+// ioctl NS_GET_MNTNS_ID); false where the kernel has no such ids or the
+// CPU cannot be used.
+func mntnsIDOn(cpu int) (uint64, bool) {
+	type result struct {
+		id uint64
+		ok bool
+	}
+	c := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		var one unix.CPUSet
+		one.Set(cpu)
+		if unix.SchedSetaffinity(0, &one) != nil || unix.Unshare(unix.CLONE_FS|unix.CLONE_NEWNS) != nil {
+			c <- result{}
+			return
+		}
+		fd, err := unix.Open("/proc/thread-self/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			c <- result{}
+			return
+		}
+		defer unix.Close(fd)
+		var id uint64
+		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), 0x8008b705, uintptr(unsafe.Pointer(&id)))
+		c <- result{id, e == 0}
+	}()
+	r := <-c
+	return r.id, r.ok
+}
+
+// Namespace ids come from per-CPU batches (Linux 6.18), and the kernel
+// binds a mount namespace file only from a namespace of a lower id: nsh
+// up, confined to a CPU whose ids are below those of its own mount
+// namespace (made on another CPU), still keeps a node's mount namespace
+// (it is made again on a CPU that gives it a higher id).
+func TestLabNodeMountNSFromLowerCPU(t *testing.T) {
+	needLabs(t)
+	if _, err := exec.LookPath("taskset"); err != nil {
+		t.Skip("taskset not installed")
+	}
+	id0, ok0 := mntnsIDOn(0)
+	id1, ok1 := mntnsIDOn(1)
+	if !ok0 || !ok1 {
+		t.Skip("no mount namespace ids (NS_GET_MNTNS_ID, Linux 6.8+) or CPUs 0 and 1 unusable")
+	}
+	high, low := "0", "1"
+	if id1 > id0 {
+		high, low = "1", "0"
+	}
+	r := labRecipe(t, "lowcpu.star", `
+setns(netns("ln-c1", persist = False))
+unshare("mnt", "uts")
+hostname("ln-c1-host")
+`)
+	// nsh runs in a mount namespace made on the high CPU, itself on the
+	// low one; the lab lives and goes within that namespace.
+	cmd := exec.Command("taskset", "-c", high, "unshare", "-m", "--propagation", "private", "sh", "-c",
+		`taskset -c `+low+` "$0" up "$1" && taskset -c `+low+` "$0" exec lowcpu ln-c1 -- hostname; "$0" down lowcpu`, nshBin, r)
+	out, stderr, code := runCmd(t, cmd)
+	if code != 0 || strings.TrimSpace(out) != "ln-c1-host" || !strings.Contains(stderr, `lab "lowcpu" is up`) || !strings.Contains(stderr, `lab "lowcpu" is down`) {
+		t.Errorf("nsh up on CPU %s in a mount namespace made on CPU %s: %d %q\n%s", low, high, code, out, stderr)
+	}
+}
+
+// A pid namespace made by unshare("pid") has nsh up's process as its init
+// and ends with nsh up: nsh up warns, and nsh exec then refuses to run
+// outside it rather than run in the host's.
+func TestLabUnsharedPidNamespaceWarns(t *testing.T) {
+	needLabs(t)
+	r := labRecipe(t, "pidns.star", `
+setns(netns("ln-q1", persist = False))
+unshare("pid")
+spawn("sleep infinity")
+`)
+	_, stderr, code := nsh(t, "", "up", r)
+	if code != 0 || !strings.Contains(stderr, `node ln-q1's pid namespace has nsh up's process as its init (unshare("pid")): it ends with nsh up`) {
+		t.Errorf("up: %d %q, want a warning", code, stderr)
+	}
+	defer nsh(t, "", "down", "pidns")
+	var out string
+	for i := 0; i < 100; i++ {
+		if out, stderr, code = nsh(t, "", "exec", "pidns", "ln-q1", "--", "true"); code != 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// (Refused as its init's pid namespace is gone, or, if exec came
+	// before the daemon was killed with it, as fork(2) fails there.)
+	if code == 0 || out != "" || !regexp.MustCompile(`daemon \d+ \(sleep infinity\), which has exited|pid namespace has lost its init \(daemon \d+ \(sleep infinity\)`).MatchString(stderr) {
+		t.Errorf("exec once the pid namespace ended: %d %q %q, want a refusal", code, out, stderr)
 	}
 }

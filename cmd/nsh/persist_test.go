@@ -105,7 +105,7 @@ func TestItem7PersistenceIsWhole(t *testing.T) {
 	t.Run("end of run", func(t *testing.T) {
 		leakcheck.Check(t)
 		defer cleanupKept(t)
-		if out, stderr, code := nsh(t, "", "-c", persistSetup+`print(ping("10.97.2.1", ns = a, count = 1).received)`); code != 0 || out != "1\n" || stderr != "" {
+		if out, stderr, code := nsh(t, "", "--no-host-note", "-c", persistSetup+`print(ping("10.97.2.1", ns = a, count = 1).received)`); code != 0 || out != "1\n" || stderr != "" {
 			t.Fatalf("setup: %d %q %q", code, out, stderr)
 		}
 		checkKeptWhole(t, "after the run")

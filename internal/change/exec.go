@@ -103,12 +103,13 @@ func (x *Executor) Do(th *starlark.Thread, r Record) (*lifecycle.Entry, error) {
 	}
 	b.intend = a.set
 	var err error
+	var seq int64 // the change's number for the fault injector
 	if fault.Enabled {
 		what := b.What
 		if what == "" {
 			what = strings.Join(r.Commands(), "; ")
 		}
-		err = fault.Applying(what)
+		seq, err = fault.Applying(what)
 	}
 	if err == nil {
 		err = b.Apply()
@@ -138,6 +139,9 @@ func (x *Executor) Do(th *starlark.Thread, r Record) (*lifecycle.Entry, error) {
 		a.set(reap())
 	}
 	e := x.reg.Add(b.What, func() error {
+		if fault.Enabled {
+			fault.Undoing(seq)
+		}
 		did, err := undo()
 		if did && t != nil {
 			t.teardown(r.UndoCommands())

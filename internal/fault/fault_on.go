@@ -18,7 +18,9 @@ const Enabled = true
 var (
 	once              sync.Once
 	killAfter, failAt int64
+	termAfter         int64
 	killAt, countFile string
+	undoFile          string
 	applied, applying atomic.Int64
 	countMu           sync.Mutex
 	killAtN           int64 = 1
@@ -32,6 +34,10 @@ func load() {
 		switch k {
 		case "kill-after":
 			killAfter, _ = strconv.ParseInt(v, 10, 64)
+		case "term-after":
+			termAfter, _ = strconv.ParseInt(v, 10, 64)
+		case "undo":
+			undoFile = v
 		case "fail-at":
 			failAt, _ = strconv.ParseInt(v, 10, 64)
 		case "kill-at":
@@ -66,32 +72,50 @@ func die() {
 	select {} // the signal is on its way
 }
 
-// Applying is called by the executor before a change is made; a non-nil
-// error is the injected failure the change returns instead.
-func Applying(what string) error {
+// note appends a line to file (none: nothing).
+func note(file, format string, args ...any) {
+	if file == "" {
+		return
+	}
+	countMu.Lock()
+	defer countMu.Unlock()
+	if f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); err == nil {
+		fmt.Fprintf(f, format+"\n", args...)
+		f.Close()
+	}
+}
+
+// Applying is called by the executor before a change is made. It returns
+// the change's number in the run (from 1) and, if not nil, the injected
+// failure the change returns instead.
+func Applying(what string) (int64, error) {
 	once.Do(load)
 	n := applying.Add(1)
-	if countFile != "" {
-		countMu.Lock()
-		if f, err := os.OpenFile(countFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); err == nil {
-			fmt.Fprintf(f, "%d %s\n", n, what)
-			f.Close()
-		}
-		countMu.Unlock()
-	}
+	note(countFile, "%d %s", n, what)
 	if n == failAt {
-		return fmt.Errorf("injected fault (NSH_FAULT=fail-at=%d) in %s: %w", n, what, syscall.EIO)
+		return n, fmt.Errorf("injected fault (NSH_FAULT=fail-at=%d) in %s: %w", n, what, syscall.EIO)
 	}
-	return nil
+	return n, nil
 }
 
 // Applied is called by the executor right after a change's kernel calls
 // return, before anything else.
 func Applied() {
 	once.Do(load)
-	if applied.Add(1) == killAfter {
+	switch applied.Add(1) {
+	case killAfter:
 		die()
+	case termAfter:
+		note(undoFile, "term %d", termAfter)
+		syscall.Kill(os.Getpid(), syscall.SIGTERM)
 	}
+}
+
+// Undoing is called by the executor when the undo of the change Applying
+// numbered n begins.
+func Undoing(n int64) {
+	once.Do(load)
+	note(undoFile, "undo %d", n)
 }
 
 // At marks a point between two system calls of one change.

@@ -187,6 +187,8 @@ func TestTemplate(t *testing.T) {
 		{"{!x}", "unknown conversion !x"},
 		{"{2:.2f}", `{2:.2f}: unknown format code 'f' for string "eth0"`},
 		{"{0.mbit}", "float has no attributes"},
+		{"{-1}", "no keyword argument -1"}, // a panic (index -1) before
+		{"{+1}", "no keyword argument +1"},
 	} {
 		_, err := Template(c.tmpl, args, kw)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

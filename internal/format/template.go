@@ -124,7 +124,11 @@ func (t *templater) lookup(name, field string) (starlark.Value, error) {
 	}
 	first, rest := name[:i], name[i:]
 	var v starlark.Value
-	switch n, err := strconv.Atoi(first); {
+	// As in Python, a field is numbered only by digits: "-1" and "+1"
+	// are keyword names, as any other.
+	n, err := strconv.Atoi(first)
+	numbered := err == nil && strings.Trim(first, "0123456789") == ""
+	switch {
 	case first == "":
 		if t.manual {
 			return nil, fmt.Errorf("cannot switch from manual field numbering to automatic in {%s}", field)
@@ -135,7 +139,7 @@ func (t *templater) lookup(name, field string) (starlark.Value, error) {
 		}
 		v = t.args[t.next]
 		t.next++
-	case err == nil:
+	case numbered:
 		if t.auto {
 			return nil, fmt.Errorf("cannot switch from automatic field numbering to manual in {%s}", field)
 		}

@@ -112,12 +112,12 @@ func (m Map) OwnIDOnly(id int) bool {
 }
 
 // Check applies the kernel's rules to a map before it is written: at
-// most 340 lines, written out in less than a page (map_write takes one
-// write(2) shorter than PAGE_SIZE, else EINVAL), no overlap inside, no
-// overlap outside, and every outside id mapped in the writer's own user
-// namespace (own lists the ranges of ids that exist there, as [start,
-// count] pairs; nil: unknown). Its messages name a long map by its first
-// lines only.
+// most 340 lines, each of at least one id and not past 2^32-2, written
+// out in less than a page (map_write takes one write(2) shorter than
+// PAGE_SIZE, else EINVAL), no overlap inside, no overlap outside, and
+// every outside id mapped in the writer's own user namespace (own lists
+// the ranges of ids that exist there, as [start, count] pairs; nil:
+// unknown). Its messages name a long map by its first lines only.
 func (m Map) Check(kind string, own [][2]uint64) error {
 	if len(m) == 0 {
 		return fmt.Errorf("empty %s map", kind)
@@ -129,6 +129,16 @@ func (m Map) Check(kind string, own [][2]uint64) error {
 	if n, page := len(m.Text()), os.Getpagesize(); n >= page {
 		return fmt.Errorf("%s map is %d bytes written out (%d lines: %s); the kernel takes it in one write of less than a page (%d bytes): merge adjacent lines into one %smap(inside, outside, count)",
 			kind, n, len(m), m.Short(kind), page, kind)
+	}
+	for _, a := range m {
+		// map_write refuses a line whose range is empty or wraps past
+		// 2^32-1, which is not an id.
+		if a.Count == 0 {
+			return fmt.Errorf("%s maps no ids: count must be at least 1", a.Format(kind))
+		}
+		if uint64(a.Inside)+uint64(a.Count) > MaxID || uint64(a.Outside)+uint64(a.Count) > MaxID {
+			return fmt.Errorf("%s goes past the largest id %d", a.Format(kind), MaxID-1)
+		}
 	}
 	overlap := func(a0, an, b0, bn uint32) bool {
 		return uint64(a0) < uint64(b0)+uint64(bn) && uint64(b0) < uint64(a0)+uint64(an)

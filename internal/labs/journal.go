@@ -226,7 +226,7 @@ func readJournal(dir string, wantNotes bool) ([]Record, []Note, error) {
 			continue
 		}
 		var r Record
-		if json.Unmarshal(sc.Bytes(), &r) != nil || r.ID == 0 {
+		if decodeRecord(sc.Bytes(), &r) != nil || r.ID == 0 {
 			continue // a line a crash cut short
 		}
 		i, ok := live[r.ID]

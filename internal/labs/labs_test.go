@@ -1,8 +1,10 @@
 package labs
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -47,5 +49,51 @@ func TestJournalRead(t *testing.T) {
 	}
 	if len(recs) != 2 || recs[0].What != "a" || recs[0].Steps[0].Arg != 2 || recs[1].What != "c" {
 		t.Errorf("live records %+v, want a (inode 2) and c", recs)
+	}
+}
+
+func TestNodeKinds(t *testing.T) {
+	for _, c := range []struct {
+		n    Node
+		want string
+	}{
+		{Node{Name: "a"}, "net"},
+		{Node{Name: "a", More: map[string]string{"ipc": "/x", "uts": "/y"}}, "net,uts,ipc"},
+		{Node{Name: "a", More: map[string]string{"mnt": "/m"}, Init: &NodeInit{Kinds: []string{"pid"}}}, "net,mnt,pid"},
+		{Node{Name: "a", Init: &NodeInit{Kinds: []string{"pid", "mnt", "uts"}}}, "net,uts,mnt,pid"},
+	} {
+		if got := strings.Join(c.n.Kinds(), ","); got != c.want {
+			t.Errorf("%+v: kinds %s, want %s", c.n, got, c.want)
+		}
+	}
+}
+
+// OpenHead reads all of lab.json but the nodes.
+func TestOpenHead(t *testing.T) {
+	dir := t.TempDir()
+	want := Lab{Version: Version, Name: "h", Recipe: "/r.star", Args: []string{"1"}, State: Up, Pid: 7, PidStart: 8,
+		Nodes:   []Node{{Name: "n1", Net: "/run/netns/n1", More: map[string]string{"uts": "/x"}}, {Name: "n2", Net: "/run/netns/n2"}},
+		Daemons: []Daemon{{Pid: 9, Start: 10, Argv: []string{"sleep", "1"}}}, Keeper: &Keeper{Pid: 11, Start: 12}}
+	b, err := json.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "lab.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	full, err := openDir("h", dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := openDir("h", dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(full.Nodes) != 2 || head.Nodes != nil {
+		t.Fatalf("nodes: full %v, head %v; want 2 and none", full.Nodes, head.Nodes)
+	}
+	full.Nodes = nil
+	if !reflect.DeepEqual(full, head) {
+		t.Errorf("head %+v, want %+v without nodes", head, full)
 	}
 }

@@ -63,7 +63,11 @@ func (s Step) Describe() string {
 // Undo undoes the live records of a journal, newest first, each step in
 // order, going on past failures, and reports each step.
 func Undo(recs []Record) []Outcome {
-	var out []Outcome
+	n := 0
+	for _, r := range recs {
+		n += len(r.Steps)
+	}
+	out := make([]Outcome, 0, n)
 	for i := len(recs) - 1; i >= 0; i-- {
 		for _, s := range recs[i].Steps {
 			gone, err := s.undo()
@@ -75,6 +79,9 @@ func Undo(recs []Record) []Outcome {
 
 // joins opens the step's namespaces for nsthread.Do; close them after.
 func (s Step) joins() ([]nsthread.Join, func(), error) {
+	if s.Mnt == "" && s.Net == "" && s.UTS == "" {
+		return nil, func() {}, nil // in nsh's own namespaces
+	}
 	var js []nsthread.Join
 	var fds []int
 	done := func() {

@@ -137,11 +137,17 @@ func propagationOpt(opt string) (string, bool) {
 
 // Parse parses an option string. Options are separated by commas; a comma
 // inside a value can be escaped with a backslash or the value quoted
-// ("lowerdir=\"a,b\""), as mount(8) allows. "bind" and "rbind" are refused
-// (use bind=/recursive=), as are the propagation names (use propagation=).
+// ("lowerdir=\"a,b\""), as mount(8) allows; both reach the kernel as
+// "\,", which overlay reads as a comma in a path. "bind" and "rbind" are
+// refused (use bind=/recursive=), as are the propagation names (use
+// propagation=).
 func Parse(s string) (Options, error) {
 	var o Options
-	for _, opt := range split(s) {
+	opts, err := split(s)
+	if err != nil {
+		return o, err
+	}
+	for _, opt := range opts {
 		if opt == "" {
 			continue
 		}
@@ -168,9 +174,12 @@ func Parse(s string) (Options, error) {
 }
 
 // split cuts s at commas that are neither escaped nor inside double
-// quotes. Quotes are removed; backslash escapes of commas are kept for the
-// kernel, which understands them in overlay's paths.
-func split(s string) []string {
+// quotes. Quotes are removed, and a comma inside them is escaped as the
+// kernel reads one in overlay's paths ("\,"): mount(2) gets the options
+// joined with commas, so a bare one would cut the option in two there.
+// Backslash escapes are kept for the kernel. An unterminated quote is an
+// error, as in mount(8).
+func split(s string) ([]string, error) {
 	var out []string
 	var cur strings.Builder
 	quoted := false
@@ -183,14 +192,19 @@ func split(s string) []string {
 			cur.WriteByte(c)
 			cur.WriteByte(s[i+1])
 			i++
-		case c == ',' && !quoted:
+		case c == ',' && quoted:
+			cur.WriteString(`\,`)
+		case c == ',':
 			out = append(out, cur.String())
 			cur.Reset()
 		default:
 			cur.WriteByte(c)
 		}
 	}
-	return append(out, cur.String())
+	if quoted {
+		return nil, fmt.Errorf("options %q have an unterminated quote", s)
+	}
+	return append(out, cur.String()), nil
 }
 
 // Value returns the value of key=value among the data options.

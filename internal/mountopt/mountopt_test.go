@@ -39,7 +39,7 @@ func TestQuotesAndEscapes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"lowerdir=/a,b:/c", `upperdir=/u\,v`, "workdir=/w"}
+	want := []string{`lowerdir=/a\,b:/c`, `upperdir=/u\,v`, "workdir=/w"}
 	if !reflect.DeepEqual(o.Data, want) {
 		t.Errorf("data %q, want %q", o.Data, want)
 	}
@@ -59,6 +59,7 @@ func TestRefused(t *testing.T) {
 		"rprivate": `propagation="private"`,
 		"shared":   `propagation="shared"`,
 		"=x":       "no name",
+		`a="b,c`:   "unterminated quote",
 	} {
 		_, err := Parse(in)
 		if err == nil || !strings.Contains(err.Error(), want) {
