@@ -59,6 +59,8 @@ test-rootless: build
 soak:
 	NSH_SOAK=1 $(GO) test -p 1 -count=1 -timeout 3h ./cmd/nsh -run 'StepOfRecipes|KillAtRandomTimes' -v >soak-faults.log 2>&1; s=$$?; grep -E '^(--- |ok|FAIL)|injected|SIGKILLs' soak-faults.log; exit $$s
 	NSH_SOAK_CYCLES=$${NSH_SOAK_CYCLES:-100000} $(GO) test -count=1 -timeout 0 -v -run '^TestSoak$$' ./cmd/nsh
+	NSH_SOAK=1 $(GO) test -p 1 -count=1 -timeout 30m -run 'TestMountSymlinkSwapRace' ./builtins/
+	NSH_SOAK=1 $(GO) test -p 1 -count=1 -timeout 30m -run 'TestConcurrentRunsSameObjects' ./cmd/nsh/
 
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/nsh

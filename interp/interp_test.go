@@ -204,7 +204,7 @@ func TestHelp(t *testing.T) {
 	}
 }
 
-// Item 12 of issue 15: load() treats a symlink that leads out of the
+// Item 12 of issue 15 (and issue 18 item 8, which caught it too): load() treats a symlink that leads out of the
 // script's directory as it treats "../", and reads only regular files of
 // at most 16 MiB: a FIFO is refused without waiting for a writer.
 func TestItem12LoadRefusals(t *testing.T) {
@@ -224,6 +224,10 @@ func TestItem12LoadRefusals(t *testing.T) {
 		"escd":      outside,
 		"ok.star":   "sub/in.star",
 		"zero.star": "/dev/zero",
+		// Issue 18 item 8: a symlink that stays inside but leads to a
+		// FIFO or a device is refused as the FIFO or device is.
+		"fifolink.star": "fifo.star",
+		"nulllink.star": "/dev/null",
 	} {
 		if err := os.Symlink(target, filepath.Join(dir, link)); err != nil {
 			t.Fatal(err)
@@ -240,6 +244,9 @@ func TestItem12LoadRefusals(t *testing.T) {
 		{`load("zero.star", "x")`, `leads through a symlink to /dev/zero`},
 		{`load("/dev/zero", "x")`, `/dev/zero is a character device, not a regular file`},
 		{`load("fifo.star", "x")`, `fifo.star is a named pipe (FIFO), not a regular file`},
+		{`load("fifolink.star", "x")`, `fifo.star is a named pipe (FIFO), not a regular file`},
+		{`load("nulllink.star", "x")`, `leads through a symlink to /dev/null`},
+		{`load("/dev/null", "x")`, `/dev/null is a character device, not a regular file`},
 		{`load("big.star", "x")`, `big.star is longer than 16 MiB, the limit for a script`},
 		{`load("sub", "x")`, `sub is a directory, not a regular file`},
 	} {

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -160,6 +161,9 @@ func (r *Request) Apply(proc int) (res Result, err error) {
 		srcPath = fdPath(sfd)
 	}
 
+	if err := pseudoOnLink(rootfd, r, obj); err != nil {
+		return res, err
+	}
 	var tfd int
 	var ahead Ahead
 	if r.Mkdir {
@@ -191,12 +195,22 @@ func (r *Request) Apply(proc int) (res Result, err error) {
 			return res, mkdirError(filepath.Join(r.Root, ce.Path), "target "+strconv.Quote(r.Target), ce)
 		}
 		if errors.Is(err, unix.ENOENT) && !r.Mkdir {
+			if r.Root != "/" && r.Root != "" {
+				return res, nserr.Errorf("mount", obj, err, "the target does not exist in the root %s, where symlinks on its path are resolved as if it were /; mkdir=True creates it", r.Root)
+			}
 			return res, nserr.Errorf("mount", obj, err, "the target does not exist; mkdir=True creates it")
 		}
 		if errors.Is(err, unix.ELOOP) {
 			return res, nserr.Errorf("mount", obj, err, "a symlink is in the way of the target; it is not followed")
 		}
 		return res, nserr.New("mount", obj, err)
+	}
+	if r.NewMount() {
+		// Runs mounting on the same directory at once take turns, so
+		// that each finds its own mount after (they stack).
+		var unlock func()
+		tfd, unlock = lockTarget(rootfd, tfd, r.Target)
+		defer unlock()
 	}
 	defer unix.Close(tfd)
 	fail := func(err error) (Result, error) {
@@ -221,6 +235,10 @@ func (r *Request) Apply(proc int) (res Result, err error) {
 		ahead.Under = uint64(underID)
 		r.Ahead(ahead)
 	}
+	was := ahead.Target // where the target was before the mount, for movedOr
+	if was == "" && r.NewMount() {
+		was, _ = os.Readlink(tpath)
+	}
 
 	switch {
 	case r.propOnly():
@@ -239,7 +257,7 @@ func (r *Request) Apply(proc int) (res Result, err error) {
 		return finish(proc, res, underID, tfd)
 	case r.Bind:
 		if err := unix.Mount(srcPath, tpath, "", unix.MS_BIND|recFlag(r.Recursive), ""); err != nil {
-			return fail(explainMount(obj, r, err))
+			return fail(movedOr(rootfd, tfd, tpath, was, r.Target, obj, explainMount(obj, r, err), err))
 		}
 	default:
 		data := r.opts.DataString()
@@ -253,26 +271,24 @@ func (r *Request) Apply(proc int) (res Result, err error) {
 			if r.PidNS > 0 && errors.Is(err, unix.EINVAL) {
 				return fail(nserr.Errorf("mount", obj, err, `this kernel cannot mount the proc of another PID namespace (proc's pidns= option needs Linux 6.17 or later); clone(..., "pid", mount_proc=True) mounts one from inside`))
 			}
-			return fail(explainMount(obj, r, err))
+			return fail(movedOr(rootfd, tfd, tpath, was, r.Target, obj, explainMount(obj, r, err), err))
 		}
 	}
 	fault.At("mount.mounted")
-	// The new mount: its root is now what the target path leads to.
-	// If the path changed under us, the mount is taken off again by the
-	// name the kernel gives the directory it is on.
-	dropByName := func(err error) (Result, error) {
-		p, rerr := os.Readlink(tpath)
-		if rerr == nil {
-			rerr = unix.Unmount(p, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
-		}
-		if rerr != nil {
+	// The new mount: its root is now what the target path leads to, a
+	// mount whose parent is the one the target was on. If the path
+	// changed under us (a directory on it renamed), the mount is taken off
+	// again where the directory it is on now is (dropMoved).
+	moved := func() (Result, error) {
+		err := nserr.Errorf("mount", obj, unix.ESTALE, "the target moved while mounting (a directory on its path was renamed meanwhile); nothing was mounted")
+		if rerr := dropMoved(proc, tpath, underID, r.FSType, r.Bind); rerr != nil {
 			err = errors.Join(err, nserr.New("umount", "the mount just made on "+strconv.Quote(r.Target), rerr))
 		}
 		return fail(err)
 	}
 	nfd, err := inroot.Open(rootfd, r.Target)
 	if err != nil {
-		return dropByName(nserr.New("open", "new mount "+r.Target, err))
+		return moved()
 	}
 	defer unix.Close(nfd)
 	npath := fdPath(nfd)
@@ -287,7 +303,16 @@ func (r *Request) Apply(proc int) (res Result, err error) {
 		return undo(err)
 	}
 	if newID == underID {
-		return dropByName(fmt.Errorf("mount %s: the target moved while mounting", obj))
+		return moved()
+	}
+	if r.Bind || r.propFlag != 0 {
+		// Before changing its flags, make sure it is ours (else checked
+		// below, with the entry reported).
+		if es, err := ReadMounts(proc); err != nil {
+			return undo(err)
+		} else if e, ok := findMount(es, newID); !ok || e.Parent != underID {
+			return moved()
+		}
 	}
 	if r.Bind {
 		if err := bindFlags(nfd, npath, r); err != nil {
@@ -304,11 +329,142 @@ func (r *Request) Apply(proc int) (res Result, err error) {
 		return undo(err)
 	}
 	e, ok := findMount(es, newID)
-	if !ok {
-		return undo(fmt.Errorf("mount %s: the new mount is not in mountinfo", obj))
+	if !ok || e.Parent != underID {
+		// The path leads to some other mount now.
+		return moved()
 	}
 	res.Entry = e
 	return res, nil
+}
+
+// lockTarget takes an exclusive flock(2) on the directory that holds the
+// target of a new mount (its parent, resolved inside the root), and
+// returns the target resolved again once the lock is held, with the
+// function that drops the lock (tfd is then closed). Processes of nsh
+// mounting on one target, or taking a mount off it (Undo), thus do it one
+// at a time: each mounts on the mount the previous one made, and finds its
+// own after. A target whose parent cannot be locked, or that no longer
+// resolves, is returned as it was, unlocked (the mount's own checks report
+// what moved).
+func lockTarget(rootfd, tfd int, target string) (int, func()) {
+	none := func() {}
+	rel := inroot.Rel(target)
+	if rel == "." {
+		return tfd, none
+	}
+	pfd, err := inroot.Open(rootfd, filepath.Dir(rel))
+	if err != nil {
+		return tfd, none
+	}
+	lfd, err := unix.Openat(pfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	unix.Close(pfd)
+	if err != nil {
+		return tfd, none
+	}
+	if err := unix.Flock(lfd, unix.LOCK_EX); err != nil {
+		unix.Close(lfd)
+		return tfd, none
+	}
+	unlock := func() { unix.Close(lfd) }
+	nfd, err := inroot.Open(rootfd, target)
+	if err != nil {
+		return tfd, unlock
+	}
+	unix.Close(tfd)
+	return nfd, unlock
+}
+
+// dropMoved unmounts the mount just made on the directory tpath (a
+// descriptor path) holds, after that directory was renamed: the kernel
+// does not cross the new mount through the descriptor, so the mount is
+// found at the directory's current name, and taken off only if it is one
+// whose parent is under (the mount the directory is on) and of the type
+// just mounted, and the directory still has that name after it was opened.
+// A renaming that goes on may move it again meanwhile: it tries a while.
+func dropMoved(proc int, tpath string, under int, fstype string, bind bool) error {
+	var last error = unix.ESTALE
+	for i := 0; i < 1000; i++ {
+		p, err := os.Readlink(tpath)
+		if err != nil {
+			return err
+		}
+		fd, err := openat2(p)
+		if err != nil {
+			last = err
+			continue
+		}
+		id, isRoot, err := mountID(fd)
+		again, _ := os.Readlink(tpath)
+		if err != nil || !isRoot || again != p {
+			unix.Close(fd)
+			continue
+		}
+		es, err := ReadMounts(proc)
+		if err != nil {
+			unix.Close(fd)
+			return err
+		}
+		e, ok := findMount(es, id)
+		if !ok || e.Parent != under || (!bind && e.FSType != fstype) {
+			unix.Close(fd)
+			last = fmt.Errorf("no mount just made at %s", p)
+			continue
+		}
+		err = unix.Unmount(fdPath(fd), unix.MNT_DETACH)
+		unix.Close(fd)
+		return err
+	}
+	return last
+}
+
+// openat2 opens an absolute path without following any symlink.
+func openat2(path string) (int, error) {
+	return unix.Openat2(unix.AT_FDCWD, path, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS})
+}
+
+// pseudoOnLink refuses to mount proc or sysfs inside a root (root= not
+// "/") on a target whose last component is a symlink, as runc does: the
+// link is resolved inside the root, but a root whose /proc or /sys is a
+// symlink is not one to trust with them.
+func pseudoOnLink(rootfd int, r *Request, obj string) error {
+	if r.Root == "/" || (r.FSType != "proc" && r.FSType != "sysfs") || !r.NewMount() {
+		return nil
+	}
+	rel := inroot.Rel(r.Target)
+	dir, base := filepath.Split(rel)
+	if base == "." {
+		return nil
+	}
+	pfd, err := inroot.Open(rootfd, dir)
+	if err != nil {
+		return nil // resolving the target reports it
+	}
+	defer unix.Close(pfd)
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(pfd, base, buf)
+	if err != nil {
+		return nil // not a symlink
+	}
+	return nserr.Errorf("mount", obj, unix.ELOOP, "%s is a symlink (to %q) in the root %s; %s is mounted only on a real directory there", filepath.Join(r.Root, rel), buf[:n], r.Root, r.FSType)
+}
+
+// movedOr returns explained, the error of a refused mount, unless the
+// target, resolved again inside the root, is no longer the directory tfd
+// holds, or that directory's name is no longer was: then a directory on
+// its path was renamed while nsh mounted (the kernel refuses a mount on a
+// path that changes under it, at times with a bare EINVAL), and the error
+// says so.
+func movedOr(rootfd, tfd int, tpath, was, target, obj string, explained, err error) error {
+	fd, oerr := inroot.Open(rootfd, target)
+	if oerr == nil {
+		defer unix.Close(fd)
+		now, _ := os.Readlink(tpath)
+		var a, b unix.Stat_t
+		if unix.Fstat(tfd, &a) != nil || unix.Fstat(fd, &b) != nil || (a.Dev == b.Dev && a.Ino == b.Ino && now == was) {
+			return explained
+		}
+	}
+	return nserr.Errorf("mount", obj, err, "the target moved while mounting (a directory on its path was renamed meanwhile); nothing was mounted")
 }
 
 // finish reports the entry of the mount at tfd after an in-place change.
@@ -379,6 +535,38 @@ func bindFlags(nfd int, npath string, r *Request) error {
 	return unix.Mount("", npath, "", unix.MS_REMOUNT|unix.MS_BIND|have|want, "")
 }
 
+// CoveredWait is how long Undo waits for mounts stacked on the one it
+// takes off (by other runs, on the same target) to go first, counted from
+// the last change of their number.
+const CoveredWait = 5 * time.Second
+
+// covered returns how many mounts are stacked on mount id (0: none, or
+// it is gone).
+func covered(proc, id int) int {
+	es, err := ReadMounts(proc)
+	if err != nil {
+		return 0
+	}
+	e, ok := findMount(es, id)
+	if !ok {
+		return 0
+	}
+	n := 0
+	for cur := id; ; n++ {
+		next := 0
+		for _, c := range es {
+			if c.Parent == cur && c.Target == e.Target {
+				next = c.ID
+				break
+			}
+		}
+		if next == 0 {
+			return n
+		}
+		cur = next
+	}
+}
+
 // Undo unmounts a mount this run made (mount id id, on target), if the
 // path it was made on still leads to it (same mount id, resolved without
 // leaving the root), and removes the directories mkdir=True made for it.
@@ -393,18 +581,54 @@ func Undo(proc, id int, target string, created []Made) ([]Made, error) {
 		return nil, nserr.New("open", "/", err)
 	}
 	defer unix.Close(rootfd)
-	if fd, err := inroot.Open(rootfd, target); err == nil {
-		defer unix.Close(fd)
+	// A mount another run stacked on this one (on the same target) is
+	// waited for: each run takes off its own, the last made first. The
+	// wait ends CoveredWait after the stack last changed.
+	above := -1
+	for deadline := time.Now().Add(CoveredWait); ; {
+		fd, err := inroot.Open(rootfd, target)
+		if err != nil {
+			break
+		}
 		got, isRoot, err := mountID(fd)
 		if err == nil && got == id && isRoot {
+			// Under the lock a run stacking a mount on it takes
+			// (lockTarget), and only if still on top then.
+			lfd, unlock := lockTarget(rootfd, fd, target)
+			if got, _, err := mountID(lfd); err != nil || got != id {
+				unlock()
+				unix.Close(lfd)
+				continue
+			}
+			fd = lfd
+			defer unlock()
 			if err := unix.Fchdir(proc); err != nil {
+				unix.Close(fd)
 				return nil, nserr.New("chdir", "/proc", err)
 			}
 			// Lazily: the descriptor itself holds the mount.
-			if err := unix.Unmount(fdPath(fd), unix.MNT_DETACH); err != nil {
+			err := unix.Unmount(fdPath(fd), unix.MNT_DETACH)
+			unix.Close(fd)
+			if err != nil {
 				return nil, nserr.New("umount", strconv.Quote(target), err)
 			}
+			break
 		}
+		unix.Close(fd)
+		n := 0
+		if err == nil {
+			n = covered(proc, id)
+		}
+		if n == 0 {
+			break // gone, or moved away: not ours to chase
+		}
+		if n != above {
+			above, deadline = n, time.Now().Add(CoveredWait)
+		}
+		if time.Now().After(deadline) {
+			return RemoveDirs(created), fmt.Errorf("umount %q: left mounted: %d other mounts still stacked on it after %v", target, n, CoveredWait)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	return RemoveDirs(created), nil
 }

@@ -186,8 +186,12 @@ func (t *Table) Close() error {
 // Open opens a namespace file (a /proc/PID/ns/* entry, or any file a
 // namespace was bind-mounted on) and returns it, checking that it is a
 // namespace at all and, if want is not empty, of that kind.
+//
+// The file is opened without blocking and without becoming a controlling
+// terminal: a FIFO or a device given by mistake is refused at once, named
+// with its kind, instead of waiting for a writer or a carrier.
 func (t *Table) Open(path string, want string) (*NS, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, nserr.New("open", strconv.Quote(path), err)
 	}
@@ -197,8 +201,9 @@ func (t *Table) Open(path string, want string) (*NS, error) {
 		return nil, nserr.New("statfs", strconv.Quote(path), err)
 	}
 	if sfs.Type != unix.NSFS_MAGIC {
+		kind := fileKind(fd)
 		unix.Close(fd)
-		return nil, fmt.Errorf("%q %w (expected /proc/PID/ns/KIND or a file a namespace was bind-mounted on)", path, ErrNotNamespace)
+		return nil, fmt.Errorf("%q %w: it is %s (expected /proc/PID/ns/KIND or a file a namespace was bind-mounted on)", path, ErrNotNamespace, kind)
 	}
 	typ, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE)
 	if err != nil {
@@ -215,6 +220,32 @@ func (t *Table) Open(path string, want string) (*NS, error) {
 		return nil, fmt.Errorf("%q is a %s namespace, not %s", path, k.Name, want)
 	}
 	return t.adopt(fd, path, k)
+}
+
+// fileKind names the type of the file fd is open on, for errors.
+func fileKind(fd int) string {
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil {
+		return "not a namespace"
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		if st.Size == 0 {
+			return "an empty regular file"
+		}
+		return "a regular file"
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFCHR:
+		return "a character device"
+	case unix.S_IFBLK:
+		return "a block device"
+	case unix.S_IFIFO:
+		return "a named pipe (FIFO)"
+	case unix.S_IFSOCK:
+		return "a socket"
+	}
+	return "a special file"
 }
 
 func (t *Table) open(path string, k nsthread.Kind) (*NS, error) {

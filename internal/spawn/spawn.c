@@ -351,6 +351,30 @@ static int empty_dir(const char *path) {
 	return empty;
 }
 
+// real_dir checks that name, one component under the current directory,
+// is a directory and not a symlink to one, and returns it opened (O_PATH),
+// or -errno: ELOOP for a symlink, ENOTDIR for anything else. A new root
+// whose proc or dev is a symlink is refused: the mount would go where the
+// link leads, out of the root (as runc refuses proc and sysfs on one).
+static int real_dir(const char *name) {
+	int fd = openat(AT_FDCWD, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	int err = 0;
+	if (fstat(fd, &st) < 0)
+		err = errno;
+	else if (S_ISLNK(st.st_mode))
+		err = ELOOP;
+	else if (!S_ISDIR(st.st_mode))
+		err = ENOTDIR;
+	if (err) {
+		close(fd);
+		return -err;
+	}
+	return fd;
+}
+
 // setup_dev makes the minimal /dev of a new root, as bubblewrap's --dev
 // does, in the directory "dev" of the current directory (the new root,
 // before pivot_root, while the host's /dev is still visible): a tmpfs, the
@@ -359,6 +383,10 @@ static int empty_dir(const char *path) {
 // instance on pts with ptmx a symlink to pts/ptmx, a tmpfs on shm, and
 // the symlinks fd, stdin, stdout and stderr into /proc/self/fd.
 static void setup_dev(const struct nsh_cfg *c) {
+	int dfd = real_dir("dev");
+	if (dfd < 0)
+		fail(c, NSH_STEP_DEV, NSH_DEV_TMPFS, -dfd);
+	close(dfd);
 	if (mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=0755") < 0)
 		fail(c, NSH_STEP_DEV, NSH_DEV_TMPFS, errno);
 	for (int i = 0; i < (int)(sizeof dev_nodes / sizeof dev_nodes[0]); i++) {
@@ -446,9 +474,20 @@ static void __attribute__((noreturn)) child(const struct nsh_cfg *c, int join_cg
 			fail(c, NSH_STEP_LO, 0, err);
 	}
 	if (c->mount_proc) {
-		const char *target = c->root ? "proc" : "/proc";
-		if (c->root && chdir(c->root) < 0)
-			fail(c, NSH_STEP_CHDIR, 0, errno);
+		const char *target = "/proc";
+		if (c->root) {
+			// Mounted on the directory opened without following a
+			// symlink, as the working directory: "." is that very one.
+			if (chdir(c->root) < 0)
+				fail(c, NSH_STEP_CHDIR, 0, errno);
+			int pfd = real_dir("proc");
+			if (pfd < 0)
+				fail(c, NSH_STEP_MOUNT_PROC, 1, -pfd);
+			if (fchdir(pfd) < 0)
+				fail(c, NSH_STEP_MOUNT_PROC, 1, errno);
+			close(pfd);
+			target = ".";
+		}
 		if (mount("none", target, NULL, MS_PRIVATE | MS_REC, NULL) < 0 && errno != EINVAL)
 			fail(c, NSH_STEP_PROC_PRIVATE, 0, errno);
 		if (mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)

@@ -760,6 +760,9 @@ func stepError(cfg *Config, step, arg int, errno syscall.Errno) error {
 	case C.NSH_STEP_PROC_PRIVATE:
 		return nserr.New("mount", "--make-rprivate /proc", errno)
 	case C.NSH_STEP_MOUNT_PROC:
+		if arg == 1 {
+			return rootDirError("proc", "-t proc proc", cfg.Root, errno)
+		}
 		return nserr.New("mount", "-t proc proc /proc", errno)
 	case C.NSH_STEP_ROOT_BIND:
 		return nserr.New("mount", "--rbind "+strconv.Quote(cfg.Root), errno)
@@ -856,6 +859,8 @@ var (
 func devError(cfg *Config, arg int, errno syscall.Errno) error {
 	dev := filepath.Join(cfg.Root, "dev")
 	switch {
+	case arg == C.NSH_DEV_TMPFS && (errno == unix.ELOOP || errno == unix.ENOTDIR):
+		return rootDirError("dev", "-t tmpfs tmpfs", cfg.Root, errno)
 	case arg == C.NSH_DEV_TMPFS:
 		if errno == unix.ENOENT {
 			return nserr.Errorf("mount", "-t tmpfs tmpfs "+strconv.Quote(dev), errno, "the root has no dev directory for the minimal /dev: make it (mkdir()), or pass dev=False")
@@ -874,6 +879,23 @@ func devError(cfg *Config, arg int, errno syscall.Errno) error {
 		return nserr.New("symlink", strconv.Quote(filepath.Join(dev, devLinks[arg-C.NSH_DEV_LINKS])), errno)
 	}
 	return nserr.New("minimal /dev", strconv.Quote(dev), errno)
+}
+
+// rootDirError explains why the directory name of a new root (proc, dev)
+// could not be mounted on: it is a symlink (never followed: it could lead
+// out of the root), not a directory, or missing.
+func rootDirError(name, mount, root string, errno syscall.Errno) error {
+	path := filepath.Join(root, name)
+	obj := mount + " " + strconv.Quote(path)
+	switch errno {
+	case unix.ELOOP:
+		return nserr.Errorf("mount", obj, errno, "%s is a symlink in the new root %s; /%s is mounted only on a real directory, since a symlink could lead the mount out of the root", path, root, name)
+	case unix.ENOTDIR:
+		return nserr.Errorf("mount", obj, errno, "%s is not a directory in the new root %s", path, root)
+	case unix.ENOENT:
+		return nserr.Errorf("mount", obj, errno, "the new root %s has no %s directory: make it (mkdir(%q))", root, name, path)
+	}
+	return nserr.New("mount", obj, errno)
 }
 
 func deref(s *string) string {
