@@ -191,6 +191,18 @@ func waitExited(t *testing.T, pid int, what string) {
 
 // childNamed returns the pid of a child of pid whose comm is name, or 0.
 func childNamed(pid int, name string) int {
+	// A child is named once it runs: the reaper, say, is /proc/self/exe
+	// re-executed, which names itself nsh-reaper a moment after its exec,
+	// and nsh does not wait for that. Look for 5 s.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if c := childNamedNow(pid, name); c != 0 || time.Now().After(deadline) {
+			return c
+		}
+	}
+}
+
+// childNamedNow is childNamed without waiting.
+func childNamedNow(pid int, name string) int {
 	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	for _, task := range tasks {
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))

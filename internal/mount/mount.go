@@ -540,16 +540,16 @@ func bindFlags(nfd int, npath string, r *Request) error {
 // the last change of their number.
 const CoveredWait = 5 * time.Second
 
-// covered returns how many mounts are stacked on mount id (0: none, or
-// it is gone).
-func covered(proc, id int) int {
+// covered returns how many mounts are stacked on mount id, and whether
+// mount id is there at all.
+func covered(proc, id int) (int, bool) {
 	es, err := ReadMounts(proc)
 	if err != nil {
-		return 0
+		return 0, false
 	}
 	e, ok := findMount(es, id)
 	if !ok {
-		return 0
+		return 0, false
 	}
 	n := 0
 	for cur := id; ; n++ {
@@ -561,7 +561,7 @@ func covered(proc, id int) int {
 			}
 		}
 		if next == 0 {
-			return n
+			return n, true
 		}
 		cur = next
 	}
@@ -615,17 +615,27 @@ func Undo(proc, id int, target string, created []Made) ([]Made, error) {
 			break
 		}
 		unix.Close(fd)
-		n := 0
+		n, present := 0, false
 		if err == nil {
-			n = covered(proc, id)
+			n, present = covered(proc, id)
 		}
-		if n == 0 {
-			break // gone, or moved away: not ours to chase
+		if !present {
+			break // gone: not ours to chase
 		}
+		// Uncovered (n == 0): the run above took its mount off between
+		// the open and the read of the table, so the target leads to
+		// this one now (look again); or it was moved away, and a short
+		// wait ends.
 		if n != above {
 			above, deadline = n, time.Now().Add(CoveredWait)
+			if n == 0 {
+				deadline = time.Now().Add(100 * time.Millisecond)
+			}
 		}
 		if time.Now().After(deadline) {
+			if n == 0 {
+				break // moved away: not ours to chase
+			}
 			return RemoveDirs(created), fmt.Errorf("umount %q: left mounted: %d other mounts still stacked on it after %v", target, n, CoveredWait)
 		}
 		time.Sleep(5 * time.Millisecond)
