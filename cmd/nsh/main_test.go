@@ -56,6 +56,11 @@ func runTests(run func() int) int {
 		fmt.Fprintf(os.Stderr, "building nsh: %v\n%s", err, out)
 		return 1
 	}
+	defer func() {
+		if faultDir != "" {
+			os.RemoveAll(faultDir)
+		}
+	}()
 	return run()
 }
 
@@ -138,6 +143,13 @@ func startUntilReady(t *testing.T, setup string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(nshBin, "-c", setup+readyLoop)
 	waitReady(t, cmd)
+	// A test that fails before it ends nsh leaves no spinning nsh behind.
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
 	return cmd
 }
 

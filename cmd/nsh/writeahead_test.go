@@ -25,12 +25,16 @@ var faultBin = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	faultDir = dir
 	bin := filepath.Join(dir, "nsh")
 	if out, err := exec.Command("go", "build", "-tags", "nshfault", "-o", bin, ".").CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building nsh -tags nshfault: %v\n%s", err, out)
 	}
 	return bin, nil
 })
+
+// faultDir holds faultBin's build, removed when the tests end.
+var faultDir string
 
 // needFaultBin skips where the fault build cannot be made or used: not
 // root (the host's links, mounts and sysctls), or a prebuilt nsh (the
