@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"unicode"
 
 	"go.starlark.net/starlark"
@@ -76,7 +77,8 @@ func (c *completer) Do(line []rune, pos int) ([][]rune, int) {
 	return out, len([]rune(prefix))
 }
 
-var keywordArgRe = regexp.MustCompile(`^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=($|[^=])`)
+// (Compiled at first use, not at every nsh start.)
+var keywordArgRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=($|[^=])`) })
 
 // keywordArgs returns "name=" for each parameter of the call's callee that
 // the arguments so far leave open: not given by keyword, nor by position.
@@ -85,7 +87,7 @@ func (c *completer) keywordArgs(call *openBracket) []string {
 	used := map[string]bool{}
 	npos := 0
 	for _, a := range call.args[:len(call.args)-1] {
-		if m := keywordArgRe.FindStringSubmatch(a); m != nil {
+		if m := keywordArgRe().FindStringSubmatch(a); m != nil {
 			used[m[1]] = true
 		} else if t := strings.TrimSpace(a); t != "" && !strings.HasPrefix(t, "*") {
 			npos++
@@ -212,7 +214,10 @@ func (c *typedCode) call() *openBracket {
 	return nil
 }
 
-var calleeRe = regexp.MustCompile(`([A-Za-z_][A-Za-z0-9_]*(?:\s*\.\s*[A-Za-z_][A-Za-z0-9_]*)*)\s*$`)
+// (Compiled at first use, not at every nsh start.)
+var calleeRe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`([A-Za-z_][A-Za-z0-9_]*(?:\s*\.\s*[A-Za-z_][A-Za-z0-9_]*)*)\s*$`)
+})
 
 // scanCode reads s as Starlark source, tracking strings, comments and
 // brackets; it is lenient (a stray closing bracket is ignored), as the
@@ -253,7 +258,7 @@ func scanCode(s string) typedCode {
 			f := openBracket{open: ch, argStart: i + 1}
 			if ch == '(' {
 				// Not a method of a literal ("".join): no dot before the name.
-				if m := calleeRe.FindStringSubmatchIndex(s[:i]); m != nil && !strings.HasSuffix(strings.TrimSpace(s[:m[2]]), ".") {
+				if m := calleeRe().FindStringSubmatchIndex(s[:i]); m != nil && !strings.HasSuffix(strings.TrimSpace(s[:m[2]]), ".") {
 					if name := strings.Join(strings.Fields(s[m[2]:m[3]]), ""); !isKeyword(name) {
 						f.callee = name
 					}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -258,7 +259,7 @@ func indentAfter(src string) string {
 	switch {
 	case strings.HasSuffix(code, ":"):
 		return indent + "    "
-	case dedentAfter.MatchString(code):
+	case dedentAfter().MatchString(code):
 		if w := indentWidth(indent); w > 0 {
 			return strings.Repeat(" ", max(0, (w-1)/4*4))
 		}
@@ -266,7 +267,8 @@ func indentAfter(src string) string {
 	return indent
 }
 
-var dedentAfter = regexp.MustCompile(`^(return|pass|break|continue)\b`)
+// (Compiled at first use, not at every nsh start.)
+var dedentAfter = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(return|pass|break|continue)\b`) })
 
 // indentWidth is the column an indentation reaches, a tab advancing to the next
 // multiple of 8 as in Starlark's scanner.
