@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"nsh.dev/nsh/internal/leakcheck"
+	"nsh.dev/nsh/internal/procstat"
 )
 
 // doubleFork is a shell loop that double-forks 1,000 short-lived
@@ -109,40 +110,31 @@ func TestDoubleForkOutsidePIDNamespace(t *testing.T) {
 	}
 }
 
-// zombiesBelow lists "pid comm" of the zombie descendants of pid.
+// zombiesBelow lists "pid(comm)" of the zombie descendants of pid.
 func zombiesBelow(pid int) []string {
 	parent := map[int]int{}
-	state := map[int]string{}
+	var zombies []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		p, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 2 {
+		f, err := procstat.Fields(p)
+		if err != nil || len(f) < 2 {
 			continue
 		}
 		parent[p], _ = strconv.Atoi(f[1])
-		state[p] = f[0] + " " + s[strings.IndexByte(s, '(')+1:i]
+		if f[0] == "Z" {
+			zombies = append(zombies, p)
+		}
 	}
 	var out []string
-	for p, st := range state {
-		if !strings.HasPrefix(st, "Z") {
-			continue
-		}
+	for _, p := range zombies {
 		for q := parent[p]; q > 1; q = parent[q] {
 			if q == pid {
-				out = append(out, fmt.Sprintf("%d(%s)", p, st[2:]))
+				comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p))
+				out = append(out, fmt.Sprintf("%d(%s)", p, strings.TrimSpace(string(comm))))
 				break
 			}
 		}
