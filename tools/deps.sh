@@ -21,6 +21,8 @@ busybox   busybox-static
 newuidmap uidmap
 musl-gcc  musl-tools
 gcc       gcc
+dot       graphviz
+tcpdump   tcpdump
 '
 missing=() pkgs=()
 while read -r cmd pkg; do
