@@ -233,6 +233,7 @@ Example:
   x.persist()
   route("default", via="10.9.0.2", ns=a)   # kept with x (and with a)`},
 		{Name: "netem", Sig: "netem(delay=None, jitter=None, loss=None, rate=None)", Impl: (*Link).netemMethod, Doc: netemDoc},
+		{Name: "fdb", Sig: "fdb()", Impl: (*Link).fdbMethod, Doc: fdbDoc},
 	},
 }
 
