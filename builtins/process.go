@@ -1389,7 +1389,15 @@ func parseSignal(v starlark.Value) (unix.Signal, error) {
 		}
 		return unix.Signal(n), nil
 	case starlark.String:
-		name := strings.ToUpper(string(v))
+		// ASCII case only: strings.ToUpper folds "ı" (dotless i) and
+		// "ſ" (long s) into I and S, so "kıll" would have been SIGKILL.
+		name := string(v)
+		for i := 0; i < len(name); i++ {
+			if name[i] >= 0x80 {
+				return 0, fmt.Errorf("unknown signal %q", string(v))
+			}
+		}
+		name = strings.ToUpper(name)
 		if !strings.HasPrefix(name, "SIG") {
 			name = "SIG" + name
 		}
