@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -498,8 +499,18 @@ func parseSeconds(name string, v starlark.Value) (time.Duration, error) {
 	if !ok {
 		return 0, fmt.Errorf("%s must be a number of seconds, not %s", name, v.Type())
 	}
+	// Beyond this the product overflows time.Duration: run(timeout=1e10)
+	// was refused as "not positive", p.wait(timeout=1e10) or nan waited
+	// without end.
+	if math.IsNaN(f) || math.Abs(f) > maxDurationSeconds {
+		return 0, fmt.Errorf("%s %s is out of range (a number of seconds within ±%d)", name, v, maxDurationSeconds)
+	}
 	return time.Duration(f * float64(time.Second)), nil
 }
+
+// maxDurationSeconds is the most whole seconds a time.Duration holds
+// (about 292 years).
+const maxDurationSeconds = math.MaxInt64 / 1_000_000_000
 
 // parseIDMap reads a uidmap=/gidmap= argument (uidmap()/gidmap() values or
 // (inside, outside[, count]) tuples) and applies the kernel's rules to it
