@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -280,6 +282,99 @@ func FuzzParseIdentity(f *testing.F) {
 			id.groupsGiven != (which&4 != 0) ||
 			id.groupsGiven && (len(id.groups) != 2 || id.groups[0] != g1 || id.groups[1] != g2 || !inRange(g1) || !inRange(g2)) {
 			t.Fatalf("parseIdentity(uid=%d, gid=%d, groups=[%d, %d], given %03b) = %+v", uid, gid, g1, g2, which&7, id)
+		}
+	})
+}
+
+// FuzzParsePing covers ping()'s address, count=, timeout=, interval= and
+// ttl= (parsePing): a refusal names the value; what is accepted is the
+// address as written (no name lookup), count within 1..100000, timeout
+// within (0, 3600] and interval within [0, 3600] seconds to the
+// nanosecond, and ttl 1..255 as given (0, the kernel's default, when
+// absent). None of issue 15's defects was in this parser.
+func FuzzParsePing(f *testing.F) {
+	f.Fuzz(func(t *testing.T, addr string, count int, timeout, interval float64, ttl int64) {
+		ttlv := starlark.Value(starlark.MakeInt64(ttl))
+		if ttl == 0 {
+			ttlv = starlark.None
+		}
+		p, err := parsePing(addr, count, number(timeout), number(interval), ttlv)
+		if err != nil {
+			msg := err.Error()
+			for _, s := range []string{strconv.Quote(addr), fmt.Sprintf("count %d ", count), fmt.Sprintf("timeout %v ", number(timeout)),
+				fmt.Sprintf("interval %v ", number(interval)), fmt.Sprintf("ttl %s ", ttlv)} {
+				if strings.Contains(msg, s) {
+					return
+				}
+			}
+			t.Fatalf("parsePing(%q, %d, %v, %v, %s): error %q names no value", addr, count, timeout, interval, ttlv, msg)
+		}
+		near := func(d time.Duration, x float64) bool { return math.Abs(float64(d)-x*1e9) <= 1+x*1e-6 }
+		if !p.ip.Equal(net.ParseIP(strings.TrimSpace(addr))) || p.count != count || count < 1 || count > 100000 ||
+			!(timeout > 0 && timeout <= 3600) || !near(p.timeout, timeout) ||
+			!(interval >= 0 && interval <= 3600) || !near(p.interval, interval) ||
+			int64(p.ttl) != ttl || ttl < 0 || ttl > 255 {
+			t.Fatalf("parsePing(%q, %d, %v, %v, %s) = %+v", addr, count, timeout, interval, ttlv, p)
+		}
+	})
+}
+
+// FuzzParseXfer covers transfer()'s address, size=, seconds=, timeout=,
+// streams=, udp= and rate= (parseXfer); bits of given say which of size=,
+// seconds=, timeout= and rate= are passed. A refusal names a value or the
+// clash; what is accepted sends size bytes (1..16 GiB, 4 MiB by default)
+// or for seconds (0..3600], within a timeout of (0..3600] seconds (30 more
+// than seconds= by default), with 1..128 streams, and paces only UDP, one
+// stream, at a rate between 10 kbit/s and maxRate. None of issue 15's
+// defects was in this parser.
+func FuzzParseXfer(f *testing.F) {
+	f.Fuzz(func(t *testing.T, addr string, size int64, seconds, timeout float64, rate string, streams int, given uint8) {
+		opt := func(bit uint8, v starlark.Value) starlark.Value {
+			if given&bit == 0 {
+				return starlark.None
+			}
+			return v
+		}
+		sizev, secondsv := opt(1, starlark.MakeInt64(size)), opt(2, starlark.Float(seconds))
+		timeoutv, ratev := opt(4, starlark.Float(timeout)), opt(8, starlark.String(rate))
+		reverse, udp := given&16 != 0, given&32 != 0
+		x, err := parseXfer(addr, sizev, secondsv, ratev, timeoutv, reverse, udp, streams)
+		call := fmt.Sprintf("parseXfer(%q, size=%s, seconds=%s, timeout=%s, rate=%s, streams=%d, udp=%t)", addr, sizev, secondsv, timeoutv, ratev, streams, udp)
+		if err != nil {
+			msg := err.Error()
+			for _, s := range []string{strconv.Quote(addr), "size " + sizev.String(), "seconds " + secondsv.String(),
+				"timeout " + timeoutv.String(), "rate " + ratev.String(), fmt.Sprintf("streams %d ", streams),
+				fmt.Sprintf("streams=%d", streams), "size= or seconds=, not both", "rate= paces UDP", strconv.Quote(rate)} {
+				if strings.Contains(msg, s) {
+					return
+				}
+			}
+			t.Fatalf("%s: error %q names no value", call, msg)
+		}
+		ok := x.ip.Equal(net.ParseIP(strings.TrimSpace(addr))) && x.streams == streams && streams >= 1 && streams <= 128 &&
+			x.reverse == reverse && x.udp == udp && given&3 != 3
+		switch {
+		case given&2 != 0:
+			ok = ok && x.size == 0 && seconds > 0 && seconds <= 3600 && x.dur > 0 && math.Abs(float64(x.dur)-seconds*1e9) <= 1+seconds
+		case given&1 != 0:
+			ok = ok && x.dur == 0 && x.size == size && size >= 1 && size <= 1<<34
+		default:
+			ok = ok && x.dur == 0 && x.size == 4<<20
+		}
+		if given&4 != 0 {
+			ok = ok && timeout > 0 && timeout <= 3600 && math.Abs(float64(x.timeout)-timeout*1e9) <= 1+timeout
+		} else if given&2 != 0 {
+			ok = ok && (x.timeout-x.dur-30*time.Second).Abs() <= 2 // seconds+30, rounded
+		} else {
+			ok = ok && x.timeout == 30*time.Second
+		}
+		if udp {
+			ok = ok && streams == 1 && x.rate >= 10e3 && x.rate <= maxRate && (given&8 != 0 || x.rate == 1e6)
+		} else {
+			ok = ok && given&8 == 0
+		}
+		if !ok || x.timeout <= 0 {
+			t.Fatalf("%s = %+v", call, x)
 		}
 	})
 }

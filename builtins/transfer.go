@@ -161,6 +161,45 @@ func transferBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tu
 		"udp?", &udp, "rate?", &ratev, "timeout?", &timeoutv); err != nil {
 		return nil, err
 	}
+	x, err := parseXfer(addr, sizev, secondsv, ratev, timeoutv, reverse, udp, streams)
+	if err != nil {
+		return nil, err
+	}
+	st, err := stateOf(th)
+	if err != nil {
+		return nil, err
+	}
+	if x.to, err = netTarget(st, toNsv); err != nil {
+		return nil, err
+	}
+	if x.from, err = netTarget(st, nsv); err != nil {
+		return nil, err
+	}
+	if err := st.makeReady(); err != nil {
+		return nil, err
+	}
+	x.fromName, x.toName = st.xferName(x.from), st.xferName(x.to)
+	x.nl = netlinkOf(st)
+	var out xferOutcome
+	if udp {
+		out, err = x.runUDP(st.reg.Context())
+	} else {
+		out, err = x.runTCP(st.reg.Context())
+	}
+	if err != nil {
+		return nil, err
+	}
+	r := x.result(out)
+	if out.interrupt {
+		return nil, interrupted(th, fmt.Sprintf("interrupted after %s", fmtSeconds(out.end.Sub(out.start))), r)
+	}
+	return r, nil
+}
+
+// parseXfer reads transfer()'s arguments other than the namespaces,
+// before anything is made: the address, size= (1..16 GiB) or seconds=
+// (0..3600], timeout= (0..3600], streams= (1..128) and, for UDP, rate=.
+func parseXfer(addr string, sizev, secondsv, ratev, timeoutv starlark.Value, reverse, udp bool, streams int) (*xfer, error) {
 	x := &xfer{reverse: reverse, streams: streams, udp: udp}
 	if x.ip = net.ParseIP(strings.TrimSpace(addr)); x.ip == nil {
 		return nil, fmt.Errorf("malformed address %q", addr)
@@ -218,35 +257,7 @@ func transferBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tu
 	} else if ratev != starlark.None {
 		return nil, fmt.Errorf("rate= paces UDP: pass udp=True (TCP sends as fast as it can)")
 	}
-	st, err := stateOf(th)
-	if err != nil {
-		return nil, err
-	}
-	if x.to, err = netTarget(st, toNsv); err != nil {
-		return nil, err
-	}
-	if x.from, err = netTarget(st, nsv); err != nil {
-		return nil, err
-	}
-	if err := st.makeReady(); err != nil {
-		return nil, err
-	}
-	x.fromName, x.toName = st.xferName(x.from), st.xferName(x.to)
-	x.nl = netlinkOf(st)
-	var out xferOutcome
-	if udp {
-		out, err = x.runUDP(st.reg.Context())
-	} else {
-		out, err = x.runTCP(st.reg.Context())
-	}
-	if err != nil {
-		return nil, err
-	}
-	r := x.result(out)
-	if out.interrupt {
-		return nil, interrupted(th, fmt.Sprintf("interrupted after %s", fmtSeconds(out.end.Sub(out.start))), r)
-	}
-	return r, nil
+	return x, nil
 }
 
 // xferName names a namespace in transfer()'s errors: by its label (net:h1),
