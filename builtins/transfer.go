@@ -222,16 +222,18 @@ func parseXfer(addr string, sizev, secondsv, ratev, timeoutv starlark.Value, rev
 	timeout := 30.0
 	if secondsv != starlark.None {
 		f, ok := starlark.AsFloat(secondsv)
-		if !ok || !(f > 0 && f <= 3600) {
-			return nil, fmt.Errorf("seconds %s is out of range (0..3600)", secondsv)
+		// At least a nanosecond: seconds=1e-12 made a zero duration,
+		// which sent as a transfer of 0 bytes.
+		if !ok || !(f >= 1e-9 && f <= 3600) {
+			return nil, fmt.Errorf("seconds %s is out of range (1e-9..3600)", secondsv)
 		}
 		x.size, x.dur = 0, secs(f)
 		timeout = f + 30
 	}
 	if timeoutv != starlark.None {
 		f, ok := starlark.AsFloat(timeoutv)
-		if !ok || !(f > 0 && f <= 3600) {
-			return nil, fmt.Errorf("timeout %s is out of range (0..3600 seconds)", timeoutv)
+		if !ok || !(f >= 1e-9 && f <= 3600) { // timeout=1e-12 gave up at once
+			return nil, fmt.Errorf("timeout %s is out of range (1e-9..3600 seconds)", timeoutv)
 		}
 		timeout = f
 	}
