@@ -326,7 +326,9 @@ func FuzzParsePing(f *testing.F) {
 // or for seconds (0..3600], within a timeout of (0..3600] seconds (30 more
 // than seconds= by default), with 1..128 streams, and paces only UDP, one
 // stream, at a rate between 10 kbit/s and maxRate. None of issue 15's
-// defects was in this parser.
+// defects was in this parser; writing it brought to light that
+// seconds=1e-12 became a zero duration, sent as a transfer of 0 bytes,
+// and timeout=1e-12 one that gave up at once (seeded).
 func FuzzParseXfer(f *testing.F) {
 	f.Fuzz(func(t *testing.T, addr string, size int64, seconds, timeout float64, rate string, streams int, given uint8) {
 		opt := func(bit uint8, v starlark.Value) starlark.Value {
