@@ -118,7 +118,7 @@ func pingBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple,
 
 // parsePing reads ping()'s arguments other than ns=, before anything is
 // made: the address, count= (1..100000), timeout= (0..3600], interval=
-// (0..3600) and ttl= (1..255, or None for the kernel's default).
+// [0, 3600] and ttl= (1..255, or None for the kernel's default).
 func parsePing(addr string, count int, timeout, interval number, ttlv starlark.Value) (pinger, error) {
 	ip := net.ParseIP(strings.TrimSpace(addr))
 	if ip == nil {

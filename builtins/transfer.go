@@ -198,7 +198,7 @@ func transferBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tu
 
 // parseXfer reads transfer()'s arguments other than the namespaces,
 // before anything is made: the address, size= (1..16 GiB) or seconds=
-// (0..3600], timeout= (0..3600], streams= (1..128) and, for UDP, rate=.
+// [1e-9, 3600], timeout= [1e-9, 3600], streams= (1..128) and, for UDP, rate=.
 func parseXfer(addr string, sizev, secondsv, ratev, timeoutv starlark.Value, reverse, udp bool, streams int) (*xfer, error) {
 	x := &xfer{reverse: reverse, streams: streams, udp: udp}
 	if x.ip = net.ParseIP(strings.TrimSpace(addr)); x.ip == nil {
