@@ -186,9 +186,10 @@ func FuzzSeconds(f *testing.F) {
 
 // FuzzParseMaxOutput covers max_output= of run(), spawn() and clone()
 // (parseMaxOutput): only a positive int is accepted, as given; a float,
-// zero, a negative or an int beyond int64 is refused naming it. It guards
-// the cap of issue 15's item 4 (unbounded output): a max_output= that
-// wrapped to a negative or zero cap would capture without bound.
+// zero, a negative or an int beyond int64 is refused naming it. None of
+// issue 15's defects was in this parser: max_output= came with the fix of
+// its item 4 (unbounded output), whose cap this target guards (a value
+// that wrapped to zero or below would capture without bound).
 func FuzzParseMaxOutput(f *testing.F) {
 	f.Fuzz(func(t *testing.T, n int64) {
 		for _, v := range []starlark.Value{starlark.MakeInt64(n), starlark.Float(n),
@@ -215,8 +216,8 @@ func FuzzParseMaxOutput(f *testing.F) {
 // an accepted label is 1..64 letters, digits, '_', '-' or '.', starting
 // with none of '-' or '.', so it is a name checkNetnsName takes, a single
 // entry of /run/netns, and never an option to a tool ("-x") or a hidden
-// or relative entry. It would have caught issue 15's item 13 (a NUL in a
-// name cut short); none of the other defects was in this parser.
+// or relative entry. None of issue 15's defects was in this parser; it
+// holds the rule of item 13 (no NUL to cut a name short) for labels.
 func FuzzCheckLabel(f *testing.F) {
 	f.Fuzz(func(t *testing.T, label string) {
 		err := checkLabel(label)
@@ -242,9 +243,10 @@ func FuzzCheckLabel(f *testing.F) {
 // FuzzParseIdentity covers uid=, gid= and groups= of clone(), spawn() and
 // run() (parseIdentity): what is accepted holds the ids given, each within
 // 0..2^32-2 (setuid(2) takes (uid_t)-1 as "no change"), and an absent
-// argument stays absent; a refusal names the argument and the value. It
-// would have caught the parsing half of issue 15's item 1 (identity in a
-// user namespace: an id the kernel reads as "no change" taken as an id).
+// argument stays absent; a refusal names the argument and the value.
+// None of issue 15's defects was in this parser: uid=, gid= and groups=
+// came with the fix of its item 1 (identity inside a user namespace),
+// whose ids this target keeps in the kernel's range.
 func FuzzParseIdentity(f *testing.F) {
 	f.Fuzz(func(t *testing.T, uid, gid, g1, g2 int64, which uint8) {
 		opt := func(bit uint8, v starlark.Value) starlark.Value {

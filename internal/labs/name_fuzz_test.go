@@ -16,9 +16,9 @@ import (
 // an accepted name is 1..64 letters, digits, '_', '.' or '-' starting with
 // a letter or digit, so it is one entry directly under the labs directory
 // (never "", ".", "..", a path or an option) and holds no byte that would
-// cut a C string. It would have caught issue 15's item 13 (a NUL in a
-// name cut short) and the '../' half of item 12 (a path leading outside
-// its directory), had lab names existed then; none was in this parser.
+// cut a C string. None of issue 15's defects was in this parser (labs
+// came later); it holds the rules of items 13 (no NUL to cut a name
+// short) and 12 (no path leading outside its directory) for lab names.
 func FuzzCheckName(f *testing.F) {
 	f.Fuzz(func(t *testing.T, name string) {
 		err := CheckName(name)
