@@ -12,6 +12,8 @@ import (
 
 	"nsh.dev/nsh/internal/doc"
 	"nsh.dev/nsh/internal/lifecycle"
+	"nsh.dev/nsh/internal/nsctx"
+	"nsh.dev/nsh/internal/sockdiag"
 	"nsh.dev/nsh/internal/waitport"
 )
 
@@ -28,10 +30,11 @@ p.expect() and p.wait(timeout=).`},
 ns is a target as for setns() (default: the current context's network
 namespace). proto "tcp" waits for a listening socket, "udp" for a bound,
 unconnected one. With addr, the socket must be bound to that address or to
-the wildcard address (0.0.0.0, ::). The namespace's socket tables
-(/proc/net/tcp, tcp6, udp, udp6 seen from inside it) are read every 20 ms;
-nothing is sent. It fails after timeout seconds (None: no limit), naming
-the port and the namespace; Ctrl-C interrupts it.
+the wildcard address (0.0.0.0, ::). The namespace's sockets are listed
+every 20 ms through netlink sock_diag (as ss does), from a socket opened
+inside it; nothing is sent. It fails after timeout seconds (None: no
+limit), naming the port, the namespace and what listens there instead;
+Ctrl-C interrupts it.
   h1 = netns("h1", persist=False)
   srv = spawn("busybox nc -l -p 8080", ns=h1)
   wait_port(8080, ns=h1)           # now a client can connect`},
@@ -113,21 +116,35 @@ func waitPortBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tu
 		ctx, cancel = context.WithTimeout(ctx, d)
 	}
 	defer cancel()
-	nl := netlinkOf(st)
+	diag, err := openDiag(st, ns)
+	if err != nil {
+		return nil, fmt.Errorf("wait_port: %w", err)
+	}
+	defer diag.Close()
+	var socks []sockdiag.Socket
 	err = waitport.Poll(ctx, waitPortInterval, func() (ok bool, err error) {
-		err = nl.In(ns, func() error {
-			ok, err = waitport.Listening(w)
-			return err
-		})
-		return ok, err
+		socks, err = diag.List(w.Proto)
+		return waitport.Match(socks, w), err
 	})
 	switch {
 	case err == nil:
 		return starlark.None, nil
 	case errors.Is(err, context.DeadlineExceeded):
-		return nil, fmt.Errorf("wait_port: nothing listens on %s in %s after %s", w, st.nsLabel(ns), d)
+		return nil, fmt.Errorf("wait_port: nothing listens on %s in %s after %s (%s listening there: %s)",
+			w, st.nsLabel(ns), d, w.Proto, waitport.Listening(socks, w.Proto))
 	case errors.Is(err, context.Canceled):
 		return nil, fmt.Errorf("wait_port: interrupted while waiting for %s in %s", w, st.nsLabel(ns))
 	}
 	return nil, fmt.Errorf("wait_port: %w", err)
+}
+
+// openDiag opens a sock_diag socket inside the network namespace ns.
+func openDiag(st *state, ns *nsctx.NS) (*sockdiag.Diag, error) {
+	var d *sockdiag.Diag
+	err := netlinkOf(st).In(ns, func() error {
+		var err error
+		d, err = sockdiag.Open()
+		return err
+	})
+	return d, err
 }
