@@ -63,7 +63,7 @@ target as for setns(); default the current context). state is
              carrier (IFF_UP and IFF_LOWER_UP), as "ip link" shows
              LOWER_UP;
   "down":    present and not up in that sense (admin down, no carrier,
-             lowerlayerdown...);
+             lower-layer-down...);
   "present": the link exists; "absent": it does not (deleted, or moved
              out of the namespace).
 The wait is woken by the namespace's link notifications (RTNLGRP_LINK,
