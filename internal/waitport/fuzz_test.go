@@ -5,22 +5,21 @@ package waitport
 // corpus (testdata/fuzz), `make fuzz` for FUZZTIME.
 
 import (
-	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"strconv"
 	"strings"
 	"testing"
+
+	"nsh.dev/nsh/internal/sockdiag"
 )
 
 // FuzzWant covers wait_port(port, addr=, proto=) (Want.Check, with addr=
-// read as wait_port reads it) and the socket tables' address column
-// (parseAddr) it is compared with: a refusal names the proto or the port
-// given; an accepted Want is tcp or udp on a port in 1..65535, which its
-// String() names; and that address and port, written as the kernel writes
-// them in /proc/net/tcp{,6}, read back the same, so the wanted socket is
-// found. None of issue 15's defects was in this parser.
+// read as wait_port reads it) and Match against the sockets sock_diag
+// lists: a refusal names the proto or the port given; an accepted Want is
+// tcp or udp on a port in 1..65535, which its String() names; the socket it
+// waits for matches it and one on another port does not. None of issue
+// 15's defects was in this parser.
 func FuzzWant(f *testing.F) {
 	f.Fuzz(func(t *testing.T, proto string, port int, addr string) {
 		w := Want{Proto: proto, Port: port, Addr: net.ParseIP(strings.TrimSpace(addr))}
@@ -40,23 +39,19 @@ func FuzzWant(f *testing.F) {
 		if w.Addr == nil {
 			return
 		}
-		// As the kernel prints it: each 32-bit word of the address in hex
-		// from the host's byte order, then the port.
-		ip := w.Addr.To4()
-		if ip == nil {
-			ip = w.Addr.To16()
+		// The socket it asks for matches it, in the state that takes
+		// connections or datagrams, and on no other port.
+		state := uint8(sockdiag.Listen)
+		if proto == "udp" {
+			state = sockdiag.Close
 		}
-		raw := make([]byte, len(ip))
-		for i := 0; i < len(ip); i += 4 {
-			binary.BigEndian.PutUint32(raw[i:], binary.NativeEndian.Uint32(ip[i:]))
+		sock := sockdiag.Socket{Proto: proto, State: state, Local: w.Addr, LPort: port}
+		if !Match([]sockdiag.Socket{sock}, w) {
+			t.Fatalf("%s: the socket %+v it waits for does not match", w, sock)
 		}
-		col := fmt.Sprintf("%s:%04X", strings.ToUpper(hex.EncodeToString(raw)), port)
-		got, gotPort, err := parseAddr(col)
-		if err != nil || !got.Equal(w.Addr) || gotPort != port {
-			t.Fatalf("%s:%d written %q reads back as %v:%d, %v", w.Addr, port, col, got, gotPort, err)
-		}
-		if _, _, err := parseAddr(col[:len(col)-1] + "x"); err == nil {
-			t.Fatalf("parseAddr(%q) accepted", col[:len(col)-1]+"x")
+		sock.LPort = port%65535 + 1
+		if Match([]sockdiag.Socket{sock}, w) {
+			t.Fatalf("%s: a socket on port %d matches", w, sock.LPort)
 		}
 	})
 }
