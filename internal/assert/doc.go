@@ -16,7 +16,7 @@ fails with "assert.eq failed at t.star:7: routes after link up: got 2,
 want 3". Values of different types show their types; a long value is cut
 around its first difference.`, eqCheck},
 	{"ne", "assert.ne(a, b, msg=None)", `Fails if a == b.
-  assert.ne(ns.net, host().net)`, neCheck},
+  assert.ne(host("h1").net, host("h2").net)`, neCheck},
 	{"true", "assert.true(cond, msg=None)", `Fails unless cond is true (in Starlark's sense: not False, None, 0 or empty).
   assert.true(ping("10.0.0.2").ok, msg="h1 reaches h2")`, truth(true)},
 	{"false", "assert.false(cond, msg=None)", `Fails unless cond is false (False, None, 0 or empty).
@@ -27,7 +27,7 @@ container is a list, tuple, set, dict (its keys) or string (x a substring):
 	{"fails", "assert.fails(fn, regex, msg=None)", `Calls fn(), which must fail with an error matching regex; returns the error text.
 regex is Go's RE2 syntax, searched for anywhere in the error's message
 (without the traceback):
-  err = assert.fails(lambda: veth("bad name!", "x"), "invalid")
+  err = assert.fails(lambda: veth("bad name!", "x"), "whitespace")
 If fn returns instead, the failure says "fn did not fail (it returned X)";
 if its error does not match, it shows the error and the regex. A failed
 assertion inside fn is an error like any other, so assert.fails can check
