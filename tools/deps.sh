@@ -23,6 +23,7 @@ musl-gcc  musl-tools
 gcc       gcc
 dot       graphviz
 tcpdump   tcpdump
+xmllint   libxml2-utils
 '
 missing=() pkgs=()
 while read -r cmd pkg; do
