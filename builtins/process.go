@@ -199,7 +199,11 @@ It can be a target of setns() and namespaces() while it runs.`,
 	Methods: []doc.MethodOf[*Process]{
 		{Name: "wait", Sig: "wait(timeout=None)", Impl: (*Process).waitMethod, Doc: `Waits for the process to exit and returns its code.
 Interrupted by Ctrl-C/SIGTERM; with timeout (seconds) fails when it runs
-longer (the process keeps running).`},
+longer (the process keeps running); timeout=0 only looks whether it has
+exited, without waiting.
+  p = spawn("sleep 1")
+  assert.fails(lambda: p.wait(timeout=0), "still running")
+  p.wait()           # 0`},
 		{Name: "kill", Sig: `kill(signal="SIGTERM")`, Impl: (*Process).killMethod, Doc: `Sends a signal (a name like "SIGKILL" or "KILL", or a number).
 Signalling a process that has exited does nothing.`},
 		{Name: "resume", Sig: "resume()", Impl: (*Process).resumeMethod, Doc: `Lets a process started with clone(..., "user", paused=True) go on:
@@ -1168,9 +1172,21 @@ func stderrTail(b *capture.Buffer) string {
 
 // waitFor waits for the exit and for the captured output, honouring the
 // run's cancellation and an optional timeout.
+// pollOnly is the timeout of p.wait(timeout=0): look whether the process
+// has exited, without waiting.
+const pollOnly = time.Duration(-1)
+
 func (p *Process) waitFor(reg *lifecycle.Registry, timeout time.Duration) (int, error) {
 	var tc <-chan time.Time
-	if timeout > 0 {
+	switch {
+	case timeout == pollOnly:
+		// A process that has not exited times out at once.
+		select {
+		case <-p.done:
+		default:
+			return 0, errTimeout
+		}
+	case timeout > 0:
 		t := time.NewTimer(timeout)
 		defer t.Stop()
 		tc = t.C
@@ -1186,6 +1202,13 @@ func (p *Process) waitFor(reg *lifecycle.Registry, timeout time.Duration) (int, 
 	if p.bufs != [3]*capture.Buffer{} {
 		outs := make(chan struct{})
 		go func() { p.outs.Wait(); close(outs) }()
+		if timeout == pollOnly {
+			// Let the readers finish what is already in the pipes
+			// rather than race them with the closed channel.
+			t := time.NewTimer(10 * time.Millisecond)
+			defer t.Stop()
+			tc = t.C
+		}
 		select {
 		case <-outs:
 		case <-ctx.Done():
@@ -1375,8 +1398,19 @@ func (p *Process) waitMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 	if err != nil {
 		return nil, err
 	}
+	if timeout != starlark.None {
+		if d < 0 {
+			return nil, fmt.Errorf("%s: timeout must be 0 or more seconds, not %s", fn.Name(), timeout)
+		}
+		if d == 0 {
+			d = pollOnly
+		}
+	}
 	code, err := p.waitFor(lifecycle.From(th), d)
 	if errors.Is(err, errTimeout) {
+		if d == pollOnly {
+			return nil, fmt.Errorf("process %d still running", p.pid)
+		}
 		return nil, fmt.Errorf("process %d still running after %s", p.pid, d)
 	}
 	if err != nil {
