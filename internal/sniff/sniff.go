@@ -355,19 +355,27 @@ func (c *Capture) Dropped() uint64 {
 	return c.drops
 }
 
-// Wait waits until n packets were captured. It returns ErrStopped (with
-// the capture's own error, if any, joined) if the capture stops first,
-// and ctx's error if ctx ends first.
+// Err returns what ended the capture early (an error reading the socket or
+// writing the file), or nil.
+func (c *Capture) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Wait waits until n packets were captured. It returns ErrStopped if the
+// capture stops first (Err says why, if it ended early), and ctx's error
+// if ctx ends first.
 func (c *Capture) Wait(ctx context.Context, n int) error {
 	for {
 		c.mu.Lock()
-		have, stopped, err, ch := len(c.pkts), c.stopped, c.err, c.changed
+		have, stopped, ch := len(c.pkts), c.stopped, c.changed
 		c.mu.Unlock()
 		if have >= n {
 			return nil
 		}
 		if stopped {
-			return errors.Join(ErrStopped, err)
+			return ErrStopped
 		}
 		select {
 		case <-ch:
