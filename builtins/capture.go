@@ -385,7 +385,7 @@ func (c *Capture) stopMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 	}
 	c.entry.Release() // its undo is c.c.Stop, whose error is read again below
 	if err := c.c.Stop(); err != nil {
-		return nil, fmt.Errorf("capture.stop: the capture on %s ended early after %d packets (still in .packets): %w", c.what, c.c.Len(), err)
+		return nil, fmt.Errorf("stop: the capture on %s ended early after %d packets (still in .packets): %w", c.what, c.c.Len(), err)
 	}
 	return starlark.NewList(c.packets()), nil
 }
@@ -397,11 +397,11 @@ func (c *Capture) waitMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 		return nil, err
 	}
 	if n < 1 {
-		return nil, fmt.Errorf("capture.wait: count %d is out of range (1 or more)", n)
+		return nil, fmt.Errorf("wait: count %d is out of range (1 or more)", n)
 	}
 	d, limited, err := parseTimeout(timeout)
 	if err != nil {
-		return nil, fmt.Errorf("capture.wait: %w", err)
+		return nil, fmt.Errorf("wait: %w", err)
 	}
 	ctx, cancel := lifecycle.From(th).Context(), context.CancelFunc(func() {})
 	if limited {
@@ -419,9 +419,9 @@ func (c *Capture) waitMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
-		return nil, fmt.Errorf("capture.wait: %d of %d packets after %s on %s%s (%s)", got, n, d, c.what, c.filterNote(), seen)
+		return nil, fmt.Errorf("wait: %d of %d packets after %s on %s%s (%s)", got, n, d, c.what, c.filterNote(), seen)
 	case errors.Is(err, context.Canceled):
-		return nil, fmt.Errorf("capture.wait: interrupted with %d of %d packets on %s%s", got, n, c.what, c.filterNote())
+		return nil, fmt.Errorf("wait: interrupted with %d of %d packets on %s%s", got, n, c.what, c.filterNote())
 	case errors.Is(err, sniff.ErrStopped):
 		why := "it was stopped"
 		if c.count > 0 && got >= c.count {
@@ -430,9 +430,9 @@ func (c *Capture) waitMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 		if cause := c.c.Err(); cause != nil {
 			why = "it ended early: " + cause.Error()
 		}
-		return nil, fmt.Errorf("capture.wait: the capture on %s stopped with %d of %d packets: %s", c.what, got, n, why)
+		return nil, fmt.Errorf("wait: the capture on %s stopped with %d of %d packets: %s", c.what, got, n, why)
 	}
-	return nil, fmt.Errorf("capture.wait: %w", err)
+	return nil, fmt.Errorf("wait: %w", err)
 }
 
 func (c *Capture) filterNote() string {

@@ -3,17 +3,22 @@ package builtins_test
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"go.starlark.net/starlark"
 	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/builtins"
 	"nsh.dev/nsh/internal/doc"
+	"nsh.dev/nsh/internal/leakcheck"
 	"nsh.dev/nsh/internal/rootless"
 	"nsh.dev/nsh/internal/startest"
+	"nsh.dev/nsh/interp"
 )
 
 // packetSockets counts the AF_PACKET sockets among this process's
@@ -79,5 +84,41 @@ func TestCaptureClosesSockets(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "never.pcap")); err == nil {
 		t.Errorf("a refused capture left its file")
+	}
+}
+
+// TestCaptureWaitInterrupted: Ctrl-C ends cap.wait() at once, saying so,
+// and the run's teardown closes the capture.
+func TestCaptureWaitInterrupted(t *testing.T) {
+	if os.Geteuid() != 0 || rootless.Active() {
+		t.Skip("needs root (packet sockets in namespaces of its own)")
+	}
+	leakcheck.Check(t)
+	before := packetSockets(t)
+	in := interp.New(interp.Config{Builtins: builtins.Table()})
+	r := in.NewRun(".", []string{"wait.star"})
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		r.Interrupt(syscall.SIGINT)
+	}()
+	start := time.Now()
+	_, err := r.ExecFile("wait.star", []byte(`ns = unshare("net")
+cap = capture(link("lo"), filter = "udp port 9")
+cap.wait(1, timeout = None)`))
+	took := time.Since(start)
+	if cerr := r.Close(); cerr != nil {
+		t.Errorf("teardown: %v", cerr)
+	}
+	const want = `wait: interrupted with 0 of 1 packets on "lo" in net:\[[0-9]+\], filter "udp port 9"`
+	if err == nil {
+		t.Fatalf("not interrupted")
+	} else if msg := interp.FormatError(err); !regexp.MustCompile(want).MatchString(msg) {
+		t.Errorf("error %q does not match %q", msg, want)
+	}
+	if took > 5*time.Second {
+		t.Errorf("the interruption took %s", took)
+	}
+	if n := packetSockets(t); n != before {
+		t.Errorf("%d packet sockets after the run, %d before", n, before)
 	}
 }
