@@ -285,15 +285,20 @@ func createPcap(path string) (f *os.File, created bool, err error) {
 	return nil, false, fmt.Errorf("capture: file %w", nserr.New("open", path, err))
 }
 
-// packets returns the Starlark values of the packets captured so far,
-// made once each.
+// packets returns the Starlark values of the packets captured so far.
 func (c *Capture) packets() []starlark.Value {
+	return append([]starlark.Value(nil), c.sync()...)
+}
+
+// sync makes the Starlark values of the packets that came since the last
+// call, once each, and returns them all. The slice is only appended to.
+func (c *Capture) sync() []starlark.Value {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, p := range c.c.Packets(len(c.vals)) {
 		c.vals = append(c.vals, packetValue(p))
 	}
-	return append([]starlark.Value(nil), c.vals...)
+	return c.vals
 }
 
 func packetValue(p sniff.Packet) starlark.Value {
@@ -371,7 +376,7 @@ func (c *Capture) Hash() (uint32, error) { return 0, fmt.Errorf("unhashable: nsh
 func (c *Capture) Len() int { return c.c.Len() }
 
 // Index returns the i-th packet captured.
-func (c *Capture) Index(i int) starlark.Value { return c.packets()[i] }
+func (c *Capture) Index(i int) starlark.Value { return c.sync()[i] }
 
 // AttrNames lists attributes and methods.
 func (c *Capture) AttrNames() []string { return captureType.AttrNames() }
