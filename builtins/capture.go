@@ -119,7 +119,7 @@ one line in tcpdump's words (without the time):
   10.0.0.1.43210 > 10.0.0.2.8080: Flags [S], length 0
   10.0.0.2 > 10.0.0.1: ICMP echo reply, id 7, seq 1, length 64
   ARP, Request who-has 10.0.0.2 tell 10.0.0.1, length 28`, []doc.Attr{
-	{Name: "time", Doc: "when the kernel saw it, in seconds since the epoch (a float, as time.time())"},
+	{Name: "time", Doc: "when the kernel saw it, in seconds since the epoch (a float, to the nanosecond as far as a float holds it)"},
 	{Name: "length", Doc: "its length on the wire, in bytes (its link-layer header, if the link has one, included)"},
 	{Name: "protocol", Doc: `"tcp", "udp", "icmp", "icmpv6", "arp", "sctp", "igmp", "gre", "ip-proto-N" (another IP protocol), "ipv4" or "ipv6" (a later fragment, or headers cut short by snaplen), "ethertype-0xNNNN" (not IP nor ARP)`},
 	{Name: "src", Doc: "source IP address (ARP: the sender's); for what is not IP nor ARP the source MAC address; None if not captured"},

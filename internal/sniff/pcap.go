@@ -35,11 +35,11 @@ func NewPcapWriter(w io.Writer, snaplen uint32, linktype uint32) (*PcapWriter, e
 	// thiszone and sigfigs are 0.
 	le.PutUint32(h[16:], snaplen)
 	le.PutUint32(h[20:], linktype)
-	pw := &PcapWriter{w: bufio.NewWriterSize(w, 64<<10)}
-	if _, err := pw.w.Write(h[:]); err != nil {
+	// Unbuffered: a file that takes no data fails here, not later.
+	if _, err := w.Write(h[:]); err != nil {
 		return nil, err
 	}
-	return pw, nil
+	return &PcapWriter{w: bufio.NewWriterSize(w, 64<<10)}, nil
 }
 
 // Write appends one packet: data is what was captured of it, origLen its
