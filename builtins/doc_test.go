@@ -18,6 +18,7 @@ import (
 const liveValues = `
 ns = unshare("net")
 a, b = veth("doc-a", "doc-b", addr="10.79.0.1/24", peer_addr="10.79.0.2/24")
+cap = capture(link("lo"), filter="icmp")
 values = [
     ns.net,
     ns,
@@ -35,6 +36,7 @@ values = [
 ]
 ping("10.79.0.3", timeout=0.01)  # nobody: an incomplete neighbour entry
 values += [a.stats(), a.qdiscs()[0], neighbors()[0], sockets()[0]]  # transfer() left sockets in time-wait
+values += [cap, cap.wait(1)[0]]
 `
 
 // TestTypesDocumented checks, on a live value of every type in the doc

@@ -27,6 +27,7 @@ func Table() doc.Table {
 		waitTable(),
 		observeTable(),
 		labTable(),
+		captureTable(),
 	)
 }
 
