@@ -66,6 +66,10 @@ func testCmd(args []string) int {
 			opts.Paths = append(opts.Paths, args[i+1:]...)
 			break
 		}
+		if !strings.HasPrefix(a, "-") {
+			opts.Paths = append(opts.Paths, a)
+			continue
+		}
 		// -flag and --flag are the same.
 		switch strings.TrimLeft(name, "-") {
 		case "h", "help":
@@ -114,10 +118,7 @@ func testCmd(args []string) int {
 		case "no-rootless":
 			mode = rootless.Off
 		default:
-			if strings.HasPrefix(a, "-") {
-				return bad("unknown flag %q", a)
-			}
-			opts.Paths = append(opts.Paths, a)
+			return bad("unknown flag %q", a)
 		}
 	}
 	if opts.ShellOnFail && !term.IsTerminal(int(os.Stdin.Fd())) {

@@ -148,24 +148,20 @@ type runner struct {
 // are left out).
 func (r *runner) runAll(tests []Test) []testreport.Result {
 	res := make([]*testreport.Result, len(tests))
-	next := make(chan int)
+	slots := make(chan struct{}, r.opts.Jobs)
 	var wg sync.WaitGroup
-	for w := 0; w < r.opts.Jobs; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				res[i] = r.runOne(tests[i])
-			}
-		}()
-	}
 	for i := range tests {
+		slots <- struct{}{} // a slot free: the test before it has ended
 		if r.isStopped() {
 			break
 		}
-		next <- i
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[i] = r.runOne(tests[i])
+			<-slots
+		}()
 	}
-	close(next)
 	wg.Wait()
 	var out []testreport.Result
 	for _, x := range res {
