@@ -1,0 +1,194 @@
+package main_test
+
+import (
+	"encoding/xml"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"nsh.dev/nsh/internal/leakcheck"
+)
+
+// nshTest runs nsh test with args (paths relative to
+// testdata/nshtest) and returns its stdout, stderr and exit status.
+func nshTest(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		leakcheck.Check(t)
+	}
+	cmd := exec.Command(nshBin, append([]string{"test"}, args...)...)
+	cmd.Dir = "testdata/nshtest"
+	return runCmd(t, cmd)
+}
+
+// summaryLine is the summary's last line ("ok ..." or "FAIL ...").
+func summaryLine(out string) string {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	return lines[len(lines)-1]
+}
+
+func TestNshTestPass(t *testing.T) {
+	out, errOut, code := nshTest(t, "pass")
+	if code != 0 || !strings.HasPrefix(summaryLine(out), "ok") || !strings.Contains(out, "2 tests") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	// -v: each test's output and its PASS line, in file order; the helper
+	// is no test.
+	out, errOut, code = nshTest(t, "-v", "pass")
+	want := regexp.MustCompile(`(?s)=== RUN   pass/pass_test.star:test_first\nfirst ran\n--- PASS: pass/pass_test.star:test_first \(.*=== RUN   pass/pass_test.star:test_second\nsecond ran\n--- PASS: pass/pass_test.star:test_second`)
+	if code != 0 || !want.MatchString(out) || strings.Contains(out, "helper") {
+		t.Errorf("-v: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+}
+
+func TestNshTestFailNamesFileLine(t *testing.T) {
+	out, errOut, code := nshTest(t, "fail")
+	if code != 1 || !strings.HasPrefix(summaryLine(out), "FAIL") ||
+		!strings.Contains(out, "fail/fail_test.star:7:13: fail: want 42, got 41") {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+}
+
+func TestNshTestSkipXfailXpass(t *testing.T) {
+	out, errOut, code := nshTest(t, "-v", "skip", "xfail")
+	if code != 0 ||
+		!strings.Contains(out, "--- SKIP: skip/skip_test.star:test_skipped") ||
+		!strings.Contains(out, "no frobnicator on this host") ||
+		!strings.Contains(out, "--- PASS: skip/skip_test.star:test_runs") ||
+		!strings.Contains(out, "--- XFAIL: xfail/xfail_test.star:test_known_bug") ||
+		!strings.Contains(out, "known bug 42") {
+		t.Errorf("skip, xfail: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	// An xfail test that passes is a failure (strict, as pytest's).
+	out, errOut, code = nshTest(t, "xpass")
+	if code != 1 || !strings.Contains(out, "XPASS") || !strings.Contains(out, "known bug 43") {
+		t.Errorf("xpass: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+}
+
+func TestNshTestSetupTeardownOrder(t *testing.T) {
+	out, errOut, code := nshTest(t, "-v", "order")
+	var steps []string
+	for _, l := range strings.Split(out, "\n") {
+		if s, ok := strings.CutPrefix(l, "step: "); ok {
+			steps = append(steps, s)
+		}
+	}
+	// teardown runs after test_b's failure too.
+	want := "setup,a from-setup,teardown,setup,b,teardown"
+	if code != 1 || strings.Join(steps, ",") != want || !strings.Contains(out, "order/order_test.star:16:9: fail: b fails") {
+		t.Errorf("exit %d, steps %q, want %q\nstdout:\n%s\nstderr:\n%s", code, steps, want, out, errOut)
+	}
+}
+
+func TestNshTestRunFilter(t *testing.T) {
+	out, errOut, code := nshTest(t, "-v", "-run", "beta|filter_test.star:test_gamma$", "filter")
+	if code != 0 || strings.Contains(out, "test_alpha") ||
+		!strings.Contains(out, "--- PASS: filter/filter_test.star:test_beta") ||
+		!strings.Contains(out, "--- PASS: filter/filter_test.star:test_gamma") {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	// Nothing matches: a warning, not a failure.
+	_, errOut, code = nshTest(t, "-run", "nomatch", "filter")
+	if code != 0 || !strings.Contains(errOut, "no tests to run") {
+		t.Errorf("no match: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// Four tests make the same named namespaces h1, h2 and veth names at once:
+// each has its own /run/netns, so none collides.
+func TestNshTestParallelSameNames(t *testing.T) {
+	out, errOut, code := nshTest(t, "-j", "4", "-v", "parallel")
+	if code != 0 || strings.Count(out, "--- PASS:") != 4 {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if _, err := os.Stat("/run/netns/h1"); err == nil {
+		t.Errorf("/run/netns/h1 reached the host")
+	}
+}
+
+func TestNshTestTimeout(t *testing.T) {
+	for _, dir := range []string{"timeout", "loop"} {
+		out, errOut, code := nshTest(t, "-timeout", "1s", dir)
+		if code != 1 || !strings.Contains(out, "test timed out after 1s") {
+			t.Errorf("%s: exit %d\nstdout:\n%s\nstderr:\n%s", dir, code, out, errOut)
+		}
+	}
+}
+
+func TestNshTestFailFast(t *testing.T) {
+	out, errOut, code := nshTest(t, "--fail-fast", "failfast")
+	if code != 1 || !strings.Contains(out, "test_1_fails") || strings.Contains(out, "not_run") || !strings.Contains(out, "1 tests") {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	// Without it, every test runs.
+	out, _, _ = nshTest(t, "-v", "failfast")
+	if !strings.Contains(out, "--- PASS: failfast/failfast_test.star:test_3_not_run") {
+		t.Errorf("without --fail-fast:\n%s", out)
+	}
+}
+
+func TestNshTestUsage(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"empty"}, "no *_test.star files in empty"},
+		{[]string{"nonexistent"}, "nonexistent"},
+		{[]string{"-j", "0", "pass"}, "-j needs"},
+		{[]string{"-run", "(", "pass"}, "-run"},
+		{[]string{"-timeout", "soon", "pass"}, "-timeout needs"},
+		{[]string{"--bogus", "pass"}, `unknown flag "--bogus"`},
+	} {
+		_, errOut, code := nshTest(t, c.args...)
+		if code != 2 || !strings.Contains(errOut, c.want) {
+			t.Errorf("%q: exit %d, stderr %q, want 2 and %q", c.args, code, errOut, c.want)
+		}
+	}
+}
+
+// A named netns persisted by a test (netns() persists by default) is
+// reported: it stays in the test's own /run/netns, which goes with the test.
+func TestNshTestLeakPersistedNetns(t *testing.T) {
+	out, errOut, code := nshTest(t, "leak")
+	if code != 1 || !strings.Contains(out, `named netns "kept" is left`) {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if _, err := os.Stat("/run/netns/kept"); err == nil {
+		t.Errorf("/run/netns/kept reached the host")
+	}
+}
+
+// A host link made behind nsh's back is found by the runner's host check.
+func TestNshTestLeakHostLink(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: makes a link in the host's network namespace")
+	}
+	t.Cleanup(func() { exec.Command("ip", "link", "del", "nshtleak0").Run() })
+	for _, j := range []string{"1", "2"} { // per test, and once for the run
+		out, errOut, code := nshTest(t, "-j", j, "leakhost")
+		if code != 1 || !strings.Contains(out, "host link nshtleak0(veth)") {
+			t.Errorf("-j %s: exit %d\nstdout:\n%s\nstderr:\n%s", j, code, out, errOut)
+		}
+		exec.Command("ip", "link", "del", "nshtleak0").Run()
+	}
+}
+
+func TestNshTestTAPAndJUnit(t *testing.T) {
+	junit := filepath.Join(t.TempDir(), "out.xml")
+	out, errOut, code := nshTest(t, "--tap", "--junit", junit, "pass", "skip")
+	if code != 0 || !strings.HasPrefix(out, "TAP version 13\n") || !strings.Contains(out, "1..4") {
+		t.Errorf("TAP: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	b, err := os.ReadFile(junit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct{ XMLName xml.Name }
+	if err := xml.Unmarshal(b, &doc); err != nil || !strings.Contains(string(b), "test_first") || !strings.Contains(string(b), "test_skipped") {
+		t.Errorf("JUnit: %v\n%s", err, b)
+	}
+}
