@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"nsh.dev/nsh/internal/leakcheck"
 )
@@ -190,5 +191,30 @@ func TestNshTestTAPAndJUnit(t *testing.T) {
 	var doc struct{ XMLName xml.Name }
 	if err := xml.Unmarshal(b, &doc); err != nil || !strings.Contains(string(b), "test_first") || !strings.Contains(string(b), "test_skipped") {
 		t.Errorf("JUnit: %v\n%s", err, b)
+	}
+}
+
+// --shell-on-fail: the REPL opens in the failed test, with its globals and
+// its namespaces alive and no timeout; Ctrl-D tears down and ends the run.
+func TestNshTestShellOnFail(t *testing.T) {
+	if os.Geteuid() == 0 {
+		leakcheck.Check(t)
+	}
+	cmd, s := startOnPTY(t, []string{"XDG_STATE_HOME=" + t.TempDir()},
+		"test", "--shell-on-fail", "-timeout", "1s", "testdata/nshtest/shell")
+	s.waitFor(t, "nsh> ")
+	time.Sleep(1500 * time.Millisecond) // past -timeout: the REPL is not timed
+	s.typeIn(`print("in repl", x, netns_list())` + "\r")
+	s.waitFor(t, `in repl 42 ["live"]`)
+	s.typeIn("\x04")
+	s.waitFor(t, "--- FAIL: testdata/nshtest/shell/shell_test.star:test_fails")
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Errorf("exit: %v, want status 1", err)
+	}
+	// Without a terminal it is a usage error.
+	_, errOut, code := nshTest(t, "--shell-on-fail", "shell")
+	if code != 2 || !strings.Contains(errOut, "needs a terminal") {
+		t.Errorf("no terminal: exit %d, stderr %q", code, errOut)
 	}
 }
