@@ -347,14 +347,14 @@ func (r *runner) child(t Test, live bool) (testreport.Status, string, string) {
 		}
 		return testreport.Fail, msg, output.String()
 	case last.Status == "":
-		why := "ended"
+		why := "exit status 0"
 		var ee *exec.ExitError
 		if errors.As(werr, &ee) {
 			why = ee.ProcessState.String()
 		} else if werr != nil {
 			why = werr.Error()
 		}
-		return testreport.Fail, fmt.Sprintf("the test's process (nsh %s) %s without a result", ChildVerb, why), output.String()
+		return testreport.Fail, fmt.Sprintf("the test's process ended (%s) without reporting a result; its reaper undid what it had changed", why), output.String()
 	}
 	return last.Status, last.Message, output.String()
 }
