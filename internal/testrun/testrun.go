@@ -354,7 +354,7 @@ func (r *runner) child(t Test, live bool) (testreport.Status, string, string) {
 		} else if werr != nil {
 			why = werr.Error()
 		}
-		return testreport.Fail, fmt.Sprintf("the test's process ended (%s) without reporting a result; its reaper undid what it had changed", why), output.String()
+		return testreport.Fail, fmt.Sprintf("the test's process ended (%s) without reporting a result (its reaper undoes what it changed on the host)", why), output.String()
 	}
 	return last.Status, last.Message, output.String()
 }
