@@ -2,11 +2,14 @@ package main_test
 
 import (
 	"encoding/xml"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -217,4 +220,58 @@ func TestNshTestShellOnFail(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, "needs a terminal") {
 		t.Errorf("no terminal: exit %d, stderr %q", code, errOut)
 	}
+}
+
+// A test's process killed by SIGKILL (as after a timeout's grace): the
+// test fails, and its reaper undoes its host veth pair, whose undo steps
+// the child's run gave it as any nsh run does.
+func TestNshTestKilledChildReaped(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: makes a link in the host's network namespace")
+	}
+	leakcheck.Check(t)
+	cmd := exec.Command(nshBin, "test", "killed")
+	cmd.Dir = "testdata/nshtest"
+	var out strings.Builder
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); exec.Command("ip", "link", "del", "nshtk0").Run() })
+	deadline := time.Now().Add(10 * time.Second)
+	for exec.Command("ip", "link", "show", "nshtk0").Run() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the test's veth nshtk0 did not appear")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The runner's one child is the test's process (its reaper is the
+	// child's child).
+	var child int
+	for _, task := range mustGlob(t, fmt.Sprintf("/proc/%d/task/*/children", cmd.Process.Pid)) {
+		b, _ := os.ReadFile(task)
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			child, _ = strconv.Atoi(f[0])
+		}
+	}
+	if child == 0 {
+		t.Fatal("no child of nsh test found")
+	}
+	syscall.Kill(child, syscall.SIGKILL)
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(out.String(), "without reporting a result") {
+		t.Errorf("exit %v\n%s", err, out.String())
+	}
+	if exec.Command("ip", "link", "show", "nshtk0").Run() == nil {
+		t.Errorf("the killed test's veth nshtk0 is still on the host")
+	}
+}
+
+func mustGlob(t *testing.T, pattern string) []string {
+	t.Helper()
+	m, err := filepath.Glob(pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

@@ -34,7 +34,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"nsh.dev/nsh/internal/labs"
 	"nsh.dev/nsh/internal/leakcheck"
+	"nsh.dev/nsh/internal/netnsdir"
 	"nsh.dev/nsh/internal/testreport"
 )
 
@@ -106,6 +108,18 @@ func Main(opts Options) int {
 	}
 
 	r := &runner{opts: opts, running: map[int]bool{}}
+	if root := labs.RunsRoot(); root != "" {
+		// As root, the tests' journals and their /run/netns tmpfs sit
+		// on the host's directories (see keeper.PrepareRun: without a
+		// /run/netns the test's whole /run would be a copy, and a
+		// journal written there invisible to nsh gc).
+		for d, mode := range map[string]os.FileMode{root: 0o700, netnsdir.Dir: 0o755} {
+			if err := os.MkdirAll(d, mode); err != nil {
+				fmt.Fprintf(opts.Stderr, "nsh test: %v\n", err)
+				return 1
+			}
+		}
+	}
 	before, err := leakcheck.Take()
 	if err != nil {
 		fmt.Fprintf(opts.Stderr, "nsh test: %v\n", err)
