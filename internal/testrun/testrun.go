@@ -317,6 +317,9 @@ func (r *runner) child(t Test, live bool) (testreport.Status, string, string) {
 	if err != nil {
 		return testreport.Fail, "starting the test: " + err.Error(), ""
 	}
+	// Start returns once the child has executed nsh: it is in its own
+	// mount namespace by then.
+	mnt, mntErr := nsOf(cmd.Process.Pid, "mnt")
 
 	var timedOut, shellOpen bool
 	var tmu sync.Mutex
@@ -351,15 +354,32 @@ func (r *runner) child(t Test, live bool) (testreport.Status, string, string) {
 	r.mu.Lock()
 	delete(r.running, cmd.Process.Pid)
 	r.mu.Unlock()
+	var left []string
+	if r.opts.Jobs > 1 && mntErr == nil {
+		// The tests overlap, so the host is compared only at the end;
+		// what this one left running is still in its mount namespace.
+		left = leftIn(mnt)
+	}
+	st, msg := r.verdict(cmd, werr, last, &tmu, &timedOut)
+	if len(left) > 0 {
+		st = testreport.Fail
+		msg = strings.TrimPrefix(msg+"\nleft running: "+strings.Join(left, "; "), "\n")
+	}
+	return st, msg, output.String()
+}
+
+// verdict is the result of a test from its last report and how its
+// process ended.
+func (r *runner) verdict(cmd *exec.Cmd, werr error, last report, tmu *sync.Mutex, timedOut *bool) (testreport.Status, string) {
 	tmu.Lock()
 	defer tmu.Unlock()
 	switch {
-	case timedOut:
+	case *timedOut:
 		msg := fmt.Sprintf("test timed out after %v (-timeout)", r.opts.Timeout)
 		if last.Message != "" {
 			msg += "\n" + last.Message
 		}
-		return testreport.Fail, msg, output.String()
+		return testreport.Fail, msg
 	case last.Status == "":
 		why := "exit status 0"
 		var ee *exec.ExitError
@@ -368,9 +388,53 @@ func (r *runner) child(t Test, live bool) (testreport.Status, string, string) {
 		} else if werr != nil {
 			why = werr.Error()
 		}
-		return testreport.Fail, fmt.Sprintf("the test's process ended (%s) without reporting a result (its reaper undoes what it changed on the host)", why), output.String()
+		return testreport.Fail, fmt.Sprintf("the test's process ended (%s) without reporting a result (its reaper undoes what it changed on the host)", why)
 	}
-	return last.Status, last.Message, output.String()
+	return last.Status, last.Message
+}
+
+// nsOf identifies the namespace of the given kind of process pid.
+func nsOf(pid int, kind string) ([2]uint64, error) {
+	var st unix.Stat_t
+	err := unix.Stat(fmt.Sprintf("/proc/%d/ns/%s", pid, kind), &st)
+	return [2]uint64{st.Dev, st.Ino}, err
+}
+
+// leftIn waits up to leakcheck.Settle for the processes of mount
+// namespace mnt to end (a test's reaper, undoing after a SIGKILL, is one),
+// then kills those still there and names them ("pid comm").
+func leftIn(mnt [2]uint64) []string {
+	deadline := time.Now().Add(leakcheck.Settle)
+	for {
+		var left []string
+		var pids []int
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			if ns, err := nsOf(pid, "mnt"); err != nil || ns != mnt {
+				continue
+			}
+			comm, _ := os.ReadFile("/proc/" + e.Name() + "/comm")
+			if st, _ := os.ReadFile("/proc/" + e.Name() + "/stat"); strings.Contains(string(st), ") Z ") {
+				continue // a zombie: ended, not yet reaped
+			}
+			pids = append(pids, pid)
+			left = append(left, fmt.Sprintf("process %d %s", pid, strings.TrimSpace(string(comm))))
+		}
+		if len(left) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			for _, pid := range pids {
+				unix.Kill(pid, unix.SIGKILL)
+			}
+			return left
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // reapOrphans reaps, until the returned function is called, the zombies
