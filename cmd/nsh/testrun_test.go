@@ -66,6 +66,10 @@ func TestNshTestSkipXfailXpass(t *testing.T) {
 		!strings.Contains(out, "known bug 42") {
 		t.Errorf("skip, xfail: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
+	out, errOut, code = nshTest(t, "-v", "skipfile")
+	if code != 0 || strings.Count(out, "--- SKIP: skipfile/skipfile_test.star:test_") != 2 || !strings.Contains(out, "whole file: needs hardware") {
+		t.Errorf("skip at top level: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
 	// An xfail test that passes is a failure (strict, as pytest's).
 	out, errOut, code = nshTest(t, "xpass")
 	if code != 1 || !strings.Contains(out, "XPASS") || !strings.Contains(out, "known bug 43") {
