@@ -559,7 +559,7 @@ func (r *runner) write(results []testreport.Result, start time.Time, total time.
 	sig := r.signal
 	r.mu.Unlock()
 	if sig != 0 {
-		fmt.Fprintf(r.opts.Stderr, "nsh test: interrupted by %v\n", sig)
+		fmt.Fprintf(r.opts.Stderr, "nsh test: interrupted by %s\n", unix.SignalName(sig))
 		return 128 + int(sig)
 	}
 	return status
