@@ -251,16 +251,7 @@ func TestNshTestKilledChildReaped(t *testing.T) {
 	}
 	// The runner's one child is the test's process (its reaper is the
 	// child's child).
-	var child int
-	for _, task := range mustGlob(t, fmt.Sprintf("/proc/%d/task/*/children", cmd.Process.Pid)) {
-		b, _ := os.ReadFile(task)
-		if f := strings.Fields(string(b)); len(f) > 0 {
-			child, _ = strconv.Atoi(f[0])
-		}
-	}
-	if child == 0 {
-		t.Fatal("no child of nsh test found")
-	}
+	child := childOf(t, cmd.Process.Pid)
 	syscall.Kill(child, syscall.SIGKILL)
 	err := cmd.Wait()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(out.String(), "without reporting a result") {
@@ -271,11 +262,52 @@ func TestNshTestKilledChildReaped(t *testing.T) {
 	}
 }
 
-func mustGlob(t *testing.T, pattern string) []string {
+// childOf waits up to 10 s for process pid to have a child, and returns
+// the first.
+func childOf(t *testing.T, pid int) int {
 	t.Helper()
-	m, err := filepath.Glob(pattern)
-	if err != nil {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, task := range tasks {
+			b, _ := os.ReadFile(task)
+			if f := strings.Fields(string(b)); len(f) > 0 {
+				if child, err := strconv.Atoi(f[0]); err == nil {
+					return child
+				}
+			}
+		}
+	}
+	t.Fatalf("process %d started no child", pid)
+	return 0
+}
+
+// SIGTERM to nsh test: the running tests get SIGTERM and tear down, the
+// results so far are written, and the status is 128+15.
+func TestNshTestInterrupted(t *testing.T) {
+	if os.Geteuid() == 0 {
+		leakcheck.Check(t)
+	}
+	cmd := exec.Command(nshBin, "test", "-j", "2", "timeout")
+	cmd.Dir = "testdata/nshtest"
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	return m
+	t.Cleanup(func() { cmd.Process.Kill() })
+	runner := cmd.Process.Pid
+	if os.Geteuid() != 0 {
+		runner = childOf(t, runner) // rootless: nsh in its user namespace
+	}
+	childOf(t, runner)
+	time.Sleep(500 * time.Millisecond) // the test is in its sleep
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 143 ||
+		!strings.Contains(errOut.String(), "interrupted by SIGTERM") || !strings.Contains(out.String(), "sleep: interrupted") {
+		t.Errorf("exit %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
+	}
 }
