@@ -28,15 +28,17 @@ func nshTest(t *testing.T, args ...string) (string, string, int) {
 	return runCmd(t, cmd)
 }
 
-// summaryLine is the summary's last line ("ok ..." or "FAIL ...").
-func summaryLine(out string) string {
-	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
-	return lines[len(lines)-1]
-}
+// The summary's format is internal/testreport's: these tests look only
+// for its "ok" or "FAIL" at the start of a line, and read the rest from
+// the -v lines nsh test prints itself.
+var (
+	summaryOK   = regexp.MustCompile(`(?m)^ok\b`)
+	summaryFAIL = regexp.MustCompile(`(?m)^FAIL\b`)
+)
 
 func TestNshTestPass(t *testing.T) {
 	out, errOut, code := nshTest(t, "pass")
-	if code != 0 || !strings.HasPrefix(summaryLine(out), "ok") || !strings.Contains(out, "2 tests") {
+	if code != 0 || !summaryOK.MatchString(out) || summaryFAIL.MatchString(out) {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	// -v: each test's output and its PASS line, in file order; the helper
@@ -49,8 +51,8 @@ func TestNshTestPass(t *testing.T) {
 }
 
 func TestNshTestFailNamesFileLine(t *testing.T) {
-	out, errOut, code := nshTest(t, "fail")
-	if code != 1 || !strings.HasPrefix(summaryLine(out), "FAIL") ||
+	out, errOut, code := nshTest(t, "-v", "fail")
+	if code != 1 || !summaryFAIL.MatchString(out) ||
 		!strings.Contains(out, "fail/fail_test.star:7:13: fail: want 42, got 41") {
 		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
@@ -71,7 +73,7 @@ func TestNshTestSkipXfailXpass(t *testing.T) {
 		t.Errorf("skip at top level: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	// An xfail test that passes is a failure (strict, as pytest's).
-	out, errOut, code = nshTest(t, "xpass")
+	out, errOut, code = nshTest(t, "-v", "xpass")
 	if code != 1 || !strings.Contains(out, "XPASS") || !strings.Contains(out, "known bug 43") {
 		t.Errorf("xpass: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
@@ -120,7 +122,7 @@ func TestNshTestParallelSameNames(t *testing.T) {
 
 func TestNshTestTimeout(t *testing.T) {
 	for _, dir := range []string{"timeout", "loop"} {
-		out, errOut, code := nshTest(t, "-timeout", "1s", dir)
+		out, errOut, code := nshTest(t, "-v", "-timeout", "1s", dir)
 		if code != 1 || !strings.Contains(out, "test timed out after 1s") {
 			t.Errorf("%s: exit %d\nstdout:\n%s\nstderr:\n%s", dir, code, out, errOut)
 		}
@@ -128,8 +130,8 @@ func TestNshTestTimeout(t *testing.T) {
 }
 
 func TestNshTestFailFast(t *testing.T) {
-	out, errOut, code := nshTest(t, "--fail-fast", "failfast")
-	if code != 1 || !strings.Contains(out, "test_1_fails") || strings.Contains(out, "not_run") || !strings.Contains(out, "1 tests") {
+	out, errOut, code := nshTest(t, "-v", "--fail-fast", "failfast")
+	if code != 1 || !strings.Contains(out, "--- FAIL: failfast/failfast_test.star:test_1_fails") || strings.Contains(out, "not_run") || strings.Count(out, "=== RUN") != 1 {
 		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	// Without it, every test runs.
@@ -161,7 +163,7 @@ func TestNshTestUsage(t *testing.T) {
 // A named netns persisted by a test (netns() persists by default) is
 // reported: it stays in the test's own /run/netns, which goes with the test.
 func TestNshTestLeakPersistedNetns(t *testing.T) {
-	out, errOut, code := nshTest(t, "leak")
+	out, errOut, code := nshTest(t, "-v", "leak")
 	if code != 1 || !strings.Contains(out, `named netns "kept" is left`) {
 		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
@@ -177,8 +179,9 @@ func TestNshTestLeakHostLink(t *testing.T) {
 	}
 	t.Cleanup(func() { exec.Command("ip", "link", "del", "nshtleak0").Run() })
 	for _, j := range []string{"1", "2"} { // per test, and once for the run
-		out, errOut, code := nshTest(t, "-j", j, "leakhost")
-		if code != 1 || !strings.Contains(out, "host link nshtleak0(veth)") {
+		// -v prints the leak of a test; the run's (-j 2) is said on stderr.
+		out, errOut, code := nshTest(t, "-v", "-j", j, "leakhost")
+		if code != 1 || !strings.Contains(out+errOut, "host link nshtleak0(veth)") {
 			t.Errorf("-j %s: exit %d\nstdout:\n%s\nstderr:\n%s", j, code, out, errOut)
 		}
 		exec.Command("ip", "link", "del", "nshtleak0").Run()

@@ -135,8 +135,9 @@ func Main(opts Options) int {
 	if opts.Jobs > 1 {
 		// One look at the host for the whole run: the tests overlap.
 		if left := r.leftOnHost(before); len(left) > 0 {
-			results = append(results, testreport.Result{Name: "(host leak check)", Status: testreport.Fail,
-				Message: "left on the host after the run: " + strings.Join(left, "; ")})
+			msg := "left on the host after the run: " + strings.Join(left, "; ")
+			fmt.Fprintf(opts.Stderr, "nsh test: %s\n", msg)
+			results = append(results, testreport.Result{Name: "(host leak check)", Status: testreport.Fail, Message: msg})
 		}
 	}
 	stopReaping()
