@@ -71,20 +71,27 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags nshfault ./internal/fault ./internal/change
 
-# Every Go fuzz target (func FuzzXxx in a _test.go file) for FUZZTIME, one
-# after the other, each with FUZZPARALLEL workers. New failing inputs land
-# in the package's testdata/fuzz/FuzzXxx; plain `go test` (make test) runs
-# the seed corpora there. README's "Reliability" has the last figures.
+# Every Go fuzz target (func FuzzXxx in a _test.go file) for FUZZTIME, each
+# with FUZZPARALLEL workers, FUZZJOBS targets at a time (under nice -n
+# FUZZNICE). Each target's output goes to fuzz-logs/PKG_TARGET.log; a line per
+# target gives its last "elapsed … execs" figure. New failing inputs land in the
+# package's testdata/fuzz/FuzzXxx; plain `go test` (make test) runs the seed
+# corpora there. README's "Reliability" has the last figures.
 FUZZTIME     ?= 10m
 FUZZPARALLEL ?= 1
+FUZZJOBS     ?= 1
+FUZZNICE     ?= 0
 fuzz:
-	@set -e; for file in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
-		pkg=$$(dirname $$file); \
+	@mkdir -p fuzz-logs; \
+	for file in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
 		for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
-			echo "== $$pkg $$target"; \
-			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) -parallel $(FUZZPARALLEL) $$pkg; \
+			echo "$$(dirname $$file) $$target"; \
 		done; \
-	done
+	done | xargs -P $(FUZZJOBS) -L 1 sh -c ' \
+		log=fuzz-logs/$$(echo "$${0#./}" | tr / _)_$$1.log; echo "== $$0 $$1 (started $$(date -u +%H:%M:%S))"; \
+		nice -n $(FUZZNICE) $(GO) test -run "^$$" -fuzz "^$$1\$$" -fuzztime $(FUZZTIME) -parallel $(FUZZPARALLEL) "$$0" >"$$log" 2>&1; s=$$?; \
+		echo "== $$0 $$1: exit $$s, $$(grep "elapsed:" "$$log" | tail -1)"; \
+		[ $$s = 0 ] || tail -20 "$$log"; exit $$s'
 
 # The long soak (issue 18 item 5): TestSoak with 100,000 create/destroy
 # cycles in one nsh (make test runs 500). NSH_SOAK_CYCLES=N for another count.

@@ -33,6 +33,8 @@ values = [
     transfer("127.0.0.1", ns, size=4096).streams[0],
     spawn("echo hi", stdout=True).expect("hi"),
 ]
+ping("10.79.0.3", timeout=0.01)  # nobody: an incomplete neighbour entry
+values += [a.stats(), a.qdiscs()[0], neighbors()[0], sockets()[0]]  # transfer() left sockets in time-wait
 `
 
 // TestTypesDocumented checks, on a live value of every type in the doc

@@ -233,6 +233,9 @@ Example:
   x.persist()
   route("default", via="10.9.0.2", ns=a)   # kept with x (and with a)`},
 		{Name: "netem", Sig: "netem(delay=None, jitter=None, loss=None, rate=None)", Impl: (*Link).netemMethod, Doc: netemDoc},
+		{Name: "fdb", Sig: "fdb()", Impl: (*Link).fdbMethod, Doc: fdbDoc},
+		{Name: "stats", Sig: "stats()", Impl: (*Link).statsMethod, Doc: linkStatsDoc},
+		{Name: "qdiscs", Sig: "qdiscs()", Impl: (*Link).qdiscsMethod, Doc: linkQdiscsDoc},
 	},
 }
 

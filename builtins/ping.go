@@ -93,25 +93,9 @@ func pingBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple,
 		"timeout?", &timeout, "interval?", &interval, "ttl?", &ttlv); err != nil {
 		return nil, err
 	}
-	ip := net.ParseIP(strings.TrimSpace(addr))
-	if ip == nil {
-		return nil, fmt.Errorf("malformed address %q (want an IPv4 or IPv6 address, no name lookup)", addr)
-	}
-	if count < 1 || count > 100000 {
-		return nil, fmt.Errorf("count %d is out of range (1..100000)", count)
-	}
-	if !(timeout > 0 && timeout <= 3600) {
-		return nil, fmt.Errorf("timeout %v is out of range (0..3600 seconds)", timeout)
-	}
-	if !(interval >= 0 && interval <= 3600) {
-		return nil, fmt.Errorf("interval %v is out of range (0..3600 seconds)", interval)
-	}
-	ttl := 0
-	if ttlv != starlark.None {
-		var err error
-		if ttl, err = starlark.AsInt32(ttlv); err != nil || ttl < 1 || ttl > 255 {
-			return nil, fmt.Errorf("ttl %s is out of range (1..255)", ttlv)
-		}
+	p, err := parsePing(addr, count, timeout, interval, ttlv)
+	if err != nil {
+		return nil, err
 	}
 	st, ns, err := netArg(th, nsv)
 	if err != nil {
@@ -120,17 +104,43 @@ func pingBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tuple,
 	if err := st.makeReady(); err != nil {
 		return nil, err
 	}
-	p := pinger{ip: ip, count: count, timeout: secs(float64(timeout)), interval: secs(float64(interval)), ttl: ttl,
-		verdict: len(args) < 4 && !hasKeyword(kwargs, "timeout")}
+	p.verdict = len(args) < 4 && !hasKeyword(kwargs, "timeout")
 	out, err := p.run(st.reg.Context(), netlinkOf(st), ns)
 	if err != nil {
 		return nil, err
 	}
-	r := pingResult(ip, out)
+	r := pingResult(p.ip, out)
 	if out.interrupted {
 		return nil, interrupted(th, fmt.Sprintf("interrupted after %d of %d requests", out.sent, count), r)
 	}
 	return r, nil
+}
+
+// parsePing reads ping()'s arguments other than ns=, before anything is
+// made: the address, count= (1..100000), timeout= (0..3600], interval=
+// [0, 3600] and ttl= (1..255, or None for the kernel's default).
+func parsePing(addr string, count int, timeout, interval number, ttlv starlark.Value) (pinger, error) {
+	ip := net.ParseIP(strings.TrimSpace(addr))
+	if ip == nil {
+		return pinger{}, fmt.Errorf("malformed address %q (want an IPv4 or IPv6 address, no name lookup)", addr)
+	}
+	if count < 1 || count > 100000 {
+		return pinger{}, fmt.Errorf("count %d is out of range (1..100000)", count)
+	}
+	if !(timeout > 0 && timeout <= 3600) {
+		return pinger{}, fmt.Errorf("timeout %v is out of range (0..3600 seconds)", timeout)
+	}
+	if !(interval >= 0 && interval <= 3600) {
+		return pinger{}, fmt.Errorf("interval %v is out of range (0..3600 seconds)", interval)
+	}
+	ttl := 0
+	if ttlv != starlark.None {
+		var err error
+		if ttl, err = starlark.AsInt32(ttlv); err != nil || ttl < 1 || ttl > 255 {
+			return pinger{}, fmt.Errorf("ttl %s is out of range (1..255)", ttlv)
+		}
+	}
+	return pinger{ip: ip, count: count, timeout: secs(float64(timeout)), interval: secs(float64(interval)), ttl: ttl}, nil
 }
 
 func secs(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }

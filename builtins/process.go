@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -498,8 +499,18 @@ func parseSeconds(name string, v starlark.Value) (time.Duration, error) {
 	if !ok {
 		return 0, fmt.Errorf("%s must be a number of seconds, not %s", name, v.Type())
 	}
+	// Beyond this the product overflows time.Duration: run(timeout=1e10)
+	// was refused as "not positive", p.wait(timeout=1e10) or nan waited
+	// without end.
+	if math.IsNaN(f) || math.Abs(f) > maxDurationSeconds {
+		return 0, fmt.Errorf("%s %s is out of range (a number of seconds within ±%d)", name, v, maxDurationSeconds)
+	}
 	return time.Duration(f * float64(time.Second)), nil
 }
+
+// maxDurationSeconds is the most whole seconds a time.Duration holds
+// (about 292 years).
+const maxDurationSeconds = math.MaxInt64 / 1_000_000_000
 
 // parseIDMap reads a uidmap=/gidmap= argument (uidmap()/gidmap() values or
 // (inside, outside[, count]) tuples) and applies the kernel's rules to it
@@ -1389,7 +1400,15 @@ func parseSignal(v starlark.Value) (unix.Signal, error) {
 		}
 		return unix.Signal(n), nil
 	case starlark.String:
-		name := strings.ToUpper(string(v))
+		// ASCII case only: strings.ToUpper folds "ı" (dotless i) and
+		// "ſ" (long s) into I and S, so "kıll" would have been SIGKILL.
+		name := string(v)
+		for i := 0; i < len(name); i++ {
+			if name[i] >= 0x80 {
+				return 0, fmt.Errorf("unknown signal %q", string(v))
+			}
+		}
+		name = strings.ToUpper(name)
 		if !strings.HasPrefix(name, "SIG") {
 			name = "SIG" + name
 		}

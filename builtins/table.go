@@ -25,6 +25,7 @@ func Table() doc.Table {
 		netemTable(),
 		processTable(),
 		waitTable(),
+		observeTable(),
 		labTable(),
 	)
 }

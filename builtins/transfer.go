@@ -161,62 +161,9 @@ func transferBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tu
 		"udp?", &udp, "rate?", &ratev, "timeout?", &timeoutv); err != nil {
 		return nil, err
 	}
-	x := &xfer{reverse: reverse, streams: streams, udp: udp}
-	if x.ip = net.ParseIP(strings.TrimSpace(addr)); x.ip == nil {
-		return nil, fmt.Errorf("malformed address %q", addr)
-	}
-	if sizev != starlark.None && secondsv != starlark.None {
-		return nil, fmt.Errorf("give size= or seconds=, not both")
-	}
-	x.size = 4 << 20
-	if sizev != starlark.None {
-		n, isInt := sizev.(starlark.Int)
-		if !isInt {
-			return nil, fmt.Errorf("size must be an int, not %s", sizev.Type())
-		}
-		i64, exact := n.Int64()
-		if !exact || i64 < 1 || i64 > 1<<34 {
-			return nil, fmt.Errorf("size %s is out of range (1..16 GiB)", sizev)
-		}
-		x.size = i64
-	}
-	timeout := 30.0
-	if secondsv != starlark.None {
-		f, ok := starlark.AsFloat(secondsv)
-		if !ok || !(f > 0 && f <= 3600) {
-			return nil, fmt.Errorf("seconds %s is out of range (0..3600)", secondsv)
-		}
-		x.size, x.dur = 0, secs(f)
-		timeout = f + 30
-	}
-	if timeoutv != starlark.None {
-		f, ok := starlark.AsFloat(timeoutv)
-		if !ok || !(f > 0 && f <= 3600) {
-			return nil, fmt.Errorf("timeout %s is out of range (0..3600 seconds)", timeoutv)
-		}
-		timeout = f
-	}
-	x.timeout = secs(timeout)
-	if streams < 1 || streams > 128 {
-		return nil, fmt.Errorf("streams %d is out of range (1..128)", streams)
-	}
-	if udp {
-		if streams != 1 {
-			return nil, fmt.Errorf("udp=True sends one stream (streams=%d)", streams)
-		}
-		x.rate = 1e6
-		if ratev != starlark.None {
-			r, err := parseRate(ratev)
-			if err != nil {
-				return nil, err
-			}
-			if r < 10e3 {
-				return nil, fmt.Errorf("rate %s is too low for UDP (10kbit at least)", ratev)
-			}
-			x.rate = r
-		}
-	} else if ratev != starlark.None {
-		return nil, fmt.Errorf("rate= paces UDP: pass udp=True (TCP sends as fast as it can)")
+	x, err := parseXfer(addr, sizev, secondsv, ratev, timeoutv, reverse, udp, streams)
+	if err != nil {
+		return nil, err
 	}
 	st, err := stateOf(th)
 	if err != nil {
@@ -247,6 +194,72 @@ func transferBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tu
 		return nil, interrupted(th, fmt.Sprintf("interrupted after %s", fmtSeconds(out.end.Sub(out.start))), r)
 	}
 	return r, nil
+}
+
+// parseXfer reads transfer()'s arguments other than the namespaces,
+// before anything is made: the address, size= (1..16 GiB) or seconds=
+// [1e-9, 3600], timeout= [1e-9, 3600], streams= (1..128) and, for UDP, rate=.
+func parseXfer(addr string, sizev, secondsv, ratev, timeoutv starlark.Value, reverse, udp bool, streams int) (*xfer, error) {
+	x := &xfer{reverse: reverse, streams: streams, udp: udp}
+	if x.ip = net.ParseIP(strings.TrimSpace(addr)); x.ip == nil {
+		return nil, fmt.Errorf("malformed address %q", addr)
+	}
+	if sizev != starlark.None && secondsv != starlark.None {
+		return nil, fmt.Errorf("give size= or seconds=, not both")
+	}
+	x.size = 4 << 20
+	if sizev != starlark.None {
+		n, isInt := sizev.(starlark.Int)
+		if !isInt {
+			return nil, fmt.Errorf("size must be an int, not %s", sizev.Type())
+		}
+		i64, exact := n.Int64()
+		if !exact || i64 < 1 || i64 > 1<<34 {
+			return nil, fmt.Errorf("size %s is out of range (1..16 GiB)", sizev)
+		}
+		x.size = i64
+	}
+	timeout := 30.0
+	if secondsv != starlark.None {
+		f, ok := starlark.AsFloat(secondsv)
+		// At least a nanosecond: seconds=1e-12 made a zero duration,
+		// which sent as a transfer of 0 bytes.
+		if !ok || !(f >= 1e-9 && f <= 3600) {
+			return nil, fmt.Errorf("seconds %s is out of range (1e-9..3600)", secondsv)
+		}
+		x.size, x.dur = 0, secs(f)
+		timeout = f + 30
+	}
+	if timeoutv != starlark.None {
+		f, ok := starlark.AsFloat(timeoutv)
+		if !ok || !(f >= 1e-9 && f <= 3600) { // timeout=1e-12 gave up at once
+			return nil, fmt.Errorf("timeout %s is out of range (1e-9..3600 seconds)", timeoutv)
+		}
+		timeout = f
+	}
+	x.timeout = secs(timeout)
+	if streams < 1 || streams > 128 {
+		return nil, fmt.Errorf("streams %d is out of range (1..128)", streams)
+	}
+	if udp {
+		if streams != 1 {
+			return nil, fmt.Errorf("udp=True sends one stream (streams=%d)", streams)
+		}
+		x.rate = 1e6
+		if ratev != starlark.None {
+			r, err := parseRate(ratev)
+			if err != nil {
+				return nil, err
+			}
+			if r < 10e3 {
+				return nil, fmt.Errorf("rate %s is too low for UDP (10kbit at least)", ratev)
+			}
+			x.rate = r
+		}
+	} else if ratev != starlark.None {
+		return nil, fmt.Errorf("rate= paces UDP: pass udp=True (TCP sends as fast as it can)")
+	}
+	return x, nil
 }
 
 // xferName names a namespace in transfer()'s errors: by its label (net:h1),

@@ -23,6 +23,10 @@ p.readline()`, "readline on stdout of process [0-9]+ \\[sleep 60\\]: interrupted
 		{"expect", `p = spawn(["sh", "-c", "echo x >&2; sleep 60"], stderr = True)
 p.expect("never", timeout = None, stream = "stderr")`, `expect "never" on stderr of process [0-9]+ \[sh -c "echo x >&2; sleep 60"\]: interrupted`},
 		{"wait_port", "wait_port(1, timeout = None)", "wait_port: interrupted while waiting for tcp port 1 in "},
+		{"eventually", "eventually(lambda: False, timeout = None)", "eventually: interrupted after [0-9.]+m?s waiting for lambda"},
+		{"wait_link", `wait_link("nosuch", timeout = None)`, `wait_link: interrupted while waiting for link "nosuch" in .* to be up; last seen: absent`},
+		{"wait_route", `wait_route("10.200.0.0/16", timeout = None)`, "wait_route: interrupted while waiting for a route to 10.200.0.0/16 in "},
+		{"wait_file", `wait_file("/nonexistent/nsh-wait", timeout = None)`, `wait_file: interrupted while waiting for "/nonexistent/nsh-wait"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			in := interp.New(interp.Config{Builtins: builtins.Table()})

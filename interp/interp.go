@@ -22,6 +22,7 @@ import (
 	"go.starlark.net/starlarkstruct"
 	"go.starlark.net/syntax"
 
+	"nsh.dev/nsh/internal/assert"
 	"nsh.dev/nsh/internal/change"
 	"nsh.dev/nsh/internal/doc"
 	"nsh.dev/nsh/internal/lifecycle"
@@ -45,7 +46,8 @@ type Config struct {
 	// Prompt, if set, describes the thread's current namespace context for
 	// the REPL prompt; "" means the context nsh started in.
 	Prompt func(thread *starlark.Thread) string
-	// Extra predeclared names (the test harness adds assert).
+	// Extra predeclared names. They win over nsh's own: a Go test
+	// harness may give its own assert module (startest.Assert).
 	Extra starlark.StringDict
 	// Stdout and Stderr default to os.Stdout and os.Stderr.
 	Stdout, Stderr io.Writer
@@ -79,7 +81,8 @@ type Interp struct {
 }
 
 // New returns an interpreter with the builtins of cfg plus the language
-// builtins (help, exit) and the json, math, time and struct modules.
+// builtins (help, exit) and the assert, json, math, time and struct
+// modules.
 func New(cfg Config) *Interp {
 	if cfg.Stdout == nil {
 		cfg.Stdout = os.Stdout
@@ -88,8 +91,9 @@ func New(cfg Config) *Interp {
 		cfg.Stderr = os.Stderr
 	}
 	in := &Interp{cfg: cfg}
-	in.table = doc.Join(cfg.Builtins, in.languageTable())
+	in.table = doc.Join(cfg.Builtins, in.languageTable(), assert.Table())
 	in.predeclared = in.table.Globals()
+	in.predeclared["assert"] = assert.Module()
 	in.predeclared["json"] = json.Module
 	in.predeclared["math"] = math.Module
 	in.predeclared["time"] = time.Module

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"go.starlark.net/starlark"
+	"go.starlark.net/starlarkstruct"
 
 	"nsh.dev/nsh/internal/doc"
 	"nsh.dev/nsh/internal/format"
@@ -97,7 +98,8 @@ options enabled, as a scripting user expects:
   global reassignment   x = 1; x = 2 at top level
   recursion       functions may call themselves
 load("lib.star", "f") loads a module relative to the loading file; each
-module runs once per run. Predeclared modules: json, math, time, struct.
+module runs once per run. Predeclared modules: assert, json, math, time,
+struct.
 Use fail(msg) to stop a script with an error (exit status 1), exit(code) to
 stop it early with a status; both tear down what the script created.
 Limits: calls nest at most 100,000 deep ("Starlark stack overflow"); the
@@ -162,8 +164,8 @@ func (in *Interp) help(th *starlark.Thread, fn *starlark.Builtin, args starlark.
 }
 
 // HelpOf returns the help text of a value: a builtin, a method bound to an
-// nsh value, an nsh value (its type's doc), or a string naming any of those
-// or a topic. None gives the index of everything.
+// nsh value, an nsh value (its type's doc), a module such as assert (its
+// topic), or a string naming any of those or a topic. None gives the index of everything.
 func (in *Interp) HelpOf(x starlark.Value) (string, error) {
 	switch x := x.(type) {
 	case starlark.NoneType:
@@ -178,6 +180,8 @@ func (in *Interp) HelpOf(x starlark.Value) (string, error) {
 			return "", fmt.Errorf("no help for method %s of %s", x.Name(), recv.Type())
 		}
 		return in.Doc(x.Name())
+	case *starlarkstruct.Module:
+		return in.Doc(x.Name) // assert, json, math, time: their topics
 	case *starlark.Function:
 		s := x.Doc()
 		if s == "" {

@@ -29,9 +29,9 @@ const DefaultMaxMemory = 2 << 30
 const MaxCallDepth = 100_000
 
 // ParseSize reads a memory size as --max-memory takes it: a number of
-// bytes with an optional unit (K, M, G, T, KB, MB, GB, TB, KiB, MiB, GiB,
-// TiB; all powers of 1024, case-insensitive), or "0"/"none"/"unlimited"
-// for no limit (0).
+// bytes with an optional unit (K, M, G, T, P, E, KB, MB, … EB, KiB, MiB,
+// … EiB; all powers of 1024, case-insensitive: every unit FormatSize
+// prints), or "0"/"none"/"unlimited" for no limit (0).
 func ParseSize(s string) (uint64, error) {
 	t := strings.ToLower(strings.TrimSpace(s))
 	switch t {
@@ -44,7 +44,8 @@ func ParseSize(s string) (uint64, error) {
 	}
 	num, unit := t[:i], strings.TrimSpace(t[i:])
 	shift := map[string]uint{"": 0, "b": 0, "k": 10, "kb": 10, "kib": 10, "m": 20, "mb": 20, "mib": 20,
-		"g": 30, "gb": 30, "gib": 30, "t": 40, "tb": 40, "tib": 40}
+		"g": 30, "gb": 30, "gib": 30, "t": 40, "tb": 40, "tib": 40, "p": 50, "pb": 50, "pib": 50,
+		"e": 60, "eb": 60, "eib": 60}
 	sh, ok := shift[unit]
 	if num == "" || !ok {
 		return 0, fmt.Errorf("invalid size %q (want e.g. 512MiB, 2GiB, or none)", s)

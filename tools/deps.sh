@@ -21,6 +21,9 @@ busybox   busybox-static
 newuidmap uidmap
 musl-gcc  musl-tools
 gcc       gcc
+dot       graphviz
+tcpdump   tcpdump
+xmllint   libxml2-utils
 '
 missing=() pkgs=()
 while read -r cmd pkg; do

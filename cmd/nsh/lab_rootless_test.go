@@ -240,6 +240,8 @@ func TestRootlessLabUpStatusExecDown(t *testing.T) {
 	}
 	if out, stderr, code := r.nsh(t, "graph", "chain"); code != 0 || !strings.Contains(out, `"netns c4" -- "netns c5"`) {
 		t.Errorf("graph: %d\n%s%s", code, out, stderr)
+	} else {
+		renderDOT(t, out)
 	}
 	if out, _, _ := r.nsh(t, "ls"); !strings.Contains(out, "chain  up") {
 		t.Errorf("ls:\n%s", out)

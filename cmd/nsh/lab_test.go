@@ -47,6 +47,27 @@ func labRecipe(t *testing.T, name, src string) string {
 	return p
 }
 
+// renderDOT runs Graphviz's dot on a graph as the issue's "done means"
+// does (nsh graph chain | dot -Tsvg): it must take it and draw an SVG. The
+// check is a subtest that skips, naming the command, where dot is missing
+// (tools/deps.sh installs graphviz for make test).
+func renderDOT(t *testing.T, graph string) {
+	t.Helper()
+	t.Run("dot -Tsvg", func(t *testing.T) {
+		if _, err := exec.LookPath("dot"); err != nil {
+			t.Skip("dot not installed (Debian: apt-get install graphviz)")
+		}
+		cmd := exec.Command("dot", "-Tsvg")
+		cmd.Stdin = strings.NewReader(graph)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		svg, err := cmd.Output()
+		if err != nil || !strings.Contains(string(svg), "<svg") || stderr.Len() > 0 {
+			t.Errorf("dot -Tsvg of nsh graph's output: %v\n%s\ngraph:\n%s", err, stderr.String(), graph)
+		}
+	})
+}
+
 // The issue's "done means", as root: a chain of 5 up, c1 reaches c5, status
 // and exec work, down leaves nothing; down again is a no-op.
 func TestLabUpStatusExecDown(t *testing.T) {
@@ -80,6 +101,11 @@ func TestLabUpStatusExecDown(t *testing.T) {
 	if _, _, code := nsh(t, "", "exec", "chain", "c3", "--", "sh", "-c", "exit 7"); code != 7 {
 		t.Errorf("exec's exit status %d, want 7 (passed through)", code)
 	}
+	out, stderr, code = nsh(t, "", "graph", "chain")
+	if code != 0 || !strings.Contains(out, `"netns c4" -- "netns c5"`) {
+		t.Errorf("graph: %d\n%s%s", code, out, stderr)
+	}
+	renderDOT(t, out)
 	out, _, _ = nsh(t, "", "ls")
 	if !strings.Contains(out, "chain") || !strings.Contains(out, "up") {
 		t.Errorf("ls:\n%s", out)

@@ -20,7 +20,7 @@ type Func struct {
 	Name string // name as called from Starlark
 	Sig  string // signature line, e.g. "veth(name, peer, ns=None)"
 	Doc  string // help text: first line a summary, then details
-	Impl Impl   // nil for methods: their type's Members table binds them
+	Impl Impl   // nil for methods (their type's Members table binds them) and a module's members (assert.eq)
 }
 
 // Type describes a Starlark type that wraps a kernel object.

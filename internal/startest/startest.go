@@ -5,21 +5,18 @@
 package startest
 
 import (
-	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
-	"go.starlark.net/syntax"
 	"golang.org/x/sys/unix"
 
+	"nsh.dev/nsh/internal/assert"
 	"nsh.dev/nsh/internal/doc"
 	"nsh.dev/nsh/internal/leakcheck"
 	"nsh.dev/nsh/internal/rootless"
@@ -93,110 +90,16 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Assert returns the assert module: assert.eq(a, b), assert.ne(a, b),
-// assert.true(cond, msg=), assert.lt(a, b), assert.contains(x, y) and
-// assert.fails(fn, "regexp"). A failed assertion reports the script line
-// and lets the script go on, as in go.starlark.net's starlarktest.
+// Assert returns nsh's assert module (internal/assert: assert.eq,
+// assert.fails, ...) made for a Go test: a failed assertion is reported to
+// t with its script line and both values, and the script goes on, as in
+// go.starlark.net's starlarktest; inside assert.fails a failure is still
+// an error, for assert.fails to check.
 func Assert(t testing.TB) *starlarkstruct.Module {
-	report := func(th *starlark.Thread, format string, args ...any) {
+	return assert.New(func(_ *starlark.Thread, f *assert.Failure) {
 		t.Helper()
-		pos := th.CallFrame(1).Pos
-		t.Errorf("%s: %s", pos, fmt.Sprintf(format, args...))
-	}
-	fn := func(name string, impl func(th *starlark.Thread, args starlark.Tuple, kwargs []starlark.Tuple) error) *starlark.Builtin {
-		return starlark.NewBuiltin(name, func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			return starlark.None, impl(th, args, kwargs)
-		})
-	}
-	return &starlarkstruct.Module{
-		Name: "assert",
-		Members: starlark.StringDict{
-			"eq": fn("eq", func(th *starlark.Thread, args starlark.Tuple, kw []starlark.Tuple) error {
-				var a, b starlark.Value
-				if err := starlark.UnpackPositionalArgs("assert.eq", args, kw, 2, &a, &b); err != nil {
-					return err
-				}
-				if eq, err := starlark.Equal(a, b); err != nil || !eq {
-					report(th, "%s != %s", a.String(), b.String())
-				}
-				return nil
-			}),
-			"ne": fn("ne", func(th *starlark.Thread, args starlark.Tuple, kw []starlark.Tuple) error {
-				var a, b starlark.Value
-				if err := starlark.UnpackPositionalArgs("assert.ne", args, kw, 2, &a, &b); err != nil {
-					return err
-				}
-				if eq, err := starlark.Equal(a, b); err != nil || eq {
-					report(th, "%s == %s", a.String(), b.String())
-				}
-				return nil
-			}),
-			"true": fn("true", func(th *starlark.Thread, args starlark.Tuple, kw []starlark.Tuple) error {
-				var c starlark.Value
-				msg := "assertion failed"
-				if err := starlark.UnpackArgs("assert.true", args, kw, "cond", &c, "msg?", &msg); err != nil {
-					return err
-				}
-				if !c.Truth() {
-					report(th, "%s", msg)
-				}
-				return nil
-			}),
-			"lt": fn("lt", func(th *starlark.Thread, args starlark.Tuple, kw []starlark.Tuple) error {
-				var a, b starlark.Value
-				if err := starlark.UnpackPositionalArgs("assert.lt", args, kw, 2, &a, &b); err != nil {
-					return err
-				}
-				if lt, err := starlark.Compare(syntax.LT, a, b); err != nil || !lt {
-					report(th, "%s is not less than %s", a.String(), b.String())
-				}
-				return nil
-			}),
-			"contains": fn("contains", func(th *starlark.Thread, args starlark.Tuple, kw []starlark.Tuple) error {
-				var x, y starlark.Value
-				if err := starlark.UnpackPositionalArgs("assert.contains", args, kw, 2, &x, &y); err != nil {
-					return err
-				}
-				var ok bool
-				if s, isStr := x.(starlark.String); isStr {
-					sub, _ := starlark.AsString(y)
-					ok = strings.Contains(string(s), sub)
-				} else if c, isC := x.(starlark.Container); isC {
-					ok, _ = c.Has(y)
-				}
-				if !ok {
-					report(th, "%s does not contain %s", x.String(), y.String())
-				}
-				return nil
-			}),
-			"fails": fn("fails", func(th *starlark.Thread, args starlark.Tuple, kw []starlark.Tuple) error {
-				var f starlark.Callable
-				var pattern string
-				if err := starlark.UnpackPositionalArgs("assert.fails", args, kw, 2, &f, &pattern); err != nil {
-					return err
-				}
-				re, err := regexp.Compile(pattern)
-				if err != nil {
-					return err
-				}
-				_, err = starlark.Call(th, f, nil, nil)
-				if err == nil {
-					report(th, "evaluation succeeded unexpectedly (want error matching %q)", pattern)
-				} else if msg := errMsg(err); !re.MatchString(msg) {
-					report(th, "error %q does not match %q", msg, pattern)
-				}
-				return nil
-			}),
-		},
-	}
-}
-
-func errMsg(err error) string {
-	var ee *starlark.EvalError
-	if errors.As(err, &ee) {
-		return ee.Msg
-	}
-	return err.Error()
+		t.Errorf("%s", f)
+	})
 }
 
 // NeedsRealRoot skips t unless the process is root in the initial user

@@ -1,24 +1,17 @@
-// Package waitport waits until something listens on a port: it reads the
-// socket tables of the calling thread's network namespace
-// (/proc/thread-self/net/tcp, tcp6, udp, udp6), as the kernel selftests'
-// wait_local_port_listen does, and polls them.
+// Package waitport waits until something listens on a port: it lists the
+// sockets of a network namespace through netlink sock_diag (package
+// sockdiag), as ss(8) does, and polls.
 package waitport
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
-	"nsh.dev/nsh/internal/nserr"
+	"nsh.dev/nsh/internal/sockdiag"
 )
 
 // Want is what is awaited: a socket of Proto ("tcp" or "udp") bound to
@@ -49,93 +42,50 @@ func (w Want) Check() error {
 	return nil
 }
 
-// The socket states of the tables (include/net/tcp_states.h).
-const (
-	stateListen = 0x0A // TCP_LISTEN
-	stateClose  = 0x07 // TCP_CLOSE: an unconnected UDP socket
-)
-
-// Listening reports whether a socket w wants is in the tables of the
-// calling thread's network namespace. A missing IPv6 table (IPv6 off) is
-// no error.
-func Listening(w Want) (bool, error) {
-	if err := w.Check(); err != nil {
-		return false, err
+// waiting reports whether s is a socket that takes what w's proto takes:
+// a listening TCP socket, or an unconnected UDP one.
+func waiting(s sockdiag.Socket, proto string) bool {
+	if s.Proto != proto {
+		return false
 	}
-	for _, name := range []string{w.Proto, w.Proto + "6"} {
-		path := "/proc/thread-self/net/" + name
-		f, err := os.Open(path)
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) && name != w.Proto {
-				continue
-			}
-			return false, nserr.New("open", path, err)
-		}
-		ok, err := Match(f, w)
-		f.Close()
-		if err != nil {
-			return false, nserr.New("read", path, err)
-		}
-		if ok {
-			return true, nil
-		}
+	if proto == "udp" {
+		return s.State == sockdiag.Close
 	}
-	return false, nil
+	return s.State == sockdiag.Listen
 }
 
-// Match reports whether the table r (the format of /proc/net/tcp) has a
-// socket w wants.
-func Match(r io.Reader, w Want) (bool, error) {
-	want := byte(stateListen)
-	if w.Proto == "udp" {
-		want = stateClose
-	}
-	sc := bufio.NewScanner(r)
-	first := true
-	for sc.Scan() {
-		if first { // the header
-			first = false
+// Match reports whether socks has a socket w wants.
+func Match(socks []sockdiag.Socket, w Want) bool {
+	for _, s := range socks {
+		if !waiting(s, w.Proto) || s.LPort != w.Port {
 			continue
 		}
-		f := strings.Fields(sc.Text())
-		if len(f) < 4 {
-			continue
-		}
-		st, err := strconv.ParseUint(f[3], 16, 8)
-		if err != nil || byte(st) != want {
-			continue
-		}
-		ip, port, err := parseAddr(f[1])
-		if err != nil {
-			return false, err
-		}
-		if port != w.Port {
-			continue
-		}
-		if w.Addr == nil || ip.IsUnspecified() || ip.Equal(w.Addr) {
-			return true, nil
+		if w.Addr == nil || s.Local.IsUnspecified() || s.Local.Equal(w.Addr) {
+			return true
 		}
 	}
-	return false, sc.Err()
+	return false
 }
 
-// parseAddr reads a local_address column: the address as 32-bit words in
-// hex, each printed from the host's byte order, a colon, the port in hex.
-func parseAddr(s string) (net.IP, int, error) {
-	a, p, ok := strings.Cut(s, ":")
-	port, err := strconv.ParseUint(p, 16, 16)
-	if !ok || err != nil || (len(a) != 8 && len(a) != 32) {
-		return nil, 0, fmt.Errorf("malformed socket address %q", s)
+// Listening describes the sockets of w's proto in socks that take
+// connections or datagrams, for an error message: "*:22, 127.0.0.1:53", or
+// "none".
+func Listening(socks []sockdiag.Socket, proto string) string {
+	var have []string
+	seen := map[string]bool{}
+	for _, s := range socks {
+		if e := sockdiag.Endpoint(s.Local, s.LPort); waiting(s, proto) && !seen[e] {
+			seen[e] = true
+			have = append(have, e)
+		}
 	}
-	raw, err := hex.DecodeString(a)
-	if err != nil {
-		return nil, 0, fmt.Errorf("malformed socket address %q", s)
+	if len(have) == 0 {
+		return "none"
 	}
-	ip := make(net.IP, len(raw))
-	for i := 0; i < len(raw); i += 4 {
-		binary.NativeEndian.PutUint32(ip[i:], binary.BigEndian.Uint32(raw[i:]))
+	if len(have) > 8 {
+		have = append(have[:8], fmt.Sprintf("and %d more", len(have)-8))
 	}
-	return ip, int(port), nil
+	return strings.Join(have, ", ")
 }
 
 // Poll calls check every interval until it reports true (Poll returns

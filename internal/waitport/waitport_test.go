@@ -2,46 +2,27 @@ package waitport
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"fmt"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"nsh.dev/nsh/internal/sockdiag"
 )
-
-// hexAddr prints ip as the kernel prints a socket address: 32-bit words,
-// each read in the host's byte order.
-func hexAddr(ip net.IP, port int) string {
-	var b strings.Builder
-	for i := 0; i < len(ip); i += 4 {
-		fmt.Fprintf(&b, "%08X", binary.NativeEndian.Uint32(ip[i:]))
-	}
-	return fmt.Sprintf("%s:%04X", b.String(), port)
-}
-
-func table(rows ...string) string {
-	s := "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
-	for i, r := range rows {
-		s += fmt.Sprintf("%4d: %s 0 0:0 0 0 0 0\n", i, r)
-	}
-	return s
-}
 
 func TestMatch(t *testing.T) {
 	lo := net.IPv4(127, 0, 0, 1).To4()
 	any4 := net.IPv4zero.To4()
 	other := net.IPv4(10, 0, 0, 1).To4()
-	peer := hexAddr(net.IPv4(127, 0, 0, 1).To4(), 40000)
-	zero := hexAddr(any4, 0)
-	tab := table(
-		hexAddr(lo, 8080)+" "+zero+" 0A",    // listening on 127.0.0.1:8080
-		hexAddr(any4, 9090)+" "+zero+" 0A",  // listening on *:9090
-		hexAddr(lo, 7070)+" "+peer+" 01",    // an established connection, not a listener
-		hexAddr(other, 5353)+" "+zero+" 07", // an unconnected (udp) socket
-		hexAddr(net.IPv6loopback, 6060)+" "+hexAddr(net.IPv6zero, 0)+" 0A",
-	)
+	socks := []sockdiag.Socket{
+		{Proto: "tcp", State: sockdiag.Listen, Local: lo, LPort: 8080},                                  // listening on 127.0.0.1:8080
+		{Proto: "tcp", State: sockdiag.Listen, Local: any4, LPort: 9090},                                // listening on *:9090
+		{Proto: "tcp", State: sockdiag.Established, Local: lo, LPort: 7070, Remote: lo, RPort: 40000},   // a connection, not a listener
+		{Proto: "udp", State: sockdiag.Close, Local: other, LPort: 5353},                                // an unconnected udp socket
+		{Proto: "udp", State: sockdiag.Established, Local: other, LPort: 5454, Remote: other, RPort: 1}, // a connected one
+		{Proto: "tcp", V6: true, State: sockdiag.Listen, Local: net.IPv6loopback, LPort: 6060},
+	}
 	for _, c := range []struct {
 		w    Want
 		want bool
@@ -53,17 +34,20 @@ func TestMatch(t *testing.T) {
 		{Want{"tcp", 7070, nil}, false},
 		{Want{"tcp", 5353, nil}, false},
 		{Want{"udp", 5353, other}, true},
+		{Want{"udp", 5454, nil}, false},
 		{Want{"udp", 8080, nil}, false},
 		{Want{"tcp", 6060, net.IPv6loopback}, true},
 		{Want{"tcp", 6060, lo}, false},
 	} {
-		got, err := Match(strings.NewReader(tab), c.w)
-		if err != nil || got != c.want {
-			t.Errorf("Match(%s) = %v, %v; want %v", c.w, got, err, c.want)
+		if got := Match(socks, c.w); got != c.want {
+			t.Errorf("Match(%s) = %v; want %v", c.w, got, c.want)
 		}
 	}
-	if _, err := Match(strings.NewReader(table("zz:1 "+zero+" 0A")), Want{"tcp", 1, nil}); err == nil || !strings.Contains(err.Error(), `"zz:1"`) {
-		t.Errorf("malformed address: %v", err)
+	if got := Listening(socks, "tcp"); got != "127.0.0.1:8080, *:9090, [::1]:6060" {
+		t.Errorf("Listening tcp = %q", got)
+	}
+	if got := Listening(nil, "udp"); got != "none" {
+		t.Errorf("Listening of nothing = %q", got)
 	}
 }
 
@@ -83,22 +67,27 @@ func TestCheckNamesTheValue(t *testing.T) {
 }
 
 // A real listener of this process is found in its network namespace's
-// tables; a port nobody holds is not.
-func TestListeningReadsTheKernel(t *testing.T) {
+// sockets; a port nobody holds is not.
+func TestListReadsTheKernel(t *testing.T) {
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Skip("no loopback:", err)
 	}
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
-	ok, err := Listening(Want{"tcp", port, net.IPv4(127, 0, 0, 1)})
-	if err != nil || !ok {
-		t.Fatalf("Listening on %d = %v, %v", port, ok, err)
+	d, err := sockdiag.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	socks, err := d.List("tcp")
+	if err != nil || !Match(socks, Want{"tcp", port, net.IPv4(127, 0, 0, 1)}) {
+		t.Fatalf("listening on %d: not found in %v, %v", port, socks, err)
 	}
 	l.Close()
-	ok, err = Listening(Want{"tcp", port, nil})
-	if err != nil || ok {
-		t.Errorf("after close: %v, %v", ok, err)
+	socks, err = d.List("tcp")
+	if err != nil || Match(socks, Want{"tcp", port, nil}) {
+		t.Errorf("after close: %v, %v", socks, err)
 	}
 }
 
