@@ -244,8 +244,12 @@ func (r *runner) runOne(t Test) *testreport.Result {
 			}
 		}
 		fmt.Fprintf(w, "--- %s: %s (%.2fs)\n", strings.ToUpper(string(res.Status)), t.ID(), res.Duration.Seconds())
-		if res.Message != "" {
-			fmt.Fprintf(w, "    %s\n", strings.ReplaceAll(res.Message, "\n", "\n    "))
+		msg := res.Message
+		if res.Status == testreport.XPass {
+			msg = "passed, but was marked xfail: " + msg + " (remove the mark)"
+		}
+		if msg != "" {
+			fmt.Fprintf(w, "    %s\n", strings.ReplaceAll(msg, "\n", "\n    "))
 		}
 		r.out.Unlock()
 	}
