@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -450,7 +451,7 @@ func (r *runner) reapOrphans() (stop func()) {
 	self := os.Getpid()
 	go func() {
 		defer close(finished)
-		tick := time.NewTicker(20 * time.Millisecond)
+		tick := time.NewTicker(50 * time.Millisecond)
 		defer tick.Stop()
 		for {
 			r.mu.Lock()
@@ -471,31 +472,33 @@ func (r *runner) reapOrphans() (stop func()) {
 	return func() { close(done); <-finished }
 }
 
-// zombieChildren lists the children of pid that are zombies.
+// zombieChildren lists the children of pid that are zombies. The
+// children are read from /proc/PID/task/*/children (a few small files),
+// not from a scan of every process.
 func zombieChildren(pid int) []int {
-	ents, err := os.ReadDir("/proc")
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
 	if err != nil {
 		return nil
 	}
 	var out []int
-	want := strconv.Itoa(pid)
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
+	for _, task := range tasks {
+		b, err := os.ReadFile(task)
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) >= 2 && f[0] == "Z" && f[1] == want {
-			out = append(out, p)
+		for _, f := range strings.Fields(string(b)) {
+			st, err := os.ReadFile("/proc/" + f + "/stat")
+			if err != nil {
+				continue
+			}
+			s := string(st)
+			i := strings.LastIndexByte(s, ')')
+			if i < 0 || !strings.HasPrefix(s[i+1:], " Z ") {
+				continue
+			}
+			if p, err := strconv.Atoi(f); err == nil {
+				out = append(out, p)
+			}
 		}
 	}
 	return out
