@@ -31,7 +31,8 @@ func table(m *marks) doc.Table {
 			Doc: `Ends the running test as skipped, with the reason (nsh test only).
 Predeclared in *_test.star files run by "nsh test", not in plain scripts.
 Called in a test or in setup(), it skips that test; at the top of the file,
-every test of the file. teardown() and nsh's teardown still run.
+every test of the file. nsh's teardown still runs, and so does teardown()
+if setup() had returned.
   def test_ipv6():
       if not exists("/proc/sys/net/ipv6"):
           skip("no IPv6 in this kernel")
