@@ -10,6 +10,7 @@
 //	nsh [flags] - [ARG...]           run a script read from stdin
 //	nsh [flags]                      REPL on a terminal, else script from stdin
 //	nsh doc [NAME]                   print the reference
+//	nsh test [flags] [PATH...]       run the tests of *_test.star files
 //	nsh export [--persist] [NETNS...] print a recipe rebuilding named netns
 //	nsh graph --netns [--mermaid] [NETNS...]  draw them (DOT or Mermaid)
 package main
@@ -27,9 +28,11 @@ import (
 	"golang.org/x/term"
 
 	"nsh.dev/nsh/builtins"
+	"nsh.dev/nsh/internal/doc"
 	_ "nsh.dev/nsh/internal/keeper" // rootless labs: C that runs before the Go runtime
 	"nsh.dev/nsh/internal/rootless"
 	_ "nsh.dev/nsh/internal/startup" // cheaper Go runtime start: C that runs before it
+	"nsh.dev/nsh/internal/testrun"
 	"nsh.dev/nsh/interp"
 )
 
@@ -38,6 +41,7 @@ var version = "dev"
 
 const usage = `usage: nsh [flags] [FILE.star | -c CODE | -] [ARG...]
        nsh doc [NAME]
+       nsh test [flags] [PATH...]                 (nsh test -h)
        nsh up|down|ls|status|exec|gc|attach ...   (labs; see below)
        nsh export [--persist] [NETNS...]
        nsh graph [--mermaid] LAB | --netns [NETNS...]
@@ -59,6 +63,9 @@ that says so.
                          such as link.up, or topic), or the index; for a
                          word that names nothing, the builtins, types and
                          topics whose doc mentions it ("nsh doc persist")
+  nsh test [PATH...]     run the test functions (test_*) of the *_test.star
+                         files under PATH, each in a context of its own;
+                         "nsh test -h" lists its flags
   nsh export [--persist] [NETNS...]
                          print a Starlark recipe that rebuilds the named
                          network namespaces (all of /run/netns if none):
@@ -68,7 +75,7 @@ that says so.
   nsh graph --netns [--mermaid] [NETNS...]
                          print them as a Graphviz DOT graph, or Mermaid
 
-doc, export, graph and the lab commands are verbs only as the first
+doc, test, export, graph and the lab commands are verbs only as the first
 argument: run a script named like one as ./export.
 
 flags:
@@ -123,6 +130,10 @@ func init() { runtime.LockOSThread() }
 func main() { os.Exit(run(os.Args[1:])) }
 
 func run(args []string) int {
+	if len(args) > 0 && args[0] == testrun.ChildVerb {
+		// One test of nsh test, in the runner's (rootless) user namespace.
+		return testrun.Child(args[1:], scriptConfig())
+	}
 	if code, done := rootlessLab(args); done {
 		return code
 	}
@@ -130,6 +141,8 @@ func run(args []string) int {
 		switch args[0] {
 		case "doc":
 			return docCmd(args[1:])
+		case "test":
+			return testCmd(args[1:])
 		case "export":
 			return exportCmd(args[1:])
 		case "graph":
@@ -148,9 +161,8 @@ func run(args []string) int {
 	if outer, code := rootless.Enter(opts.rootless); outer {
 		return code
 	}
-	cfg := interp.Config{Builtins: builtins.Table(), Prompt: builtins.Prompt,
-		MaxMemory: opts.maxMemory, MaxSteps: opts.maxSteps, Abort: abort,
-		Extra: starlark.StringDict{"lab": builtins.LabValue("", "")}}
+	cfg := scriptConfig()
+	cfg.MaxMemory, cfg.MaxSteps = opts.maxMemory, opts.maxSteps
 	if opts.trace {
 		cfg.Trace = os.Stderr
 	}
@@ -222,6 +234,14 @@ func run(args []string) int {
 		}
 	}
 	return r.ExitCode(err)
+}
+
+// scriptConfig is the interpreter's configuration for scripts (and the
+// tests of nsh test), before the flags.
+func scriptConfig() interp.Config {
+	return interp.Config{Builtins: builtins.Table(), Prompt: builtins.Prompt,
+		MaxMemory: interp.DefaultMaxMemory, Abort: abort,
+		Extra: starlark.StringDict{"lab": builtins.LabValue("", "")}}
 }
 
 // hostNoteOff reports whether NSH_NO_HOST_NOTE asks for no host note
@@ -371,7 +391,8 @@ func valueFlag(args []string, i *int) (name, val string, ok bool) {
 }
 
 func docCmd(args []string) int {
-	in := interp.New(interp.Config{Builtins: builtins.Table()})
+	// skip and xfail, predeclared in test files only, are documented too.
+	in := interp.New(interp.Config{Builtins: doc.Join(builtins.Table(), testrun.Table())})
 	if len(args) == 0 {
 		fmt.Print(in.Index())
 		return 0

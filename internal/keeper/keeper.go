@@ -217,6 +217,8 @@ func Exec(k labs.Keeper, args ...string) error {
 // there is none, a tmpfs on /run whose entries are the host's /run's, bound
 // back (recursively), plus netns. Nothing of it reaches the host: the mount
 // namespace of a user namespace receives the host's mounts but never sends.
+// Each test of nsh test (internal/testrun) calls it too, in the private
+// mount namespace it is started in.
 func PrepareRun() error {
 	const run, netns = "/run", "/run/netns"
 	tmpfs := func(dir string) error {
