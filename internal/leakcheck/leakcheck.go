@@ -17,7 +17,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -294,11 +293,20 @@ func Wait(before Snapshot) ([]string, error) {
 	}
 }
 
+// TB is the part of testing.TB that Check uses: the package does not
+// import testing, which nsh test's runner (linked into nsh) would then carry.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+}
+
 // Check takes a snapshot now and registers a cleanup that fails t if
 // anything new is left when the test ends. One line at the top of a test:
 //
 //	leakcheck.Check(t)
-func Check(t testing.TB) {
+func Check(t TB) {
 	t.Helper()
 	before, err := Take()
 	if err != nil {
