@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"go.starlark.net/starlark"
@@ -73,7 +72,7 @@ func runTest(file, name string, shell bool, cfg interp.Config, onShell func()) (
 	if err != nil {
 		return testreport.Fail, err.Error()
 	}
-	r := in.NewRun(filepath.Dir(file), []string{file})
+	r := in.NewRun(LoadRoot(file), []string{file})
 	// Signals (the runner's SIGTERM at a timeout) cancel the test and
 	// tear down from the start, even of a test of plain Starlark.
 	r.Registry.Guard()

@@ -104,3 +104,25 @@ func Filter(tests []Test, re *regexp.Regexp) []Test {
 	}
 	return out
 }
+
+// LoadRoot is the directory a test file's load() paths may not lead out of
+// (interp.Run's root): the top of the checkout the file is in — the nearest
+// directory above it holding .git — so a suite under tests/ loads the
+// project's recipes ("../scripts/chain.star"); or, for a file in no
+// checkout, its own directory, as for a script.
+func LoadRoot(file string) string {
+	dir, err := filepath.Abs(filepath.Dir(file))
+	if err != nil {
+		return filepath.Dir(file)
+	}
+	for d := dir; ; {
+		if _, err := os.Lstat(filepath.Join(d, ".git")); err == nil {
+			return d
+		}
+		up := filepath.Dir(d)
+		if up == d {
+			return dir
+		}
+		d = up
+	}
+}

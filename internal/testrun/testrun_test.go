@@ -72,3 +72,27 @@ func TestFindListFilter(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadRoot(t *testing.T) {
+	top := t.TempDir()
+	for _, d := range []string{".git", "tests/net", "plain"} {
+		if err := os.MkdirAll(filepath.Join(top, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := LoadRoot(filepath.Join(top, "tests/net/a_test.star")); got != top {
+		t.Errorf("LoadRoot in a checkout = %q, want its top %q", got, top)
+	}
+	// A worktree's .git is a file.
+	wt := filepath.Join(top, "plain")
+	if err := os.WriteFile(filepath.Join(wt, ".git"), []byte("gitdir: x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := LoadRoot(filepath.Join(wt, "b_test.star")); got != wt {
+		t.Errorf("LoadRoot in a worktree = %q, want %q", got, wt)
+	}
+	lone := t.TempDir()
+	if got := LoadRoot(filepath.Join(lone, "c_test.star")); got != lone {
+		t.Errorf("LoadRoot outside a checkout = %q, want %q", got, lone)
+	}
+}
