@@ -166,6 +166,17 @@ func netArg(th *starlark.Thread, nsv starlark.Value) (*state, *nsctx.NS, error) 
 	return st, ns, err
 }
 
+// netHandle resolves an ns= argument as netArg does and returns the
+// netlink handle bound to that network namespace too.
+func netHandle(th *starlark.Thread, nsv starlark.Value) (*state, *nsctx.NS, *nlhandle.Handle, error) {
+	st, ns, err := netArg(th, nsv)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	h, err := st.handle(ns)
+	return st, ns, h, err
+}
+
 // netTarget resolves an ns= argument to a network namespace: None is the
 // current context's; anything else is a target as for setns().
 func netTarget(st *state, v starlark.Value) (*nsctx.NS, error) {

@@ -211,11 +211,7 @@ func neighborsBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.T
 	if err := starlark.UnpackArgs(fn.Name(), args, kwargs, "ns?", &nsv); err != nil {
 		return nil, err
 	}
-	st, ns, err := netArg(th, nsv)
-	if err != nil {
-		return nil, err
-	}
-	h, err := st.handle(ns)
+	st, ns, h, err := netHandle(th, nsv)
 	if err != nil {
 		return nil, err
 	}

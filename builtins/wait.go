@@ -575,11 +575,7 @@ func waitRouteBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.T
 	if err != nil {
 		return nil, err
 	}
-	st, ns, err := netArg(th, nsv)
-	if err != nil {
-		return nil, err
-	}
-	h, err := st.handle(ns)
+	st, ns, h, err := netHandle(th, nsv)
 	if err != nil {
 		return nil, err
 	}
