@@ -9,14 +9,14 @@ import (
 
 // nsh's own assert module is predeclared: a failed assertion stops the
 // script (exit status 1) at the assert's line, whose position and both
-// values the rendered error shows.
+// values the rendered error shows (the position once: the prefix).
 func TestAssertPredeclared(t *testing.T) {
 	src := "print(\"before\")\nassert.true(1)\nassert.eq(1 + 2, 4, msg=\"sum\")\nprint(\"after\")\n"
 	out, msg, code := run(t, ".", "a.star", src)
 	if code != 1 || out != "before\n" {
 		t.Errorf("exit %d, stdout %q: want 1 and only what came before", code, out)
 	}
-	if want := "a.star:3:10: assert.eq failed at a.star:3: sum: got 3, want 4"; msg != want {
+	if want := "a.star:3:10: assert.eq failed: sum: got 3, want 4"; msg != want {
 		t.Errorf("error %q, want %q", msg, want)
 	}
 }

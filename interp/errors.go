@@ -10,6 +10,7 @@ import (
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
 
+	"nsh.dev/nsh/internal/assert"
 	"nsh.dev/nsh/internal/spell"
 )
 
@@ -24,7 +25,14 @@ func FormatError(err error) string {
 		if len(frames) == 0 {
 			return msg
 		}
-		out := fmt.Sprintf("%s: %s", frames[len(frames)-1].Pos, msg)
+		pos := frames[len(frames)-1].Pos
+		// A failed assert names its call site; printed right after it,
+		// say it once ("t.star:6:14: assert.eq failed: got 2, want 3").
+		var af *assert.Failure
+		if errors.As(ee.Unwrap(), &af) && af.Pos.Filename() == pos.Filename() && af.Pos.Line == pos.Line {
+			msg = strings.Replace(msg, af.Error(), af.Short(), 1)
+		}
+		out := fmt.Sprintf("%s: %s", pos, msg)
 		if len(frames) > 1 {
 			lines := make([]string, len(frames))
 			for i, f := range frames {

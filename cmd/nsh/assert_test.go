@@ -32,13 +32,13 @@ print("not reached")
 	if out != "checking\n" {
 		t.Errorf("stdout %q", out)
 	}
-	want := script + ":6:10: assert.eq failed at " + script + ":6: links in ns: got 3, want 4"
+	want := script + ":6:10: assert.eq failed: links in ns: got 3, want 4"
 	if strings.TrimSpace(stderr) != want {
 		t.Errorf("stderr %q\nwant   %q", stderr, want)
 	}
 	// A long value is cut, not printed whole.
 	_, stderr, code = nsh(t, "", "-c", `assert.contains(["x" * 10000], "y")`)
-	if code != 1 || !strings.Contains(stderr, "assert.contains failed at") || !strings.Contains(stderr, ` ... `) || len(stderr) > 600 {
+	if code != 1 || !strings.Contains(stderr, "-c:1:16: assert.contains failed: ") || !strings.Contains(stderr, ` ... `) || len(stderr) > 600 {
 		t.Errorf("exit %d, %d bytes of stderr: %q", code, len(stderr), stderr)
 	}
 }

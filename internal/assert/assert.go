@@ -38,6 +38,13 @@ func (f *Failure) Error() string {
 	return s + f.Detail
 }
 
+// Short renders the failure without its position, for where the call site
+// is printed before it anyway (an error's "file:line:col: " prefix):
+// "assert.eq failed: got 3, want 4".
+func (f *Failure) Short() string {
+	return (&Failure{Func: f.Func, Msg: f.Msg, Detail: f.Detail}).Error()
+}
+
 // Module returns the assert module whose failures stop the script: each
 // is an error, as fail() is.
 func Module() *starlarkstruct.Module { return New(nil) }

@@ -12,8 +12,8 @@ var funcs = []fn{
 	{"eq", "assert.eq(a, b, msg=None)", `Fails unless a == b.
 a is the value the script got, b the one it wants:
   assert.eq(len(routes()), 3, msg="routes after link up")
-fails with "assert.eq failed at t.star:7: routes after link up: got 2,
-want 3". Values of different types show their types; a long value is cut
+fails with "t.star:7:10: assert.eq failed: routes after link up: got
+2, want 3". Values of different types show their types; a long value is cut
 around its first difference.`, eqCheck},
 	{"ne", "assert.ne(a, b, msg=None)", `Fails if a == b.
   assert.ne(host("h1").net, host("h2").net)`, neCheck},
@@ -49,7 +49,7 @@ const Topic = `assert: checks for scripts and tests; a failed check stops the sc
   assert.lt(a, b)  assert.le(a, b)  assert.gt(a, b)  assert.ge(a, b)
 Each takes an optional msg= printed with the failure. A failure is an error
 naming the assert call's file:line and both values, e.g.
-  assert.eq failed at test.star:12: got 3, want 4
+  test.star:12:10: assert.eq failed: got 3, want 4
 (a script exits 1; nsh test reports the test failed). help(assert.eq) and
 the others print the doc of one. A script may define its own global named
 assert, which hides this module in that file.`
