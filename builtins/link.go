@@ -143,7 +143,7 @@ func (l *Link) CompareSameType(op syntax.Token, y starlark.Value, depth int) (bo
 
 var linkType = doc.Members[*Link]{
 	Name: "nsh.link",
-	Doc: `A network interface in a network namespace (veth(), bridge(), link()).
+	Doc: `A network interface in a network namespace (veth(), bridge(), vxlan(), link()).
 Its attributes are read from the kernel each time. Two values of the same
 link compare equal.`,
 	Attrs: []doc.AttrOf[*Link]{
@@ -158,7 +158,7 @@ link compare equal.`,
 		{Name: "ns", Doc: "its network namespace (nsh.namespace)", Get: func(l *Link) (starlark.Value, error) {
 			return &Namespace{ns: l.netns(), st: l.st}, nil
 		}},
-		{Name: "kind", Doc: `"veth", "bridge", "device", ...`, Get: fetched(func(_ *nlhandle.Handle, nl netlink.Link) (starlark.Value, error) {
+		{Name: "kind", Doc: `"veth", "bridge", "vxlan", "device", ...`, Get: fetched(func(_ *nlhandle.Handle, nl netlink.Link) (starlark.Value, error) {
 			return starlark.String(nl.Type()), nil
 		})},
 		{Name: "mac", Doc: `hardware address, "aa:bb:cc:dd:ee:ff"`, Get: fetched(func(_ *nlhandle.Handle, nl netlink.Link) (starlark.Value, error) {
