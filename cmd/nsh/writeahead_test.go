@@ -282,6 +282,7 @@ m0, m1 = veth("wk-m0", "wk-m1", ns = inner, peer_ns = inner)
 m0.move(host.net)
 m1.move(host.net)
 m0.rename("wk-m2")
+vxlan("wk-vx", 5, remote = "192.0.2.1", dev = "wk-m2", addr = "10.233.0.1/24")
 `, n+1, filepath.Join(dir, "x", "mnt"))
 	count := filepath.Join(t.TempDir(), "count")
 	if stderr, ws := faultRun(t, bin, script, "count="+count); ws.ExitStatus() != 0 {
