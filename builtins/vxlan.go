@@ -275,6 +275,7 @@ func (st *state) makeVxlan(th *starlark.Thread, uh *nlhandle.Handle, dev netlink
 				if _, lerr := h.LinkByName(a.name); lerr == nil {
 					return st.linkExists(h, a.ns, a.name)
 				}
+				return st.vniExists(uh, h, a)
 			}
 			return nserr.New("link add", fmt.Sprintf("%s in %s", what, st.nsWhere(a.ns)), err)
 		}
@@ -312,4 +313,29 @@ func (st *state) makeVxlan(th *starlark.Thread, uh *nlhandle.Handle, dev netlink
 		st.readyLater(l) // IPv6 ready before the run's first traffic (see carrier.go)
 	}
 	return l, nil
+}
+
+// vniExists explains the EEXIST of creating a VXLAN link whose name is
+// free: the underlay has a VXLAN link with the same vni and port already
+// (the kernel takes each vni once per underlay namespace, port, address
+// family and dev), named when it is in the underlay's or the target's
+// namespace.
+func (st *state) vniExists(uh, h *nlhandle.Handle, a *vxlanArgs) error {
+	for _, in := range []struct {
+		h  *nlhandle.Handle
+		ns *nsctx.NS
+	}{{uh, a.under}, {h, a.ns}} {
+		ls, err := in.h.LinkList()
+		if err != nil {
+			continue // the general explanation below
+		}
+		for _, l := range ls {
+			if v, ok := l.(*netlink.Vxlan); ok && v.VxlanId == a.vni && v.Port == a.port {
+				return nserr.Explain(unix.EEXIST, "VXLAN link %q in %s has vni %d and port %d on the same underlay already; choose another vni or port, or delete it first",
+					v.Attrs().Name, st.nsWhere(in.ns), a.vni, a.port)
+			}
+		}
+	}
+	return nserr.Explain(unix.EEXIST, "a VXLAN link with vni %d and port %d is on the same underlay (in %s) already; choose another vni or port, or delete it first",
+		a.vni, a.port, st.nsWhere(a.under))
 }
