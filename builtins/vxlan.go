@@ -48,7 +48,8 @@ of the link's full MTU passes.
 Refused before anything is made: a vni or port out of range, remote and
 group both given, a group that is not multicast, remote/group/local of
 different address families, a dev that is not in the underlay's namespace.
-The link is deleted at the end of the run unless persist() is called on it.
+The link's vni and remote attributes read them back from the kernel. It
+is deleted at the end of the run unless persist() is called on it.
 Example (two hosts a and b joined by an underlay 192.168.50.0/24):
   setns(a)
   vxlan("vx0", 42, remote="192.168.50.2", dev="u0", ns=h1, addr="10.42.0.1/24")
