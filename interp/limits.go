@@ -42,7 +42,9 @@ func ParseSize(s string) (uint64, error) {
 	for i < len(t) && (t[i] >= '0' && t[i] <= '9' || t[i] == '.') {
 		i++
 	}
-	num, unit := t[:i], strings.TrimSpace(t[i:])
+	// Spaces may stand between the number and its unit, as in "512 MiB";
+	// no other white space ("0\rB" was 0, no limit: FuzzParseSize).
+	num, unit := t[:i], strings.TrimLeft(t[i:], " ")
 	shift := map[string]uint{"": 0, "b": 0, "k": 10, "kb": 10, "kib": 10, "m": 20, "mb": 20, "mib": 20,
 		"g": 30, "gb": 30, "gib": 30, "t": 40, "tb": 40, "tib": 40, "p": 50, "pb": 50, "pib": 50,
 		"e": 60, "eb": 60, "eib": 60}
