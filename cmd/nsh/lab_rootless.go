@@ -271,13 +271,13 @@ func rootlessGC(args []string) int {
 		found++
 		if dry {
 			if gone {
-				fmt.Printf("%s: its keeper (pid %d) is gone, and everything it held: its directory to remove\n", l.Name, l.Keeper.Pid)
+				fmt.Printf("%s: its keeper (pid %d) is gone, and everything it held: its directory to remove\n", l.Key(), l.Keeper.Pid)
 			} else {
-				fmt.Printf("%s: half built by nsh %d, which is gone: to take down\n", l.Name, l.Pid)
+				fmt.Printf("%s: half built by nsh %d, which is gone: to take down\n", l.Key(), l.Pid)
 			}
 			continue
 		}
-		if c := rootlessDownLab(l.Name); c != 0 {
+		if c := rootlessDownLab(l.Key()); c != 0 {
 			code = c
 		}
 	}
