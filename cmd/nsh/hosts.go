@@ -542,6 +542,12 @@ func (m *multiHost) status(args []string) int {
 	if err := labs.CheckName(name); err != nil {
 		return labFail("status: which lab? %v", err)
 	}
+	if !asJSON {
+		// To name the host a vxlan's remote is.
+		if err := m.resolveAddrs(); err != nil {
+			return labFail("status: %v", err)
+		}
+	}
 	raw := make([]json.RawMessage, len(m.hosts))
 	errs := m.each(func(h hostSpec) error {
 		out, err := m.output(h, append([]string{"status", "--json", labs.Key(name, h.Name)}, rest...)...)

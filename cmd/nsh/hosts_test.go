@@ -275,3 +275,59 @@ exec nsenter --net=/run/netns/$target -- "$@"
 		t.Errorf("after refusals: %s", strings.Join(left, "; "))
 	}
 }
+
+// The issue's lab across hosts, on one machine: scripts/two-hosts.star
+// on hosts a and b (underlay MTU 1400), h1 on a reaches h2 on b over the
+// VXLAN with a full-size packet that may not be fragmented (and one byte
+// more is refused), a TCP transfer crosses the hosts, status and graph
+// show the tunnel, and down on both hosts leaves nothing.
+func TestHostsVXLAN(t *testing.T) {
+	if _, _, code := nsh(t, "", "doc", "vxlan"); code != 0 {
+		t.Skip("no vxlan() in this nsh yet")
+	}
+	h := newHostsLab(t, 2, 1400)
+	up := append(append([]string{"up"}, h.flags(false)...), "../../scripts/two-hosts.star")
+	out, stderr, code := h.nsh(up...)
+	if code != 0 {
+		t.Fatalf("up: %d\n%s%s", code, out, stderr)
+	}
+	// 1400 less 50 bytes of VXLAN over IPv4.
+	for _, want := range []string{"a: host a: node h1, vx0 10.42.0.1/24 (mtu 1350) to 192.168.240.2", "b: host b: node h2, vx0 10.42.0.2/24 (mtu 1350) to 192.168.240.1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("up's output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := exec.LookPath("ping"); err != nil {
+		t.Error("ping(8) is not installed: the full-size ping with DF set is not checked (Debian: apt-get install iputils-ping)")
+	} else {
+		// 1350 - 20 (IP) - 8 (ICMP) = 1322 bytes of payload.
+		if b, err := exec.Command("ip", "netns", "exec", "h1", "ping", "-c", "2", "-W", "2", "-M", "do", "-s", "1322", "10.42.0.2").CombinedOutput(); err != nil {
+			t.Errorf("h1 on host a cannot reach h2 on host b with a full-size packet, DF set: %v\n%s", err, b)
+		}
+		b, err := exec.Command("ip", "netns", "exec", "h1", "ping", "-c", "1", "-W", "1", "-M", "do", "-s", "1323", "10.42.0.2").CombinedOutput()
+		if err == nil || !strings.Contains(string(b), "1350") {
+			t.Errorf("a packet one byte over the VXLAN's MTU, DF set, was not refused with the MTU: %v\n%s", err, b)
+		}
+	}
+	out, stderr, code = h.nsh("-c", `r = transfer("10.42.0.2", "h2", ns="h1", size=4 << 20)
+print(r.complete, r.bytes)`)
+	if code != 0 || strings.TrimSpace(out) != "True 4194304" {
+		t.Errorf("a TCP transfer from h1 on host a to h2 on host b: %d %q\n%s", code, out, stderr)
+	}
+	out, stderr, code = h.nsh(append([]string{"status", "two-hosts"}, h.flags(false)...)...)
+	if code != 0 || !strings.Contains(out, "a     h1    vx0   vxlan  up     10.42.0.1/24  vni 42 to 192.168.240.2 (host b)") {
+		t.Errorf("status: %d\n%s%s", code, out, stderr)
+	}
+	out, stderr, code = h.nsh(append([]string{"graph", "two-hosts"}, h.flags(false)...)...)
+	if code != 0 || !strings.Contains(out, `"netns a/h1" -- "netns b/h2" [style=bold, label="vxlan 42", taillabel="vx0", headlabel="vx0"];`) {
+		t.Errorf("graph: %d\n%s%s", code, out, stderr)
+	}
+	renderDOT(t, out)
+	out, stderr, code = h.nsh(append([]string{"down", "two-hosts"}, h.flags(false)...)...)
+	if code != 0 || !strings.Contains(stderr, `lab "two-hosts" is down on 2 hosts`) {
+		t.Errorf("down: %d\n%s%s", code, out, stderr)
+	}
+	if left := h.left(); len(left) > 0 {
+		t.Errorf("after down: %s", strings.Join(left, "; "))
+	}
+}

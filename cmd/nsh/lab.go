@@ -555,6 +555,12 @@ func statusCmd(args []string) int {
 					peer = string(lk.Peer.Where)
 				}
 			}
+			if lk.VXLAN != nil {
+				peer = fmt.Sprintf("vni %d", lk.VXLAN.VNI)
+				if lk.VXLAN.Remote != "" {
+					peer += " to " + lk.VXLAN.Remote
+				}
+			}
 			if lk.Master != "" {
 				peer = strings.TrimSpace(peer + " (in " + lk.Master + ")")
 			}
