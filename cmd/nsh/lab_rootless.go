@@ -138,14 +138,26 @@ func rootlessUp(args []string) int {
 	return code
 }
 
-// upTarget reads the lab's name and --replace from nsh up's arguments, as
-// upCmd does (which refuses what is wrong in them).
+// upTarget reads the lab's name (its key, NAME@HOST for a host's part of
+// nsh up --host) and --replace from nsh up's arguments, as upCmd does
+// (which refuses what is wrong in them).
 func upTarget(args []string) (name string, replace bool) {
+	host := ""
+	defer func() {
+		if name != "" {
+			name = labs.Key(name, host)
+		}
+	}()
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
 		case a == "--replace":
 			replace = true
+		case a == "--as-host" && i+1 < len(args):
+			host = args[i+1]
+			i++
+		case a == "--hosts":
+			i++
 		case a == "--name" && i+1 < len(args):
 			name = args[i+1]
 			i++
