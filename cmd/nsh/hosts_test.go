@@ -282,7 +282,7 @@ exec nsenter --net=/run/netns/$target -- "$@"
 // more is refused), a TCP transfer crosses the hosts, status and graph
 // show the tunnel, and down on both hosts leaves nothing.
 func TestHostsVXLAN(t *testing.T) {
-	if _, _, code := nsh(t, "", "doc", "vxlan"); code != 0 {
+	if _, _, code := nsh(t, "", "-c", "vxlan"); code != 0 {
 		t.Skip("no vxlan() in this nsh yet")
 	}
 	h := newHostsLab(t, 2, 1400)
