@@ -21,7 +21,13 @@ package main
 //     the lab LAB@NAME there (labs.Key), so that hosts sharing one
 //     machine's /run keep apart. Each host's output is printed with its
 //     name in front of every line.
-//   - If a host fails, the hosts that came up are taken down again.
+//   - A host whose part is up says so on stdout (readyLine) and keeps it
+//     only when the coordinator then sends "commit" (once every host is
+//     up); when its stdin ends instead (another host failed, or the
+//     coordinator or the connection died), it takes its part down again.
+//     Its stdin ending while the recipe runs interrupts the run (SIGTERM
+//     to itself), as Ctrl-C would. So nothing is left half built across
+//     the hosts, whatever dies.
 //   - nsh down/status/graph LAB --host ... run nsh down LAB@NAME,
 //     nsh status --json LAB@NAME and nsh graph --json LAB@NAME on every
 //     host and combine what they print.
@@ -36,12 +42,15 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/tabwriter"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/internal/labs"
 	"nsh.dev/nsh/internal/topo"
@@ -314,6 +323,53 @@ type hostPayload struct {
 	Args   []string       `json:"args,omitempty"`
 }
 
+// readyLine is what a host's nsh up prints on stdout when its part is up
+// and it waits for the coordinator's commit (not shown to the user).
+const readyLine = "\x1ensh up: part up, waiting for commit"
+
+// hostVerdict is what a host's nsh up hears from the coordinator after
+// the payload: "commit", or the end of its stdin.
+type hostVerdict struct {
+	done    atomic.Bool // the recipe has finished: the end of stdin no longer interrupts it
+	verdict chan string // "commit", or "" for the end of stdin
+}
+
+// awaitVerdict reads the rest of stdin (r) in the background: an end of
+// stdin while the recipe runs interrupts it (SIGTERM to this process,
+// undone as any interrupted nsh up); a line is the verdict.
+func awaitVerdict(r io.Reader) *hostVerdict {
+	v := &hostVerdict{verdict: make(chan string, 1)}
+	go func() {
+		br := bufio.NewReader(r)
+		line, err := br.ReadString('\n')
+		for err == nil && strings.TrimSpace(line) == "" {
+			line, err = br.ReadString('\n') // the payload's newline
+		}
+		if err != nil && !v.done.Load() {
+			unix.Kill(unix.Getpid(), unix.SIGTERM)
+		}
+		if err != nil {
+			line = ""
+		}
+		v.verdict <- strings.TrimSpace(line)
+	}()
+	return v
+}
+
+// commit waits for the coordinator's verdict on lab key, which is up:
+// "commit" keeps it; the end of stdin takes it down again.
+func (v *hostVerdict) commit(key string) int {
+	v.done.Store(true)
+	fmt.Println(readyLine)
+	if <-v.verdict == "commit" {
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "nsh: lab %q is not up on every host (or nsh up --host went away): taking down this host's part\n", key)
+	// 0 once taken down: what the coordinator expects of a part it did
+	// not commit (its failure is the host that failed).
+	return downLab(key, os.Stderr)
+}
+
 // multiCmd runs the lab commands given --host, before anything else (the
 // coordinator needs no privilege, so no rootless lab): done is false when
 // args are not such a command.
@@ -412,42 +468,127 @@ recipe:
 		hs = append(hs, fmt.Sprintf("%s (%s, %s)", h.Name, h.Target, h.Addr))
 	}
 	fmt.Fprintf(os.Stderr, "nsh: bringing lab %q up on %d hosts: %s; sending %s\n", name, len(m.hosts), strings.Join(hs, ", "), strings.Join(b.Names(), ", "))
-	errs := m.each(func(h hostSpec) error {
+	runs := make([]*hostRun, len(m.hosts))
+	for i, h := range m.hosts {
 		a := append([]string{"up", "--name", name, "--as-host", h.Name, "--hosts", m.hostsArg()}, flags...)
-		return m.stream(h, bytes.NewReader(payload), append(a, "-")...)
-	})
+		runs[i] = m.start(h, payload, append(a, "-")...)
+	}
+	// Every host's part up, or failed: then commit, or let the parts
+	// that are up take themselves down again (their stdin ends).
+	errs := map[string]error{}
+	for _, r := range runs {
+		select {
+		case <-r.ready:
+		case err := <-r.exit:
+			r.exited = true
+			if err == nil {
+				err = errors.New("nsh up ended without saying its part is up")
+			}
+			errs[r.h.Name] = err
+		}
+	}
+	for _, r := range runs {
+		if r.stdin == nil {
+			continue
+		}
+		if len(errs) == 0 {
+			io.WriteString(r.stdin, "commit\n")
+		}
+		r.stdin.Close()
+	}
+	// The hosts' ends: after a commit, each nsh up exits 0 keeping its
+	// part; without one, a part that was up exits 0 once taken down.
+	var after []string
+	for _, r := range runs {
+		if r.exited {
+			continue
+		}
+		if err := <-r.exit; err != nil {
+			errs[r.h.Name] = err
+			after = append(after, r.h.Name)
+		}
+	}
 	if len(errs) == 0 {
 		fmt.Fprintf(os.Stderr, "nsh: lab %q is up on %d hosts (nsh status %s --host ...; nsh down %s --host ...)\n", name, len(m.hosts), name, name)
 		return 0
 	}
-	failed := m.names(errs)
-	var why []string
-	for _, n := range failed {
-		why = append(why, fmt.Sprintf("%s: %v", n, errs[n]))
+	if len(after) == len(errs) {
+		return labFail("up: lab %q was up on every host, then nsh up failed on host %s: nsh status %s --host ... shows what is up, nsh down %s --host ... takes it down",
+			name, strings.Join(after, ", "), name, name)
 	}
-	var up []hostSpec
-	for _, h := range m.hosts {
-		if errs[h.Name] == nil {
-			up = append(up, h)
+	var failed, why, back []string
+	for _, r := range runs {
+		switch {
+		case errs[r.h.Name] != nil && !slices.Contains(after, r.h.Name):
+			failed = append(failed, r.h.Name)
+			why = append(why, fmt.Sprintf("%s: %v", r.h.Name, errs[r.h.Name]))
+		case !r.exited:
+			back = append(back, r.h.Name)
 		}
 	}
-	if len(up) == 0 {
+	switch {
+	case len(after) > 0:
+		return labFail("up: lab %q failed on host %s (%s), and taking it down again failed on host %s: nsh down %s --host ... tries again",
+			name, strings.Join(failed, ", "), strings.Join(why, "; "), strings.Join(after, ", "), name)
+	case len(back) == 0:
 		return labFail("up: lab %q failed on host %s (%s); nothing is up", name, strings.Join(failed, ", "), strings.Join(why, "; "))
 	}
-	fmt.Fprintf(os.Stderr, "nsh: up: lab %q failed on host %s (%s); taking it down on the hosts where it came up\n", name, strings.Join(failed, ", "), strings.Join(why, "; "))
-	back := &multiHost{hosts: up, transport: m.transport, remote: m.remote}
-	derrs := back.each(func(h hostSpec) error {
-		return back.stream(h, nil, "down", labs.Key(name, h.Name))
-	})
-	if len(derrs) > 0 {
-		return labFail("up: lab %q failed on host %s, and taking it down again failed on host %s: nsh down %s --host ... tries again",
-			name, strings.Join(failed, ", "), strings.Join(back.names(derrs), ", "), name)
+	return labFail("up: lab %q failed on host %s (%s); taken down again on %s: nothing of it is up",
+		name, strings.Join(failed, ", "), strings.Join(why, "; "), strings.Join(back, ", "))
+}
+
+// hostRun is a host's nsh up under way.
+type hostRun struct {
+	h      hostSpec
+	stdin  io.WriteCloser // nil when it could not start
+	ready  chan struct{}  // closed when it says its part is up (readyLine)
+	exit   chan error     // its end: nil for exit status 0
+	exited bool           // exit was read
+}
+
+// start runs nsh with args on h, sends it payload, and keeps its stdin
+// open for the verdict.
+func (m *multiHost) start(h hostSpec, payload []byte, args ...string) *hostRun {
+	r := &hostRun{h: h, ready: make(chan struct{}), exit: make(chan error, 1)}
+	argv := m.command(h, args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	ow, ew := m.prefixWriter(os.Stdout, h.Name), m.prefixWriter(os.Stderr, h.Name)
+	var once sync.Once
+	ow.hide = func(line []byte) bool {
+		if string(bytes.TrimRight(line, "\n")) == readyLine {
+			once.Do(func() { close(r.ready) })
+			return true
+		}
+		return false
 	}
-	var names []string
-	for _, h := range up {
-		names = append(names, h.Name)
+	cmd.Stdout, cmd.Stderr = ow, ew
+	stdin, err := cmd.StdinPipe()
+	if err == nil {
+		err = cmd.Start()
 	}
-	return labFail("up: lab %q failed on host %s; taken down again on %s: nothing of it is up", name, strings.Join(failed, ", "), strings.Join(names, ", "))
+	if err != nil {
+		r.exit <- fmt.Errorf("%s: %v", strings.Join(argv, " "), err)
+		return r
+	}
+	r.stdin = stdin
+	go func() {
+		// Not waited for: a host that fails before reading it all
+		// makes this fail, and its exit says why.
+		stdin.Write(append(payload, '\n'))
+	}()
+	go func() {
+		err := cmd.Wait()
+		ow.Flush()
+		ew.Flush()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			err = fmt.Errorf("nsh up exited with status %d", ee.ExitCode())
+		} else if err != nil {
+			err = fmt.Errorf("%s: %v", strings.Join(argv, " "), err)
+		}
+		r.exit <- err
+	}()
+	return r
 }
 
 // baseName is the last element of a slash path.
@@ -782,6 +923,7 @@ type lineWriter struct {
 	prefix string
 	buf    []byte
 	mu     *sync.Mutex
+	hide   func(line []byte) bool // lines not to pass on
 }
 
 // prefixWriter returns a writer that puts "NAME: " before each line it
@@ -804,6 +946,9 @@ func (l *lineWriter) Write(p []byte) (int, error) {
 }
 
 func (l *lineWriter) emit(line []byte) {
+	if l.hide != nil && l.hide(line) {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	io.WriteString(l.w, l.prefix)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // hostsLab is the one-machine stand-in for several hosts (issue 20
@@ -329,5 +330,46 @@ print(r.complete, r.bytes)`)
 	}
 	if left := h.left(); len(left) > 0 {
 		t.Errorf("after down: %s", strings.Join(left, "; "))
+	}
+}
+
+// nsh up --host killed (SIGKILL) while one host is still building and
+// the other's part is up: each host's stdin ends, so the part that was
+// up is taken down and the run still building is interrupted and undone.
+func TestHostsCoordinatorKilled(t *testing.T) {
+	h := newHostsLab(t, 2, 1500)
+	recipe := labRecipe(t, "slow.star", `
+netns_new("k" + lab.host)
+print("built", lab.host)
+if lab.host == "b":
+    sleep(60)
+`)
+	cmd := exec.Command(nshBin, append(append([]string{"up"}, h.flags(true)...), recipe)...)
+	cmd.Env = append(os.Environ(), "TMPDIR="+h.tmp)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	up := false
+	for i := 0; i < 500 && !up; i++ {
+		b, _ := os.ReadFile("/run/nsh/labs/slow@a/lab.json")
+		_, err := os.Stat("/run/netns/kb")
+		up = strings.Contains(string(b), `"state": "up"`) && err == nil
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !up {
+		cmd.Process.Kill()
+		t.Fatal("host a's part did not come up, or host b's node was not made")
+	}
+	cmd.Process.Kill()
+	var left []string
+	for i := 0; i < 500; i++ {
+		if left = h.left(); len(left) == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(left) > 0 {
+		t.Errorf("after nsh up --host was killed: %s", strings.Join(left, "; "))
 	}
 }

@@ -69,6 +69,7 @@ func labFail(format string, a ...any) int {
 func upCmd(args []string) int {
 	var name, prefix, asHost string
 	var hosts map[string]string
+	var verdict *hostVerdict // of the coordinator, for a host's part
 	replace := false
 	i := 0
 	for ; i < len(args); i++ {
@@ -128,9 +129,14 @@ recipe:
 		// The recipe and its modules come on stdin: unpacked into a
 		// directory of this run's, removed when it ends.
 		var p hostPayload
-		if err := json.NewDecoder(os.Stdin).Decode(&p); err != nil || p.Bundle == nil {
+		dec := json.NewDecoder(os.Stdin)
+		if err := dec.Decode(&p); err != nil || p.Bundle == nil {
 			return labFail("up: reading the recipe nsh up --host sends on stdin: %v", err)
 		}
+		verdict = awaitVerdict(io.MultiReader(dec.Buffered(), os.Stdin))
+		// Should nsh up --host die, what this nsh prints goes nowhere:
+		// it must not kill it (SIGPIPE) before it has undone its part.
+		signal.Ignore(syscall.SIGPIPE)
 		tmp, err := os.MkdirTemp("", "nsh-up-"+asHost+"-")
 		if err != nil {
 			return labFail("up: %v", err)
@@ -221,6 +227,10 @@ recipe:
 	}
 	fmt.Fprintf(os.Stderr, "nsh: lab %q is up: %d nodes, %d changes journaled (nsh status %s; nsh down %s)\n",
 		key, len(l.Nodes), len(recs), key, key)
+	if verdict != nil {
+		unlock() // downLab takes the lock
+		return verdict.commit(key)
+	}
 	return 0
 }
 
