@@ -25,8 +25,8 @@ package main
 //     only when the coordinator then sends "commit" (once every host is
 //     up); when its stdin ends instead (another host failed, or the
 //     coordinator or the connection died), it takes its part down again.
-//     Its stdin ending while the recipe runs interrupts the run (SIGTERM
-//     to itself), as Ctrl-C would. So nothing is left half built across
+//     Its stdin ending while the recipe runs interrupts the run, as
+//     SIGTERM would. So nothing is left half built across
 //     the hosts, whatever dies.
 //   - nsh down/status/graph LAB --host ... run nsh down LAB@NAME,
 //     nsh status --json LAB@NAME and nsh graph --json LAB@NAME on every
@@ -330,25 +330,23 @@ const readyLine = "\x1ensh up: part up, waiting for commit"
 // hostVerdict is what a host's nsh up hears from the coordinator after
 // the payload: "commit", or the end of its stdin.
 type hostVerdict struct {
-	done    atomic.Bool // the recipe has finished: the end of stdin no longer interrupts it
-	verdict chan string // "commit", or "" for the end of stdin
+	done    atomic.Bool   // the recipe has finished: the end of stdin no longer interrupts it
+	gone    chan struct{} // closed at the end of stdin
+	verdict chan string   // "commit", or "" for the end of stdin
 }
 
-// awaitVerdict reads the rest of stdin (r) in the background: an end of
-// stdin while the recipe runs interrupts it (SIGTERM to this process,
-// undone as any interrupted nsh up); a line is the verdict.
+// awaitVerdict reads the rest of stdin (r) in the background, for the
+// verdict: a line.
 func awaitVerdict(r io.Reader) *hostVerdict {
-	v := &hostVerdict{verdict: make(chan string, 1)}
+	v := &hostVerdict{gone: make(chan struct{}), verdict: make(chan string, 1)}
 	go func() {
 		br := bufio.NewReader(r)
 		line, err := br.ReadString('\n')
 		for err == nil && strings.TrimSpace(line) == "" {
 			line, err = br.ReadString('\n') // the payload's newline
 		}
-		if err != nil && !v.done.Load() {
-			unix.Kill(unix.Getpid(), unix.SIGTERM)
-		}
 		if err != nil {
+			close(v.gone)
 			line = ""
 		}
 		v.verdict <- strings.TrimSpace(line)
@@ -356,10 +354,22 @@ func awaitVerdict(r io.Reader) *hostVerdict {
 	return v
 }
 
+// watch interrupts run r, as SIGTERM would, if stdin ends while its
+// recipe runs (the coordinator or its connection died): the run undoes
+// what it made as any interrupted nsh up does.
+func (v *hostVerdict) watch(r *interp.Run) {
+	go func() {
+		<-v.gone
+		if !v.done.Load() {
+			fmt.Fprintln(os.Stderr, "nsh: up: nsh up --host went away (this nsh's stdin ended): interrupting the recipe")
+			r.Interrupt(unix.SIGTERM)
+		}
+	}()
+}
+
 // commit waits for the coordinator's verdict on lab key, which is up:
 // "commit" keeps it; the end of stdin takes it down again.
 func (v *hostVerdict) commit(key string) int {
-	v.done.Store(true)
 	fmt.Println(readyLine)
 	if <-v.verdict == "commit" {
 		return 0
@@ -473,28 +483,53 @@ recipe:
 		a := append([]string{"up", "--name", name, "--as-host", h.Name, "--hosts", m.hostsArg()}, flags...)
 		runs[i] = m.start(h, payload, append(a, "-")...)
 	}
-	// Every host's part up, or failed: then commit, or let the parts
-	// that are up take themselves down again (their stdin ends).
-	errs := map[string]error{}
+	// Every host's part up, or failed: then commit. At the first failure
+	// every host's stdin ends: a part that is up takes itself down
+	// again, a run still building is interrupted.
+	type event struct {
+		r   *hostRun
+		err error // nil: up
+	}
+	events := make(chan event, len(runs))
 	for _, r := range runs {
-		select {
-		case <-r.ready:
-		case err := <-r.exit:
-			r.exited = true
-			if err == nil {
-				err = errors.New("nsh up ended without saying its part is up")
+		go func() {
+			select {
+			case <-r.ready:
+				events <- event{r, nil}
+			case err := <-r.exit:
+				r.exited = true
+				if err == nil {
+					err = errors.New("nsh up ended without saying its part is up")
+				}
+				events <- event{r, err}
 			}
-			errs[r.h.Name] = err
+		}()
+	}
+	errs := map[string]error{}
+	var stopped []string // interrupted by the first failure: they undo themselves
+	closeAll := func(commit bool) {
+		for _, r := range runs {
+			if r.stdin != nil {
+				if commit {
+					io.WriteString(r.stdin, "commit\n")
+				}
+				r.stdin.Close()
+				r.stdin = nil
+			}
 		}
 	}
-	for _, r := range runs {
-		if r.stdin == nil {
-			continue
+	for range runs {
+		e := <-events
+		switch {
+		case e.err != nil && len(errs) > 0:
+			stopped = append(stopped, e.r.h.Name)
+		case e.err != nil:
+			errs[e.r.h.Name] = e.err
+			closeAll(false)
 		}
-		if len(errs) == 0 {
-			io.WriteString(r.stdin, "commit\n")
-		}
-		r.stdin.Close()
+	}
+	if len(errs) == 0 {
+		closeAll(true)
 	}
 	// The hosts' ends: after a commit, each nsh up exits 0 keeping its
 	// part; without one, a part that was up exits 0 once taken down.
@@ -526,15 +561,22 @@ recipe:
 			back = append(back, r.h.Name)
 		}
 	}
-	switch {
-	case len(after) > 0:
-		return labFail("up: lab %q failed on host %s (%s), and taking it down again failed on host %s: nsh down %s --host ... tries again",
-			name, strings.Join(failed, ", "), strings.Join(why, "; "), strings.Join(after, ", "), name)
-	case len(back) == 0:
-		return labFail("up: lab %q failed on host %s (%s); nothing is up", name, strings.Join(failed, ", "), strings.Join(why, "; "))
+	var done []string
+	if len(back) > 0 {
+		done = append(done, "taken down again on "+strings.Join(back, ", "))
 	}
-	return labFail("up: lab %q failed on host %s (%s); taken down again on %s: nothing of it is up",
-		name, strings.Join(failed, ", "), strings.Join(why, "; "), strings.Join(back, ", "))
+	if len(stopped) > 0 {
+		done = append(done, "interrupted and undone on "+strings.Join(stopped, ", "))
+	}
+	if len(done) == 0 {
+		done = append(done, "nothing else was up")
+	}
+	if len(after) > 0 {
+		return labFail("up: lab %q failed on host %s (%s); %s; taking it down failed on host %s: nsh down %s --host ... tries again",
+			name, strings.Join(failed, ", "), strings.Join(why, "; "), strings.Join(done, "; "), strings.Join(after, ", "), name)
+	}
+	return labFail("up: lab %q failed on host %s (%s); %s: nothing of it is up",
+		name, strings.Join(failed, ", "), strings.Join(why, "; "), strings.Join(done, "; "))
 }
 
 // hostRun is a host's nsh up under way.

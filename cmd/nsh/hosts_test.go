@@ -213,23 +213,45 @@ if lab.host == "b":
 }
 
 // A host that fails: the hosts where the lab came up take it down again,
-// and the error names the host.
+// a host still building is interrupted and undoes its part, and the error
+// names the host.
 func TestHostsFailureUndoesTheOthers(t *testing.T) {
 	h := newHostsLab(t, 3, 1500)
 	recipe := labRecipe(t, "fails.star", `
-netns(lab.prefix + "f" + lab.host)
+netns_new("f" + lab.host)
 if lab.host == "b":
+    sleep(0.5)
     fail("no room on b")
 `)
 	out, stderr, code := h.nsh(append(append([]string{"up"}, h.flags(true)...), recipe)...)
 	if code == 0 {
 		t.Fatalf("up with a failing host succeeded:\n%s%s", out, stderr)
 	}
-	for _, want := range []string{"b: ", "no room on b", `lab "fails" failed on host b`, "taken down again on a, c: nothing of it is up",
+	for _, want := range []string{"b: ", "no room on b", `lab "fails" failed on host b (b: nsh up exited with status 1); taken down again on a, c: nothing of it is up`,
 		`a: nsh: lab "fails@a" is down`, `c: nsh: lab "fails@c" is down`} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("up's errors lack %q:\n%s", want, stderr)
 		}
+	}
+	if left := h.left(); len(left) > 0 {
+		t.Errorf("after a failed up: %s", strings.Join(left, "; "))
+	}
+
+	recipe = labRecipe(t, "stops.star", `
+netns_new("s" + lab.host)
+if lab.host == "a":
+    fail("a fails first")
+if lab.host == "c":
+    sleep(60)
+`)
+	start := time.Now()
+	out, stderr, code = h.nsh(append(append([]string{"up"}, h.flags(true)...), recipe)...)
+	if code == 0 || !strings.Contains(stderr, `lab "stops" failed on host a (a: nsh up exited with status 1); `) ||
+		!strings.Contains(stderr, "interrupted and undone on c") || !strings.Contains(stderr, "nothing of it is up") {
+		t.Errorf("up with a failing host and one still building: %d\n%s%s", code, out, stderr)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("host c's recipe was not interrupted: up took %v", d)
 	}
 	if left := h.left(); len(left) > 0 {
 		t.Errorf("after a failed up: %s", strings.Join(left, "; "))

@@ -191,9 +191,15 @@ recipe:
 	if !hostNoteOff() {
 		builtins.SetHostNote(r.Registry, os.Stderr)
 	}
+	if verdict != nil {
+		verdict.watch(r)
+	}
 	_, err = r.ExecFile(recipe, src)
 	if err == nil {
 		err = builtins.LabUp(r.NewThread("nsh up"), r.Registry)
+	}
+	if verdict != nil {
+		verdict.done.Store(true)
 	}
 	if err != nil {
 		if !interp.IsExit(err) && r.Signal() == 0 {
