@@ -26,8 +26,9 @@ package main
 //     up); when its stdin ends instead (another host failed, or the
 //     coordinator or the connection died), it takes its part down again.
 //     Its stdin ending while the recipe runs interrupts the run, as
-//     SIGTERM would. So nothing is left half built across
-//     the hosts, whatever dies.
+//     SIGTERM would. So a failing host, or a coordinator that dies, leaves
+//     nothing half built across the hosts (a host's nsh killed outright
+//     leaves its part to nsh gc or nsh down there, as for any lab).
 //   - nsh down/status/graph LAB --host ... run nsh down LAB@NAME,
 //     nsh status --json LAB@NAME and nsh graph --json LAB@NAME on every
 //     host and combine what they print.
