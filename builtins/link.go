@@ -143,7 +143,7 @@ func (l *Link) CompareSameType(op syntax.Token, y starlark.Value, depth int) (bo
 
 var linkType = doc.Members[*Link]{
 	Name: "nsh.link",
-	Doc: `A network interface in a network namespace (veth(), bridge(), link()).
+	Doc: `A network interface in a network namespace (veth(), bridge(), vxlan(), link()).
 Its attributes are read from the kernel each time. Two values of the same
 link compare equal.`,
 	Attrs: []doc.AttrOf[*Link]{
@@ -158,7 +158,7 @@ link compare equal.`,
 		{Name: "ns", Doc: "its network namespace (nsh.namespace)", Get: func(l *Link) (starlark.Value, error) {
 			return &Namespace{ns: l.netns(), st: l.st}, nil
 		}},
-		{Name: "kind", Doc: `"veth", "bridge", "device", ...`, Get: fetched(func(_ *nlhandle.Handle, nl netlink.Link) (starlark.Value, error) {
+		{Name: "kind", Doc: `"veth", "bridge", "vxlan", "device", ... (a vxlan link has vni and remote too)`, Get: fetched(func(_ *nlhandle.Handle, nl netlink.Link) (starlark.Value, error) {
 			return starlark.String(nl.Type()), nil
 		})},
 		{Name: "mac", Doc: `hardware address, "aa:bb:cc:dd:ee:ff"`, Get: fetched(func(_ *nlhandle.Handle, nl netlink.Link) (starlark.Value, error) {
@@ -194,6 +194,18 @@ link compare equal.`,
 				return nil, nserr.New("link show", fmt.Sprintf("master %d of %q", a.MasterIndex, a.Name), err)
 			}
 			return starlark.String(m.Attrs().Name), nil
+		})},
+		{Name: "vni", Doc: "the VXLAN network identifier of a vxlan link, else None", Get: fetched(func(_ *nlhandle.Handle, nl netlink.Link) (starlark.Value, error) {
+			if v, ok := nl.(*netlink.Vxlan); ok {
+				return starlark.MakeInt(v.VxlanId), nil
+			}
+			return starlark.None, nil
+		})},
+		{Name: "remote", Doc: `the remote address (or multicast group) of a vxlan link, "192.168.50.2"; else None`, Get: fetched(func(_ *nlhandle.Handle, nl netlink.Link) (starlark.Value, error) {
+			if v, ok := nl.(*netlink.Vxlan); ok && v.Group != nil {
+				return starlark.String(v.Group.String()), nil
+			}
+			return starlark.None, nil
 		})},
 		{Name: "peer", Doc: "the other end of a veth pair nsh created, else None", Get: func(l *Link) (starlark.Value, error) {
 			if l.peer == nil {

@@ -18,6 +18,7 @@ func Table() doc.Table {
 		mountTable(),
 		linkTable(),
 		bridgeTable(),
+		vxlanTable(),
 		routeTable(),
 		sysctlTable(),
 		pingTable(),

@@ -95,17 +95,21 @@ print("ok")`, func(outs []string) error {
 	for _, c := range cases {
 		for round := 0; round < rounds; round++ {
 			script := `
-L=$1/barrier; : > "$L"
+L=$1/barrier; : > "$L"; rm -f "$1"/ready.*
 exec 9>"$L"; flock -x 9
 for i in 0 1 2 3 4 5 6 7 8 9; do
 	"$NSH" --no-host-note -c "
 T = '$2'
+run(['touch', '$1/ready.$i'])
 run(['flock', '-s', '$L', 'true'])
 $3
-sleep(0.5)
+sleep(1)
 " > "$1/out.$i" 2>&1 &
 done
-sleep 0.3
+# Released once all ten are at the barrier (a loaded host starts them
+# slowly: with a fixed pause, a late one could come after a winner had
+# ended and win too); a winner holds what it made for a second.
+while [ "$(ls "$1" | grep -c '^ready\.')" -lt 10 ]; do sleep 0.01; done
 flock -u 9; exec 9>&-
 wait
 for i in 0 1 2 3 4 5 6 7 8 9; do cat "$1/out.$i"; echo "@@"; done

@@ -163,7 +163,7 @@ func normalizeSnapshot(s string) []string {
 				}
 			}
 			if len(seg) > 2 {
-				if k := strings.Fields(seg[2]); len(k) > 0 && (k[0] == "veth" || k[0] == "bridge") {
+				if k := strings.Fields(seg[2]); len(k) > 0 && (k[0] == "veth" || k[0] == "bridge" || k[0] == "vxlan") {
 					l += " " + k[0]
 				}
 			}
@@ -183,7 +183,8 @@ func normalizeSnapshot(s string) []string {
 
 // nsh --trace=FILE writes a setup script that rebuilds, with iproute2 alone
 // on a machine without what nsh made, the same namespaces, links,
-// addresses, routes and sysctls; and a teardown script that leaves
+// addresses, routes and sysctls (a VXLAN link born in another namespace
+// than its underlay's among them); and a teardown script that leaves
 // nothing. (The tests run on a "clean machine": a private net and mount
 // namespace with its own /run.)
 func TestTraceScripts(t *testing.T) {
@@ -219,6 +220,10 @@ y.up()
 x.up()
 x.down()
 sysctl("net.ipv4.ip_forward", 1, ns=m)
+start = namespaces()
+setns(m)
+vxlan("trs-vx", 77, remote="10.81.1.1", dev="trs-br", ns=b, addr="10.83.0.2/24", learning=False)
+setns(start)
 print(run(["sh", "-c", `+"'''"+snapshotCmd+"'''"+`, "sh", "trs-r", "trs-m", "trs-b"]).stdout)
 `), 0o644)
 	if err != nil {
@@ -232,6 +237,9 @@ print(run(["sh", "-c", `+"'''"+snapshotCmd+"'''"+`, "sh", "trs-r", "trs-m", "trs
 	want := normalizeSnapshot(built)
 	if len(want) < 20 {
 		t.Fatalf("the snapshot of nsh's build is too short:\n%s", built)
+	}
+	if !slices.Contains(want, "link trs-vx up=true mtu 1350 vxlan") {
+		t.Fatalf("the snapshot of nsh's build has no VXLAN link trs-vx (mtu 1400 - 50):\n%s", strings.Join(want, "\n"))
 	}
 	if _, err := os.Stat("/run/netns/trs-r"); err == nil {
 		t.Fatal("nsh left trs-r")

@@ -212,6 +212,11 @@ m1.move(host.net)
 		{"host veth made", `veth("wa-a", "wa-b")`, "kill-after=1"},
 		{"veth with addresses", `veth("wa-a", "wa-b", addr = "10.231.0.1/24", peer_addr = "10.231.0.2/24")`, "kill-after=2"},
 		{"host bridge added", `bridge("wa-br")`, "kill-at=link.added"},
+		{"host vxlan added", `vxlan("wa-vx", 42, remote = "192.0.2.1")`, "kill-at=link.added"},
+		{"vxlan added into the host from an inner underlay", `host = namespaces()
+inner = unshare("net").net
+vxlan("wa-vx", 42, remote = "192.0.2.1", ns = host.net)`, "kill-at=link.added"},
+		{"host vxlan with an address", `vxlan("wa-vx", 42, remote = "192.0.2.1", addr = "10.233.0.1/24")`, "kill-after=2"},
 		{"link moved into the host, first end", moveBoth, "kill-at=link.moved#1"},
 		{"link moved into the host, second end", moveBoth, "kill-at=link.moved#2"},
 		{"host link renamed", `a, b = veth("wa-r0", "wa-r1")
@@ -277,6 +282,7 @@ m0, m1 = veth("wk-m0", "wk-m1", ns = inner, peer_ns = inner)
 m0.move(host.net)
 m1.move(host.net)
 m0.rename("wk-m2")
+vxlan("wk-vx", 5, remote = "192.0.2.1", dev = "wk-m2", addr = "10.233.0.1/24")
 `, n+1, filepath.Join(dir, "x", "mnt"))
 	count := filepath.Join(t.TempDir(), "count")
 	if stderr, ws := faultRun(t, bin, script, "count="+count); ws.ExitStatus() != 0 {

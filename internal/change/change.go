@@ -207,7 +207,9 @@ func (r *NetnsAdd) UndoCommands() []string {
 }
 
 // LinkAdd creates a link: a veth pair (Kind "veth", the peer born in
-// PeerNS) or a bridge (Kind "bridge").
+// PeerNS), a bridge (Kind "bridge") or a VXLAN link (Kind "vxlan", with
+// VXLAN's fields). NS is where the link is (for a VXLAN link, where it is
+// born: its underlay is in Under).
 type LinkAdd struct {
 	Effect
 	Kind   string
@@ -216,13 +218,32 @@ type LinkAdd struct {
 	Peer   string // veth only
 	PeerNS Netns  // veth only
 	MTU    int    // 0: the default
-	Up     bool   // created up (the veth's first end, or the bridge)
+	Up     bool   // created up (the veth's first end, the bridge, the VXLAN link)
+	VXLAN  *VXLAN `json:",omitempty"` // vxlan only
+}
+
+// VXLAN is what a VXLAN link is made of: its VNI and its underlay, which
+// is in the network namespace Under (the link itself is born in the
+// record's NS, as with `ip link add ... netns NS`).
+type VXLAN struct {
+	Under      Netns
+	VNI        int
+	Remote     string `json:",omitempty"` // unicast peer
+	Group      string `json:",omitempty"` // multicast group
+	Local      string `json:",omitempty"`
+	Dev        string `json:",omitempty"` // underlay link
+	Port       int    // UDP destination port
+	NoLearning bool   `json:",omitempty"`
 }
 
 // Commands renders `ip link add name NAME [mtu M] [up] type veth peer
 // name P [mtu M] [netns X]` or `ip link add name NAME [up] type bridge`
 // (with "name" and "dev" spelled out, a link called "a" is not taken for
 // the keyword "address").
+//
+// A VXLAN link is rendered in its underlay's namespace: `ip link add name
+// NAME [mtu M] [up] [netns X] type vxlan id N [remote A | group G] [local
+// L] [dev D] dstport P [nolearning]`.
 func (r *LinkAdd) Commands() []string {
 	s := "link add name " + r.Name
 	if r.MTU > 0 {
@@ -230,6 +251,29 @@ func (r *LinkAdd) Commands() []string {
 	}
 	if r.Up {
 		s += " up"
+	}
+	if v := r.VXLAN; v != nil {
+		if v.Under != r.NS {
+			s += " netns " + r.NS.Ref()
+		}
+		s += fmt.Sprintf(" type vxlan id %d", v.VNI)
+		switch {
+		case v.Remote != "":
+			s += " remote " + v.Remote
+		case v.Group != "":
+			s += " group " + v.Group
+		}
+		if v.Local != "" {
+			s += " local " + v.Local
+		}
+		if v.Dev != "" {
+			s += " dev " + v.Dev
+		}
+		s += fmt.Sprintf(" dstport %d", v.Port)
+		if v.NoLearning {
+			s += " nolearning"
+		}
+		return []string{v.Under.IP(s)}
 	}
 	s += " type " + r.Kind
 	if r.Kind == "veth" {

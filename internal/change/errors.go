@@ -244,6 +244,9 @@ func permHint(r Record, err error) (string, bool) {
 		case *LinkAdd:
 			what = "creating a link"
 			nss = append(nss, r.PeerNS)
+			if r.VXLAN != nil {
+				nss = append(nss, r.VXLAN.Under)
+			}
 		case *LinkDel:
 			what = "deleting a link"
 		case *LinkSet:

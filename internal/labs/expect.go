@@ -21,6 +21,9 @@ func Noted(r change.Record) (kind string, nss []change.Netns, ok bool) {
 	switch r := r.(type) {
 	case *change.LinkAdd:
 		nss = []change.Netns{r.NS, r.PeerNS}
+		if r.VXLAN != nil {
+			nss = append(nss, r.VXLAN.Under)
+		}
 	case *change.LinkDel:
 		nss = []change.Netns{r.NS}
 	case *change.LinkSet:
