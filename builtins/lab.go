@@ -68,7 +68,37 @@ func LabValue(name, prefix string) starlark.Value {
 		"name":   starlark.String(name),
 		"prefix": starlark.String(prefix),
 		"up":     starlark.Bool(name != ""),
+		"host":   starlark.None,
 	})
+}
+
+// LabHosts are the predeclared `lab` and `hosts` of a host's part of a
+// lab brought up on several hosts (nsh up --host): lab.host is host, and
+// hosts maps each host's name to its underlay address (frozen).
+func LabHosts(name, prefix, host string, hosts map[string]string) starlark.StringDict {
+	d := starlark.NewDict(len(hosts))
+	var names []string
+	for n := range hosts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		d.SetKey(starlark.String(n), starlark.String(hosts[n]))
+	}
+	d.Freeze()
+	var h starlark.Value = starlark.None
+	if host != "" {
+		h = starlark.String(host)
+	}
+	return starlark.StringDict{
+		"lab": starlarkstruct.FromStringDict(starlark.String("lab"), starlark.StringDict{
+			"name":   starlark.String(name),
+			"prefix": starlark.String(prefix),
+			"up":     starlark.Bool(name != ""),
+			"host":   h,
+		}),
+		"hosts": d,
+	}
 }
 
 // daemonStream opens what a daemon of the lab gets as its stream i when
@@ -104,12 +134,24 @@ func (st *state) labDaemon(pid int, argv []string) {
 // labTable predeclares lab, as it is outside nsh up (nsh up replaces it).
 func labTable() doc.Table {
 	return doc.Table{
-		Consts: map[string]starlark.Value{"lab": LabValue("", "")},
-		Topic: map[string]string{"lab": `The lab a recipe builds under nsh up (see nsh up in nsh -h):
+		Consts: map[string]starlark.Value{"lab": LabValue("", ""), "hosts": LabHosts("", "", "", nil)["hosts"]},
+		Topic: map[string]string{"hosts": `hosts: under nsh up --host NAME=TARGET[,ADDR] ..., a frozen dict of each
+host's name to its underlay address (a string), the same on every host;
+lab.host is the name of the host running the recipe. {} otherwise. The
+recipe builds each host's part and joins them with VXLAN:
+  if lab.host == "a":
+      h1 = netns("h1")
+      vxlan("vx0", 42, remote=hosts["b"], ns=h1, addr="10.9.0.1/24")
+See "Across machines" in the README.`, "lab": `The lab a recipe builds under nsh up (see nsh up in nsh -h):
   lab.name    the lab's name ("" outside nsh up)
   lab.prefix  the prefix for names in shared places, /run/netns and links in
               the host ("" unless nsh up --prefix P): netns(lab.prefix + "c1")
   lab.up      True under nsh up
+  lab.host    this host's name when nsh up --host brings the lab up on
+              several hosts (each runs the recipe and builds its part:
+              if lab.host == "a": ...); None otherwise
+  hosts       a dict: each host's name -> its underlay address, for
+              vxlan(remote=hosts["b"]); {} unless nsh up --host
 In a lab everything the recipe makes is kept until nsh down: namespaces,
 links, addresses, routes, sysctls, mounts, and processes started without
 waiting (its daemons); persist=True and persist() change nothing there,

@@ -108,6 +108,12 @@ def stub_pivot_root(new_root, put_old = None):
 def stub_mounts(ns = None):
     return mounts()   # reads the pivoted mount namespace, not the host's
 `, want: `^fail: the host's root changed$`},
+	{recipe: "two-hosts.star", site: "is for two hosts", stubs: `
+stub_lab = struct(name = "two-hosts", prefix = "", up = True, host = "a")   # nsh up --host with three hosts
+stub_hosts = {"a": "192.0.2.1", "b": "192.0.2.2", "c": "192.0.2.3"}
+`, want: `^fail: two-hosts.star is for two hosts \(nsh up --host a=TARGET --host b=TARGET\), not 3: a, b, c$`},
+	{recipe: "two-hosts.star", site: "cannot reach", stubs: noRoutes,
+		want: `^fail: h1 cannot reach 10.42.0.2 over the VXLAN: 10.42.0.2: 0/3 replies`},
 }
 
 // TestRecipeFailures runs every fail() of the recipes in scripts/, each

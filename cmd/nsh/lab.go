@@ -16,7 +16,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"go.starlark.net/starlark"
 	"golang.org/x/sys/unix"
 
 	"nsh.dev/nsh/builtins"
@@ -68,7 +67,9 @@ func labFail(format string, a ...any) int {
 }
 
 func upCmd(args []string) int {
-	var name, prefix string
+	var name, prefix, asHost string
+	var hosts map[string]string
+	var verdict *hostVerdict // of the coordinator, for a host's part
 	replace := false
 	i := 0
 	for ; i < len(args); i++ {
@@ -90,6 +91,23 @@ func upCmd(args []string) int {
 			name = strings.TrimPrefix(a, "--name=")
 		case strings.HasPrefix(a, "--prefix="):
 			prefix = strings.TrimPrefix(a, "--prefix=")
+		case a == "--as-host" || a == "--hosts":
+			// Hidden: this host's part of nsh up --host (hosts.go).
+			if i+1 >= len(args) {
+				return labFail("up: %s needs a value", a)
+			}
+			i++
+			if a == "--as-host" {
+				asHost = args[i]
+				if err := labs.CheckName(asHost); err != nil {
+					return labFail("up: --as-host: %v", err)
+				}
+				continue
+			}
+			var err error
+			if hosts, err = parseHostsArg(args[i]); err != nil {
+				return labFail("up: %v", err)
+			}
 		case a == "--dry-run":
 			return dryRun(append(args[:i:i], args[i+1:]...))
 		case strings.HasPrefix(a, "-") && a != "-":
@@ -103,12 +121,39 @@ recipe:
 		return labFail("up: which recipe?\n%s", labUsage)
 	}
 	recipe, rargs := args[i], args[i+1:]
+	if (asHost == "") != (hosts == nil) || asHost != "" && (recipe != "-" || hosts[asHost] == "") {
+		return labFail("up: --as-host NAME and --hosts NAME=ADDR,... come together, with NAME among the hosts and the recipe on stdin (-): nsh up --host sends them")
+	}
+	shown := ""
+	if asHost != "" {
+		// The recipe and its modules come on stdin: unpacked into a
+		// directory of this run's, removed when it ends.
+		var p hostPayload
+		dec := json.NewDecoder(os.Stdin)
+		if err := dec.Decode(&p); err != nil || p.Bundle == nil {
+			return labFail("up: reading the recipe nsh up --host sends on stdin: %v", err)
+		}
+		verdict = awaitVerdict(io.MultiReader(dec.Buffered(), os.Stdin))
+		// Should nsh up --host die, what this nsh prints goes nowhere:
+		// it must not kill it (SIGPIPE) before it has undone its part.
+		signal.Ignore(syscall.SIGPIPE)
+		tmp, err := os.MkdirTemp("", "nsh-up-"+asHost+"-")
+		if err != nil {
+			return labFail("up: %v", err)
+		}
+		defer os.RemoveAll(tmp)
+		if recipe, err = p.Bundle.Unpack(tmp); err != nil {
+			return labFail("up: %v", err)
+		}
+		rargs, shown = p.Args, p.Recipe+" (host "+asHost+")"
+	}
 	if name == "" {
 		name = strings.TrimSuffix(filepath.Base(recipe), ".star")
 	}
 	if err := labs.CheckName(name); err != nil {
 		return labFail("up: %v", err)
 	}
+	key := labs.Key(name, asHost)
 	if os.Geteuid() != 0 {
 		return labFail("up: rootless labs are not supported yet (they need a keeper process for the lab's user namespace); run nsh up as root")
 	}
@@ -117,14 +162,17 @@ recipe:
 		return labFail("%v", err)
 	}
 	if replace {
-		if _, err := labs.Open(name); err == nil {
-			if code := downLab(name, os.Stderr); code != 0 {
+		if _, err := labs.Open(key); err == nil {
+			if code := downLab(key, os.Stderr); code != 0 {
 				return code
 			}
 		}
 	}
 	abs, _ := filepath.Abs(recipe)
-	l := &labs.Lab{Name: name, Recipe: abs, Args: rargs, Prefix: prefix, Keeper: keeper.Joined()}
+	if shown != "" {
+		abs = shown
+	}
+	l := &labs.Lab{Name: name, Host: asHost, Recipe: abs, Args: rargs, Prefix: prefix, Keeper: keeper.Joined()}
 	unlock, err := labs.Create(l)
 	if err != nil {
 		return labFail("up: %v", err)
@@ -132,7 +180,7 @@ recipe:
 	defer unlock()
 
 	cfg := interp.Config{Builtins: builtins.Table(), Prompt: builtins.Prompt, MaxMemory: interp.DefaultMaxMemory,
-		Abort: abort, Extra: starlark.StringDict{"lab": builtins.LabValue(name, prefix)}}
+		Abort: abort, Extra: builtins.LabHosts(name, prefix, asHost, hosts)}
 	if dryPlan != nil {
 		cfg.TraceSetup, cfg.TraceTeardown = dryPlan, io.Discard
 		cfg.Stdout = os.Stderr // stdout is the plan's
@@ -143,9 +191,15 @@ recipe:
 	if !hostNoteOff() {
 		builtins.SetHostNote(r.Registry, os.Stderr)
 	}
+	if verdict != nil {
+		verdict.watch(r)
+	}
 	_, err = r.ExecFile(recipe, src)
 	if err == nil {
 		err = builtins.LabUp(r.NewThread("nsh up"), r.Registry)
+	}
+	if verdict != nil {
+		verdict.done.Store(true)
 	}
 	if err != nil {
 		if !interp.IsExit(err) && r.Signal() == 0 {
@@ -159,9 +213,9 @@ recipe:
 		// failed) is nsh down's, else the lab goes.
 		if recs, rerr := labs.Read(l.Dir); rerr == nil && len(recs) == 0 {
 			os.RemoveAll(l.Dir)
-			fmt.Fprintf(os.Stderr, "nsh: lab %q not made: everything the recipe made is undone\n", name)
+			fmt.Fprintf(os.Stderr, "nsh: lab %q not made: everything the recipe made is undone\n", key)
 		} else {
-			fmt.Fprintf(os.Stderr, "nsh: lab %q half made and not all undone: nsh down %s\n", name, name)
+			fmt.Fprintf(os.Stderr, "nsh: lab %q half made and not all undone: nsh down %s\n", key, key)
 		}
 		code := r.ExitCode(err)
 		if code == 0 {
@@ -178,7 +232,11 @@ recipe:
 		return 0
 	}
 	fmt.Fprintf(os.Stderr, "nsh: lab %q is up: %d nodes, %d changes journaled (nsh status %s; nsh down %s)\n",
-		name, len(l.Nodes), len(recs), name, name)
+		key, len(l.Nodes), len(recs), key, key)
+	if verdict != nil {
+		unlock() // downLab takes the lock
+		return verdict.commit(key)
+	}
 	return 0
 }
 
@@ -196,7 +254,7 @@ func downWith(args []string, down func(name string) int) int {
 		}
 		code := 0
 		for _, l := range ls {
-			if c := down(l.Name); c != 0 {
+			if c := down(l.Key()); c != 0 {
 				code = c
 			}
 		}
@@ -289,7 +347,7 @@ func lsCmd(args []string) int {
 	var rows []row
 	for _, l := range ls {
 		recs, _ := labs.Read(l.Dir)
-		rows = append(rows, row{l.Name, labState(l, recs), l.Recipe, l.Args, l.Created, len(l.Nodes), len(recs)})
+		rows = append(rows, row{l.Key(), labState(l, recs), l.Recipe, l.Args, l.Created, len(l.Nodes), len(recs)})
 	}
 	if asJSON {
 		b, _ := json.MarshalIndent(rows, "", "  ")
@@ -511,6 +569,12 @@ func statusCmd(args []string) int {
 				peer = strings.TrimPrefix(lk.Peer.Netns+"/"+lk.Peer.Name, "/")
 				if peer == "" {
 					peer = string(lk.Peer.Where)
+				}
+			}
+			if lk.VXLAN != nil {
+				peer = fmt.Sprintf("vni %d", lk.VXLAN.VNI)
+				if lk.VXLAN.Remote != "" {
+					peer += " to " + lk.VXLAN.Remote
 				}
 			}
 			if lk.Master != "" {
@@ -842,10 +906,10 @@ func gcCmd(args []string) int {
 		found++
 		if dry {
 			recs, _ := labs.Read(l.Dir)
-			fmt.Printf("%s: half built by nsh %d, which is gone: %d changes to undo\n", l.Name, l.Pid, len(recs))
+			fmt.Printf("%s: half built by nsh %d, which is gone: %d changes to undo\n", l.Key(), l.Pid, len(recs))
 			continue
 		}
-		if c := downLab(l.Name, os.Stderr); c != 0 {
+		if c := downLab(l.Key(), os.Stderr); c != 0 {
 			code = c
 		}
 	}

@@ -138,14 +138,26 @@ func rootlessUp(args []string) int {
 	return code
 }
 
-// upTarget reads the lab's name and --replace from nsh up's arguments, as
-// upCmd does (which refuses what is wrong in them).
+// upTarget reads the lab's name (its key, NAME@HOST for a host's part of
+// nsh up --host) and --replace from nsh up's arguments, as upCmd does
+// (which refuses what is wrong in them).
 func upTarget(args []string) (name string, replace bool) {
+	host := ""
+	defer func() {
+		if name != "" {
+			name = labs.Key(name, host)
+		}
+	}()
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
 		case a == "--replace":
 			replace = true
+		case a == "--as-host" && i+1 < len(args):
+			host = args[i+1]
+			i++
+		case a == "--hosts":
+			i++
 		case a == "--name" && i+1 < len(args):
 			name = args[i+1]
 			i++
@@ -271,13 +283,13 @@ func rootlessGC(args []string) int {
 		found++
 		if dry {
 			if gone {
-				fmt.Printf("%s: its keeper (pid %d) is gone, and everything it held: its directory to remove\n", l.Name, l.Keeper.Pid)
+				fmt.Printf("%s: its keeper (pid %d) is gone, and everything it held: its directory to remove\n", l.Key(), l.Keeper.Pid)
 			} else {
-				fmt.Printf("%s: half built by nsh %d, which is gone: to take down\n", l.Name, l.Pid)
+				fmt.Printf("%s: half built by nsh %d, which is gone: to take down\n", l.Key(), l.Pid)
 			}
 			continue
 		}
-		if c := rootlessDownLab(l.Name); c != 0 {
+		if c := rootlessDownLab(l.Key()); c != 0 {
 			code = c
 		}
 	}

@@ -463,3 +463,37 @@ clone("sleep infinity", "pid", mount_proc = True, wait = False)
 	}
 	r.noneLeft(t, ns, "every")
 }
+
+// nsh up --host as an unprivileged user: each host's part is a rootless
+// lab LAB@HOST with a keeper of its own (here both hosts are this machine,
+// reached by a transport that runs the command as it is), status combines
+// them, down takes both down, --replace replaces both.
+func TestRootlessLabHosts(t *testing.T) {
+	r := newRootlessLabs(t)
+	r.recipe(t, "parts.star", `
+n = netns_new("n" + lab.host)
+veth("e0", "e1", ns=n, peer_ns=n, addr="10.0.0.1/24", peer_addr="10.0.0.2/24")
+print("part of", lab.host, "with", hosts)
+`)
+	hosts := []string{"--host", "a=here,10.9.0.1", "--host", "b=there,10.9.0.2", "--transport", "env NSH_TARGET={target}", "--remote-nsh", nshBin}
+	for _, up := range [][]string{{"up"}, {"up", "--replace"}} {
+		out, stderr, code := r.nsh(t, append(append(up, hosts...), "parts.star")...)
+		if code != 0 || !strings.Contains(out, `a: part of a with {"a": "10.9.0.1", "b": "10.9.0.2"}`) || !strings.Contains(stderr, `lab "parts" is up on 2 hosts`) {
+			t.Fatalf("%s: %d\n%s%s", strings.Join(up, " "), code, out, stderr)
+		}
+	}
+	a, b := r.lab(t, "parts@a"), r.lab(t, "parts@b")
+	if *a.Keeper == *b.Keeper || a.Host != "a" || b.Host != "b" {
+		t.Errorf("the hosts' parts: %+v %+v", a, b)
+	}
+	nsA, nsB := usernsOf(t, a.Keeper.Pid), usernsOf(t, b.Keeper.Pid)
+	out, stderr, code := r.nsh(t, append([]string{"status", "parts"}, hosts...)...)
+	if code != 0 || !strings.Contains(out, "a     na    e0") || !strings.Contains(out, "b     nb    e0") {
+		t.Errorf("status: %d\n%s%s", code, out, stderr)
+	}
+	if _, stderr, code := r.nsh(t, append([]string{"down", "parts"}, hosts...)...); code != 0 {
+		t.Errorf("down: %d %s", code, stderr)
+	}
+	r.noneLeft(t, nsA, "parts@a")
+	r.noneLeft(t, nsB, "parts@b")
+}

@@ -134,6 +134,12 @@ func run(args []string) int {
 		// One test of nsh test, in the runner's (rootless) user namespace.
 		return testrun.Child(args[1:], scriptConfig())
 	}
+	if len(args) > 0 && args[0] == "underlay-addr" {
+		return underlayAddrCmd(args[1:]) // for nsh up --host, hidden
+	}
+	if code, done := multiCmd(args); done {
+		return code
+	}
 	if code, done := rootlessLab(args); done {
 		return code
 	}
@@ -325,7 +331,7 @@ func parseArgs(args []string) (opts options, code int, done bool) {
 		}
 		switch {
 		case a == "-h" || a == "--help" || a == "-help":
-			fmt.Print(usage + "\n" + labUsage)
+			fmt.Print(usage + "\n" + labUsage + hostsUsage)
 			return opts, 0, true
 		case a == "--version" || a == "-version":
 			fmt.Println("nsh", version)

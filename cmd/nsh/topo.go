@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -27,12 +28,15 @@ persist=True, and routes and rate limits are added by ip(8) and tc(8).
 
 const graphUsage = `usage: nsh graph [--mermaid] LAB
        nsh graph --netns [--mermaid] [NETNS...]
+       nsh graph [--mermaid] LAB --host NAME=TARGET ... [--transport T]
 
 Prints the live topology of a lab's nodes, or of the named network
 namespaces (all of /run/netns if none is named), as a Graphviz DOT graph (the default; --dot
 says so explicitly), or as a Mermaid flowchart with --mermaid. Namespaces
 are nodes labelled with their name and addresses, bridges nodes of their
-own, veth pairs edges. Needs root. Render DOT with: dot -Tsvg -o lab.svg
+own, veth pairs edges. With --host, every host's part of the lab is read
+there and drawn as one topology, its nodes named HOST/NODE, with a bold
+edge per VXLAN link between hosts. Needs root. Render DOT with: dot -Tsvg -o lab.svg
 `
 
 // exportCmd is "nsh export".
@@ -72,7 +76,7 @@ func export(names []string, opt topo.RecipeOptions) int {
 // graphCmd is "nsh graph".
 func graphCmd(args []string) int {
 	var names []string
-	netns, mermaid := false, false
+	netns, mermaid, asJSON := false, false, false
 	for i := 0; i < len(args); i++ {
 		switch a := args[i]; {
 		case a == "-h" || a == "--help":
@@ -84,6 +88,8 @@ func graphCmd(args []string) int {
 			mermaid = true
 		case a == "--dot":
 			mermaid = false
+		case a == "--json":
+			asJSON = true // hidden: the topology for nsh graph --host
 		case a == "--":
 			names = append(names, args[i+1:]...)
 			i = len(args)
@@ -118,6 +124,15 @@ func graphCmd(args []string) int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "nsh graph: %v\n", err)
 		return 1
+	}
+	if asJSON {
+		b, err := json.Marshal(t)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "nsh graph: %v\n", err)
+			return 1
+		}
+		fmt.Println(string(b))
+		return 0
 	}
 	if mermaid {
 		fmt.Print(t.Mermaid())

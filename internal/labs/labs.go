@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -63,6 +64,11 @@ type Lab struct {
 	// that holds the lab's user and mount namespaces (see
 	// internal/keeper); nil for root's labs.
 	Keeper *Keeper `json:"keeper,omitempty"`
+	// Host is this machine's part of a lab brought up on several hosts
+	// (nsh up --host): the host's name, "" for a lab of one machine. Its
+	// directory is Root/NAME@HOST (see Key), so that hosts sharing one
+	// machine's /run (the one-machine test) keep apart.
+	Host string `json:"host,omitempty"`
 
 	// Dir is the lab's directory (not stored).
 	Dir string `json:"-"`
@@ -165,9 +171,34 @@ func CheckName(name string) error {
 	return nil
 }
 
-// Dir returns the directory of lab name.
-func Dir(name string) (string, error) {
+// Key names the part of lab name that host holds on this machine:
+// "NAME@HOST", or name for a lab of one machine (host ""). nsh's lab
+// commands take a key wherever they take a lab's name.
+func Key(name, host string) string {
+	if host == "" {
+		return name
+	}
+	return name + "@" + host
+}
+
+// checkKey refuses a key that is not NAME or NAME@HOST, both as
+// CheckName wants them.
+func checkKey(key string) error {
+	name, host, ok := strings.Cut(key, "@")
 	if err := CheckName(name); err != nil {
+		return err
+	}
+	if ok {
+		if err := CheckName(host); err != nil {
+			return fmt.Errorf("lab %q: invalid host name %q: 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit", key, host)
+		}
+	}
+	return nil
+}
+
+// Dir returns the directory of lab name (a key: NAME or NAME@HOST).
+func Dir(name string) (string, error) {
+	if err := checkKey(name); err != nil {
 		return "", err
 	}
 	root, err := Root()
@@ -250,7 +281,7 @@ func List() ([]*Lab, error) {
 	}
 	var out []*Lab
 	for _, e := range ents {
-		if CheckName(e.Name()) != nil {
+		if checkKey(e.Name()) != nil {
 			continue
 		}
 		// Root once for all (it reads /proc/self/uid_map).
@@ -303,7 +334,8 @@ func Lock(dir string) (func(), error) {
 // lab.json in state Building; it fails, naming the lab, if one of that
 // name exists.
 func Create(l *Lab) (unlock func(), err error) {
-	dir, err := Dir(l.Name)
+	key := Key(l.Name, l.Host)
+	dir, err := Dir(key)
 	if err != nil {
 		return nil, err
 	}
@@ -311,11 +343,11 @@ func Create(l *Lab) (unlock func(), err error) {
 		return nil, err
 	}
 	if err := os.Mkdir(dir, 0o700); errors.Is(err, fs.ErrExist) {
-		old, oerr := Open(l.Name)
+		old, oerr := Open(key)
 		if oerr == nil && old.Broken() {
-			return nil, fmt.Errorf("lab %q exists, half built by nsh %d, which is gone: nsh gc undoes it", l.Name, old.Pid)
+			return nil, fmt.Errorf("lab %q exists, half built by nsh %d, which is gone: nsh gc undoes it", key, old.Pid)
 		}
-		return nil, fmt.Errorf("lab %q exists (nsh down %s takes it down; nsh up --replace builds it again)", l.Name, l.Name)
+		return nil, fmt.Errorf("lab %q exists (nsh down %s takes it down; nsh up --replace builds it again)", key, key)
 	} else if err != nil {
 		return nil, err
 	}
@@ -434,3 +466,7 @@ func Runs() ([]*Run, error) {
 	}
 	return out, nil
 }
+
+// Key is the lab's key on this machine: its name, or NAME@HOST for a
+// host's part of a lab of several hosts.
+func (l *Lab) Key() string { return Key(l.Name, l.Host) }

@@ -20,6 +20,7 @@ type edge struct {
 	from, to          string // node ids
 	fromName, toName  string
 	bridgeToNamespace bool
+	vni               int // a VXLAN link between hosts (Merge): its VNI
 }
 
 type graph struct {
@@ -95,6 +96,14 @@ func (t *Topology) graph() *graph {
 			g.edges = append(g.edges, e)
 		}
 	}
+	for _, tu := range t.tunnels {
+		e := edge{from: nsID(tu.from), to: nsID(tu.to), fromName: tu.fromName, toName: tu.toName, vni: tu.vni}
+		if tu.to == "" {
+			e.to = "remote " + tu.remote
+			add(&node{id: e.to, label: []string{"(vxlan remote)", tu.remote}, extern: true})
+		}
+		g.edges = append(g.edges, e)
+	}
 	return g
 }
 
@@ -122,6 +131,9 @@ func (t *Topology) DOT() string {
 		var attrs []string
 		if e.bridgeToNamespace {
 			attrs = append(attrs, "style=dashed")
+		}
+		if e.vni != 0 {
+			attrs = append(attrs, "style=bold", "label="+dotQuote(fmt.Sprintf("vxlan %d", e.vni)))
 		}
 		if e.fromName != "" {
 			attrs = append(attrs, "taillabel="+dotQuote(e.fromName))
@@ -182,6 +194,12 @@ func (t *Topology) Mermaid() string {
 		switch {
 		case e.bridgeToNamespace:
 			fmt.Fprintf(&b, "    %s -.- %s\n", ids[e.from], ids[e.to])
+		case e.vni != 0:
+			label := fmt.Sprintf("%s (vxlan %d)", e.fromName, e.vni)
+			if e.toName != "" {
+				label = fmt.Sprintf("%s — %s (vxlan %d)", e.fromName, e.toName, e.vni)
+			}
+			fmt.Fprintf(&b, "    %s ===|%s| %s\n", ids[e.from], mermaidQuote(label), ids[e.to])
 		case e.toName == "":
 			fmt.Fprintf(&b, "    %s ---|%s| %s\n", ids[e.from], mermaidQuote(e.fromName), ids[e.to])
 		default:

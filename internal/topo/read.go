@@ -377,6 +377,15 @@ func readLinks(h *netlink.Handle, r *raw, label string) error {
 		if l.Kind == "veth" {
 			r.veths[l] = veth{index: a.ParentIndex, nsid: a.NetNsID}
 		}
+		if vx, ok := nl.(*netlink.Vxlan); ok {
+			l.VXLAN = &VXLAN{VNI: vx.VxlanId, Port: vx.Port}
+			if vx.Group != nil && !vx.Group.IsUnspecified() {
+				l.VXLAN.Remote = vx.Group.String()
+			}
+			if vx.SrcAddr != nil && !vx.SrcAddr.IsUnspecified() {
+				l.VXLAN.Local = vx.SrcAddr.String()
+			}
+		}
 		r.ns.Links = append(r.ns.Links, l)
 	}
 	for _, nl := range ls {

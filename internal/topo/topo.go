@@ -35,6 +35,9 @@ import (
 // Topology is what Read found: the network namespaces it read, by name.
 type Topology struct {
 	Netns []*Netns // sorted by name
+	// tunnels are the VXLAN links between the hosts of a topology Merge
+	// made (not read: Read leaves it empty).
+	tunnels []tunnel
 }
 
 // Netns is one named network namespace.
@@ -64,6 +67,17 @@ type Link struct {
 	// what the link sends to, in bits per second; 0: none. Other root
 	// qdiscs someone added are listed in Netns.Skipped.
 	Rate uint64
+	// VXLAN is what a vxlan link joins; nil for other kinds.
+	VXLAN *VXLAN `json:",omitempty"`
+}
+
+// VXLAN is a vxlan link's tunnel: its VNI, the remote (or multicast
+// group) and local underlay addresses ("" when not set), and its UDP port.
+type VXLAN struct {
+	VNI    int
+	Remote string `json:",omitempty"`
+	Local  string `json:",omitempty"`
+	Port   int    `json:",omitempty"`
 }
 
 // Where says where a veth's peer is.
