@@ -794,48 +794,7 @@ func (m *multiHost) status(args []string) int {
 			continue
 		}
 		for _, n := range st.Nodes {
-			if !n.Present {
-				fmt.Fprintf(tw, "%s\t%s\t-\t-\tgone\t-\t-\n", h.Name, n.Name)
-				continue
-			}
-			if n.Live == nil {
-				fmt.Fprintf(tw, "%s\t%s\t\t\t\t\t\n", h.Name, n.Name)
-				continue
-			}
-			first := true
-			for _, lk := range n.Live.Links {
-				if lk.Kind == "loopback" {
-					continue
-				}
-				state, peer := "down", ""
-				if lk.Up {
-					state = "up"
-				}
-				if lk.Peer != nil {
-					peer = strings.TrimPrefix(lk.Peer.Netns+"/"+lk.Peer.Name, "/")
-				}
-				if lk.VXLAN != nil {
-					peer = fmt.Sprintf("vni %d", lk.VXLAN.VNI)
-					if r := lk.VXLAN.Remote; r != "" {
-						peer += " to " + r
-						if o := m.byAddr(r); o != "" {
-							peer += " (host " + o + ")"
-						}
-					}
-				}
-				if lk.Master != "" {
-					peer = strings.TrimSpace(peer + " (in " + lk.Master + ")")
-				}
-				label := ""
-				if first {
-					label = n.Name
-				}
-				first = false
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, label, lk.Name, lk.Kind, state, strings.Join(lk.Addrs, " "), peer)
-			}
-			if first {
-				fmt.Fprintf(tw, "%s\t%s\t(no links)\t\t\t\t\n", h.Name, n.Name)
-			}
+			statusRows(tw, h.Name+"\t", n.Name, n.Kinds, n.Present, n.Live, m.byAddr)
 		}
 	}
 	tw.Flush()

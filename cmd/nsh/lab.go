@@ -548,55 +548,7 @@ func statusCmd(args []string) int {
 		if summary {
 			break // the missing ones are listed below
 		}
-		if !n.Present {
-			fmt.Fprintf(tw, "%s\t-\t-\tgone\t-\t-\n", n.Name)
-			continue
-		}
-		if n.Live == nil {
-			fmt.Fprintf(tw, "%s\t\t\t\t\t\n", n.Name)
-			continue
-		}
-		first := true
-		for _, lk := range n.Live.Links {
-			if lk.Kind == "loopback" {
-				continue
-			}
-			state, peer := "down", ""
-			if lk.Up {
-				state = "up"
-			}
-			if lk.Peer != nil {
-				peer = strings.TrimPrefix(lk.Peer.Netns+"/"+lk.Peer.Name, "/")
-				if peer == "" {
-					peer = string(lk.Peer.Where)
-				}
-			}
-			if lk.VXLAN != nil {
-				peer = fmt.Sprintf("vni %d", lk.VXLAN.VNI)
-				if lk.VXLAN.Remote != "" {
-					peer += " to " + lk.VXLAN.Remote
-				}
-			}
-			if lk.Master != "" {
-				peer = strings.TrimSpace(peer + " (in " + lk.Master + ")")
-			}
-			label := ""
-			if first {
-				label = n.Name
-				if len(n.Kinds) > 1 {
-					label += " (" + strings.Join(n.Kinds, ",") + ")"
-				}
-			}
-			first = false
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", label, lk.Name, lk.Kind, state, strings.Join(lk.Addrs, " "), peer)
-		}
-		if first {
-			label := n.Name
-			if len(n.Kinds) > 1 {
-				label += " (" + strings.Join(n.Kinds, ",") + ")"
-			}
-			fmt.Fprintf(tw, "%s\t(no links)\t\t\t\t\n", label)
-		}
+		statusRows(tw, "", n.Name, n.Kinds, n.Present, n.Live, nil)
 	}
 	tw.Flush()
 	for _, n := range out.Nodes {
@@ -943,4 +895,63 @@ func gcCmd(args []string) int {
 		fmt.Fprintln(os.Stderr, "nsh: gc: nothing to collect")
 	}
 	return code
+}
+
+// statusRows writes the rows of one node in nsh status's table: lead (the
+// HOST column and its tab for a lab on several hosts, else ""), then NODE,
+// LINK, KIND, STATE, ADDRESSES and PEER, a row per link. hostOf names the
+// host an address (a VXLAN's remote) belongs to, "" if none; nil for one
+// host.
+func statusRows(tw io.Writer, lead, name string, kinds []string, present bool, live *topo.Netns, hostOf func(addr string) string) {
+	if !present {
+		fmt.Fprintf(tw, "%s%s\t-\t-\tgone\t-\t-\n", lead, name)
+		return
+	}
+	if live == nil {
+		fmt.Fprintf(tw, "%s%s\t\t\t\t\t\n", lead, name)
+		return
+	}
+	label := name
+	if len(kinds) > 1 {
+		label += " (" + strings.Join(kinds, ",") + ")"
+	}
+	first := true
+	for _, lk := range live.Links {
+		if lk.Kind == "loopback" {
+			continue
+		}
+		state, peer := "down", ""
+		if lk.Up {
+			state = "up"
+		}
+		if lk.Peer != nil {
+			peer = strings.TrimPrefix(lk.Peer.Netns+"/"+lk.Peer.Name, "/")
+			if peer == "" {
+				peer = string(lk.Peer.Where)
+			}
+		}
+		if lk.VXLAN != nil {
+			peer = fmt.Sprintf("vni %d", lk.VXLAN.VNI)
+			if r := lk.VXLAN.Remote; r != "" {
+				peer += " to " + r
+				if hostOf != nil {
+					if o := hostOf(r); o != "" {
+						peer += " (host " + o + ")"
+					}
+				}
+			}
+		}
+		if lk.Master != "" {
+			peer = strings.TrimSpace(peer + " (in " + lk.Master + ")")
+		}
+		l := ""
+		if first {
+			l = label
+		}
+		first = false
+		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\t%s\n", lead, l, lk.Name, lk.Kind, state, strings.Join(lk.Addrs, " "), peer)
+	}
+	if first {
+		fmt.Fprintf(tw, "%s%s\t(no links)\t\t\t\t\n", lead, label)
+	}
 }
