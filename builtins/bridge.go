@@ -70,19 +70,10 @@ func bridgeBuiltin(th *starlark.Thread, fn *starlark.Builtin, args starlark.Tupl
 			return nserr.New("link add", fmt.Sprintf("bridge %q in %s", name, st.nsWhere(ns)), err)
 		}
 		fault.At("link.added")
-		if l.index = idx; idx > 0 {
-			return nil
+		if l.index = idx; idx == 0 {
+			l.index, err = madeIndex(h, name)
 		}
-		nl, err := h.LinkByName(name)
-		if err != nil {
-			err = nserr.New("link show", quote(name), err)
-			if derr := h.LinkDel(br); derr != nil {
-				err = errors.Join(err, nserr.New("link del", quote(name), derr))
-			}
-			return err
-		}
-		l.index = nl.Attrs().Index
-		return nil
+		return err
 	}
 	rec.Undo = func() (bool, error) { return undoLink(rec, l) }
 	rec.Reap = func() []reaper.Op { return st.linkOps(l) }

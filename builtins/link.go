@@ -452,19 +452,12 @@ func (st *state) makeVeth(th *starlark.Thread, a *vethArgs) (*Link, *Link, error
 			return nserr.New("link add", what, err)
 		}
 		fault.At("link.added")
-		if x.index = idx; idx > 0 {
-			xl = &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a.name, Index: idx}}
-		} else {
-			if xl, err = h.LinkByName(a.name); err != nil {
-				// Without its index, delete it by name.
-				err = nserr.New("link show", quote(a.name), err)
-				if derr := h.LinkDel(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a.name}}); derr != nil {
-					err = errors.Join(err, nserr.New("link del", quote(a.name), derr))
-				}
+		if x.index = idx; idx == 0 {
+			if x.index, err = madeIndex(h, a.name); err != nil {
 				return err
 			}
-			x.index = xl.Attrs().Index
 		}
+		xl = &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a.name, Index: x.index}}
 		if yl, err = ph.LinkByName(a.peer); err != nil {
 			err = nserr.New("link show", quote(a.peer), err)
 			if _, derr := deleteLink(x); derr != nil {
@@ -942,4 +935,19 @@ func (l *Link) persistMethod(th *starlark.Thread, fn *starlark.Builtin, args sta
 		l.st.keepLinks(true, l.ends()...)
 	}
 	return starlark.None, nil
+}
+
+// madeIndex returns the ifindex of the link just made as name in h's
+// namespace, for a link whose index the kernel chose. When it cannot be
+// read, the link is deleted by name, so nothing is left half-made.
+func madeIndex(h *nlhandle.Handle, name string) (int, error) {
+	nl, err := h.LinkByName(name)
+	if err == nil {
+		return nl.Attrs().Index, nil
+	}
+	err = nserr.New("link show", quote(name), err)
+	if derr := h.LinkDel(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Name: name}}); derr != nil {
+		err = errors.Join(err, nserr.New("link del", quote(name), derr))
+	}
+	return 0, err
 }

@@ -281,19 +281,10 @@ func (st *state) makeVxlan(th *starlark.Thread, uh *nlhandle.Handle, dev netlink
 			return nserr.New("link add", fmt.Sprintf("%s in %s", what, st.nsWhere(a.ns)), err)
 		}
 		fault.At("link.added")
-		if l.index = idx; idx > 0 {
-			return nil
+		if l.index = idx; idx == 0 {
+			l.index, err = madeIndex(h, a.name)
 		}
-		nl, err := h.LinkByName(a.name)
-		if err != nil {
-			err = nserr.New("link show", quote(a.name), err)
-			if derr := h.LinkDel(&netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: a.name}}); derr != nil {
-				err = errors.Join(err, nserr.New("link del", quote(a.name), derr))
-			}
-			return err
-		}
-		l.index = nl.Attrs().Index
-		return nil
+		return err
 	}
 	rec.Undo = func() (bool, error) { return undoLink(rec, l) }
 	rec.Reap = func() []reaper.Op { return st.linkOps(l) }
